@@ -1,0 +1,369 @@
+//! The policy's configuration, its production defaults and its checks.
+//!
+//! Every field has a default that is safe for a production Discord bot
+//! ([`PolicyConfig::default`]); a JSON or TOML file may set only the fields
+//! it wants to change. [`PolicyConfig::validate`] refuses values that would
+//! break the policy's guarantees (a cap below the base, an empty op 9 wait
+//! range turned upside down, ...) with an error that names the field.
+
+use core::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::backoff::{BackoffConfig, BackoffStrategy, MAX_DELAY_MS};
+use crate::decision::DecisionConfig;
+use crate::heartbeat::ZombieRule;
+use crate::send_budget::SendLimit;
+
+/// The longest base URL accepted, in bytes.
+pub const MAX_GATEWAY_URL_LEN: usize = 2_048;
+
+/// How long each wait may last before it is a decision of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Timeouts {
+    /// From `Connect` to the WebSocket being open (default 10 s).
+    pub connect_ms: u64,
+    /// From open to Hello (default 20 s).
+    pub hello_ms: u64,
+    /// From Identify to READY, or Resume to RESUMED (default 30 s; a resume
+    /// replays missed events first).
+    pub handshake_ms: u64,
+    /// From asking the driver to close to it reporting closed (default 5 s);
+    /// after that the policy asks for the transport to be dropped.
+    pub close_ms: u64,
+}
+
+impl Timeouts {
+    /// The defaults.
+    pub const DEFAULT: Self = Self {
+        connect_ms: 10_000,
+        hello_ms: 20_000,
+        handshake_ms: 30_000,
+        close_ms: 5_000,
+    };
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// When a connection counts as proven stable, which resets the backoff.
+///
+/// A connection that is accepted and then drops at once must never reset
+/// the backoff, or a flapping link storms even with backoff configured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StabilityRule {
+    /// How long a connection must stay healthy after READY or RESUMED
+    /// (default 60 s).
+    pub window_ms: u64,
+    /// Also count the first heartbeat ACK after READY or RESUMED as proof
+    /// (default off: an early first heartbeat can be ACKed within
+    /// milliseconds, before a link that drops at once has dropped).
+    pub reset_on_first_ack: bool,
+}
+
+impl StabilityRule {
+    /// The defaults.
+    pub const DEFAULT: Self = Self {
+        window_ms: 60_000,
+        reset_on_first_ack: false,
+    };
+}
+
+impl Default for StabilityRule {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// When to stop resuming a session that will not resume.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ResumeBreaker {
+    /// Resumes in a row that end without RESUMED before the session is
+    /// dropped and the policy identifies against the base URL (default 3).
+    pub max_failed_resumes: u32,
+    /// Whether one failed dial to the resume URL also drops the session
+    /// (default on). The resume URL itself is always dropped after a failed
+    /// dial; with this off, the session is kept and resumed against the
+    /// base URL instead.
+    pub drop_session_on_dial_failure: bool,
+}
+
+impl ResumeBreaker {
+    /// The defaults.
+    pub const DEFAULT: Self = Self {
+        max_failed_resumes: 3,
+        drop_session_on_dial_failure: true,
+    };
+}
+
+impl Default for ResumeBreaker {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// Optional limits after which the policy gives up. Both are off by
+/// default: a bot should come back when the network does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GiveUpLimits {
+    /// Give up after this many retries without a stable connection.
+    pub max_retries: Option<u32>,
+    /// Give up after this long without a stable connection, in ms.
+    pub max_elapsed_ms: Option<u64>,
+}
+
+/// Everything the [`Policy`](crate::Policy) can be told.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PolicyConfig {
+    /// The base gateway URL (from `GET /gateway/bot`), used to identify and
+    /// whenever no resume URL is known. The driver adds its query string.
+    pub gateway_url: String,
+    /// The delay between retries.
+    pub backoff: BackoffConfig,
+    /// The hard minimum interval between two connection attempts, in ms
+    /// (default 1 s), above every strategy and every trigger.
+    pub guard_ms: u64,
+    /// The knobs of [`decide`](crate::decide).
+    pub decision: DecisionConfig,
+    /// Deadlines on every wait.
+    pub timeouts: Timeouts,
+    /// What proves a connection alive between heartbeats.
+    pub zombie: ZombieRule,
+    /// When the backoff resets.
+    pub stability: StabilityRule,
+    /// When resuming stops.
+    pub resume: ResumeBreaker,
+    /// Optional give-up limits.
+    pub give_up: GiveUpLimits,
+    /// The gateway's send limit per connection.
+    pub send_limit: SendLimit,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            gateway_url: "wss://gateway.discord.gg".to_owned(),
+            backoff: BackoffConfig::DEFAULT,
+            guard_ms: 1_000,
+            decision: DecisionConfig::DEFAULT,
+            timeouts: Timeouts::DEFAULT,
+            zombie: ZombieRule::AckOnly,
+            stability: StabilityRule::DEFAULT,
+            resume: ResumeBreaker::DEFAULT,
+            give_up: GiveUpLimits::default(),
+            send_limit: SendLimit::DISCORD,
+        }
+    }
+}
+
+impl PolicyConfig {
+    /// The defaults with another base URL.
+    #[must_use]
+    pub fn with_gateway_url(url: impl Into<String>) -> Self {
+        Self {
+            gateway_url: url.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Checks every field.
+    ///
+    /// # Errors
+    ///
+    /// The first field whose value would break a guarantee of the policy.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let url = &self.gateway_url;
+        if url.len() > MAX_GATEWAY_URL_LEN
+            || !(url.starts_with("ws://") || url.starts_with("wss://"))
+            || url.chars().any(char::is_whitespace)
+        {
+            return Err(ConfigError::GatewayUrl);
+        }
+        let b = &self.backoff;
+        if b.cap_ms > MAX_DELAY_MS {
+            return Err(ConfigError::TooLong {
+                field: "backoff.cap_ms",
+                max_ms: MAX_DELAY_MS,
+            });
+        }
+        if b.base_ms > b.cap_ms {
+            return Err(ConfigError::BaseAboveCap {
+                base_ms: b.base_ms,
+                cap_ms: b.cap_ms,
+            });
+        }
+        if b.base_ms == 0 && b.strategy != BackoffStrategy::None {
+            return Err(ConfigError::Zero {
+                field: "backoff.base_ms",
+            });
+        }
+        let d = &self.decision;
+        if d.invalid_session_wait_min_ms > d.invalid_session_wait_max_ms {
+            return Err(ConfigError::EmptyRange {
+                field: "decision.invalid_session_wait_*_ms",
+            });
+        }
+        for (field, value) in [
+            ("guard_ms", self.guard_ms),
+            (
+                "decision.invalid_session_wait_max_ms",
+                d.invalid_session_wait_max_ms,
+            ),
+            ("stability.window_ms", self.stability.window_ms),
+            ("timeouts.connect_ms", self.timeouts.connect_ms),
+            ("timeouts.hello_ms", self.timeouts.hello_ms),
+            ("timeouts.handshake_ms", self.timeouts.handshake_ms),
+            ("timeouts.close_ms", self.timeouts.close_ms),
+        ] {
+            if value > MAX_DELAY_MS {
+                return Err(ConfigError::TooLong {
+                    field,
+                    max_ms: MAX_DELAY_MS,
+                });
+            }
+        }
+        for (field, value) in [
+            ("timeouts.connect_ms", self.timeouts.connect_ms),
+            ("timeouts.hello_ms", self.timeouts.hello_ms),
+            ("timeouts.handshake_ms", self.timeouts.handshake_ms),
+            ("timeouts.close_ms", self.timeouts.close_ms),
+            ("send_limit.window_ms", self.send_limit.window_ms),
+            ("send_limit.commands", u64::from(self.send_limit.commands)),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Zero { field });
+            }
+        }
+        if self.resume.max_failed_resumes == 0 {
+            return Err(ConfigError::Zero {
+                field: "resume.max_failed_resumes",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A configuration value the policy refuses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `gateway_url` is not a `ws://` or `wss://` URL of at most
+    /// [`MAX_GATEWAY_URL_LEN`] bytes without white space.
+    GatewayUrl,
+    /// The backoff's base is above its cap.
+    BaseAboveCap {
+        /// The base.
+        base_ms: u64,
+        /// The cap.
+        cap_ms: u64,
+    },
+    /// A duration is above [`MAX_DELAY_MS`].
+    TooLong {
+        /// The field.
+        field: &'static str,
+        /// The largest value allowed.
+        max_ms: u64,
+    },
+    /// A value that must be positive is 0.
+    Zero {
+        /// The field.
+        field: &'static str,
+    },
+    /// A range whose minimum is above its maximum.
+    EmptyRange {
+        /// The fields.
+        field: &'static str,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::GatewayUrl => write!(
+                f,
+                "gateway_url must be a ws:// or wss:// URL of at most {MAX_GATEWAY_URL_LEN} bytes"
+            ),
+            Self::BaseAboveCap { base_ms, cap_ms } => write!(
+                f,
+                "backoff.base_ms ({base_ms}) is above backoff.cap_ms ({cap_ms})"
+            ),
+            Self::TooLong { field, max_ms } => write!(f, "{field} is above {max_ms} ms"),
+            Self::Zero { field } => write!(f, "{field} must be positive"),
+            Self::EmptyRange { field } => write!(f, "{field}: the minimum is above the maximum"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_is_valid_and_round_trips_through_json() {
+        let config = PolicyConfig::default();
+        config.validate().unwrap();
+        let json = serde_json::to_string(&config).unwrap();
+        let back: PolicyConfig = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, config);
+    }
+
+    #[test]
+    fn a_partial_json_config_keeps_the_other_defaults() {
+        let config: PolicyConfig =
+            serde_json::from_str(r#"{"backoff":{"strategy":"full_jitter","base_ms":500,"cap_ms":30000},"guard_ms":2000}"#)
+                .unwrap();
+        assert_eq!(config.backoff.strategy, BackoffStrategy::FullJitter);
+        assert_eq!(config.guard_ms, 2_000);
+        assert_eq!(config.timeouts, Timeouts::DEFAULT);
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_field_named() {
+        let mut c = PolicyConfig::default();
+        c.backoff.base_ms = 90_000;
+        let err = c.validate().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "backoff.base_ms (90000) is above backoff.cap_ms (60000)"
+        );
+
+        let mut c = PolicyConfig::default();
+        c.timeouts.hello_ms = 0;
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "timeouts.hello_ms must be positive"
+        );
+
+        let c = PolicyConfig::with_gateway_url("https://gateway.discord.gg");
+        assert_eq!(c.validate(), Err(ConfigError::GatewayUrl));
+
+        let mut c = PolicyConfig::default();
+        c.decision.invalid_session_wait_min_ms = 9_000;
+        assert!(matches!(c.validate(), Err(ConfigError::EmptyRange { .. })));
+    }
+
+    #[test]
+    fn the_storm_baseline_may_have_a_zero_base() {
+        let c = PolicyConfig {
+            backoff: BackoffConfig {
+                strategy: BackoffStrategy::None,
+                base_ms: 0,
+                cap_ms: 0,
+            },
+            guard_ms: 0,
+            ..PolicyConfig::default()
+        };
+        c.validate().unwrap();
+    }
+}

@@ -1,0 +1,290 @@
+//! Identify rate limiting, shared by every shard of one bot.
+//!
+//! The gateway allows `max_concurrency` Identify payloads per 5 s, one per
+//! bucket (`bucket = shard_id % max_concurrency`), and a daily number of
+//! session starts (`session_start_limit`). Going over the first earns an
+//! op 9; running out of the second terminates every session and resets the
+//! bot's token. [`IdentifyLimiter`] keeps both, sans-IO: the time is passed
+//! in. One limiter serves all shards of a bot; each shard's
+//! [`Policy`](crate::Policy) asks it through the [`IdentifyGate`] trait
+//! before it connects to identify (a peek) and again right before it sends
+//! Identify (a grant), so two shards of one bucket never identify within
+//! the window however their handshakes interleave.
+
+use serde::{Deserialize, Serialize};
+
+use crate::time::Timestamp;
+
+/// The gateway's identify window: one Identify per bucket per 5 s.
+pub const IDENTIFY_WINDOW_MS: u64 = 5_000;
+/// How long a daily session-start allowance lasts when the gateway does not
+/// say (24 h).
+pub const SESSION_START_PERIOD_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// Something that rations Identify payloads across shards.
+///
+/// [`IdentifyLimiter`] is the in-process implementation; a bot sharded over
+/// several processes can implement this over a shared store.
+pub trait IdentifyGate {
+    /// The earliest instant (never before `now`) at which `shard` could
+    /// identify. Reserves nothing.
+    fn earliest(&self, now: Timestamp, shard: u32) -> Timestamp;
+
+    /// Takes the right to send one Identify for `shard` now, or says when
+    /// to ask again.
+    ///
+    /// # Errors
+    ///
+    /// `Err(retry_at)` when the bucket's window or the daily allowance is
+    /// used up; `retry_at` is later than `now`.
+    fn try_acquire(&mut self, now: Timestamp, shard: u32) -> Result<(), Timestamp>;
+}
+
+/// The session start limit, as `GET /gateway/bot` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SessionStartLimit {
+    /// Session starts allowed per period.
+    pub total: u32,
+    /// Session starts left in the current period.
+    pub remaining: u32,
+    /// Milliseconds until `remaining` is back to `total`.
+    pub reset_after_ms: u64,
+    /// Identify payloads allowed per 5 s (the number of buckets); 0 is read
+    /// as 1.
+    pub max_concurrency: u16,
+}
+
+impl SessionStartLimit {
+    /// What a new bot gets: 1000 starts a day, all left, one bucket.
+    pub const DISCORD_DEFAULT: Self = Self {
+        total: 1_000,
+        remaining: 1_000,
+        reset_after_ms: SESSION_START_PERIOD_MS,
+        max_concurrency: 1,
+    };
+}
+
+impl Default for SessionStartLimit {
+    fn default() -> Self {
+        Self::DISCORD_DEFAULT
+    }
+}
+
+/// Counters a health check or the simulator can read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct IdentifyStats {
+    /// Identify permits granted.
+    pub granted: u64,
+    /// Requests refused because the bucket's window was not over.
+    pub refused_by_window: u64,
+    /// Requests refused because the daily allowance was used up.
+    pub refused_by_daily_limit: u64,
+}
+
+/// The in-process identify limiter for one bot.
+///
+/// ```
+/// use reconnect_policy::{IdentifyGate, IdentifyLimiter, SessionStartLimit, Timestamp};
+///
+/// let t0 = Timestamp::from_millis(0);
+/// let mut limiter = IdentifyLimiter::new(SessionStartLimit { max_concurrency: 2, ..SessionStartLimit::DISCORD_DEFAULT }, t0);
+/// assert!(limiter.try_acquire(t0, 0).is_ok());
+/// assert!(limiter.try_acquire(t0, 1).is_ok()); // another bucket
+/// let retry_at = limiter.try_acquire(t0, 2).unwrap_err(); // bucket 0 again
+/// assert!(retry_at >= Timestamp::from_millis(5_000));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdentifyLimiter {
+    window_ms: u64,
+    /// When each bucket last granted an Identify.
+    last_grant: Vec<Option<Timestamp>>,
+    total: u32,
+    remaining: u32,
+    reset_at: Timestamp,
+    stats: IdentifyStats,
+}
+
+impl IdentifyLimiter {
+    /// A limiter for a bot with this limit, as read at `now`.
+    ///
+    /// The window per bucket is [`IDENTIFY_WINDOW_MS`] plus a 250 ms safety
+    /// margin, so that jitter in the time an Identify takes to reach the
+    /// gateway cannot bring two of them under 5 s apart there.
+    #[must_use]
+    pub fn new(limit: SessionStartLimit, now: Timestamp) -> Self {
+        let mut limiter = Self {
+            window_ms: IDENTIFY_WINDOW_MS + 250,
+            last_grant: Vec::new(),
+            total: 0,
+            remaining: 0,
+            reset_at: now,
+            stats: IdentifyStats::default(),
+        };
+        limiter.update(limit, now);
+        limiter
+    }
+
+    /// Sets the spacing between two Identify payloads of one bucket (at
+    /// least [`IDENTIFY_WINDOW_MS`]; smaller values are raised to it).
+    #[must_use]
+    pub fn with_window_ms(mut self, window_ms: u64) -> Self {
+        self.window_ms = window_ms.max(IDENTIFY_WINDOW_MS);
+        self
+    }
+
+    /// Applies a fresh `session_start_limit` read at `now`. The number of
+    /// buckets may change; a bucket keeps its last grant when it survives.
+    pub fn update(&mut self, limit: SessionStartLimit, now: Timestamp) {
+        let buckets = usize::from(limit.max_concurrency.max(1));
+        self.last_grant.resize(buckets, None);
+        self.total = limit.total;
+        self.remaining = limit.remaining.min(limit.total);
+        self.reset_at = now.saturating_add(limit.reset_after_ms);
+    }
+
+    /// Session starts left before the reset.
+    #[must_use]
+    pub const fn remaining(&self) -> u32 {
+        self.remaining
+    }
+
+    /// When the daily allowance is next refilled.
+    #[must_use]
+    pub const fn reset_at(&self) -> Timestamp {
+        self.reset_at
+    }
+
+    /// The number of buckets (`max_concurrency`).
+    #[must_use]
+    pub fn buckets(&self) -> u32 {
+        u32::try_from(self.last_grant.len()).unwrap_or(u32::MAX)
+    }
+
+    /// The bucket a shard identifies in.
+    #[must_use]
+    pub fn bucket_of(&self, shard: u32) -> usize {
+        // `buckets()` is at least 1 and fits in usize.
+        (shard % self.buckets().max(1)) as usize
+    }
+
+    /// Counters.
+    #[must_use]
+    pub const fn stats(&self) -> &IdentifyStats {
+        &self.stats
+    }
+
+    fn refill(&mut self, now: Timestamp) {
+        if now >= self.reset_at {
+            self.remaining = self.total;
+            // Periods are assumed to last 24 h until the gateway says otherwise.
+            let periods = now.saturating_since(self.reset_at) / SESSION_START_PERIOD_MS + 1;
+            self.reset_at = self
+                .reset_at
+                .saturating_add(periods.saturating_mul(SESSION_START_PERIOD_MS));
+        }
+    }
+
+    fn window_free_at(&self, shard: u32) -> Timestamp {
+        match self.last_grant[self.bucket_of(shard)] {
+            Some(last) => last.saturating_add(self.window_ms),
+            None => Timestamp::ZERO,
+        }
+    }
+}
+
+impl IdentifyGate for IdentifyLimiter {
+    fn earliest(&self, now: Timestamp, shard: u32) -> Timestamp {
+        let daily = if self.remaining == 0 && now < self.reset_at {
+            self.reset_at
+        } else {
+            now
+        };
+        daily.max(self.window_free_at(shard)).max(now)
+    }
+
+    fn try_acquire(&mut self, now: Timestamp, shard: u32) -> Result<(), Timestamp> {
+        self.refill(now);
+        if self.remaining == 0 {
+            self.stats.refused_by_daily_limit += 1;
+            return Err(self.reset_at.max(now.saturating_add(1)));
+        }
+        let free_at = self.window_free_at(shard);
+        if now < free_at {
+            self.stats.refused_by_window += 1;
+            return Err(free_at);
+        }
+        let bucket = self.bucket_of(shard);
+        self.last_grant[bucket] = Some(now);
+        self.remaining -= 1;
+        self.stats.granted += 1;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: u64) -> Timestamp {
+        Timestamp::from_millis(ms)
+    }
+
+    #[test]
+    fn one_identify_per_bucket_per_window() {
+        let mut l = IdentifyLimiter::new(
+            SessionStartLimit {
+                max_concurrency: 4,
+                ..SessionStartLimit::DISCORD_DEFAULT
+            },
+            at(0),
+        );
+        for shard in 0..4 {
+            assert!(l.try_acquire(at(0), shard).is_ok());
+        }
+        // Shard 4 is in bucket 0.
+        assert_eq!(l.try_acquire(at(100), 4), Err(at(5_250)));
+        assert_eq!(l.earliest(at(100), 4), at(5_250));
+        assert!(l.try_acquire(at(5_249), 4).is_err());
+        assert!(l.try_acquire(at(5_250), 4).is_ok());
+        assert_eq!(l.stats().granted, 5);
+    }
+
+    #[test]
+    fn daily_allowance_waits_for_the_reset() {
+        let mut l = IdentifyLimiter::new(
+            SessionStartLimit {
+                total: 2,
+                remaining: 1,
+                reset_after_ms: 60_000,
+                max_concurrency: 16,
+            },
+            at(0),
+        );
+        assert!(l.try_acquire(at(0), 0).is_ok());
+        assert_eq!(l.try_acquire(at(10), 1), Err(at(60_000)));
+        assert_eq!(l.earliest(at(10), 1), at(60_000));
+        assert!(l.try_acquire(at(60_000), 1).is_ok());
+        assert_eq!(l.remaining(), 1);
+        assert_eq!(l.reset_at(), at(60_000 + SESSION_START_PERIOD_MS));
+    }
+
+    #[test]
+    fn zero_concurrency_is_read_as_one_bucket() {
+        let l = IdentifyLimiter::new(
+            SessionStartLimit {
+                max_concurrency: 0,
+                ..SessionStartLimit::DISCORD_DEFAULT
+            },
+            at(0),
+        );
+        assert_eq!(l.buckets(), 1);
+        assert_eq!(l.bucket_of(u32::MAX), 0);
+    }
+
+    #[test]
+    fn a_clock_that_steps_back_never_grants_early() {
+        let mut l = IdentifyLimiter::new(SessionStartLimit::DISCORD_DEFAULT, at(10_000));
+        assert!(l.try_acquire(at(10_000), 0).is_ok());
+        assert!(l.try_acquire(at(1_000), 0).is_err());
+    }
+}

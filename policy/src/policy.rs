@@ -1,0 +1,939 @@
+//! The reconnect state machine for one shard.
+//!
+//! [`Policy`] takes [`Event`]s about the current connection and the passing
+//! of time, and is polled for [`Output`]s (connect, send, close, abort) and
+//! for the next instant it must be woken. It never reads a clock, never
+//! sleeps and never does I/O; randomness comes from a ChaCha8 stream seeded
+//! by the caller, so the same seed and the same inputs give the same
+//! outputs. The rules it applies come from the other modules:
+//! [`decide`](crate::decide) for what a disconnect means, the backoff
+//! strategies for how long to wait, the heartbeat for zombie detection, the
+//! [`IdentifyGate`] for identify limits and the send budget for the
+//! gateway's command limit.
+//!
+//! By construction:
+//! - **single flight**: a `Connect` is emitted only when no socket exists
+//!   and none is being dialled; a trigger that arrives while a close or a
+//!   backoff is under way is absorbed;
+//! - **old socket first**: a reconnect the policy starts goes through
+//!   `Close` and waits for `Closed` (or aborts the socket after
+//!   `timeouts.close_ms`) before the next `Connect`;
+//! - **the guard**: two `Connect`s are never closer than `guard_ms`;
+//! - **the right sequence**: Resume carries the last sequence number
+//!   received on the session, never one from the new connection;
+//! - **no early reset**: the backoff resets only when a connection has been
+//!   established and has proven stable.
+
+use std::collections::VecDeque;
+
+use rand_chacha::ChaCha8Rng;
+use rand_core::SeedableRng;
+
+use crate::backoff::Backoff;
+use crate::close_code::CloseCode;
+use crate::config::{ConfigError, PolicyConfig};
+use crate::decision::{Deadline, Decision, GiveUpReason, Recovery, Trigger, decide};
+use crate::event::{Dispatch, Event};
+use crate::heartbeat::{Beat, Heartbeat};
+use crate::identify::IdentifyGate;
+use crate::output::{Command, ConnectionId, Output, ReconnectPlan};
+use crate::send_budget::SendBudget;
+use crate::session::Session;
+use crate::state::{PolicyState, PolicyStats};
+use crate::time::Timestamp;
+
+/// How an event was taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[must_use]
+pub enum Handled {
+    /// The event was applied. For a dispatch: its sequence number is new,
+    /// so the driver should hand it to the user.
+    Accepted,
+    /// A dispatch whose sequence number is not newer than the last one
+    /// received: already delivered, do not deliver it again.
+    Duplicate,
+    /// The event is about a connection that is no longer current. The
+    /// driver should drop that transport if it still holds it.
+    Stale,
+    /// The event means nothing in the current state and changed nothing.
+    Ignored,
+}
+
+/// What to do once a socket the policy asked to close is closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AfterClose {
+    Reconnect {
+        trigger: Trigger,
+        decision: Decision,
+    },
+    Stop,
+}
+
+/// The connection-level phase.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// No socket; the next attempt may start at `at`.
+    Waiting {
+        at: Timestamp,
+    },
+    /// `Connect` emitted; waiting for `Opened`.
+    Dialing {
+        conn: ConnectionId,
+        deadline: Timestamp,
+        recovery: Recovery,
+        to_resume_url: bool,
+    },
+    /// Open; waiting for Hello.
+    AwaitingHello {
+        conn: ConnectionId,
+        deadline: Timestamp,
+        recovery: Recovery,
+    },
+    /// Hello received; waiting for an identify permit, asked again at `at`.
+    AwaitingIdentifySlot {
+        conn: ConnectionId,
+        at: Timestamp,
+    },
+    /// Identify or Resume sent.
+    Handshaking {
+        conn: ConnectionId,
+        deadline: Timestamp,
+        recovery: Recovery,
+    },
+    /// READY or RESUMED received at `since`.
+    Active {
+        conn: ConnectionId,
+        since: Timestamp,
+    },
+    /// `Close` emitted; waiting for `Closed`.
+    Closing {
+        conn: ConnectionId,
+        deadline: Timestamp,
+        then: AfterClose,
+    },
+    GivenUp(GiveUpReason),
+    Stopped,
+}
+
+impl Phase {
+    /// The connection this phase is about, if a socket exists or is being
+    /// dialled.
+    const fn connection(&self) -> Option<ConnectionId> {
+        match *self {
+            Self::Dialing { conn, .. }
+            | Self::AwaitingHello { conn, .. }
+            | Self::AwaitingIdentifySlot { conn, .. }
+            | Self::Handshaking { conn, .. }
+            | Self::Active { conn, .. }
+            | Self::Closing { conn, .. } => Some(conn),
+            Self::Waiting { .. } | Self::GivenUp(_) | Self::Stopped => None,
+        }
+    }
+
+    /// Whether the socket is open (past `Opened`, before `Closing`).
+    const fn is_open(&self) -> bool {
+        matches!(
+            self,
+            Self::AwaitingHello { .. }
+                | Self::AwaitingIdentifySlot { .. }
+                | Self::Handshaking { .. }
+                | Self::Active { .. }
+        )
+    }
+}
+
+/// The reconnect policy of one shard. See the [crate documentation](crate)
+/// for the run loop.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    config: PolicyConfig,
+    shard: u32,
+    rng: ChaCha8Rng,
+    backoff: Backoff,
+    /// The latest time seen; earlier times passed in are raised to it.
+    now: Timestamp,
+    phase: Phase,
+    session: Option<Session>,
+    /// The last sequence number received on the session.
+    seq: Option<u64>,
+    next_connection: u64,
+    heartbeat: Option<Heartbeat>,
+    budget: Option<SendBudget>,
+    /// Retries since the connection was last stable (0: stable or never
+    /// failed).
+    retry: u32,
+    /// When the current run of retries began.
+    unstable_since: Option<Timestamp>,
+    /// Resumes in a row that ended without RESUMED.
+    failed_resumes: u32,
+    last_attempt_at: Option<Timestamp>,
+    /// Whether the current connection has proven stable.
+    stable: bool,
+    opened_at: Option<Timestamp>,
+    outputs: VecDeque<Output>,
+    stats: PolicyStats,
+}
+
+impl Policy {
+    /// A policy for shard `shard` (its id, used for the identify bucket),
+    /// with its random stream seeded by `seed`, created at `now`. The first
+    /// connection attempt is due at once.
+    ///
+    /// # Errors
+    ///
+    /// The configuration is checked with [`PolicyConfig::validate`].
+    pub fn new(
+        config: PolicyConfig,
+        shard: u32,
+        seed: u64,
+        now: Timestamp,
+    ) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(Self {
+            backoff: Backoff::new(config.backoff),
+            config,
+            shard,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            now,
+            phase: Phase::Waiting { at: now },
+            session: None,
+            seq: None,
+            next_connection: 0,
+            heartbeat: None,
+            budget: None,
+            retry: 0,
+            unstable_since: None,
+            failed_resumes: 0,
+            last_attempt_at: None,
+            stable: false,
+            opened_at: None,
+            outputs: VecDeque::with_capacity(8),
+            stats: PolicyStats::default(),
+        })
+    }
+
+    // ----- inputs -------------------------------------------------------
+
+    /// Applies an event about connection `conn` that happened at `now`.
+    ///
+    /// Deadlines and heartbeats due at or before `now` are processed first,
+    /// so a late event never overrides a deadline that has already passed.
+    pub fn handle_event(&mut self, now: Timestamp, conn: ConnectionId, event: Event) -> Handled {
+        let now = self.clock(now);
+        self.advance(now);
+        if self.phase.connection() != Some(conn) {
+            self.stats.stale_events += 1;
+            return Handled::Stale;
+        }
+        if let Some(hb) = &mut self.heartbeat
+            && !matches!(event, Event::HeartbeatAck | Event::Closed { .. })
+        {
+            hb.activity(self.config.zombie);
+        }
+        let handled = match event {
+            Event::Opened => self.on_opened(now),
+            Event::ConnectFailed { failure } => match self.phase {
+                Phase::Dialing { .. } => {
+                    self.connection_lost(now, Trigger::ConnectFailed { failure });
+                    Handled::Accepted
+                }
+                _ => Handled::Ignored,
+            },
+            Event::Hello {
+                heartbeat_interval_ms,
+            } => self.on_hello(now, heartbeat_interval_ms),
+            Event::Dispatch { seq, event } => self.on_dispatch(now, seq, event),
+            Event::HeartbeatAck => self.on_ack(now),
+            Event::HeartbeatRequest => self.on_heartbeat_request(now),
+            Event::Reconnect => self.server_asks(now, Trigger::Reconnect),
+            Event::InvalidSession { resumable } => {
+                self.server_asks(now, Trigger::InvalidSession { resumable })
+            }
+            Event::OtherFrame => Handled::Accepted,
+            Event::Closed { code } => self.on_closed(now, code.map(CloseCode::from_u16)),
+        };
+        if handled == Handled::Ignored {
+            self.stats.ignored_events += 1;
+        }
+        handled
+    }
+
+    /// Processes everything due at or before `now`: deadlines, heartbeats,
+    /// zombie checks, the stability window. Safe to call at any time, as
+    /// often as wanted; a call with nothing due changes nothing.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        let now = self.clock(now);
+        self.advance(now);
+    }
+
+    /// Closes the session for good: the socket, if any, is closed with 1000
+    /// (which ends the session on the gateway) and the policy stops.
+    pub fn shutdown(&mut self, now: Timestamp) {
+        let now = self.clock(now);
+        self.drop_session();
+        self.heartbeat = None;
+        self.budget = None;
+        match self.phase {
+            Phase::Dialing { conn, .. } => {
+                self.outputs.push_back(Output::Abort { connection: conn });
+                self.phase = Phase::Stopped;
+            }
+            Phase::Closing { conn, deadline, .. } => {
+                self.phase = Phase::Closing {
+                    conn,
+                    deadline,
+                    then: AfterClose::Stop,
+                };
+            }
+            phase if phase.is_open() => {
+                let conn = phase.connection().unwrap_or_default();
+                self.outputs.push_back(Output::Close {
+                    connection: conn,
+                    code: CloseCode::Normal,
+                });
+                self.phase = Phase::Closing {
+                    conn,
+                    deadline: now.saturating_add(self.config.timeouts.close_ms),
+                    then: AfterClose::Stop,
+                };
+            }
+            Phase::GivenUp(_) => {}
+            _ => self.phase = Phase::Stopped,
+        }
+    }
+
+    /// Asks to send one of the driver's own commands (presence update,
+    /// member request, ...) on the current connection now.
+    ///
+    /// # Errors
+    ///
+    /// `Err(at)`: not before `at` (the send budget is spent until then), or
+    /// [`Timestamp::MAX`] when no session is established.
+    pub fn try_send_command(&mut self, now: Timestamp) -> Result<(), Timestamp> {
+        let now = self.clock(now);
+        match (&self.phase, &mut self.budget) {
+            (Phase::Active { .. }, Some(budget)) => budget.commands.try_take(now),
+            _ => Err(Timestamp::MAX),
+        }
+    }
+
+    // ----- outputs ------------------------------------------------------
+
+    /// The next thing the driver must do, or `None` when there is nothing
+    /// until [`Policy::poll_timeout`].
+    ///
+    /// `gate` is the bot's identify limiter; it is consulted only when this
+    /// shard is about to connect in order to identify, and when it is about
+    /// to send Identify.
+    pub fn poll_output<G: IdentifyGate + ?Sized>(
+        &mut self,
+        now: Timestamp,
+        gate: &mut G,
+    ) -> Option<Output> {
+        let now = self.clock(now);
+        self.advance(now);
+        if let Some(output) = self.outputs.pop_front() {
+            return Some(output);
+        }
+        match self.phase {
+            Phase::Waiting { at } if at <= now => self.start_attempt(now, gate),
+            Phase::AwaitingIdentifySlot { conn, at } if at <= now => {
+                match gate.try_acquire(now, self.shard) {
+                    Ok(()) => {
+                        self.seq = None;
+                        self.stats.identifies_sent += 1;
+                        self.phase = Phase::Handshaking {
+                            conn,
+                            deadline: now.saturating_add(self.config.timeouts.handshake_ms),
+                            recovery: Recovery::Reidentify,
+                        };
+                        Some(Output::Send {
+                            connection: conn,
+                            command: Command::Identify,
+                        })
+                    }
+                    Err(retry_at) => {
+                        self.stats.identify_waits += 1;
+                        self.phase = Phase::AwaitingIdentifySlot {
+                            conn,
+                            at: retry_at.max(now.saturating_add(1)),
+                        };
+                        None
+                    }
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// The next instant at which the policy has something to do, or `None`
+    /// when it has stopped. Changed by every input and every output; read
+    /// it after draining [`Policy::poll_output`].
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        let phase = match self.phase {
+            Phase::Waiting { at } | Phase::AwaitingIdentifySlot { at, .. } => Some(at),
+            Phase::Dialing { deadline, .. }
+            | Phase::AwaitingHello { deadline, .. }
+            | Phase::Handshaking { deadline, .. }
+            | Phase::Closing { deadline, .. } => Some(deadline),
+            Phase::Active { since, .. } if !self.stable => {
+                Some(since.saturating_add(self.config.stability.window_ms))
+            }
+            Phase::Active { .. } => None,
+            Phase::GivenUp(_) | Phase::Stopped => return None,
+        };
+        let heartbeat = self.heartbeat.as_ref().map(Heartbeat::next_at);
+        match (phase, heartbeat) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    // ----- getters ------------------------------------------------------
+
+    /// Where the policy is.
+    #[must_use]
+    pub fn state(&self) -> PolicyState {
+        match self.phase {
+            Phase::Waiting { at } => PolicyState::BackingOff {
+                until: at,
+                recovery: self.next_recovery(),
+            },
+            Phase::Dialing { recovery, .. } | Phase::AwaitingHello { recovery, .. } => {
+                PolicyState::Connecting { recovery }
+            }
+            Phase::AwaitingIdentifySlot { at, .. } => {
+                PolicyState::WaitingForIdentifySlot { until: at }
+            }
+            Phase::Handshaking {
+                recovery: Recovery::Resume,
+                ..
+            } => PolicyState::Resuming,
+            Phase::Handshaking { .. } => PolicyState::Identifying,
+            Phase::Active { .. } => PolicyState::Connected {
+                stable: self.stable,
+            },
+            Phase::Closing { .. } => PolicyState::Closing,
+            Phase::GivenUp(reason) => PolicyState::GivenUp { reason },
+            Phase::Stopped => PolicyState::Stopped,
+        }
+    }
+
+    /// The counters.
+    #[must_use]
+    pub const fn stats(&self) -> &PolicyStats {
+        &self.stats
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub const fn config(&self) -> &PolicyConfig {
+        &self.config
+    }
+
+    /// The shard id.
+    #[must_use]
+    pub const fn shard(&self) -> u32 {
+        self.shard
+    }
+
+    /// The resumable session, if any.
+    #[must_use]
+    pub const fn session(&self) -> Option<&Session> {
+        self.session.as_ref()
+    }
+
+    /// The last sequence number received on the session.
+    #[must_use]
+    pub const fn last_seq(&self) -> Option<u64> {
+        self.seq
+    }
+
+    /// The current connection, if a socket exists or is being dialled.
+    #[must_use]
+    pub const fn connection(&self) -> Option<ConnectionId> {
+        self.phase.connection()
+    }
+
+    /// Retries since the connection was last stable.
+    #[must_use]
+    pub const fn retries(&self) -> u32 {
+        self.retry
+    }
+
+    /// Milliseconds the current socket has been open, or `None` without one.
+    #[must_use]
+    pub fn uptime_ms(&self, now: Timestamp) -> Option<u64> {
+        self.opened_at.map(|opened| now.saturating_since(opened))
+    }
+
+    /// Round trip of the last acknowledged heartbeat on this connection.
+    #[must_use]
+    pub fn heartbeat_latency_ms(&self) -> Option<u64> {
+        self.heartbeat.as_ref().and_then(Heartbeat::latency_ms)
+    }
+
+    // ----- event handlers -----------------------------------------------
+
+    fn on_opened(&mut self, now: Timestamp) -> Handled {
+        let Phase::Dialing { conn, recovery, .. } = self.phase else {
+            return Handled::Ignored;
+        };
+        self.opened_at = Some(now);
+        self.phase = Phase::AwaitingHello {
+            conn,
+            deadline: now.saturating_add(self.config.timeouts.hello_ms),
+            recovery,
+        };
+        Handled::Accepted
+    }
+
+    fn on_hello(&mut self, now: Timestamp, interval_ms: u64) -> Handled {
+        let Phase::AwaitingHello { conn, recovery, .. } = self.phase else {
+            return Handled::Ignored;
+        };
+        let heartbeat = Heartbeat::start(now, interval_ms, &mut self.rng);
+        self.budget = Some(SendBudget::new(
+            self.config.send_limit,
+            heartbeat.interval_ms(),
+            now,
+        ));
+        self.heartbeat = Some(heartbeat);
+        match (&self.session, recovery) {
+            (Some(session), Recovery::Resume) => {
+                let command = Command::Resume {
+                    session_id: session.id.clone(),
+                    seq: self.seq.unwrap_or(0),
+                };
+                self.stats.resumes_sent += 1;
+                self.outputs.push_back(Output::Send {
+                    connection: conn,
+                    command,
+                });
+                self.phase = Phase::Handshaking {
+                    conn,
+                    deadline: now.saturating_add(self.config.timeouts.handshake_ms),
+                    recovery: Recovery::Resume,
+                };
+            }
+            _ => self.phase = Phase::AwaitingIdentifySlot { conn, at: now },
+        }
+        Handled::Accepted
+    }
+
+    fn on_dispatch(&mut self, now: Timestamp, seq: Option<u64>, event: Dispatch) -> Handled {
+        if !(self.phase.is_open() || matches!(self.phase, Phase::Closing { .. })) {
+            return Handled::Ignored;
+        }
+        // Sequence numbers only move forward: a repeat is a duplicate.
+        let fresh = match (seq, self.seq) {
+            (Some(s), Some(last)) if s <= last => false,
+            (Some(s), _) => {
+                self.seq = Some(s);
+                true
+            }
+            (None, _) => true,
+        };
+        match (event, self.phase) {
+            (
+                Dispatch::Ready {
+                    session_id,
+                    resume_gateway_url,
+                },
+                Phase::Handshaking { conn, .. } | Phase::Active { conn, .. },
+            ) => {
+                self.stats.ready += 1;
+                self.session = Session::from_ready(&session_id, &resume_gateway_url);
+                self.established(now, conn);
+            }
+            (Dispatch::Resumed, Phase::Handshaking { conn, .. }) => {
+                self.stats.resumed += 1;
+                self.failed_resumes = 0;
+                self.established(now, conn);
+            }
+            _ => {}
+        }
+        if fresh {
+            Handled::Accepted
+        } else {
+            self.stats.duplicate_dispatches += 1;
+            Handled::Duplicate
+        }
+    }
+
+    fn on_ack(&mut self, now: Timestamp) -> Handled {
+        let Some(hb) = &mut self.heartbeat else {
+            return Handled::Ignored;
+        };
+        if !hb.ack(now) {
+            return Handled::Ignored;
+        }
+        self.stats.heartbeat_acks += 1;
+        if self.config.stability.reset_on_first_ack && matches!(self.phase, Phase::Active { .. }) {
+            self.mark_stable();
+        }
+        Handled::Accepted
+    }
+
+    fn on_heartbeat_request(&mut self, now: Timestamp) -> Handled {
+        let (Some(conn), Some(budget)) = (self.phase.connection(), &mut self.budget) else {
+            return Handled::Ignored;
+        };
+        if !self.phase.is_open() {
+            return Handled::Ignored;
+        }
+        if budget.heartbeat_requests.try_take(now).is_err() {
+            self.stats.heartbeat_requests_refused += 1;
+            return Handled::Ignored;
+        }
+        self.send_heartbeat(conn);
+        Handled::Accepted
+    }
+
+    /// op 7 or op 9 on an open socket: close it ourselves, then reconnect.
+    fn server_asks(&mut self, now: Timestamp, trigger: Trigger) -> Handled {
+        if !self.phase.is_open() {
+            // Already closing: the reconnect is under way; absorb.
+            return Handled::Ignored;
+        }
+        self.close_and_reconnect(now, trigger);
+        Handled::Accepted
+    }
+
+    fn on_closed(&mut self, now: Timestamp, code: Option<CloseCode>) -> Handled {
+        match self.phase {
+            Phase::Closing { then, .. } => {
+                // The close we asked for. A fatal code can only be the
+                // server's own (the policy never sends one): honour it.
+                if let Some(code) = code.filter(|c| c.is_fatal()) {
+                    self.stats.last_close_code = Some(code);
+                    self.give_up(GiveUpReason::FatalCloseCode { code });
+                } else {
+                    self.finish_close(now, then);
+                }
+                Handled::Accepted
+            }
+            Phase::Dialing { .. } => {
+                self.connection_lost(now, Trigger::Closed { code });
+                Handled::Accepted
+            }
+            phase if phase.is_open() => {
+                if code.is_some() {
+                    self.stats.last_close_code = code;
+                }
+                self.connection_lost(now, Trigger::Closed { code });
+                Handled::Accepted
+            }
+            _ => Handled::Ignored,
+        }
+    }
+
+    // ----- transitions --------------------------------------------------
+
+    /// Raises `now` to the latest time seen: time never goes backwards.
+    fn clock(&mut self, now: Timestamp) -> Timestamp {
+        self.now = self.now.max(now);
+        self.now
+    }
+
+    /// Runs every deadline and heartbeat due at or before `now`.
+    fn advance(&mut self, now: Timestamp) {
+        // Each pass either changes the phase to one without a past deadline
+        // or moves the heartbeat past `now`, so this ends; the bound is a
+        // belt over those braces.
+        for _ in 0..8 {
+            if !self.advance_once(now) {
+                break;
+            }
+        }
+    }
+
+    fn advance_once(&mut self, now: Timestamp) -> bool {
+        match self.phase {
+            Phase::Dialing { conn, deadline, .. } if deadline <= now => {
+                self.outputs.push_back(Output::Abort { connection: conn });
+                self.connection_lost(
+                    now,
+                    Trigger::Timeout {
+                        deadline: Deadline::Connect,
+                    },
+                );
+                return true;
+            }
+            Phase::AwaitingHello { deadline, .. } if deadline <= now => {
+                self.close_and_reconnect(
+                    now,
+                    Trigger::Timeout {
+                        deadline: Deadline::Hello,
+                    },
+                );
+                return true;
+            }
+            Phase::Handshaking { deadline, .. } if deadline <= now => {
+                self.close_and_reconnect(
+                    now,
+                    Trigger::Timeout {
+                        deadline: Deadline::Handshake,
+                    },
+                );
+                return true;
+            }
+            Phase::Closing {
+                conn,
+                deadline,
+                then,
+            } if deadline <= now => {
+                self.outputs.push_back(Output::Abort { connection: conn });
+                self.finish_close(now, then);
+                return true;
+            }
+            Phase::Active { since, .. }
+                if !self.stable
+                    && now.saturating_since(since) >= self.config.stability.window_ms =>
+            {
+                self.mark_stable();
+                return true;
+            }
+            _ => {}
+        }
+        if let (Some(hb), Some(conn)) = (&mut self.heartbeat, self.phase.connection())
+            && hb.next_at() <= now
+        {
+            match hb.fire(now) {
+                Beat::Send => self.send_heartbeat(conn),
+                Beat::Zombie => {
+                    self.stats.zombies += 1;
+                    self.close_and_reconnect(now, Trigger::Zombie);
+                }
+            }
+            return true;
+        }
+        false
+    }
+
+    fn send_heartbeat(&mut self, conn: ConnectionId) {
+        self.stats.heartbeats_sent += 1;
+        self.outputs.push_back(Output::Send {
+            connection: conn,
+            command: Command::Heartbeat { seq: self.seq },
+        });
+    }
+
+    fn established(&mut self, now: Timestamp, conn: ConnectionId) {
+        self.phase = Phase::Active { conn, since: now };
+        if self.stable {
+            // A second READY on a stable connection keeps it stable.
+            return;
+        }
+        if self.config.stability.window_ms == 0 {
+            self.mark_stable();
+        }
+    }
+
+    fn mark_stable(&mut self) {
+        self.stable = true;
+        self.retry = 0;
+        self.unstable_since = None;
+        self.failed_resumes = 0;
+    }
+
+    /// Accounts for the end of the current connection attempt: failed
+    /// resumes, failed dials to the resume URL. Called with the socket
+    /// still described by `self.phase`.
+    fn account_for_end(&mut self) {
+        let (resuming, dial_to_resume_url) = match self.phase {
+            Phase::Dialing {
+                recovery,
+                to_resume_url,
+                ..
+            } => (recovery == Recovery::Resume, to_resume_url),
+            Phase::AwaitingHello { recovery, .. } | Phase::Handshaking { recovery, .. } => {
+                (recovery == Recovery::Resume, false)
+            }
+            _ => (false, false),
+        };
+        if dial_to_resume_url {
+            if let Some(session) = &mut self.session {
+                session.resume_url = None;
+            }
+            if self.config.resume.drop_session_on_dial_failure && self.session.is_some() {
+                self.stats.resume_breaker_trips += 1;
+                self.drop_session();
+            }
+        }
+        if resuming && self.session.is_some() {
+            self.failed_resumes = self.failed_resumes.saturating_add(1);
+            if self.failed_resumes >= self.config.resume.max_failed_resumes {
+                self.stats.resume_breaker_trips += 1;
+                self.drop_session();
+            }
+        }
+        self.heartbeat = None;
+        self.budget = None;
+        self.stable = false;
+        self.opened_at = None;
+    }
+
+    /// The socket is already gone: decide and schedule.
+    fn connection_lost(&mut self, now: Timestamp, trigger: Trigger) {
+        self.account_for_end();
+        let decision = self.decide(trigger);
+        self.schedule(now, trigger, decision);
+    }
+
+    /// The socket is open and the policy wants it gone: decide now, close,
+    /// and schedule once it is closed.
+    fn close_and_reconnect(&mut self, now: Timestamp, trigger: Trigger) {
+        let Some(conn) = self.phase.connection() else {
+            return;
+        };
+        self.account_for_end();
+        let decision = self.decide(trigger);
+        // A code that keeps the session whenever the session is to be
+        // resumed; 1000 only when the session is being dropped anyway.
+        let code = match decision.recovery() {
+            Some(Recovery::Resume) => CloseCode::UnknownError,
+            _ => CloseCode::Normal,
+        };
+        self.outputs.push_back(Output::Close {
+            connection: conn,
+            code,
+        });
+        self.phase = Phase::Closing {
+            conn,
+            deadline: now.saturating_add(self.config.timeouts.close_ms),
+            then: AfterClose::Reconnect { trigger, decision },
+        };
+    }
+
+    fn finish_close(&mut self, now: Timestamp, then: AfterClose) {
+        match then {
+            AfterClose::Reconnect { trigger, decision } => self.schedule(now, trigger, decision),
+            AfterClose::Stop => self.phase = Phase::Stopped,
+        }
+    }
+
+    fn decide(&mut self, trigger: Trigger) -> Decision {
+        let decision = decide(
+            trigger,
+            self.session.is_some(),
+            &self.config.decision,
+            &mut self.rng,
+        );
+        if decision.recovery() == Some(Recovery::Reidentify) {
+            self.drop_session();
+        }
+        decision
+    }
+
+    fn drop_session(&mut self) {
+        self.session = None;
+        self.seq = None;
+        self.failed_resumes = 0;
+    }
+
+    /// Plans the next attempt after a connection ended.
+    fn schedule(&mut self, now: Timestamp, trigger: Trigger, decision: Decision) {
+        let Some(recovery) = decision.recovery() else {
+            if let Decision::GiveUp { reason } = decision {
+                self.give_up(reason);
+            }
+            return;
+        };
+        let first_since_stable = self.retry == 0;
+        self.retry = self.retry.saturating_add(1);
+        let unstable_since = *self.unstable_since.get_or_insert(now);
+        let limits = self.config.give_up;
+        if let Some(max) = limits.max_retries
+            && self.retry > max
+        {
+            self.give_up(GiveUpReason::RetriesExhausted { retries: max });
+            return;
+        }
+        let elapsed_ms = now.saturating_since(unstable_since);
+        if let Some(max) = limits.max_elapsed_ms
+            && elapsed_ms >= max
+        {
+            self.give_up(GiveUpReason::TimeExhausted { elapsed_ms });
+            return;
+        }
+        // op 7 after a stable connection: the gateway asked for an
+        // immediate reconnect, and nothing suggests a loop. Anything else,
+        // or op 7 on an unproven connection, goes through the backoff.
+        let backoff_ms = if first_since_stable && trigger == Trigger::Reconnect {
+            0
+        } else {
+            self.backoff.delay(self.retry, &mut self.rng)
+        };
+        let wait = backoff_ms.max(decision.protocol_delay_ms());
+        let mut at = now.saturating_add(wait);
+        if let Some(last) = self.last_attempt_at {
+            at = at.max(last.saturating_add(self.config.guard_ms));
+        }
+        self.stats.reconnects += 1;
+        self.outputs.push_back(Output::Plan(ReconnectPlan {
+            trigger,
+            decision,
+            recovery,
+            retry: self.retry,
+            backoff_ms,
+            at,
+        }));
+        self.phase = Phase::Waiting { at };
+    }
+
+    fn give_up(&mut self, reason: GiveUpReason) {
+        self.heartbeat = None;
+        self.budget = None;
+        self.opened_at = None;
+        self.phase = Phase::GivenUp(reason);
+        self.outputs.push_back(Output::GiveUp(reason));
+    }
+
+    fn next_recovery(&self) -> Recovery {
+        if self.session.is_some() {
+            Recovery::Resume
+        } else {
+            Recovery::Reidentify
+        }
+    }
+
+    /// The backoff is over: connect now, unless identify limits say later.
+    fn start_attempt<G: IdentifyGate + ?Sized>(
+        &mut self,
+        now: Timestamp,
+        gate: &mut G,
+    ) -> Option<Output> {
+        let recovery = self.next_recovery();
+        if recovery == Recovery::Reidentify {
+            let earliest = gate.earliest(now, self.shard);
+            if earliest > now {
+                self.stats.identify_waits += 1;
+                self.phase = Phase::Waiting { at: earliest };
+                return None;
+            }
+        }
+        let resume_url = match (&self.session, recovery) {
+            (Some(session), Recovery::Resume) => session.resume_url.clone(),
+            _ => None,
+        };
+        let to_resume_url = resume_url.is_some();
+        let url = resume_url.unwrap_or_else(|| self.config.gateway_url.clone());
+        let conn = ConnectionId(self.next_connection);
+        self.next_connection = self.next_connection.wrapping_add(1);
+        self.last_attempt_at = Some(now);
+        self.stats.attempts += 1;
+        self.phase = Phase::Dialing {
+            conn,
+            deadline: now.saturating_add(self.config.timeouts.connect_ms),
+            recovery,
+            to_resume_url,
+        };
+        Some(Output::Connect {
+            connection: conn,
+            url,
+            recovery,
+        })
+    }
+}

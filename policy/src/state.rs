@@ -1,0 +1,101 @@
+//! What a health check can read: the policy's state and its counters.
+
+use serde::{Deserialize, Serialize};
+
+use crate::close_code::CloseCode;
+use crate::decision::{GiveUpReason, Recovery};
+use crate::time::Timestamp;
+
+/// Where the policy is, at a glance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+#[non_exhaustive]
+pub enum PolicyState {
+    /// No socket; the next attempt starts at `until` at the earliest.
+    BackingOff {
+        /// The earliest start of the next attempt.
+        until: Timestamp,
+        /// What the next connection will do.
+        recovery: Recovery,
+    },
+    /// Dialling, or waiting for Hello.
+    Connecting {
+        /// What the connection will do once open.
+        recovery: Recovery,
+    },
+    /// Hello received; waiting for the identify limiter.
+    WaitingForIdentifySlot {
+        /// When the limiter is asked again.
+        until: Timestamp,
+    },
+    /// Identify sent, READY not yet received.
+    Identifying,
+    /// Resume sent, RESUMED not yet received.
+    Resuming,
+    /// READY or RESUMED received.
+    Connected {
+        /// Whether the connection has proven stable (the backoff is reset).
+        stable: bool,
+    },
+    /// Closing the socket before reconnecting or stopping.
+    Closing,
+    /// Stopped for good; see the reason.
+    GivenUp {
+        /// Why.
+        reason: GiveUpReason,
+    },
+    /// Shut down by the driver.
+    Stopped,
+}
+
+impl PolicyState {
+    /// Whether a session is established on the current connection.
+    #[must_use]
+    pub const fn is_connected(&self) -> bool {
+        matches!(self, Self::Connected { .. })
+    }
+
+    /// Whether the policy will never connect again.
+    #[must_use]
+    pub const fn is_terminal(&self) -> bool {
+        matches!(self, Self::GivenUp { .. } | Self::Stopped)
+    }
+}
+
+/// Running counters of one policy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PolicyStats {
+    /// Connection attempts (each `Connect` output).
+    pub attempts: u64,
+    /// Resume commands sent.
+    pub resumes_sent: u64,
+    /// Identify commands sent.
+    pub identifies_sent: u64,
+    /// RESUMED received.
+    pub resumed: u64,
+    /// READY received.
+    pub ready: u64,
+    /// Reconnects planned (each `Plan` output).
+    pub reconnects: u64,
+    /// Heartbeats sent.
+    pub heartbeats_sent: u64,
+    /// Heartbeat ACKs that answered a heartbeat.
+    pub heartbeat_acks: u64,
+    /// Connections found to be zombies.
+    pub zombies: u64,
+    /// Sessions dropped by the resume breaker.
+    pub resume_breaker_trips: u64,
+    /// Events about a connection other than the current one.
+    pub stale_events: u64,
+    /// Dispatches whose sequence number was not new.
+    pub duplicate_dispatches: u64,
+    /// Events that mean nothing in the current state (a second Hello, an
+    /// ACK with no heartbeat out, ...).
+    pub ignored_events: u64,
+    /// op 1 requests not answered because their budget was spent.
+    pub heartbeat_requests_refused: u64,
+    /// Times the identify limiter pushed an attempt or an Identify later.
+    pub identify_waits: u64,
+    /// The last close code received from the server, if any.
+    pub last_close_code: Option<CloseCode>,
+}

@@ -1,0 +1,92 @@
+//! Monotonic time as the policy sees it.
+//!
+//! The policy never reads a clock: every entry point takes a [`Timestamp`],
+//! a count of milliseconds on a monotonic clock chosen by the driver (a
+//! tokio `Instant` offset, a simulator's virtual time, ...). Arithmetic
+//! saturates, so a timestamp near `u64::MAX` or a clock that steps backwards
+//! never overflows or panics.
+
+use core::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A point on the driver's monotonic clock, in milliseconds.
+///
+/// Only differences between timestamps mean anything; the epoch is the
+/// driver's choice. Millisecond resolution is enough for every rule the
+/// gateway imposes (the finest is the 5 s identify window).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct Timestamp(u64);
+
+impl Timestamp {
+    /// The clock's origin.
+    pub const ZERO: Self = Self(0);
+    /// The latest representable instant; used as "never".
+    pub const MAX: Self = Self(u64::MAX);
+
+    /// A timestamp `ms` milliseconds after the driver's epoch.
+    #[must_use]
+    pub const fn from_millis(ms: u64) -> Self {
+        Self(ms)
+    }
+
+    /// Milliseconds since the driver's epoch.
+    #[must_use]
+    pub const fn as_millis(self) -> u64 {
+        self.0
+    }
+
+    /// `self + ms`, saturating at [`Timestamp::MAX`].
+    #[must_use]
+    pub const fn saturating_add(self, ms: u64) -> Self {
+        Self(self.0.saturating_add(ms))
+    }
+
+    /// `self - ms`, saturating at [`Timestamp::ZERO`].
+    #[must_use]
+    pub const fn saturating_sub(self, ms: u64) -> Self {
+        Self(self.0.saturating_sub(ms))
+    }
+
+    /// Milliseconds from `earlier` to `self`, or 0 when `earlier` is later.
+    #[must_use]
+    pub const fn saturating_since(self, earlier: Self) -> u64 {
+        self.0.saturating_sub(earlier.0)
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}ms", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arithmetic_saturates() {
+        assert_eq!(Timestamp::MAX.saturating_add(1), Timestamp::MAX);
+        assert_eq!(Timestamp::ZERO.saturating_sub(1), Timestamp::ZERO);
+        assert_eq!(
+            Timestamp::from_millis(5).saturating_since(Timestamp::from_millis(9)),
+            0
+        );
+        assert_eq!(
+            Timestamp::from_millis(9).saturating_since(Timestamp::from_millis(5)),
+            4
+        );
+    }
+
+    #[test]
+    fn serializes_as_a_plain_number() {
+        let json = serde_json::to_string(&Timestamp::from_millis(42)).unwrap();
+        assert_eq!(json, "42");
+        let back: Timestamp = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, Timestamp::from_millis(42));
+    }
+}
