@@ -111,3 +111,8 @@ pub use send_budget::SendLimit;
 pub use session::{MAX_RESUME_URL_LEN, MAX_SESSION_ID_LEN, Session};
 pub use state::{PolicyState, PolicyStats};
 pub use time::Timestamp;
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
