@@ -93,11 +93,11 @@ fn main() {
 
     loop {
         // Deliver everything due, and let the link fall.
-        if link.advance(now) {
-            if let Some(conn) = policy.connection() {
-                pending.clear();
-                pending.push_back((now, conn, Event::Closed { code: None }));
-            }
+        if link.advance(now)
+            && let Some(conn) = policy.connection()
+        {
+            pending.clear();
+            pending.push_back((now, conn, Event::Closed { code: None }));
         }
         while pending.front().is_some_and(|(at, ..)| *at <= now) {
             let (_, conn, event) = pending.pop_front().expect("checked above");
@@ -170,7 +170,6 @@ fn main() {
                         Event::Closed { code: None },
                     ));
                 }
-                Output::Abort { .. } | Output::Plan(_) | Output::GiveUp(_) => {}
                 _ => {}
             }
         }
