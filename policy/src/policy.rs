@@ -105,11 +105,14 @@ enum Phase {
         conn: ConnectionId,
         since: Timestamp,
     },
-    /// `Close` emitted; waiting for `Closed`.
+    /// `Close` emitted; waiting for `Closed`. `dispatches`: whether the
+    /// session was live on this socket (Identify or Resume sent), so that
+    /// dispatches still in flight belong to it.
     Closing {
         conn: ConnectionId,
         deadline: Timestamp,
         then: AfterClose,
+        dispatches: bool,
     },
     GivenUp(GiveUpReason),
     Stopped,
@@ -128,6 +131,22 @@ impl Phase {
             | Self::Closing { conn, .. } => Some(conn),
             Self::Waiting { .. } | Self::GivenUp(_) | Self::Stopped => None,
         }
+    }
+
+    /// Whether a dispatch on this socket belongs to the session: only after
+    /// Identify or Resume was sent. One that arrives earlier (before Hello,
+    /// say) is a protocol violation and must not move the sequence number
+    /// a later Resume will carry.
+    const fn carries_dispatches(&self) -> bool {
+        matches!(
+            self,
+            Self::Handshaking { .. }
+                | Self::Active { .. }
+                | Self::Closing {
+                    dispatches: true,
+                    ..
+                }
+        )
     }
 
     /// Whether the socket is open (past `Opened`, before `Closing`).
@@ -278,11 +297,17 @@ impl Policy {
                 self.outputs.push_back(Output::Abort { connection: conn });
                 self.phase = Phase::Stopped;
             }
-            Phase::Closing { conn, deadline, .. } => {
+            Phase::Closing {
+                conn,
+                deadline,
+                dispatches,
+                ..
+            } => {
                 self.phase = Phase::Closing {
                     conn,
                     deadline,
                     then: AfterClose::Stop,
+                    dispatches,
                 };
             }
             phase if phase.is_open() => {
@@ -295,6 +320,7 @@ impl Policy {
                     conn,
                     deadline: now.saturating_add(self.config.timeouts.close_ms),
                     then: AfterClose::Stop,
+                    dispatches: phase.carries_dispatches(),
                 };
             }
             Phase::GivenUp(_) => {}
@@ -523,7 +549,7 @@ impl Policy {
     }
 
     fn on_dispatch(&mut self, now: Timestamp, seq: Option<u64>, event: Dispatch) -> Handled {
-        if !(self.phase.is_open() || matches!(self.phase, Phase::Closing { .. })) {
+        if !self.phase.carries_dispatches() {
             return Handled::Ignored;
         }
         // Sequence numbers only move forward: a repeat is a duplicate.
@@ -683,6 +709,7 @@ impl Policy {
                 conn,
                 deadline,
                 then,
+                ..
             } if deadline <= now => {
                 self.outputs.push_back(Output::Abort { connection: conn });
                 self.finish_close(now, then);
@@ -788,6 +815,7 @@ impl Policy {
         let Some(conn) = self.phase.connection() else {
             return;
         };
+        let dispatches = self.phase.carries_dispatches();
         self.account_for_end();
         let decision = self.decide(trigger);
         // A code that keeps the session whenever the session is to be
@@ -804,6 +832,7 @@ impl Policy {
             conn,
             deadline: now.saturating_add(self.config.timeouts.close_ms),
             then: AfterClose::Reconnect { trigger, decision },
+            dispatches,
         };
     }
 
@@ -935,5 +964,80 @@ impl Policy {
             url,
             recovery,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identify::{IdentifyLimiter, SessionStartLimit};
+
+    fn t(ms: u64) -> Timestamp {
+        Timestamp::from_millis(ms)
+    }
+
+    fn drain(policy: &mut Policy, now: u64, gate: &mut IdentifyLimiter) -> Vec<Output> {
+        std::iter::from_fn(|| policy.poll_output(t(now), gate)).collect()
+    }
+
+    #[test]
+    fn a_dispatch_before_the_resume_is_sent_does_not_move_the_sequence() {
+        let mut gate = IdentifyLimiter::new(SessionStartLimit::DISCORD_DEFAULT, t(0));
+        let mut policy = Policy::new(PolicyConfig::default(), 0, 1, t(0)).unwrap();
+        let out = drain(&mut policy, 0, &mut gate);
+        let conn = policy.connection().unwrap();
+        assert!(matches!(out[..], [Output::Connect { .. }]));
+        let _ = policy.handle_event(t(10), conn, Event::Opened);
+        let _ = policy.handle_event(
+            t(20),
+            conn,
+            Event::Hello {
+                heartbeat_interval_ms: 41_250,
+            },
+        );
+        drain(&mut policy, 20, &mut gate);
+        let ready = Dispatch::Ready {
+            session_id: "s".into(),
+            resume_gateway_url: "wss://r".into(),
+        };
+        let _ = policy.handle_event(
+            t(30),
+            conn,
+            Event::Dispatch {
+                seq: Some(5),
+                event: ready,
+            },
+        );
+        let _ = policy.handle_event(t(40), conn, Event::Closed { code: None });
+        drain(&mut policy, 40, &mut gate);
+        let at = policy.poll_timeout().unwrap();
+        drain(&mut policy, at.as_millis(), &mut gate);
+        let conn = policy.connection().unwrap();
+        let _ = policy.handle_event(at, conn, Event::Opened);
+        // A hostile or broken server sends a dispatch before Hello.
+        let handled = policy.handle_event(
+            at,
+            conn,
+            Event::Dispatch {
+                seq: Some(99),
+                event: Dispatch::Other,
+            },
+        );
+        assert_eq!(handled, Handled::Ignored);
+        let _ = policy.handle_event(
+            at,
+            conn,
+            Event::Hello {
+                heartbeat_interval_ms: 41_250,
+            },
+        );
+        let out = drain(&mut policy, at.as_millis(), &mut gate);
+        assert!(out.contains(&Output::Send {
+            connection: conn,
+            command: Command::Resume {
+                session_id: "s".into(),
+                seq: 5
+            }
+        }));
     }
 }
