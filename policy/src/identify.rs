@@ -7,9 +7,15 @@
 //! bot's token. [`IdentifyLimiter`] keeps both, sans-IO: the time is passed
 //! in. One limiter serves all shards of a bot; each shard's
 //! [`Policy`](crate::Policy) asks it through the [`IdentifyGate`] trait
-//! before it connects to identify (a peek) and again right before it sends
-//! Identify (a grant), so two shards of one bucket never identify within
-//! the window however their handshakes interleave.
+//! twice:
+//!
+//! 1. before it connects to identify, it **reserves** a slot: shards of one
+//!    bucket get slots one window apart, so a fleet that lost its sessions
+//!    together reconnects in order instead of all at once;
+//! 2. right before it sends Identify, it asks for a **grant**, which looks
+//!    only at when Identify payloads were really sent: a shard whose
+//!    handshake was slow can never end up less than a window after the
+//!    shard before it.
 
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +35,12 @@ pub trait IdentifyGate {
     /// The earliest instant (never before `now`) at which `shard` could
     /// identify. Reserves nothing.
     fn earliest(&self, now: Timestamp, shard: u32) -> Timestamp;
+
+    /// Books the next free slot of `shard`'s bucket and returns its start
+    /// (never before `now`). Later reservations in the bucket start at
+    /// least one window after it. A reservation is advice for when to
+    /// connect; it is not a grant.
+    fn reserve(&mut self, now: Timestamp, shard: u32) -> Timestamp;
 
     /// Takes the right to send one Identify for `shard` now, or says when
     /// to ask again.
@@ -79,6 +91,8 @@ pub struct IdentifyStats {
     pub refused_by_window: u64,
     /// Requests refused because the daily allowance was used up.
     pub refused_by_daily_limit: u64,
+    /// Slots reserved.
+    pub reserved: u64,
 }
 
 /// The in-process identify limiter for one bot.
@@ -98,6 +112,8 @@ pub struct IdentifyLimiter {
     window_ms: u64,
     /// When each bucket last granted an Identify.
     last_grant: Vec<Option<Timestamp>>,
+    /// When each bucket's latest reservation window ends.
+    booked_until: Vec<Timestamp>,
     total: u32,
     remaining: u32,
     reset_at: Timestamp,
@@ -115,6 +131,7 @@ impl IdentifyLimiter {
         let mut limiter = Self {
             window_ms: IDENTIFY_WINDOW_MS + 250,
             last_grant: Vec::new(),
+            booked_until: Vec::new(),
             total: 0,
             remaining: 0,
             reset_at: now,
@@ -137,6 +154,7 @@ impl IdentifyLimiter {
     pub fn update(&mut self, limit: SessionStartLimit, now: Timestamp) {
         let buckets = usize::from(limit.max_concurrency.max(1));
         self.last_grant.resize(buckets, None);
+        self.booked_until.resize(buckets, Timestamp::ZERO);
         self.total = limit.total;
         self.remaining = limit.remaining.min(limit.total);
         self.reset_at = now.saturating_add(limit.reset_after_ms);
@@ -200,6 +218,14 @@ impl IdentifyGate for IdentifyLimiter {
             now
         };
         daily.max(self.window_free_at(shard)).max(now)
+    }
+
+    fn reserve(&mut self, now: Timestamp, shard: u32) -> Timestamp {
+        let bucket = self.bucket_of(shard);
+        let slot = self.earliest(now, shard).max(self.booked_until[bucket]);
+        self.booked_until[bucket] = slot.saturating_add(self.window_ms);
+        self.stats.reserved += 1;
+        slot
     }
 
     fn try_acquire(&mut self, now: Timestamp, shard: u32) -> Result<(), Timestamp> {
@@ -266,6 +292,32 @@ mod tests {
         assert!(l.try_acquire(at(60_000), 1).is_ok());
         assert_eq!(l.remaining(), 1);
         assert_eq!(l.reset_at(), at(60_000 + SESSION_START_PERIOD_MS));
+    }
+
+    #[test]
+    fn reservations_spread_a_bucket_one_window_apart() {
+        let mut l = IdentifyLimiter::new(
+            SessionStartLimit {
+                max_concurrency: 2,
+                ..SessionStartLimit::DISCORD_DEFAULT
+            },
+            at(0),
+        );
+        let slots: Vec<Timestamp> = (0..6).map(|shard| l.reserve(at(100), shard)).collect();
+        assert_eq!(
+            slots,
+            [
+                at(100),
+                at(100),
+                at(5_350),
+                at(5_350),
+                at(10_600),
+                at(10_600)
+            ]
+        );
+        // Grants still look at real sends only.
+        assert!(l.try_acquire(at(100), 0).is_ok());
+        assert_eq!(l.try_acquire(at(200), 2), Err(at(5_350)));
     }
 
     #[test]

@@ -72,9 +72,11 @@ enum AfterClose {
 /// The connection-level phase.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
-    /// No socket; the next attempt may start at `at`.
+    /// No socket; the next attempt may start at `at`. `reserved`: the
+    /// identify slot for this attempt is already booked (`at` is its start).
     Waiting {
         at: Timestamp,
+        reserved: bool,
     },
     /// `Connect` emitted; waiting for `Opened`.
     Dialing {
@@ -89,10 +91,12 @@ enum Phase {
         deadline: Timestamp,
         recovery: Recovery,
     },
-    /// Hello received; waiting for an identify permit, asked again at `at`.
+    /// Hello received; waiting for an identify permit, asked again at `at`,
+    /// given up on at `deadline`.
     AwaitingIdentifySlot {
         conn: ConnectionId,
         at: Timestamp,
+        deadline: Timestamp,
     },
     /// Identify or Resume sent.
     Handshaking {
@@ -214,7 +218,10 @@ impl Policy {
             shard,
             rng: ChaCha8Rng::seed_from_u64(seed),
             now,
-            phase: Phase::Waiting { at: now },
+            phase: Phase::Waiting {
+                at: now,
+                reserved: false,
+            },
             session: None,
             seq: None,
             next_connection: 0,
@@ -362,8 +369,8 @@ impl Policy {
             return Some(output);
         }
         match self.phase {
-            Phase::Waiting { at } if at <= now => self.start_attempt(now, gate),
-            Phase::AwaitingIdentifySlot { conn, at } if at <= now => {
+            Phase::Waiting { at, reserved } if at <= now => self.start_attempt(now, reserved, gate),
+            Phase::AwaitingIdentifySlot { conn, at, deadline } if at <= now => {
                 match gate.try_acquire(now, self.shard) {
                     Ok(()) => {
                         self.seq = None;
@@ -382,7 +389,8 @@ impl Policy {
                         self.stats.identify_waits += 1;
                         self.phase = Phase::AwaitingIdentifySlot {
                             conn,
-                            at: retry_at.max(now.saturating_add(1)),
+                            at: retry_at.max(now.saturating_add(1)).min(deadline),
+                            deadline,
                         };
                         None
                     }
@@ -398,7 +406,8 @@ impl Policy {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         let phase = match self.phase {
-            Phase::Waiting { at } | Phase::AwaitingIdentifySlot { at, .. } => Some(at),
+            Phase::Waiting { at, .. } => Some(at),
+            Phase::AwaitingIdentifySlot { at, deadline, .. } => Some(at.min(deadline)),
             Phase::Dialing { deadline, .. }
             | Phase::AwaitingHello { deadline, .. }
             | Phase::Handshaking { deadline, .. }
@@ -422,7 +431,7 @@ impl Policy {
     #[must_use]
     pub fn state(&self) -> PolicyState {
         match self.phase {
-            Phase::Waiting { at } => PolicyState::BackingOff {
+            Phase::Waiting { at, .. } => PolicyState::BackingOff {
                 until: at,
                 recovery: self.next_recovery(),
             },
@@ -543,7 +552,13 @@ impl Policy {
                     recovery: Recovery::Resume,
                 };
             }
-            _ => self.phase = Phase::AwaitingIdentifySlot { conn, at: now },
+            _ => {
+                self.phase = Phase::AwaitingIdentifySlot {
+                    conn,
+                    at: now,
+                    deadline: now.saturating_add(self.config.timeouts.handshake_ms),
+                }
+            }
         }
         Handled::Accepted
     }
@@ -696,7 +711,9 @@ impl Policy {
                 );
                 return true;
             }
-            Phase::Handshaking { deadline, .. } if deadline <= now => {
+            Phase::Handshaking { deadline, .. } | Phase::AwaitingIdentifySlot { deadline, .. }
+                if deadline <= now =>
+            {
                 self.close_and_reconnect(
                     now,
                     Trigger::Timeout {
@@ -909,7 +926,10 @@ impl Policy {
             backoff_ms,
             at,
         }));
-        self.phase = Phase::Waiting { at };
+        self.phase = Phase::Waiting {
+            at,
+            reserved: false,
+        };
     }
 
     fn give_up(&mut self, reason: GiveUpReason) {
@@ -928,18 +948,23 @@ impl Policy {
         }
     }
 
-    /// The backoff is over: connect now, unless identify limits say later.
+    /// The backoff is over: connect now, unless this attempt identifies
+    /// and its identify slot starts later.
     fn start_attempt<G: IdentifyGate + ?Sized>(
         &mut self,
         now: Timestamp,
+        reserved: bool,
         gate: &mut G,
     ) -> Option<Output> {
         let recovery = self.next_recovery();
-        if recovery == Recovery::Reidentify {
-            let earliest = gate.earliest(now, self.shard);
-            if earliest > now {
+        if recovery == Recovery::Reidentify && !reserved {
+            let slot = gate.reserve(now, self.shard);
+            if slot > now {
                 self.stats.identify_waits += 1;
-                self.phase = Phase::Waiting { at: earliest };
+                self.phase = Phase::Waiting {
+                    at: slot,
+                    reserved: true,
+                };
                 return None;
             }
         }
@@ -1039,5 +1064,26 @@ mod tests {
                 seq: 5
             }
         }));
+    }
+
+    #[test]
+    fn shards_of_one_bucket_connect_one_identify_window_apart() {
+        let mut gate = IdentifyLimiter::new(SessionStartLimit::DISCORD_DEFAULT, t(0));
+        let mut shards: Vec<Policy> = (0..3)
+            .map(|id| Policy::new(PolicyConfig::default(), id, u64::from(id), t(0)).unwrap())
+            .collect();
+        let first: Vec<bool> = shards
+            .iter_mut()
+            .map(|p| matches!(p.poll_output(t(0), &mut gate), Some(Output::Connect { .. })))
+            .collect();
+        assert_eq!(first, [true, false, false]);
+        let wakes: Vec<Option<Timestamp>> = shards.iter().map(Policy::poll_timeout).collect();
+        assert_eq!(wakes[1], Some(t(5_250)));
+        assert_eq!(wakes[2], Some(t(10_500)));
+        // At its slot, a shard connects without asking for another one.
+        assert!(matches!(
+            shards[2].poll_output(t(10_500), &mut gate),
+            Some(Output::Connect { .. })
+        ));
     }
 }
