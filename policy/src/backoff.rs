@@ -28,7 +28,7 @@ const V2_P_FACTOR: f64 = 4.0;
 const V2_RP_SCALING: f64 = 1.0 / 1.4;
 /// Beyond this retry number V2's exponent is frozen (2^64 ms is already far
 /// beyond any cap, and larger exponents would overflow `f64` arithmetic).
-const V2_MAX_EXPONENT: u32 = 64;
+const V2_MAX_RETRY: u32 = 64;
 
 /// The family of delays between retries.
 ///
@@ -55,12 +55,14 @@ pub enum BackoffStrategy {
     /// the cap once saturated; the clamp is moved inside the draw's upper
     /// bound here, the fix Polly first applied (App-vNext/Polly#530).
     DecorrelatedJitter,
-    /// Polly's `DecorrelatedJitterBackoffV2`: `t = n + U[0,1)`,
-    /// `g(t) = 2^t · tanh(√(4t))`, delay `= (g(t) − g(t_prev)) · base / 1.4`.
-    /// Medians sit near `base · 2^(n-1)` and the distribution is smooth.
-    /// Past the retry whose range would exceed the cap, the exponent stops
-    /// growing (and a range wider than the cap is scaled down into it), so
-    /// the ceiling holds without a point mass at the cap.
+    /// Polly's `DecorrelatedJitterBackoffV2`, indexed as Polly indexes it:
+    /// retry `n` draws `t = (n − 1) + U[0,1)`, `g(t) = 2^t · tanh(√(4t))`,
+    /// and waits `(g(t) − g(t_prev)) · base / 1.4` (with `g(t_prev) = 0` at
+    /// the first retry). The distribution is smooth; its medians are about
+    /// 0.9, 1.1, 2, 4, 8 … times the base (`base · 2^(n-2)` from the third
+    /// retry on). Past the retry whose range would exceed the cap, the
+    /// exponent stops growing (and a range wider than the cap is scaled
+    /// down into it), so the ceiling holds without a point mass at the cap.
     DecorrelatedJitterV2,
     /// gRPC connection backoff: `b(n) = min(cap / 1.2, base · 1.6^(n-1))`,
     /// delay `= b(n) · U[0.8, 1.2]`. gRPC applies ±20 % *after* its 120 s
@@ -271,9 +273,9 @@ impl Backoff {
         } else if consecutive && retry <= frozen_at {
             self.prev_v2
         } else {
-            v2_g(f64::from(n - 1) + rng.random::<f64>())
+            v2_g(f64::from(n - 2) + rng.random::<f64>())
         };
-        let next = v2_g(f64::from(n) + rng.random::<f64>());
+        let next = v2_g(f64::from(n - 1) + rng.random::<f64>());
         self.prev_v2 = next;
         let scale = (cap / v2_upper(base, n)).min(1.0);
         let delay = ((next - prev).max(0.0) * V2_RP_SCALING * base * scale).round();
@@ -286,17 +288,18 @@ fn v2_g(t: f64) -> f64 {
     t.exp2() * (V2_P_FACTOR * t).sqrt().tanh()
 }
 
-/// The largest V2 delay for retry `n` before scaling, in ms.
+/// The largest V2 delay for retry `n` (≥ 1) before scaling, in ms:
+/// `t` just below `n` and `t_prev` at `n − 2`.
 fn v2_upper(base: f64, n: u32) -> f64 {
-    let low = if n <= 1 { 0.0 } else { v2_g(f64::from(n - 1)) };
-    (v2_g(f64::from(n) + 1.0) - low) * V2_RP_SCALING * base
+    let low = if n <= 1 { 0.0 } else { v2_g(f64::from(n - 2)) };
+    (v2_g(f64::from(n)) - low) * V2_RP_SCALING * base
 }
 
 /// The retry number past which V2's exponent stops growing: the last one
 /// whose whole range fits under the cap (at least 1).
 fn v2_frozen_retry(base: f64, cap: f64) -> u32 {
     let mut n = 1;
-    while n < V2_MAX_EXPONENT && v2_upper(base, n + 1) <= cap {
+    while n < V2_MAX_RETRY && v2_upper(base, n + 1) <= cap {
         n += 1;
     }
     n
@@ -359,9 +362,9 @@ mod tests {
 
     #[test]
     fn v2_freezes_where_its_range_would_pass_the_cap() {
-        assert_eq!(v2_frozen_retry(1_000.0, 10_000.0), 3);
-        assert!(v2_upper(1_000.0, 3) <= 10_000.0);
-        assert!(v2_upper(1_000.0, 4) > 10_000.0);
+        assert_eq!(v2_frozen_retry(1_000.0, 10_000.0), 4);
+        assert!(v2_upper(1_000.0, 4) <= 10_000.0);
+        assert!(v2_upper(1_000.0, 5) > 10_000.0);
         // A cap below even the first range still freezes at 1 (and scales).
         assert_eq!(v2_frozen_retry(1_000.0, 500.0), 1);
     }

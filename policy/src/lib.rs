@@ -20,7 +20,9 @@
 //! - **No I/O, no clock, no threads.** Every call takes the current
 //!   [`Timestamp`] (milliseconds on the driver's monotonic clock). A time
 //!   earlier than one already seen is treated as that one: a clock that
-//!   steps backwards never panics and never rewinds a deadline.
+//!   steps backwards never panics and never rewinds a deadline. Times past
+//!   [`Timestamp::CEILING`] (2^63 ms) are read as it, so no deadline ever
+//!   saturates.
 //! - **Seeded randomness.** Jitter comes from a ChaCha8 stream seeded by the
 //!   caller; the same seed and the same inputs give the same outputs.
 //! - **No secrets.** The policy never sees the token: it asks for

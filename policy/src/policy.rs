@@ -212,6 +212,7 @@ impl Policy {
         now: Timestamp,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
+        let now = now.min(Timestamp::CEILING);
         Ok(Self {
             backoff: Backoff::new(config.backoff),
             config,
@@ -672,9 +673,10 @@ impl Policy {
 
     // ----- transitions --------------------------------------------------
 
-    /// Raises `now` to the latest time seen: time never goes backwards.
+    /// Raises `now` to the latest time seen (time never goes backwards) and
+    /// caps it at [`Timestamp::CEILING`] (deadlines never saturate).
     fn clock(&mut self, now: Timestamp) -> Timestamp {
-        self.now = self.now.max(now);
+        self.now = self.now.max(now.min(Timestamp::CEILING));
         self.now
     }
 

@@ -26,6 +26,11 @@ impl Timestamp {
     pub const ZERO: Self = Self(0);
     /// The latest representable instant; used as "never".
     pub const MAX: Self = Self(u64::MAX);
+    /// The latest instant the [`Policy`](crate::Policy) acts on: a later
+    /// timestamp passed in is read as this one. It is 2^63 ms (292 million
+    /// years) after the epoch, so a deadline computed from any accepted
+    /// time can never saturate into "now" and make the policy spin.
+    pub const CEILING: Self = Self(u64::MAX / 2);
 
     /// A timestamp `ms` milliseconds after the driver's epoch.
     #[must_use]
