@@ -146,7 +146,8 @@ fn main() {
                                 seq: Some(seq),
                                 event: Dispatch::Ready {
                                     session_id: format!("session-{now}"),
-                                    resume_gateway_url: "wss://resume.gateway.test".to_owned(),
+                                    resume_gateway_url: "wss://gateway-us-east1-b.discord.gg"
+                                        .to_owned(),
                                 },
                             }
                         }

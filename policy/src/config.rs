@@ -12,11 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::backoff::{BackoffConfig, BackoffStrategy, MAX_DELAY_MS};
 use crate::decision::DecisionConfig;
+use crate::gateway_url::GatewayUrl;
 use crate::heartbeat::ZombieRule;
 use crate::send_budget::SendLimit;
-
-/// The longest base URL accepted, in bytes.
-pub const MAX_GATEWAY_URL_LEN: usize = 2_048;
 
 /// How long each wait may last before it is a decision of its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -126,6 +124,11 @@ pub struct PolicyConfig {
     /// The base gateway URL (from `GET /gateway/bot`), used to identify and
     /// whenever no resume URL is known. The driver adds its query string.
     pub gateway_url: String,
+    /// Domains a READY's `resume_gateway_url` may point into; empty (the
+    /// default) means the base URL's own domain. A resume URL outside them
+    /// is refused and the session dropped, so the token is never sent to a
+    /// host the configuration did not name.
+    pub resume_domains: Vec<String>,
     /// The delay between retries.
     pub backoff: BackoffConfig,
     /// The hard minimum interval between two connection attempts, in ms
@@ -151,6 +154,7 @@ impl Default for PolicyConfig {
     fn default() -> Self {
         Self {
             gateway_url: "wss://gateway.discord.gg".to_owned(),
+            resume_domains: Vec::new(),
             backoff: BackoffConfig::DEFAULT,
             guard_ms: 1_000,
             decision: DecisionConfig::DEFAULT,
@@ -180,12 +184,15 @@ impl PolicyConfig {
     ///
     /// The first field whose value would break a guarantee of the policy.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let url = &self.gateway_url;
-        if url.len() > MAX_GATEWAY_URL_LEN
-            || !(url.starts_with("ws://") || url.starts_with("wss://"))
-            || url.chars().any(char::is_whitespace)
-        {
+        if GatewayUrl::parse(&self.gateway_url).is_err() {
             return Err(ConfigError::GatewayUrl);
+        }
+        if self
+            .resume_domains
+            .iter()
+            .any(|d| d.trim_end_matches('.').is_empty() || d.len() > 253)
+        {
+            return Err(ConfigError::ResumeDomain);
         }
         let b = &self.backoff;
         if b.cap_ms > MAX_DELAY_MS {
@@ -255,9 +262,11 @@ impl PolicyConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// `gateway_url` is not a `ws://` or `wss://` URL of at most
-    /// [`MAX_GATEWAY_URL_LEN`] bytes without white space.
+    /// `gateway_url` is not a well-formed `ws://` or `wss://` URL (see
+    /// [`GatewayUrl::parse`]).
     GatewayUrl,
+    /// An entry of `resume_domains` is empty or longer than 253 bytes.
+    ResumeDomain,
     /// The backoff's base is above its cap.
     BaseAboveCap {
         /// The base.
@@ -289,8 +298,10 @@ impl fmt::Display for ConfigError {
         match self {
             Self::GatewayUrl => write!(
                 f,
-                "gateway_url must be a ws:// or wss:// URL of at most {MAX_GATEWAY_URL_LEN} bytes"
+                "gateway_url must be a well-formed ws:// or wss:// URL of at most {} bytes",
+                crate::gateway_url::MAX_URL_LEN
             ),
+            Self::ResumeDomain => write!(f, "resume_domains entries must be 1 to 253 bytes"),
             Self::BaseAboveCap { base_ms, cap_ms } => write!(
                 f,
                 "backoff.base_ms ({base_ms}) is above backoff.cap_ms ({cap_ms})"

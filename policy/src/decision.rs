@@ -36,7 +36,9 @@ pub enum ConnectFailure {
     },
     /// HTTP 429: wait at least this long before the next attempt.
     RateLimited {
-        /// The `Retry-After` value, converted to milliseconds.
+        /// The `Retry-After` value, converted to milliseconds. Values above
+        /// [`MAX_DELAY_MS`](crate::MAX_DELAY_MS) (30 days) are read as it,
+        /// so a hostile value cannot park the shard for ever.
         retry_after_ms: u64,
     },
 }
@@ -307,7 +309,7 @@ pub fn decide<R: Rng + ?Sized>(
                 reason: GiveUpReason::Unauthorized { status },
             },
             ConnectFailure::RateLimited { retry_after_ms } => Decision::Wait {
-                delay_ms: retry_after_ms,
+                delay_ms: retry_after_ms.min(crate::backoff::MAX_DELAY_MS),
                 then: resume_if_possible,
             },
             _ => now(resume_if_possible),

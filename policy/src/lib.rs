@@ -58,7 +58,7 @@
 //! );
 //! let ready = Dispatch::Ready {
 //!     session_id: "abc".into(),
-//!     resume_gateway_url: "wss://resume.example".into(),
+//!     resume_gateway_url: "wss://gateway-us-east1-b.discord.gg".into(),
 //! };
 //! let _ = policy.handle_event(t(200), connection, Event::Dispatch { seq: Some(1), event: ready });
 //! assert!(policy.state().is_connected());
@@ -68,7 +68,7 @@
 //! let Some(Output::Plan(plan)) = policy.poll_output(t(5_000), &mut limiter) else { unreachable!() };
 //! // Sleep until the plan's time, then connect to the resume URL.
 //! let output = policy.poll_output(plan.at, &mut limiter);
-//! assert!(matches!(output, Some(Output::Connect { url, .. }) if url == "wss://resume.example"));
+//! assert!(matches!(output, Some(Output::Connect { url, .. }) if url == "wss://gateway-us-east1-b.discord.gg"));
 //! ```
 //!
 //! # Modules
@@ -83,6 +83,7 @@ mod close_code;
 mod config;
 mod decision;
 mod event;
+mod gateway_url;
 mod heartbeat;
 mod identify;
 mod output;
@@ -94,14 +95,12 @@ mod time;
 
 pub use backoff::{Backoff, BackoffConfig, BackoffStrategy, MAX_DELAY_MS};
 pub use close_code::{CloseAction, CloseCode};
-pub use config::{
-    ConfigError, GiveUpLimits, MAX_GATEWAY_URL_LEN, PolicyConfig, ResumeBreaker, StabilityRule,
-    Timeouts,
-};
+pub use config::{ConfigError, GiveUpLimits, PolicyConfig, ResumeBreaker, StabilityRule, Timeouts};
 pub use decision::{
     ConnectFailure, Deadline, Decision, DecisionConfig, GiveUpReason, Recovery, Trigger, decide,
 };
 pub use event::{Dispatch, Event};
+pub use gateway_url::{GatewayUrl, MAX_URL_LEN, UrlError, check_resume_url};
 pub use heartbeat::{MAX_HEARTBEAT_INTERVAL_MS, MIN_HEARTBEAT_INTERVAL_MS, ZombieRule};
 pub use identify::{
     IDENTIFY_WINDOW_MS, IdentifyGate, IdentifyLimiter, IdentifyStats, SESSION_START_PERIOD_MS,
@@ -110,7 +109,7 @@ pub use identify::{
 pub use output::{Command, ConnectionId, Output, ReconnectPlan};
 pub use policy::{Handled, Policy};
 pub use send_budget::SendLimit;
-pub use session::{MAX_RESUME_URL_LEN, MAX_SESSION_ID_LEN, Session};
+pub use session::{MAX_SESSION_ID_LEN, Session};
 pub use state::{PolicyState, PolicyStats};
 pub use time::Timestamp;
 

@@ -108,4 +108,13 @@ pub enum Output {
     Plan(ReconnectPlan),
     /// The policy has stopped for good; see the reason.
     GiveUp(crate::decision::GiveUpReason),
+    /// READY named a resume URL the policy will not dial (for logs; the
+    /// session was dropped and the next connection identifies against the
+    /// base URL).
+    ResumeUrlRefused {
+        /// The URL (at most its first 256 bytes).
+        url: String,
+        /// Why.
+        reason: crate::gateway_url::UrlError,
+    },
 }

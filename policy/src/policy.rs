@@ -34,6 +34,7 @@ use crate::close_code::CloseCode;
 use crate::config::{ConfigError, PolicyConfig};
 use crate::decision::{Deadline, Decision, GiveUpReason, Recovery, Trigger, decide};
 use crate::event::{Dispatch, Event};
+use crate::gateway_url::check_resume_url;
 use crate::heartbeat::{Beat, Heartbeat};
 use crate::identify::IdentifyGate;
 use crate::output::{Command, ConnectionId, Output, ReconnectPlan};
@@ -568,14 +569,20 @@ impl Policy {
         if !self.phase.carries_dispatches() {
             return Handled::Ignored;
         }
-        // Sequence numbers only move forward: a repeat is a duplicate.
-        let fresh = match (seq, self.seq) {
-            (Some(s), Some(last)) if s <= last => false,
-            (Some(s), _) => {
+        // READY starts a session: its number restarts the sequence, whatever
+        // came before it. Otherwise numbers only move forward, and a repeat
+        // is a duplicate.
+        let fresh = match (&event, seq, self.seq) {
+            (Dispatch::Ready { .. }, _, _) => {
+                self.seq = seq;
+                true
+            }
+            (_, Some(s), Some(last)) if s <= last => false,
+            (_, Some(s), _) => {
                 self.seq = Some(s);
                 true
             }
-            (None, _) => true,
+            (_, None, _) => true,
         };
         match (event, self.phase) {
             (
@@ -586,7 +593,25 @@ impl Policy {
                 Phase::Handshaking { conn, .. } | Phase::Active { conn, .. },
             ) => {
                 self.stats.ready += 1;
-                self.session = Session::from_ready(&session_id, &resume_gateway_url);
+                self.session = match check_resume_url(
+                    &resume_gateway_url,
+                    &self.config.gateway_url,
+                    &self.config.resume_domains,
+                ) {
+                    Ok(()) => Session::from_ready(&session_id, Some(resume_gateway_url)),
+                    Err(reason) => {
+                        self.stats.resume_urls_refused += 1;
+                        let mut url = resume_gateway_url;
+                        let mut end = url.len().min(256);
+                        while !url.is_char_boundary(end) {
+                            end -= 1;
+                        }
+                        url.truncate(end);
+                        self.outputs
+                            .push_back(Output::ResumeUrlRefused { url, reason });
+                        None
+                    }
+                };
                 self.established(now, conn);
             }
             (Dispatch::Resumed, Phase::Handshaking { conn, .. }) => {
@@ -1025,7 +1050,7 @@ mod tests {
         drain(&mut policy, 20, &mut gate);
         let ready = Dispatch::Ready {
             session_id: "s".into(),
-            resume_gateway_url: "wss://r".into(),
+            resume_gateway_url: "wss://gateway-us-east1-b.discord.gg".into(),
         };
         let _ = policy.handle_event(
             t(30),
@@ -1086,6 +1111,52 @@ mod tests {
         assert!(matches!(
             shards[2].poll_output(t(10_500), &mut gate),
             Some(Output::Connect { .. })
+        ));
+    }
+
+    #[test]
+    fn a_resume_url_outside_the_base_domain_is_refused_and_the_session_dropped() {
+        let mut gate = IdentifyLimiter::new(SessionStartLimit::DISCORD_DEFAULT, t(0));
+        let mut policy = Policy::new(PolicyConfig::default(), 0, 1, t(0)).unwrap();
+        drain(&mut policy, 0, &mut gate);
+        let conn = policy.connection().unwrap();
+        let _ = policy.handle_event(t(10), conn, Event::Opened);
+        let hello = Event::Hello {
+            heartbeat_interval_ms: 41_250,
+        };
+        let _ = policy.handle_event(t(20), conn, hello);
+        drain(&mut policy, 20, &mut gate);
+        let ready = Dispatch::Ready {
+            session_id: "s".into(),
+            resume_gateway_url: "wss://gateway.discord.gg.attacker.example".into(),
+        };
+        let event = Event::Dispatch {
+            seq: Some(1),
+            event: ready,
+        };
+        assert_eq!(policy.handle_event(t(30), conn, event), Handled::Accepted);
+        let out = drain(&mut policy, 30, &mut gate);
+        assert!(matches!(
+            &out[..],
+            [Output::ResumeUrlRefused {
+                reason: crate::UrlError::HostNotAllowed,
+                ..
+            }]
+        ));
+        assert!(policy.state().is_connected());
+        assert!(policy.session().is_none());
+        assert_eq!(policy.stats().resume_urls_refused, 1);
+        // The next connection identifies against the base URL, once the
+        // bucket's identify window (5.25 s after the first Identify) is over.
+        let _ = policy.handle_event(t(40), conn, Event::Closed { code: None });
+        drain(&mut policy, 40, &mut gate);
+        let at = policy.poll_timeout().unwrap();
+        assert!(drain(&mut policy, at.as_millis(), &mut gate).is_empty());
+        assert_eq!(policy.poll_timeout(), Some(t(5_270)));
+        let out = drain(&mut policy, 5_270, &mut gate);
+        assert!(matches!(
+            &out[..],
+            [Output::Connect { url, recovery: Recovery::Reidentify, .. }] if url == "wss://gateway.discord.gg"
         ));
     }
 }

@@ -96,6 +96,8 @@ pub struct PolicyStats {
     pub heartbeat_requests_refused: u64,
     /// Times the identify limiter pushed an attempt or an Identify later.
     pub identify_waits: u64,
+    /// READY resume URLs refused (see `PolicyConfig::resume_domains`).
+    pub resume_urls_refused: u64,
     /// The last close code received from the server, if any.
     pub last_close_code: Option<CloseCode>,
 }

@@ -26,9 +26,8 @@
 //! from `ProptestConfig::default()`, which reads it.
 //!
 //! `resume_seq_with_dispatches_out_of_order` and
-//! `regression_ready_after_an_early_dispatch_keeps_the_old_seq` are ignored:
-//! they fail on a policy bug (see their comments) and stay as they are until
-//! it is fixed.
+//! `regression_ready_after_an_early_dispatch_keeps_the_old_seq` found that
+//! READY did not restart the sequence number; they guard the fix.
 
 use std::collections::HashSet;
 
@@ -107,13 +106,15 @@ enum Kind {
 }
 
 const SESSION_IDS: [&str; 4] = ["sess-a", "sess-b", "", "long"];
+/// Only the first is inside the base URL's domain with the same scheme; the
+/// others must be refused, and the session with them.
 const RESUME_URLS: [&str; 4] = [
-    "wss://resume.example",
-    "ws://resume-2.example",
+    "wss://resume.example.com",
+    "ws://resume-2.example.com",
     "https://evil.example",
     "",
 ];
-const GATEWAY_URL: &str = "wss://gateway.example";
+const GATEWAY_URL: &str = "wss://gateway.example.com";
 
 fn session_id(index: usize) -> String {
     match SESSION_IDS[index % SESSION_IDS.len()] {
@@ -123,9 +124,10 @@ fn session_id(index: usize) -> String {
     }
 }
 
-/// Whether the policy may keep a READY's session id (see `Session::from_ready`).
-fn usable_session_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= MAX_SESSION_ID_LEN
+/// Whether the policy may keep a READY's session (see `Session::from_ready`
+/// and `check_resume_url`): a usable id and the one allowed resume URL.
+fn usable_session(id: &str, url: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_SESSION_ID_LEN && url == RESUME_URLS[0]
 }
 
 #[derive(Clone, Debug)]
@@ -761,14 +763,18 @@ impl<'a> Driver<'a> {
                 }
                 let handshaking_or_active = t.sock == Sock::Open && t.handshake.is_some();
                 match kind {
-                    Dispatch::Ready { session_id, .. } if handshaking_or_active => {
+                    Dispatch::Ready {
+                        session_id,
+                        resume_gateway_url,
+                    } if handshaking_or_active => {
                         // A new session: its numbering starts with READY.
                         self.seq = if handled == Handled::Accepted {
                             *seq
                         } else {
                             None
                         };
-                        self.session = usable_session_id(session_id).then(|| session_id.clone());
+                        self.session = usable_session(session_id, resume_gateway_url)
+                            .then(|| session_id.clone());
                         self.live[index].answered = true;
                     }
                     Dispatch::Resumed if handshaking_or_active && !t.answered => {
@@ -1067,6 +1073,14 @@ impl<'a> Driver<'a> {
                 })?;
                 self.gave_up = Some(*reason);
             }
+            Output::ResumeUrlRefused { url, .. } => {
+                // Only the URLs outside the base URL's domain or scheme.
+                self.check(
+                    Prop::Lifecycle,
+                    url != RESUME_URLS[0] && RESUME_URLS[1..].contains(&url.as_str()),
+                    || format!("refused the resume URL {url:?}"),
+                )?;
+            }
             other => self.check(Prop::Lifecycle, false, || {
                 format!("unknown output {other:?}")
             })?,
@@ -1254,7 +1268,6 @@ proptest! {
     /// 5 with a gateway that sends dispatches in any order (a dispatch
     /// before READY, a second READY).
     #[test]
-    #[ignore = "BUG: READY does not restart the sequence: the new session keeps the seq from before READY, so Resume carries a number the session never had"]
     fn resume_seq_with_dispatches_out_of_order(case in case_strategy(Mix::HostileSessions)) {
         verdict(run(&case, &[Prop::ResumeSeq]))?;
     }
@@ -1406,7 +1419,6 @@ fn the_generators_reach_deep_states() {
 /// goes the same way: READY never restarts the sequence. A fix: when READY
 /// is taken as the session, set the sequence to READY's own `s`.
 #[test]
-#[ignore = "BUG: READY does not restart the sequence: the new session keeps the seq from before READY"]
 fn regression_ready_after_an_early_dispatch_keeps_the_old_seq() {
     let case = Case {
         seed: 1,

@@ -18,7 +18,7 @@ use reconnect_policy::{
 /// The default base URL of `PolicyConfig`.
 pub(crate) const BASE_URL: &str = "wss://gateway.discord.gg";
 /// The resume URL every READY of these tests carries.
-pub(crate) const RESUME_URL: &str = "wss://resume.example";
+pub(crate) const RESUME_URL: &str = "wss://gateway-us-east1-b.discord.gg";
 /// The session id every READY of these tests carries.
 pub(crate) const SESSION_ID: &str = "session-abc";
 /// The heartbeat interval the gateway announces (twilight's logs show it).

@@ -1,0 +1,267 @@
+//! Which gateway URLs the policy will dial, and so send the token to.
+//!
+//! READY's `resume_gateway_url` comes from the network. Before a session is
+//! kept for resuming, its URL must have the same scheme as the base URL
+//! (`wss` never downgrades to `ws`), no user info, and a host inside an
+//! allowed domain: by default the base URL's own domain (its last two
+//! labels, e.g. `discord.gg` for `gateway.discord.gg`; the exact host for an
+//! IP address or a single-label name such as `localhost`). Anything else is
+//! refused; the policy reports it with
+//! [`Output::ResumeUrlRefused`](crate::Output::ResumeUrlRefused) and
+//! resumes against the base URL instead.
+
+use core::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The longest URL accepted, in bytes.
+pub const MAX_URL_LEN: usize = 2_048;
+
+/// The parts of a `ws://` or `wss://` URL the checks need.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GatewayUrl {
+    /// `true` for `wss`.
+    pub secure: bool,
+    /// The host, lower-cased (an IPv6 literal keeps its brackets).
+    pub host: String,
+    /// The port, if given.
+    pub port: Option<u16>,
+}
+
+/// Why a URL was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum UrlError {
+    /// Longer than [`MAX_URL_LEN`].
+    TooLong,
+    /// Not `ws://` or `wss://`.
+    Scheme,
+    /// No host, a malformed host or port, or user info (`user@host`).
+    Authority,
+    /// A different scheme from the base URL's.
+    SchemeMismatch,
+    /// A host outside the allowed domains.
+    HostNotAllowed,
+}
+
+impl fmt::Display for UrlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::TooLong => "the URL is too long",
+            Self::Scheme => "the URL is not ws:// or wss://",
+            Self::Authority => "the URL's host or port is malformed, or it carries user info",
+            Self::SchemeMismatch => "the URL's scheme differs from the base URL's",
+            Self::HostNotAllowed => "the URL's host is outside the allowed domains",
+        })
+    }
+}
+
+impl std::error::Error for UrlError {}
+
+impl GatewayUrl {
+    /// Parses the scheme and authority of a `ws://` or `wss://` URL.
+    ///
+    /// # Errors
+    ///
+    /// [`UrlError::TooLong`], [`UrlError::Scheme`] or [`UrlError::Authority`].
+    pub fn parse(url: &str) -> Result<Self, UrlError> {
+        if url.len() > MAX_URL_LEN {
+            return Err(UrlError::TooLong);
+        }
+        let (secure, rest) = if let Some(rest) = strip_prefix_ignore_case(url, "wss://") {
+            (true, rest)
+        } else if let Some(rest) = strip_prefix_ignore_case(url, "ws://") {
+            (false, rest)
+        } else {
+            return Err(UrlError::Scheme);
+        };
+        if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(UrlError::Authority);
+        }
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        if authority.contains('@') || authority.contains('\\') {
+            return Err(UrlError::Authority);
+        }
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (inside, after) = v6.split_once(']').ok_or(UrlError::Authority)?;
+            if inside.is_empty() || !inside.chars().all(|c| c.is_ascii_hexdigit() || c == ':') {
+                return Err(UrlError::Authority);
+            }
+            (format!("[{}]", inside.to_ascii_lowercase()), after)
+        } else {
+            let end = authority.find(':').unwrap_or(authority.len());
+            let host = &authority[..end];
+            let valid = !host.is_empty()
+                && !host.starts_with('.')
+                && !host.ends_with('.')
+                && !host.contains("..")
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+            if !valid {
+                return Err(UrlError::Authority);
+            }
+            (host.to_ascii_lowercase(), &authority[end..])
+        };
+        let port = match port {
+            "" => None,
+            p => Some(
+                p.strip_prefix(':')
+                    .filter(|d| !d.is_empty() && d.chars().all(|c| c.is_ascii_digit()))
+                    .and_then(|d| d.parse::<u16>().ok())
+                    .ok_or(UrlError::Authority)?,
+            ),
+        };
+        Ok(Self { secure, host, port })
+    }
+
+    /// Whether the host is an IP address literal.
+    #[must_use]
+    pub fn is_ip(&self) -> bool {
+        self.host.starts_with('[') || self.host.parse::<std::net::Ipv4Addr>().is_ok()
+    }
+
+    /// The domain a resume URL must fall in when none is configured.
+    #[must_use]
+    pub fn default_domain(&self) -> &str {
+        if self.is_ip() {
+            return &self.host;
+        }
+        let mut dots = self.host.rmatch_indices('.');
+        match (dots.next(), dots.next()) {
+            (Some(_), Some((second, _))) => &self.host[second + 1..],
+            _ => &self.host,
+        }
+    }
+
+    /// Whether the host is `domain` or a subdomain of it.
+    #[must_use]
+    pub fn is_in_domain(&self, domain: &str) -> bool {
+        let domain = domain.trim_end_matches('.');
+        if domain.is_empty() {
+            return false;
+        }
+        self.host.eq_ignore_ascii_case(domain)
+            || (self.host.len() > domain.len()
+                && self.host[self.host.len() - domain.len()..].eq_ignore_ascii_case(domain)
+                && self.host.as_bytes()[self.host.len() - domain.len() - 1] == b'.'
+                && !self.is_ip())
+    }
+}
+
+fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
+}
+
+/// Checks a resume URL against the base URL and the allowed domains (the
+/// base URL's own domain when `allowed` is empty).
+///
+/// # Errors
+///
+/// Why the URL must not be dialled.
+pub fn check_resume_url(resume: &str, base: &str, allowed: &[String]) -> Result<(), UrlError> {
+    let resume = GatewayUrl::parse(resume)?;
+    let base = GatewayUrl::parse(base)?;
+    if resume.secure != base.secure {
+        return Err(UrlError::SchemeMismatch);
+    }
+    let ok = if allowed.is_empty() {
+        resume.is_in_domain(base.default_domain())
+    } else {
+        allowed.iter().any(|d| resume.is_in_domain(d))
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(UrlError::HostNotAllowed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "wss://gateway.discord.gg";
+
+    #[test]
+    fn discord_resume_urls_are_allowed() {
+        for url in [
+            "wss://gateway-us-east1-b.discord.gg",
+            "wss://gateway-us-east1-b.discord.gg/?v=10&encoding=json",
+            "WSS://Gateway.Discord.GG:443",
+            "wss://discord.gg",
+        ] {
+            assert_eq!(check_resume_url(url, BASE, &[]), Ok(()), "{url}");
+        }
+    }
+
+    #[test]
+    fn anything_that_could_leak_the_token_is_refused() {
+        for (url, why) in [
+            (
+                "ws://gateway-us-east1-b.discord.gg",
+                UrlError::SchemeMismatch,
+            ),
+            ("wss://evil.example", UrlError::HostNotAllowed),
+            ("wss://discord.gg.evil.example", UrlError::HostNotAllowed),
+            ("wss://notdiscord.gg", UrlError::HostNotAllowed),
+            ("wss://gateway.discord.gg@evil.example", UrlError::Authority),
+            (
+                "wss://evil.example\\@gateway.discord.gg",
+                UrlError::Authority,
+            ),
+            ("wss://", UrlError::Authority),
+            ("wss://a..discord.gg", UrlError::Authority),
+            ("wss://gateway.discord.gg:99999", UrlError::Authority),
+            ("wss://gateway.discord.gg :443", UrlError::Authority),
+            ("https://gateway.discord.gg", UrlError::Scheme),
+        ] {
+            assert_eq!(check_resume_url(url, BASE, &[]), Err(why), "{url}");
+        }
+        let long = format!("wss://{}.discord.gg", "a".repeat(MAX_URL_LEN));
+        assert_eq!(check_resume_url(&long, BASE, &[]), Err(UrlError::TooLong));
+    }
+
+    #[test]
+    fn loopback_and_configured_domains() {
+        let base = "ws://127.0.0.1:9000";
+        assert_eq!(check_resume_url("ws://127.0.0.1:9001/", base, &[]), Ok(()));
+        assert_eq!(
+            check_resume_url("ws://127.0.0.2:9001/", base, &[]),
+            Err(UrlError::HostNotAllowed)
+        );
+        assert_eq!(
+            check_resume_url("ws://localhost:1/", "ws://localhost:2", &[]),
+            Ok(())
+        );
+        let allowed = ["example.net".to_owned()];
+        assert_eq!(
+            check_resume_url("wss://r.example.net", BASE, &allowed),
+            Ok(())
+        );
+        assert_eq!(
+            check_resume_url("wss://gateway.discord.gg", BASE, &allowed),
+            Err(UrlError::HostNotAllowed)
+        );
+    }
+
+    #[test]
+    fn parsing_never_panics_on_odd_input() {
+        for url in [
+            "",
+            "ws",
+            "ws:/",
+            "wss://[",
+            "wss://[::1",
+            "wss://[zz]",
+            "wss://é.gg",
+            "wss://h:",
+        ] {
+            assert!(GatewayUrl::parse(url).is_err(), "{url}");
+        }
+        assert_eq!(GatewayUrl::parse("ws://[::1]:80").unwrap().host, "[::1]");
+    }
+}
