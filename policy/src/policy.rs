@@ -569,20 +569,22 @@ impl Policy {
         if !self.phase.carries_dispatches() {
             return Handled::Ignored;
         }
-        // READY starts a session: its number restarts the sequence, whatever
-        // came before it. Otherwise numbers only move forward, and a repeat
-        // is a duplicate.
-        let fresh = match (&event, seq, self.seq) {
-            (Dispatch::Ready { .. }, _, _) => {
+        // A READY taken as the new session restarts the sequence with its
+        // own number, whatever came before it. Otherwise numbers only move
+        // forward, and a repeat is a duplicate.
+        let new_session = matches!(event, Dispatch::Ready { .. })
+            && matches!(self.phase, Phase::Handshaking { .. } | Phase::Active { .. });
+        let fresh = match (seq, self.seq) {
+            _ if new_session => {
                 self.seq = seq;
                 true
             }
-            (_, Some(s), Some(last)) if s <= last => false,
-            (_, Some(s), _) => {
+            (Some(s), Some(last)) if s <= last => false,
+            (Some(s), _) => {
                 self.seq = Some(s);
                 true
             }
-            (_, None, _) => true,
+            (None, _) => true,
         };
         match (event, self.phase) {
             (
@@ -1158,5 +1160,58 @@ mod tests {
             &out[..],
             [Output::Connect { url, recovery: Recovery::Reidentify, .. }] if url == "wss://gateway.discord.gg"
         ));
+    }
+
+    /// Found by the property tests at 100,000 cases: a READY arriving on a
+    /// socket being closed is not a new session and must not restart the
+    /// sequence the next Resume carries.
+    #[test]
+    fn a_ready_while_closing_does_not_restart_the_sequence() {
+        let mut gate = IdentifyLimiter::new(SessionStartLimit::DISCORD_DEFAULT, t(0));
+        let mut policy = Policy::new(PolicyConfig::default(), 0, 1, t(0)).unwrap();
+        drain(&mut policy, 0, &mut gate);
+        let conn = policy.connection().unwrap();
+        let _ = policy.handle_event(t(10), conn, Event::Opened);
+        let hello = Event::Hello {
+            heartbeat_interval_ms: 41_250,
+        };
+        let _ = policy.handle_event(t(20), conn, hello.clone());
+        drain(&mut policy, 20, &mut gate);
+        let ready = |seq| Event::Dispatch {
+            seq,
+            event: Dispatch::Ready {
+                session_id: "s".into(),
+                resume_gateway_url: "wss://gateway-us-east1-b.discord.gg".into(),
+            },
+        };
+        let _ = policy.handle_event(t(30), conn, ready(Some(1)));
+        for seq in 2..=8 {
+            let other = Event::Dispatch {
+                seq: Some(seq),
+                event: Dispatch::Other,
+            };
+            let _ = policy.handle_event(t(40), conn, other);
+        }
+        let _ = policy.handle_event(t(50), conn, Event::Reconnect);
+        drain(&mut policy, 50, &mut gate);
+        assert_eq!(policy.state(), PolicyState::Closing);
+        let _ = policy.handle_event(t(60), conn, ready(None));
+        assert_eq!(policy.last_seq(), Some(8));
+        let _ = policy.handle_event(t(70), conn, Event::Closed { code: Some(4000) });
+        drain(&mut policy, 70, &mut gate);
+        // The connection never proved stable, so the backoff applies.
+        let at = policy.poll_timeout().unwrap();
+        drain(&mut policy, at.as_millis(), &mut gate);
+        let conn = policy.connection().unwrap();
+        let _ = policy.handle_event(at, conn, Event::Opened);
+        let _ = policy.handle_event(at, conn, hello);
+        let out = drain(&mut policy, at.as_millis(), &mut gate);
+        assert!(out.contains(&Output::Send {
+            connection: conn,
+            command: Command::Resume {
+                session_id: "s".into(),
+                seq: 8
+            }
+        }));
     }
 }
