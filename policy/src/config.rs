@@ -82,13 +82,18 @@ impl Default for StabilityRule {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ResumeBreaker {
-    /// Resumes in a row that end without RESUMED before the session is
-    /// dropped and the policy identifies against the base URL (default 3).
+    /// Resumes in a row that were sent and ended without RESUMED before the
+    /// session is dropped and the policy identifies against the base URL
+    /// (default 3). Dials that fail do not count: they say the network is
+    /// down, not that the session is dead.
     pub max_failed_resumes: u32,
     /// Whether one failed dial to the resume URL also drops the session
-    /// (default on). The resume URL itself is always dropped after a failed
-    /// dial; with this off, the session is kept and resumed against the
-    /// base URL instead.
+    /// (default off). The resume URL itself is always dropped after a
+    /// failed dial, so a dead node is never dialled twice; the session is
+    /// then resumed against the base URL. On, a fleet-wide outage turns
+    /// every resume into an Identify: in the simulator's `outage-30s`
+    /// scenario it made 1000 shards re-identify, took p99 324 s to recover
+    /// instead of seconds, and lost 7,278 events.
     pub drop_session_on_dial_failure: bool,
 }
 
@@ -96,7 +101,7 @@ impl ResumeBreaker {
     /// The defaults.
     pub const DEFAULT: Self = Self {
         max_failed_resumes: 3,
-        drop_session_on_dial_failure: true,
+        drop_session_on_dial_failure: false,
     };
 }
 

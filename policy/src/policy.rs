@@ -814,16 +814,16 @@ impl Policy {
     /// Accounts for the end of the current connection attempt: failed
     /// resumes, failed dials to the resume URL. Called with the socket
     /// still described by `self.phase`.
+    ///
+    /// A resume *fails* only when it was sent and the connection ended
+    /// before RESUMED: a dial that fails, or a socket that never says Hello,
+    /// says the network is down, not that the session is dead, and must not
+    /// cost the session (an outage would otherwise turn every resume of a
+    /// fleet into an Identify).
     fn account_for_end(&mut self) {
-        let (resuming, dial_to_resume_url) = match self.phase {
-            Phase::Dialing {
-                recovery,
-                to_resume_url,
-                ..
-            } => (recovery == Recovery::Resume, to_resume_url),
-            Phase::AwaitingHello { recovery, .. } | Phase::Handshaking { recovery, .. } => {
-                (recovery == Recovery::Resume, false)
-            }
+        let (resume_sent, dial_to_resume_url) = match self.phase {
+            Phase::Dialing { to_resume_url, .. } => (false, to_resume_url),
+            Phase::Handshaking { recovery, .. } => (recovery == Recovery::Resume, false),
             _ => (false, false),
         };
         if dial_to_resume_url {
@@ -835,7 +835,7 @@ impl Policy {
                 self.drop_session();
             }
         }
-        if resuming && self.session.is_some() {
+        if resume_sent && self.session.is_some() {
             self.failed_resumes = self.failed_resumes.saturating_add(1);
             if self.failed_resumes >= self.config.resume.max_failed_resumes {
                 self.stats.resume_breaker_trips += 1;

@@ -606,8 +606,19 @@ fn resume_breaker_counts_failures_in_a_row_only() {
 
 #[test]
 fn resume_breaker_on_a_failed_dial_to_the_resume_url() {
+    // The literal rule, behind `drop_session_on_dial_failure`: one
+    // failed dial to the resume URL drops the session too.
+    let dropping = PolicyConfig {
+        resume: ResumeBreaker {
+            drop_session_on_dial_failure: true,
+            ..ResumeBreaker::DEFAULT
+        },
+        ..PolicyConfig::default()
+    };
     for failure in [Some(ConnectFailure::Refused), None] {
-        let mut d = Driver::connected(5);
+        let mut d = Driver::new(dropping.clone());
+        d.establish();
+        d.dispatches(2..=5);
         d.run_for(5_000);
         let from = d.mark();
         let _ = d.send(closed(None));
@@ -629,14 +640,9 @@ fn resume_breaker_on_a_failed_dial_to_the_resume_url() {
         assert_eq!(command, Command::Identify, "{failure:?}");
     }
 
-    // Keeping the session on a failed dial: resume against the base URL.
-    let mut d = Driver::new(PolicyConfig {
-        resume: ResumeBreaker {
-            drop_session_on_dial_failure: false,
-            ..ResumeBreaker::DEFAULT
-        },
-        ..PolicyConfig::default()
-    });
+    // The default keeps the session on a failed dial and resumes against
+    // the base URL (the resume URL is dropped).
+    let mut d = Driver::new(PolicyConfig::default());
     d.establish();
     d.dispatches(2..=5);
     d.run_for(5_000);
@@ -652,6 +658,29 @@ fn resume_breaker_on_a_failed_dial_to_the_resume_url() {
     assert_eq!(connect.recovery, Recovery::Resume);
     assert_eq!(command, resume(5));
     assert_eq!(d.policy.session().unwrap().resume_url, None);
+}
+
+#[test]
+fn an_outage_of_failed_dials_never_costs_the_session() {
+    // Dials that fail say the network is down, not that the session is
+    // dead: far more of them than the breaker's limit keep the session.
+    let mut d = Driver::new(PolicyConfig::default());
+    d.establish();
+    d.dispatches(2..=9);
+    d.run_for(5_000);
+    let mut from = d.mark();
+    let _ = d.send(closed(None));
+    for _ in 0..(ResumeBreaker::DEFAULT.max_failed_resumes * 4) {
+        let connect = d.next_connect(from);
+        assert_eq!(connect.recovery, Recovery::Resume);
+        from = d.mark();
+        let _ = d.send(Event::ConnectFailed {
+            failure: ConnectFailure::Refused,
+        });
+    }
+    let (connect, command) = d.reconnect(from);
+    assert_eq!(connect.url, BASE_URL);
+    assert_eq!(command, resume(9));
 }
 
 // ----- (j) ------------------------------------------------------------------
