@@ -1,0 +1,696 @@
+//! The discrete-event engine: virtual time, links, faults and the loop that
+//! drives the clients.
+//!
+//! Time jumps from one event to the next (no ticks). Events sit in a binary
+//! heap ordered by time and then by the order they were scheduled in, so two
+//! events at the same millisecond always run in the same order. Nothing in a
+//! run reads the wall clock or iterates a hash map: the same scenario,
+//! model and seed give the same trace, byte for byte. The gateway's side of
+//! each message lives in [`crate::gateway`]; this file owns the queue, the
+//! links and the clients.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use reconnect_policy::{
+    ConnectFailure, IdentifyLimiter, PolicyConfig, SessionStartLimit, Timestamp,
+};
+
+use crate::client::{Action, Client, Cx, PeerClient, PeerKind, PolicyClient};
+use crate::gateway::Gateway;
+use crate::metrics::Recorder;
+use crate::net::{LinkRng, Sockets};
+use crate::rng::{self, Stream};
+use crate::scenario::{DownMode, FaultKind, Scenario, Scope};
+use crate::wire::{SockId, ToClient, ToServer};
+
+/// What a shard runs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ModelSpec {
+    /// The policy crate with this configuration.
+    Policy {
+        /// The name shown in reports.
+        name: String,
+        /// The configuration.
+        config: Box<PolicyConfig>,
+    },
+    /// A model of another library.
+    Peer(PeerKind),
+}
+
+impl ModelSpec {
+    /// The name shown in reports.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Policy { name, .. } => name,
+            Self::Peer(kind) => kind.name(),
+        }
+    }
+}
+
+/// Limits on one run; going over them is an error that names the seed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    /// Events processed at most.
+    pub max_events: u64,
+    /// Wall-clock seconds at most.
+    pub max_wall_s: u64,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self {
+            max_events: 2_000_000_000,
+            max_wall_s: 600,
+        }
+    }
+}
+
+/// A run that could not finish.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunError {
+    /// The model's configuration is invalid.
+    Config(String),
+    /// The run went over its budget.
+    Budget {
+        /// The seed, to replay it.
+        seed: u64,
+        /// Simulated time reached, ms.
+        reached_ms: u64,
+        /// What ran out.
+        what: &'static str,
+    },
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Config(e) => write!(f, "invalid model configuration: {e}"),
+            Self::Budget {
+                seed,
+                reached_ms,
+                what,
+            } => write!(
+                f,
+                "run with seed {seed} went over its {what} budget at {reached_ms} ms of simulated time"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+/// An event in the queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ev {
+    Start { shard: u32 },
+    Wake { shard: u32 },
+    ToClient { sock: SockId, msg: ToClient },
+    ToServer { sock: SockId, msg: ToServer },
+    FaultStart { fault: u16 },
+    FaultEnd { fault: u16 },
+    Flap { shard: u32, fault: u16 },
+    Heal,
+    ServerAct { shard: u32, fault: u16 },
+    CloseAfterReconnect { sock: SockId },
+    HeartbeatCheck { sock: SockId },
+    DispatchTick { session: u32 },
+    SessionExpiry { session: u32 },
+    SockLifetime { sock: SockId },
+}
+
+impl Ev {
+    /// A small number naming the event, for the trace hash.
+    const fn trace_key(&self) -> (u64, u64) {
+        match *self {
+            Self::Start { shard } => (1, shard as u64),
+            Self::Wake { shard } => (2, shard as u64),
+            Self::ToClient { sock, .. } => (3, sock.index as u64),
+            Self::ToServer { sock, .. } => (4, sock.index as u64),
+            Self::FaultStart { fault } => (5, fault as u64),
+            Self::FaultEnd { fault } => (6, fault as u64),
+            Self::Flap { shard, .. } => (7, shard as u64),
+            Self::Heal => (8, 0),
+            Self::ServerAct { shard, .. } => (9, shard as u64),
+            Self::CloseAfterReconnect { sock } => (10, sock.index as u64),
+            Self::HeartbeatCheck { sock } => (11, sock.index as u64),
+            Self::DispatchTick { session } => (12, session as u64),
+            Self::SessionExpiry { session } => (13, session as u64),
+            Self::SockLifetime { sock } => (14, sock.index as u64),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Entry {
+    at: u64,
+    order: u64,
+    ev: Ev,
+}
+
+impl Ord for Entry {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.order).cmp(&(other.at, other.order))
+    }
+}
+
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The state of one run.
+pub(crate) struct Sim<'a> {
+    pub(crate) sc: &'a Scenario,
+    seed: u64,
+    pub(crate) now: u64,
+    order: u64,
+    queue: BinaryHeap<Reverse<Entry>>,
+    pub(crate) sockets: Sockets,
+    /// Sockets each shard's client still holds.
+    pub(crate) shard_socks: Vec<Vec<SockId>>,
+    links: Vec<LinkRng>,
+    flap_down: Vec<bool>,
+    /// Faults in force now (indices into `sc.faults`).
+    active: Vec<u16>,
+    clients: Vec<Client>,
+    wake_at: Vec<u64>,
+    limiter: IdentifyLimiter,
+    pub(crate) server_rng: LinkRng,
+    pub(crate) gateway: Gateway,
+    /// The client was told a fatal close code.
+    fatal_seen: Vec<bool>,
+    pub(crate) rec: Recorder,
+    actions: Vec<Action>,
+}
+
+/// Runs `model` through `scenario` with `seed`.
+///
+/// # Errors
+///
+/// The model's configuration is invalid, or the run went over its budget.
+pub fn run(
+    scenario: &Scenario,
+    model: &ModelSpec,
+    seed: u64,
+    budget: Budget,
+) -> Result<Recorder, RunError> {
+    let mut sim = Sim::new(scenario, model, seed)?;
+    sim.run(budget)?;
+    Ok(sim.finish())
+}
+
+impl<'a> Sim<'a> {
+    fn new(sc: &'a Scenario, model: &ModelSpec, seed: u64) -> Result<Self, RunError> {
+        let shards = sc.shards;
+        let g = &sc.gateway;
+        let limit = SessionStartLimit {
+            total: g.session_start_total,
+            remaining: g.session_start_remaining,
+            reset_after_ms: g.session_start_reset_after_ms,
+            max_concurrency: g.max_concurrency,
+        };
+        let mut clients = Vec::with_capacity(shards as usize);
+        for shard in 0..shards {
+            let client_seed = rng::derive(seed, Stream::Client, u64::from(shard));
+            clients.push(match model {
+                ModelSpec::Policy { config, .. } => Client::Policy(Box::new(
+                    PolicyClient::new((**config).clone(), shard, client_seed, 0)
+                        .map_err(|e| RunError::Config(e.to_string()))?,
+                )),
+                ModelSpec::Peer(kind) => Client::Peer(Box::new(PeerClient::new(
+                    *kind,
+                    rng::stream(seed, Stream::Client, u64::from(shard)),
+                ))),
+            });
+        }
+        let mut sim = Self {
+            sc,
+            seed,
+            now: 0,
+            order: 0,
+            queue: BinaryHeap::new(),
+            sockets: Sockets::default(),
+            shard_socks: vec![Vec::new(); shards as usize],
+            links: (0..shards)
+                .map(|s| LinkRng::new(rng::derive(seed, Stream::Link, u64::from(s))))
+                .collect(),
+            flap_down: vec![false; shards as usize],
+            active: Vec::new(),
+            clients,
+            wake_at: vec![u64::MAX; shards as usize],
+            limiter: IdentifyLimiter::new(limit, Timestamp::ZERO),
+            server_rng: LinkRng::new(rng::derive(seed, Stream::Server, 0)),
+            gateway: Gateway::new(sc),
+            fatal_seen: vec![false; shards as usize],
+            rec: Recorder::new(shards, sc.duration_ms),
+            actions: Vec::new(),
+        };
+        let mut start_rng = LinkRng::new(rng::derive(seed, Stream::Faults, u64::MAX));
+        for shard in 0..shards {
+            let at = start_rng.upto(sc.start_spread_ms);
+            sim.schedule(at, Ev::Start { shard });
+        }
+        for (i, fault) in sc.faults.iter().enumerate() {
+            let i = u16::try_from(i).unwrap_or(u16::MAX);
+            if fault.at_ms < sc.heal_at_ms {
+                sim.schedule(fault.at_ms, Ev::FaultStart { fault: i });
+            }
+        }
+        sim.schedule(sc.heal_at_ms, Ev::Heal);
+        Ok(sim)
+    }
+
+    pub(crate) fn schedule(&mut self, at: u64, ev: Ev) {
+        self.order += 1;
+        self.queue.push(Reverse(Entry {
+            at: at.max(self.now),
+            order: self.order,
+            ev,
+        }));
+    }
+
+    fn run(&mut self, budget: Budget) -> Result<(), RunError> {
+        // The one wall-clock read of a run: it only bounds how long the run
+        // may take and never changes what it computes.
+        #[allow(clippy::disallowed_methods)]
+        let started = std::time::Instant::now();
+        while let Some(Reverse(entry)) = self.queue.pop() {
+            if entry.at > self.sc.duration_ms {
+                break;
+            }
+            self.now = entry.at;
+            let (kind, key) = entry.ev.trace_key();
+            self.rec.trace(entry.at, kind, key);
+            if self.rec.events >= budget.max_events {
+                return Err(self.over_budget("event"));
+            }
+            if self.rec.events.is_multiple_of(1 << 16)
+                && started.elapsed().as_secs() >= budget.max_wall_s
+            {
+                return Err(self.over_budget("wall-clock"));
+            }
+            self.step(entry.ev);
+        }
+        self.now = self.sc.duration_ms;
+        Ok(())
+    }
+
+    const fn over_budget(&self, what: &'static str) -> RunError {
+        RunError::Budget {
+            seed: self.seed,
+            reached_ms: self.now,
+            what,
+        }
+    }
+
+    fn finish(mut self) -> Recorder {
+        self.rec.gave_up = self.clients.iter().filter(|c| c.gave_up()).count() as u64;
+        self.rec.sockets_high_water = self.sockets.high_water() as u64;
+        self.rec
+    }
+
+    fn step(&mut self, ev: Ev) {
+        match ev {
+            Ev::Start { shard } => self.with_client(shard, |c, now, cx| c.start(now, cx)),
+            Ev::Wake { shard } => {
+                if self.wake_at[shard as usize] == self.now {
+                    self.wake_at[shard as usize] = u64::MAX;
+                    self.with_client(shard, |c, now, cx| c.wake(now, cx));
+                }
+            }
+            Ev::ToClient { sock, msg } => self.deliver_to_client(sock, msg),
+            Ev::ToServer { sock, msg } => self.server_receive(sock, msg),
+            Ev::FaultStart { fault } => self.fault_start(fault),
+            Ev::FaultEnd { fault } => self.fault_end(fault),
+            Ev::Flap { shard, fault } => self.flap(shard, fault),
+            Ev::Heal => self.heal(),
+            Ev::ServerAct { shard, fault } => self.server_act(shard, fault),
+            Ev::CloseAfterReconnect { sock } => self.server_close(sock, Some(1001), false, true),
+            Ev::HeartbeatCheck { sock } => self.heartbeat_check(sock),
+            Ev::DispatchTick { session } => self.dispatch_tick(session),
+            Ev::SessionExpiry { session } => self.session_expiry(session),
+            Ev::SockLifetime { sock } => self.server_close(sock, None, false, true),
+        }
+    }
+
+    // ----- clients ------------------------------------------------------
+
+    fn with_client(&mut self, shard: u32, f: impl FnOnce(&mut Client, u64, &mut Cx<'_>)) {
+        let mut actions = std::mem::take(&mut self.actions);
+        {
+            let sockets = &mut self.sockets;
+            let mut alloc = || sockets.open(shard);
+            let mut cx = Cx::new(&mut self.limiter, &mut actions, &mut alloc);
+            f(&mut self.clients[shard as usize], self.now, &mut cx);
+        }
+        for action in actions.drain(..) {
+            self.apply(shard, action);
+        }
+        self.actions = actions;
+        if let Some(at) = self.clients[shard as usize].next_wake() {
+            let at = at.max(self.now);
+            if at < self.wake_at[shard as usize] {
+                self.wake_at[shard as usize] = at;
+                self.schedule(at, Ev::Wake { shard });
+            }
+        }
+    }
+
+    fn apply(&mut self, shard: u32, action: Action) {
+        match action {
+            Action::Connect {
+                sock,
+                to_resume_url,
+            } => {
+                self.rec.attempt(shard, self.now);
+                if self.fatal_seen[shard as usize] {
+                    self.rec.retries_after_fatal += 1;
+                }
+                self.shard_socks[shard as usize].push(sock);
+                match self.link_down(shard) {
+                    Some(DownMode::Refuse) => {
+                        let at = self.now + 2 * self.latency(shard);
+                        self.schedule(
+                            at,
+                            Ev::ToClient {
+                                sock,
+                                msg: ToClient::ConnectFailed(ConnectFailure::Refused),
+                            },
+                        );
+                    }
+                    Some(DownMode::Blackhole) => {
+                        if let Some(s) = self.sockets.get_mut(sock) {
+                            s.dead = true;
+                        }
+                    }
+                    None => self.send_to_server(sock, ToServer::Connect { to_resume_url }),
+                }
+            }
+            Action::Send { sock, msg } => {
+                if msg == ToServer::Drop {
+                    self.client_let_go(sock);
+                }
+                self.send_to_server(sock, msg);
+            }
+            Action::Delivered { session, seq } => self.rec.delivered(session.0, seq),
+        }
+    }
+
+    /// The client no longer holds `sock`.
+    fn client_let_go(&mut self, sock: SockId) {
+        if let Some(s) = self.sockets.get_mut(sock) {
+            s.client_open = false;
+            let shard = s.shard as usize;
+            self.shard_socks[shard].retain(|x| *x != sock);
+        }
+        self.sockets.release_if_done(sock);
+    }
+
+    fn deliver_to_client(&mut self, sock: SockId, msg: ToClient) {
+        let Some(s) = self.sockets.get(sock) else {
+            return;
+        };
+        if !s.client_open {
+            return;
+        }
+        let shard = s.shard;
+        match msg {
+            ToClient::Closed { code } => {
+                if code.is_some_and(|c| reconnect_policy::CloseCode::from_u16(c).is_fatal()) {
+                    self.fatal_seen[shard as usize] = true;
+                }
+                self.client_let_go(sock);
+            }
+            ToClient::ConnectFailed(_) => self.client_let_go(sock),
+            _ => {}
+        }
+        self.with_client(shard, |c, now, cx| c.on_message(now, sock, msg, cx));
+    }
+
+    // ----- links --------------------------------------------------------
+
+    fn hits(&self, fault: usize, shard: u32) -> bool {
+        match self.sc.faults[fault].scope {
+            Scope::All => true,
+            Scope::Shards { from, to } => (from..to).contains(&shard),
+            Scope::Fraction { fraction } => {
+                let draw = rng::derive(
+                    self.seed,
+                    Stream::Faults,
+                    (fault as u64) << 32 | u64::from(shard),
+                );
+                ((draw >> 11) as f64 / (1u64 << 53) as f64) < fraction
+            }
+        }
+    }
+
+    /// Whether the shard's link is down now, and how.
+    pub(crate) fn link_down(&self, shard: u32) -> Option<DownMode> {
+        for &f in &self.active {
+            let f = f as usize;
+            match self.sc.faults[f].kind {
+                FaultKind::Outage { mode } if self.hits(f, shard) => return Some(mode),
+                FaultKind::Flapping { mode, .. } if self.flap_down[shard as usize] => {
+                    return Some(mode);
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// Whether any link fault touches the shard now.
+    pub(crate) fn link_faulty(&self, shard: u32) -> bool {
+        self.active.iter().any(|&f| {
+            let f = f as usize;
+            matches!(
+                self.sc.faults[f].kind,
+                FaultKind::Outage { .. }
+                    | FaultKind::Flapping { .. }
+                    | FaultKind::HalfOpen
+                    | FaultKind::ConnectThenDrop { .. }
+                    | FaultKind::Latency { .. }
+                    | FaultKind::Loss { .. }
+            ) && self.hits(f, shard)
+        })
+    }
+
+    /// The lifetime of sockets opened now on the shard's link, if a
+    /// connect-then-drop fault is in force.
+    pub(crate) fn socket_lifetime(&self, shard: u32) -> Option<u64> {
+        self.active
+            .iter()
+            .find_map(|&f| match self.sc.faults[f as usize].kind {
+                FaultKind::ConnectThenDrop { after_ms } if self.hits(f as usize, shard) => {
+                    Some(after_ms)
+                }
+                _ => None,
+            })
+    }
+
+    /// Handshakes per second the gateway admits now.
+    pub(crate) fn admission_per_s(&self) -> u32 {
+        self.active
+            .iter()
+            .filter_map(|&f| match self.sc.faults[f as usize].kind {
+                FaultKind::Overload { admission_per_s } => Some(admission_per_s),
+                _ => None,
+            })
+            .min()
+            .unwrap_or(self.sc.gateway.admission_per_s)
+    }
+
+    /// One-way latency for a message on the shard's link now.
+    fn latency(&mut self, shard: u32) -> u64 {
+        let mut extra = 0;
+        let mut loss = 0.0f64;
+        for &f in &self.active {
+            let f = f as usize;
+            if !self.hits(f, shard) {
+                continue;
+            }
+            match self.sc.faults[f].kind {
+                FaultKind::Latency {
+                    extra_ms,
+                    jitter_ms,
+                } => extra += extra_ms + self.links[shard as usize].upto(jitter_ms),
+                FaultKind::Loss { probability } => loss = loss.max(probability.min(0.95)),
+                _ => {}
+            }
+        }
+        let link = &mut self.links[shard as usize];
+        let mut ms = self.sc.link.latency_ms + link.upto(self.sc.link.jitter_ms) + extra;
+        while loss > 0.0 && link.unit() < loss {
+            ms += 200;
+        }
+        ms.max(1)
+    }
+
+    /// Sends towards the server, if the link and the socket carry it.
+    pub(crate) fn send_to_server(&mut self, sock: SockId, msg: ToServer) {
+        let Some(s) = self.sockets.get(sock) else {
+            return;
+        };
+        if s.dead {
+            return;
+        }
+        let shard = s.shard;
+        if self.link_down(shard).is_some() {
+            return;
+        }
+        let lat = self.latency(shard);
+        let Some(s) = self.sockets.get_mut(sock) else {
+            return;
+        };
+        let at = (self.now + lat).max(s.last_to_server);
+        s.last_to_server = at;
+        self.schedule(at, Ev::ToServer { sock, msg });
+    }
+
+    /// Sends towards the client, if the link and the socket carry it.
+    pub(crate) fn send_to_client(&mut self, sock: SockId, msg: ToClient, extra_delay: u64) {
+        let Some(s) = self.sockets.get(sock) else {
+            return;
+        };
+        if s.dead || !s.client_open {
+            return;
+        }
+        let shard = s.shard;
+        if self.link_down(shard).is_some() {
+            return;
+        }
+        let lat = self.latency(shard) + extra_delay;
+        let Some(s) = self.sockets.get_mut(sock) else {
+            return;
+        };
+        let at = (self.now + lat).max(s.last_to_client);
+        s.last_to_client = at;
+        self.schedule(at, Ev::ToClient { sock, msg });
+    }
+
+    // ----- faults -------------------------------------------------------
+
+    fn fault_start(&mut self, fault: u16) {
+        let f = self.sc.faults[fault as usize];
+        self.active.push(fault);
+        let end = (f.at_ms.saturating_add(f.duration_ms)).min(self.sc.heal_at_ms);
+        self.schedule(end, Ev::FaultEnd { fault });
+        let mut rng = LinkRng::new(rng::derive(self.seed, Stream::Faults, u64::from(fault)));
+        for shard in 0..self.sc.shards {
+            if !self.hits(fault as usize, shard) {
+                continue;
+            }
+            match f.kind {
+                FaultKind::Outage { mode } => self.link_goes_down(shard, mode),
+                FaultKind::Flapping {
+                    min_up_ms,
+                    max_up_ms,
+                    ..
+                } => {
+                    let up = min_up_ms + rng.upto(max_up_ms - min_up_ms);
+                    self.schedule(self.now + up, Ev::Flap { shard, fault });
+                }
+                FaultKind::HalfOpen => {
+                    for &sock in &self.shard_socks[shard as usize] {
+                        if let Some(s) = self.sockets.get_mut(sock) {
+                            s.dead = true;
+                        }
+                    }
+                }
+                FaultKind::RollingRestart
+                | FaultKind::InvalidSessions { .. }
+                | FaultKind::ServerClose { .. } => {
+                    let at = self.now + rng.upto(f.duration_ms);
+                    self.schedule(at, Ev::ServerAct { shard, fault });
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn fault_end(&mut self, fault: u16) {
+        self.active.retain(|&f| f != fault);
+        if matches!(
+            self.sc.faults[fault as usize].kind,
+            FaultKind::Flapping { .. }
+        ) {
+            for shard in 0..self.sc.shards {
+                if self.hits(fault as usize, shard) {
+                    self.flap_down[shard as usize] = false;
+                }
+            }
+        }
+    }
+
+    fn flap(&mut self, shard: u32, fault: u16) {
+        if !self.active.contains(&fault) {
+            return;
+        }
+        let FaultKind::Flapping {
+            min_up_ms,
+            max_up_ms,
+            min_down_ms,
+            max_down_ms,
+            mode,
+        } = self.sc.faults[fault as usize].kind
+        else {
+            return;
+        };
+        let down = !self.flap_down[shard as usize];
+        self.flap_down[shard as usize] = down;
+        let link = &mut self.links[shard as usize];
+        let next = if down {
+            min_down_ms + link.upto(max_down_ms - min_down_ms)
+        } else {
+            min_up_ms + link.upto(max_up_ms - min_up_ms)
+        };
+        if down {
+            self.link_goes_down(shard, mode);
+        }
+        self.schedule(self.now + next, Ev::Flap { shard, fault });
+    }
+
+    /// The shard's link fails: sockets are reset, or go silent.
+    fn link_goes_down(&mut self, shard: u32, mode: DownMode) {
+        let socks = self.shard_socks[shard as usize].clone();
+        for sock in socks {
+            match mode {
+                DownMode::Refuse => {
+                    self.server_close(sock, None, false, false);
+                    // The reset reaches the client at once.
+                    self.schedule(
+                        self.now + 1,
+                        Ev::ToClient {
+                            sock,
+                            msg: ToClient::Closed { code: None },
+                        },
+                    );
+                }
+                DownMode::Blackhole => {
+                    if let Some(s) = self.sockets.get_mut(sock) {
+                        s.dead = true;
+                    }
+                }
+            }
+        }
+    }
+
+    fn heal(&mut self) {
+        self.active.clear();
+        self.flap_down.iter_mut().for_each(|d| *d = false);
+        let mut down = 0;
+        let mut must_identify = 0;
+        for shard in 0..self.sc.shards {
+            if self.rec.established[shard as usize].is_none() {
+                down += 1;
+                if !self.gateway.has_resumable_session(shard) {
+                    must_identify += 1;
+                }
+            }
+        }
+        self.rec.down_at_heal = (down, must_identify);
+    }
+}

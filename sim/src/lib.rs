@@ -1,0 +1,183 @@
+//! A seeded, deterministic discrete-event simulator of a gateway and a
+//! fleet of shards.
+//!
+//! It answers one question with numbers: when the network or the gateway
+//! misbehaves, does a fleet of clients reconnect calmly, or does it storm?
+//! Each shard runs either the policy crate itself
+//! ([`reconnect_policy::Policy`], driven exactly as a real client drives it)
+//! or a model of another library's reconnect behaviour; a model of the
+//! gateway enforces the real rules (identify buckets, the daily session
+//! start limit, admission capacity, resume windows); links fail in the ways
+//! `shared/reference/simulation.md` §5 lists. The [`Report`] holds the storm
+//! metrics M1–M8 and a verdict.
+//!
+//! - **Deterministic**: one master seed; every client, link and the server
+//!   derive their own stream from it ([`rng`]); no wall clock, no threads
+//!   and no hash-map iteration inside a run; the same scenario, model and
+//!   seed give the same report and the same trace hash.
+//! - **Event-driven**: virtual time jumps to the next event.
+//! - **Parallel across runs**: [`compare`] and [`sweep`] spread separate
+//!   runs over the machine's cores.
+//!
+//! ```
+//! use reconnect_sim::{Scenario, model, run_report, Budget};
+//!
+//! let mut scenario = Scenario::builtin("outage-30s").unwrap();
+//! scenario.shards = 20;
+//! let report = run_report(&scenario, &model("policy").unwrap(), 7, Budget::default()).unwrap();
+//! assert!(!report.storm, "{:?}", report.storm_reasons);
+//! let naive = run_report(&scenario, &model("naive").unwrap(), 7, Budget::default()).unwrap();
+//! assert!(naive.storm);
+//! ```
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod client;
+mod engine;
+mod gateway;
+pub mod metrics;
+pub mod net;
+pub mod report;
+pub mod rng;
+pub mod scenario;
+pub mod wire;
+
+use reconnect_policy::{BackoffConfig, BackoffStrategy, PolicyConfig};
+
+pub use client::PeerKind;
+pub use engine::{Budget, ModelSpec, RunError, run};
+pub use report::{Report, table};
+pub use scenario::Scenario;
+
+/// The name of the policy with its production defaults.
+pub const DEFAULT_MODEL: &str = "policy";
+
+/// Every model `compare` runs, by name, in display order: the policy with
+/// its defaults, the policy with each other backoff strategy, then the peer
+/// models.
+#[must_use]
+pub fn model_names() -> Vec<String> {
+    let mut names = vec![DEFAULT_MODEL.to_owned()];
+    for strategy in BackoffStrategy::ALL {
+        if strategy != BackoffConfig::DEFAULT.strategy {
+            names.push(format!("policy:{}", strategy.name()));
+        }
+    }
+    names.extend(PeerKind::ALL.iter().map(|k| k.name().to_owned()));
+    names
+}
+
+/// The model called `name`: `policy` (the production defaults),
+/// `policy:<strategy>` (the defaults with another backoff strategy, same
+/// base and cap; `policy:none` also drops the guard, as the storm
+/// baseline), or a peer model's name.
+#[must_use]
+pub fn model(name: &str) -> Option<ModelSpec> {
+    if name == DEFAULT_MODEL {
+        return Some(ModelSpec::Policy {
+            name: name.to_owned(),
+            config: Box::default(),
+        });
+    }
+    if let Some(strategy) = name.strip_prefix("policy:") {
+        let strategy = BackoffStrategy::ALL
+            .into_iter()
+            .find(|s| s.name() == strategy)?;
+        let mut config = PolicyConfig::default();
+        config.backoff.strategy = strategy;
+        if strategy == BackoffStrategy::None {
+            config.backoff.base_ms = 0;
+            config.guard_ms = 0;
+        }
+        return Some(ModelSpec::Policy {
+            name: name.to_owned(),
+            config: Box::new(config),
+        });
+    }
+    PeerKind::from_name(name).map(ModelSpec::Peer)
+}
+
+/// Runs one model through a scenario and computes its report.
+///
+/// # Errors
+///
+/// See [`run`].
+pub fn run_report(
+    scenario: &Scenario,
+    model: &ModelSpec,
+    seed: u64,
+    budget: Budget,
+) -> Result<Report, RunError> {
+    let recorder = run(scenario, model, seed, budget)?;
+    Ok(Report::new(scenario, model.name(), seed, &recorder))
+}
+
+/// Runs every model through a scenario with one seed (the same fault
+/// schedule for each: common random numbers), in parallel over the cores,
+/// in the order given.
+///
+/// # Errors
+///
+/// The first run that failed.
+pub fn compare(
+    scenario: &Scenario,
+    models: &[ModelSpec],
+    seed: u64,
+    budget: Budget,
+) -> Result<Vec<Report>, RunError> {
+    parallel_map(models, |m| run_report(scenario, m, seed, budget))
+        .into_iter()
+        .collect()
+}
+
+/// Runs one model through a scenario for every seed in `seeds`, in
+/// parallel, calling `progress` after each finished run.
+///
+/// # Errors
+///
+/// The first run that failed.
+pub fn sweep(
+    scenario: &Scenario,
+    model: &ModelSpec,
+    seeds: &[u64],
+    budget: Budget,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<Vec<Report>, RunError> {
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    parallel_map(seeds, |&seed| {
+        let r = run_report(scenario, model, seed, budget);
+        progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1);
+        r
+    })
+    .into_iter()
+    .collect()
+}
+
+/// Applies `f` to every item on all cores, keeping the input order.
+fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .min(items.len().max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
+    let slots = std::sync::Mutex::new(&mut results);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    let r = f(item);
+                    slots
+                        .lock()
+                        .expect("no worker panics while holding the lock")[i] = Some(r);
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| r.expect("every item ran"))
+        .collect()
+}

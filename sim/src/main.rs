@@ -1,0 +1,298 @@
+//! `reconnect-sim`: run scenarios, compare strategies and peer models, sweep
+//! seeds, and check determinism.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use reconnect_sim::{Budget, Report, Scenario, model, model_names, scenario::BUILTIN, table};
+
+/// A deterministic simulator of gateway reconnect storms.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs one model through one scenario.
+    Run {
+        /// A built-in scenario name or a JSON file.
+        #[arg(long, default_value = "outage-30s")]
+        scenario: String,
+        /// The model: `policy`, `policy:<strategy>` or a peer model.
+        #[arg(long, default_value = "policy")]
+        strategy: String,
+        /// The master seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Runs every model through a scenario with the same seed and prints
+    /// them side by side (the README's main job).
+    Compare {
+        /// A built-in scenario name or a JSON file.
+        #[arg(long, default_value = "outage-30s")]
+        scenario: String,
+        /// The master seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Print the reports as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Runs one model over many seeds and prints the worst case of each
+    /// metric with the seed that produced it.
+    Sweep {
+        /// A built-in scenario name or a JSON file.
+        #[arg(long, default_value = "flapping-link")]
+        scenario: String,
+        /// The model.
+        #[arg(long, default_value = "policy")]
+        strategy: String,
+        /// Seeds `A..B` (B excluded).
+        #[arg(long, default_value = "1..9")]
+        seeds: String,
+        /// Print the worst cases as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Runs a seed twice and checks that both runs are identical.
+    Check {
+        /// A built-in scenario name or a JSON file.
+        #[arg(long, default_value = "flapping-link")]
+        scenario: String,
+        /// The model.
+        #[arg(long, default_value = "policy")]
+        strategy: String,
+        /// The master seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Lists the built-in scenarios and the models.
+    List,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match execute(cli.command) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_scenario(name: &str) -> Result<Scenario, String> {
+    if let Some(s) = Scenario::builtin(name) {
+        return Ok(s);
+    }
+    let path = Path::new(name);
+    if !path.exists() {
+        return Err(format!(
+            "no built-in scenario or file named {name:?} (built-in: {})",
+            BUILTIN.join(", ")
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{name}: {e}"))?;
+    Scenario::from_json(&text).map_err(|e| format!("{name}: {e}"))
+}
+
+fn find_model(name: &str) -> Result<reconnect_sim::ModelSpec, String> {
+    model(name).ok_or_else(|| {
+        format!(
+            "unknown model {name:?} (known: {})",
+            model_names().join(", ")
+        )
+    })
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
+    println!("{text}");
+    Ok(())
+}
+
+fn parse_seeds(text: &str) -> Result<Vec<u64>, String> {
+    let (a, b) = text
+        .split_once("..")
+        .ok_or_else(|| format!("seeds must look like A..B, not {text:?}"))?;
+    let a: u64 = a.trim().parse().map_err(|_| format!("bad seed {a:?}"))?;
+    let b: u64 = b.trim().parse().map_err(|_| format!("bad seed {b:?}"))?;
+    if a >= b || b - a > 1_000_000 {
+        return Err("seeds A..B need A < B and at most 1000000 seeds".to_owned());
+    }
+    Ok((a..b).collect())
+}
+
+fn execute(command: Command) -> Result<ExitCode, String> {
+    let budget = Budget::default();
+    match command {
+        Command::Run {
+            scenario,
+            strategy,
+            seed,
+            json,
+        } => {
+            let sc = load_scenario(&scenario)?;
+            let m = find_model(&strategy)?;
+            let report =
+                reconnect_sim::run_report(&sc, &m, seed, budget).map_err(|e| e.to_string())?;
+            if json {
+                print_json(&report)?;
+            } else {
+                println!("{} — {}", sc.name, sc.description);
+                print!("{}", table(std::slice::from_ref(&report)));
+                for reason in &report.storm_reasons {
+                    println!("storm: {reason}");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Compare {
+            scenario,
+            seed,
+            json,
+        } => {
+            let sc = load_scenario(&scenario)?;
+            let models: Vec<_> = model_names()
+                .iter()
+                .map(|n| find_model(n))
+                .collect::<Result<_, _>>()?;
+            let reports =
+                reconnect_sim::compare(&sc, &models, seed, budget).map_err(|e| e.to_string())?;
+            if json {
+                print_json(&reports)?;
+            } else {
+                println!(
+                    "{} — {} ({} shards, seed {seed})",
+                    sc.name, sc.description, sc.shards
+                );
+                print!("{}", table(&reports));
+                for r in reports.iter().filter(|r| r.storm) {
+                    println!("{}: {}", r.model, r.storm_reasons.join("; "));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sweep {
+            scenario,
+            strategy,
+            seeds,
+            json,
+        } => {
+            let sc = load_scenario(&scenario)?;
+            let m = find_model(&strategy)?;
+            let seeds = parse_seeds(&seeds)?;
+            let total = seeds.len();
+            let progress = |done: usize| {
+                let width = 40;
+                let filled = done * width / total.max(1);
+                eprint!(
+                    "\r[{}{}] {done}/{total}",
+                    "#".repeat(filled),
+                    " ".repeat(width - filled)
+                );
+                let _ = std::io::stderr().flush();
+            };
+            let reports = reconnect_sim::sweep(&sc, &m, &seeds, budget, &progress)
+                .map_err(|e| e.to_string())?;
+            eprintln!();
+            let worst = worst_cases(&reports);
+            if json {
+                print_json(&worst)?;
+            } else {
+                println!("{} × {} seeds with {strategy}", sc.name, total);
+                for w in &worst {
+                    println!("{:<32} {:>12}  (seed {})", w.metric, w.value, w.seed);
+                }
+                let storms = reports.iter().filter(|r| r.storm).count();
+                println!("storms: {storms} of {total}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check {
+            scenario,
+            strategy,
+            seed,
+        } => {
+            let sc = load_scenario(&scenario)?;
+            let m = find_model(&strategy)?;
+            let a = reconnect_sim::run_report(&sc, &m, seed, budget).map_err(|e| e.to_string())?;
+            let b = reconnect_sim::run_report(&sc, &m, seed, budget).map_err(|e| e.to_string())?;
+            let ja = serde_json::to_string(&a).map_err(|e| e.to_string())?;
+            let jb = serde_json::to_string(&b).map_err(|e| e.to_string())?;
+            if ja == jb {
+                println!(
+                    "deterministic: two runs of seed {seed} gave trace hash {} and identical reports ({} events)",
+                    a.trace_hash, a.events
+                );
+                Ok(ExitCode::SUCCESS)
+            } else {
+                println!(
+                    "NOT deterministic: seed {seed} gave trace hashes {} and {}",
+                    a.trace_hash, b.trace_hash
+                );
+                Ok(ExitCode::FAILURE)
+            }
+        }
+        Command::List => {
+            println!("scenarios:");
+            for name in BUILTIN {
+                let s = Scenario::builtin(name).expect("built-in");
+                println!("  {name:<16} {}", s.description);
+            }
+            println!("models:");
+            for name in model_names() {
+                println!("  {name}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The worst value of a metric over a sweep, and its seed.
+#[derive(serde::Serialize)]
+struct Worst {
+    metric: &'static str,
+    value: String,
+    seed: u64,
+}
+
+fn worst_cases(reports: &[Report]) -> Vec<Worst> {
+    type Getter = fn(&Report) -> f64;
+    let metrics: [(&'static str, Getter); 9] = [
+        ("max_attempts_per_client_60s", |r| {
+            f64::from(r.max_attempts_per_client_60s)
+        }),
+        ("peak_arrivals_1s", |r| f64::from(r.peak_arrivals_1s)),
+        ("identify_violations", |r| r.identify_violations as f64),
+        ("recovery_max_ms", |r| r.recovery_max_ms as f64),
+        ("unrecovered", |r| r.unrecovered as f64),
+        ("sync_index", |r| r.sync_index),
+        ("events_lost", |r| r.events_lost as f64),
+        ("events_duplicated", |r| r.events_duplicated as f64),
+        ("healthy_link_reconnects", |r| {
+            r.healthy_link_reconnects as f64
+        }),
+    ];
+    metrics
+        .iter()
+        .filter_map(|(metric, get)| {
+            let worst = reports
+                .iter()
+                .max_by(|a, b| get(a).total_cmp(&get(b)).then(b.seed.cmp(&a.seed)))?;
+            Some(Worst {
+                metric,
+                value: format!("{}", get(worst)),
+                seed: worst.seed,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,184 @@
+//! Raw observations collected during a run, from which the report's
+//! metrics are computed.
+//!
+//! The engine records what happens as it happens (attempt times per shard,
+//! server arrivals per second, identify discipline, dispatch delivery per
+//! session); [`Recorder::finish`] turns them into the report. Nothing here
+//! depends on wall time, so a report is a pure function of the scenario,
+//! the strategy and the seed.
+
+/// Per-session delivery bookkeeping.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SessionTally {
+    /// Events the gateway generated for the session (its last `s`).
+    pub generated: u64,
+    /// The highest `s` the bot's code has been handed.
+    pub max_delivered: u64,
+    /// Distinct events handed to the bot's code.
+    pub unique: u64,
+    /// Events handed to the bot's code more than once.
+    pub duplicates: u64,
+}
+
+/// Everything the engine writes down.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    /// Attempt times per shard (ms; fits in u32 for runs up to 49 days).
+    pub attempts: Vec<Vec<u32>>,
+    /// Client attempts per second of simulated time.
+    pub attempts_per_s: Vec<u32>,
+    /// Handshakes reaching the server per second.
+    pub arrivals_per_s: Vec<u32>,
+    /// Handshakes the server turned away for lack of capacity.
+    pub rejected: u64,
+    /// Identify payloads received.
+    pub identifies: u64,
+    /// Resume payloads received.
+    pub resumes: u64,
+    /// RESUMED sent.
+    pub resumes_succeeded: u64,
+    /// Identify payloads inside a bucket's 5 s window.
+    pub identify_violations: u64,
+    /// Identify payloads from a shard whose session could still be resumed.
+    pub identifies_while_resumable: u64,
+    /// Sessions started (READY sent).
+    pub session_starts: u64,
+    /// The daily session start limit ran out (the token would be reset).
+    pub token_reset: bool,
+    /// Per session.
+    pub sessions: Vec<SessionTally>,
+    /// Client-initiated closes on a socket nothing was wrong with.
+    pub healthy_link_reconnects: u64,
+    /// Attempts made after the client had been told a fatal close code.
+    pub retries_after_fatal: u64,
+    /// Most sockets the server held open for one shard at once.
+    pub max_open_per_shard: u32,
+    /// When each shard's current session was last established (READY or
+    /// RESUMED sent on an open socket), or `None` while it has none.
+    pub established: Vec<Option<u64>>,
+    /// Sessions lost by a shard (established → not).
+    pub disconnects: u64,
+    /// Shards not established at the heal, and of those the ones with no
+    /// resumable session (they must identify).
+    pub down_at_heal: (u64, u64),
+    /// Shards whose client stopped for good.
+    pub gave_up: u64,
+    /// The most sockets the table held at once.
+    pub sockets_high_water: u64,
+    /// Events processed.
+    pub events: u64,
+    /// A hash of every event processed, in order.
+    pub trace_hash: u64,
+}
+
+impl Recorder {
+    /// A recorder for `shards` shards over `duration_ms`.
+    #[must_use]
+    pub fn new(shards: u32, duration_ms: u64) -> Self {
+        let seconds = usize::try_from(duration_ms / 1_000 + 1).unwrap_or(usize::MAX);
+        Self {
+            attempts: vec![Vec::new(); shards as usize],
+            attempts_per_s: vec![0; seconds],
+            arrivals_per_s: vec![0; seconds],
+            established: vec![None; shards as usize],
+            trace_hash: 0xcbf2_9ce4_8422_2325,
+            ..Self::default()
+        }
+    }
+
+    /// Folds an event into the trace hash.
+    pub fn trace(&mut self, at: u64, kind: u64, key: u64) {
+        let mut h = self.trace_hash ^ at;
+        h = crate::rng::mix(h ^ kind.rotate_left(40) ^ key);
+        self.trace_hash = h;
+        self.events += 1;
+    }
+
+    /// A client attempt.
+    pub fn attempt(&mut self, shard: u32, at: u64) {
+        self.attempts[shard as usize].push(u32::try_from(at).unwrap_or(u32::MAX));
+        if let Some(c) = self.attempts_per_s.get_mut((at / 1_000) as usize) {
+            *c += 1;
+        }
+    }
+
+    /// A handshake reaching the server.
+    pub fn arrival(&mut self, at: u64) {
+        if let Some(c) = self.arrivals_per_s.get_mut((at / 1_000) as usize) {
+            *c += 1;
+        }
+    }
+
+    /// A dispatch handed to the bot's code.
+    pub fn delivered(&mut self, session: u32, seq: u64) {
+        let Some(t) = self.sessions.get_mut(session as usize) else {
+            return;
+        };
+        if seq > t.max_delivered {
+            t.max_delivered = seq;
+            t.unique += 1;
+        } else {
+            t.duplicates += 1;
+        }
+    }
+}
+
+/// The largest number of values of sorted `times` inside any window of
+/// `window` ms (two pointers).
+#[must_use]
+pub fn max_in_window(times: &[u32], window: u32) -> u32 {
+    let mut best = 0;
+    let mut start = 0;
+    for (end, &t) in times.iter().enumerate() {
+        while t.saturating_sub(times[start]) >= window {
+            start += 1;
+        }
+        best = best.max(end - start + 1);
+    }
+    u32::try_from(best).unwrap_or(u32::MAX)
+}
+
+/// The value at quantile `q` (0 to 1) of `values`, by nearest rank; 0 when
+/// empty. Sorts `values`.
+#[must_use]
+pub fn quantile(values: &mut [u64], q: f64) -> u64 {
+    if values.is_empty() {
+        return 0;
+    }
+    values.sort_unstable();
+    let rank = (q * values.len() as f64).ceil() as usize;
+    values[rank.clamp(1, values.len()) - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_counts_attempts_closer_than_the_window() {
+        assert_eq!(max_in_window(&[], 60_000), 0);
+        assert_eq!(max_in_window(&[0, 59_999], 60_000), 2);
+        assert_eq!(max_in_window(&[0, 60_000], 60_000), 1);
+        assert_eq!(max_in_window(&[0, 1, 2, 70_000, 70_001], 60_000), 3);
+    }
+
+    #[test]
+    fn quantiles_by_nearest_rank() {
+        let mut v: Vec<u64> = (1..=100).collect();
+        assert_eq!(quantile(&mut v, 0.5), 50);
+        assert_eq!(quantile(&mut v, 0.99), 99);
+        assert_eq!(quantile(&mut v, 1.0), 100);
+        assert_eq!(quantile(&mut [], 0.5), 0);
+    }
+
+    #[test]
+    fn deliveries_split_into_unique_and_duplicates() {
+        let mut r = Recorder::new(1, 1_000);
+        r.sessions.push(SessionTally::default());
+        for seq in [1, 2, 2, 3, 1] {
+            r.delivered(0, seq);
+        }
+        assert_eq!(r.sessions[0].unique, 3);
+        assert_eq!(r.sessions[0].duplicates, 2);
+    }
+}

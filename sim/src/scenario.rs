@@ -1,0 +1,538 @@
+//! Scenarios: a fleet, a gateway, links, and a schedule of faults, as data.
+//!
+//! A scenario is a JSON document (every field has a default, unknown fields
+//! are refused) or one of the built-in [`Scenario::builtin`] names. Time is
+//! in milliseconds from the start of the run. A run has two phases: *chaos*
+//! from the start until `heal_at_ms`, during which the faults in `faults`
+//! apply, and *heal* from then until `duration_ms`, during which every
+//! link and the gateway are healthy for good and every shard must come back
+//! within `recovery_bound_ms`.
+//!
+//! The fault schedule is data, separate from the seed: the property tests
+//! shrink a failing schedule to its few essential faults while the seed
+//! stays fixed.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// One simulated bot: its shards, the gateway they talk to and what goes
+/// wrong.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Scenario {
+    /// A short name.
+    pub name: String,
+    /// What the scenario shows.
+    pub description: String,
+    /// Shards of the bot (1 to [`MAX_SHARDS`]).
+    pub shards: u32,
+    /// Shards start their first connection spread uniformly over this long.
+    pub start_spread_ms: u64,
+    /// When the faults stop for good.
+    pub heal_at_ms: u64,
+    /// How long every shard has, after `heal_at_ms`, to be connected again.
+    pub recovery_bound_ms: u64,
+    /// The end of the run.
+    pub duration_ms: u64,
+    /// The gateway.
+    pub gateway: Gateway,
+    /// Every link's normal behaviour.
+    pub link: Link,
+    /// What goes wrong, and when.
+    pub faults: Vec<Fault>,
+}
+
+/// The largest fleet a scenario may ask for.
+pub const MAX_SHARDS: u32 = 1_000_000;
+/// The longest run a scenario may ask for: 7 simulated days.
+pub const MAX_DURATION_MS: u64 = 7 * 24 * 3_600_000;
+
+/// The gateway server's rules.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Gateway {
+    /// op 10's `heartbeat_interval`.
+    pub heartbeat_interval_ms: u64,
+    /// The server closes a socket that sends no heartbeat for this long.
+    pub heartbeat_timeout_ms: u64,
+    /// How long a session outlives its socket and can still be resumed.
+    pub resume_window_ms: u64,
+    /// One dispatch per session per this long (0: none).
+    pub dispatch_interval_ms: u64,
+    /// Identify buckets (`max_concurrency`).
+    pub max_concurrency: u16,
+    /// Session starts per period (`session_start_limit.total`).
+    pub session_start_total: u32,
+    /// Session starts left at the start of the run.
+    pub session_start_remaining: u32,
+    /// When the session start allowance refills.
+    pub session_start_reset_after_ms: u64,
+    /// WebSocket handshakes the gateway admits per second (its capacity).
+    pub admission_per_s: u32,
+    /// How the gateway answers a handshake beyond its capacity.
+    pub overload: Overload,
+}
+
+/// How an overloaded gateway answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Overload {
+    /// Refuse the connection.
+    Refuse,
+    /// HTTP 429 with this Retry-After.
+    RateLimit {
+        /// The Retry-After, in ms.
+        retry_after_ms: u64,
+    },
+}
+
+impl Default for Gateway {
+    fn default() -> Self {
+        Self {
+            heartbeat_interval_ms: 41_250,
+            heartbeat_timeout_ms: 41_250 + 20_000,
+            resume_window_ms: 180_000,
+            dispatch_interval_ms: 20_000,
+            max_concurrency: 16,
+            session_start_total: 1_000_000,
+            session_start_remaining: 1_000_000,
+            session_start_reset_after_ms: 24 * 3_600_000,
+            admission_per_s: 200,
+            overload: Overload::RateLimit {
+                retry_after_ms: 5_000,
+            },
+        }
+    }
+}
+
+/// Every link's normal behaviour.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Link {
+    /// One-way latency, ms.
+    pub latency_ms: u64,
+    /// Up to this much more, uniformly, per message.
+    pub jitter_ms: u64,
+}
+
+impl Default for Link {
+    fn default() -> Self {
+        Self {
+            latency_ms: 40,
+            jitter_ms: 20,
+        }
+    }
+}
+
+/// One fault: what, to whom, from when, for how long.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fault {
+    /// Start, ms from the start of the run.
+    pub at_ms: u64,
+    /// Length, ms (cut short by the heal).
+    pub duration_ms: u64,
+    /// Which shards it hits.
+    #[serde(default)]
+    pub scope: Scope,
+    /// What happens.
+    pub kind: FaultKind,
+}
+
+/// The shards a fault hits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Scope {
+    /// Every shard (a regional outage, a fleet-wide event).
+    #[default]
+    All,
+    /// Each shard with this probability (drawn from the seed).
+    Fraction {
+        /// 0 to 1.
+        fraction: f64,
+    },
+    /// Shards `from..to`.
+    Shards {
+        /// First shard.
+        from: u32,
+        /// One past the last shard.
+        to: u32,
+    },
+}
+
+/// How a link that is down treats traffic.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DownMode {
+    /// Connections are reset (both ends see the socket close) and new ones
+    /// are refused at once.
+    #[default]
+    Refuse,
+    /// Everything is dropped silently: open sockets become half-open
+    /// zombies and new connections time out.
+    Blackhole,
+}
+
+/// What a fault does.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+#[non_exhaustive]
+pub enum FaultKind {
+    /// The link is down for the whole fault.
+    Outage {
+        /// How it is down.
+        #[serde(default)]
+        mode: DownMode,
+    },
+    /// The link goes down and up, each period drawn uniformly from its
+    /// range (minimum dwell times keep it from flickering unrealistically).
+    Flapping {
+        /// Shortest up period.
+        min_up_ms: u64,
+        /// Longest up period.
+        max_up_ms: u64,
+        /// Shortest down period.
+        min_down_ms: u64,
+        /// Longest down period.
+        max_down_ms: u64,
+        /// How it is down.
+        #[serde(default)]
+        mode: DownMode,
+    },
+    /// Sockets open when the fault starts stop carrying anything, in both
+    /// directions, and never close (a zombie); new sockets work.
+    HalfOpen,
+    /// Every socket opened during the fault is dropped this long after it
+    /// opened.
+    ConnectThenDrop {
+        /// Lifetime of a socket, ms.
+        after_ms: u64,
+    },
+    /// Extra one-way latency and jitter.
+    Latency {
+        /// Extra latency, ms.
+        extra_ms: u64,
+        /// Extra jitter, ms.
+        jitter_ms: u64,
+    },
+    /// Each message is lost with this probability and retransmitted
+    /// (200 ms later, repeatedly): loss shows up as delay, as on TCP.
+    Loss {
+        /// 0 to 1 (values of 0.95 and above are read as 0.95).
+        probability: f64,
+    },
+    /// A rolling restart: every connected socket in scope gets op 7 at a
+    /// moment spread over the fault, and is closed by the server 5 s later.
+    RollingRestart,
+    /// An op 9 wave: every connected socket in scope gets op 9 at a moment
+    /// spread over the fault.
+    InvalidSessions {
+        /// op 9's `d`.
+        resumable: bool,
+    },
+    /// The server closes every connected socket in scope with this code at
+    /// a moment spread over the fault.
+    ServerClose {
+        /// The close code.
+        code: u16,
+    },
+    /// The gateway admits only this many handshakes per second.
+    Overload {
+        /// Handshakes per second.
+        admission_per_s: u32,
+    },
+}
+
+/// A scenario the simulator refuses to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScenarioError(pub String);
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid scenario: {}", self.0)
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+impl Default for Scenario {
+    fn default() -> Self {
+        Self {
+            name: "custom".to_owned(),
+            description: String::new(),
+            shards: 1_000,
+            start_spread_ms: 10_000,
+            heal_at_ms: 600_000,
+            recovery_bound_ms: 600_000,
+            duration_ms: 1_200_000,
+            gateway: Gateway::default(),
+            link: Link::default(),
+            faults: Vec::new(),
+        }
+    }
+}
+
+/// The names of the built-in scenarios, in the order `compare` shows them.
+pub const BUILTIN: [&str; 7] = [
+    "outage-30s",
+    "flapping-link",
+    "rolling-restart",
+    "zombie-links",
+    "op9-wave",
+    "session-limit",
+    "overload",
+];
+
+/// When the fleet of a built-in scenario has finished starting: 1000 shards
+/// in 16 buckets take 63 identify windows of 5.25 s.
+const WARM_MS: u64 = 420_000;
+
+impl Scenario {
+    /// Reads a scenario from JSON and checks it.
+    ///
+    /// # Errors
+    ///
+    /// The JSON is malformed, has unknown fields, or fails [`Scenario::validate`].
+    pub fn from_json(text: &str) -> Result<Self, ScenarioError> {
+        let scenario: Self =
+            serde_json::from_str(text).map_err(|e| ScenarioError(e.to_string()))?;
+        scenario.validate()?;
+        Ok(scenario)
+    }
+
+    /// A built-in scenario by name.
+    #[must_use]
+    pub fn builtin(name: &str) -> Option<Self> {
+        let base = Self {
+            name: name.to_owned(),
+            ..Self::default()
+        };
+        let heal = WARM_MS + 300_000;
+        let s = match name {
+            "outage-30s" => Self {
+                description: "every link is reset and refuses connections for 30 s".into(),
+                heal_at_ms: WARM_MS + 30_000,
+                duration_ms: WARM_MS + 30_000 + 600_000,
+                faults: vec![Fault {
+                    at_ms: WARM_MS,
+                    duration_ms: 30_000,
+                    scope: Scope::All,
+                    kind: FaultKind::Outage {
+                        mode: DownMode::Refuse,
+                    },
+                }],
+                ..base
+            },
+            "flapping-link" => Self {
+                description: "every link flaps: up 1–120 s, down 0.5–45 s, for 15 minutes".into(),
+                heal_at_ms: WARM_MS + 900_000,
+                duration_ms: WARM_MS + 900_000 + 600_000,
+                faults: vec![Fault {
+                    at_ms: WARM_MS,
+                    duration_ms: 900_000,
+                    scope: Scope::All,
+                    kind: FaultKind::Flapping {
+                        min_up_ms: 1_000,
+                        max_up_ms: 120_000,
+                        min_down_ms: 500,
+                        max_down_ms: 45_000,
+                        mode: DownMode::Refuse,
+                    },
+                }],
+                ..base
+            },
+            "rolling-restart" => Self {
+                description: "op 7 to every shard over 60 s, each socket closed 5 s later".into(),
+                heal_at_ms: heal,
+                duration_ms: heal + 300_000,
+                faults: vec![Fault {
+                    at_ms: WARM_MS,
+                    duration_ms: 60_000,
+                    scope: Scope::All,
+                    kind: FaultKind::RollingRestart,
+                }],
+                ..base
+            },
+            "zombie-links" => Self {
+                description: "30 % of the sockets go half-open (nothing flows, nothing closes)"
+                    .into(),
+                heal_at_ms: heal,
+                duration_ms: heal + 300_000,
+                faults: vec![Fault {
+                    at_ms: WARM_MS,
+                    duration_ms: 1_000,
+                    scope: Scope::Fraction { fraction: 0.3 },
+                    kind: FaultKind::HalfOpen,
+                }],
+                ..base
+            },
+            "op9-wave" => Self {
+                description: "op 9 (not resumable) to every shard over 10 s".into(),
+                heal_at_ms: heal,
+                duration_ms: heal + 600_000,
+                faults: vec![Fault {
+                    at_ms: WARM_MS,
+                    duration_ms: 10_000,
+                    scope: Scope::All,
+                    kind: FaultKind::InvalidSessions { resumable: false },
+                }],
+                ..base
+            },
+            "session-limit" => Self {
+                description: "100 shards with 130 session starts left; two op 9 waves need 200"
+                    .into(),
+                shards: 100,
+                gateway: Gateway {
+                    max_concurrency: 4,
+                    session_start_total: 1_000,
+                    session_start_remaining: 130,
+                    session_start_reset_after_ms: 900_000,
+                    ..Gateway::default()
+                },
+                heal_at_ms: 600_000,
+                recovery_bound_ms: 900_000,
+                duration_ms: 1_800_000,
+                faults: vec![
+                    Fault {
+                        at_ms: 300_000,
+                        duration_ms: 10_000,
+                        scope: Scope::All,
+                        kind: FaultKind::InvalidSessions { resumable: false },
+                    },
+                    Fault {
+                        at_ms: 480_000,
+                        duration_ms: 10_000,
+                        scope: Scope::All,
+                        kind: FaultKind::InvalidSessions { resumable: false },
+                    },
+                ],
+                ..base
+            },
+            "overload" => Self {
+                description:
+                    "every link resets for 10 s while the gateway admits only 20 handshakes/s"
+                        .into(),
+                heal_at_ms: WARM_MS + 120_000,
+                duration_ms: WARM_MS + 120_000 + 600_000,
+                faults: vec![
+                    Fault {
+                        at_ms: WARM_MS,
+                        duration_ms: 10_000,
+                        scope: Scope::All,
+                        kind: FaultKind::Outage {
+                            mode: DownMode::Refuse,
+                        },
+                    },
+                    Fault {
+                        at_ms: WARM_MS,
+                        duration_ms: 120_000,
+                        scope: Scope::All,
+                        kind: FaultKind::Overload {
+                            admission_per_s: 20,
+                        },
+                    },
+                ],
+                ..base
+            },
+            _ => return None,
+        };
+        Some(s)
+    }
+
+    /// Checks the scenario's numbers.
+    ///
+    /// # Errors
+    ///
+    /// The first field that is out of range, named.
+    pub fn validate(&self) -> Result<(), ScenarioError> {
+        let err = |m: &str| Err(ScenarioError(m.to_owned()));
+        if self.shards == 0 || self.shards > MAX_SHARDS {
+            return err("shards must be 1 to 1000000");
+        }
+        if self.duration_ms == 0 || self.duration_ms > MAX_DURATION_MS {
+            return err("duration_ms must be 1 ms to 7 days");
+        }
+        if self.heal_at_ms > self.duration_ms {
+            return err("heal_at_ms must not be after duration_ms");
+        }
+        let g = &self.gateway;
+        if g.heartbeat_interval_ms < 1_000 || g.heartbeat_timeout_ms < g.heartbeat_interval_ms {
+            return err(
+                "gateway.heartbeat_interval_ms must be at least 1000 and heartbeat_timeout_ms at least that",
+            );
+        }
+        if g.max_concurrency == 0 || g.admission_per_s == 0 {
+            return err("gateway.max_concurrency and gateway.admission_per_s must be positive");
+        }
+        if g.session_start_remaining > g.session_start_total {
+            return err("gateway.session_start_remaining must not exceed session_start_total");
+        }
+        if self.link.latency_ms > 60_000 || self.link.jitter_ms > 60_000 {
+            return err("link latency and jitter must be at most 60 s");
+        }
+        for (i, f) in self.faults.iter().enumerate() {
+            let bad = match f.kind {
+                FaultKind::Flapping {
+                    min_up_ms,
+                    max_up_ms,
+                    min_down_ms,
+                    max_down_ms,
+                    ..
+                } => {
+                    min_up_ms == 0
+                        || min_down_ms == 0
+                        || min_up_ms > max_up_ms
+                        || min_down_ms > max_down_ms
+                }
+                FaultKind::Loss { probability } => !(0.0..=1.0).contains(&probability),
+                FaultKind::Overload { admission_per_s } => admission_per_s == 0,
+                FaultKind::Latency {
+                    extra_ms,
+                    jitter_ms,
+                } => extra_ms > 60_000 || jitter_ms > 60_000,
+                _ => false,
+            };
+            let scope_bad = match f.scope {
+                Scope::Fraction { fraction } => !(0.0..=1.0).contains(&fraction),
+                Scope::Shards { from, to } => from >= to,
+                Scope::All => false,
+            };
+            if bad || scope_bad {
+                return Err(ScenarioError(format!(
+                    "faults[{i}] has out-of-range values"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_builtin_is_valid_and_round_trips() {
+        for name in BUILTIN {
+            let s = Scenario::builtin(name).unwrap();
+            s.validate().unwrap();
+            let json = serde_json::to_string_pretty(&s).unwrap();
+            assert_eq!(Scenario::from_json(&json).unwrap(), s, "{name}");
+        }
+        assert!(Scenario::builtin("nope").is_none());
+    }
+
+    #[test]
+    fn bad_json_is_refused_with_a_reason() {
+        assert!(Scenario::from_json("{").is_err());
+        assert!(
+            Scenario::from_json(r#"{"shardz": 3}"#)
+                .unwrap_err()
+                .0
+                .contains("shardz")
+        );
+        let e = Scenario::from_json(r#"{"shards": 0}"#).unwrap_err();
+        assert!(e.to_string().contains("shards"), "{e}");
+    }
+}
