@@ -26,6 +26,8 @@ pub const IDENTIFY_WINDOW_MS: u64 = 5_000;
 /// How long a daily session-start allowance lasts when the gateway does not
 /// say (24 h).
 pub const SESSION_START_PERIOD_MS: u64 = 24 * 60 * 60 * 1000;
+/// How long an unused reservation keeps its claim on the daily allowance.
+const RESERVATION_TTL_MS: u64 = 60_000;
 
 /// Something that rations Identify payloads across shards.
 ///
@@ -114,6 +116,9 @@ pub struct IdentifyLimiter {
     last_grant: Vec<Option<Timestamp>>,
     /// When each bucket's latest reservation window ends.
     booked_until: Vec<Timestamp>,
+    /// Slots reserved and not yet granted (dropped once a minute old): each
+    /// one is a session start that will be asked for.
+    reservations: Vec<Timestamp>,
     total: u32,
     remaining: u32,
     reset_at: Timestamp,
@@ -132,6 +137,7 @@ impl IdentifyLimiter {
             window_ms: IDENTIFY_WINDOW_MS + 250,
             last_grant: Vec::new(),
             booked_until: Vec::new(),
+            reservations: Vec::new(),
             total: 0,
             remaining: 0,
             reset_at: now,
@@ -221,9 +227,22 @@ impl IdentifyGate for IdentifyLimiter {
     }
 
     fn reserve(&mut self, now: Timestamp, shard: u32) -> Timestamp {
+        self.reservations
+            .retain(|slot| slot.saturating_add(RESERVATION_TTL_MS) > now);
         let bucket = self.bucket_of(shard);
-        let slot = self.earliest(now, shard).max(self.booked_until[bucket]);
+        let mut slot = self.earliest(now, shard).max(self.booked_until[bucket]);
+        // Once the reservations already out in this period cover what is
+        // left of the daily allowance, the next shard waits for the refill
+        // without a socket, instead of connecting only to be refused a
+        // grant. (Reservations at or after the refill use the next period's.)
+        let reset_at = self.reset_at;
+        let outstanding = self.reservations.iter().filter(|s| **s < reset_at).count();
+        let outstanding = u64::try_from(outstanding).unwrap_or(u64::MAX);
+        if now < self.reset_at && outstanding >= u64::from(self.remaining) {
+            slot = slot.max(self.reset_at);
+        }
         self.booked_until[bucket] = slot.saturating_add(self.window_ms);
+        self.reservations.push(slot);
         self.stats.reserved += 1;
         slot
     }
@@ -243,6 +262,16 @@ impl IdentifyGate for IdentifyLimiter {
         self.last_grant[bucket] = Some(now);
         self.remaining -= 1;
         self.stats.granted += 1;
+        // The grant uses up the earliest reservation, if one is due.
+        if let Some((i, _)) = self
+            .reservations
+            .iter()
+            .enumerate()
+            .filter(|(_, slot)| **slot <= now)
+            .min_by_key(|(_, slot)| **slot)
+        {
+            self.reservations.swap_remove(i);
+        }
         Ok(())
     }
 }
@@ -318,6 +347,25 @@ mod tests {
         // Grants still look at real sends only.
         assert!(l.try_acquire(at(100), 0).is_ok());
         assert_eq!(l.try_acquire(at(200), 2), Err(at(5_350)));
+    }
+
+    #[test]
+    fn reservations_beyond_the_daily_allowance_wait_for_the_refill() {
+        let mut l = IdentifyLimiter::new(
+            SessionStartLimit {
+                total: 100,
+                remaining: 2,
+                reset_after_ms: 600_000,
+                max_concurrency: 16,
+            },
+            at(0),
+        );
+        let slots: Vec<Timestamp> = (0..4).map(|shard| l.reserve(at(10), shard)).collect();
+        assert_eq!(slots, [at(10), at(10), at(600_000), at(600_000)]);
+        // A grant uses a reservation up; an unused one lapses after a minute.
+        assert!(l.try_acquire(at(10), 0).is_ok());
+        assert_eq!(l.reserve(at(20), 5), at(600_000));
+        assert_eq!(l.reserve(at(70_011), 6), at(70_011));
     }
 
     #[test]
