@@ -15,8 +15,9 @@
 //! - **Sessions**: READY with a session id (sequence 1); dispatches every
 //!   `dispatch_interval_ms` while the session lives; a session outlives its
 //!   socket for `resume_window_ms`. Resume with a valid sequence replays
-//!   every missed event in order, then RESUMED; a sequence beyond the
-//!   session's closes with 4007; an unknown or expired session gets op 9.
+//!   every missed event in order, then RESUMED; a sequence of 0 (`null`) or
+//!   beyond the session's closes with 4007 and ends the session; an unknown
+//!   or expired session gets op 9.
 //! - **Closing**: a client close with 1000 or 1001 ends the session; any
 //!   other close, or a dropped connection, keeps it resumable.
 
@@ -273,7 +274,9 @@ impl Sim<'_> {
             return;
         };
         let current = self.gateway.sessions[id.0 as usize].seq;
-        if seq > current {
+        // Sequences start at 1 (READY): 0 (a `null` seq) or one the session
+        // never reached is invalid, and the session is gone.
+        if seq == 0 || seq > current {
             self.kill_session(id.0);
             self.server_close(sock, Some(4007), false, true);
             return;
