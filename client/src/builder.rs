@@ -1,0 +1,253 @@
+//! Building a client: the token, what Identify says (intents, shard), the
+//! policy's configuration, and a few limits of the client's own.
+
+use std::sync::Arc;
+
+use reconnect_policy::{Policy, PolicyConfig, SessionStartLimit};
+use tokio::sync::{broadcast, mpsc, watch};
+use tracing::Instrument;
+
+use crate::client::{Client, Events};
+use crate::command::Identity;
+use crate::driver::{Driver, DriverParts};
+use crate::error::BuildError;
+use crate::figures::{Published, SocketGauge};
+use crate::identify_share::IdentifyShare;
+use crate::token::Token;
+use crate::transport::Dialer;
+
+/// The smallest frame size limit accepted: the gateway's own limit on
+/// payloads a client sends.
+pub const MIN_FRAME_BYTES: usize = 4_096;
+/// The default limit on an inbound frame or message: 16 MiB (a large
+/// guild's `GUILD_CREATE` can run to megabytes).
+pub const DEFAULT_FRAME_BYTES: usize = 16 << 20;
+
+/// Builds a [`Client`].
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use futures_util::StreamExt;
+/// use reconnect_client::{ClientBuilder, Token};
+///
+/// let token = Token::from_env("DISCORD_TOKEN")?;
+/// let (client, mut events) = ClientBuilder::new(token)
+///     .gateway_url("wss://gateway.discord.gg")
+///     .intents(1 << 9 | 1 << 15) // GUILD_MESSAGES | MESSAGE_CONTENT
+///     .start()?;
+/// while let Some(event) = events.next().await {
+///     println!("#{:?} {}", event.seq, event.name);
+/// }
+/// client.join().await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct ClientBuilder {
+    token: Token,
+    intents: u64,
+    shard: (u32, u32),
+    policy: PolicyConfig,
+    identify: Option<IdentifyShare>,
+    seed: Option<u64>,
+    max_frame_bytes: usize,
+    event_buffer: usize,
+    notice_capacity: usize,
+}
+
+impl ClientBuilder {
+    /// A builder with the policy's production defaults, shard 0 of 1, no
+    /// intents, and the Discord gateway as the base URL.
+    #[must_use]
+    pub fn new(token: Token) -> Self {
+        Self {
+            token,
+            intents: 0,
+            shard: (0, 1),
+            policy: PolicyConfig::default(),
+            identify: None,
+            seed: None,
+            max_frame_bytes: DEFAULT_FRAME_BYTES,
+            event_buffer: 1_024,
+            notice_capacity: 1_024,
+        }
+    }
+
+    /// The base gateway URL (`ws://` or `wss://`, no query: the client adds
+    /// `?v=10&encoding=json`). Sets the policy's `gateway_url`; by default a
+    /// READY's resume URL must be in this URL's domain.
+    #[must_use]
+    pub fn gateway_url(mut self, url: impl Into<String>) -> Self {
+        self.policy.gateway_url = url.into();
+        self
+    }
+
+    /// The gateway intents Identify asks for.
+    #[must_use]
+    pub const fn intents(mut self, intents: u64) -> Self {
+        self.intents = intents;
+        self
+    }
+
+    /// This client's shard: `id` of `count`.
+    #[must_use]
+    pub const fn shard(mut self, id: u32, count: u32) -> Self {
+        self.shard = (id, count);
+        self
+    }
+
+    /// The whole policy configuration (its `gateway_url` included, so call
+    /// [`ClientBuilder::gateway_url`] after this one, if at all).
+    #[must_use]
+    pub fn policy(mut self, config: PolicyConfig) -> Self {
+        self.policy = config;
+        self
+    }
+
+    /// The identify limiter shared by all shards of the bot (and its
+    /// clock). Without one, the client keeps its own, sized for
+    /// [`SessionStartLimit::DISCORD_DEFAULT`].
+    #[must_use]
+    pub fn identify_share(mut self, share: IdentifyShare) -> Self {
+        self.identify = Some(share);
+        self
+    }
+
+    /// The seed of the policy's jitter. Without one, a seed is drawn from
+    /// the standard library's randomly keyed hasher, so shards started
+    /// together do not jitter in step.
+    #[must_use]
+    pub const fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// The largest inbound frame or message accepted, in bytes (default
+    /// [`DEFAULT_FRAME_BYTES`], at least [`MIN_FRAME_BYTES`]). A larger one
+    /// is counted and ends its connection; the policy then resumes.
+    #[must_use]
+    pub const fn max_frame_bytes(mut self, bytes: usize) -> Self {
+        self.max_frame_bytes = bytes;
+        self
+    }
+
+    /// How many dispatches may wait for the user before the client stops
+    /// reading the socket (default 1024; at least 1).
+    #[must_use]
+    pub const fn event_buffer(mut self, events: usize) -> Self {
+        self.event_buffer = events;
+        self
+    }
+
+    /// How many [`Notice`](crate::Notice)s a slow subscriber may fall
+    /// behind before it misses some (default 1024; at least 1).
+    #[must_use]
+    pub const fn notice_capacity(mut self, notices: usize) -> Self {
+        self.notice_capacity = notices;
+        self
+    }
+
+    /// Starts the client on the current tokio runtime. The first connection
+    /// attempt starts at once.
+    ///
+    /// # Errors
+    ///
+    /// An invalid configuration (see [`BuildError`]), or no runtime.
+    pub fn start(self) -> Result<(Client, Events), BuildError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
+        if self.max_frame_bytes < MIN_FRAME_BYTES {
+            return Err(BuildError::FrameLimit {
+                got: self.max_frame_bytes,
+                min: MIN_FRAME_BYTES,
+            });
+        }
+        let (id, count) = self.shard;
+        if id >= count {
+            return Err(BuildError::Shard { id, count });
+        }
+        let identify = self
+            .identify
+            .unwrap_or_else(|| IdentifyShare::new(SessionStartLimit::DISCORD_DEFAULT));
+        let clock = identify.clock();
+        let seed = self.seed.unwrap_or_else(|| random_seed(id));
+        let policy = Policy::new(self.policy, id, seed, clock.now())?;
+        let dialer =
+            Dialer::new(self.max_frame_bytes).map_err(|e| BuildError::Tls(e.to_string()))?;
+
+        let (events_tx, events_rx) = mpsc::channel(self.event_buffer.max(1));
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let (notices_tx, first_notices) = broadcast::channel(self.notice_capacity.max(1));
+        let published = Arc::new(Published::new(clock));
+        let driver = Driver::new(DriverParts {
+            policy,
+            identify,
+            clock,
+            token: self.token,
+            identity: Identity {
+                intents: self.intents,
+                shard: [id, count],
+            },
+            dialer,
+            max_pending: self.event_buffer.max(1),
+            events: events_tx,
+            shutdown: shutdown_rx,
+            notices: notices_tx.clone(),
+            published: Arc::clone(&published),
+            gauge: Arc::new(SocketGauge::default()),
+        });
+        let span = tracing::info_span!("gateway", shard = id);
+        let task = runtime.spawn(driver.run().instrument(span));
+        Ok((
+            Client::new(shutdown_tx, published, notices_tx, first_notices, task),
+            Events::new(events_rx),
+        ))
+    }
+}
+
+/// A seed from the standard library's randomly keyed SipHash.
+fn random_seed(shard: u32) -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(shard)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_the_token() {
+        let builder = ClientBuilder::new(Token::new("super-secret-token")).intents(513);
+        let shown = format!("{builder:?}");
+        assert!(!shown.contains("super-secret-token"), "{shown}");
+        assert!(shown.contains("Token(<redacted>)"), "{shown}");
+    }
+
+    #[test]
+    fn start_refuses_bad_settings() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _guard = rt.enter();
+        let bad_url = ClientBuilder::new(Token::new("t")).gateway_url("https://x");
+        assert!(matches!(bad_url.start(), Err(BuildError::Config(_))));
+        let small = ClientBuilder::new(Token::new("t")).max_frame_bytes(10);
+        assert!(matches!(
+            small.start(),
+            Err(BuildError::FrameLimit { got: 10, .. })
+        ));
+        let shard = ClientBuilder::new(Token::new("t")).shard(2, 2);
+        assert!(matches!(
+            shard.start(),
+            Err(BuildError::Shard { id: 2, count: 2 })
+        ));
+    }
+
+    #[test]
+    fn start_needs_a_runtime() {
+        assert!(matches!(
+            ClientBuilder::new(Token::new("t")).start(),
+            Err(BuildError::NoRuntime)
+        ));
+    }
+}

@@ -1,0 +1,138 @@
+//! The handles a running client is used through: [`Client`] (figures,
+//! notices, shutdown, the final outcome) and [`Events`] (the dispatches).
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+
+use futures_util::Stream;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::dispatch::DispatchEvent;
+use crate::error::ClientError;
+use crate::figures::{Figures, Published};
+use crate::notice::Notice;
+
+/// A running gateway client.
+///
+/// The connection is driven by a task of its own; this handle reads its
+/// figures, subscribes to its [`Notice`]s, and stops it. Dropping the
+/// handle asks for the same graceful shutdown as [`Client::shutdown`].
+#[derive(Debug)]
+pub struct Client {
+    shutdown: watch::Sender<bool>,
+    published: Arc<Published>,
+    notices: broadcast::Sender<Notice>,
+    first_notices: Mutex<Option<broadcast::Receiver<Notice>>>,
+    task: JoinHandle<Result<(), ClientError>>,
+}
+
+impl Client {
+    pub(crate) fn new(
+        shutdown: watch::Sender<bool>,
+        published: Arc<Published>,
+        notices: broadcast::Sender<Notice>,
+        first_notices: broadcast::Receiver<Notice>,
+        task: JoinHandle<Result<(), ClientError>>,
+    ) -> Self {
+        Self {
+            shutdown,
+            published,
+            notices,
+            first_notices: Mutex::new(Some(first_notices)),
+            task,
+        }
+    }
+
+    /// The latest figures (attempts, resumes, re-identifies, last close
+    /// code, uptime of the current connection, ...). `None` only in the
+    /// instant before the client's task first runs.
+    #[must_use]
+    pub fn figures(&self) -> Option<Figures> {
+        self.published.read()
+    }
+
+    /// Subscribes to what the client does. The first call returns a
+    /// receiver that has seen everything since the client started; later
+    /// calls see what happens from then on. A subscriber that falls more
+    /// than the builder's `notice_capacity` behind misses the oldest ones
+    /// (see [`broadcast::error::RecvError::Lagged`]).
+    #[must_use]
+    pub fn notices(&self) -> broadcast::Receiver<Notice> {
+        self.first_notices
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .unwrap_or_else(|| self.notices.subscribe())
+    }
+
+    /// Asks for a graceful shutdown: the socket, if any, is closed with
+    /// 1000 (which ends the session on the gateway), and the client stops.
+    /// Returns at once; [`Client::join`] waits for the end.
+    pub fn shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// Waits for the client to stop and returns its last figures.
+    ///
+    /// # Errors
+    ///
+    /// Why the client stopped, if it was not a shutdown: a fatal close code
+    /// ([`ClientError::FatalClose`] names it), a refused upgrade, or a
+    /// give-up limit.
+    pub async fn join(self) -> Result<Figures, ClientError> {
+        let Self {
+            shutdown,
+            published,
+            task,
+            ..
+        } = self;
+        let outcome = task.await.unwrap_or(Err(ClientError::Driver));
+        // Keep the shutdown sender alive until the task is done, so that
+        // joining does not itself ask for a shutdown.
+        drop(shutdown);
+        outcome?;
+        published.read().ok_or(ClientError::Driver)
+    }
+
+    /// [`Client::shutdown`], then [`Client::join`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::join`].
+    pub async fn close(self) -> Result<Figures, ClientError> {
+        self.shutdown();
+        self.join().await
+    }
+}
+
+/// The dispatches, in order, each sequence number at most once.
+///
+/// The stream ends when the client stops; [`Client::join`] says why.
+/// Dropping it asks the client to shut down. If the user falls
+/// `event_buffer` events behind, the client stops reading the socket until
+/// there is room (heartbeats and deadlines keep running).
+#[derive(Debug)]
+pub struct Events {
+    rx: mpsc::Receiver<DispatchEvent>,
+}
+
+impl Events {
+    pub(crate) const fn new(rx: mpsc::Receiver<DispatchEvent>) -> Self {
+        Self { rx }
+    }
+
+    /// The next dispatch, or `None` once the client has stopped.
+    pub async fn recv(&mut self) -> Option<DispatchEvent> {
+        self.rx.recv().await
+    }
+}
+
+impl Stream for Events {
+    type Item = DispatchEvent;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx)
+    }
+}

@@ -1,0 +1,229 @@
+//! The figures a user can read while the client runs: the policy's
+//! counters, the client's own counts of what it received, and the uptime of
+//! the current connection.
+//!
+//! The driver publishes a snapshot after every step; [`Client::figures`]
+//! reads the latest one and brings the uptime up to date.
+//!
+//! [`Client::figures`]: crate::Client::figures
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use reconnect_policy::{Policy, PolicyState, Timestamp};
+
+use crate::clock::Clock;
+
+/// A snapshot of the client's figures.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Figures {
+    /// Where the policy is.
+    pub state: PolicyState,
+    /// Connection attempts (dials) so far.
+    pub attempts: u64,
+    /// Resumes that succeeded (RESUMED received).
+    pub resumes: u64,
+    /// Resume commands sent.
+    pub resumes_sent: u64,
+    /// Identify commands sent.
+    pub identifies: u64,
+    /// Identify commands sent after the first: each one started a new
+    /// session because the old one could not be resumed.
+    pub reidentifies: u64,
+    /// Reconnects the policy planned.
+    pub reconnects: u64,
+    /// The last close code received from the gateway.
+    pub last_close_code: Option<u16>,
+    /// How long the current socket has been open; `None` without one.
+    /// Starts again from zero with every new connection.
+    pub uptime: Option<Duration>,
+    /// Round trip of the last acknowledged heartbeat.
+    pub heartbeat_latency: Option<Duration>,
+    /// Dispatches handed to the user.
+    pub events_delivered: u64,
+    /// Dispatches dropped because their sequence number was not new
+    /// (replayed after a resume, or repeated by the server).
+    pub duplicates_dropped: u64,
+    /// Dispatches that arrived outside a session (before Identify or
+    /// Resume was sent) and were not delivered.
+    pub dispatches_ignored: u64,
+    /// Text frames that were not valid gateway payloads.
+    pub malformed_frames: u64,
+    /// Frames over the size limit (each one ends its connection).
+    pub oversized_frames: u64,
+    /// Binary frames (the client asks for JSON text).
+    pub binary_frames: u64,
+    /// WebSocket protocol violations by the peer (each one ends its
+    /// connection).
+    pub protocol_errors: u64,
+    /// Payloads with an opcode the client does not know.
+    pub unknown_opcodes: u64,
+    /// Dispatches with an event name the client does not know (still
+    /// delivered).
+    pub unknown_events: u64,
+    /// READY resume URLs the policy refused.
+    pub resume_urls_refused: u64,
+    /// Connections found to be zombies.
+    pub zombies: u64,
+    /// Heartbeats sent.
+    pub heartbeats_sent: u64,
+    /// Heartbeat ACKs received.
+    pub heartbeat_acks: u64,
+    /// The most sockets this client ever held open at once (dialling
+    /// included). 1 in a correct client.
+    pub max_sockets_open: u64,
+}
+
+/// What the driver counts itself (the rest comes from the policy).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) events_delivered: u64,
+    pub(crate) duplicates_dropped: u64,
+    pub(crate) dispatches_ignored: u64,
+    pub(crate) malformed_frames: u64,
+    pub(crate) oversized_frames: u64,
+    pub(crate) binary_frames: u64,
+    pub(crate) protocol_errors: u64,
+    pub(crate) unknown_opcodes: u64,
+    pub(crate) unknown_events: u64,
+}
+
+/// Whether the `count`-th occurrence of something is worth a warning: the
+/// 1st, 2nd, 4th, 8th, ... The others are logged at debug level, so a
+/// gateway flooding bad frames cannot flood the logs.
+pub(crate) const fn noteworthy(count: u64) -> bool {
+    count.is_power_of_two()
+}
+
+/// Counts sockets alive at once. Each open or dialling socket holds a
+/// [`SocketTicket`]; the ticket's drop is the socket's drop.
+#[derive(Debug, Default)]
+pub(crate) struct SocketGauge {
+    open: AtomicU64,
+    max: AtomicU64,
+}
+
+impl SocketGauge {
+    /// Takes a ticket for a new socket.
+    pub(crate) fn ticket(self: &std::sync::Arc<Self>) -> SocketTicket {
+        let open = self.open.fetch_add(1, Ordering::SeqCst).saturating_add(1);
+        self.max.fetch_max(open, Ordering::SeqCst);
+        SocketTicket(std::sync::Arc::clone(self))
+    }
+
+    /// The most sockets alive at once so far.
+    pub(crate) fn max(&self) -> u64 {
+        self.max.load(Ordering::SeqCst)
+    }
+}
+
+/// Proof that a socket is alive; dropped with it.
+#[derive(Debug)]
+pub(crate) struct SocketTicket(std::sync::Arc<SocketGauge>);
+
+impl Drop for SocketTicket {
+    fn drop(&mut self) {
+        let _ = self
+            .0
+            .open
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                Some(n.saturating_sub(1))
+            });
+    }
+}
+
+/// The latest snapshot, shared between the driver and the handle.
+#[derive(Debug)]
+pub(crate) struct Published {
+    clock: Clock,
+    inner: Mutex<Option<(Figures, Timestamp)>>,
+}
+
+impl Published {
+    pub(crate) const fn new(clock: Clock) -> Self {
+        Self {
+            clock,
+            inner: Mutex::new(None),
+        }
+    }
+
+    /// Publishes the figures as of `now`.
+    pub(crate) fn publish(
+        &self,
+        now: Timestamp,
+        policy: &Policy,
+        counters: &Counters,
+        gauge: &SocketGauge,
+    ) {
+        let stats = policy.stats();
+        let figures = Figures {
+            state: policy.state(),
+            attempts: stats.attempts,
+            resumes: stats.resumed,
+            resumes_sent: stats.resumes_sent,
+            identifies: stats.identifies_sent,
+            reidentifies: stats.identifies_sent.saturating_sub(1),
+            reconnects: stats.reconnects,
+            last_close_code: stats.last_close_code.map(u16::from),
+            uptime: policy.uptime_ms(now).map(Duration::from_millis),
+            heartbeat_latency: policy.heartbeat_latency_ms().map(Duration::from_millis),
+            events_delivered: counters.events_delivered,
+            duplicates_dropped: counters.duplicates_dropped,
+            dispatches_ignored: counters.dispatches_ignored,
+            malformed_frames: counters.malformed_frames,
+            oversized_frames: counters.oversized_frames,
+            binary_frames: counters.binary_frames,
+            protocol_errors: counters.protocol_errors,
+            unknown_opcodes: counters.unknown_opcodes,
+            unknown_events: counters.unknown_events,
+            resume_urls_refused: stats.resume_urls_refused,
+            zombies: stats.zombies,
+            heartbeats_sent: stats.heartbeats_sent,
+            heartbeat_acks: stats.heartbeat_acks,
+            max_sockets_open: gauge.max(),
+        };
+        *self.inner.lock().unwrap_or_else(PoisonError::into_inner) = Some((figures, now));
+    }
+
+    /// The latest figures, with the uptime brought up to now.
+    pub(crate) fn read(&self) -> Option<Figures> {
+        let (mut figures, at) = self
+            .inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()?;
+        let since = self.clock.now().saturating_since(at);
+        figures.uptime = figures
+            .uptime
+            .map(|u| u.saturating_add(Duration::from_millis(since)));
+        Some(figures)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn warnings_thin_out_as_counts_grow() {
+        let warned: Vec<u64> = (1..=100).filter(|&n| noteworthy(n)).collect();
+        assert_eq!(warned, [1, 2, 4, 8, 16, 32, 64]);
+    }
+
+    #[test]
+    fn the_gauge_keeps_the_peak() {
+        let gauge = Arc::new(SocketGauge::default());
+        let a = gauge.ticket();
+        drop(a);
+        let b = gauge.ticket();
+        assert_eq!(gauge.max(), 1);
+        let c = gauge.ticket();
+        assert_eq!(gauge.max(), 2);
+        drop((b, c));
+        assert_eq!(gauge.max(), 2);
+    }
+}

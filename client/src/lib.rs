@@ -1,0 +1,82 @@
+//! A thin tokio gateway client driven by [`reconnect_policy`].
+//!
+//! The client opens a real WebSocket (`wss://` through rustls with the
+//! webpki roots, `ws://` for loopback), parses the gateway's payloads
+//! (`op`, `d`, `s`, `t`) into the policy's inputs, carries out the policy's
+//! outputs (connect, identify, resume, heartbeat, close with a code, drop,
+//! wait) and hands dispatches to the user as an async stream, each
+//! sequence number once. It decides nothing itself: whether to resume or
+//! re-identify, how long to back off, when a connection is a zombie, which
+//! code to close with, whether READY's resume URL may receive the token —
+//! every rule lives in the policy.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use futures_util::StreamExt;
+//! use reconnect_client::{ClientBuilder, Token};
+//!
+//! let (client, mut events) = ClientBuilder::new(Token::from_env("DISCORD_TOKEN")?)
+//!     .gateway_url("wss://gateway.discord.gg")
+//!     .intents(1 << 9)
+//!     .start()?;
+//! while let Some(event) = events.next().await {
+//!     println!("#{:?} {}", event.seq, event.name);
+//! }
+//! // The stream ended: a fatal close code, a refused token, or a shutdown.
+//! let figures = client.join().await?;
+//! println!("{} attempts, {} resumes", figures.attempts, figures.resumes);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Bad input
+//!
+//! Network input is untrusted. Frames over the size limit and WebSocket
+//! protocol violations end their connection (the policy then resumes);
+//! malformed JSON, binary frames, unknown opcodes and unknown event names
+//! are counted in [`Figures`] and logged (a warning on the 1st, 2nd, 4th,
+//! 8th, ... occurrence, so a flood cannot flood the logs) and the session
+//! carries on. Nothing the network sends can panic the client.
+//!
+//! # Secrets
+//!
+//! The [`Token`] is written only into Identify and Resume payloads, and
+//! only once the policy has checked the URL it is about to go to. It never
+//! appears in `Debug` output, errors, notices or this crate's logs. Note
+//! that tungstenite itself logs frame payloads (hex-encoded) at `trace`
+//! level through the `log` crate: do not enable `trace` for `tungstenite`
+//! in production.
+//!
+//! # Testing tools
+//!
+//! [`testkit`] holds a loopback gateway that injects faults and a fault
+//! proxy for link faults, both real socket servers on `127.0.0.1`, used by
+//! this crate's tests and its examples.
+
+mod builder;
+mod client;
+mod clock;
+mod command;
+mod connection;
+mod dispatch;
+mod driver;
+mod error;
+mod event_names;
+mod figures;
+mod identify_share;
+mod notice;
+mod payload;
+pub mod testkit;
+mod token;
+mod transport;
+
+pub use builder::{ClientBuilder, DEFAULT_FRAME_BYTES, MIN_FRAME_BYTES};
+pub use client::{Client, Events};
+pub use clock::Clock;
+pub use dispatch::DispatchEvent;
+pub use error::{BuildError, ClientError};
+pub use figures::Figures;
+pub use identify_share::IdentifyShare;
+pub use notice::Notice;
+pub use token::{Token, TokenError};
+pub use transport::GATEWAY_QUERY;

@@ -1,0 +1,93 @@
+//! What the client did and why, as it happens: for health checks, logs and
+//! tests.
+//!
+//! Every [`Notice`] mirrors a policy output the driver carried out or an
+//! input it fed to the policy, with the time on the client's
+//! [`Clock`](crate::Clock). Nothing here is needed to use the client; the
+//! same facts are also logged through `tracing`.
+
+use reconnect_policy::{
+    Command, ConnectFailure, ConnectionId, GiveUpReason, ReconnectPlan, Recovery, Timestamp,
+    UrlError,
+};
+
+/// One thing the client did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Notice {
+    /// A dial started (the policy's `Connect`).
+    Connecting {
+        /// The connection.
+        connection: ConnectionId,
+        /// The URL, without the query string the client adds.
+        url: String,
+        /// Whether the connection will resume or identify.
+        recovery: Recovery,
+        /// When.
+        at: Timestamp,
+    },
+    /// The WebSocket is open.
+    Opened {
+        /// The connection.
+        connection: ConnectionId,
+        /// When.
+        at: Timestamp,
+    },
+    /// The dial failed.
+    ConnectFailed {
+        /// The connection.
+        connection: ConnectionId,
+        /// How, as reported to the policy.
+        failure: ConnectFailure,
+        /// When.
+        at: Timestamp,
+    },
+    /// A command went into the socket's send queue. It carries no token.
+    Sent {
+        /// The connection.
+        connection: ConnectionId,
+        /// The command, as the policy asked for it.
+        command: Command,
+        /// When.
+        at: Timestamp,
+    },
+    /// A close frame was queued (the policy's `Close`).
+    Closing {
+        /// The connection.
+        connection: ConnectionId,
+        /// The code sent.
+        code: u16,
+        /// When.
+        at: Timestamp,
+    },
+    /// The socket is closed and dropped; reported to the policy.
+    Closed {
+        /// The connection.
+        connection: ConnectionId,
+        /// The code of the close frame received, if any.
+        code: Option<u16>,
+        /// When.
+        at: Timestamp,
+    },
+    /// The transport was dropped without a close handshake (the policy's
+    /// `Abort`).
+    Aborted {
+        /// The connection.
+        connection: ConnectionId,
+        /// When.
+        at: Timestamp,
+    },
+    /// The policy planned a reconnect.
+    Planned(ReconnectPlan),
+    /// READY named a resume URL the policy refused to dial.
+    ResumeUrlRefused {
+        /// The URL (at most 256 bytes of it).
+        url: String,
+        /// Why.
+        reason: UrlError,
+    },
+    /// The policy gave up; the client stops.
+    GaveUp(GiveUpReason),
+    /// The client stopped after a shutdown.
+    Stopped,
+}
