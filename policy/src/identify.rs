@@ -13,9 +13,14 @@
 //!    bucket get slots one window apart, so a fleet that lost its sessions
 //!    together reconnects in order instead of all at once;
 //! 2. right before it sends Identify, it asks for a **grant**, which looks
-//!    only at when Identify payloads were really sent: a shard whose
-//!    handshake was slow can never end up less than a window after the
-//!    shard before it.
+//!    only at when Identify payloads were really sent and how they ended;
+//! 3. when the Identify's outcome is known (READY received, or the
+//!    connection ended), it **settles** it. The bucket's next grant comes no
+//!    sooner than [`IDENTIFY_WINDOW_MS`] after that. READY can only arrive
+//!    after the gateway received the Identify, so the next Identify of the
+//!    bucket reaches the gateway more than 5 s after the previous one
+//!    *whatever the network delays*: a retransmitted, late Identify can
+//!    never end up less than 5 s before the next one.
 
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +33,14 @@ pub const IDENTIFY_WINDOW_MS: u64 = 5_000;
 pub const SESSION_START_PERIOD_MS: u64 = 24 * 60 * 60 * 1000;
 /// How long an unused reservation keeps its claim on the daily allowance.
 const RESERVATION_TTL_MS: u64 = 60_000;
+/// How long an Identify that is never settled blocks its bucket: by then it
+/// has reached the gateway or never will.
+const IN_FLIGHT_TTL_MS: u64 = 60_000;
+/// Extra wait after an Identify whose connection ended without READY: the
+/// Identify may still have been on its way when the client gave up.
+const UNSETTLED_MARGIN_MS: u64 = 2_000;
+/// How often a shard asks again while another's Identify is out.
+const IN_FLIGHT_POLL_MS: u64 = 250;
 
 /// Something that rations Identify payloads across shards.
 ///
@@ -50,8 +63,13 @@ pub trait IdentifyGate {
     /// # Errors
     ///
     /// `Err(retry_at)` when the bucket's window or the daily allowance is
-    /// used up; `retry_at` is later than `now`.
+    /// used up, or another Identify of the bucket is still out; `retry_at`
+    /// is later than `now`.
     fn try_acquire(&mut self, now: Timestamp, shard: u32) -> Result<(), Timestamp>;
+
+    /// The outcome of `shard`'s granted Identify is known: READY arrived
+    /// (`ready`), or the connection ended without it.
+    fn settle(&mut self, now: Timestamp, shard: u32, ready: bool);
 }
 
 /// The session start limit, as `GET /gateway/bot` reports it.
@@ -112,8 +130,8 @@ pub struct IdentifyStats {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IdentifyLimiter {
     window_ms: u64,
-    /// When each bucket last granted an Identify.
-    last_grant: Vec<Option<Timestamp>>,
+    /// Each bucket's grants.
+    buckets: Vec<Bucket>,
     /// When each bucket's latest reservation window ends.
     booked_until: Vec<Timestamp>,
     /// Slots reserved and not yet granted (dropped once a minute old): each
@@ -135,7 +153,7 @@ impl IdentifyLimiter {
     pub fn new(limit: SessionStartLimit, now: Timestamp) -> Self {
         let mut limiter = Self {
             window_ms: IDENTIFY_WINDOW_MS + 250,
-            last_grant: Vec::new(),
+            buckets: Vec::new(),
             booked_until: Vec::new(),
             reservations: Vec::new(),
             total: 0,
@@ -159,7 +177,7 @@ impl IdentifyLimiter {
     /// buckets may change; a bucket keeps its last grant when it survives.
     pub fn update(&mut self, limit: SessionStartLimit, now: Timestamp) {
         let buckets = usize::from(limit.max_concurrency.max(1));
-        self.last_grant.resize(buckets, None);
+        self.buckets.resize(buckets, Bucket::default());
         self.booked_until.resize(buckets, Timestamp::ZERO);
         self.total = limit.total;
         self.remaining = limit.remaining.min(limit.total);
@@ -181,7 +199,7 @@ impl IdentifyLimiter {
     /// The number of buckets (`max_concurrency`).
     #[must_use]
     pub fn buckets(&self) -> u32 {
-        u32::try_from(self.last_grant.len()).unwrap_or(u32::MAX)
+        u32::try_from(self.buckets.len()).unwrap_or(u32::MAX)
     }
 
     /// The bucket a shard identifies in.
@@ -208,11 +226,15 @@ impl IdentifyLimiter {
         }
     }
 
+    /// When the bucket's window allows the next grant, ignoring an
+    /// Identify still out (an optimistic estimate for planning).
     fn window_free_at(&self, shard: u32) -> Timestamp {
-        match self.last_grant[self.bucket_of(shard)] {
+        let b = &self.buckets[self.bucket_of(shard)];
+        let window = match b.last_grant {
             Some(last) => last.saturating_add(self.window_ms),
             None => Timestamp::ZERO,
-        }
+        };
+        window.max(b.not_before)
     }
 }
 
@@ -259,7 +281,14 @@ impl IdentifyGate for IdentifyLimiter {
             return Err(free_at);
         }
         let bucket = self.bucket_of(shard);
-        self.last_grant[bucket] = Some(now);
+        if let Some((_, granted)) = self.buckets[bucket].in_flight
+            && now < granted.saturating_add(IN_FLIGHT_TTL_MS)
+        {
+            self.stats.refused_by_window += 1;
+            return Err(now.saturating_add(IN_FLIGHT_POLL_MS));
+        }
+        self.buckets[bucket].last_grant = Some(now);
+        self.buckets[bucket].in_flight = Some((shard, now));
         self.remaining -= 1;
         self.stats.granted += 1;
         // The grant uses up the earliest reservation, if one is due.
@@ -274,6 +303,31 @@ impl IdentifyGate for IdentifyLimiter {
         }
         Ok(())
     }
+
+    fn settle(&mut self, now: Timestamp, shard: u32, ready: bool) {
+        let bucket = self.bucket_of(shard);
+        let b = &mut self.buckets[bucket];
+        if b.in_flight.is_some_and(|(owner, _)| owner == shard) {
+            b.in_flight = None;
+            let wait = if ready {
+                IDENTIFY_WINDOW_MS
+            } else {
+                IDENTIFY_WINDOW_MS + UNSETTLED_MARGIN_MS
+            };
+            b.not_before = b.not_before.max(now.saturating_add(wait));
+        }
+    }
+}
+
+/// One identify bucket.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Bucket {
+    /// When it last granted an Identify.
+    last_grant: Option<Timestamp>,
+    /// The shard whose granted Identify is not settled yet, and when.
+    in_flight: Option<(u32, Timestamp)>,
+    /// No grant before this: a window after the last Identify settled.
+    not_before: Timestamp,
 }
 
 #[cfg(test)]
@@ -295,6 +349,7 @@ mod tests {
         );
         for shard in 0..4 {
             assert!(l.try_acquire(at(0), shard).is_ok());
+            l.settle(at(90), shard, true);
         }
         // Shard 4 is in bucket 0.
         assert_eq!(l.try_acquire(at(100), 4), Err(at(5_250)));
@@ -366,6 +421,27 @@ mod tests {
         assert!(l.try_acquire(at(10), 0).is_ok());
         assert_eq!(l.reserve(at(20), 5), at(600_000));
         assert_eq!(l.reserve(at(70_011), 6), at(70_011));
+    }
+
+    #[test]
+    fn the_next_identify_waits_five_seconds_after_the_last_one_settled() {
+        let mut l = IdentifyLimiter::new(SessionStartLimit::DISCORD_DEFAULT, at(0));
+        assert!(l.try_acquire(at(0), 0).is_ok());
+        // Its READY is slow (a retransmitted Identify): the bucket stays
+        // shut while it is out, however long the window has been over.
+        assert_eq!(l.try_acquire(at(6_000), 1), Err(at(6_250)));
+        l.settle(at(7_000), 0, true);
+        assert_eq!(l.try_acquire(at(7_000), 1), Err(at(12_000)));
+        assert!(l.try_acquire(at(12_000), 1).is_ok());
+        // Ended without READY: a margin on top, in case it was still on its way.
+        l.settle(at(13_000), 1, false);
+        assert_eq!(l.try_acquire(at(17_500), 2), Err(at(20_000)));
+        // A settle from a shard whose Identify is not the one out changes nothing.
+        assert!(l.try_acquire(at(20_000), 2).is_ok());
+        l.settle(at(20_100), 7, true);
+        assert!(l.try_acquire(at(30_000), 3).is_err());
+        // An Identify never settled stops blocking after a minute.
+        assert!(l.try_acquire(at(80_000), 3).is_ok());
     }
 
     #[test]

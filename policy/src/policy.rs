@@ -194,6 +194,10 @@ pub struct Policy {
     /// Whether the current connection has proven stable.
     stable: bool,
     opened_at: Option<Timestamp>,
+    /// An Identify was granted and its outcome not yet reported to the gate.
+    identify_out: bool,
+    /// The outcome to report to the gate at the next poll (READY or not).
+    identify_settled: Option<bool>,
     outputs: VecDeque<Output>,
     stats: PolicyStats,
 }
@@ -235,6 +239,8 @@ impl Policy {
             last_attempt_at: None,
             stable: false,
             opened_at: None,
+            identify_out: false,
+            identify_settled: None,
             outputs: VecDeque::with_capacity(8),
             stats: PolicyStats::default(),
         })
@@ -298,6 +304,7 @@ impl Policy {
     /// (which ends the session on the gateway) and the policy stops.
     pub fn shutdown(&mut self, now: Timestamp) {
         let now = self.clock(now);
+        self.settle_identify(false);
         self.drop_session();
         self.heartbeat = None;
         self.budget = None;
@@ -367,6 +374,9 @@ impl Policy {
     ) -> Option<Output> {
         let now = self.clock(now);
         self.advance(now);
+        if let Some(ready) = self.identify_settled.take() {
+            gate.settle(now, self.shard, ready);
+        }
         if let Some(output) = self.outputs.pop_front() {
             return Some(output);
         }
@@ -376,6 +386,7 @@ impl Policy {
                 match gate.try_acquire(now, self.shard) {
                     Ok(()) => {
                         self.seq = None;
+                        self.identify_out = true;
                         self.stats.identifies_sent += 1;
                         self.phase = Phase::Handshaking {
                             conn,
@@ -595,6 +606,7 @@ impl Policy {
                 Phase::Handshaking { conn, .. } | Phase::Active { conn, .. },
             ) => {
                 self.stats.ready += 1;
+                self.settle_identify(true);
                 self.session = match check_resume_url(
                     &resume_gateway_url,
                     &self.config.gateway_url,
@@ -793,6 +805,14 @@ impl Policy {
         });
     }
 
+    /// Reports, at the next poll, how the Identify the gate granted ended.
+    fn settle_identify(&mut self, ready: bool) {
+        if self.identify_out {
+            self.identify_out = false;
+            self.identify_settled = Some(ready);
+        }
+    }
+
     fn established(&mut self, now: Timestamp, conn: ConnectionId) {
         self.phase = Phase::Active { conn, since: now };
         if self.stable {
@@ -834,6 +854,15 @@ impl Policy {
                 self.stats.resume_breaker_trips += 1;
                 self.drop_session();
             }
+        }
+        if matches!(
+            self.phase,
+            Phase::Handshaking {
+                recovery: Recovery::Reidentify,
+                ..
+            }
+        ) {
+            self.settle_identify(false);
         }
         if resume_sent && self.session.is_some() {
             self.failed_resumes = self.failed_resumes.saturating_add(1);
