@@ -369,7 +369,10 @@ impl<'a> Sim<'a> {
                 if self.fatal_seen[shard as usize] {
                     self.rec.retries_after_fatal += 1;
                 }
-                self.shard_socks[shard as usize].push(sock);
+                let held = &mut self.shard_socks[shard as usize];
+                held.push(sock);
+                let held = u32::try_from(held.len()).unwrap_or(u32::MAX);
+                self.rec.max_open_per_shard = self.rec.max_open_per_shard.max(held);
                 match self.link_down(shard) {
                     Some(DownMode::Refuse) => {
                         let at = self.now + 2 * self.latency(shard);

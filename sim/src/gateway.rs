@@ -60,8 +60,6 @@ pub(crate) struct Gateway {
     /// Admission tokens, in thousandths.
     tokens_milli: u64,
     tokens_at: u64,
-    /// Sockets the server holds open per shard.
-    open_per_shard: Vec<u32>,
     /// Dispatches stop this long before the end, so they can be delivered.
     stop_dispatch_at: u64,
 }
@@ -78,7 +76,6 @@ impl Gateway {
             token_reset: false,
             tokens_milli: u64::from(g.admission_per_s) * 1_000,
             tokens_at: 0,
-            open_per_shard: vec![0; sc.shards as usize],
             stop_dispatch_at: sc.duration_ms.saturating_sub(60_000),
         }
     }
@@ -163,9 +160,6 @@ impl Sim<'_> {
             s.server.open = true;
             s.server.last_heartbeat = now;
         }
-        let open = &mut self.gateway.open_per_shard[shard as usize];
-        *open += 1;
-        self.rec.max_open_per_shard = self.rec.max_open_per_shard.max(*open);
         self.send_to_client(sock, ToClient::Opened, 0);
         self.send_to_client(sock, ToClient::Hello { interval_ms }, 0);
         self.schedule(
@@ -340,7 +334,6 @@ impl Sim<'_> {
         s.server.told_to_reconnect = true;
         let shard = s.shard;
         let session = s.server.session.take();
-        self.gateway.open_per_shard[shard as usize] -= 1;
         if let Some(id) = session {
             let ends = ends_session
                 || code.is_some_and(|c| {

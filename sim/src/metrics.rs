@@ -51,7 +51,9 @@ pub struct Recorder {
     pub healthy_link_reconnects: u64,
     /// Attempts made after the client had been told a fatal close code.
     pub retries_after_fatal: u64,
-    /// Most sockets the server held open for one shard at once.
+    /// Most sockets one shard's client held at once (dialling, open or
+    /// closing). The gateway may hold more: it cannot see a half-open
+    /// socket the client has already given up on.
     pub max_open_per_shard: u32,
     /// When each shard's current session was last established (READY or
     /// RESUMED sent on an open socket), or `None` while it has none.

@@ -106,7 +106,7 @@ pub struct Report {
     pub healthy_link_reconnects: u64,
     /// M7: attempts after a fatal close code.
     pub retries_after_fatal: u64,
-    /// M7: most sockets the gateway held open for one shard at once.
+    /// M7: most sockets one shard's client held at once.
     pub max_open_sockets_per_shard: u32,
     /// Dispatches never handed to the bot.
     pub events_lost: u64,

@@ -1,0 +1,82 @@
+//! Failures the property tests found, kept as named tests with the seed and
+//! the shrunk fault schedule written out.
+
+use reconnect_sim::scenario::{DownMode, Fault, FaultKind, Gateway, Scenario, Scope};
+use reconnect_sim::{Budget, model, run_report};
+
+fn scenario(faults: Vec<Fault>) -> Scenario {
+    Scenario {
+        name: "regression".to_owned(),
+        shards: 40,
+        heal_at_ms: 720_000,
+        recovery_bound_ms: 600_000,
+        duration_ms: 1_320_000,
+        gateway: Gateway {
+            max_concurrency: 4,
+            ..Gateway::default()
+        },
+        faults,
+        ..Scenario::default()
+    }
+}
+
+/// Packet loss delayed one Identify by retransmissions; the next shard of
+/// its bucket, granted 5.25 s later, reached the gateway less than 5 s after
+/// it. The limiter now waits 5 s after the previous Identify is settled.
+#[test]
+fn regression_loss_delays_an_identify_into_the_next_ones_window() {
+    let sc = scenario(vec![
+        Fault {
+            at_ms: 330_968,
+            duration_ms: 164_430,
+            scope: Scope::All,
+            kind: FaultKind::Outage {
+                mode: DownMode::Refuse,
+            },
+        },
+        Fault {
+            at_ms: 530_929,
+            duration_ms: 55_569,
+            scope: Scope::All,
+            kind: FaultKind::Loss {
+                probability: 0.184_515_064_395_339_68,
+            },
+        },
+    ]);
+    let r = run_report(
+        &sc,
+        &model("policy").unwrap(),
+        13_314_213_557_641_627_043,
+        Budget::default(),
+    )
+    .unwrap();
+    assert_eq!(r.identify_violations, 0);
+    assert!(!r.storm, "{:?}", r.storm_reasons);
+}
+
+/// A black-holed link leaves the gateway holding a socket the client has
+/// rightly given up on; the client itself never holds two.
+#[test]
+fn regression_black_hole_flapping_never_gives_a_client_two_sockets() {
+    let sc = scenario(vec![Fault {
+        at_ms: 60_064,
+        duration_ms: 123_264,
+        scope: Scope::All,
+        kind: FaultKind::Flapping {
+            min_up_ms: 1_000,
+            max_up_ms: 1_000,
+            min_down_ms: 3_338,
+            max_down_ms: 3_338,
+            mode: DownMode::Blackhole,
+        },
+    }]);
+    let r = run_report(
+        &sc,
+        &model("policy").unwrap(),
+        8_984_227_021_745_388_238,
+        Budget::default(),
+    )
+    .unwrap();
+    assert_eq!(r.max_open_sockets_per_shard, 1);
+    assert!(!r.storm, "{:?}", r.storm_reasons);
+}
