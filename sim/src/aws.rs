@@ -29,7 +29,7 @@
 //! time then insertion order, so a run is a pure function of its seed: run
 //! `r` derives its seed from the master seed, and each client derives two
 //! streams from that (its network delays and its backoff draws), all with
-//! [`rng::derive`](crate::rng::derive). The network stream being separate
+//! [`rng::derive`]. The network stream being separate
 //! means every strategy sees the same delays until its first backoff draw
 //! changes the order of events (common random numbers).
 
