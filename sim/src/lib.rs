@@ -42,6 +42,7 @@ pub mod net;
 pub mod report;
 pub mod rng;
 pub mod scenario;
+pub mod svg;
 pub mod wire;
 
 use reconnect_policy::{BackoffConfig, BackoffStrategy, PolicyConfig};
@@ -112,6 +113,76 @@ pub fn run_report(
 ) -> Result<Report, RunError> {
     let recorder = run(scenario, model, seed, budget)?;
     Ok(Report::new(scenario, model.name(), seed, &recorder))
+}
+
+/// What a run looked like over time, for charts ([`svg`]): what the
+/// [`Report`] sums up, kept per second and per shard.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Series {
+    /// Client connection attempts in each second of simulated time (index
+    /// `i` is second `i`), all shards together.
+    pub attempts_per_s: Vec<u32>,
+    /// For each shard that has a session at the end: the time from the
+    /// scenario's heal to that session (0 when it never lost one), ms,
+    /// sorted. The report's `recovery_*` quantiles are taken from the same
+    /// values.
+    pub recovery_ms: Vec<u64>,
+    /// Shards without a session at the end (they never recovered).
+    pub unrecovered: u64,
+}
+
+impl Series {
+    /// The series of a finished run of `scenario`.
+    #[must_use]
+    pub fn new(scenario: &Scenario, recorder: &metrics::Recorder) -> Self {
+        let mut recovery_ms: Vec<u64> = recorder
+            .established
+            .iter()
+            .flatten()
+            .map(|&t| t.saturating_sub(scenario.heal_at_ms))
+            .collect();
+        recovery_ms.sort_unstable();
+        Self {
+            attempts_per_s: recorder.attempts_per_s.clone(),
+            recovery_ms,
+            unrecovered: recorder.established.iter().filter(|e| e.is_none()).count() as u64,
+        }
+    }
+}
+
+/// Runs one model through a scenario and returns its report and its
+/// [`Series`].
+///
+/// # Errors
+///
+/// See [`run`].
+pub fn run_with_series(
+    scenario: &Scenario,
+    model: &ModelSpec,
+    seed: u64,
+    budget: Budget,
+) -> Result<(Report, Series), RunError> {
+    let recorder = run(scenario, model, seed, budget)?;
+    Ok((
+        Report::new(scenario, model.name(), seed, &recorder),
+        Series::new(scenario, &recorder),
+    ))
+}
+
+/// [`compare`], keeping each run's [`Series`] too.
+///
+/// # Errors
+///
+/// The first run that failed.
+pub fn compare_with_series(
+    scenario: &Scenario,
+    models: &[ModelSpec],
+    seed: u64,
+    budget: Budget,
+) -> Result<Vec<(Report, Series)>, RunError> {
+    parallel_map(models, |m| run_with_series(scenario, m, seed, budget))
+        .into_iter()
+        .collect()
 }
 
 /// Runs every model through a scenario with one seed (the same fault

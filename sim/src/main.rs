@@ -45,6 +45,10 @@ enum Command {
         /// Print the reports as JSON.
         #[arg(long)]
         json: bool,
+        /// Also draw attempts per second over time and the recovery time
+        /// distribution of every model into this SVG file.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<std::path::PathBuf>,
     },
     /// Runs one model over many seeds and prints the worst case of each
     /// metric with the seed that produced it.
@@ -180,14 +184,24 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             scenario,
             seed,
             json,
+            svg,
         } => {
             let sc = load_scenario(&scenario)?;
             let models: Vec<_> = model_names()
                 .iter()
                 .map(|n| find_model(n))
                 .collect::<Result<_, _>>()?;
-            let reports =
-                reconnect_sim::compare(&sc, &models, seed, budget).map_err(|e| e.to_string())?;
+            let reports = if let Some(path) = &svg {
+                // Fail before the runs if the file cannot be created.
+                std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+                let runs = reconnect_sim::compare_with_series(&sc, &models, seed, budget)
+                    .map_err(|e| e.to_string())?;
+                reconnect_sim::svg::write(path, &sc, &runs).map_err(|e| e.to_string())?;
+                eprintln!("charts written to {}", path.display());
+                runs.into_iter().map(|(r, _)| r).collect()
+            } else {
+                reconnect_sim::compare(&sc, &models, seed, budget).map_err(|e| e.to_string())?
+            };
             if json {
                 print_json(&reports)?;
             } else {
