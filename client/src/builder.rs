@@ -177,7 +177,8 @@ impl ClientBuilder {
         let (events_tx, events_rx) = mpsc::channel(self.event_buffer.max(1));
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (notices_tx, first_notices) = broadcast::channel(self.notice_capacity.max(1));
-        let published = Arc::new(Published::new(clock));
+        let gauge = Arc::new(SocketGauge::default());
+        let published = Arc::new(Published::new(clock, &policy, &gauge));
         let driver = Driver::new(DriverParts {
             policy,
             identify,
@@ -193,7 +194,7 @@ impl ClientBuilder {
             shutdown: shutdown_rx,
             notices: notices_tx.clone(),
             published: Arc::clone(&published),
-            gauge: Arc::new(SocketGauge::default()),
+            gauge,
         });
         let span = tracing::info_span!("gateway", shard = id);
         let task = runtime.spawn(driver.run().instrument(span));

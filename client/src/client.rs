@@ -45,11 +45,11 @@ impl Client {
         }
     }
 
-    /// The latest figures (attempts, resumes, re-identifies, last close
-    /// code, uptime of the current connection, ...). `None` only in the
-    /// instant before the client's task first runs.
+    /// The latest figures: attempts, resumes, re-identifies, the last
+    /// close code, the uptime of the current connection, and the counts of
+    /// odd input.
     #[must_use]
-    pub fn figures(&self) -> Option<Figures> {
+    pub fn figures(&self) -> Figures {
         self.published.read()
     }
 
@@ -93,7 +93,7 @@ impl Client {
         // joining does not itself ask for a shutdown.
         drop(shutdown);
         outcome?;
-        published.read().ok_or(ClientError::Driver)
+        Ok(published.read())
     }
 
     /// [`Client::shutdown`], then [`Client::join`].

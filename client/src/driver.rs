@@ -33,7 +33,7 @@ use crate::payload::{self, Inbound};
 use crate::token::Token;
 use crate::transport::{self, DialError, Dialer, WsStream};
 
-type Dial = Pin<Box<dyn Future<Output = Result<WsStream, DialError>> + Send>>;
+type Dial = Pin<Box<dyn Future<Output = Result<Box<WsStream>, DialError>> + Send>>;
 
 /// The one socket the client may have.
 enum Link {
@@ -46,7 +46,7 @@ enum Link {
         ticket: SocketTicket,
     },
     /// Open.
-    Open(Connection),
+    Open(Box<Connection>),
 }
 
 impl Link {
@@ -61,7 +61,7 @@ impl Link {
 
 /// What the link produced.
 enum LinkEvent {
-    Dialed(ConnectionId, Result<WsStream, DialError>),
+    Dialed(ConnectionId, Result<Box<WsStream>, DialError>),
     Incoming(Incoming),
 }
 
@@ -196,9 +196,14 @@ impl Driver {
     }
 
     fn publish(&self, now: Timestamp) {
-        self.parts
-            .published
-            .publish(now, &self.parts.policy, &self.counters, &self.parts.gauge);
+        let open = matches!(self.link, Link::Open(_));
+        self.parts.published.publish(
+            now,
+            &self.parts.policy,
+            &self.counters,
+            &self.parts.gauge,
+            open,
+        );
     }
 
     fn notify(&self, notice: Notice) {
@@ -251,7 +256,7 @@ impl Driver {
                 let dialer = self.parts.dialer.clone();
                 self.link = Link::Dialing {
                     id: connection,
-                    dial: Box::pin(async move { dialer.dial(&url).await }),
+                    dial: Box::pin(async move { dialer.dial(&url).await.map(Box::new) }),
                     ticket: self.parts.gauge.ticket(),
                 };
             }
@@ -332,14 +337,19 @@ impl Driver {
         }
     }
 
-    fn on_dialed(&mut self, now: Timestamp, id: ConnectionId, result: Result<WsStream, DialError>) {
+    fn on_dialed(
+        &mut self,
+        now: Timestamp,
+        id: ConnectionId,
+        result: Result<Box<WsStream>, DialError>,
+    ) {
         let Link::Dialing { ticket, .. } = std::mem::replace(&mut self.link, Link::Idle) else {
             return;
         };
         match result {
             Ok(ws) => {
                 info!(connection = %id, "open");
-                self.link = Link::Open(Connection::new(id, ws, ticket));
+                self.link = Link::Open(Box::new(Connection::new(id, *ws, ticket)));
                 self.notify(Notice::Opened {
                     connection: id,
                     at: now,

@@ -138,67 +138,89 @@ impl Drop for SocketTicket {
 #[derive(Debug)]
 pub(crate) struct Published {
     clock: Clock,
-    inner: Mutex<Option<(Figures, Timestamp)>>,
+    inner: Mutex<(Figures, Timestamp)>,
 }
 
 impl Published {
-    pub(crate) const fn new(clock: Clock) -> Self {
+    /// Starts with the figures of a policy that has not run yet.
+    pub(crate) fn new(clock: Clock, policy: &Policy, gauge: &SocketGauge) -> Self {
+        let now = clock.now();
         Self {
             clock,
-            inner: Mutex::new(None),
+            inner: Mutex::new((
+                snapshot(now, policy, &Counters::default(), gauge, false),
+                now,
+            )),
         }
     }
 
-    /// Publishes the figures as of `now`.
+    /// Publishes the figures as of `now`; `open`: whether the client holds
+    /// an open socket.
     pub(crate) fn publish(
         &self,
         now: Timestamp,
         policy: &Policy,
         counters: &Counters,
         gauge: &SocketGauge,
+        open: bool,
     ) {
-        let stats = policy.stats();
-        let figures = Figures {
-            state: policy.state(),
-            attempts: stats.attempts,
-            resumes: stats.resumed,
-            resumes_sent: stats.resumes_sent,
-            identifies: stats.identifies_sent,
-            reidentifies: stats.identifies_sent.saturating_sub(1),
-            reconnects: stats.reconnects,
-            last_close_code: stats.last_close_code.map(u16::from),
-            uptime: policy.uptime_ms(now).map(Duration::from_millis),
-            heartbeat_latency: policy.heartbeat_latency_ms().map(Duration::from_millis),
-            events_delivered: counters.events_delivered,
-            duplicates_dropped: counters.duplicates_dropped,
-            dispatches_ignored: counters.dispatches_ignored,
-            malformed_frames: counters.malformed_frames,
-            oversized_frames: counters.oversized_frames,
-            binary_frames: counters.binary_frames,
-            protocol_errors: counters.protocol_errors,
-            unknown_opcodes: counters.unknown_opcodes,
-            unknown_events: counters.unknown_events,
-            resume_urls_refused: stats.resume_urls_refused,
-            zombies: stats.zombies,
-            heartbeats_sent: stats.heartbeats_sent,
-            heartbeat_acks: stats.heartbeat_acks,
-            max_sockets_open: gauge.max(),
-        };
-        *self.inner.lock().unwrap_or_else(PoisonError::into_inner) = Some((figures, now));
+        let figures = snapshot(now, policy, counters, gauge, open);
+        *self.inner.lock().unwrap_or_else(PoisonError::into_inner) = (figures, now);
     }
 
     /// The latest figures, with the uptime brought up to now.
-    pub(crate) fn read(&self) -> Option<Figures> {
+    pub(crate) fn read(&self) -> Figures {
         let (mut figures, at) = self
             .inner
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()?;
+            .clone();
         let since = self.clock.now().saturating_since(at);
         figures.uptime = figures
             .uptime
             .map(|u| u.saturating_add(Duration::from_millis(since)));
-        Some(figures)
+        figures
+    }
+}
+
+fn snapshot(
+    now: Timestamp,
+    policy: &Policy,
+    counters: &Counters,
+    gauge: &SocketGauge,
+    open: bool,
+) -> Figures {
+    let stats = policy.stats();
+    Figures {
+        state: policy.state(),
+        attempts: stats.attempts,
+        resumes: stats.resumed,
+        resumes_sent: stats.resumes_sent,
+        identifies: stats.identifies_sent,
+        reidentifies: stats.identifies_sent.saturating_sub(1),
+        reconnects: stats.reconnects,
+        last_close_code: stats.last_close_code.map(u16::from),
+        // The policy keeps its open time after a shutdown; the client only
+        // reports an uptime while it holds the socket.
+        uptime: policy
+            .uptime_ms(now)
+            .filter(|_| open)
+            .map(Duration::from_millis),
+        heartbeat_latency: policy.heartbeat_latency_ms().map(Duration::from_millis),
+        events_delivered: counters.events_delivered,
+        duplicates_dropped: counters.duplicates_dropped,
+        dispatches_ignored: counters.dispatches_ignored,
+        malformed_frames: counters.malformed_frames,
+        oversized_frames: counters.oversized_frames,
+        binary_frames: counters.binary_frames,
+        protocol_errors: counters.protocol_errors,
+        unknown_opcodes: counters.unknown_opcodes,
+        unknown_events: counters.unknown_events,
+        resume_urls_refused: stats.resume_urls_refused,
+        zombies: stats.zombies,
+        heartbeats_sent: stats.heartbeats_sent,
+        heartbeat_acks: stats.heartbeat_acks,
+        max_sockets_open: gauge.max(),
     }
 }
 
