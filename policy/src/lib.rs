@@ -86,6 +86,7 @@ mod event;
 mod gateway_url;
 mod heartbeat;
 mod identify;
+mod jitter;
 mod output;
 mod policy;
 mod send_budget;

@@ -25,9 +25,7 @@
 //!   established and has proven stable.
 
 use std::collections::VecDeque;
-
-use rand_chacha::ChaCha8Rng;
-use rand_core::SeedableRng;
+use std::sync::Arc;
 
 use crate::backoff::Backoff;
 use crate::close_code::CloseCode;
@@ -37,6 +35,7 @@ use crate::event::{Dispatch, Event};
 use crate::gateway_url::check_resume_url;
 use crate::heartbeat::{Beat, Heartbeat};
 use crate::identify::IdentifyGate;
+use crate::jitter::Jitter;
 use crate::output::{Command, ConnectionId, Output, ReconnectPlan};
 use crate::send_budget::SendBudget;
 use crate::session::Session;
@@ -170,9 +169,10 @@ impl Phase {
 /// for the run loop.
 #[derive(Clone, Debug)]
 pub struct Policy {
-    config: PolicyConfig,
+    /// Shared by every shard of a fleet that uses the same configuration.
+    config: Arc<PolicyConfig>,
     shard: u32,
-    rng: ChaCha8Rng,
+    rng: Jitter,
     backoff: Backoff,
     /// The latest time seen; earlier times passed in are raised to it.
     now: Timestamp,
@@ -207,22 +207,26 @@ impl Policy {
     /// with its random stream seeded by `seed`, created at `now`. The first
     /// connection attempt is due at once.
     ///
+    /// `config` is a [`PolicyConfig`] or an `Arc` of one: a fleet of shards
+    /// can share a single configuration.
+    ///
     /// # Errors
     ///
     /// The configuration is checked with [`PolicyConfig::validate`].
     pub fn new(
-        config: PolicyConfig,
+        config: impl Into<Arc<PolicyConfig>>,
         shard: u32,
         seed: u64,
         now: Timestamp,
     ) -> Result<Self, ConfigError> {
+        let config = config.into();
         config.validate()?;
         let now = now.min(Timestamp::CEILING);
         Ok(Self {
             backoff: Backoff::new(config.backoff),
             config,
             shard,
-            rng: ChaCha8Rng::seed_from_u64(seed),
+            rng: Jitter::new(seed),
             now,
             phase: Phase::Waiting {
                 at: now,
@@ -241,7 +245,8 @@ impl Policy {
             opened_at: None,
             identify_out: false,
             identify_settled: None,
-            outputs: VecDeque::with_capacity(8),
+            // Allocated on the first output and reused from then on.
+            outputs: VecDeque::new(),
             stats: PolicyStats::default(),
         })
     }
@@ -476,7 +481,7 @@ impl Policy {
 
     /// The configuration.
     #[must_use]
-    pub const fn config(&self) -> &PolicyConfig {
+    pub fn config(&self) -> &PolicyConfig {
         &self.config
     }
 
@@ -541,7 +546,7 @@ impl Policy {
         let Phase::AwaitingHello { conn, recovery, .. } = self.phase else {
             return Handled::Ignored;
         };
-        let heartbeat = Heartbeat::start(now, interval_ms, &mut self.rng);
+        let heartbeat = self.rng.draw(|rng| Heartbeat::start(now, interval_ms, rng));
         self.budget = Some(SendBudget::new(
             self.config.send_limit,
             heartbeat.interval_ms(),
@@ -919,12 +924,11 @@ impl Policy {
     }
 
     fn decide(&mut self, trigger: Trigger) -> Decision {
-        let decision = decide(
-            trigger,
-            self.session.is_some(),
-            &self.config.decision,
-            &mut self.rng,
-        );
+        let has_session = self.session.is_some();
+        let rules = self.config.decision;
+        let decision = self
+            .rng
+            .draw(|rng| decide(trigger, has_session, &rules, rng));
         if decision.recovery() == Some(Recovery::Reidentify) {
             self.drop_session();
         }
@@ -968,7 +972,8 @@ impl Policy {
         let backoff_ms = if first_since_stable && trigger == Trigger::Reconnect {
             0
         } else {
-            self.backoff.delay(self.retry, &mut self.rng)
+            let (backoff, retry) = (&mut self.backoff, self.retry);
+            self.rng.draw(|rng| backoff.delay(retry, rng))
         };
         let wait = backoff_ms.max(decision.protocol_delay_ms());
         let mut at = now.saturating_add(wait);
