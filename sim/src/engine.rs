@@ -3,7 +3,10 @@
 //!
 //! Time jumps from one event to the next (no ticks). Events sit in a binary
 //! heap ordered by time and then by the order they were scheduled in, so two
-//! events at the same millisecond always run in the same order. Nothing in a
+//! events at the same millisecond always run in the same order. A heap entry
+//! is 16 bytes (the time, and the schedule order and a payload slot packed
+//! in one word); payloads live in a slab, so a fleet's pending events stay
+//! in cache. Nothing in a
 //! run reads the wall clock or iterates a hash map: the same scenario,
 //! model and seed give the same trace, byte for byte. The gateway's side of
 //! each message lives in [`crate::gateway`]; this file owns the queue, the
@@ -11,6 +14,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::sync::Arc;
 
 use reconnect_policy::{
     ConnectFailure, IdentifyLimiter, PolicyConfig, SessionStartLimit, Timestamp,
@@ -142,22 +146,43 @@ impl Ev {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Entry {
-    at: u64,
-    order: u64,
-    ev: Ev,
+/// A heap entry: the time, then the schedule order (high 32 bits) and the
+/// payload's slot (low 32 bits). Runs are bounded far below 2^32 events
+/// ([`Budget::max_events`]), so the order never wraps.
+type Entry = (u64, u64);
+
+/// The pending events: a min-heap of [`Entry`] over a slab of payloads.
+#[derive(Debug, Default)]
+struct Queue {
+    heap: BinaryHeap<Reverse<Entry>>,
+    slab: Vec<Ev>,
+    free: Vec<u32>,
+    order: u32,
 }
 
-impl Ord for Entry {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.at, self.order).cmp(&(other.at, other.order))
+impl Queue {
+    fn push(&mut self, at: u64, ev: Ev) {
+        let slot = if let Some(slot) = self.free.pop() {
+            self.slab[slot as usize] = ev;
+            slot
+        } else {
+            self.slab.push(ev);
+            u32::try_from(self.slab.len() - 1).expect("fewer than 2^32 pending events")
+        };
+        self.order = self.order.wrapping_add(1);
+        self.heap
+            .push(Reverse((at, u64::from(self.order) << 32 | u64::from(slot))));
     }
-}
 
-impl PartialOrd for Entry {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
+    fn pop(&mut self) -> Option<(u64, Ev)> {
+        let Reverse((at, key)) = self.heap.pop()?;
+        let slot = (key & u64::from(u32::MAX)) as u32;
+        self.free.push(slot);
+        Some((at, self.slab[slot as usize]))
+    }
+
+    fn peak(&self) -> usize {
+        self.slab.len()
     }
 }
 
@@ -166,8 +191,7 @@ pub(crate) struct Sim<'a> {
     pub(crate) sc: &'a Scenario,
     seed: u64,
     pub(crate) now: u64,
-    order: u64,
-    queue: BinaryHeap<Reverse<Entry>>,
+    queue: Queue,
     pub(crate) sockets: Sockets,
     /// Sockets each shard's client still holds.
     pub(crate) shard_socks: Vec<Vec<SockId>>,
@@ -212,26 +236,33 @@ impl<'a> Sim<'a> {
             reset_after_ms: g.session_start_reset_after_ms,
             max_concurrency: g.max_concurrency,
         };
-        let mut clients = Vec::with_capacity(shards as usize);
-        for shard in 0..shards {
-            let client_seed = rng::derive(seed, Stream::Client, u64::from(shard));
-            clients.push(match model {
-                ModelSpec::Policy { config, .. } => Client::Policy(Box::new(
-                    PolicyClient::new((**config).clone(), shard, client_seed, 0)
-                        .map_err(|e| RunError::Config(e.to_string()))?,
-                )),
-                ModelSpec::Peer(kind) => Client::Peer(Box::new(PeerClient::new(
-                    *kind,
-                    rng::stream(seed, Stream::Client, u64::from(shard)),
-                ))),
-            });
-        }
+        let client_seed = |shard: u32| rng::derive(seed, Stream::Client, u64::from(shard));
+        let clients: Vec<Client> = match model {
+            ModelSpec::Policy { config, .. } => {
+                // One configuration shared by every policy-driven shard.
+                let config = PolicyClient::shared_config(config);
+                (0..shards)
+                    .map(|shard| {
+                        PolicyClient::new(Arc::clone(&config), shard, client_seed(shard), 0)
+                            .map(|c| Client::Policy(Box::new(c)))
+                    })
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| RunError::Config(e.to_string()))?
+            }
+            ModelSpec::Peer(kind) => (0..shards)
+                .map(|shard| {
+                    Client::Peer(Box::new(PeerClient::new(
+                        *kind,
+                        rng::stream(seed, Stream::Client, u64::from(shard)),
+                    )))
+                })
+                .collect(),
+        };
         let mut sim = Self {
             sc,
             seed,
             now: 0,
-            order: 0,
-            queue: BinaryHeap::new(),
+            queue: Queue::default(),
             sockets: Sockets::default(),
             shard_socks: vec![Vec::new(); shards as usize],
             links: (0..shards)
@@ -264,12 +295,7 @@ impl<'a> Sim<'a> {
     }
 
     pub(crate) fn schedule(&mut self, at: u64, ev: Ev) {
-        self.order += 1;
-        self.queue.push(Reverse(Entry {
-            at: at.max(self.now),
-            order: self.order,
-            ev,
-        }));
+        self.queue.push(at.max(self.now), ev);
     }
 
     fn run(&mut self, budget: Budget) -> Result<(), RunError> {
@@ -277,14 +303,15 @@ impl<'a> Sim<'a> {
         // may take and never changes what it computes.
         #[allow(clippy::disallowed_methods)]
         let started = std::time::Instant::now();
-        while let Some(Reverse(entry)) = self.queue.pop() {
-            if entry.at > self.sc.duration_ms {
+        let max_events = budget.max_events.min(u64::from(u32::MAX));
+        while let Some((at, ev)) = self.queue.pop() {
+            if at > self.sc.duration_ms {
                 break;
             }
-            self.now = entry.at;
-            let (kind, key) = entry.ev.trace_key();
-            self.rec.trace(entry.at, kind, key);
-            if self.rec.events >= budget.max_events {
+            self.now = at;
+            let (kind, key) = ev.trace_key();
+            self.rec.trace(at, kind, key);
+            if self.rec.events >= max_events {
                 return Err(self.over_budget("event"));
             }
             if self.rec.events.is_multiple_of(1 << 16)
@@ -292,7 +319,7 @@ impl<'a> Sim<'a> {
             {
                 return Err(self.over_budget("wall-clock"));
             }
-            self.step(entry.ev);
+            self.step(ev);
         }
         self.now = self.sc.duration_ms;
         Ok(())
@@ -309,6 +336,7 @@ impl<'a> Sim<'a> {
     fn finish(mut self) -> Recorder {
         self.rec.gave_up = self.clients.iter().filter(|c| c.gave_up()).count() as u64;
         self.rec.sockets_high_water = self.sockets.high_water() as u64;
+        self.rec.queue_high_water = self.queue.peak() as u64;
         self.rec
     }
 

@@ -44,6 +44,9 @@ pub(crate) struct Session {
     attached: Option<SockId>,
     /// Since when it has had no socket.
     detached_since: Option<u64>,
+    /// An expiry check is queued (at most one per session, however often
+    /// it loses its socket).
+    expiry_queued: bool,
 }
 
 /// The gateway's state.
@@ -223,6 +226,7 @@ impl Sim<'_> {
             alive: true,
             attached: Some(sock),
             detached_since: None,
+            expiry_queued: false,
         });
         self.rec.sessions.push(SessionTally {
             generated: 1,
@@ -348,8 +352,11 @@ impl Sim<'_> {
                 {
                     self.rec.disconnects += 1;
                 }
-                let window = self.sc.gateway.resume_window_ms;
-                self.schedule(self.now + window, Ev::SessionExpiry { session: id.0 });
+                if !s.expiry_queued {
+                    s.expiry_queued = true;
+                    let window = self.sc.gateway.resume_window_ms;
+                    self.schedule(self.now + window, Ev::SessionExpiry { session: id.0 });
+                }
             }
             if ends {
                 self.kill_session(id.0);
@@ -457,13 +464,20 @@ impl Sim<'_> {
     }
 
     pub(crate) fn session_expiry(&mut self, session: u32) {
-        let s = self.gateway.sessions[session as usize];
         let window = self.sc.gateway.resume_window_ms;
-        if s.alive
-            && s.attached.is_none()
-            && s.detached_since.is_some_and(|d| d + window <= self.now)
-        {
-            self.kill_session(session);
+        let s = &mut self.gateway.sessions[session as usize];
+        s.expiry_queued = false;
+        if !s.alive || s.attached.is_some() {
+            return;
+        }
+        match s.detached_since {
+            Some(d) if d + window <= self.now => self.kill_session(session),
+            // It lost a later socket: check again when that one's window ends.
+            Some(d) => {
+                s.expiry_queued = true;
+                self.schedule(d + window, Ev::SessionExpiry { session });
+            }
+            None => {}
         }
     }
 }

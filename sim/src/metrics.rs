@@ -67,6 +67,8 @@ pub struct Recorder {
     pub gave_up: u64,
     /// The most sockets the table held at once.
     pub sockets_high_water: u64,
+    /// The most events pending at once.
+    pub queue_high_water: u64,
     /// Events processed.
     pub events: u64,
     /// A hash of every event processed, in order.

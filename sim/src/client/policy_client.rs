@@ -2,6 +2,8 @@
 //! would drive it: every message becomes an `Event`, every `Output` becomes
 //! an action on a socket. No rule of the policy is repeated here.
 
+use std::sync::Arc;
+
 use reconnect_policy::{
     Command, ConnectionId, Dispatch, Event, Handled, Output, Policy, PolicyConfig, Timestamp,
 };
@@ -27,19 +29,27 @@ pub struct PolicyClient {
 }
 
 impl PolicyClient {
-    /// A client for `shard` with this configuration (its `gateway_url` is
-    /// replaced by the simulated gateway's) and seed, created at `now`.
+    /// `config` pointed at the simulated gateway, ready to be shared by
+    /// every shard of a fleet.
+    #[must_use]
+    pub fn shared_config(config: &PolicyConfig) -> Arc<PolicyConfig> {
+        let mut config = config.clone();
+        BASE_URL.clone_into(&mut config.gateway_url);
+        Arc::new(config)
+    }
+
+    /// A client for `shard` with this configuration (see
+    /// [`PolicyClient::shared_config`]) and seed, created at `now`.
     ///
     /// # Errors
     ///
     /// The configuration is invalid.
     pub fn new(
-        mut config: PolicyConfig,
+        config: Arc<PolicyConfig>,
         shard: u32,
         seed: u64,
         now: u64,
     ) -> Result<Self, reconnect_policy::ConfigError> {
-        BASE_URL.clone_into(&mut config.gateway_url);
         Ok(Self {
             policy: Policy::new(config, shard, seed, Timestamp::from_millis(now))?,
             socks: Vec::with_capacity(REMEMBERED),

@@ -1,0 +1,81 @@
+//! Measures the simulator's speed and memory: one fleet size per process,
+//! so the peak resident memory belongs to that run alone.
+//!
+//! ```text
+//! cargo run --release -p reconnect-sim --example scale -- SHARDS [MODEL] [MINUTES]
+//! ```
+//!
+//! Runs `SHARDS` shards of `MODEL` (default `policy`) through `MINUTES`
+//! (default 60) of flapping links (up 1–120 s, down 0.5–45 s) on one
+//! thread, and prints one line: shards, simulated minutes, events, wall
+//! seconds, events per second, peak resident memory, and that memory per
+//! shard. Wall time is read here, in the measuring harness, never inside the
+//! simulator.
+
+use reconnect_sim::scenario::{DownMode, Fault, FaultKind, Scenario, Scope};
+use reconnect_sim::{Budget, model, run};
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let shards: u32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
+    let name = args.next().unwrap_or_else(|| "policy".to_owned());
+    let minutes: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(60);
+    let duration_ms = minutes * 60_000;
+    let scenario = Scenario {
+        name: "scale".to_owned(),
+        shards,
+        start_spread_ms: 10_000,
+        heal_at_ms: duration_ms,
+        recovery_bound_ms: 0,
+        duration_ms,
+        gateway: reconnect_sim::scenario::Gateway {
+            max_concurrency: 64,
+            ..reconnect_sim::scenario::Gateway::default()
+        },
+        faults: vec![Fault {
+            at_ms: 60_000,
+            duration_ms,
+            scope: Scope::All,
+            kind: FaultKind::Flapping {
+                min_up_ms: 1_000,
+                max_up_ms: 120_000,
+                min_down_ms: 500,
+                max_down_ms: 45_000,
+                mode: DownMode::Refuse,
+            },
+        }],
+        ..Scenario::default()
+    };
+    let m = model(&name).unwrap_or_else(|| {
+        eprintln!("unknown model {name:?}");
+        std::process::exit(2);
+    });
+    #[allow(clippy::disallowed_methods)]
+    let started = std::time::Instant::now();
+    let rec = run(&scenario, &m, 1, Budget::default()).unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(1);
+    });
+    let wall = started.elapsed().as_secs_f64();
+    let peak_kib = peak_rss_kib().unwrap_or(0);
+    println!(
+        "shards {shards:>6}  minutes {minutes:>3}  events {:>11}  wall {wall:>7.2} s  {:>6.2} M events/s  peak RSS {:>8} KiB  {:>6.2} KiB/shard",
+        rec.events,
+        rec.events as f64 / wall / 1e6,
+        peak_kib,
+        peak_kib as f64 / f64::from(shards),
+    );
+    println!(
+        "{:>58}pending events at most {}, sockets at most {}",
+        "", rec.queue_high_water, rec.sockets_high_water
+    );
+}
+
+/// The process's peak resident set (Linux `VmHWM`), in KiB.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
