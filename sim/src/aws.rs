@@ -486,6 +486,8 @@ pub fn table(result: &AwsResult) -> String {
                 out.push_str(cell);
             }
         }
+        let kept = out.trim_end_matches(' ').len();
+        out.truncate(kept);
         out.push('\n');
     }
     out
