@@ -103,6 +103,35 @@ enum Command {
     List,
 }
 
+/// Writes to standard output; a reader that went away (`| head`) ends the
+/// output quietly instead of panicking, other write errors are errors.
+fn emit(args: std::fmt::Arguments<'_>) -> Result<(), String> {
+    match std::io::stdout().lock().write_fmt(args) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(format!("writing the output: {e}"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `print!` through [`emit`], returning its error from the function.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        emit(format_args!($($arg)*))?
+    };
+}
+
+/// `println!` through [`emit`], returning its error from the function.
+macro_rules! outln {
+    () => {
+        emit(format_args!("\n"))?
+    };
+    ($($arg:tt)*) => {{
+        emit(format_args!($($arg)*))?;
+        emit(format_args!("\n"))?
+    }};
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match execute(cli.command) {
@@ -140,7 +169,7 @@ fn find_model(name: &str) -> Result<reconnect_sim::ModelSpec, String> {
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<(), String> {
     let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
-    println!("{text}");
+    outln!("{text}");
     Ok(())
 }
 
@@ -172,10 +201,10 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             if json {
                 print_json(&report)?;
             } else {
-                println!("{} — {}", sc.name, sc.description);
-                print!("{}", table(std::slice::from_ref(&report)));
+                outln!("{} — {}", sc.name, sc.description);
+                out!("{}", table(std::slice::from_ref(&report)));
                 for reason in &report.storm_reasons {
-                    println!("storm: {reason}");
+                    outln!("storm: {reason}");
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -205,13 +234,15 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             if json {
                 print_json(&reports)?;
             } else {
-                println!(
+                outln!(
                     "{} — {} ({} shards, seed {seed})",
-                    sc.name, sc.description, sc.shards
+                    sc.name,
+                    sc.description,
+                    sc.shards
                 );
-                print!("{}", table(&reports));
+                out!("{}", table(&reports));
                 for r in reports.iter().filter(|r| r.storm) {
-                    println!("{}: {}", r.model, r.storm_reasons.join("; "));
+                    outln!("{}: {}", r.model, r.storm_reasons.join("; "));
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -243,12 +274,12 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             if json {
                 print_json(&worst)?;
             } else {
-                println!("{} × {} seeds with {strategy}", sc.name, total);
+                outln!("{} × {} seeds with {strategy}", sc.name, total);
                 for w in &worst {
-                    println!("{:<32} {:>12}  (seed {})", w.metric, w.value, w.seed);
+                    outln!("{:<32} {:>12}  (seed {})", w.metric, w.value, w.seed);
                 }
                 let storms = reports.iter().filter(|r| r.storm).count();
-                println!("storms: {storms} of {total}");
+                outln!("storms: {storms} of {total}");
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -264,15 +295,17 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             let ja = serde_json::to_string(&a).map_err(|e| e.to_string())?;
             let jb = serde_json::to_string(&b).map_err(|e| e.to_string())?;
             if ja == jb {
-                println!(
+                outln!(
                     "deterministic: two runs of seed {seed} gave trace hash {} and identical reports ({} events)",
-                    a.trace_hash, a.events
+                    a.trace_hash,
+                    a.events
                 );
                 Ok(ExitCode::SUCCESS)
             } else {
-                println!(
+                outln!(
                     "NOT deterministic: seed {seed} gave trace hashes {} and {}",
-                    a.trace_hash, b.trace_hash
+                    a.trace_hash,
+                    b.trace_hash
                 );
                 Ok(ExitCode::FAILURE)
             }
@@ -300,27 +333,27 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             if json {
                 print_json(&result)?;
             } else {
-                println!(
+                outln!(
                     "AWS backoff experiment: one OCC row, base {} ms, cap {} ms, hops |N(10 ms, 2 ms)|, {} runs per point, seed {seed}, {} retry numbering",
                     result.base_ms,
                     result.cap_ms,
                     result.runs,
                     if aws_numbering { "AWS" } else { "policy" }
                 );
-                println!("mean calls (write attempts) and mean completion time (ms) per run:");
-                print!("{}", aws::table(&result));
+                outln!("mean calls (write attempts) and mean completion time (ms) per run:");
+                out!("{}", aws::table(&result));
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::List => {
-            println!("scenarios:");
+            outln!("scenarios:");
             for name in BUILTIN {
                 let s = Scenario::builtin(name).expect("built-in");
-                println!("  {name:<16} {}", s.description);
+                outln!("  {name:<16} {}", s.description);
             }
-            println!("models:");
+            outln!("models:");
             for name in model_names() {
-                println!("  {name}");
+                outln!("  {name}");
             }
             Ok(ExitCode::SUCCESS)
         }
