@@ -3,7 +3,7 @@
 //!
 //! The engine records what happens as it happens (attempt times per shard,
 //! server arrivals per second, identify discipline, dispatch delivery per
-//! session); [`Recorder::finish`] turns them into the report. Nothing here
+//! session); [`Report::new`](crate::Report::new) turns them into the report. Nothing here
 //! depends on wall time, so a report is a pure function of the scenario,
 //! the strategy and the seed.
 
