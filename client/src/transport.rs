@@ -18,6 +18,7 @@ use reconnect_policy::ConnectFailure;
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::http::{HeaderMap, StatusCode, header};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Error as WsError};
@@ -225,12 +226,14 @@ pub(crate) const fn is_oversized(error: &WsError) -> bool {
 }
 
 /// Whether a read error is the peer breaking the WebSocket protocol
-/// (invalid UTF-8 in a text frame, a bad frame header, ...).
+/// (invalid UTF-8 in a text frame, a bad frame header, ...). A connection
+/// that simply ended without a close frame is not one: that is a drop.
 pub(crate) const fn is_protocol_violation(error: &WsError) -> bool {
-    matches!(
-        error,
-        WsError::Protocol(_) | WsError::Utf8(_) | WsError::AttackAttempt
-    )
+    match error {
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => false,
+        WsError::Protocol(_) | WsError::Utf8(_) | WsError::AttackAttempt => true,
+        _ => false,
+    }
 }
 
 /// The tungstenite error type, re-exported for the connection module.

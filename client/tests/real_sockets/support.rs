@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use reconnect_client::testkit::gateway::{Gateway, GatewayConfig};
+use reconnect_client::testkit::proxy::FaultProxy;
 use reconnect_client::{Client, ClientBuilder, ClientError, DispatchEvent, Figures, Notice, Token};
 use reconnect_policy::{
     BackoffConfig, BackoffStrategy, DecisionConfig, PolicyConfig, ReconnectPlan, StabilityRule,
@@ -74,6 +75,31 @@ pub(crate) async fn gateway(config: GatewayConfig) -> Gateway {
     Gateway::start(config)
         .await
         .expect("bind the loopback gateway")
+}
+
+/// A gateway behind a fault proxy, with READY's resume URL pointing at the
+/// proxy too (so resumes cross the same faulty link).
+pub(crate) async fn gateway_behind_proxy(
+    config: GatewayConfig,
+    seed: u64,
+) -> (Gateway, FaultProxy) {
+    let gw = gateway(config).await;
+    let proxy = FaultProxy::start(gw.addr(), seed)
+        .await
+        .expect("bind the fault proxy");
+    gw.set_resume_url(proxy.url());
+    (gw, proxy)
+}
+
+/// The policy of the link-fault tests: as [`policy`], but a failed dial
+/// keeps the session (the resume URL is the base URL here, not a node that
+/// may be gone) and the resume breaker allows more failed resumes, so an
+/// outage of a few seconds is crossed by resuming.
+pub(crate) fn link_policy(url: &str) -> PolicyConfig {
+    let mut config = policy(url);
+    config.resume.drop_session_on_dial_failure = false;
+    config.resume.max_failed_resumes = 10;
+    config
 }
 
 /// A client builder for `policy`, with the test token and a fixed seed.

@@ -325,7 +325,7 @@ impl ServerSocket {
                 let ready = json!({
                     "v": 10,
                     "session_id": id,
-                    "resume_gateway_url": self.shared.resume_url(),
+                    "resume_gateway_url": self.shared.resume_url(&state),
                     "shard": d.get("shard").cloned().unwrap_or_else(|| json!([0, 1])),
                     "user": {"id": "0", "username": "loopback", "bot": true},
                     "guilds": [],

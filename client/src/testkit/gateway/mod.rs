@@ -131,6 +131,8 @@ struct State {
     modes: Modes,
     stats: GatewayStats,
     events: u64,
+    /// Overrides the configured resume URL.
+    resume_url: Option<String>,
 }
 
 /// What the gateway's tasks share.
@@ -152,10 +154,13 @@ impl Shared {
         self.clock.now()
     }
 
-    fn resume_url(&self) -> String {
-        self.config
+    /// READY's resume URL: the one set last, else the configured one,
+    /// else this gateway's own.
+    fn resume_url(&self, state: &State) -> String {
+        state
             .resume_url
             .clone()
+            .or_else(|| self.config.resume_url.clone())
             .unwrap_or_else(|| self.url.clone())
     }
 
@@ -269,6 +274,7 @@ impl Gateway {
                 },
                 stats: GatewayStats::default(),
                 events: 0,
+                resume_url: None,
             }),
             faults,
             config,
@@ -304,6 +310,12 @@ impl Gateway {
     #[must_use]
     pub fn clock(&self) -> Clock {
         self.shared.clock
+    }
+
+    /// Changes the `resume_gateway_url` of the READYs sent from now on
+    /// (to put a fault proxy on the resume path too, say).
+    pub fn set_resume_url(&self, url: impl Into<String>) {
+        self.shared.lock().resume_url = Some(url.into());
     }
 
     /// Injects a fault now.

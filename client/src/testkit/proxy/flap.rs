@@ -44,16 +44,42 @@ impl Flap {
     }
 }
 
+/// One up-then-down period of a flapping schedule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Period {
+    /// How long the link stays up first, in ms.
+    pub up_ms: u64,
+    /// How it then goes down.
+    pub mode: DownMode,
+    /// How long it stays down, in ms.
+    pub down_ms: u64,
+}
+
+impl Flap {
+    /// The schedule this flap follows, period by period (the same for the
+    /// same seed).
+    pub fn periods(&self) -> impl Iterator<Item = Period> + use<> {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        let (up, down, modes) = (self.up_ms, self.down_ms, self.modes.clone());
+        std::iter::from_fn(move || {
+            let up_ms = rng.random_range(up.0..=up.1);
+            let mode = modes[rng.random_range(0..modes.len())];
+            let down_ms = rng.random_range(down.0..=down.1);
+            Some(Period {
+                up_ms,
+                mode,
+                down_ms,
+            })
+        })
+    }
+}
+
 /// Flaps the link for ever (the task is aborted to stop it).
 pub(super) async fn run(shared: Arc<ProxyShared>, flap: Flap) {
-    let mut rng = ChaCha8Rng::seed_from_u64(flap.seed);
-    loop {
-        let up = rng.random_range(flap.up_ms.0..=flap.up_ms.1);
-        tokio::time::sleep(Duration::from_millis(up)).await;
-        let mode = flap.modes[rng.random_range(0..flap.modes.len())];
-        shared.set_link(LinkState::Down(mode));
-        let down = rng.random_range(flap.down_ms.0..=flap.down_ms.1);
-        tokio::time::sleep(Duration::from_millis(down)).await;
+    for period in flap.periods() {
+        tokio::time::sleep(Duration::from_millis(period.up_ms)).await;
+        shared.set_link(LinkState::Down(period.mode));
+        tokio::time::sleep(Duration::from_millis(period.down_ms)).await;
         shared.set_link(LinkState::Up);
     }
 }
@@ -71,6 +97,13 @@ mod tests {
             seed: 1,
         };
         assert!(good.validate().is_ok());
+        let periods: Vec<Period> = good.periods().take(50).collect();
+        assert!(
+            periods
+                .iter()
+                .all(|p| (100..=200).contains(&p.up_ms) && p.down_ms == 50)
+        );
+        assert_eq!(periods, good.periods().take(50).collect::<Vec<_>>());
         assert!(
             Flap {
                 up_ms: (0, 5),

@@ -245,11 +245,15 @@ impl Pump {
                 _ = self.link.changed() => {}
                 chunk = rx.recv(), if !paused => match chunk {
                     Some(Chunk::Data(at, bytes)) => {
-                        self.shared.queued.fetch_sub(bytes.len() as u64, Ordering::SeqCst);
-                        if black_hole_close.is_some() {
-                            continue;
-                        }
-                        if let Err(kill) = self.deliver(&mut dst, &toxics, at, bytes).await {
+                        let len = bytes.len() as u64;
+                        let delivered = if black_hole_close.is_some() {
+                            Ok(())
+                        } else {
+                            self.deliver(&mut dst, &toxics, at, bytes).await
+                        };
+                        // Counted as waiting until written (or dropped).
+                        self.shared.queued.fetch_sub(len, Ordering::SeqCst);
+                        if let Err(kill) = delivered {
                             self.kill(kill);
                             break;
                         }

@@ -46,7 +46,7 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::{info, warn};
 
-pub use flap::Flap;
+pub use flap::{Flap, Period};
 pub use toxic::{Direction, Toxic, ToxicSpec};
 
 use crate::clock::Clock;
@@ -104,8 +104,10 @@ pub struct ProxyStats {
     pub resets: u64,
     /// Connections the proxy closed.
     pub closes: u64,
-    /// Times the link went down.
+    /// Times the link went down, in any way.
     pub downs: u64,
+    /// Times it went down as a black hole.
+    pub black_holes: u64,
 }
 
 /// What the proxy's tasks share.
@@ -144,11 +146,21 @@ impl ProxyShared {
             let kill = match mode {
                 DownMode::Reset => Some(Kill::Reset),
                 DownMode::Close => Some(Kill::Close),
-                DownMode::BlackHole => None,
+                DownMode::BlackHole => {
+                    state.stats.black_holes += 1;
+                    None
+                }
             };
             if let Some(kill) = kill {
+                let mut killed = 0;
                 for tx in state.kills.values() {
-                    tx.send_if_modified(|k| k.is_none() && k.replace(kill).is_none());
+                    if tx.send_if_modified(|k| k.is_none() && k.replace(kill).is_none()) {
+                        killed += 1;
+                    }
+                }
+                match kill {
+                    Kill::Reset => state.stats.resets += killed,
+                    Kill::Close => state.stats.closes += killed,
                 }
             }
         }
