@@ -177,6 +177,7 @@ impl Driver {
             }
         }
         self.link = Link::Idle;
+        self.hand_over_pending();
         let now = self.parts.clock.now();
         self.publish(now);
         match self.outcome.take() {
@@ -186,6 +187,25 @@ impl Driver {
                 self.notify(Notice::Stopped);
                 Ok(())
             }
+        }
+    }
+
+    /// Hands the dispatches still waiting to the user, as far as the
+    /// queue has room: the client is stopping and will not wait for a
+    /// user who is not reading.
+    fn hand_over_pending(&mut self) {
+        let mut dropped = 0_u64;
+        for event in self.pending.drain(..) {
+            match self.parts.events.try_send(event) {
+                Ok(()) => self.counters.events_delivered += 1,
+                Err(_) => dropped += 1,
+            }
+        }
+        if dropped > 0 {
+            warn!(
+                dropped,
+                "the event queue was full when the client stopped; dispatches dropped"
+            );
         }
     }
 

@@ -197,13 +197,22 @@ impl FaultProxy {
     ///
     /// `upstream` is not loopback, or the listener could not be bound.
     pub async fn start(upstream: SocketAddr, seed: u64) -> io::Result<Self> {
+        Self::start_on(0, upstream, seed).await
+    }
+
+    /// [`FaultProxy::start`] on a given port of `127.0.0.1` (0: any).
+    ///
+    /// # Errors
+    ///
+    /// As [`FaultProxy::start`].
+    pub async fn start_on(port: u16, upstream: SocketAddr, seed: u64) -> io::Result<Self> {
         if !upstream.ip().is_loopback() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "the fault proxy only relays to loopback addresses",
             ));
         }
-        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(ProxyShared {
             upstream,
