@@ -104,23 +104,13 @@ pub(crate) struct Driver {
 }
 
 impl Driver {
-    pub(crate) const fn new(parts: DriverParts) -> Self {
+    pub(crate) fn new(parts: DriverParts) -> Self {
         Self {
             parts,
             link: Link::Idle,
             pending: VecDeque::new(),
             stopping: false,
-            counters: Counters {
-                events_delivered: 0,
-                duplicates_dropped: 0,
-                dispatches_ignored: 0,
-                malformed_frames: 0,
-                oversized_frames: 0,
-                binary_frames: 0,
-                protocol_errors: 0,
-                unknown_opcodes: 0,
-                unknown_events: 0,
-            },
+            counters: Counters::default(),
             outcome: None,
         }
     }

@@ -80,12 +80,7 @@ impl Session {
         if seq.saturating_add(1) < first_kept {
             return Err(ReplayError::TooOld);
         }
-        Ok(self
-            .log
-            .iter()
-            .filter(|(s, _)| *s > seq)
-            .map(|(_, f)| Arc::clone(f))
-            .collect())
+        Ok(self.frames_from(seq.saturating_add(1)))
     }
 
     /// Attaches socket `conn`, which becomes the one events go to.
@@ -121,11 +116,14 @@ impl Session {
                 .is_none_or(|since| now.saturating_since(since) < timeout_ms)
     }
 
-    /// The frames from `from` to the last one (live streaming).
+    /// The frames from `from` to the last one (live streaming). The log
+    /// holds consecutive sequence numbers, so `from` is found by offset.
     pub(super) fn frames_from(&self, from: u64) -> Vec<Arc<str>> {
+        let first = self.log.front().map_or(u64::MAX, |(s, _)| *s);
+        let skip = usize::try_from(from.saturating_sub(first)).unwrap_or(usize::MAX);
         self.log
             .iter()
-            .filter(|(s, _)| *s >= from)
+            .skip(skip)
             .map(|(_, f)| Arc::clone(f))
             .collect()
     }
@@ -162,6 +160,9 @@ mod tests {
         assert_eq!(s.frames_after(1), Err(ReplayError::TooOld));
         assert_eq!(s.frames_after(6), Err(ReplayError::Ahead));
         assert!(s.frames_after(5).unwrap().is_empty());
+        assert_eq!(s.frames_from(4).len(), 2);
+        assert_eq!(s.frames_from(1).len(), 3);
+        assert!(s.frames_from(9).is_empty());
     }
 
     #[test]
