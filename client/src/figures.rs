@@ -228,7 +228,31 @@ fn snapshot(
 mod tests {
     use std::sync::Arc;
 
+    use reconnect_policy::{Event, IdentifyLimiter, Output, PolicyConfig, SessionStartLimit};
+
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn uptime_runs_on_between_snapshots_and_only_with_a_socket() {
+        let clock = Clock::start();
+        let mut gate = IdentifyLimiter::new(SessionStartLimit::DISCORD_DEFAULT, clock.now());
+        let mut policy = Policy::new(PolicyConfig::default(), 0, 1, clock.now()).unwrap();
+        let Some(Output::Connect { connection, .. }) = policy.poll_output(clock.now(), &mut gate)
+        else {
+            panic!("the first output is a Connect");
+        };
+        let gauge = SocketGauge::default();
+        let published = Published::new(clock, &policy, &gauge);
+        assert_eq!(published.read().uptime, None);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let _ = policy.handle_event(clock.now(), connection, Event::Opened);
+        published.publish(clock.now(), &policy, &Counters::default(), &gauge, true);
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        assert_eq!(published.read().uptime, Some(Duration::from_millis(1_500)));
+        assert_eq!(published.read().attempts, 1);
+        published.publish(clock.now(), &policy, &Counters::default(), &gauge, false);
+        assert_eq!(published.read().uptime, None);
+    }
 
     #[test]
     fn warnings_thin_out_as_counts_grow() {

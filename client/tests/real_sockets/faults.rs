@@ -49,6 +49,30 @@ async fn fatal_close_codes_stop_the_client_with_the_code_named() {
     .await;
 }
 
+/// A server's 1000 or 1001 is common during restarts and does not end the
+/// session (only a client's does): the client resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_close_with_1000_or_1001_is_resumed() {
+    bounded(20, async {
+        let gw = gateway(gateway_config()).await;
+        let h = Harness::start(builder(policy(&gw.url())));
+        for (round, code) in [1000, 1001].into_iter().enumerate() {
+            h.wait_streaming_past(h.events().len() as u64 + 3, 5).await;
+            gw.inject(Fault::Close { code });
+            let round = u64::try_from(round).unwrap() + 1;
+            h.wait("the resume", 5, |h| h.figures().resumes == round)
+                .await;
+            assert_eq!(h.figures().last_close_code, Some(code));
+        }
+        let stats = gw.stats();
+        assert_eq!((stats.identifies, stats.resumes_refused), (1, 0));
+        assert_eq!(stats.sessions_ended_by_client, 0);
+        assert_continuous(&h.events());
+        h.close().await.unwrap();
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_token_or_upgrade_stops_the_client() {
     bounded(20, async {

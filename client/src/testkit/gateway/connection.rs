@@ -97,6 +97,7 @@ pub(super) async fn serve(shared: Arc<Shared>, tcp: TcpStream, id: u64) {
         next: 1,
         drop_at: None,
         detached: false,
+        closing: false,
     };
     socket.run().await;
     socket.finish();
@@ -117,6 +118,9 @@ struct ServerSocket {
     drop_at: Option<tokio::time::Instant>,
     /// Whether the socket no longer counts as attached to its session.
     detached: bool,
+    /// Whether this side sent a close frame (the client's next close frame
+    /// is then only its reply).
+    closing: bool,
 }
 
 impl ServerSocket {
@@ -209,6 +213,7 @@ impl ServerSocket {
             code: CloseCode::from(code),
             reason: "".into(),
         };
+        self.closing = true;
         match self.ws.send(Message::Close(Some(frame))).await {
             // Keep reading: the client's reply ends the socket.
             Ok(()) => Flow::Continue,
@@ -235,8 +240,17 @@ impl ServerSocket {
             }
             Message::Close(frame) => {
                 let code = frame.map(|f| u16::from(f.code));
-                debug!(connection = self.id, ?code, "close frame from the client");
-                self.on_client_close(code);
+                debug!(
+                    connection = self.id,
+                    ?code,
+                    reply = self.closing,
+                    "close frame from the client"
+                );
+                // A reply to our own close echoes our code: it is not the
+                // client closing (with 1000, say).
+                if !self.closing {
+                    self.on_client_close(code);
+                }
                 self.detach();
                 if self.stalled() {
                     // A stalled server does not answer, not even a close:

@@ -70,7 +70,8 @@ pub struct GatewayStats {
     pub events_generated: u64,
     /// Dispatches sent again in replays.
     pub replayed: u64,
-    /// Close codes received from clients, in order.
+    /// Close codes of the closes clients started (replies to the gateway's
+    /// own close frames left out), in order.
     pub client_close_codes: Vec<u16>,
     /// Sessions ended by a client closing with 1000 or 1001.
     pub sessions_ended_by_client: u64,
