@@ -10,7 +10,9 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use reconnect_client::testkit::gateway::{Gateway, GatewayConfig};
 use reconnect_client::testkit::proxy::FaultProxy;
-use reconnect_client::{Client, ClientBuilder, ClientError, DispatchEvent, Figures, Notice, Token};
+use reconnect_client::{
+    Client, ClientBuilder, ClientError, Clock, DispatchEvent, Figures, Notice, Token,
+};
 use reconnect_policy::{
     BackoffConfig, BackoffStrategy, DecisionConfig, PolicyConfig, ReconnectPlan, StabilityRule,
     Timeouts, Timestamp,
@@ -232,10 +234,10 @@ impl Harness {
     /// Waits until `condition` holds, checking every 10 ms; panics (naming
     /// `what`) after `seconds`.
     pub(crate) async fn wait(&self, what: &str, seconds: u64, condition: impl Fn(&Self) -> bool) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
+        let clock = Clock::start();
         while !condition(self) {
             assert!(
-                tokio::time::Instant::now() < deadline,
+                clock.elapsed() < Duration::from_secs(seconds),
                 "timed out waiting for {what}; figures: {:?}",
                 self.client.as_ref().map(Client::figures)
             );

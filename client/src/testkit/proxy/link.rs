@@ -306,12 +306,12 @@ impl Pump {
                     jitter_ms,
                 } => {
                     let delay = draw_latency(&mut self.rng, latency_ms, jitter_ms);
-                    self.wait_until(read_at + Duration::from_millis(delay))
+                    self.wait_until(later(read_at, Duration::from_millis(delay)))
                         .await?;
                 }
                 Toxic::Bandwidth { rate_kb_s } => {
                     let us = transfer_us(bytes.len(), rate_kb_s);
-                    let at = self.now() + Duration::from_micros(us);
+                    let at = later(self.now(), Duration::from_micros(us));
                     self.wait_until(at).await?;
                 }
                 Toxic::LimitData { bytes: limit } => {
@@ -338,7 +338,7 @@ impl Pump {
                     self.write(dst, &bytes[offset..offset + size]).await?;
                     offset += size;
                     if delay_us > 0 {
-                        let at = self.now() + Duration::from_micros(delay_us);
+                        let at = later(self.now(), Duration::from_micros(delay_us));
                         self.wait_until(at).await?;
                     }
                 }
@@ -447,6 +447,12 @@ fn drain(shared: &ProxyShared, rx: &mut mpsc::Receiver<Chunk>) {
                 .fetch_sub(bytes.len() as u64, Ordering::SeqCst);
         }
     }
+}
+
+/// `at + delay`, or a year from `at` for delays too long to add.
+fn later(at: Instant, delay: Duration) -> Instant {
+    const YEAR: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+    at.checked_add(delay.min(YEAR)).unwrap_or(at)
 }
 
 /// Resolves once the connection is killed, with how (a dropped sender
