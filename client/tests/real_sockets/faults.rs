@@ -141,10 +141,12 @@ async fn a_429_upgrade_is_retried_no_sooner_than_retry_after() {
             .unwrap();
         let next_dial = *h.dials().last().unwrap();
         assert!(next_dial.saturating_since(failed_at) >= 1_000);
+        // The gateway saw the same wait (give or take the millisecond
+        // rounding of two clocks).
         let accepted = gw.stats().accepted_at;
         assert_eq!(accepted.len(), 3);
         assert!(
-            accepted[2].saturating_since(accepted[1]) >= 1_000,
+            accepted[2].saturating_since(accepted[1]) >= 998,
             "{accepted:?}"
         );
         assert_eq!(gw.stats().identifies, 1);

@@ -194,7 +194,7 @@ async fn the_backoff_grows_once_per_failed_attempt() {
         let mut config = policy(&gw.url());
         config.resume.drop_session_on_dial_failure = false;
         config.resume.max_failed_resumes = 100;
-        let backoff = config.backoff;
+        let (backoff, config_guard_ms) = (config.backoff, config.guard_ms);
         let h = Harness::start(builder(config));
         h.wait_streaming_past(5, 5).await;
         gw.inject(Fault::Refuse { on: true });
@@ -222,12 +222,15 @@ async fn the_backoff_grows_once_per_failed_attempt() {
             let late = dial.saturating_since(plan.at);
             assert!(late <= 150, "dialled {late} ms after the plan {plan:?}");
         }
-        // The gateway saw the same pacing: never two attempts closer than
-        // the policy's smallest wait.
-        let accepted = gw.stats().accepted_at;
-        for pair in accepted.windows(2).skip(1) {
-            assert!(pair[1].saturating_since(pair[0]) >= 45, "{accepted:?}");
+        // Never two dials closer than the guard, and the gateway saw each
+        // of them (and nothing else).
+        for pair in dials.windows(2) {
+            assert!(
+                pair[1].saturating_since(pair[0]) >= config_guard_ms,
+                "{dials:?}"
+            );
         }
+        assert_eq!(gw.stats().connections, dials.len() as u64);
         assert_continuous(&h.events());
         h.close().await.unwrap();
     })
