@@ -20,7 +20,7 @@ use reconnect_policy::{
     ConnectFailure, IdentifyLimiter, PolicyConfig, SessionStartLimit, Timestamp,
 };
 
-use crate::client::{Action, Client, Cx, PeerClient, PeerKind, PolicyClient};
+use crate::client::{Action, Client, Cx, PeerClient, PeerKind, PeerShared, PolicyClient};
 use crate::gateway::Gateway;
 use crate::metrics::Recorder;
 use crate::net::{LinkRng, Sockets};
@@ -202,6 +202,8 @@ pub(crate) struct Sim<'a> {
     clients: Vec<Client>,
     wake_at: Vec<u64>,
     limiter: IdentifyLimiter,
+    /// The peer models' bot-wide pacing.
+    peers: PeerShared,
     pub(crate) server_rng: LinkRng,
     pub(crate) gateway: Gateway,
     /// The client was told a fatal close code.
@@ -253,6 +255,7 @@ impl<'a> Sim<'a> {
                 .map(|shard| {
                     Client::Peer(Box::new(PeerClient::new(
                         *kind,
+                        shard,
                         rng::stream(seed, Stream::Client, u64::from(shard)),
                     )))
                 })
@@ -273,6 +276,13 @@ impl<'a> Sim<'a> {
             clients,
             wake_at: vec![u64::MAX; shards as usize],
             limiter: IdentifyLimiter::new(limit, Timestamp::ZERO),
+            peers: PeerShared::new(
+                limit.max_concurrency,
+                limit.total,
+                limit.remaining,
+                limit.reset_after_ms,
+            )
+            .with_start_spread(sc.start_spread_ms),
             server_rng: LinkRng::new(rng::derive(seed, Stream::Server, 0)),
             gateway: Gateway::new(sc),
             fatal_seen: vec![false; shards as usize],
@@ -371,19 +381,27 @@ impl<'a> Sim<'a> {
         {
             let sockets = &mut self.sockets;
             let mut alloc = || sockets.open(shard);
-            let mut cx = Cx::new(&mut self.limiter, &mut actions, &mut alloc);
+            let mut cx = Cx::new(&mut self.limiter, &mut self.peers, &mut actions, &mut alloc);
             f(&mut self.clients[shard as usize], self.now, &mut cx);
         }
         for action in actions.drain(..) {
             self.apply(shard, action);
         }
         self.actions = actions;
+        for (other, at) in self.peers.take_wakes() {
+            self.wake_at_least(other, at);
+        }
         if let Some(at) = self.clients[shard as usize].next_wake() {
-            let at = at.max(self.now);
-            if at < self.wake_at[shard as usize] {
-                self.wake_at[shard as usize] = at;
-                self.schedule(at, Ev::Wake { shard });
-            }
+            self.wake_at_least(shard, at);
+        }
+    }
+
+    /// Wakes `shard` at `at` unless it is already to be woken earlier.
+    fn wake_at_least(&mut self, shard: u32, at: u64) {
+        let at = at.max(self.now);
+        if self.wake_at.get(shard as usize).is_some_and(|w| at < *w) {
+            self.wake_at[shard as usize] = at;
+            self.schedule(at, Ev::Wake { shard });
         }
     }
 

@@ -11,7 +11,10 @@ mod policy_client;
 
 use reconnect_policy::IdentifyLimiter;
 
-pub use peer::{PeerClient, PeerKind};
+pub use peer::{
+    Bugs, Close, CloseCodes, Delay, Fate, FirstHeartbeat, Pacing, PeerClient, PeerKind, PeerRules,
+    PeerShared, Reaction, Reactions, Reset, Ticket, Wait, Zombie,
+};
 pub use policy_client::{BASE_URL, PolicyClient, RESUME_URL};
 
 use crate::wire::{SessionId, SockId, ToClient, ToServer};
@@ -46,6 +49,8 @@ pub enum Action {
 pub struct Cx<'a> {
     /// The bot's identify limiter (shared by every policy-driven shard).
     pub limiter: &'a mut IdentifyLimiter,
+    /// The bot's identify and start pacing (shared by every peer shard).
+    pub peers: &'a mut PeerShared,
     actions: &'a mut Vec<Action>,
     alloc: &'a mut dyn FnMut() -> SockId,
 }
@@ -55,11 +60,13 @@ impl<'a> Cx<'a> {
     /// from `alloc`.
     pub fn new(
         limiter: &'a mut IdentifyLimiter,
+        peers: &'a mut PeerShared,
         actions: &'a mut Vec<Action>,
         alloc: &'a mut dyn FnMut() -> SockId,
     ) -> Self {
         Self {
             limiter,
+            peers,
             actions,
             alloc,
         }
