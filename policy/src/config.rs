@@ -25,7 +25,9 @@ pub struct Timeouts {
     /// From open to Hello (default 20 s).
     pub hello_ms: u64,
     /// From Identify to READY, or Resume to RESUMED (default 30 s; a resume
-    /// replays missed events first).
+    /// replays missed events first). Waiting for the identify limiter after
+    /// Hello gets this plus 8 s: another shard's Identify may hold the
+    /// bucket for its whole handshake and the 7 s after it settles.
     pub handshake_ms: u64,
     /// From asking the driver to close to it reporting closed (default 5 s);
     /// after that the policy asks for the transport to be dropped.

@@ -39,6 +39,8 @@ const IN_FLIGHT_TTL_MS: u64 = 60_000;
 /// Extra wait after an Identify whose connection ended without READY: the
 /// Identify may still have been on its way when the client gave up.
 const UNSETTLED_MARGIN_MS: u64 = 2_000;
+/// The longest a bucket stays shut after the Identify in it settles.
+pub(crate) const SETTLE_HOLD_MS: u64 = IDENTIFY_WINDOW_MS + UNSETTLED_MARGIN_MS;
 /// How often a shard asks again while another's Identify is out.
 const IN_FLIGHT_POLL_MS: u64 = 250;
 

@@ -34,7 +34,7 @@ use crate::decision::{Deadline, Decision, GiveUpReason, Recovery, Trigger, decid
 use crate::event::{Dispatch, Event};
 use crate::gateway_url::check_resume_url;
 use crate::heartbeat::{Beat, Heartbeat};
-use crate::identify::IdentifyGate;
+use crate::identify::{IdentifyGate, SETTLE_HOLD_MS};
 use crate::jitter::Jitter;
 use crate::output::{Command, ConnectionId, Output, ReconnectPlan};
 use crate::send_budget::SendBudget;
@@ -313,6 +313,7 @@ impl Policy {
         self.drop_session();
         self.heartbeat = None;
         self.budget = None;
+        self.opened_at = None;
         match self.phase {
             Phase::Dialing { conn, .. } => {
                 self.outputs.push_back(Output::Abort { connection: conn });
@@ -571,10 +572,18 @@ impl Policy {
                 };
             }
             _ => {
+                // Another shard's Identify can hold the bucket for its whole
+                // handshake and the settle window after it (plus a second
+                // of polling slack): wait that long for a grant, no less.
+                let wait = self
+                    .config
+                    .timeouts
+                    .handshake_ms
+                    .saturating_add(SETTLE_HOLD_MS + 1_000);
                 self.phase = Phase::AwaitingIdentifySlot {
                     conn,
                     at: now,
-                    deadline: now.saturating_add(self.config.timeouts.handshake_ms),
+                    deadline: now.saturating_add(wait),
                 }
             }
         }

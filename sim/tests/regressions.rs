@@ -80,3 +80,61 @@ fn regression_black_hole_flapping_never_gives_a_client_two_sockets() {
     assert_eq!(r.max_open_sockets_per_shard, 1);
     assert!(!r.storm, "{:?}", r.storm_reasons);
 }
+
+/// A shard's Identify went into a socket a flapping link had black-holed,
+/// so its bucket stayed shut until that handshake timed out and settled
+/// (30 s + 7 s); the next shard of the bucket, waiting for its grant on an
+/// open socket, gave up after 30 s and reconnected on a healthy link. The
+/// wait for a grant now lasts a handshake plus the settle window.
+#[test]
+fn regression_a_lost_identify_does_not_time_out_the_next_shard_of_its_bucket() {
+    let sc = scenario(vec![
+        Fault {
+            at_ms: 60_000,
+            duration_ms: 1_000,
+            scope: Scope::Fraction { fraction: 0.05 },
+            kind: FaultKind::Outage {
+                mode: DownMode::Refuse,
+            },
+        },
+        Fault {
+            at_ms: 370_393,
+            duration_ms: 16_087,
+            scope: Scope::Fraction {
+                fraction: 0.942_263_378_750_655_7,
+            },
+            kind: FaultKind::InvalidSessions { resumable: false },
+        },
+        Fault {
+            at_ms: 435_536,
+            duration_ms: 1_000,
+            scope: Scope::All,
+            kind: FaultKind::Outage {
+                mode: DownMode::Refuse,
+            },
+        },
+        Fault {
+            at_ms: 367_339,
+            duration_ms: 32_857,
+            scope: Scope::Fraction {
+                fraction: 0.766_040_613_978_089_3,
+            },
+            kind: FaultKind::Flapping {
+                min_up_ms: 27_669,
+                max_up_ms: 32_379,
+                min_down_ms: 500,
+                max_down_ms: 500,
+                mode: DownMode::Blackhole,
+            },
+        },
+    ]);
+    let r = run_report(
+        &sc,
+        &model("policy").unwrap(),
+        10_784_836_799_261_569_971,
+        Budget::default(),
+    )
+    .unwrap();
+    assert_eq!(r.healthy_link_reconnects, 0);
+    assert!(!r.storm, "{:?}", r.storm_reasons);
+}
