@@ -172,8 +172,12 @@ pub enum Reset {
 /// How a peer notices a dead connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Zombie {
-    /// The previous heartbeat was not ACKed when the next is due.
-    AckMissed,
+    /// This many heartbeats in a row were not ACKed when the next is due
+    /// (1: the previous one, as the docs say).
+    AckMissed {
+        /// Unanswered heartbeats tolerated minus one.
+        misses: u32,
+    },
     /// No message of any kind arrived since the previous heartbeat when the
     /// next is due (twilight: any event counts, not only an ACK).
     NoMessageSinceHeartbeat,
@@ -194,6 +198,17 @@ pub enum FirstHeartbeat {
     Jittered,
     /// One interval after Identify is sent (or after RESUMED).
     AfterIdentify,
+}
+
+/// What a peer sends as soon as its socket opens, before Hello.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnOpen {
+    /// Nothing: it answers Hello.
+    Nothing,
+    /// Resume, if it has a session; Hello is then ignored.
+    Resume,
+    /// Resume or Identify; Hello only starts the heartbeats.
+    Answer,
 }
 
 /// What a reaction does to the session.
@@ -316,12 +331,18 @@ pub enum Pacing {
         /// The time between ticks.
         window_ms: u64,
     },
-    /// Connections that will identify wait in one bot-wide queue: one start
-    /// at a time, each `window_ms` after the previous start's dial finished
-    /// (serenity `ShardQueuer`).
+    /// Connections that will identify wait in a queue (one for the bot, or
+    /// one per bucket): one start at a time, held until the dial finished
+    /// (serenity `ShardQueuer`) or until READY (JDA's session controller),
+    /// and the next one `window_ms` after that.
     StartQueue {
         /// The time between starts.
         window_ms: u64,
+        /// One queue per `shard % max_concurrency` instead of one.
+        per_bucket: bool,
+        /// The start holds the queue until READY, not only until the dial
+        /// finished.
+        until_ready: bool,
     },
     /// One bot-wide worker makes every connection, one at a time, in
     /// priority order (launches, then reconnects after a backoff, then
@@ -386,9 +407,8 @@ pub struct PeerRules {
     /// A sleep between Hello and Identify, except for the first launch of
     /// shard 0.
     pub identify_sleep_ms: u64,
-    /// Resume is sent as soon as the socket opens, and Hello is ignored
-    /// while resuming.
-    pub resume_before_hello: bool,
+    /// What it sends as soon as the socket opens.
+    pub on_open: OnOpen,
     /// How long a dial may take, ms.
     pub connect_timeout_ms: u64,
     /// How long after the dial Hello may take (`None`: forever).
@@ -416,8 +436,8 @@ impl PeerRules {
     /// The naive client: reconnects at once after anything, resumes when it
     /// can, closes with 4000 to resume and 1000 after op 9 `d = false`,
     /// never paces identifies, detects zombies by a missed ACK, sends its
-    /// first heartbeat on Hello, and gives up on a dial (or Hello) after
-    /// 10 s. The storm of the issue and of ref Part C #2 (discord.js#9510:
+    /// first heartbeat on Hello, and abandons a connection that has not
+    /// said Hello 10 s after the dial. The storm of the issue and of ref Part C #2 (discord.js#9510:
     /// "destroy → connect → fail → destroy ran with no delay").
     pub const NAIVE: Self = Self {
         delay: Delay::Immediate,
@@ -445,10 +465,10 @@ impl PeerRules {
         resume_on_same_socket: false,
         first_heartbeat: FirstHeartbeat::Immediate,
         heartbeat_jitter_ms: 0,
-        zombie: Zombie::AckMissed,
+        zombie: Zombie::AckMissed { misses: 1 },
         pacing: Pacing::None,
         identify_sleep_ms: 0,
-        resume_before_hello: false,
+        on_open: OnOpen::Nothing,
         connect_timeout_ms: 10_000,
         hello_timeout_ms: Some(10_000),
         hello_timeout_when_resuming: true,
@@ -558,10 +578,10 @@ impl PeerRules {
         resume_on_same_socket: false,
         first_heartbeat: FirstHeartbeat::Immediate,
         heartbeat_jitter_ms: 1_000,
-        zombie: Zombie::AckMissed,
+        zombie: Zombie::AckMissed { misses: 1 },
         pacing: Pacing::StartupBatches { window_ms: 5_000 },
         identify_sleep_ms: 0,
-        resume_before_hello: false,
+        on_open: OnOpen::Nothing,
         connect_timeout_ms: 127_000,
         hello_timeout_ms: None,
         hello_timeout_when_resuming: false,
@@ -634,13 +654,13 @@ impl PeerRules {
         resume_on_same_socket: true,
         first_heartbeat: FirstHeartbeat::Jittered,
         heartbeat_jitter_ms: 0,
-        zombie: Zombie::AckMissed,
+        zombie: Zombie::AckMissed { misses: 1 },
         pacing: Pacing::Throttle {
             window_ms: 5_000,
             jitter_ms: 1_500,
         },
         identify_sleep_ms: 0,
-        resume_before_hello: false,
+        on_open: OnOpen::Nothing,
         connect_timeout_ms: 30_000,
         hello_timeout_ms: Some(60_000),
         hello_timeout_when_resuming: true,
@@ -730,7 +750,7 @@ impl PeerRules {
         zombie: Zombie::Silence { ms: 60_000 },
         pacing: Pacing::Worker,
         identify_sleep_ms: 5_000,
-        resume_before_hello: false,
+        on_open: OnOpen::Nothing,
         connect_timeout_ms: 60_000,
         hello_timeout_ms: Some(60_000),
         hello_timeout_when_resuming: true,
@@ -807,10 +827,14 @@ impl PeerRules {
         resume_on_same_socket: false,
         first_heartbeat: FirstHeartbeat::AfterIdentify,
         heartbeat_jitter_ms: 0,
-        zombie: Zombie::AckMissed,
-        pacing: Pacing::StartQueue { window_ms: 5_000 },
+        zombie: Zombie::AckMissed { misses: 1 },
+        pacing: Pacing::StartQueue {
+            window_ms: 5_000,
+            per_bucket: false,
+            until_ready: false,
+        },
         identify_sleep_ms: 0,
-        resume_before_hello: true,
+        on_open: OnOpen::Resume,
         connect_timeout_ms: 127_000,
         hello_timeout_ms: Some(15_000),
         hello_timeout_when_resuming: false,
@@ -888,7 +912,7 @@ impl PeerRules {
         zombie: Zombie::NoMessageSinceHeartbeat,
         pacing: Pacing::Ticked { window_ms: 5_000 },
         identify_sleep_ms: 0,
-        resume_before_hello: false,
+        on_open: OnOpen::Nothing,
         connect_timeout_ms: 10_000,
         hello_timeout_ms: None,
         hello_timeout_when_resuming: false,
@@ -1009,7 +1033,11 @@ impl PeerShared {
 
     fn lane_of(&mut self, pacing: Pacing, shard: u32) -> usize {
         let buckets = match pacing {
-            Pacing::Throttle { .. } | Pacing::Ticked { .. } => usize::from(self.max_concurrency()),
+            Pacing::Throttle { .. }
+            | Pacing::Ticked { .. }
+            | Pacing::StartQueue {
+                per_bucket: true, ..
+            } => usize::from(self.max_concurrency()),
             _ => 1,
         };
         if self.lanes.len() < buckets {
@@ -1117,21 +1145,20 @@ impl PeerShared {
                 }
             }
             Pacing::StartQueue { .. } | Pacing::Worker => {
-                let Some(lane) = self.lanes.first_mut() else {
-                    return;
-                };
-                if lane.holder.is_some() || lane.waiting.is_empty() {
-                    return;
-                }
-                let w = lane.waiting[0];
-                let grant = lane.free_at.max(w.arrived);
-                if grant <= now {
-                    lane.waiting.remove(0);
-                    lane.holder = Some(w.ticket);
-                    lane.granted.push(w.ticket);
-                    self.wakes.push((w.shard, now));
-                } else {
-                    self.wakes.push((w.shard, grant));
+                for lane in &mut self.lanes {
+                    if lane.holder.is_some() || lane.waiting.is_empty() {
+                        continue;
+                    }
+                    let w = lane.waiting[0];
+                    let grant = lane.free_at.max(w.arrived);
+                    if grant <= now {
+                        lane.waiting.remove(0);
+                        lane.holder = Some(w.ticket);
+                        lane.granted.push(w.ticket);
+                        self.wakes.push((w.shard, now));
+                    } else {
+                        self.wakes.push((w.shard, grant));
+                    }
                 }
             }
         }
@@ -1201,15 +1228,12 @@ impl PeerShared {
     /// The holder of a serial lane lets go of it at `now`.
     fn release(&mut self, pacing: Pacing, ticket: Ticket, now: u64) {
         let cooldown = match pacing {
-            Pacing::StartQueue { window_ms } => window_ms,
+            Pacing::StartQueue { window_ms, .. } => window_ms,
             _ => 0,
         };
-        let Some(lane) = self.lanes.first_mut() else {
+        let Some(lane) = self.lanes.iter_mut().find(|l| l.holder == Some(ticket)) else {
             return;
         };
-        if lane.holder != Some(ticket) {
-            return;
-        }
         lane.holder = None;
         lane.granted.retain(|t| *t != ticket);
         lane.free_at = now.saturating_add(cooldown);
@@ -1520,7 +1544,7 @@ impl PeerClient {
             && hb.next_at <= now
         {
             let zombie = match self.rules.zombie {
-                Zombie::AckMissed => hb.unacked > 0,
+                Zombie::AckMissed { misses } => hb.unacked >= misses.max(1),
                 Zombie::NoMessageSinceHeartbeat => hb.sent && !hb.heard,
                 Zombie::Silence { .. } => false,
             };
@@ -1726,7 +1750,10 @@ impl PeerClient {
     fn opened(&mut self, now: u64, cx: &mut Cx<'_>) {
         self.counter_reset_on_open();
         self.resume_dial_failures = 0;
-        if let Pacing::StartQueue { .. } = self.rules.pacing {
+        if let Pacing::StartQueue {
+            until_ready: false, ..
+        } = self.rules.pacing
+        {
             self.release_lane(now, cx);
         }
         let resuming = self.session.is_some();
@@ -1740,8 +1767,10 @@ impl PeerClient {
         let Some(conn) = &mut self.conn else { return };
         conn.opened = true;
         conn.deadline = hello.map(|h| (conn.dialled_at.saturating_add(h), Deadline::Hello));
-        if self.rules.resume_before_hello && resuming {
-            self.send_resume(now, cx);
+        match self.rules.on_open {
+            OnOpen::Resume if resuming => self.send_resume(now, cx),
+            OnOpen::Answer => self.answer_hello(now, cx),
+            _ => {}
         }
     }
 
@@ -1773,14 +1802,20 @@ impl PeerClient {
     }
 
     fn hello(&mut self, now: u64, interval_ms: u64, cx: &mut Cx<'_>) {
-        if self.rules.resume_before_hello && self.conn.is_some_and(|c| c.stage == Stage::Resuming) {
+        if self.rules.on_open == OnOpen::Resume
+            && self.conn.is_some_and(|c| c.stage == Stage::Resuming)
+        {
             return;
         }
-        if let Some(c) = &mut self.conn {
+        if let Some(c) = &mut self.conn
+            && c.deadline.is_some_and(|(_, kind)| kind == Deadline::Hello)
+        {
             c.deadline = None;
         }
         self.start_heartbeat(now, interval_ms);
-        self.answer_hello(now, cx);
+        if self.rules.on_open != OnOpen::Answer {
+            self.answer_hello(now, cx);
+        }
     }
 
     /// Resume or Identify after Hello, on the current socket.
@@ -1835,10 +1870,9 @@ impl PeerClient {
         }
         cx.send(conn.sock, ToServer::Identify);
         conn.stage = Stage::Identifying;
-        conn.deadline = self
-            .rules
-            .ready_timeout_ms
-            .map(|r| (now.saturating_add(r), Deadline::Ready));
+        if let Some(r) = self.rules.ready_timeout_ms {
+            conn.deadline = Some((now.saturating_add(r), Deadline::Ready));
+        }
         if self.rules.first_heartbeat == FirstHeartbeat::AfterIdentify {
             self.heartbeat = Some(Heartbeat {
                 period: self.pending_period,
@@ -1893,16 +1927,22 @@ impl PeerClient {
                 self.session = Some(session);
                 self.seq = seq;
                 self.resume_url = self.rules.uses_resume_url;
-                self.established(now);
+                self.established(now, cx);
             }
-            DispatchKind::Resumed => self.established(now),
+            DispatchKind::Resumed => self.established(now, cx),
             DispatchKind::Other => {}
         }
     }
 
-    fn established(&mut self, now: u64) {
+    fn established(&mut self, now: u64, cx: &mut Cx<'_>) {
         if self.rules.reset == Reset::OnSessionEstablished {
             self.attempt = 0;
+        }
+        if let Pacing::StartQueue {
+            until_ready: true, ..
+        } = self.rules.pacing
+        {
+            self.release_lane(now, cx);
         }
         if let Some(c) = &mut self.conn
             && matches!(c.stage, Stage::Identifying | Stage::Resuming)
@@ -2629,6 +2669,35 @@ mod tests {
         w.msg(0, 100_000, sock, REFUSED);
         assert!(w.clients[0].gave_up());
         assert_eq!(w.next_wake(0), None);
+    }
+
+    #[test]
+    fn fatal_codes_stop_each_model_as_its_library_reads_them() {
+        // (model, a fatal code, a code it reconnects after although the
+        // docs call it fatal)
+        let cases = [
+            (PeerKind::Twilight, 4014, None),
+            (PeerKind::DiscordJs, 4010, None),
+            (PeerKind::DiscordPy, 4012, None),
+            (PeerKind::Serenity, 4013, Some(4011)),
+            (PeerKind::CarbonOld, 4004, Some(4010)),
+        ];
+        for (kind, fatal, not_fatal) in cases {
+            let mut w = World::one(kind);
+            let s1 = only_connect(&w.start(0, 0));
+            w.establish(0, s1);
+            w.msg(0, 1_000, s1, ToClient::Closed { code: Some(fatal) });
+            assert!(w.clients[0].gave_up(), "{kind:?} {fatal}");
+            assert!(connects(&w.wake(0, 600_000)).is_empty(), "{kind:?}");
+            if let Some(code) = not_fatal {
+                let mut w = World::one(kind);
+                let s1 = only_connect(&w.start(0, 0));
+                w.establish(0, s1);
+                w.msg(0, 1_000, s1, ToClient::Closed { code: Some(code) });
+                assert!(!w.clients[0].gave_up(), "{kind:?} {code}");
+                assert!(w.next_wake(0).is_some(), "{kind:?} {code}");
+            }
+        }
     }
 
     #[test]
