@@ -53,11 +53,13 @@ pub enum PeerKind {
     Serenity,
     /// twilight-gateway 0.17; see [`PeerRules::TWILIGHT`].
     Twilight,
+    /// JDA (Java); see [`PeerRules::JDA`].
+    Jda,
 }
 
 impl PeerKind {
     /// Every model, in display order.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Naive,
         Self::Guard5s,
         Self::CarbonOld,
@@ -65,6 +67,7 @@ impl PeerKind {
         Self::DiscordPy,
         Self::Serenity,
         Self::Twilight,
+        Self::Jda,
     ];
 
     /// The model's name on the command line and in reports.
@@ -78,6 +81,7 @@ impl PeerKind {
             Self::DiscordPy => "discordpy",
             Self::Serenity => "serenity",
             Self::Twilight => "twilight",
+            Self::Jda => "jda",
         }
     }
 
@@ -101,6 +105,7 @@ impl PeerKind {
             Self::DiscordPy => PeerRules::DISCORD_PY,
             Self::Serenity => PeerRules::SERENITY,
             Self::Twilight => PeerRules::TWILIGHT,
+            Self::Jda => PeerRules::JDA,
         }
     }
 }
@@ -186,6 +191,12 @@ pub enum Zombie {
     Silence {
         /// The silence tolerated, ms.
         ms: u64,
+    },
+    /// No message of any kind for one heartbeat interval plus `extra_ms`
+    /// (a socket read timeout, JDA).
+    ReadTimeout {
+        /// The silence tolerated beyond the interval, ms.
+        extra_ms: u64,
     },
 }
 
@@ -928,6 +939,97 @@ impl PeerRules {
     };
 }
 
+impl PeerRules {
+    /// JDA (ref §B5: `src/main/java/net/dv8tion/jda/internal/requests/
+    /// WebSocketClient.java`, `api/requests/CloseCode.java`,
+    /// `api/utils/ConcurrentSessionController.java`; read at `5410b270`).
+    ///
+    /// - **Backoff** (`reconnect`): `reconnectTimeoutS` starts at 2, is set
+    ///   to 0 when a reconnect starts with a session, and after each wait
+    ///   becomes 2 if it was 0, else doubles, up to `maxReconnectDelay` =
+    ///   900 s; no jitter; back to 2 on READY and RESUMED (ref §0, §B5;
+    ///   #117). So a resume is tried at once, then 2, 4, 8 … s after failed
+    ///   dials, which are the only thing that grows it (ref §0). A failed
+    ///   dial also forgets the resume URL (*code*, `connect`). No give-up.
+    /// - **Close codes** (`CloseCode.isReconnect`): 4004, 4010, 4011, 4013,
+    ///   4014 stop; 4012 is missing from the enum and reconnects; everything
+    ///   else, 1000, 1001 and 1006 included, resumes when a session exists,
+    ///   even after 4007/4009 (the Resume then fails: *inferred*, ref §B5).
+    /// - **Own close codes**: 4900 for op 7, op 9 `d = true` and zombies;
+    ///   1000 (`INVALIDATE_SESSION`) for op 9 `d = false`, after which the
+    ///   session is invalidated and the shard queued (ref §0, §B5). A close
+    ///   waits up to 10 s for the answer (*code*, `prepareClose`).
+    /// - **Identify pacing**: without a session the shard is queued in the
+    ///   `ConcurrentSessionController`: one worker per `shard %
+    ///   concurrency` runs a node (dial, then wait for READY or for the
+    ///   node to be queued again) and then always sleeps 5 s (ref §0, §B5)
+    ///   — at startup too. The reconnect wait of a queued node is slept
+    ///   before it joins the queue here, inside it in JDA *(our
+    ///   simplification)*; the identify rate-limit sleep of
+    ///   `handleReconnect`, whose sign looks inverted, is left out (ref §B5,
+    ///   *inferred*: "already sub-0" most of the time).
+    /// - **Identify and Resume are sent as soon as the socket connects**,
+    ///   before Hello (*code*, `onConnected`); Hello starts the heartbeats,
+    ///   the first at once (`scheduleAtFixedRate(..., 0, ...)`, ref §B5).
+    /// - **Zombie**: ref §B5 gives two rules, 2 missed ACKs → close 4900
+    ///   "ZOMBIE CONNECTION", and a socket `SO_TIMEOUT` of interval + 10 s.
+    ///   On a silent socket the read timeout fires first (51 s against the
+    ///   third tick's 82 s with a 41.25 s interval), so that is the rule
+    ///   modelled: the transport fails and the shard resumes *(inferred)*.
+    /// - **Timeouts**: dial 10 s (`setSocketTimeout(10000)`); a 10 s read
+    ///   timeout until Hello (*code*, `prepareClose` in `onConnected`).
+    pub const JDA: Self = Self {
+        delay: Delay::Doubling {
+            first_ms: 2_000,
+            cap_ms: 900_000,
+        },
+        reset: Reset::OnSessionEstablished,
+        guard_ms: 0,
+        give_up_after: None,
+        codes: CloseCodes {
+            fatal: &[4004, 4010, 4011, 4013, 4014],
+            reidentify: &[],
+            zero_seq: &[],
+        },
+        on: Reactions {
+            connect_failed: Reaction::new(Fate::Keep, Close::Leave, Wait::Backoff),
+            resume_dial_failed: Reaction::new(Fate::Keep, Close::Leave, Wait::Backoff),
+            closed: Reaction::new(Fate::Keep, Close::Leave, Wait::None),
+            reconnect: Reaction::new(Fate::Keep, Close::Frame(4900), Wait::None),
+            resumable: Reaction::new(Fate::Keep, Close::Frame(4900), Wait::None),
+            invalid: Reaction::new(Fate::Drop, Close::Frame(1000), Wait::Backoff),
+            zombie: Reaction::new(Fate::Keep, Close::Drop, Wait::None),
+            timeout: Reaction::new(Fate::Keep, Close::Drop, Wait::None),
+        },
+        resume_dial_retries: None,
+        drops_resume_url_on_dial_failure: true,
+        close_wait_ms: 10_000,
+        resume_on_same_socket: false,
+        first_heartbeat: FirstHeartbeat::Immediate,
+        heartbeat_jitter_ms: 0,
+        zombie: Zombie::ReadTimeout { extra_ms: 10_000 },
+        pacing: Pacing::StartQueue {
+            window_ms: 5_000,
+            per_bucket: true,
+            until_ready: true,
+        },
+        identify_sleep_ms: 0,
+        on_open: OnOpen::Answer,
+        connect_timeout_ms: 10_000,
+        hello_timeout_ms: Some(10_000),
+        hello_timeout_when_resuming: true,
+        ready_timeout_ms: None,
+        start_failed: None,
+        start_timeout_ms: None,
+        uses_resume_url: true,
+        bugs: Bugs {
+            reconnect_twice: false,
+            leaves_old_socket_open: false,
+            resume_seq_from_new_socket: false,
+        },
+    };
+}
+
 // ----- state shared by every shard of the bot ---------------------------
 
 /// A place in one of a bot's shared queues.
@@ -1429,8 +1531,8 @@ impl PeerClient {
             return None;
         }
         let conn = self.conn.as_ref();
-        let silence = match (self.rules.zombie, conn, self.heartbeat) {
-            (Zombie::Silence { ms }, Some(c), Some(_)) => Some(c.last_heard.saturating_add(ms)),
+        let silence = match (conn, self.silence_ms()) {
+            (Some(c), Some(ms)) => Some(c.last_heard.saturating_add(ms)),
             _ => None,
         };
         [
@@ -1531,7 +1633,7 @@ impl PeerClient {
                     self.send_identify(now, cx);
                 }
             }
-            if let (Zombie::Silence { ms }, Some(_)) = (self.rules.zombie, self.heartbeat)
+            if let Some(ms) = self.silence_ms()
                 && conn.last_heard.saturating_add(ms) <= now
             {
                 self.react(now, Trigger::Zombie, cx);
@@ -1546,7 +1648,7 @@ impl PeerClient {
             let zombie = match self.rules.zombie {
                 Zombie::AckMissed { misses } => hb.unacked >= misses.max(1),
                 Zombie::NoMessageSinceHeartbeat => hb.sent && !hb.heard,
-                Zombie::Silence { .. } => false,
+                Zombie::Silence { .. } | Zombie::ReadTimeout { .. } => false,
             };
             if let Some(hb) = &mut self.heartbeat {
                 // The interval keeps ticking whatever the tick decides.
@@ -1562,6 +1664,16 @@ impl PeerClient {
                 hb.sent = true;
                 hb.heard = false;
             }
+        }
+    }
+
+    /// The silence that makes a zombie, once heartbeats run.
+    fn silence_ms(&self) -> Option<u64> {
+        let hb = self.heartbeat?;
+        match self.rules.zombie {
+            Zombie::Silence { ms } => Some(ms),
+            Zombie::ReadTimeout { extra_ms } => Some(hb.period.saturating_add(extra_ms)),
+            Zombie::AckMissed { .. } | Zombie::NoMessageSinceHeartbeat => None,
         }
     }
 
@@ -2712,6 +2824,27 @@ mod tests {
         }
     }
 
+    #[test]
+    fn jda_resumes_at_once_then_waits_2_4_8_s_and_closes_with_4900() {
+        let mut w = World::one(PeerKind::Jda);
+        let s1 = only_connect(&w.start(0, 0));
+        // Identify goes out as soon as the socket connects, before Hello.
+        let out = w.msg(0, 10, s1, ToClient::Opened);
+        assert_eq!(sent(&out), [(s1, ToServer::Identify)]);
+        w.msg(0, 10, s1, HELLO);
+        w.msg(0, 20, s1, ready(1));
+        let out = w.msg(0, 1_000, s1, ToClient::Reconnect);
+        assert_eq!(sent(&out), [(s1, ToServer::Close { code: 4900 })]);
+        w.msg(0, 1_050, s1, ToClient::Closed { code: Some(4900) });
+        let (at, out) = w.wake_next();
+        assert_eq!(at, 1_050);
+        let s2 = only_connect(&out);
+        assert_eq!(
+            dial_failure_delays(&mut w, s2, at, 5),
+            [2_000, 4_000, 8_000, 16_000, 32_000]
+        );
+    }
+
     // ----- fleets on a tiny gateway ----------------------------------------
 
     /// Runs `shards` peers against a gateway that answers in 10 ms and
@@ -2851,6 +2984,16 @@ mod tests {
                 assert!((5_000..6_500).contains(&gap), "{ids:?}");
             }
         }
+    }
+
+    #[test]
+    fn jda_holds_each_bucket_until_ready_then_sleeps_5_s() {
+        let ids = identifies(PeerKind::Jda, 4, 2, 60_000);
+        let mut by_time = ids.clone();
+        by_time.sort_unstable();
+        // Dial at 0, Identify on connect at 10, READY at 20: the bucket's
+        // next dial is at 5 020.
+        assert_eq!(by_time, [(10, 0), (10, 1), (5_030, 2), (5_030, 3)]);
     }
 
     #[test]
