@@ -402,7 +402,9 @@ pub struct PeerRules {
     /// A failed dial forgets READY's resume URL.
     pub drops_resume_url_on_dial_failure: bool,
     /// How long it waits for the answer to its own close frame before it
-    /// carries on (0: it does not wait).
+    /// carries on (0: it does not wait). With [`Bugs::reconnect_twice`] it
+    /// does not wait, and this is when the transport reports the unanswered
+    /// socket closed.
     pub close_wait_ms: u64,
     /// op 9 with `d = true` is answered with Resume on the same socket.
     pub resume_on_same_socket: bool,
@@ -559,7 +561,10 @@ impl PeerRules {
     ///   §0, §B6).
     /// - **Timeouts**: none in the code; a dial that never answers ends
     ///   with the operating system's TCP connect timeout, about 127 s on
-    ///   Linux *(inferred)*. Resumes dial READY's resume URL.
+    ///   Linux *(inferred)*. A close frame nobody answers ends after the
+    ///   `ws` package's 30 s close timeout with a `close` event (1006),
+    ///   which the listener handles like any other *(inferred)*. Resumes
+    ///   dial READY's resume URL.
     pub const CARBON_OLD: Self = Self {
         delay: Delay::Doubling {
             first_ms: 2_000,
@@ -585,7 +590,7 @@ impl PeerRules {
         },
         resume_dial_retries: None,
         drops_resume_url_on_dial_failure: false,
-        close_wait_ms: 0,
+        close_wait_ms: 30_000,
         resume_on_same_socket: false,
         first_heartbeat: FirstHeartbeat::Immediate,
         heartbeat_jitter_ms: 1_000,
@@ -1392,6 +1397,9 @@ struct Conn {
 struct OldSock {
     sock: SockId,
     opened: bool,
+    /// The client sent a close frame: the transport gives up on the answer
+    /// at this time and reports the socket closed.
+    close_by: Option<u64>,
 }
 
 /// A close frame sent, its answer awaited before the next connection.
@@ -1537,6 +1545,7 @@ impl PeerClient {
         };
         [
             self.connects.iter().copied().min(),
+            self.old.iter().filter_map(|o| o.close_by).min(),
             self.closing.map(|c| c.until),
             conn.and_then(|c| c.deadline).map(|(at, _)| at),
             self.identify_at,
@@ -1602,6 +1611,21 @@ impl PeerClient {
         {
             cx.send(c.sock, ToServer::Drop);
             self.close_done(now);
+        }
+        if let Some(i) = self
+            .old
+            .iter()
+            .position(|o| o.close_by.is_some_and(|t| t <= now))
+        {
+            // The close handshake timed out: the transport drops the
+            // socket and reports an abnormal close, which the old
+            // socket's listener handles.
+            let old = self.old.remove(i);
+            if old.opened {
+                cx.send(old.sock, ToServer::Drop);
+            }
+            self.react(now, Trigger::Closed(Some(1006)), cx);
+            return;
         }
         if let Some(i) = self.due_connect(now) {
             self.connects.remove(i);
@@ -1837,6 +1861,7 @@ impl PeerClient {
                 self.old.push(OldSock {
                     sock: conn.sock,
                     opened: conn.opened,
+                    close_by: None,
                 });
             } else {
                 cx.send(conn.sock, ToServer::Drop);
@@ -2199,6 +2224,19 @@ impl PeerClient {
     }
 
     fn close_socket(&mut self, now: u64, conn: Conn, close: Close, cx: &mut Cx<'_>) {
+        if !conn.opened && close != Close::Leave {
+            // No close frame before the WebSocket opens: the dial is
+            // aborted, and a client still listening to it hears it close.
+            cx.send(conn.sock, ToServer::Drop);
+            if self.rules.bugs.reconnect_twice {
+                self.old.push(OldSock {
+                    sock: conn.sock,
+                    opened: false,
+                    close_by: Some(now),
+                });
+            }
+            return;
+        }
         match close {
             Close::Frame(code) => {
                 cx.send(conn.sock, ToServer::Close { code });
@@ -2206,6 +2244,8 @@ impl PeerClient {
                     self.old.push(OldSock {
                         sock: conn.sock,
                         opened: conn.opened,
+                        close_by: (self.rules.close_wait_ms > 0)
+                            .then(|| now.saturating_add(self.rules.close_wait_ms)),
                     });
                 } else if self.rules.close_wait_ms > 0 && conn.opened {
                     self.closing = Some(Closing {
@@ -2764,6 +2804,32 @@ mod tests {
         // connection 5 s later.
         w.msg(0, 5_100, s2, ToClient::InvalidSession { resumable: false });
         assert_eq!(w.clients[0].connects, [10_100]);
+    }
+
+    #[test]
+    fn carbon_old_reconnects_again_when_its_unanswered_close_times_out() {
+        let mut w = World::one(PeerKind::CarbonOld);
+        let s1 = only_connect(&w.start(0, 0));
+        // The first heartbeat goes out on Hello and is never answered: the
+        // next tick finds the connection a zombie and closes it with 1000.
+        let out = w.establish(0, s1);
+        assert!(sent(&out).contains(&(s1, ToServer::Heartbeat)));
+        let (tick, out) = w.wake_next();
+        assert!((41_250..=42_250).contains(&tick), "{tick}");
+        assert_eq!(sent(&out), [(s1, ToServer::Close { code: 1000 })]);
+        assert_eq!(w.clients[0].connects, [tick + 2_000]);
+        let (_, out) = w.wake_next();
+        let s2 = only_connect(&out);
+        // Nobody answers the close: 30 s later `ws` reports it closed and
+        // the handler runs again (counted a second time: 4 s), aborting
+        // the dial still in progress, whose own close runs it a third time
+        // (8 s).
+        let (at, out) = w.wake_next();
+        assert_eq!(at, tick + 30_000);
+        assert_eq!(sent(&out), [(s1, ToServer::Drop), (s2, ToServer::Drop)]);
+        assert_eq!(w.clients[0].connects, [at + 4_000]);
+        assert!(w.wake(0, at).is_empty());
+        assert_eq!(w.clients[0].connects, [at + 4_000, at + 8_000]);
     }
 
     #[test]
