@@ -19,9 +19,10 @@
 //!
 //! Identify pacing that a library shares between all shards of a bot
 //! (serenity's global start queue, twilight's and discord.js's bucketed
-//! queues, discord.py's single connection worker) lives in [`PeerShared`],
-//! which the engine owns and hands to every shard through
-//! [`Cx::peers`](super::Cx).
+//! queues, JDA's per-bucket session queue, discord.py's single connection
+//! worker) lives in [`PeerShared`], which the engine owns and hands to every
+//! shard through [`Cx::peers`](super::Cx); the queues keep no randomness of
+//! their own (a waiter that must draw brings its own draw).
 
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
