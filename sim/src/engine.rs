@@ -2,18 +2,14 @@
 //! drives the clients.
 //!
 //! Time jumps from one event to the next (no ticks). Events sit in a binary
-//! heap ordered by time and then by the order they were scheduled in, so two
-//! events at the same millisecond always run in the same order. A heap entry
-//! is 16 bytes (the time, and the schedule order and a payload slot packed
-//! in one word); payloads live in a slab, so a fleet's pending events stay
-//! in cache. Nothing in a
+//! queue ordered by time and then by the order they were scheduled in, so two
+//! events at the same millisecond always run in the same order (see
+//! [`crate::queue`], a timing wheel). Nothing in a
 //! run reads the wall clock or iterates a hash map: the same scenario,
 //! model and seed give the same trace, byte for byte. The gateway's side of
 //! each message lives in [`crate::gateway`]; this file owns the queue, the
 //! links and the clients.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use reconnect_policy::{
@@ -24,6 +20,7 @@ use crate::client::{Action, Client, Cx, PeerClient, PeerKind, PeerShared, Policy
 use crate::gateway::Gateway;
 use crate::metrics::Recorder;
 use crate::net::{LinkRng, Sockets};
+use crate::queue::Queue;
 use crate::rng::{self, Stream};
 use crate::scenario::{DownMode, FaultKind, Scenario, Scope};
 use crate::wire::{SockId, ToClient, ToServer};
@@ -146,52 +143,12 @@ impl Ev {
     }
 }
 
-/// A heap entry: the time, then the schedule order (high 32 bits) and the
-/// payload's slot (low 32 bits). Runs are bounded far below 2^32 events
-/// ([`Budget::max_events`]), so the order never wraps.
-type Entry = (u64, u64);
-
-/// The pending events: a min-heap of [`Entry`] over a slab of payloads.
-#[derive(Debug, Default)]
-struct Queue {
-    heap: BinaryHeap<Reverse<Entry>>,
-    slab: Vec<Ev>,
-    free: Vec<u32>,
-    order: u32,
-}
-
-impl Queue {
-    fn push(&mut self, at: u64, ev: Ev) {
-        let slot = if let Some(slot) = self.free.pop() {
-            self.slab[slot as usize] = ev;
-            slot
-        } else {
-            self.slab.push(ev);
-            u32::try_from(self.slab.len() - 1).expect("fewer than 2^32 pending events")
-        };
-        self.order = self.order.wrapping_add(1);
-        self.heap
-            .push(Reverse((at, u64::from(self.order) << 32 | u64::from(slot))));
-    }
-
-    fn pop(&mut self) -> Option<(u64, Ev)> {
-        let Reverse((at, key)) = self.heap.pop()?;
-        let slot = (key & u64::from(u32::MAX)) as u32;
-        self.free.push(slot);
-        Some((at, self.slab[slot as usize]))
-    }
-
-    fn peak(&self) -> usize {
-        self.slab.len()
-    }
-}
-
 /// The state of one run.
 pub(crate) struct Sim<'a> {
     pub(crate) sc: &'a Scenario,
     seed: u64,
     pub(crate) now: u64,
-    queue: Queue,
+    queue: Queue<Ev>,
     pub(crate) sockets: Sockets,
     /// Sockets each shard's client still holds.
     pub(crate) shard_socks: Vec<Vec<SockId>>,

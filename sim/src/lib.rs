@@ -39,6 +39,7 @@ mod engine;
 mod gateway;
 pub mod metrics;
 pub mod net;
+mod queue;
 pub mod report;
 pub mod rng;
 pub mod scenario;
