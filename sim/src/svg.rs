@@ -46,7 +46,7 @@ const MIN_RECOVERY_S: f64 = 0.1;
 
 /// Line colours (Tableau 10), in model order; the production default (the
 /// first model) is drawn thicker.
-const COLOURS: [RGBColor; 10] = [
+const COLOURS: [RGBColor; 20] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -57,6 +57,17 @@ const COLOURS: [RGBColor; 10] = [
     RGBColor(127, 127, 127),
     RGBColor(188, 189, 34),
     RGBColor(23, 190, 207),
+    // The lighter half of the same palette, for the peer models.
+    RGBColor(174, 199, 232),
+    RGBColor(255, 187, 120),
+    RGBColor(152, 223, 138),
+    RGBColor(255, 152, 150),
+    RGBColor(197, 176, 213),
+    RGBColor(196, 156, 148),
+    RGBColor(247, 182, 210),
+    RGBColor(199, 199, 199),
+    RGBColor(219, 219, 141),
+    RGBColor(158, 218, 229),
 ];
 
 /// Why a chart could not be drawn or written.
@@ -122,7 +133,7 @@ fn colour(i: usize) -> RGBColor {
 }
 
 /// The colour of the lines of the `index`-th model, as SVG writes it
-/// (`#1F77B4`); colours repeat after ten models.
+/// (`#1F77B4`); colours repeat after twenty models.
 #[must_use]
 pub fn colour_hex(index: usize) -> String {
     let RGBColor(r, g, b) = colour(index);
