@@ -1077,22 +1077,34 @@ mod tests {
         std::iter::from_fn(|| policy.poll_output(t(now), gate)).collect()
     }
 
-    #[test]
-    fn a_dispatch_before_the_resume_is_sent_does_not_move_the_sequence() {
+    /// A fresh policy that has connected, got Hello at 20 ms and sent
+    /// Identify on its first connection.
+    fn identifying() -> (Policy, IdentifyLimiter, ConnectionId) {
         let mut gate = IdentifyLimiter::new(SessionStartLimit::DISCORD_DEFAULT, t(0));
         let mut policy = Policy::new(PolicyConfig::default(), 0, 1, t(0)).unwrap();
-        let out = drain(&mut policy, 0, &mut gate);
+        assert!(matches!(
+            drain(&mut policy, 0, &mut gate)[..],
+            [Output::Connect { .. }]
+        ));
         let conn = policy.connection().unwrap();
-        assert!(matches!(out[..], [Output::Connect { .. }]));
         let _ = policy.handle_event(t(10), conn, Event::Opened);
-        let _ = policy.handle_event(
-            t(20),
-            conn,
-            Event::Hello {
-                heartbeat_interval_ms: 41_250,
-            },
-        );
-        drain(&mut policy, 20, &mut gate);
+        let _ = policy.handle_event(t(20), conn, hello());
+        assert!(drain(&mut policy, 20, &mut gate).contains(&Output::Send {
+            connection: conn,
+            command: Command::Identify
+        }));
+        (policy, gate, conn)
+    }
+
+    fn hello() -> Event {
+        Event::Hello {
+            heartbeat_interval_ms: 41_250,
+        }
+    }
+
+    #[test]
+    fn a_dispatch_before_the_resume_is_sent_does_not_move_the_sequence() {
+        let (mut policy, mut gate, conn) = identifying();
         let ready = Dispatch::Ready {
             session_id: "s".into(),
             resume_gateway_url: "wss://gateway-us-east1-b.discord.gg".into(),
@@ -1121,13 +1133,7 @@ mod tests {
             },
         );
         assert_eq!(handled, Handled::Ignored);
-        let _ = policy.handle_event(
-            at,
-            conn,
-            Event::Hello {
-                heartbeat_interval_ms: 41_250,
-            },
-        );
+        let _ = policy.handle_event(at, conn, hello());
         let out = drain(&mut policy, at.as_millis(), &mut gate);
         assert!(out.contains(&Output::Send {
             connection: conn,
@@ -1161,16 +1167,7 @@ mod tests {
 
     #[test]
     fn a_resume_url_outside_the_base_domain_is_refused_and_the_session_dropped() {
-        let mut gate = IdentifyLimiter::new(SessionStartLimit::DISCORD_DEFAULT, t(0));
-        let mut policy = Policy::new(PolicyConfig::default(), 0, 1, t(0)).unwrap();
-        drain(&mut policy, 0, &mut gate);
-        let conn = policy.connection().unwrap();
-        let _ = policy.handle_event(t(10), conn, Event::Opened);
-        let hello = Event::Hello {
-            heartbeat_interval_ms: 41_250,
-        };
-        let _ = policy.handle_event(t(20), conn, hello);
-        drain(&mut policy, 20, &mut gate);
+        let (mut policy, mut gate, conn) = identifying();
         let ready = Dispatch::Ready {
             session_id: "s".into(),
             resume_gateway_url: "wss://gateway.discord.gg.attacker.example".into(),
@@ -1210,16 +1207,7 @@ mod tests {
     /// sequence the next Resume carries.
     #[test]
     fn a_ready_while_closing_does_not_restart_the_sequence() {
-        let mut gate = IdentifyLimiter::new(SessionStartLimit::DISCORD_DEFAULT, t(0));
-        let mut policy = Policy::new(PolicyConfig::default(), 0, 1, t(0)).unwrap();
-        drain(&mut policy, 0, &mut gate);
-        let conn = policy.connection().unwrap();
-        let _ = policy.handle_event(t(10), conn, Event::Opened);
-        let hello = Event::Hello {
-            heartbeat_interval_ms: 41_250,
-        };
-        let _ = policy.handle_event(t(20), conn, hello.clone());
-        drain(&mut policy, 20, &mut gate);
+        let (mut policy, mut gate, conn) = identifying();
         let ready = |seq| Event::Dispatch {
             seq,
             event: Dispatch::Ready {
@@ -1247,7 +1235,7 @@ mod tests {
         drain(&mut policy, at.as_millis(), &mut gate);
         let conn = policy.connection().unwrap();
         let _ = policy.handle_event(at, conn, Event::Opened);
-        let _ = policy.handle_event(at, conn, hello);
+        let _ = policy.handle_event(at, conn, hello());
         let out = drain(&mut policy, at.as_millis(), &mut gate);
         assert!(out.contains(&Output::Send {
             connection: conn,
