@@ -49,10 +49,6 @@ const IN_FLIGHT_POLL_MS: u64 = 250;
 /// [`IdentifyLimiter`] is the in-process implementation; a bot sharded over
 /// several processes can implement this over a shared store.
 pub trait IdentifyGate {
-    /// The earliest instant (never before `now`) at which `shard` could
-    /// identify. Reserves nothing.
-    fn earliest(&self, now: Timestamp, shard: u32) -> Timestamp;
-
     /// Books the next free slot of `shard`'s bucket and returns its start
     /// (never before `now`). Later reservations in the bucket start at
     /// least one window after it. A reservation is advice for when to
@@ -228,6 +224,19 @@ impl IdentifyLimiter {
         }
     }
 
+    /// The earliest instant (never before `now`) at which `shard` could
+    /// identify, as far as the daily allowance and its bucket's window say.
+    /// Reserves nothing.
+    #[must_use]
+    pub fn earliest(&self, now: Timestamp, shard: u32) -> Timestamp {
+        let daily = if self.remaining == 0 && now < self.reset_at {
+            self.reset_at
+        } else {
+            now
+        };
+        daily.max(self.window_free_at(shard)).max(now)
+    }
+
     /// When the bucket's window allows the next grant, ignoring an
     /// Identify still out (an optimistic estimate for planning).
     fn window_free_at(&self, shard: u32) -> Timestamp {
@@ -241,15 +250,6 @@ impl IdentifyLimiter {
 }
 
 impl IdentifyGate for IdentifyLimiter {
-    fn earliest(&self, now: Timestamp, shard: u32) -> Timestamp {
-        let daily = if self.remaining == 0 && now < self.reset_at {
-            self.reset_at
-        } else {
-            now
-        };
-        daily.max(self.window_free_at(shard)).max(now)
-    }
-
     fn reserve(&mut self, now: Timestamp, shard: u32) -> Timestamp {
         self.reservations
             .retain(|slot| slot.saturating_add(RESERVATION_TTL_MS) > now);
