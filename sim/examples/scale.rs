@@ -12,8 +12,7 @@
 //! shard. Wall time is read here, in the measuring harness, never inside the
 //! simulator.
 
-use reconnect_sim::scenario::{DownMode, Fault, FaultKind, Scenario, Scope};
-use reconnect_sim::{Budget, model, run};
+use reconnect_sim::{Budget, Scenario, model, run};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -21,31 +20,16 @@ fn main() {
     let name = args.next().unwrap_or_else(|| "policy".to_owned());
     let minutes: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(60);
     let duration_ms = minutes * 60_000;
-    let scenario = Scenario {
-        name: "scale".to_owned(),
-        shards,
-        start_spread_ms: 10_000,
-        heal_at_ms: duration_ms,
-        recovery_bound_ms: 0,
-        duration_ms,
-        gateway: reconnect_sim::scenario::Gateway {
-            max_concurrency: 64,
-            ..reconnect_sim::scenario::Gateway::default()
-        },
-        faults: vec![Fault {
-            at_ms: 60_000,
-            duration_ms,
-            scope: Scope::All,
-            kind: FaultKind::Flapping {
-                min_up_ms: 1_000,
-                max_up_ms: 120_000,
-                min_down_ms: 500,
-                max_down_ms: 45_000,
-                mode: DownMode::Refuse,
-            },
-        }],
-        ..Scenario::default()
-    };
+    // The built-in flapping link, stretched to the whole run.
+    let mut scenario = Scenario::builtin("flapping-link").expect("a built-in scenario");
+    scenario.shards = shards;
+    scenario.heal_at_ms = duration_ms;
+    scenario.duration_ms = duration_ms;
+    scenario.gateway.max_concurrency = 64;
+    for fault in &mut scenario.faults {
+        fault.at_ms = 60_000;
+        fault.duration_ms = duration_ms;
+    }
     let m = model(&name).unwrap_or_else(|| {
         eprintln!("unknown model {name:?}");
         std::process::exit(2);
