@@ -65,7 +65,7 @@ mod event_names;
 mod figures;
 mod identify_share;
 mod notice;
-mod payload;
+pub mod payload;
 pub mod testkit;
 mod token;
 mod transport;

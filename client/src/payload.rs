@@ -6,6 +6,22 @@
 //! [`PayloadError`]; an opcode the client does not know is
 //! [`Inbound::UnknownOpcode`]. Neither ever panics; the driver counts and
 //! logs them and carries on.
+//!
+//! The driver calls [`parse`] on every text frame after the WebSocket layer
+//! has enforced the frame size limit; it is public so that benchmarks, fuzz
+//! targets and other drivers can use the very same parser.
+//!
+//! ```
+//! use reconnect_client::payload::{parse, Inbound};
+//!
+//! let frame = r#"{"op":0,"s":42,"t":"MESSAGE_CREATE","d":{"content":"hi"}}"#;
+//! let Ok(Inbound::Dispatch { event, .. }) = parse(frame) else {
+//!     panic!("a dispatch");
+//! };
+//! assert_eq!((event.seq, event.name.as_str()), (Some(42), "MESSAGE_CREATE"));
+//! assert!(matches!(parse(r#"{"op":11}"#), Ok(Inbound::HeartbeatAck)));
+//! assert!(parse("not json").is_err());
+//! ```
 
 use reconnect_policy::Dispatch;
 use serde::Deserialize;
@@ -15,7 +31,8 @@ use crate::dispatch::DispatchEvent;
 
 /// A parsed inbound payload.
 #[derive(Debug)]
-pub(crate) enum Inbound {
+#[non_exhaustive]
+pub enum Inbound {
     /// op 10.
     Hello {
         /// `heartbeat_interval`.
@@ -45,7 +62,8 @@ pub(crate) enum Inbound {
 
 /// Why a frame could not be read.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum PayloadError {
+#[non_exhaustive]
+pub enum PayloadError {
     /// Not a JSON object with a numeric `op`.
     #[error("not a gateway payload: {0}")]
     Json(#[from] serde_json::Error),
@@ -84,7 +102,13 @@ struct ReadyData {
 }
 
 /// Parses one text frame.
-pub(crate) fn parse(text: &str) -> Result<Inbound, PayloadError> {
+///
+/// # Errors
+///
+/// The text is not a JSON object with a numeric `op`
+/// ([`PayloadError::Json`]), or a field its opcode needs is missing or
+/// malformed ([`PayloadError::Field`]).
+pub fn parse(text: &str) -> Result<Inbound, PayloadError> {
     let envelope: Envelope<'_> = serde_json::from_str(text)?;
     let op = envelope.op;
     let field = |field| PayloadError::Field { op, field };
