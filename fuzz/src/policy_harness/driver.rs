@@ -1,0 +1,759 @@
+//! The checking driver behind [`run`](super::run): it plays the gateway and
+//! the sockets for one [`Case`], carries out the policy's outputs and checks
+//! every guarantee the case asks for.
+
+use std::collections::HashSet;
+
+use reconnect_policy::{
+    CloseCode, Command, ConnectionId, Dispatch, Event, GiveUpReason, Handled, IdentifyLimiter,
+    Output, Policy, PolicyConfig, PolicyStats, ReconnectPlan, Recovery, Timestamp, Trigger,
+};
+
+use super::{
+    Case, Ev, GATEWAY_URL, Kind, Prop, RESUME_URLS, SeqSpec, Step, Trace, session_id,
+    usable_session,
+};
+
+/// History lines shown with a failure.
+const LOG_TAIL: usize = 40;
+
+/// Outputs one drain may produce before the driver calls it a livelock.
+const DRAIN_CAP: usize = 1_000;
+
+type Res = Result<(), String>;
+
+const CEILING: u64 = Timestamp::CEILING.as_millis();
+
+fn ts(ms: u64) -> Timestamp {
+    Timestamp::from_millis(ms)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sock {
+    Dialing,
+    Open,
+    Closing(CloseCode),
+}
+
+#[derive(Clone, Debug)]
+struct Transport {
+    id: ConnectionId,
+    sock: Sock,
+    recovery: Recovery,
+    /// Hello was accepted.
+    hello: bool,
+    /// Identify or Resume was sent on it.
+    handshake: Option<Recovery>,
+    /// READY or RESUMED answered the handshake.
+    answered: bool,
+}
+
+pub(super) struct Driver<'a> {
+    case: &'a Case,
+    checks: u32,
+    policy: Policy,
+    limiter: IdentifyLimiter,
+    /// What the driver's clock reads (may step back, may pass the ceiling).
+    clock: u64,
+    /// What the policy sees: the latest reading, capped at
+    /// `Timestamp::CEILING` (documented: later times are read as it).
+    now: u64,
+    live: Vec<Transport>,
+    ended: Vec<ConnectionId>,
+    seen: HashSet<ConnectionId>,
+    connects: u64,
+    trace: Trace,
+    last_connect_at: Option<u64>,
+    plan: Option<ReconnectPlan>,
+    /// The code of the last `Close` since the last `Connect`.
+    last_close: Option<CloseCode>,
+    gave_up: Option<GiveUpReason>,
+    /// The last sequence number accepted since the last Identify or READY.
+    seq: Option<u64>,
+    /// The session id of the last READY the policy took.
+    session: Option<String>,
+    server_seq: u64,
+    /// The drain cap was hit in a run that does not check liveness.
+    halted: bool,
+    /// The recent inputs and outputs, for failure messages.
+    log: Vec<String>,
+}
+
+impl<'a> Driver<'a> {
+    pub(super) fn new(case: &'a Case, checks: u32) -> Result<Self, String> {
+        let start = ts(case.start);
+        let policy = Policy::new(case.config.clone(), case.shard, case.seed, start)
+            .map_err(|e| format!("config refused: {e}"))?;
+        Ok(Self {
+            case,
+            checks,
+            policy,
+            limiter: IdentifyLimiter::new(case.limit, start),
+            clock: case.start,
+            now: case.start.min(CEILING),
+            live: Vec::new(),
+            ended: Vec::new(),
+            seen: HashSet::new(),
+            connects: 0,
+            trace: Vec::new(),
+            last_connect_at: None,
+            plan: None,
+            last_close: None,
+            gave_up: None,
+            seq: None,
+            session: None,
+            server_seq: 0,
+            halted: false,
+            log: Vec::new(),
+        })
+    }
+
+    fn check(&self, prop: Prop, ok: bool, msg: impl FnOnce() -> String) -> Res {
+        if ok || self.checks & prop.bit() == 0 {
+            Ok(())
+        } else {
+            let recent = &self.log[self.log.len().saturating_sub(LOG_TAIL)..];
+            Err(format!(
+                "[{prop:?}] at {}ms: {}\nrecent history:\n  {}",
+                self.now,
+                msg(),
+                recent.join("\n  ")
+            ))
+        }
+    }
+
+    fn config(&self) -> &PolicyConfig {
+        &self.case.config
+    }
+
+    fn set_clock(&mut self, ms: u64) {
+        self.clock = ms;
+        self.now = self.now.max(ms.min(CEILING));
+    }
+
+    fn find(&self, id: ConnectionId) -> Option<usize> {
+        self.live.iter().position(|t| t.id == id)
+    }
+
+    fn end(&mut self, index: usize) {
+        let t = self.live.remove(index);
+        self.ended.push(t.id);
+    }
+
+    pub(super) fn run(mut self) -> Result<(Trace, PolicyStats), String> {
+        self.drain()?;
+        self.after_step()?;
+        for (i, step) in self.case.steps.iter().enumerate() {
+            if self.halted {
+                break;
+            }
+            self.step(step)
+                .and_then(|()| self.after_step())
+                .map_err(|e| format!("step {i} ({step:?}): {e}"))?;
+        }
+        Ok((self.trace, *self.policy.stats()))
+    }
+
+    fn step(&mut self, step: &Step) -> Res {
+        match step {
+            Step::Advance(ms) => self.wake(self.clock.saturating_add(*ms)),
+            Step::AdvanceToTimeout => self.sleep_until_timeout(),
+            Step::Back(ms) => self.wake(self.clock.saturating_sub(*ms)),
+            Step::NearEnd(ms) => self.wake(u64::MAX - ms),
+            Step::Progress(ack) => match self.progress(*ack) {
+                Some(ev) => self.deliver(&ev),
+                None => self.sleep_until_timeout(),
+            },
+            Step::On(ev) => self.deliver(ev),
+            Step::Stale(pick, ev) => self.deliver_stale(*pick, ev),
+        }
+    }
+
+    fn wake(&mut self, ms: u64) -> Res {
+        self.set_clock(ms);
+        self.log.push(format!("{}ms  wake", self.clock));
+        self.policy.handle_timeout(ts(self.clock));
+        self.drain()
+    }
+
+    /// Sleeps until the policy's wake-up time. `Timestamp::MAX` means
+    /// never (its documented meaning), so the driver does not wake for it.
+    fn sleep_until_timeout(&mut self) -> Res {
+        match self.policy.poll_timeout() {
+            Some(at) if at < Timestamp::MAX => self.wake(at.as_millis().max(self.clock)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether an honest gateway could send this dispatch on `t` now.
+    fn in_order(t: &Transport, kind: Kind) -> bool {
+        match kind {
+            Kind::Ready { .. } => {
+                t.sock == Sock::Open && t.handshake == Some(Recovery::Reidentify) && !t.answered
+            }
+            Kind::Resumed => {
+                t.sock == Sock::Open && t.handshake == Some(Recovery::Resume) && !t.answered
+            }
+            Kind::Other => t.answered,
+        }
+    }
+
+    /// What an honest gateway does next on the live socket.
+    fn progress(&self, ack: bool) -> Option<Ev> {
+        let t = self.live.last()?;
+        match (t.sock, t.hello, t.handshake, t.answered) {
+            (Sock::Dialing, ..) => Some(Ev::Opened),
+            (Sock::Closing(_), ..) => Some(Ev::CloseAck),
+            (Sock::Open, false, ..) => Some(Ev::Hello(41_250)),
+            // Waiting for an identify slot: only time helps.
+            (Sock::Open, true, None, _) => None,
+            (Sock::Open, true, Some(Recovery::Reidentify), false) => Some(Ev::Dispatch(
+                SeqSpec::Next(1),
+                Kind::Ready {
+                    session: usize::from(ack),
+                    url: 0,
+                },
+            )),
+            (Sock::Open, true, Some(Recovery::Resume), false) => {
+                Some(Ev::Dispatch(SeqSpec::Next(1), Kind::Resumed))
+            }
+            (Sock::Open, true, Some(_), true) if ack => Some(Ev::Ack),
+            (Sock::Open, true, Some(_), true) => Some(Ev::Dispatch(SeqSpec::Next(1), Kind::Other)),
+        }
+    }
+
+    fn seq_for(&mut self, spec: SeqSpec, ready: bool) -> Option<u64> {
+        match spec {
+            SeqSpec::Absent => None,
+            SeqSpec::Next(delta) => {
+                self.server_seq = if ready {
+                    1
+                } else {
+                    self.server_seq.saturating_add(delta)
+                };
+                Some(self.server_seq)
+            }
+            SeqSpec::Repeat => Some(self.server_seq),
+            SeqSpec::Back(k) => Some(self.server_seq.saturating_sub(k)),
+            SeqSpec::Huge(k) => Some(u64::MAX - k),
+        }
+    }
+
+    fn event(&mut self, ev: &Ev, sock: Option<Sock>) -> Event {
+        match ev {
+            Ev::Opened => Event::Opened,
+            Ev::ConnectFailed(failure) => Event::ConnectFailed { failure: *failure },
+            Ev::Hello(interval) => Event::Hello {
+                heartbeat_interval_ms: *interval,
+            },
+            Ev::Dispatch(spec, kind) => {
+                let seq = self.seq_for(*spec, matches!(kind, Kind::Ready { .. }));
+                let event = match *kind {
+                    Kind::Ready { session, url } => Dispatch::Ready {
+                        session_id: session_id(session),
+                        resume_gateway_url: RESUME_URLS[url % RESUME_URLS.len()].to_owned(),
+                    },
+                    Kind::Resumed => Dispatch::Resumed,
+                    Kind::Other => Dispatch::Other,
+                };
+                Event::Dispatch { seq, event }
+            }
+            Ev::Ack => Event::HeartbeatAck,
+            Ev::HeartbeatRequest => Event::HeartbeatRequest,
+            Ev::Reconnect => Event::Reconnect,
+            Ev::InvalidSession(resumable) => Event::InvalidSession {
+                resumable: *resumable,
+            },
+            Ev::OtherFrame => Event::OtherFrame,
+            Ev::Closed(code) => Event::Closed { code: *code },
+            Ev::CloseAck => Event::Closed {
+                code: match sock {
+                    Some(Sock::Closing(code)) => Some(code.as_u16()),
+                    _ => None,
+                },
+            },
+        }
+    }
+
+    /// Runs the timers due by now, then delivers `ev` on the live socket.
+    fn deliver(&mut self, ev: &Ev) -> Res {
+        self.policy.handle_timeout(ts(self.clock));
+        self.drain()?;
+        if self.halted {
+            return Ok(());
+        }
+        match self.live.len() {
+            0 => match self.ended.last() {
+                // No socket: the event can only be about the last one.
+                Some(&id) => self.deliver_stale_to(id, ev),
+                None => Ok(()),
+            },
+            _ => {
+                let index = self.live.len() - 1;
+                if let Ev::Dispatch(_, kind) = ev
+                    && self.case.honest
+                    && !Self::in_order(&self.live[index], *kind)
+                {
+                    return Ok(());
+                }
+                let event = self.event(ev, Some(self.live[index].sock));
+                self.deliver_live(index, event)
+            }
+        }
+    }
+
+    fn deliver_live(&mut self, index: usize, event: Event) -> Res {
+        let t = self.live[index].clone();
+        let handled = self
+            .policy
+            .handle_event(ts(self.clock), t.id, event.clone());
+        self.log.push(format!(
+            "{}ms  -> {} {event:?}: {handled:?}",
+            self.clock, t.id
+        ));
+        self.check(Prop::Lifecycle, handled != Handled::Stale, || {
+            format!("{event:?} on the live socket {} was called stale", t.id)
+        })?;
+        let mut fatal = None;
+        match &event {
+            Event::Opened if t.sock == Sock::Dialing => self.live[index].sock = Sock::Open,
+            Event::ConnectFailed { .. } if t.sock == Sock::Dialing => self.end(index),
+            Event::Opened | Event::ConnectFailed { .. } => {
+                self.check(Prop::Lifecycle, handled == Handled::Ignored, || {
+                    format!("{event:?} on a {:?} socket was {handled:?}", t.sock)
+                })?;
+            }
+            Event::Hello { .. } if handled == Handled::Accepted => {
+                self.live[index].hello = true;
+            }
+            Event::Dispatch { seq, event: kind } => {
+                if handled == Handled::Accepted
+                    && let Some(s) = *seq
+                {
+                    self.seq = Some(self.seq.map_or(s, |last| last.max(s)));
+                }
+                let handshaking_or_active = t.sock == Sock::Open && t.handshake.is_some();
+                match kind {
+                    Dispatch::Ready {
+                        session_id,
+                        resume_gateway_url,
+                    } if handshaking_or_active => {
+                        // A new session: its numbering starts with READY.
+                        self.seq = if handled == Handled::Accepted {
+                            *seq
+                        } else {
+                            None
+                        };
+                        self.session = usable_session(session_id, resume_gateway_url)
+                            .then(|| session_id.clone());
+                        self.live[index].answered = true;
+                    }
+                    Dispatch::Resumed if handshaking_or_active && !t.answered => {
+                        self.live[index].answered = true;
+                    }
+                    _ => {}
+                }
+            }
+            Event::Closed { code } => {
+                self.end(index);
+                fatal = code.map(CloseCode::from_u16).filter(|c| c.is_fatal());
+            }
+            _ => {}
+        }
+        self.drain()?;
+        if let Some(code) = fatal {
+            let expected = GiveUpReason::FatalCloseCode { code };
+            self.check(Prop::Fatal, self.gave_up == Some(expected), || {
+                format!(
+                    "close {code} on the current socket {} did not give up (gave up: {:?})",
+                    t.id, self.gave_up
+                )
+            })?;
+            self.check(Prop::Fatal, self.policy.state().is_terminal(), || {
+                format!("after close {code} the state is {:?}", self.policy.state())
+            })?;
+        }
+        Ok(())
+    }
+
+    fn deliver_stale(&mut self, pick: u8, ev: &Ev) -> Res {
+        self.policy.handle_timeout(ts(self.clock));
+        self.drain()?;
+        let p = u64::from(pick);
+        let id = match pick % 3 {
+            0 if !self.ended.is_empty() => self.ended[usize::from(pick / 3) % self.ended.len()],
+            0 | 1 => ConnectionId(self.connects + p),
+            _ => ConnectionId(u64::MAX - p),
+        };
+        self.deliver_stale_to(id, ev)
+    }
+
+    fn deliver_stale_to(&mut self, id: ConnectionId, ev: &Ev) -> Res {
+        if self.find(id).is_some() {
+            return Ok(());
+        }
+        // The server counter is not the stale socket's: keep it.
+        let server_seq = self.server_seq;
+        let event = self.event(ev, None);
+        self.server_seq = server_seq;
+        let before = self.trace.len();
+        let handled = self.policy.handle_event(ts(self.clock), id, event.clone());
+        self.log.push(format!(
+            "{}ms  -> stale {id} {event:?}: {handled:?}",
+            self.clock
+        ));
+        self.check(Prop::Lifecycle, handled == Handled::Stale, || {
+            format!("{event:?} on old connection {id} was {handled:?}, not Stale")
+        })?;
+        self.drain()?;
+        self.check(Prop::Lifecycle, self.trace.len() == before, || {
+            format!(
+                "stale {event:?} on {id} produced {:?}",
+                &self.trace[before..]
+            )
+        })
+    }
+
+    /// Drains `poll_output` until `None`, carrying out each output.
+    fn drain(&mut self) -> Res {
+        let mut count = 0;
+        while let Some(output) = self.policy.poll_output(ts(self.clock), &mut self.limiter) {
+            count += 1;
+            if count > DRAIN_CAP {
+                self.check(Prop::Liveness, false, || {
+                    format!("poll_output still returning outputs after {DRAIN_CAP} at one instant")
+                })?;
+                self.halted = true;
+                return Ok(());
+            }
+            self.log.push(format!("{}ms  <- {output:?}", self.now));
+            self.on_output(&output)?;
+            self.trace.push((self.now, output));
+        }
+        if self.case.auto_close
+            && let Some(index) = self
+                .live
+                .iter()
+                .position(|t| matches!(t.sock, Sock::Closing(_)))
+        {
+            let event = self.event(&Ev::CloseAck, Some(self.live[index].sock));
+            return self.deliver_live(index, event);
+        }
+        Ok(())
+    }
+
+    fn on_output(&mut self, output: &Output) -> Res {
+        let now = self.now;
+        let guard = self.config().guard_ms;
+        match output {
+            Output::Connect {
+                connection,
+                url,
+                recovery,
+            } => {
+                self.check(Prop::SingleFlight, self.live.is_empty(), || {
+                    format!(
+                        "Connect {connection} while {:?} is still in flight",
+                        self.live
+                    )
+                })?;
+                if let Some(reason) = self.gave_up {
+                    let prop = match reason {
+                        GiveUpReason::FatalCloseCode { .. } => Prop::Fatal,
+                        _ => Prop::Lifecycle,
+                    };
+                    self.check(prop, false, || {
+                        format!("Connect {connection} after GiveUp({reason:?})")
+                    })?;
+                }
+                if let Some(last) = self.last_connect_at {
+                    self.check(Prop::Guard, now >= last.saturating_add(guard), || {
+                        format!(
+                            "Connect {connection} {}ms after the previous one (guard {guard}ms)",
+                            now - last
+                        )
+                    })?;
+                }
+                if self.connects > 0 {
+                    let plan = self.plan.take();
+                    self.check(Prop::Plans, plan.is_some(), || {
+                        format!("Connect {connection} without a Plan since the last Connect")
+                    })?;
+                    if let Some(plan) = plan {
+                        self.check(Prop::Plans, now >= plan.at.as_millis(), || {
+                            format!("Connect {connection} before the plan's time {}", plan.at)
+                        })?;
+                        self.check(Prop::Plans, *recovery == plan.recovery, || {
+                            format!(
+                                "Connect {connection} does {recovery:?}, the plan said {plan:?}"
+                            )
+                        })?;
+                    }
+                }
+                if *recovery == Recovery::Resume
+                    && let Some(code) = self.last_close
+                {
+                    self.check(
+                        Prop::ResumableClose,
+                        code.keeps_session_when_sent_by_client(),
+                        || format!("closed with {code} before resuming on {connection}"),
+                    )?;
+                }
+                let fresh = self.seen.insert(*connection);
+                self.check(Prop::Lifecycle, fresh, || {
+                    format!("connection id {connection} reused")
+                })?;
+                if *recovery == Recovery::Reidentify {
+                    self.check(Prop::Lifecycle, url == GATEWAY_URL, || {
+                        format!("identifying connection {connection} goes to {url}")
+                    })?;
+                }
+                self.live.push(Transport {
+                    id: *connection,
+                    sock: Sock::Dialing,
+                    recovery: *recovery,
+                    hello: false,
+                    handshake: None,
+                    answered: false,
+                });
+                self.last_close = None;
+                self.last_connect_at = Some(now);
+                self.connects += 1;
+            }
+            Output::Send {
+                connection,
+                command,
+            } => {
+                let index = self.find(*connection);
+                let t = index.map(|i| self.live[i].clone());
+                self.check(
+                    Prop::Lifecycle,
+                    t.as_ref().is_some_and(|t| t.sock == Sock::Open && t.hello),
+                    || format!("{command:?} on {connection}, which is {t:?}"),
+                )?;
+                let (Some(index), Some(t)) = (index, t) else {
+                    return Ok(());
+                };
+                match command {
+                    Command::Identify => {
+                        self.check(
+                            Prop::Lifecycle,
+                            t.handshake.is_none() && t.recovery == Recovery::Reidentify,
+                            || format!("Identify on {t:?}"),
+                        )?;
+                        self.live[index].handshake = Some(Recovery::Reidentify);
+                        self.seq = None;
+                        self.session = None;
+                    }
+                    Command::Resume { session_id, seq } => {
+                        self.check(
+                            Prop::Lifecycle,
+                            t.handshake.is_none() && t.recovery == Recovery::Resume,
+                            || format!("Resume on {t:?}"),
+                        )?;
+                        self.check(
+                            Prop::ResumeSeq,
+                            self.session.as_ref() == Some(session_id),
+                            || {
+                                format!(
+                                    "Resume names session {session_id:?}, the last READY gave {:?}",
+                                    self.session
+                                )
+                            },
+                        )?;
+                        self.check(Prop::ResumeSeq, *seq == self.seq.unwrap_or(0), || {
+                            format!(
+                                "Resume carries seq {seq}, the last accepted was {:?}",
+                                self.seq
+                            )
+                        })?;
+                        self.live[index].handshake = Some(Recovery::Resume);
+                    }
+                    Command::Heartbeat { seq } => {
+                        if t.handshake.is_some() {
+                            self.check(Prop::ResumeSeq, *seq == self.seq, || {
+                                format!(
+                                    "Heartbeat carries {seq:?}, the last accepted was {:?}",
+                                    self.seq
+                                )
+                            })?;
+                        }
+                    }
+                }
+            }
+            Output::Close { connection, code } => {
+                self.check(Prop::Lifecycle, !code.is_fatal(), || {
+                    format!("Close {connection} with the fatal code {code}")
+                })?;
+                let index = self.find(*connection);
+                self.check(
+                    Prop::Lifecycle,
+                    index.is_some_and(|i| self.live[i].sock == Sock::Open),
+                    || {
+                        format!(
+                            "Close {connection} which is {:?}",
+                            index.map(|i| &self.live[i])
+                        )
+                    },
+                )?;
+                if let Some(i) = index {
+                    self.live[i].sock = Sock::Closing(*code);
+                }
+                self.last_close = Some(*code);
+            }
+            Output::Abort { connection } => {
+                let index = self.find(*connection);
+                self.check(
+                    Prop::Lifecycle,
+                    index.is_some_and(|i| {
+                        matches!(self.live[i].sock, Sock::Dialing | Sock::Closing(_))
+                    }),
+                    || {
+                        format!(
+                            "Abort {connection} which is {:?}",
+                            index.map(|i| &self.live[i])
+                        )
+                    },
+                )?;
+                if let Some(i) = index {
+                    self.end(i);
+                }
+            }
+            Output::Plan(plan) => self.check_plan(plan)?,
+            Output::GiveUp(reason) => {
+                self.check(Prop::Lifecycle, self.live.is_empty(), || {
+                    format!("GiveUp while {:?} is still in flight", self.live)
+                })?;
+                self.check(Prop::Lifecycle, self.gave_up.is_none(), || {
+                    format!("GiveUp({reason:?}) after GiveUp({:?})", self.gave_up)
+                })?;
+                let limits = self.config().give_up;
+                let justified = match *reason {
+                    GiveUpReason::FatalCloseCode { code } => code.is_fatal(),
+                    GiveUpReason::Unauthorized { status } => matches!(status, 401 | 403),
+                    GiveUpReason::RetriesExhausted { retries } => {
+                        limits.max_retries == Some(retries)
+                    }
+                    GiveUpReason::TimeExhausted { elapsed_ms } => {
+                        limits.max_elapsed_ms.is_some_and(|max| elapsed_ms >= max)
+                    }
+                    _ => false,
+                };
+                self.check(Prop::Lifecycle, justified, || {
+                    format!("GiveUp({reason:?}) is not justified by {limits:?}")
+                })?;
+                self.gave_up = Some(*reason);
+            }
+            Output::ResumeUrlRefused { url, .. } => {
+                // Only the URLs outside the base URL's domain or scheme.
+                self.check(
+                    Prop::Lifecycle,
+                    url != RESUME_URLS[0] && RESUME_URLS[1..].contains(&url.as_str()),
+                    || format!("refused the resume URL {url:?}"),
+                )?;
+            }
+            other => self.check(Prop::Lifecycle, false, || {
+                format!("unknown output {other:?}")
+            })?,
+        }
+        Ok(())
+    }
+
+    fn check_plan(&mut self, plan: &ReconnectPlan) -> Res {
+        let now = self.now;
+        let backoff = self.config().backoff;
+        let guard = self.config().guard_ms;
+        self.check(Prop::Lifecycle, self.live.is_empty(), || {
+            format!("Plan while {:?} is still in flight", self.live)
+        })?;
+        self.check(Prop::Plans, self.plan.is_none(), || {
+            format!(
+                "Plan {plan:?} after Plan {:?} with no Connect between",
+                self.plan
+            )
+        })?;
+        self.check(Prop::Plans, plan.retry >= 1, || {
+            format!("Plan with retry 0: {plan:?}")
+        })?;
+        self.check(
+            Prop::Plans,
+            plan.decision.recovery() == Some(plan.recovery),
+            || format!("Plan's recovery disagrees with its decision: {plan:?}"),
+        )?;
+        let (low, high) = backoff.bounds(plan.retry);
+        // op 7 after a stable connection: reconnect at once (documented).
+        let immediate = plan.trigger == Trigger::Reconnect && plan.retry == 1;
+        self.check(
+            Prop::Plans,
+            (low..=high).contains(&plan.backoff_ms) || (immediate && plan.backoff_ms == 0),
+            || {
+                format!(
+                    "backoff {}ms outside {low}..={high} for {plan:?}",
+                    plan.backoff_ms
+                )
+            },
+        )?;
+        self.check(Prop::Plans, plan.backoff_ms <= backoff.cap_ms, || {
+            format!(
+                "backoff {}ms above the cap {}",
+                plan.backoff_ms, backoff.cap_ms
+            )
+        })?;
+        let wait = plan.backoff_ms.max(plan.decision.protocol_delay_ms());
+        self.check(
+            Prop::Plans,
+            plan.at.as_millis() >= now.saturating_add(wait),
+            || format!("plan at {} earlier than now + {wait}ms: {plan:?}", plan.at),
+        )?;
+        if let Some(last) = self.last_connect_at {
+            self.check(
+                Prop::Guard,
+                plan.at.as_millis() >= last.saturating_add(guard),
+                || {
+                    format!(
+                        "plan at {} within the guard of the Connect at {last}",
+                        plan.at
+                    )
+                },
+            )?;
+        }
+        self.plan = Some(*plan);
+        Ok(())
+    }
+
+    fn after_step(&mut self) -> Res {
+        if self.halted {
+            return Ok(());
+        }
+        if let Some(reason) = self.gave_up {
+            let prop = match reason {
+                GiveUpReason::FatalCloseCode { .. } => Prop::Fatal,
+                _ => Prop::Lifecycle,
+            };
+            let state = self.policy.state();
+            self.check(prop, state.is_terminal(), || {
+                format!("gave up ({reason:?}) but the state is {state:?}")
+            })?;
+            self.check(prop, self.policy.poll_timeout().is_none(), || {
+                format!(
+                    "gave up ({reason:?}) but wants a wake-up at {:?}",
+                    self.policy.poll_timeout()
+                )
+            })?;
+        }
+        if let Some(at) = self.policy.poll_timeout() {
+            self.check(Prop::Liveness, at.as_millis() > self.now, || {
+                format!("after a full drain the next wake-up {at} is not in the future")
+            })?;
+        }
+        let policy_conn = self.policy.connection();
+        let driver_conn = self.live.last().map(|t| t.id);
+        self.check(Prop::Lifecycle, policy_conn == driver_conn, || {
+            format!("the policy's socket is {policy_conn:?}, the driver holds {driver_conn:?}")
+        })?;
+        let attempts = self.policy.stats().attempts;
+        self.check(Prop::Lifecycle, attempts == self.connects, || {
+            format!("stats.attempts {attempts} but {} Connects", self.connects)
+        })
+    }
+}
