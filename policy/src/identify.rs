@@ -22,6 +22,8 @@
 //!    *whatever the network delays*: a retransmitted, late Identify can
 //!    never end up less than 5 s before the next one.
 
+use std::collections::VecDeque;
+
 use serde::{Deserialize, Serialize};
 
 use crate::time::Timestamp;
@@ -133,8 +135,10 @@ pub struct IdentifyLimiter {
     /// When each bucket's latest reservation window ends.
     booked_until: Vec<Timestamp>,
     /// Slots reserved and not yet granted (dropped once a minute old): each
-    /// one is a session start that will be asked for.
-    reservations: Vec<Timestamp>,
+    /// one is a session start that will be asked for. Kept in time order, so
+    /// expiring, granting and counting cost O(log n), not O(n): one limiter
+    /// serves a whole fleet, and each shard reserves.
+    reservations: VecDeque<Timestamp>,
     total: u32,
     remaining: u32,
     reset_at: Timestamp,
@@ -153,7 +157,7 @@ impl IdentifyLimiter {
             window_ms: IDENTIFY_WINDOW_MS + 250,
             buckets: Vec::new(),
             booked_until: Vec::new(),
-            reservations: Vec::new(),
+            reservations: VecDeque::new(),
             total: 0,
             remaining: 0,
             reset_at: now,
@@ -251,8 +255,13 @@ impl IdentifyLimiter {
 
 impl IdentifyGate for IdentifyLimiter {
     fn reserve(&mut self, now: Timestamp, shard: u32) -> Timestamp {
-        self.reservations
-            .retain(|slot| slot.saturating_add(RESERVATION_TTL_MS) > now);
+        while self
+            .reservations
+            .front()
+            .is_some_and(|slot| slot.saturating_add(RESERVATION_TTL_MS) <= now)
+        {
+            self.reservations.pop_front();
+        }
         let bucket = self.bucket_of(shard);
         let mut slot = self.earliest(now, shard).max(self.booked_until[bucket]);
         // Once the reservations already out in this period cover what is
@@ -260,13 +269,14 @@ impl IdentifyGate for IdentifyLimiter {
         // without a socket, instead of connecting only to be refused a
         // grant. (Reservations at or after the refill use the next period's.)
         let reset_at = self.reset_at;
-        let outstanding = self.reservations.iter().filter(|s| **s < reset_at).count();
+        let outstanding = self.reservations.partition_point(|s| *s < reset_at);
         let outstanding = u64::try_from(outstanding).unwrap_or(u64::MAX);
         if now < self.reset_at && outstanding >= u64::from(self.remaining) {
             slot = slot.max(self.reset_at);
         }
         self.booked_until[bucket] = slot.saturating_add(self.window_ms);
-        self.reservations.push(slot);
+        let at = self.reservations.partition_point(|s| *s <= slot);
+        self.reservations.insert(at, slot);
         self.stats.reserved += 1;
         slot
     }
@@ -294,14 +304,8 @@ impl IdentifyGate for IdentifyLimiter {
         self.remaining -= 1;
         self.stats.granted += 1;
         // The grant uses up the earliest reservation, if one is due.
-        if let Some((i, _)) = self
-            .reservations
-            .iter()
-            .enumerate()
-            .filter(|(_, slot)| **slot <= now)
-            .min_by_key(|(_, slot)| **slot)
-        {
-            self.reservations.swap_remove(i);
+        if self.reservations.front().is_some_and(|slot| *slot <= now) {
+            self.reservations.pop_front();
         }
         Ok(())
     }
