@@ -57,10 +57,12 @@ pub fn median_ns(id: &str) -> Option<f64> {
         .filter(|ns| ns.is_finite() && *ns > 0.0)
 }
 
-/// Whether criterion was asked only to check that every benchmark runs
-/// (`cargo bench -- --test`) or to list them: summaries are then skipped,
-/// since nothing was measured.
+/// Whether criterion is measuring in this run: `cargo bench` passes
+/// `--bench`. Under `cargo test --benches` (no `--bench`), or with `--test`
+/// or `--list`, criterion only runs each benchmark once or lists them, so
+/// summaries built from saved medians are skipped.
 #[must_use]
 pub fn measuring() -> bool {
-    !std::env::args().any(|a| a == "--test" || a == "--list")
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test" || a == "--list")
 }
