@@ -201,6 +201,10 @@ pub struct Backoff {
     prev_sleep_ms: u64,
     /// Previous `g(t)` (V2).
     prev_v2: f64,
+    /// V2's frozen retry for this configuration (0: not computed yet). It
+    /// depends on the configuration alone and costs a loop of `exp2`,
+    /// `sqrt` and `tanh`, so it is computed once, at the first V2 delay.
+    v2_frozen_at: u32,
 }
 
 impl Backoff {
@@ -212,6 +216,7 @@ impl Backoff {
             last_retry: 0,
             prev_sleep_ms: 0,
             prev_v2: 0.0,
+            v2_frozen_at: 0,
         }
     }
 
@@ -264,7 +269,10 @@ impl Backoff {
         let c = self.config;
         let cap = c.cap_ms as f64;
         let base = c.base_ms as f64;
-        let frozen_at = v2_frozen_retry(base, cap);
+        if self.v2_frozen_at == 0 {
+            self.v2_frozen_at = v2_frozen_retry(base, cap);
+        }
+        let frozen_at = self.v2_frozen_at;
         let n = retry.min(frozen_at);
         // The previous g(t): the real one while the exponent still grows and
         // the draws are consecutive, a fresh draw for retry n-1 otherwise.
