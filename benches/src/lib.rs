@@ -6,6 +6,10 @@
 //! them one output directory and reads back the medians criterion saved, so
 //! a benchmark can print a ratio or a per-client cost computed from the
 //! same run that criterion reports — never from a second, separate timing.
+//! [`shard`] is the driver the policy benchmark and the zero-allocation test
+//! share.
+
+pub mod shard;
 
 use std::path::PathBuf;
 
