@@ -29,7 +29,7 @@ pub fn check(data: &[u8]) -> Outcome {
     let Ok(inbound) = parse(text) else {
         return Outcome::Refused;
     };
-    let again = match &inbound {
+    let rebuilt = match &inbound {
         Inbound::Dispatch { event, kind } => {
             let data = event.data.get();
             if let Err(e) = serde_json::from_str::<IgnoredAny>(data) {
@@ -65,7 +65,6 @@ pub fn check(data: &[u8]) -> Outcome {
         }
         other => panic!("an inbound kind this target does not know: {other:?}"),
     };
-    let rebuilt = again;
     let reparsed = parse(&rebuilt)
         .unwrap_or_else(|e| panic!("the rebuilt frame {rebuilt} is refused ({e}): {text:?}"));
     assert_eq!(
