@@ -125,12 +125,9 @@ pub(crate) struct SocketTicket(std::sync::Arc<SocketGauge>);
 
 impl Drop for SocketTicket {
     fn drop(&mut self) {
-        let _ = self
-            .0
-            .open
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                Some(n.saturating_sub(1))
-            });
+        // Every ticket was counted by `ticket()` before it existed, so the
+        // count is at least one here and the subtraction cannot wrap.
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
