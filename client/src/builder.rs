@@ -14,7 +14,8 @@ use crate::error::BuildError;
 use crate::figures::{Published, SocketGauge};
 use crate::identify_share::IdentifyShare;
 use crate::token::Token;
-use crate::transport::Dialer;
+use crate::transport::{DEFAULT_USER_AGENT, Dialer};
+use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 /// The smallest frame size limit accepted: the gateway's own limit on
 /// payloads a client sends.
@@ -53,6 +54,7 @@ pub struct ClientBuilder {
     max_frame_bytes: usize,
     event_buffer: usize,
     notice_capacity: usize,
+    user_agent: String,
 }
 
 impl ClientBuilder {
@@ -70,6 +72,7 @@ impl ClientBuilder {
             max_frame_bytes: DEFAULT_FRAME_BYTES,
             event_buffer: 1_024,
             notice_capacity: 1_024,
+            user_agent: DEFAULT_USER_AGENT.to_owned(),
         }
     }
 
@@ -147,6 +150,15 @@ impl ClientBuilder {
         self
     }
 
+    /// The `User-Agent` of every WebSocket upgrade request (default
+    /// [`DEFAULT_USER_AGENT`]: this library and its version). Name your bot
+    /// and library here if you like; it must be a valid HTTP header value.
+    #[must_use]
+    pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = user_agent.into();
+        self
+    }
+
     /// Starts the client on the current tokio runtime. The first connection
     /// attempt starts at once.
     ///
@@ -171,8 +183,12 @@ impl ClientBuilder {
         let clock = identify.clock();
         let seed = self.seed.unwrap_or_else(|| random_seed(id));
         let policy = Policy::new(self.policy, id, seed, clock.now())?;
-        let dialer =
-            Dialer::new(self.max_frame_bytes).map_err(|e| BuildError::Tls(e.to_string()))?;
+        let user_agent = HeaderValue::from_str(&self.user_agent)
+            .ok()
+            .filter(|_| !self.user_agent.trim().is_empty())
+            .ok_or(BuildError::UserAgent)?;
+        let dialer = Dialer::new(self.max_frame_bytes, user_agent)
+            .map_err(|e| BuildError::Tls(e.to_string()))?;
 
         let (events_tx, events_rx) = mpsc::channel(self.event_buffer.max(1));
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -237,6 +253,13 @@ mod tests {
             small.start(),
             Err(BuildError::FrameLimit { got: 10, .. })
         ));
+        for user_agent in ["", "  ", "bot\r\nX-Injected: 1"] {
+            let bad = ClientBuilder::new(Token::new("t")).user_agent(user_agent);
+            assert!(
+                matches!(bad.start(), Err(BuildError::UserAgent)),
+                "{user_agent:?}"
+            );
+        }
         let shard = ClientBuilder::new(Token::new("t")).shard(2, 2);
         assert!(matches!(
             shard.start(),

@@ -94,9 +94,15 @@ impl Connection {
 
     /// Writes what can be written without waiting (used right before the
     /// socket is dropped, to get a reply to the peer's close frame out).
+    /// tungstenite queues that reply itself when it reads the close frame,
+    /// outside our queue, so the socket is flushed even when our queue is
+    /// empty. One attempt, never a wait: a peer that does not read gets no
+    /// reply rather than a stalled driver.
     pub(crate) fn flush_now(&mut self) {
         let mut cx = Context::from_waker(std::task::Waker::noop());
-        let _ = self.poll_write(&mut cx);
+        if self.poll_write(&mut cx).is_ok() {
+            let _ = Pin::new(&mut self.ws).poll_flush(&mut cx);
+        }
     }
 
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Incoming> {

@@ -60,6 +60,10 @@ pub enum BuildError {
         /// The count.
         count: u32,
     },
+    /// The `User-Agent` is empty or not a valid HTTP header value (a
+    /// control character, a line break).
+    #[error("the User-Agent is empty or not a valid HTTP header value")]
+    UserAgent,
     /// rustls refused the TLS configuration.
     #[error("TLS configuration refused: {0}")]
     Tls(String),

@@ -79,4 +79,4 @@ pub use figures::Figures;
 pub use identify_share::IdentifyShare;
 pub use notice::Notice;
 pub use token::{Token, TokenError};
-pub use transport::GATEWAY_QUERY;
+pub use transport::{DEFAULT_USER_AGENT, GATEWAY_QUERY};

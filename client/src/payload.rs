@@ -53,7 +53,7 @@ pub enum Inbound {
     Reconnect,
     /// op 9.
     InvalidSession {
-        /// `d`.
+        /// `d`; a missing or null `d` reads as `false`.
         resumable: bool,
     },
     /// Any other opcode (including ones only a client sends).
@@ -147,8 +147,14 @@ pub fn parse(text: &str) -> Result<Inbound, PayloadError> {
         1 => Ok(Inbound::HeartbeatRequest),
         7 => Ok(Inbound::Reconnect),
         9 => {
-            let d = envelope.d.ok_or_else(|| field("d"))?;
-            let resumable: bool = serde_json::from_str(d.get()).map_err(|_| field("d"))?;
+            // Servers in the wild send op 9 with no `d` (or `d: null`) and
+            // then close: a session nobody says may be resumed cannot be.
+            let resumable = match envelope.d {
+                None => false,
+                Some(d) => serde_json::from_str::<Option<bool>>(d.get())
+                    .map_err(|_| field("d"))?
+                    .unwrap_or(false),
+            };
             Ok(Inbound::InvalidSession { resumable })
         }
         10 => {
@@ -196,6 +202,24 @@ mod tests {
             parse(r#"{"op":9,"d":false}"#),
             Ok(Inbound::InvalidSession { resumable: false })
         ));
+    }
+
+    #[test]
+    fn an_invalid_session_without_d_is_not_resumable() {
+        // What a real server sends before it closes with 4006.
+        for text in [
+            r#"{"op":9,"s":4}"#,
+            r#"{"op":9,"d":null}"#,
+            r#"{"op":9,"d":null,"s":null,"t":null}"#,
+        ] {
+            assert!(
+                matches!(
+                    parse(text),
+                    Ok(Inbound::InvalidSession { resumable: false })
+                ),
+                "{text}"
+            );
+        }
     }
 
     #[test]

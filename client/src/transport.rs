@@ -19,7 +19,7 @@ use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
-use tokio_tungstenite::tungstenite::http::{HeaderMap, StatusCode, header};
+use tokio_tungstenite::tungstenite::http::{HeaderMap, HeaderValue, StatusCode, header};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Error as WsError};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -29,6 +29,11 @@ pub(crate) type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// The query every gateway URL gets: API version 10, JSON, no compression.
 pub const GATEWAY_QUERY: &str = "v=10&encoding=json";
+
+/// The `User-Agent` every upgrade request carries unless the builder sets
+/// another: this library and its version. Some gateway servers refuse an
+/// upgrade without one (closing with 4002 before Hello).
+pub const DEFAULT_USER_AGENT: &str = concat!("reconnect-client/", env!("CARGO_PKG_VERSION"));
 
 /// The longest `Retry-After` read, in seconds (the policy caps the wait at
 /// 30 days anyway; this only keeps the arithmetic finite).
@@ -57,18 +62,23 @@ impl DialError {
 pub(crate) struct Dialer {
     tls: Arc<rustls::ClientConfig>,
     websocket: WebSocketConfig,
+    user_agent: HeaderValue,
 }
 
 impl Dialer {
     /// A dialer that refuses inbound messages and frames over
-    /// `max_frame_bytes`.
+    /// `max_frame_bytes` and names itself with `user_agent`.
     ///
     /// # Errors
     ///
     /// rustls refuses the TLS configuration (it does not with the ring
     /// provider; the error is kept rather than assumed away).
-    pub(crate) fn new(max_frame_bytes: usize) -> Result<Self, rustls::Error> {
+    pub(crate) fn new(
+        max_frame_bytes: usize,
+        user_agent: HeaderValue,
+    ) -> Result<Self, rustls::Error> {
         Ok(Self {
+            user_agent,
             tls: Arc::new(tls_config()?),
             websocket: WebSocketConfig::default()
                 .max_message_size(Some(max_frame_bytes))
@@ -81,9 +91,12 @@ impl Dialer {
     /// Opens a WebSocket to `url` (the policy's URL, without query).
     pub(crate) async fn dial(&self, url: &str) -> Result<WsStream, DialError> {
         let url = with_gateway_query(url);
-        let request = url.as_str().into_client_request().map_err(|e| {
+        let mut request = url.as_str().into_client_request().map_err(|e| {
             DialError::new(ConnectFailure::Refused, format!("unusable URL {url}: {e}"))
         })?;
+        request
+            .headers_mut()
+            .insert(header::USER_AGENT, self.user_agent.clone());
         let uri = request.uri();
         let secure = uri.scheme_str() == Some("wss");
         let host = uri
@@ -287,7 +300,7 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        let dialer = Dialer::new(1 << 20).unwrap();
+        let dialer = Dialer::new(1 << 20, HeaderValue::from_static(DEFAULT_USER_AGENT)).unwrap();
         let err = dialer
             .dial(&format!("ws://127.0.0.1:{port}"))
             .await

@@ -7,12 +7,14 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use reconnect_client::testkit::gateway::{Fault, GatewayConfig};
 use reconnect_client::{ClientError, Notice, Token};
 use reconnect_policy::{
     Command, Decision, IDENTIFY_WINDOW_MS, PolicyState, Recovery, Timestamp, UrlError,
 };
 use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::{
     Harness, TOKEN, assert_continuous, bounded, builder, gateway, gateway_config, policy,
@@ -45,6 +47,26 @@ async fn fatal_close_codes_stop_the_client_with_the_code_named() {
                 "reconnected after {code}"
             );
         }
+    })
+    .await;
+}
+
+/// The client answers the server's close frame with its own (RFC 6455
+/// §5.5.1) before it drops the socket, whatever the code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_servers_close_frame_is_answered() {
+    bounded(20, async {
+        let gw = gateway(gateway_config()).await;
+        let h = Harness::start(builder(policy(&gw.url())));
+        for (round, code) in [4000_u16, 4002, 4008].into_iter().enumerate() {
+            h.wait_streaming_past(h.events().len() as u64 + 3, 5).await;
+            gw.inject(Fault::Close { code });
+            h.wait("the close to be answered", 5, |_| {
+                gw.stats().close_replies > round as u64
+            })
+            .await;
+        }
+        h.close().await.unwrap();
     })
     .await;
 }
@@ -223,6 +245,95 @@ async fn op9_not_resumable_starts_a_new_session_within_the_identify_limits() {
         h.wait_streaming_past(5, 5).await;
         assert_continuous(&h.events());
         h.close().await.unwrap();
+    })
+    .await;
+}
+
+/// Some servers send op 9 with no `d` and then close with 4006. A missing
+/// `d` means "not resumable": the client identifies anew and never spends a
+/// connection on a Resume the server has already refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn op9_without_d_starts_a_new_session_without_a_resume() {
+    bounded(20, async {
+        let gw = gateway(gateway_config()).await;
+        let h = Harness::start(builder(policy(&gw.url())));
+        h.wait_streaming_past(5, 5).await;
+        let first = h.current_session().unwrap();
+        gw.inject(Fault::InvalidSessionWithoutData);
+        h.wait("a new session", 10, |h| {
+            h.current_session().is_some_and(|s| s != first) && h.figures().state.is_connected()
+        })
+        .await;
+        assert!(matches!(
+            h.plans()[0].decision,
+            Decision::Wait {
+                then: Recovery::Reidentify,
+                ..
+            }
+        ));
+        let stats = gw.stats();
+        assert_eq!(
+            (stats.identifies, stats.resumes, stats.resumes_refused),
+            (2, 0, 0)
+        );
+        assert_eq!(
+            h.figures().malformed_frames,
+            0,
+            "op 9 without d is not bad input"
+        );
+        h.close().await.unwrap();
+    })
+    .await;
+}
+
+/// A gateway that refuses upgrades without a `User-Agent` (closing with
+/// 4002 before Hello) sees one on every upgrade: the library's by default,
+/// the bot's own when the builder sets one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_upgrade_carries_a_user_agent() {
+    bounded(20, async {
+        // Two clients identify one after the other: no identify interval.
+        let gw = gateway(GatewayConfig {
+            require_user_agent: true,
+            identify_interval_ms: 0,
+            ..gateway_config()
+        })
+        .await;
+        // The gateway's rule bites: an upgrade without one is closed with
+        // 4002 before Hello.
+        let tcp = tokio::net::TcpStream::connect(gw.addr()).await.unwrap();
+        let (mut bare, _) = tokio_tungstenite::client_async(gw.url(), tcp)
+            .await
+            .unwrap();
+        let first = bare.next().await.unwrap().unwrap();
+        let Message::Close(Some(frame)) = first else {
+            panic!("expected a close before Hello, got {first:?}");
+        };
+        assert_eq!(u16::from(frame.code), 4002);
+        assert_eq!(gw.stats().missing_user_agent, 1);
+        drop(bare);
+
+        let h = Harness::start(builder(policy(&gw.url())));
+        h.wait_streaming_past(3, 5).await;
+        gw.inject(Fault::Close { code: 4000 });
+        h.wait_streaming_past(h.events().len() as u64 + 3, 5).await;
+        let stats = gw.stats();
+        assert_eq!(stats.upgrades, 3);
+        assert_eq!(stats.missing_user_agent, 1, "the client always sends one");
+        assert_eq!(
+            stats.last_user_agent.as_deref(),
+            Some(reconnect_client::DEFAULT_USER_AGENT)
+        );
+        h.close().await.unwrap();
+
+        let own =
+            Harness::start(builder(policy(&gw.url())).user_agent("DiscordBot (example, 1.0)"));
+        own.wait_streaming_past(3, 5).await;
+        assert_eq!(
+            gw.stats().last_user_agent.as_deref(),
+            Some("DiscordBot (example, 1.0)")
+        );
+        own.close().await.unwrap();
     })
     .await;
 }

@@ -2,6 +2,7 @@
 //! and Resume, the event stream, and the faults aimed at open sockets.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -46,11 +47,21 @@ pub(super) async fn serve(shared: Arc<Shared>, tcp: TcpStream, id: u64) {
     let _ = tcp.set_nodelay(true);
     let faults = shared.faults.subscribe();
     let for_upgrade = Arc::clone(&shared);
+    let without_user_agent = Arc::new(AtomicBool::new(false));
+    let upgrade_without_user_agent = Arc::clone(&without_user_agent);
     // The error type is tungstenite's, large or not.
     #[allow(clippy::result_large_err)]
     let upgrade = move |request: &Request, response: Response| {
         let mut state = for_upgrade.lock();
         state.stats.last_query = request.uri().query().map(str::to_owned);
+        state.stats.last_user_agent = request
+            .headers()
+            .get(header::USER_AGENT)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        if state.stats.last_user_agent.is_none() {
+            state.stats.missing_user_agent += 1;
+            upgrade_without_user_agent.store(true, Ordering::Relaxed);
+        }
         let Some(reject) = state.modes.reject.clone() else {
             return Ok(response);
         };
@@ -87,6 +98,7 @@ pub(super) async fn serve(shared: Arc<Shared>, tcp: TcpStream, id: u64) {
         state.stats.upgrades += 1;
         state.stats.open_sockets += 1;
     }
+    let shared_requires_user_agent = shared.config.require_user_agent;
     let mut socket = ServerSocket {
         shared,
         id,
@@ -98,6 +110,8 @@ pub(super) async fn serve(shared: Arc<Shared>, tcp: TcpStream, id: u64) {
         drop_at: None,
         detached: false,
         closing: false,
+        refuse_before_hello: shared_requires_user_agent
+            && without_user_agent.load(Ordering::Relaxed),
     };
     socket.run().await;
     socket.finish();
@@ -121,6 +135,9 @@ struct ServerSocket {
     /// Whether this side sent a close frame (the client's next close frame
     /// is then only its reply).
     closing: bool,
+    /// Whether to close with 4002 instead of saying Hello (the gateway
+    /// requires a `User-Agent` and the upgrade had none).
+    refuse_before_hello: bool,
 }
 
 impl ServerSocket {
@@ -129,8 +146,13 @@ impl ServerSocket {
             "op": 10,
             "d": {"heartbeat_interval": self.shared.config.heartbeat_interval_ms},
         });
-        // A stalled gateway does not even say Hello.
-        if !self.stalled() && self.send_json(&hello).await == Flow::End {
+        if self.refuse_before_hello {
+            debug!(connection = self.id, "no User-Agent: closing with 4002");
+            if self.close(4002).await == Flow::End {
+                return;
+            }
+        } else if !self.stalled() && self.send_json(&hello).await == Flow::End {
+            // A stalled gateway does not even say Hello.
             return;
         }
         loop {
@@ -248,7 +270,9 @@ impl ServerSocket {
                 );
                 // A reply to our own close echoes our code: it is not the
                 // client closing (with 1000, say).
-                if !self.closing {
+                if self.closing {
+                    self.shared.lock().stats.close_replies += 1;
+                } else {
                     self.on_client_close(code);
                 }
                 self.detach();
@@ -490,6 +514,19 @@ impl ServerSocket {
             }
             Fault::InvalidSession { resumable } => {
                 self.send_json(&json!({"op": 9, "d": resumable})).await
+            }
+            Fault::InvalidSessionWithoutData => {
+                if let Some(id) = &self.session {
+                    let mut state = self.shared.lock();
+                    if let Some(session) = state.sessions.get_mut(id) {
+                        session.invalid = true;
+                    }
+                }
+                let seq = self.next.saturating_sub(1);
+                if self.send_json(&json!({"op": 9, "s": seq})).await == Flow::End {
+                    return Flow::End;
+                }
+                self.close(4006).await
             }
             Fault::HeartbeatRequest => self.send_json(&json!({"op": 1, "d": null})).await,
             Fault::SendText { text } => self.send_text(text).await,

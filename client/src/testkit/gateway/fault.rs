@@ -34,6 +34,9 @@ pub enum Fault {
         /// `d`: whether the session may be resumed.
         resumable: bool,
     },
+    /// Send op 9 with no `d` at all (`{"op":9,"s":…}`), then close with
+    /// 4006, as some gateway servers do: the session is gone.
+    InvalidSessionWithoutData,
     /// Send op 1, asking for a heartbeat at once.
     HeartbeatRequest,
     /// Send this text frame as is (malformed JSON, an unknown opcode, ...).
@@ -100,7 +103,7 @@ pub struct ScheduledFault {
 
 impl Fault {
     /// Parses a command typed by hand: `drop`, `reset`, `close 4000`, `op7`,
-    /// `op7+close 4000`, `op9 true`, `op1`, `acks off`, `stall on`,
+    /// `op7+close 4000`, `op9 true`, `op9 none` (no `d`, then 4006), `op1`, `acks off`, `stall on`,
     /// `refuse on`, `429 5` (Retry-After 5 s, next upgrade), `reject 401`,
     /// `drop-after 200`, `invalidate`, `text <frame>`, `binary`, `big <bytes>`.
     ///
@@ -130,6 +133,7 @@ impl Fault {
             "close" => Self::Close { code: code(arg)? },
             "op7" => Self::Reconnect,
             "op7+close" => Self::ReconnectAndClose { code: code(arg)? },
+            "op9" if arg == Some("none") => Self::InvalidSessionWithoutData,
             "op9" => Self::InvalidSession {
                 resumable: on(arg)?,
             },
@@ -162,7 +166,7 @@ impl Fault {
             },
             _ => {
                 return Err(
-                    "faults: drop | reset | close <code> | op7 | op7+close <code> | op9 <true|false> \
+                    "faults: drop | reset | close <code> | op7 | op7+close <code> | op9 <true|false|none> \
                      | op1 | acks <on|off> | stall <on|off> | refuse <on|off> | 429 <seconds> \
                      | reject <status> | drop-after [ms] | invalidate | text <frame> | binary | big <bytes>"
                         .to_owned(),
@@ -182,6 +186,10 @@ mod tests {
         assert_eq!(
             Fault::parse("op9 false"),
             Ok(Fault::InvalidSession { resumable: false })
+        );
+        assert_eq!(
+            Fault::parse("op9 none"),
+            Ok(Fault::InvalidSessionWithoutData)
         );
         assert_eq!(Fault::parse("acks off"), Ok(Fault::Acks { on: false }));
         assert_eq!(

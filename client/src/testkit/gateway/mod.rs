@@ -85,6 +85,9 @@ pub struct GatewayConfig {
     pub event_padding: usize,
     /// Faults injected at set times.
     pub schedule: Vec<ScheduledFault>,
+    /// Close with 4002 before Hello when the upgrade request has no
+    /// `User-Agent`, as some gateway servers do by default.
+    pub require_user_agent: bool,
 }
 
 impl Default for GatewayConfig {
@@ -100,6 +103,7 @@ impl Default for GatewayConfig {
             unknown_event_every: 0,
             event_padding: 0,
             schedule: Vec::new(),
+            require_user_agent: false,
         }
     }
 }

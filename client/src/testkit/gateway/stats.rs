@@ -48,6 +48,11 @@ pub struct GatewayStats {
     pub open_sockets: u64,
     /// The query string of the last upgrade request.
     pub last_query: Option<String>,
+    /// The `User-Agent` of the last upgrade request.
+    pub last_user_agent: Option<String>,
+    /// Upgrades without a `User-Agent` (closed with 4002 when the gateway
+    /// requires one).
+    pub missing_user_agent: u64,
     /// Identify payloads answered with READY.
     pub identifies: u64,
     /// Identify payloads refused (op 9 `false`) because they came faster
@@ -70,6 +75,9 @@ pub struct GatewayStats {
     pub events_generated: u64,
     /// Dispatches sent again in replays.
     pub replayed: u64,
+    /// Close frames clients sent in reply to the gateway's own close
+    /// (RFC 6455 §5.5.1 asks for one).
+    pub close_replies: u64,
     /// Close codes of the closes clients started (replies to the gateway's
     /// own close frames left out), in order.
     pub client_close_codes: Vec<u16>,
