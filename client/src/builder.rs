@@ -9,6 +9,7 @@ use tracing::Instrument;
 
 use crate::client::{Client, Events};
 use crate::command::Identity;
+use crate::compression::Compression;
 use crate::driver::{Driver, DriverParts};
 use crate::error::BuildError;
 use crate::figures::{Published, SocketGauge};
@@ -55,6 +56,7 @@ pub struct ClientBuilder {
     event_buffer: usize,
     notice_capacity: usize,
     user_agent: String,
+    compression: Compression,
 }
 
 impl ClientBuilder {
@@ -73,6 +75,7 @@ impl ClientBuilder {
             event_buffer: 1_024,
             notice_capacity: 1_024,
             user_agent: DEFAULT_USER_AGENT.to_owned(),
+            compression: Compression::None,
         }
     }
 
@@ -159,6 +162,16 @@ impl ClientBuilder {
         self
     }
 
+    /// Transport compression (default [`Compression::None`]). Each
+    /// connection gets a fresh context, and no message may inflate past
+    /// [`ClientBuilder::max_frame_bytes`]: one that does ends its
+    /// connection (counted as oversized) and the policy resumes.
+    #[must_use]
+    pub const fn compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
     /// Starts the client on the current tokio runtime. The first connection
     /// attempt starts at once.
     ///
@@ -187,7 +200,7 @@ impl ClientBuilder {
             .ok()
             .filter(|_| !self.user_agent.trim().is_empty())
             .ok_or(BuildError::UserAgent)?;
-        let dialer = Dialer::new(self.max_frame_bytes, user_agent)
+        let dialer = Dialer::new(self.max_frame_bytes, user_agent, self.compression)
             .map_err(|e| BuildError::Tls(e.to_string()))?;
 
         let (events_tx, events_rx) = mpsc::channel(self.event_buffer.max(1));

@@ -18,14 +18,19 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
 
+use crate::compression::{Compression, InflateError, Inflater};
 use crate::figures::SocketTicket;
-use crate::transport::{ReadError, WsStream};
+use crate::transport::{GatewaySocket, ReadError, WsStream};
 
 /// What reading the socket gave.
 #[derive(Debug)]
 pub(crate) enum Incoming {
-    /// A message (text, binary, ping, pong or close).
+    /// A message (text, binary, ping, pong or close); with transport
+    /// compression, each whole payload arrives inflated as text.
     Message(Message),
+    /// A compressed frame could not be inflated: the stream's context is
+    /// lost, so the socket is finished.
+    Undecodable(InflateError),
     /// The socket is finished: closed by the peer without (further) close
     /// frame, or broken (`Some` error).
     Ended(Option<ReadError>),
@@ -35,6 +40,7 @@ pub(crate) enum Incoming {
 pub(crate) struct Connection {
     id: ConnectionId,
     ws: WsStream,
+    inflater: Inflater,
     outbound: VecDeque<Message>,
     /// Frames were handed to tungstenite and not flushed yet.
     dirty: bool,
@@ -47,10 +53,11 @@ pub(crate) struct Connection {
 impl Connection {
     /// Wraps an open socket for connection `id`; `ticket` counts it as
     /// open until it is dropped.
-    pub(crate) fn new(id: ConnectionId, ws: WsStream, ticket: SocketTicket) -> Self {
+    pub(crate) fn new(id: ConnectionId, socket: GatewaySocket, ticket: SocketTicket) -> Self {
         Self {
             id,
-            ws,
+            ws: socket.ws,
+            inflater: socket.inflater,
             outbound: VecDeque::new(),
             dirty: false,
             closing: false,
@@ -109,7 +116,25 @@ impl Connection {
         if let Err(e) = self.poll_write(cx) {
             return Poll::Ready(Incoming::Ended(Some(e)));
         }
-        match Pin::new(&mut self.ws).poll_next(cx) {
+        loop {
+            return match Pin::new(&mut self.ws).poll_next(cx) {
+                Poll::Ready(Some(Ok(Message::Binary(bytes))))
+                    if self.inflater.compression() != Compression::None =>
+                {
+                    match self.inflater.push(&bytes) {
+                        Ok(Some(text)) => Poll::Ready(Incoming::Message(Message::text(text))),
+                        // The rest of the message is in the next frame.
+                        Ok(None) => continue,
+                        Err(e) => Poll::Ready(Incoming::Undecodable(e)),
+                    }
+                }
+                other => Self::incoming(other),
+            };
+        }
+    }
+
+    fn incoming(polled: Poll<Option<Result<Message, ReadError>>>) -> Poll<Incoming> {
+        match polled {
             Poll::Ready(Some(Ok(message))) => Poll::Ready(Incoming::Message(message)),
             Poll::Ready(Some(Err(ReadError::ConnectionClosed | ReadError::AlreadyClosed)))
             | Poll::Ready(None) => Poll::Ready(Incoming::Ended(None)),

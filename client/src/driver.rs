@@ -22,6 +22,7 @@ use tracing::{debug, error, info, trace, warn};
 
 use crate::clock::Clock;
 use crate::command::{self, Identity};
+use crate::compression::InflateError;
 use crate::connection::{Connection, Incoming};
 use crate::dispatch::DispatchEvent;
 use crate::error::ClientError;
@@ -31,9 +32,9 @@ use crate::identify_share::IdentifyShare;
 use crate::notice::Notice;
 use crate::payload::{self, Inbound};
 use crate::token::Token;
-use crate::transport::{self, DialError, Dialer, WsStream};
+use crate::transport::{self, DialError, Dialer, GatewaySocket};
 
-type Dial = Pin<Box<dyn Future<Output = Result<Box<WsStream>, DialError>> + Send>>;
+type Dial = Pin<Box<dyn Future<Output = Result<Box<GatewaySocket>, DialError>> + Send>>;
 
 /// The one socket the client may have.
 enum Link {
@@ -61,7 +62,7 @@ impl Link {
 
 /// What the link produced.
 enum LinkEvent {
-    Dialed(ConnectionId, Result<Box<WsStream>, DialError>),
+    Dialed(ConnectionId, Result<Box<GatewaySocket>, DialError>),
     Incoming(Incoming),
 }
 
@@ -351,15 +352,15 @@ impl Driver {
         &mut self,
         now: Timestamp,
         id: ConnectionId,
-        result: Result<Box<WsStream>, DialError>,
+        result: Result<Box<GatewaySocket>, DialError>,
     ) {
         let Link::Dialing { ticket, .. } = std::mem::replace(&mut self.link, Link::Idle) else {
             return;
         };
         match result {
-            Ok(ws) => {
+            Ok(socket) => {
                 info!(connection = %id, "open");
-                self.link = Link::Open(Box::new(Connection::new(id, *ws, ticket)));
+                self.link = Link::Open(Box::new(Connection::new(id, *socket, ticket)));
                 self.notify(Notice::Opened {
                     connection: id,
                     at: now,
@@ -407,6 +408,22 @@ impl Driver {
                 self.end_link(now, id, code);
             }
             Incoming::Message(_) => {}
+            Incoming::Undecodable(error) => {
+                if matches!(error, InflateError::TooLarge { .. }) {
+                    self.counters.oversized_frames += 1;
+                    log_odd(
+                        self.counters.oversized_frames,
+                        format_args!("{error}; the socket is dropped"),
+                    );
+                } else {
+                    self.counters.protocol_errors += 1;
+                    log_odd(
+                        self.counters.protocol_errors,
+                        format_args!("{error}; the socket is dropped"),
+                    );
+                }
+                self.end_link(now, id, None);
+            }
             Incoming::Ended(error) => {
                 match &error {
                     Some(e) if transport::is_oversized(e) => {

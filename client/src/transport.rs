@@ -15,6 +15,8 @@ use std::io;
 use std::sync::Arc;
 
 use reconnect_policy::ConnectFailure;
+
+use crate::compression::{Compression, Inflater};
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -24,8 +26,19 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Error as WsError};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-/// An open gateway socket.
+/// An open WebSocket.
 pub(crate) type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A freshly opened gateway socket and the decompression context that
+/// belongs to it alone (transport compression starts anew with every
+/// connection).
+#[derive(Debug)]
+pub(crate) struct GatewaySocket {
+    /// The WebSocket.
+    pub(crate) ws: WsStream,
+    /// Its decompression context.
+    pub(crate) inflater: Inflater,
+}
 
 /// The query every gateway URL gets: API version 10, JSON, no compression.
 pub const GATEWAY_QUERY: &str = "v=10&encoding=json";
@@ -63,11 +76,14 @@ pub(crate) struct Dialer {
     tls: Arc<rustls::ClientConfig>,
     websocket: WebSocketConfig,
     user_agent: HeaderValue,
+    compression: Compression,
+    max_frame_bytes: usize,
 }
 
 impl Dialer {
     /// A dialer that refuses inbound messages and frames over
-    /// `max_frame_bytes` and names itself with `user_agent`.
+    /// `max_frame_bytes` (compressed or, once inflated, not), names itself
+    /// with `user_agent` and asks for `compression`.
     ///
     /// # Errors
     ///
@@ -76,9 +92,12 @@ impl Dialer {
     pub(crate) fn new(
         max_frame_bytes: usize,
         user_agent: HeaderValue,
+        compression: Compression,
     ) -> Result<Self, rustls::Error> {
         Ok(Self {
             user_agent,
+            compression,
+            max_frame_bytes,
             tls: Arc::new(tls_config()?),
             websocket: WebSocketConfig::default()
                 .max_message_size(Some(max_frame_bytes))
@@ -88,9 +107,16 @@ impl Dialer {
         })
     }
 
-    /// Opens a WebSocket to `url` (the policy's URL, without query).
-    pub(crate) async fn dial(&self, url: &str) -> Result<WsStream, DialError> {
-        let url = with_gateway_query(url);
+    /// Opens a WebSocket to `url` (the policy's URL, without query), with
+    /// a fresh decompression context.
+    pub(crate) async fn dial(&self, url: &str) -> Result<GatewaySocket, DialError> {
+        let inflater = Inflater::new(self.compression, self.max_frame_bytes).map_err(|e| {
+            DialError::new(
+                ConnectFailure::Refused,
+                format!("decompression context: {e}"),
+            )
+        })?;
+        let url = with_gateway_query(url, self.compression);
         let mut request = url.as_str().into_client_request().map_err(|e| {
             DialError::new(ConnectFailure::Refused, format!("unusable URL {url}: {e}"))
         })?;
@@ -149,7 +175,7 @@ impl Dialer {
         match tokio_tungstenite::client_async_with_config(request, stream, Some(self.websocket))
             .await
         {
-            Ok((ws, _response)) => Ok(ws),
+            Ok((ws, _response)) => Ok(GatewaySocket { ws, inflater }),
             Err(e) => Err(handshake_failure(e)),
         }
     }
@@ -168,7 +194,7 @@ fn tls_config() -> Result<rustls::ClientConfig, rustls::Error> {
 
 /// `url` with the gateway's query string (any query or fragment it had is
 /// replaced, and an empty path becomes `/`).
-pub(crate) fn with_gateway_query(url: &str) -> String {
+pub(crate) fn with_gateway_query(url: &str, compression: Compression) -> String {
     let base = url.split(['?', '#']).next().unwrap_or(url);
     let after_scheme = base.find("://").map_or(0, |i| i + 3);
     let slash = if base[after_scheme..].contains('/') {
@@ -176,7 +202,10 @@ pub(crate) fn with_gateway_query(url: &str) -> String {
     } else {
         "/"
     };
-    format!("{base}{slash}?{GATEWAY_QUERY}")
+    match compression.query_value() {
+        Some(compress) => format!("{base}{slash}?{GATEWAY_QUERY}&compress={compress}"),
+        None => format!("{base}{slash}?{GATEWAY_QUERY}"),
+    }
 }
 
 fn io_failure(e: &io::Error, what: &str) -> DialError {
@@ -261,16 +290,28 @@ mod tests {
     #[test]
     fn the_query_is_appended_once_and_replaces_any_other() {
         assert_eq!(
-            with_gateway_query("wss://gateway.discord.gg"),
+            with_gateway_query("wss://gateway.discord.gg", Compression::None),
             "wss://gateway.discord.gg/?v=10&encoding=json"
         );
         assert_eq!(
-            with_gateway_query("wss://gateway-us-east1-b.discord.gg/"),
+            with_gateway_query("wss://gateway-us-east1-b.discord.gg/", Compression::None),
             "wss://gateway-us-east1-b.discord.gg/?v=10&encoding=json"
         );
         assert_eq!(
-            with_gateway_query("ws://127.0.0.1:9000/?v=6&encoding=etf#x"),
+            with_gateway_query("ws://127.0.0.1:9000/?v=6&encoding=etf#x", Compression::None),
             "ws://127.0.0.1:9000/?v=10&encoding=json"
+        );
+        // The same compression on every URL, resume URLs included.
+        assert_eq!(
+            with_gateway_query(
+                "wss://r.discord.gg/?compress=zlib-stream",
+                Compression::ZstdStream
+            ),
+            "wss://r.discord.gg/?v=10&encoding=json&compress=zstd-stream"
+        );
+        assert_eq!(
+            with_gateway_query("wss://r.discord.gg", Compression::ZlibStream),
+            "wss://r.discord.gg/?v=10&encoding=json&compress=zlib-stream"
         );
     }
 
@@ -300,7 +341,12 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        let dialer = Dialer::new(1 << 20, HeaderValue::from_static(DEFAULT_USER_AGENT)).unwrap();
+        let dialer = Dialer::new(
+            1 << 20,
+            HeaderValue::from_static(DEFAULT_USER_AGENT),
+            Compression::None,
+        )
+        .unwrap();
         let err = dialer
             .dial(&format!("ws://127.0.0.1:{port}"))
             .await

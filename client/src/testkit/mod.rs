@@ -2,6 +2,7 @@
 //! loopback [`gateway`] that injects protocol faults, and a fault [`proxy`]
 //! for link faults the gateway cannot fake.
 
+pub mod compress;
 pub mod gateway;
 pub mod proxy;
 mod rst;

@@ -7,6 +7,7 @@
 
 mod bad_input;
 mod chaos;
+mod compression;
 mod faults;
 mod link_faults;
 mod scenarios;

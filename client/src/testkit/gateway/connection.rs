@@ -20,6 +20,8 @@ use tracing::{debug, info};
 
 use super::session::{ReplayError, Session};
 use super::{Fault, Shared};
+use crate::compression::Compression;
+use crate::testkit::compress::Deflater;
 use crate::testkit::rst::arm_reset;
 
 /// Whether to keep serving the socket.
@@ -49,11 +51,16 @@ pub(super) async fn serve(shared: Arc<Shared>, tcp: TcpStream, id: u64) {
     let for_upgrade = Arc::clone(&shared);
     let without_user_agent = Arc::new(AtomicBool::new(false));
     let upgrade_without_user_agent = Arc::clone(&without_user_agent);
+    let compression = Arc::new(std::sync::Mutex::new(Compression::None));
+    let upgrade_compression = Arc::clone(&compression);
     // The error type is tungstenite's, large or not.
     #[allow(clippy::result_large_err)]
     let upgrade = move |request: &Request, response: Response| {
         let mut state = for_upgrade.lock();
         state.stats.last_query = request.uri().query().map(str::to_owned);
+        if let Ok(mut asked) = upgrade_compression.lock() {
+            *asked = requested_compression(request.uri().query());
+        }
         state.stats.last_user_agent = request
             .headers()
             .get(header::USER_AGENT)
@@ -99,6 +106,14 @@ pub(super) async fn serve(shared: Arc<Shared>, tcp: TcpStream, id: u64) {
         state.stats.open_sockets += 1;
     }
     let shared_requires_user_agent = shared.config.require_user_agent;
+    let compression = compression.lock().map_or(Compression::None, |c| *c);
+    let deflater = match Deflater::new(compression) {
+        Ok(deflater) => deflater,
+        Err(e) => {
+            debug!(connection = id, error = %e, "no compression context");
+            return;
+        }
+    };
     let mut socket = ServerSocket {
         shared,
         id,
@@ -112,6 +127,7 @@ pub(super) async fn serve(shared: Arc<Shared>, tcp: TcpStream, id: u64) {
         closing: false,
         refuse_before_hello: shared_requires_user_agent
             && without_user_agent.load(Ordering::Relaxed),
+        deflater,
     };
     socket.run().await;
     socket.finish();
@@ -138,6 +154,9 @@ struct ServerSocket {
     /// Whether to close with 4002 instead of saying Hello (the gateway
     /// requires a `User-Agent` and the upgrade had none).
     refuse_before_hello: bool,
+    /// This connection's compression stream, when the client asked for
+    /// one (`compress=` in the query).
+    deflater: Option<Deflater>,
 }
 
 impl ServerSocket {
@@ -220,7 +239,23 @@ impl ServerSocket {
     }
 
     async fn send_text(&mut self, text: String) -> Flow {
-        match self.ws.send(Message::text(text)).await {
+        let payload_bytes = text.len() as u64;
+        let message = match &mut self.deflater {
+            None => Message::text(text),
+            Some(deflater) => match deflater.push(&text) {
+                Ok(frame) => Message::binary(frame),
+                Err(e) => {
+                    debug!(connection = self.id, error = %e, "compression failed");
+                    return Flow::End;
+                }
+            },
+        };
+        {
+            let mut state = self.shared.lock();
+            state.stats.payload_bytes_sent += payload_bytes;
+            state.stats.wire_bytes_sent += message.len() as u64;
+        }
+        match self.ws.send(message).await {
             Ok(()) => Flow::Continue,
             Err(_) => Flow::End,
         }
@@ -556,5 +591,19 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+/// The transport compression an upgrade's query asks for (`compress=`);
+/// anything unknown is plain text.
+fn requested_compression(query: Option<&str>) -> Compression {
+    let asked = query
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("compress="));
+    match asked {
+        Some("zlib-stream") => Compression::ZlibStream,
+        Some("zstd-stream") => Compression::ZstdStream,
+        _ => Compression::None,
     }
 }

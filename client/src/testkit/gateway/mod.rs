@@ -26,6 +26,7 @@
 //! ```
 
 mod connection;
+pub mod dispatch_mix;
 mod fault;
 mod session;
 mod stats;
@@ -88,6 +89,9 @@ pub struct GatewayConfig {
     /// Close with 4002 before Hello when the upgrade request has no
     /// `User-Agent`, as some gateway servers do by default.
     pub require_user_agent: bool,
+    /// Give each dispatch a body shaped like the real event's (ids, users,
+    /// text, timestamps; see [`dispatch_mix`]) instead of a tiny one.
+    pub realistic_events: bool,
 }
 
 impl Default for GatewayConfig {
@@ -104,6 +108,7 @@ impl Default for GatewayConfig {
             event_padding: 0,
             schedule: Vec::new(),
             require_user_agent: false,
+            realistic_events: false,
         }
     }
 }
@@ -218,10 +223,14 @@ impl Shared {
         for session in state.sessions.values_mut() {
             if session.alive(now, timeout) {
                 let seq = session.last_seq().saturating_add(1);
-                session.push(
-                    name,
-                    &json!({"seq": seq, "session": session.id, "pad": padding}),
-                );
+                let body = if self.config.realistic_events {
+                    let mut body = dispatch_mix::realistic_body(name, n);
+                    body["seq"] = json!(seq);
+                    body
+                } else {
+                    json!({"seq": seq, "session": session.id, "pad": padding})
+                };
+                session.push(name, &body);
                 generated += 1;
             }
         }

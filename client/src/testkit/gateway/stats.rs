@@ -75,6 +75,12 @@ pub struct GatewayStats {
     pub events_generated: u64,
     /// Dispatches sent again in replays.
     pub replayed: u64,
+    /// Bytes of the payloads the gateway sent (JSON text, before any
+    /// compression).
+    pub payload_bytes_sent: u64,
+    /// Bytes of those payloads as sent in frames: the same as
+    /// `payload_bytes_sent` without compression, the compressed size with.
+    pub wire_bytes_sent: u64,
     /// Close frames clients sent in reply to the gateway's own close
     /// (RFC 6455 §5.5.1 asks for one).
     pub close_replies: u64,
