@@ -64,6 +64,7 @@ mod driver;
 mod error;
 mod event_names;
 mod figures;
+pub mod gateway_bot;
 mod identify_share;
 mod notice;
 pub mod payload;

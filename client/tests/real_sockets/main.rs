@@ -9,6 +9,7 @@ mod bad_input;
 mod chaos;
 mod compression;
 mod faults;
+mod gateway_bot;
 mod link_faults;
 mod scenarios;
 mod support;
