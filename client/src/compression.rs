@@ -202,12 +202,8 @@ fn inflate_zlib(
         let status = context
             .decompress(input, &mut step, FlushDecompress::Sync)
             .map_err(|e| corrupt(e.to_string()))?;
-        let read = usize::try_from(context.total_in().saturating_sub(before_in))
-            .unwrap_or(usize::MAX)
-            .min(input.len());
-        let wrote = usize::try_from(context.total_out().saturating_sub(before_out))
-            .unwrap_or(usize::MAX)
-            .min(step.len());
+        let read = advanced(before_in, context.total_in(), input.len());
+        let wrote = advanced(before_out, context.total_out(), step.len());
         input = &input[read..];
         out.extend_from_slice(&step[..wrote]);
         if out.len() > limit {
@@ -222,6 +218,14 @@ fn inflate_zlib(
             return Err(corrupt("the stream stopped making progress".into()));
         }
     }
+}
+
+/// How far a zlib counter moved during one call (`before` to `after`), as
+/// an index into a buffer of `len` bytes: never past its end.
+pub(crate) fn advanced(before: u64, after: u64, len: usize) -> usize {
+    usize::try_from(after.saturating_sub(before))
+        .unwrap_or(usize::MAX)
+        .min(len)
 }
 
 fn inflate_zstd(

@@ -4,7 +4,7 @@
 
 use flate2::{Compress, Compression as Level, FlushCompress, Status};
 
-use crate::compression::Compression;
+use crate::compression::{Compression, advanced};
 
 /// Output is produced at most this much at a time.
 const STEP_BYTES: usize = 64 * 1024;
@@ -71,12 +71,8 @@ fn deflate_zlib(context: &mut Compress, mut input: &[u8]) -> std::io::Result<Vec
         let status = context
             .compress(input, &mut step, FlushCompress::Sync)
             .map_err(std::io::Error::other)?;
-        let read = usize::try_from(context.total_in().saturating_sub(before_in))
-            .unwrap_or(usize::MAX)
-            .min(input.len());
-        let wrote = usize::try_from(context.total_out().saturating_sub(before_out))
-            .unwrap_or(usize::MAX)
-            .min(step.len());
+        let read = advanced(before_in, context.total_in(), input.len());
+        let wrote = advanced(before_out, context.total_out(), step.len());
         input = &input[read..];
         out.extend_from_slice(&step[..wrote]);
         // The sync flush is complete once all input is in and the step was
