@@ -425,7 +425,8 @@ impl<'a> Sim<'a> {
         let shard = s.shard;
         match msg {
             ToClient::Closed { code } => {
-                if code.is_some_and(|c| reconnect_policy::CloseCode::from_u16(c).is_fatal()) {
+                // Judged by the referee's own table, not the policy's.
+                if code.is_some_and(crate::rules::forbids_reconnect) {
                     self.fatal_seen[shard as usize] = true;
                 }
                 self.client_let_go(sock);

@@ -1,5 +1,9 @@
 //! The gateway server model, faithful to the rules clients are judged by.
 //!
+//! Every close code rule comes from the referee's own table
+//! ([`crate::rules`]), written from the Discord docs; nothing here asks the
+//! policy crate what a code means.
+//!
 //! - **Admission**: a token bucket of `admission_per_s` handshakes per
 //!   second; beyond it, a handshake is refused or answered with 429 and
 //!   Retry-After ([`Overload`](crate::scenario::Overload)).
@@ -21,15 +25,14 @@
 //! - **Closing**: a client close with 1000 or 1001 ends the session; any
 //!   other close, or a dropped connection, keeps it resumable.
 
-use reconnect_policy::{CloseCode, ConnectFailure};
+use reconnect_policy::ConnectFailure;
 
 use crate::engine::{Ev, Sim};
 use crate::metrics::SessionTally;
+use crate::rules::{self, IDENTIFY_WINDOW_MS};
 use crate::scenario::{FaultKind, Overload, Scenario};
 use crate::wire::{DispatchKind, SessionId, SockId, ToClient, ToServer};
 
-/// The gateway's identify window.
-const IDENTIFY_WINDOW_MS: u64 = 5_000;
 /// How long after op 7 the gateway closes the socket itself.
 const RECONNECT_GRACE_MS: u64 = 5_000;
 
@@ -117,7 +120,7 @@ impl Sim<'_> {
             }
             ToServer::Close { code } => {
                 self.count_if_healthy(sock, shard);
-                let ends_session = !CloseCode::from_u16(code).keeps_session_when_sent_by_client();
+                let ends_session = rules::client_close_ends_session(code);
                 self.server_close(sock, Some(code), ends_session, true);
             }
             ToServer::Drop => {
@@ -339,10 +342,7 @@ impl Sim<'_> {
         let shard = s.shard;
         let session = s.server.session.take();
         if let Some(id) = session {
-            let ends = ends_session
-                || code.is_some_and(|c| {
-                    matches!(c, 4003 | 4007 | 4009) || CloseCode::from_u16(c).is_fatal()
-                });
+            let ends = ends_session || code.is_some_and(rules::server_close_ends_session);
             let s = &mut self.gateway.sessions[id.0 as usize];
             if s.attached == Some(sock) {
                 s.attached = None;

@@ -42,6 +42,7 @@ pub mod net;
 mod queue;
 pub mod report;
 pub mod rng;
+pub mod rules;
 pub mod scenario;
 pub mod svg;
 pub mod wire;
