@@ -158,6 +158,17 @@ fn load_scenario(name: &str) -> Result<Scenario, String> {
     Scenario::from_json(&text).map_err(|e| format!("{name}: {e}"))
 }
 
+/// Refuses a scenario no client could pass (its lower bound does not fit).
+fn refuse_infeasible(sc: &Scenario) -> Result<(), String> {
+    match reconnect_sim::infeasibility(sc) {
+        Some(why) => Err(format!(
+            "scenario {} is infeasible for any client: {why}",
+            sc.name
+        )),
+        None => Ok(()),
+    }
+}
+
 fn find_model(name: &str) -> Result<reconnect_sim::ModelSpec, String> {
     model(name).ok_or_else(|| {
         format!(
@@ -196,6 +207,7 @@ fn execute(command: Command) -> Result<ExitCode, String> {
         } => {
             let sc = load_scenario(&scenario)?;
             let m = find_model(&strategy)?;
+            refuse_infeasible(&sc)?;
             let report =
                 reconnect_sim::run_report(&sc, &m, seed, budget).map_err(|e| e.to_string())?;
             if json {
@@ -203,8 +215,10 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             } else {
                 outln!("{} — {}", sc.name, sc.description);
                 out!("{}", table(std::slice::from_ref(&report)));
-                for reason in &report.storm_reasons {
-                    outln!("storm: {reason}");
+                outln!("{}", reconnect_sim::report::TABLE_LEGEND);
+                outln!("assumptions: {}", report.assumptions.join("; "));
+                for reason in report.reasons() {
+                    outln!("{reason}");
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -216,21 +230,37 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             svg,
         } => {
             let sc = load_scenario(&scenario)?;
+            refuse_infeasible(&sc)?;
             let models: Vec<_> = model_names()
                 .iter()
                 .map(|n| find_model(n))
                 .collect::<Result<_, _>>()?;
-            let reports = if let Some(path) = &svg {
+            let results: Vec<Result<Report, String>> = if let Some(path) = &svg {
                 // Fail before the runs if the file cannot be created.
                 std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
-                let runs = reconnect_sim::compare_with_series(&sc, &models, seed, budget)
-                    .map_err(|e| e.to_string())?;
-                reconnect_sim::svg::write(path, &sc, &runs).map_err(|e| e.to_string())?;
+                let runs = reconnect_sim::compare_with_series(&sc, &models, seed, budget);
+                let drawn: Vec<_> = runs
+                    .iter()
+                    .filter_map(|r| r.as_ref().ok())
+                    .cloned()
+                    .collect();
+                reconnect_sim::svg::write(path, &sc, &drawn).map_err(|e| e.to_string())?;
                 eprintln!("charts written to {}", path.display());
-                runs.into_iter().map(|(r, _)| r).collect()
+                runs.into_iter()
+                    .map(|r| r.map(|(r, _)| r).map_err(|e| e.to_string()))
+                    .collect()
             } else {
-                reconnect_sim::compare(&sc, &models, seed, budget).map_err(|e| e.to_string())?
+                reconnect_sim::compare(&sc, &models, seed, budget)
+                    .into_iter()
+                    .map(|r| r.map_err(|e| e.to_string()))
+                    .collect()
             };
+            let reports: Vec<Report> = results
+                .iter()
+                .filter_map(|r| r.as_ref().ok())
+                .cloned()
+                .collect();
+            let failed: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
             if json {
                 print_json(&reports)?;
             } else {
@@ -241,9 +271,21 @@ fn execute(command: Command) -> Result<ExitCode, String> {
                     sc.shards
                 );
                 out!("{}", table(&reports));
-                for r in reports.iter().filter(|r| r.storm) {
-                    outln!("{}: {}", r.model, r.storm_reasons.join("; "));
+                outln!("{}", reconnect_sim::report::TABLE_LEGEND);
+                if let Some(r) = reports.first() {
+                    outln!("assumptions: {}", r.assumptions.join("; "));
                 }
+                for r in &reports {
+                    for reason in r.reasons() {
+                        outln!("{}: {reason}", r.model);
+                    }
+                }
+            }
+            for e in &failed {
+                eprintln!("error: {e}");
+            }
+            if !failed.is_empty() {
+                return Ok(ExitCode::FAILURE);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -376,7 +418,9 @@ fn worst_cases(reports: &[Report]) -> Vec<Worst> {
         }),
         ("peak_arrivals_1s", |r| f64::from(r.peak_arrivals_1s)),
         ("identify_violations", |r| r.identify_violations as f64),
-        ("recovery_max_ms", |r| r.recovery_max_ms as f64),
+        ("recovery_max_ms", |r| {
+            r.recovery_max_ms.map_or(f64::INFINITY, |v| v as f64)
+        }),
         ("unrecovered", |r| r.unrecovered as f64),
         ("sync_index", |r| r.sync_index),
         ("events_lost", |r| r.events_lost as f64),
