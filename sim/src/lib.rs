@@ -43,6 +43,7 @@
 pub mod aws;
 pub mod client;
 mod engine;
+pub mod frontier;
 mod gateway;
 pub mod metrics;
 pub mod net;
@@ -190,15 +191,22 @@ pub fn run_with_series(
     ))
 }
 
-/// [`compare`], keeping each run's [`Series`] too.
+/// [`compare`], keeping each run's [`Series`] too, and calling `progress`
+/// with the number of runs finished after each one.
 #[must_use]
 pub fn compare_with_series(
     scenario: &Scenario,
     models: &[ModelSpec],
     seed: u64,
     budget: Budget,
+    progress: &(dyn Fn(usize) + Sync),
 ) -> Vec<Result<(Report, Series), RunError>> {
-    parallel_map(models, |m| run_with_series(scenario, m, seed, budget))
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    parallel_map(models, |m| {
+        let r = run_with_series(scenario, m, seed, budget);
+        progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1);
+        r
+    })
 }
 
 /// Runs every model through a scenario with one seed (the same fault
@@ -239,7 +247,7 @@ pub fn sweep(
 }
 
 /// Applies `f` to every item on all cores, keeping the input order.
-fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+pub(crate) fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let threads = std::thread::available_parallelism()
         .map_or(1, std::num::NonZero::get)
         .min(items.len().max(1));

@@ -552,12 +552,12 @@ fn round2(v: f64) -> f64 {
 /// The legend printed under [`table`].
 pub const TABLE_LEGEND: &str = "\
 columns: SLH verdict (S STORM, L SLOW RECOVERY, H HERD, ok none); start: s until every shard had a
-session (not judged); from the first fault on: dials (all connection attempts), refused (dials the
+session (not judged). From the first fault on: dials (all connection attempts), refused (dials the
 link refused, never seen by the gateway), hs/60s (most handshakes one shard brought to the gateway in
 60 s), hs/.1s (most handshakes at the gateway in any 100 ms), ident (Identify payloads), viol (identify
-window violations with the tolerance / at 0 ms), resumed (RESUMED), p50/p99/max: s from the heal until
-a judged shard has a session (inf: never; max shows the count that never did), bound: the gateway's
-lower bound for the slowest shard, s. * marks the production default.";
+window violations with the tolerance / at 0 ms), resumed (RESUMED sent), rec p50/p99/max (s from the
+heal until a judged shard has a session; inf: never, with the count that never did), bound (the
+gateway's lower bound for the slowest shard, s). * marks the production default.";
 
 /// Renders reports as a table for people (at most 120 columns for the
 /// built-in models); `default_model` is marked with `*`.
@@ -570,8 +570,18 @@ pub fn table(reports: &[Report]) -> String {
 #[must_use]
 pub fn table_marking(reports: &[Report], default_model: &str) -> String {
     let header = [
-        "model", "SLH", "start", "dials", "refused", "hs/60s", "hs/.1s", "ident", "viol",
-        "resumed", "p50", "p99", "max", "bound",
+        "model",
+        "SLH",
+        "start",
+        "dials",
+        "refused",
+        "hs/60s",
+        "hs/.1s",
+        "ident",
+        "viol",
+        "resumed",
+        "rec p50/p99/max",
+        "bound",
     ];
     let opt = |v: Option<u64>| v.map_or_else(|| "inf".to_owned(), secs);
     let rows: Vec<Vec<String>> = reports
@@ -593,31 +603,44 @@ pub fn table_marking(reports: &[Report], default_model: &str) -> String {
                 },
                 flags,
                 r.startup_ms.map_or_else(|| "never".to_owned(), secs),
-                r.attempts.to_string(),
-                r.refused_dials.to_string(),
+                count(r.attempts),
+                count(r.refused_dials),
                 r.max_handshakes_per_client_60s.to_string(),
                 r.peak_handshakes_100ms.to_string(),
-                r.identifies.to_string(),
-                format!("{}/{}", r.identify_violations, r.identify_violations_strict),
-                r.resumes_succeeded.to_string(),
-                opt(r.recovery_p50_ms),
-                opt(r.recovery_p99_ms),
-                if r.unrecovered > 0 {
-                    format!("inf({})", r.unrecovered)
-                } else {
-                    opt(r.recovery_max_ms)
-                },
+                count(r.identifies),
+                format!(
+                    "{}/{}",
+                    count(r.identify_violations),
+                    count(r.identify_violations_strict)
+                ),
+                count(r.resumes_succeeded),
+                format!(
+                    "{}/{}/{}",
+                    opt(r.recovery_p50_ms),
+                    opt(r.recovery_p99_ms),
+                    if r.unrecovered > 0 {
+                        format!("inf({})", r.unrecovered)
+                    } else {
+                        opt(r.recovery_max_ms)
+                    }
+                ),
                 secs(r.recovery_lower_bound_ms),
             ]
         })
         .collect();
-    render(&header, &rows)
+    render_with_gap(&header, &rows, 1)
 }
 
 /// Lays out a header and rows in columns: the first left-aligned, the rest
 /// right-aligned, two spaces apart.
 #[must_use]
 pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
+    render_with_gap(header, rows, 2)
+}
+
+/// [`render`] with `gap` spaces between columns.
+#[must_use]
+pub fn render_with_gap(header: &[&str], rows: &[Vec<String>], gap: usize) -> String {
     let widths: Vec<usize> = (0..header.len())
         .map(|i| {
             rows.iter()
@@ -636,8 +659,7 @@ pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
                 out.push_str(c);
                 out.push_str(&" ".repeat(pad));
             } else {
-                out.push_str("  ");
-                out.push_str(&" ".repeat(pad));
+                out.push_str(&" ".repeat(gap + pad));
                 out.push_str(c);
             }
         }
@@ -651,6 +673,115 @@ pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// A count in at most five characters up to 99.9 million: 99999, 301k,
+/// 4.9M.
+fn count(n: u64) -> String {
+    match n {
+        0..100_000 => n.to_string(),
+        100_000..1_000_000 => format!("{}k", n / 1_000),
+        _ => format!("{:.1}M", (n / 100_000) as f64 / 10.0),
+    }
+}
+
+/// Seconds: one decimal below 100 s, whole seconds above.
 fn secs(ms: u64) -> String {
-    format!("{:.1}", ms as f64 / 1_000.0)
+    if ms < 100_000 {
+        format!("{:.1}", ms as f64 / 1_000.0)
+    } else {
+        format!("{}", (ms + 500) / 1_000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_fits_120_columns_with_every_model_and_extreme_values() {
+        let sc = Scenario::builtin("outage-30s").unwrap();
+        let rec = Recorder::new(sc.shards, 1_000);
+        let base = Report::new(&sc, "policy", 1, &rec);
+        let reports: Vec<Report> = crate::model_names()
+            .into_iter()
+            .map(|model| Report {
+                model,
+                startup_ms: Some(99_999_000),
+                attempts: 9_999_999,
+                refused_dials: 9_999_999,
+                max_handshakes_per_client_60s: 9_999,
+                peak_handshakes_100ms: 9_999,
+                identifies: 9_999_999,
+                identify_violations: 9_999_999,
+                identify_violations_strict: 9_999_999,
+                resumes_succeeded: 99_999,
+                recovery_p50_ms: Some(999_000),
+                recovery_p99_ms: Some(999_000),
+                recovery_max_ms: None,
+                unrecovered: 1_000,
+                recovery_lower_bound_ms: 99_999_000,
+                storm: true,
+                slow_recovery: true,
+                herd: true,
+                verdict: "STORM+SLOW+HERD".to_owned(),
+                ..base.clone()
+            })
+            .collect();
+        let text = table(&reports);
+        for line in text.lines().chain(TABLE_LEGEND.lines()) {
+            assert!(
+                line.chars().count() <= 120,
+                "{} columns: {line}",
+                line.chars().count()
+            );
+        }
+        assert!(text.contains("policy*"), "the default is marked");
+    }
+
+    #[test]
+    fn a_shard_that_never_recovers_counts_as_never_in_the_percentiles() {
+        let sc = Scenario::builtin("outage-30s").unwrap();
+        let mut rec = Recorder::new(4, 100_000);
+        rec.judged_from = Some(0);
+        rec.heal_at = Some(10_000);
+        rec.established = vec![Some(11_000), Some(12_000), None, None];
+        let r = Report::new(&sc, "x", 1, &rec);
+        assert_eq!(r.unrecovered, 2);
+        // Two of four never recovered: the median is the second shard.
+        assert_eq!(r.recovery_p50_ms, Some(2_000));
+        assert_eq!(r.recovery_p99_ms, None);
+        assert_eq!(r.recovery_max_ms, None);
+        assert!(r.slow_recovery);
+    }
+
+    #[test]
+    fn counts_before_judging_are_not_judged() {
+        let sc = Scenario::builtin("outage-30s").unwrap();
+        let mut rec = Recorder::new(1, 100_000);
+        rec.count.identify_violations = 5;
+        rec.count.identify_violations_strict = 9;
+        rec.count_at_judging = rec.count;
+        rec.count.identify_violations_strict += 1;
+        rec.judged_from = Some(50_000);
+        rec.heal_at = Some(60_000);
+        rec.established = vec![Some(1_000)];
+        rec.attempts = vec![vec![1_000, 2_000, 55_000]];
+        let r = Report::new(&sc, "x", 1, &rec);
+        assert_eq!(r.identify_violations, 0);
+        assert_eq!(r.identify_violations_strict, 1);
+        assert_eq!(r.attempts, 1);
+        assert!(!r.storm);
+        assert!(r.storm_strict, "the 0 ms reading still sees the violation");
+    }
+
+    #[test]
+    fn infeasible_scenarios_are_named_before_they_run() {
+        let mut sc = Scenario::builtin("op9-wave").unwrap();
+        assert_eq!(infeasibility(&sc), None);
+        sc.shards = 200_000;
+        let why = infeasibility(&sc).unwrap();
+        assert!(
+            why.contains("start-up") || why.contains("re-identifying"),
+            "{why}"
+        );
+    }
 }

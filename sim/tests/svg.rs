@@ -9,7 +9,7 @@ fn compare_svg_has_a_line_per_model_in_each_chart() {
     scenario.shards = 20;
     let names = model_names();
     let models: Vec<_> = names.iter().map(|n| model(n).unwrap()).collect();
-    let runs: Vec<_> = compare_with_series(&scenario, &models, 3, Budget::default())
+    let runs: Vec<_> = compare_with_series(&scenario, &models, 3, Budget::default(), &|_| {})
         .into_iter()
         .collect::<Result<_, _>>()
         .unwrap();
@@ -79,7 +79,7 @@ fn the_same_runs_draw_the_same_file() {
     scenario.shards = 10;
     let models = [model("policy").unwrap(), model("naive").unwrap()];
     let run = || -> Vec<_> {
-        compare_with_series(&scenario, &models, 5, Budget::default())
+        compare_with_series(&scenario, &models, 5, Budget::default(), &|_| {})
             .into_iter()
             .collect::<Result<_, _>>()
             .unwrap()
