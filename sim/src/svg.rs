@@ -336,7 +336,7 @@ fn recovery_chart(
     chart
         .configure_mesh()
         .x_desc(format!(
-            "time since the heal at {:.0} s (s, log scale)",
+            "time since the heal at {:.0} s of the fault schedule (s, log scale; dashed: the scenario's recovery bound, dotted: the gateway's lower bound for the first model)",
             scenario.heal_at_ms as f64 / 1_000.0
         ))
         .y_desc("fraction of shards")
@@ -359,8 +359,36 @@ fn recovery_chart(
             .draw_series(LineSeries::new(points, c.stroke_width(width(i))))
             .map_err(err("recovery line"))?;
     }
+    // The recovery bounds, in greys no model's line uses.
+    let bound = scenario.recovery_bound_ms as f64 / 1_000.0;
+    if (MIN_RECOVERY_S..right).contains(&bound) {
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(bound, 0.0), (bound, 1.05)],
+                8,
+                5,
+                BOUND_COLOUR.stroke_width(2),
+            ))
+            .map_err(err("bound line"))?;
+    }
+    if let Some((report, _)) = runs.first() {
+        let lower = report.recovery_lower_bound_ms as f64 / 1_000.0;
+        if (MIN_RECOVERY_S..right).contains(&lower) {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(lower, 0.0), (lower, 1.05)],
+                    2,
+                    4,
+                    BOUND_COLOUR.stroke_width(2),
+                ))
+                .map_err(err("lower bound line"))?;
+        }
+    }
     Ok(())
 }
+
+/// The colour of the recovery bound lines.
+const BOUND_COLOUR: RGBColor = RGBColor(110, 110, 110);
 
 /// The legend column: each model's colour and name, and how many of its
 /// shards never recovered.
