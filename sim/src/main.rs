@@ -584,7 +584,10 @@ fn execute(command: Command) -> Result<ExitCode, String> {
         }
         Command::List => {
             outln!("scenarios:");
-            for name in BUILTIN {
+            for name in BUILTIN
+                .into_iter()
+                .chain([reconnect_sim::scenario::NO_FAULT])
+            {
                 let s = Scenario::builtin(name).expect("built-in");
                 outln!("  {name:<16} {}", s.description);
             }
