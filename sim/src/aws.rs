@@ -3,7 +3,7 @@
 //!
 //! The model is the one in the official simulator
 //! (`aws-samples/aws-arch-backoff-simulator`, `src/backoff_simulator.py`),
-//! as `shared/reference/backoff.md` §1.2 describes it:
+//! as the blog post and that simulator describe it:
 //!
 //! - The server is one optimistic-concurrency "row" with a version counter.
 //!   A client reads the version, then writes with that version; the write

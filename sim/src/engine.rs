@@ -22,6 +22,7 @@ use crate::metrics::Recorder;
 use crate::net::{LinkRng, Sockets};
 use crate::queue::Queue;
 use crate::rng::{self, Stream};
+use crate::rules;
 use crate::scenario::{DownMode, FaultKind, Scenario, Scope};
 use crate::wire::{SockId, ToClient, ToServer};
 
@@ -50,12 +51,16 @@ impl ModelSpec {
     }
 }
 
-/// Limits on one run; going over them is an error that names the seed.
+/// Limits on one run, counted in simulated events so that the same input
+/// gives the same outcome on any machine, however loaded; going over them
+/// is an error that names the scenario, the model and the seed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Budget {
     /// Events processed at most.
     pub max_events: u64,
-    /// Wall-clock seconds at most.
+    /// Not read. A wall-clock budget made a run's outcome depend on the
+    /// machine's load; the field stays only so that callers written against
+    /// it still compile.
     pub max_wall_s: u64,
 }
 
@@ -63,7 +68,7 @@ impl Default for Budget {
     fn default() -> Self {
         Self {
             max_events: 2_000_000_000,
-            max_wall_s: 600,
+            max_wall_s: 0,
         }
     }
 }
@@ -73,14 +78,18 @@ impl Default for Budget {
 pub enum RunError {
     /// The model's configuration is invalid.
     Config(String),
-    /// The run went over its budget.
+    /// The run went over its event budget.
     Budget {
+        /// The scenario's name.
+        scenario: String,
+        /// The model's name.
+        model: String,
         /// The seed, to replay it.
         seed: u64,
         /// Simulated time reached, ms.
         reached_ms: u64,
-        /// What ran out.
-        what: &'static str,
+        /// Events processed.
+        events: u64,
     },
 }
 
@@ -89,12 +98,14 @@ impl std::fmt::Display for RunError {
         match self {
             Self::Config(e) => write!(f, "invalid model configuration: {e}"),
             Self::Budget {
+                scenario,
+                model,
                 seed,
                 reached_ms,
-                what,
+                events,
             } => write!(
                 f,
-                "run with seed {seed} went over its {what} budget at {reached_ms} ms of simulated time"
+                "{scenario} with {model}, seed {seed}: went over its budget of {events} events at {reached_ms} ms of simulated time"
             ),
         }
     }
@@ -111,6 +122,7 @@ pub(crate) enum Ev {
     ToServer { sock: SockId, msg: ToServer },
     FaultStart { fault: u16 },
     FaultEnd { fault: u16 },
+    Judge,
     Flap { shard: u32, fault: u16 },
     Heal,
     ServerAct { shard: u32, fault: u16 },
@@ -139,6 +151,7 @@ impl Ev {
             Self::DispatchTick { session } => (12, session as u64),
             Self::SessionExpiry { session } => (13, session as u64),
             Self::SockLifetime { sock } => (14, sock.index as u64),
+            Self::Judge => (15, 0),
         }
     }
 }
@@ -146,8 +159,17 @@ impl Ev {
 /// The state of one run.
 pub(crate) struct Sim<'a> {
     pub(crate) sc: &'a Scenario,
+    model_name: String,
     seed: u64,
     pub(crate) now: u64,
+    /// Added to every time of the scenario's fault schedule: 0 when it
+    /// counts from the start of the run, the moment every shard had a
+    /// session otherwise; `None` while the fleet is still starting.
+    offset: Option<u64>,
+    /// The end of the run.
+    end_ms: u64,
+    /// Shards with a session now.
+    established_now: u32,
     queue: Queue<Ev>,
     pub(crate) sockets: Sockets,
     /// Sockets each shard's client still holds.
@@ -218,10 +240,23 @@ impl<'a> Sim<'a> {
                 })
                 .collect(),
         };
+        let span = if sc.faults_after_startup {
+            sc.startup_limit_ms.saturating_add(sc.duration_ms)
+        } else {
+            sc.duration_ms
+        };
         let mut sim = Self {
             sc,
+            model_name: model.name().to_owned(),
             seed,
             now: 0,
+            offset: None,
+            end_ms: if sc.faults_after_startup {
+                sc.startup_limit_ms
+            } else {
+                sc.duration_ms
+            },
+            established_now: 0,
             queue: Queue::default(),
             sockets: Sockets::default(),
             shard_socks: vec![Vec::new(); shards as usize],
@@ -243,7 +278,7 @@ impl<'a> Sim<'a> {
             server_rng: LinkRng::new(rng::derive(seed, Stream::Server, 0)),
             gateway: Gateway::new(sc),
             fatal_seen: vec![false; shards as usize],
-            rec: Recorder::new(shards, sc.duration_ms),
+            rec: Recorder::new(shards, span),
             actions: Vec::new(),
         };
         let mut start_rng = LinkRng::new(rng::derive(seed, Stream::Faults, u64::MAX));
@@ -251,14 +286,84 @@ impl<'a> Sim<'a> {
             let at = start_rng.upto(sc.start_spread_ms);
             sim.schedule(at, Ev::Start { shard });
         }
+        if !sc.faults_after_startup {
+            // The whole run is judged, from its first millisecond.
+            sim.rec.judged_from = Some(0);
+            sim.schedule_faults(0);
+        }
+        sim.rec.end_at = sim.end_ms;
+        Ok(sim)
+    }
+
+    /// Schedules the scenario's faults and heal, `offset` ms after the start.
+    fn schedule_faults(&mut self, offset: u64) {
+        let sc = self.sc;
+        self.offset = Some(offset);
+        self.end_ms = offset.saturating_add(sc.duration_ms);
+        self.rec.end_at = self.end_ms;
+        self.gateway.stop_dispatch_at = self.end_ms.saturating_sub(60_000);
+        if sc.faults_after_startup {
+            // Judging begins with the first fault (scheduled first, so it
+            // runs before a fault at the same millisecond).
+            let first = sc
+                .faults
+                .iter()
+                .map(|f| f.at_ms)
+                .filter(|&at| at < sc.heal_at_ms)
+                .min()
+                .unwrap_or(sc.heal_at_ms);
+            self.schedule(offset.saturating_add(first), Ev::Judge);
+        }
         for (i, fault) in sc.faults.iter().enumerate() {
             let i = u16::try_from(i).unwrap_or(u16::MAX);
             if fault.at_ms < sc.heal_at_ms {
-                sim.schedule(fault.at_ms, Ev::FaultStart { fault: i });
+                self.schedule(
+                    offset.saturating_add(fault.at_ms),
+                    Ev::FaultStart { fault: i },
+                );
             }
         }
-        sim.schedule(sc.heal_at_ms, Ev::Heal);
-        Ok(sim)
+        let heal = offset.saturating_add(sc.heal_at_ms);
+        self.rec.heal_at = Some(heal);
+        self.schedule(heal, Ev::Heal);
+    }
+
+    /// Judging begins: the counts so far, and the shards up now, are the
+    /// baseline.
+    fn judge(&mut self) {
+        self.rec.judged_from = Some(self.now);
+        self.rec.count_at_judging = self.rec.count;
+        self.rec.judged = self.rec.established.iter().map(Option::is_some).collect();
+    }
+
+    /// The shard's session is established now (READY or RESUMED sent).
+    pub(crate) fn mark_established(&mut self, shard: u32) {
+        let Some(e) = self.rec.established.get_mut(shard as usize) else {
+            return;
+        };
+        if e.is_none() {
+            self.established_now += 1;
+        }
+        *e = Some(self.now);
+        if self.established_now == self.sc.shards && self.rec.startup_ms.is_none() {
+            self.rec.startup_ms = Some(self.now);
+            if self.offset.is_none() {
+                self.schedule_faults(self.now);
+            }
+        }
+    }
+
+    /// The shard lost its established session; counts the disconnect.
+    pub(crate) fn mark_lost(&mut self, shard: u32) {
+        if self
+            .rec
+            .established
+            .get_mut(shard as usize)
+            .is_some_and(|e| e.take().is_some())
+        {
+            self.established_now -= 1;
+            self.rec.count.disconnects += 1;
+        }
     }
 
     pub(crate) fn schedule(&mut self, at: u64, ev: Ev) {
@@ -266,38 +371,27 @@ impl<'a> Sim<'a> {
     }
 
     fn run(&mut self, budget: Budget) -> Result<(), RunError> {
-        // The one wall-clock read of a run: it only bounds how long the run
-        // may take and never changes what it computes.
-        #[allow(clippy::disallowed_methods)]
-        let started = std::time::Instant::now();
-        let max_events = budget.max_events.min(u64::from(u32::MAX));
+        let max_events = budget.max_events;
         while let Some((at, ev)) = self.queue.pop() {
-            if at > self.sc.duration_ms {
+            if at > self.end_ms {
                 break;
             }
             self.now = at;
             let (kind, key) = ev.trace_key();
             self.rec.trace(at, kind, key);
             if self.rec.events >= max_events {
-                return Err(self.over_budget("event"));
-            }
-            if self.rec.events.is_multiple_of(1 << 16)
-                && started.elapsed().as_secs() >= budget.max_wall_s
-            {
-                return Err(self.over_budget("wall-clock"));
+                return Err(RunError::Budget {
+                    scenario: self.sc.name.clone(),
+                    model: self.model_name.clone(),
+                    seed: self.seed,
+                    reached_ms: self.now,
+                    events: max_events,
+                });
             }
             self.step(ev);
         }
-        self.now = self.sc.duration_ms;
+        self.now = self.end_ms;
         Ok(())
-    }
-
-    const fn over_budget(&self, what: &'static str) -> RunError {
-        RunError::Budget {
-            seed: self.seed,
-            reached_ms: self.now,
-            what,
-        }
     }
 
     fn finish(mut self) -> Recorder {
@@ -320,6 +414,7 @@ impl<'a> Sim<'a> {
             Ev::ToServer { sock, msg } => self.server_receive(sock, msg),
             Ev::FaultStart { fault } => self.fault_start(fault),
             Ev::FaultEnd { fault } => self.fault_end(fault),
+            Ev::Judge => self.judge(),
             Ev::Flap { shard, fault } => self.flap(shard, fault),
             Ev::Heal => self.heal(),
             Ev::ServerAct { shard, fault } => self.server_act(shard, fault),
@@ -370,7 +465,7 @@ impl<'a> Sim<'a> {
             } => {
                 self.rec.attempt(shard, self.now);
                 if self.fatal_seen[shard as usize] {
-                    self.rec.retries_after_fatal += 1;
+                    self.rec.count.retries_after_fatal += 1;
                 }
                 let held = &mut self.shard_socks[shard as usize];
                 held.push(sock);
@@ -378,6 +473,7 @@ impl<'a> Sim<'a> {
                 self.rec.max_open_per_shard = self.rec.max_open_per_shard.max(held);
                 match self.link_down(shard) {
                     Some(DownMode::Refuse) => {
+                        self.rec.count.refused_dials += 1;
                         let at = self.now + 2 * self.latency(shard);
                         self.schedule(
                             at,
@@ -425,7 +521,8 @@ impl<'a> Sim<'a> {
         let shard = s.shard;
         match msg {
             ToClient::Closed { code } => {
-                if code.is_some_and(|c| reconnect_policy::CloseCode::from_u16(c).is_fatal()) {
+                // Judged by the referee's own table, not the policy's.
+                if code.is_some_and(rules::forbids_reconnect) {
                     self.fatal_seen[shard as usize] = true;
                 }
                 self.client_let_go(sock);
@@ -582,7 +679,12 @@ impl<'a> Sim<'a> {
     fn fault_start(&mut self, fault: u16) {
         let f = self.sc.faults[fault as usize];
         self.active.push(fault);
-        let end = (f.at_ms.saturating_add(f.duration_ms)).min(self.sc.heal_at_ms);
+        let offset = self.offset.unwrap_or(0);
+        let end = offset.saturating_add(
+            f.at_ms
+                .saturating_add(f.duration_ms)
+                .min(self.sc.heal_at_ms),
+        );
         self.schedule(end, Ev::FaultEnd { fault });
         let mut rng = LinkRng::new(rng::derive(self.seed, Stream::Faults, u64::from(fault)));
         for shard in 0..self.sc.shards {
@@ -687,10 +789,31 @@ impl<'a> Sim<'a> {
     fn heal(&mut self) {
         self.active.clear();
         self.flap_down.iter_mut().for_each(|d| *d = false);
+        let g = &self.sc.gateway;
+        // A client learns that a black-holed socket is dead only when a
+        // heartbeat goes unanswered: one interval after the last heartbeat
+        // the gateway heard on it, less the link's delay, at the earliest.
+        let link_delay = self.sc.link.latency_ms + self.sc.link.jitter_ms;
         let mut down = 0;
         let mut must_identify = 0;
+        let mut zombie_until = self.now;
         for shard in 0..self.sc.shards {
-            if self.rec.established[shard as usize].is_none() {
+            if !self.rec.judged[shard as usize] {
+                continue;
+            }
+            let mut zombie = false;
+            for &sock in &self.shard_socks[shard as usize] {
+                if let Some(s) = self.sockets.get(sock)
+                    && s.dead
+                    && s.server.last_heartbeat > 0
+                {
+                    zombie = true;
+                    let noticed = (s.server.last_heartbeat + g.heartbeat_interval_ms)
+                        .saturating_sub(link_delay);
+                    zombie_until = zombie_until.max(noticed);
+                }
+            }
+            if zombie || self.rec.established[shard as usize].is_none() {
                 down += 1;
                 if !self.gateway.has_resumable_session(shard) {
                     must_identify += 1;
@@ -698,5 +821,24 @@ impl<'a> Sim<'a> {
             }
         }
         self.rec.down_at_heal = (down, must_identify);
+        let buckets = u64::from(g.max_concurrency.max(1));
+        let windows = |n: u64| n.div_ceil(buckets).saturating_sub(1) * rules::IDENTIFY_WINDOW_MS;
+        let mut bound = windows(must_identify).max(zombie_until - self.now);
+        if g.admission_per_s > 0 {
+            bound = bound.max(down * 1_000 / u64::from(g.admission_per_s));
+        }
+        // When a wave needs more session starts than are left, the rest
+        // wait for the daily refill.
+        let (left, refill_at) = self
+            .gateway
+            .session_starts_left(self.now, g.session_start_total);
+        let left = u64::from(left);
+        if must_identify > left {
+            let after_refill = refill_at.saturating_sub(self.now)
+                + windows(must_identify - left)
+                + rules::IDENTIFY_WINDOW_MS;
+            bound = bound.max(after_refill);
+        }
+        self.rec.lower_bound_ms = bound;
     }
 }

@@ -1,5 +1,9 @@
 //! The gateway server model, faithful to the rules clients are judged by.
 //!
+//! Every close code rule comes from the referee's own table
+//! ([`crate::rules`]), written from the Discord docs; nothing here asks the
+//! policy crate what a code means.
+//!
 //! - **Admission**: a token bucket of `admission_per_s` handshakes per
 //!   second; beyond it, a handshake is refused or answered with 429 and
 //!   Retry-After ([`Overload`](crate::scenario::Overload)).
@@ -21,15 +25,14 @@
 //! - **Closing**: a client close with 1000 or 1001 ends the session; any
 //!   other close, or a dropped connection, keeps it resumable.
 
-use reconnect_policy::{CloseCode, ConnectFailure};
+use reconnect_policy::ConnectFailure;
 
 use crate::engine::{Ev, Sim};
 use crate::metrics::SessionTally;
+use crate::rules::{self, IDENTIFY_WINDOW_MS};
 use crate::scenario::{FaultKind, Overload, Scenario};
 use crate::wire::{DispatchKind, SessionId, SockId, ToClient, ToServer};
 
-/// The gateway's identify window.
-const IDENTIFY_WINDOW_MS: u64 = 5_000;
 /// How long after op 7 the gateway closes the socket itself.
 const RECONNECT_GRACE_MS: u64 = 5_000;
 
@@ -63,8 +66,9 @@ pub(crate) struct Gateway {
     /// Admission tokens, in thousandths.
     tokens_milli: u64,
     tokens_at: u64,
-    /// Dispatches stop this long before the end, so they can be delivered.
-    stop_dispatch_at: u64,
+    /// Dispatches stop here, a minute before the end, so they can be
+    /// delivered.
+    pub(crate) stop_dispatch_at: u64,
 }
 
 impl Gateway {
@@ -79,7 +83,17 @@ impl Gateway {
             token_reset: false,
             tokens_milli: u64::from(g.admission_per_s) * 1_000,
             tokens_at: 0,
-            stop_dispatch_at: sc.duration_ms.saturating_sub(60_000),
+            // Set when the fault schedule is placed (see the engine).
+            stop_dispatch_at: u64::MAX,
+        }
+    }
+
+    /// Session starts left now, and when the allowance next refills.
+    pub(crate) const fn session_starts_left(&self, now: u64, total: u32) -> (u32, u64) {
+        if now >= self.starts_reset_at {
+            (total, now + 24 * 3_600_000)
+        } else {
+            (self.starts_remaining, self.starts_reset_at)
         }
     }
 
@@ -117,7 +131,7 @@ impl Sim<'_> {
             }
             ToServer::Close { code } => {
                 self.count_if_healthy(sock, shard);
-                let ends_session = !CloseCode::from_u16(code).keeps_session_when_sent_by_client();
+                let ends_session = rules::client_close_ends_session(code);
                 self.server_close(sock, Some(code), ends_session, true);
             }
             ToServer::Drop => {
@@ -134,20 +148,21 @@ impl Sim<'_> {
             return;
         };
         if !s.dead && !s.server.told_to_reconnect && !self.link_faulty(shard) {
-            self.rec.healthy_link_reconnects += 1;
+            self.rec.count.healthy_link_reconnects += 1;
         }
     }
 
     fn accept(&mut self, sock: SockId, shard: u32) {
         let now = self.now;
-        self.rec.arrival(now);
+        self.rec.arrival(shard, now);
+        // 0: no cap, as documented. A cap is an assumption of the scenario.
         let rate = u64::from(self.admission_per_s());
         let gw = &mut self.gateway;
         let refill = now.saturating_sub(gw.tokens_at).saturating_mul(rate);
         gw.tokens_milli = gw.tokens_milli.saturating_add(refill).min(rate * 1_000);
         gw.tokens_at = now;
-        if gw.tokens_milli < 1_000 {
-            self.rec.rejected += 1;
+        if rate > 0 && gw.tokens_milli < 1_000 {
+            self.rec.count.rejected += 1;
             let failure = match self.sc.gateway.overload {
                 Overload::Refuse => ConnectFailure::Refused,
                 Overload::RateLimit { retry_after_ms } => {
@@ -157,7 +172,7 @@ impl Sim<'_> {
             self.send_to_client(sock, ToClient::ConnectFailed(failure), 0);
             return;
         }
-        gw.tokens_milli -= 1_000;
+        gw.tokens_milli = gw.tokens_milli.saturating_sub(1_000);
         let interval_ms = self.sc.gateway.heartbeat_interval_ms;
         if let Some(s) = self.sockets.get_mut(sock) {
             s.server.open = true;
@@ -176,16 +191,21 @@ impl Sim<'_> {
 
     fn identify(&mut self, sock: SockId, shard: u32) {
         let now = self.now;
-        self.rec.identifies += 1;
+        self.rec.count.identifies += 1;
         if self.gateway.token_reset {
             self.server_close(sock, Some(4004), false, true);
             return;
         }
         let bucket = shard as usize % self.gateway.last_identify.len();
-        if self.gateway.last_identify[bucket]
-            .is_some_and(|last| now.saturating_sub(last) < IDENTIFY_WINDOW_MS)
-        {
-            self.rec.identify_violations += 1;
+        let gap = self.gateway.last_identify[bucket].map(|last| now.saturating_sub(last));
+        if gap.is_some_and(|gap| gap < IDENTIFY_WINDOW_MS) {
+            self.rec.count.identify_violations_strict += 1;
+        }
+        // The link alone moves arrivals by up to its jitter: the window is
+        // enforced with the scenario's tolerance.
+        let window = IDENTIFY_WINDOW_MS.saturating_sub(self.sc.identify_tolerance());
+        if gap.is_some_and(|gap| gap < window) {
+            self.rec.count.identify_violations += 1;
             let delay = 1_000 + self.server_rng.upto(2_000);
             self.send_to_client(sock, ToClient::InvalidSession { resumable: false }, delay);
             if let Some(s) = self.sockets.get_mut(sock) {
@@ -215,7 +235,7 @@ impl Sim<'_> {
             && gw.sessions[old as usize].alive
         {
             if gw.sessions[old as usize].attached.is_none() {
-                self.rec.identifies_while_resumable += 1;
+                self.rec.count.identifies_while_resumable += 1;
             }
             self.kill_session(old);
         }
@@ -232,7 +252,7 @@ impl Sim<'_> {
             generated: 1,
             ..SessionTally::default()
         });
-        self.rec.session_starts += 1;
+        self.rec.count.session_starts += 1;
         self.gateway.shard_session[shard as usize] = Some(id);
         if let Some(s) = self.sockets.get_mut(sock) {
             s.server.session = Some(SessionId(id));
@@ -247,12 +267,12 @@ impl Sim<'_> {
             },
             0,
         );
-        self.rec.established[shard as usize] = Some(now);
+        self.mark_established(shard);
         self.schedule_dispatch(id);
     }
 
     fn resume(&mut self, sock: SockId, shard: u32, session: Option<SessionId>, seq: u64) {
-        self.rec.resumes += 1;
+        self.rec.count.resumes += 1;
         if self.gateway.token_reset {
             self.server_close(sock, Some(4004), false, true);
             return;
@@ -314,8 +334,8 @@ impl Sim<'_> {
             },
             0,
         );
-        self.rec.resumes_succeeded += 1;
-        self.rec.established[shard as usize] = Some(self.now);
+        self.rec.count.resumes_succeeded += 1;
+        self.mark_established(shard);
     }
 
     /// The server closes its side of `sock`: sends `code` to the client if
@@ -339,21 +359,18 @@ impl Sim<'_> {
         let shard = s.shard;
         let session = s.server.session.take();
         if let Some(id) = session {
-            let ends = ends_session
-                || code.is_some_and(|c| {
-                    matches!(c, 4003 | 4007 | 4009) || CloseCode::from_u16(c).is_fatal()
-                });
+            let ends = ends_session || code.is_some_and(rules::server_close_ends_session);
+            let current = self.gateway.shard_session[shard as usize] == Some(id.0);
             let s = &mut self.gateway.sessions[id.0 as usize];
             if s.attached == Some(sock) {
                 s.attached = None;
                 s.detached_since = Some(self.now);
-                if self.gateway.shard_session[shard as usize] == Some(id.0)
-                    && self.rec.established[shard as usize].take().is_some()
-                {
-                    self.rec.disconnects += 1;
+                let queue_expiry = !s.expiry_queued;
+                s.expiry_queued = true;
+                if current {
+                    self.mark_lost(shard);
                 }
-                if !s.expiry_queued {
-                    s.expiry_queued = true;
+                if queue_expiry {
                     let window = self.sc.gateway.resume_window_ms;
                     self.schedule(self.now + window, Ev::SessionExpiry { session: id.0 });
                 }
@@ -375,11 +392,9 @@ impl Sim<'_> {
             if let Some(sk) = self.sockets.get_mut(sock) {
                 sk.server.session = None;
             }
-            let shard = s.shard as usize;
-            if self.gateway.shard_session[shard] == Some(id)
-                && self.rec.established[shard].take().is_some()
-            {
-                self.rec.disconnects += 1;
+            let shard = s.shard;
+            if self.gateway.shard_session[shard as usize] == Some(id) {
+                self.mark_lost(shard);
             }
         }
     }

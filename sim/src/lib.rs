@@ -8,7 +8,7 @@
 //! or a model of another library's reconnect behaviour; a model of the
 //! gateway enforces the real rules (identify buckets, the daily session
 //! start limit, admission capacity, resume windows); links fail in the ways
-//! `shared/reference/simulation.md` §5 lists. The [`Report`] holds the storm
+//! the README's simulator section lists. The [`Report`] holds the storm
 //! metrics M1–M8 and a verdict.
 //!
 //! - **Deterministic**: one master seed; every client, link and the server
@@ -26,8 +26,15 @@
 //! scenario.shards = 20;
 //! let report = run_report(&scenario, &model("policy").unwrap(), 7, Budget::default()).unwrap();
 //! assert!(!report.storm, "{:?}", report.storm_reasons);
-//! let naive = run_report(&scenario, &model("naive").unwrap(), 7, Budget::default()).unwrap();
-//! assert!(naive.storm);
+//! // The fault began once all 20 shards had a session; start-up is its own figure.
+//! assert_eq!(report.judged_shards, 20);
+//! assert!(report.startup_ms.is_some());
+//! // An op 9 wave makes the naive client re-identify at once, in its
+//! // bucket's window: a storm.
+//! let mut wave = Scenario::builtin("op9-wave").unwrap();
+//! wave.shards = 20;
+//! let naive = run_report(&wave, &model("naive").unwrap(), 7, Budget::default()).unwrap();
+//! assert!(naive.storm, "{:?}", naive.reasons());
 //! ```
 
 #![forbid(unsafe_code)]
@@ -36,12 +43,14 @@
 pub mod aws;
 pub mod client;
 mod engine;
+pub mod frontier;
 mod gateway;
 pub mod metrics;
 pub mod net;
 mod queue;
 pub mod report;
 pub mod rng;
+pub mod rules;
 pub mod scenario;
 pub mod svg;
 pub mod wire;
@@ -50,7 +59,7 @@ use reconnect_policy::{BackoffConfig, BackoffStrategy, PolicyConfig};
 
 pub use client::PeerKind;
 pub use engine::{Budget, ModelSpec, RunError, run};
-pub use report::{Report, table};
+pub use report::{Report, infeasibility, table};
 pub use scenario::Scenario;
 
 /// The name of the policy with its production defaults.
@@ -120,15 +129,16 @@ pub fn run_report(
 /// [`Report`] sums up, kept per second and per shard.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Series {
-    /// Client connection attempts in each second of simulated time (index
-    /// `i` is second `i`), all shards together.
+    /// Client connection attempts in each second, all shards together, from
+    /// judging on. Index `i` is second `i` of the scenario's fault schedule
+    /// (which starts once the fleet has a session), so every model's series
+    /// line up on the same faults.
     pub attempts_per_s: Vec<u32>,
-    /// For each shard that has a session at the end: the time from the
-    /// scenario's heal to that session (0 when it never lost one), ms,
-    /// sorted. The report's `recovery_*` quantiles are taken from the same
-    /// values.
+    /// For each judged shard that has a session at the end: the time from
+    /// the heal to that session (0 when it never lost one), ms, sorted. The
+    /// report's `recovery_*` quantiles are taken from the same values.
     pub recovery_ms: Vec<u64>,
-    /// Shards without a session at the end (they never recovered).
+    /// Judged shards without a session at the end (they never recovered).
     pub unrecovered: u64,
 }
 
@@ -136,17 +146,28 @@ impl Series {
     /// The series of a finished run of `scenario`.
     #[must_use]
     pub fn new(scenario: &Scenario, recorder: &metrics::Recorder) -> Self {
-        let mut recovery_ms: Vec<u64> = recorder
-            .established
-            .iter()
-            .flatten()
-            .map(|&t| t.saturating_sub(scenario.heal_at_ms))
-            .collect();
+        let times = report::recovery_times(recorder);
+        let mut recovery_ms: Vec<u64> = times.iter().flatten().copied().collect();
         recovery_ms.sort_unstable();
+        let mut attempts_per_s = Vec::new();
+        if let (Some(from), Some(heal)) = (recorder.judged_from, recorder.heal_at) {
+            let offset = heal.saturating_sub(scenario.heal_at_ms);
+            for &t in recorder.attempts.iter().flatten() {
+                let t = u64::from(t);
+                if t < from {
+                    continue;
+                }
+                let i = usize::try_from((t - offset) / 1_000).unwrap_or(usize::MAX);
+                if i >= attempts_per_s.len() {
+                    attempts_per_s.resize(i + 1, 0);
+                }
+                attempts_per_s[i] += 1;
+            }
+        }
         Self {
-            attempts_per_s: recorder.attempts_per_s.clone(),
+            attempts_per_s,
             recovery_ms,
-            unrecovered: recorder.established.iter().filter(|e| e.is_none()).count() as u64,
+            unrecovered: times.iter().filter(|t| t.is_none()).count() as u64,
         }
     }
 }
@@ -170,38 +191,36 @@ pub fn run_with_series(
     ))
 }
 
-/// [`compare`], keeping each run's [`Series`] too.
-///
-/// # Errors
-///
-/// The first run that failed.
+/// [`compare`], keeping each run's [`Series`] too, and calling `progress`
+/// with the number of runs finished after each one.
+#[must_use]
 pub fn compare_with_series(
     scenario: &Scenario,
     models: &[ModelSpec],
     seed: u64,
     budget: Budget,
-) -> Result<Vec<(Report, Series)>, RunError> {
-    parallel_map(models, |m| run_with_series(scenario, m, seed, budget))
-        .into_iter()
-        .collect()
+    progress: &(dyn Fn(usize) + Sync),
+) -> Vec<Result<(Report, Series), RunError>> {
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    parallel_map(models, |m| {
+        let r = run_with_series(scenario, m, seed, budget);
+        progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1);
+        r
+    })
 }
 
 /// Runs every model through a scenario with one seed (the same fault
 /// schedule for each: common random numbers), in parallel over the cores,
-/// in the order given.
-///
-/// # Errors
-///
-/// The first run that failed.
+/// in the order given. A run that fails does not stop the others: each
+/// model gets its own result.
+#[must_use]
 pub fn compare(
     scenario: &Scenario,
     models: &[ModelSpec],
     seed: u64,
     budget: Budget,
-) -> Result<Vec<Report>, RunError> {
+) -> Vec<Result<Report, RunError>> {
     parallel_map(models, |m| run_report(scenario, m, seed, budget))
-        .into_iter()
-        .collect()
 }
 
 /// Runs one model through a scenario for every seed in `seeds`, in
@@ -228,7 +247,7 @@ pub fn sweep(
 }
 
 /// Applies `f` to every item on all cores, keeping the input order.
-fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+pub(crate) fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let threads = std::thread::available_parallelism()
         .map_or(1, std::num::NonZero::get)
         .min(items.len().max(1));

@@ -5,8 +5,12 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use reconnect_sim::{Budget, Report, Scenario, model, model_names, scenario::BUILTIN, table};
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use reconnect_sim::{
+    Budget, DEFAULT_MODEL, ModelSpec, Report, Scenario, frontier, model, model_names,
+    scenario::BUILTIN, table,
+};
 
 /// A deterministic simulator of gateway reconnect storms.
 #[derive(Parser)]
@@ -32,9 +36,12 @@ enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// Exit with status 2 when the verdict has this part.
+        #[arg(long, value_enum)]
+        fail_on: Option<FailOn>,
     },
     /// Runs every model through a scenario with the same seed and prints
-    /// them side by side (the README's main job).
+    /// them side by side.
     Compare {
         /// A built-in scenario name or a JSON file.
         #[arg(long, default_value = "outage-30s")]
@@ -49,6 +56,39 @@ enum Command {
         /// distribution of every model into this SVG file.
         #[arg(long, value_name = "FILE")]
         svg: Option<std::path::PathBuf>,
+        /// Also run the policy with this configuration (a `PolicyConfig`
+        /// as JSON), shown as `custom` beside the built-ins.
+        #[arg(long, value_name = "FILE")]
+        policy_config: Option<std::path::PathBuf>,
+        /// Exit with status 2 when the verdict of the default policy (or
+        /// of `custom`, when given) has this part.
+        #[arg(long, value_enum)]
+        fail_on: Option<FailOn>,
+    },
+    /// Runs every model through fleet-wide outages of 5 s to 600 s,
+    /// refused and black-holed, each after the model's full start-up, and
+    /// prints p50/p99 recovery after the heal and attempts per shard.
+    Frontier {
+        /// Shards of the fleet.
+        #[arg(long, default_value_t = 1_000)]
+        shards: u32,
+        /// The master seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Print the cells as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Also draw p99 recovery against outage length into this SVG file.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<std::path::PathBuf>,
+        /// Also run the policy with this configuration (a `PolicyConfig`
+        /// as JSON), shown as `custom`.
+        #[arg(long, value_name = "FILE")]
+        policy_config: Option<std::path::PathBuf>,
+        /// Exit with status 2 when a cell of the default policy (or of
+        /// `custom`, when given) has this part in its verdict.
+        #[arg(long, value_enum)]
+        fail_on: Option<FailOn>,
     },
     /// Runs one model over many seeds and prints the worst case of each
     /// metric with the seed that produced it.
@@ -102,6 +142,86 @@ enum Command {
     /// Lists the built-in scenarios and the models.
     List,
 }
+
+/// A part of the verdict that makes the exit status 2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum FailOn {
+    /// STORM.
+    Storm,
+    /// SLOW RECOVERY.
+    Slow,
+    /// HERD.
+    Herd,
+    /// Any of the three.
+    Any,
+}
+
+impl FailOn {
+    /// Whether a verdict (`ok`, or parts joined by `+`) fails.
+    fn fails(self, verdict: &str) -> bool {
+        let has = |part: &str| verdict.split('+').any(|p| p == part);
+        match self {
+            Self::Storm => has("STORM"),
+            Self::Slow => has("SLOW"),
+            Self::Herd => has("HERD"),
+            Self::Any => verdict != "ok",
+        }
+    }
+}
+
+/// The exit status for verdicts of the models under test.
+fn verdict_status<'a>(
+    fail_on: Option<FailOn>,
+    verdicts: impl IntoIterator<Item = &'a str>,
+) -> ExitCode {
+    match fail_on {
+        Some(f) if verdicts.into_iter().any(|v| f.fails(v)) => ExitCode::from(2),
+        _ => ExitCode::SUCCESS,
+    }
+}
+
+/// A progress bar on standard error (hidden when it is not a terminal).
+fn progress_bar(len: usize, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} runs, {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(what.to_owned());
+    bar
+}
+
+/// A spinner for one run.
+fn spinner(what: &str) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_message(what.to_owned());
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}
+
+/// The built-in models, and `custom` from a policy configuration file.
+fn models_with(policy_config: Option<&Path>) -> Result<Vec<ModelSpec>, String> {
+    let mut models: Vec<ModelSpec> = model_names()
+        .iter()
+        .map(|n| find_model(n))
+        .collect::<Result<_, _>>()?;
+    if let Some(path) = policy_config {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let config: reconnect_policy::PolicyConfig =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        models.insert(
+            1,
+            ModelSpec::Policy {
+                name: CUSTOM_MODEL.to_owned(),
+                config: Box::new(config),
+            },
+        );
+    }
+    Ok(models)
+}
+
+/// The name a `--policy-config` model runs under.
+const CUSTOM_MODEL: &str = "custom";
 
 /// Writes to standard output; a reader that went away (`| head`) ends the
 /// output quietly instead of panicking, other write errors are errors.
@@ -158,13 +278,32 @@ fn load_scenario(name: &str) -> Result<Scenario, String> {
     Scenario::from_json(&text).map_err(|e| format!("{name}: {e}"))
 }
 
-fn find_model(name: &str) -> Result<reconnect_sim::ModelSpec, String> {
+/// Refuses a scenario no client could pass (its lower bound does not fit).
+fn refuse_infeasible(sc: &Scenario) -> Result<(), String> {
+    match reconnect_sim::infeasibility(sc) {
+        Some(why) => Err(format!(
+            "scenario {} is infeasible for any client: {why}",
+            sc.name
+        )),
+        None => Ok(()),
+    }
+}
+
+fn find_model(name: &str) -> Result<ModelSpec, String> {
     model(name).ok_or_else(|| {
         format!(
             "unknown model {name:?} (known: {})",
             model_names().join(", ")
         )
     })
+}
+
+fn print_assumptions(assumptions: &[String]) -> Result<(), String> {
+    outln!("assumptions:");
+    for a in assumptions {
+        outln!("  - {a}");
+    }
+    Ok(())
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<(), String> {
@@ -193,44 +332,67 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             strategy,
             seed,
             json,
+            fail_on,
         } => {
             let sc = load_scenario(&scenario)?;
             let m = find_model(&strategy)?;
-            let report =
-                reconnect_sim::run_report(&sc, &m, seed, budget).map_err(|e| e.to_string())?;
+            refuse_infeasible(&sc)?;
+            let bar = spinner(&format!("{} with {strategy}", sc.name));
+            let report = reconnect_sim::run_report(&sc, &m, seed, budget);
+            bar.finish_and_clear();
+            let report = report.map_err(|e| e.to_string())?;
             if json {
                 print_json(&report)?;
             } else {
                 outln!("{} — {}", sc.name, sc.description);
                 out!("{}", table(std::slice::from_ref(&report)));
-                for reason in &report.storm_reasons {
-                    outln!("storm: {reason}");
+                outln!("{}", reconnect_sim::report::TABLE_LEGEND);
+                print_assumptions(&report.assumptions)?;
+                for reason in report.reasons() {
+                    outln!("{reason}");
                 }
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(verdict_status(fail_on, [report.verdict.as_str()]))
         }
         Command::Compare {
             scenario,
             seed,
             json,
             svg,
+            policy_config,
+            fail_on,
         } => {
             let sc = load_scenario(&scenario)?;
-            let models: Vec<_> = model_names()
-                .iter()
-                .map(|n| find_model(n))
-                .collect::<Result<_, _>>()?;
-            let reports = if let Some(path) = &svg {
+            refuse_infeasible(&sc)?;
+            let models = models_with(policy_config.as_deref())?;
+            if let Some(path) = &svg {
                 // Fail before the runs if the file cannot be created.
                 std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
-                let runs = reconnect_sim::compare_with_series(&sc, &models, seed, budget)
-                    .map_err(|e| e.to_string())?;
-                reconnect_sim::svg::write(path, &sc, &runs).map_err(|e| e.to_string())?;
+            }
+            let bar = progress_bar(models.len(), &sc.name);
+            let runs = reconnect_sim::compare_with_series(&sc, &models, seed, budget, &|n| {
+                bar.set_position(n as u64);
+            });
+            bar.finish_and_clear();
+            if let Some(path) = &svg {
+                let drawn: Vec<_> = runs
+                    .iter()
+                    .filter_map(|r| r.as_ref().ok())
+                    .cloned()
+                    .collect();
+                reconnect_sim::svg::write(path, &sc, &drawn).map_err(|e| e.to_string())?;
                 eprintln!("charts written to {}", path.display());
-                runs.into_iter().map(|(r, _)| r).collect()
-            } else {
-                reconnect_sim::compare(&sc, &models, seed, budget).map_err(|e| e.to_string())?
-            };
+            }
+            let reports: Vec<Report> = runs
+                .iter()
+                .filter_map(|r| r.as_ref().ok())
+                .map(|(r, _)| r.clone())
+                .collect();
+            let failed: Vec<String> = runs
+                .iter()
+                .filter_map(|r| r.as_ref().err())
+                .map(ToString::to_string)
+                .collect();
             if json {
                 print_json(&reports)?;
             } else {
@@ -241,11 +403,93 @@ fn execute(command: Command) -> Result<ExitCode, String> {
                     sc.shards
                 );
                 out!("{}", table(&reports));
-                for r in reports.iter().filter(|r| r.storm) {
-                    outln!("{}: {}", r.model, r.storm_reasons.join("; "));
+                outln!("{}", reconnect_sim::report::TABLE_LEGEND);
+                if let Some(r) = reports.first() {
+                    print_assumptions(&r.assumptions)?;
+                }
+                for r in &reports {
+                    for reason in r.reasons() {
+                        outln!("{}: {reason}", r.model);
+                    }
                 }
             }
-            Ok(ExitCode::SUCCESS)
+            for e in &failed {
+                eprintln!("error: {e}");
+            }
+            if !failed.is_empty() {
+                return Ok(ExitCode::FAILURE);
+            }
+            let under_test = if policy_config.is_some() {
+                CUSTOM_MODEL
+            } else {
+                DEFAULT_MODEL
+            };
+            Ok(verdict_status(
+                fail_on,
+                reports
+                    .iter()
+                    .filter(|r| r.model == under_test)
+                    .map(|r| r.verdict.as_str()),
+            ))
+        }
+        Command::Frontier {
+            shards,
+            seed,
+            json,
+            svg,
+            policy_config,
+            fail_on,
+        } => {
+            let models = models_with(policy_config.as_deref())?;
+            if let Some(path) = &svg {
+                std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+            let total = models.len() * frontier::MODES.len() * frontier::OUTAGE_LENGTHS_S.len();
+            let bar = progress_bar(total, "frontier");
+            let results = frontier::run(&models, shards, seed, budget, &|n| {
+                bar.set_position(n as u64);
+            });
+            bar.finish_and_clear();
+            let cells: Vec<frontier::Cell> = results
+                .iter()
+                .filter_map(|r| r.as_ref().ok())
+                .cloned()
+                .collect();
+            if let Some(path) = &svg {
+                let text = frontier::chart(&cells, DEFAULT_MODEL).map_err(|e| e.to_string())?;
+                std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+                eprintln!("chart written to {}", path.display());
+            }
+            if json {
+                print_json(&cells)?;
+            } else {
+                outln!(
+                    "frontier — every link down for 5 to 600 s once the whole fleet has a session ({shards} shards, seed {seed}); inf: never within {} s",
+                    frontier::AFTER_HEAL_MS / 1_000
+                );
+                out!("{}", frontier::tables(&cells, DEFAULT_MODEL));
+                outln!("* marks the production default");
+            }
+            let mut failed = false;
+            for e in results.iter().filter_map(|r| r.as_ref().err()) {
+                eprintln!("error: {e}");
+                failed = true;
+            }
+            if failed {
+                return Ok(ExitCode::FAILURE);
+            }
+            let under_test = if policy_config.is_some() {
+                CUSTOM_MODEL
+            } else {
+                DEFAULT_MODEL
+            };
+            Ok(verdict_status(
+                fail_on,
+                cells
+                    .iter()
+                    .filter(|c| c.model == under_test)
+                    .map(|c| c.verdict.as_str()),
+            ))
         }
         Command::Sweep {
             scenario,
@@ -257,19 +501,12 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             let m = find_model(&strategy)?;
             let seeds = parse_seeds(&seeds)?;
             let total = seeds.len();
-            let progress = |done: usize| {
-                let width = 40;
-                let filled = done * width / total.max(1);
-                eprint!(
-                    "\r[{}{}] {done}/{total}",
-                    "#".repeat(filled),
-                    " ".repeat(width - filled)
-                );
-                let _ = std::io::stderr().flush();
-            };
-            let reports = reconnect_sim::sweep(&sc, &m, &seeds, budget, &progress)
-                .map_err(|e| e.to_string())?;
-            eprintln!();
+            let bar = progress_bar(total, &sc.name);
+            let reports = reconnect_sim::sweep(&sc, &m, &seeds, budget, &|n| {
+                bar.set_position(n as u64);
+            });
+            bar.finish_and_clear();
+            let reports = reports.map_err(|e| e.to_string())?;
             let worst = worst_cases(&reports);
             if json {
                 print_json(&worst)?;
@@ -347,7 +584,10 @@ fn execute(command: Command) -> Result<ExitCode, String> {
         }
         Command::List => {
             outln!("scenarios:");
-            for name in BUILTIN {
+            for name in BUILTIN
+                .into_iter()
+                .chain([reconnect_sim::scenario::NO_FAULT])
+            {
                 let s = Scenario::builtin(name).expect("built-in");
                 outln!("  {name:<16} {}", s.description);
             }
@@ -360,11 +600,12 @@ fn execute(command: Command) -> Result<ExitCode, String> {
     }
 }
 
-/// The worst value of a metric over a sweep, and its seed.
+/// The worst value of a metric over a sweep, and its seed. In JSON the
+/// value is a number (`null` for a recovery that never came).
 #[derive(serde::Serialize)]
 struct Worst {
     metric: &'static str,
-    value: String,
+    value: f64,
     seed: u64,
 }
 
@@ -376,7 +617,9 @@ fn worst_cases(reports: &[Report]) -> Vec<Worst> {
         }),
         ("peak_arrivals_1s", |r| f64::from(r.peak_arrivals_1s)),
         ("identify_violations", |r| r.identify_violations as f64),
-        ("recovery_max_ms", |r| r.recovery_max_ms as f64),
+        ("recovery_max_ms", |r| {
+            r.recovery_max_ms.map_or(f64::INFINITY, |v| v as f64)
+        }),
         ("unrecovered", |r| r.unrecovered as f64),
         ("sync_index", |r| r.sync_index),
         ("events_lost", |r| r.events_lost as f64),
@@ -393,7 +636,7 @@ fn worst_cases(reports: &[Report]) -> Vec<Worst> {
                 .max_by(|a, b| get(a).total_cmp(&get(b)).then(b.seed.cmp(&a.seed)))?;
             Some(Worst {
                 metric,
-                value: format!("{}", get(worst)),
+                value: get(worst),
                 seed: worst.seed,
             })
         })

@@ -20,37 +20,102 @@ pub struct SessionTally {
     pub duplicates: u64,
 }
 
-/// Everything the engine writes down.
-#[derive(Debug, Default)]
-pub struct Recorder {
-    /// Attempt times per shard (ms; fits in u32 for runs up to 49 days).
-    pub attempts: Vec<Vec<u32>>,
-    /// Client attempts per second of simulated time.
-    pub attempts_per_s: Vec<u32>,
-    /// Handshakes reaching the server per second.
-    pub arrivals_per_s: Vec<u32>,
-    /// Handshakes the server turned away for lack of capacity.
+/// The counts the engine keeps as the run goes. The report judges the
+/// difference between their values at the end and at the moment judging
+/// began ([`Recorder::count_at_judging`]), so start-up is never counted as
+/// part of a fault.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Handshakes the server turned away for lack of capacity (only under an
+    /// assumed admission cap).
     pub rejected: u64,
+    /// Dials that never reached the gateway: the link refused them.
+    pub refused_dials: u64,
     /// Identify payloads received.
     pub identifies: u64,
     /// Resume payloads received.
     pub resumes: u64,
     /// RESUMED sent.
     pub resumes_succeeded: u64,
-    /// Identify payloads inside a bucket's 5 s window.
+    /// Identify payloads inside a bucket's 5 s window, less the tolerance.
     pub identify_violations: u64,
+    /// Identify payloads inside a bucket's 5 s window with no tolerance.
+    pub identify_violations_strict: u64,
     /// Identify payloads from a shard whose session could still be resumed.
     pub identifies_while_resumable: u64,
     /// Sessions started (READY sent).
     pub session_starts: u64,
+    /// Client-initiated closes on a socket nothing was wrong with.
+    pub healthy_link_reconnects: u64,
+    /// Attempts made after the client had been told a close code the docs
+    /// mark "do not reconnect".
+    pub retries_after_fatal: u64,
+    /// Sessions lost by a shard (established → not).
+    pub disconnects: u64,
+}
+
+impl std::ops::Sub for Counters {
+    type Output = Self;
+
+    fn sub(self, o: Self) -> Self {
+        Self {
+            rejected: self.rejected.saturating_sub(o.rejected),
+            refused_dials: self.refused_dials.saturating_sub(o.refused_dials),
+            identifies: self.identifies.saturating_sub(o.identifies),
+            resumes: self.resumes.saturating_sub(o.resumes),
+            resumes_succeeded: self.resumes_succeeded.saturating_sub(o.resumes_succeeded),
+            identify_violations: self
+                .identify_violations
+                .saturating_sub(o.identify_violations),
+            identify_violations_strict: self
+                .identify_violations_strict
+                .saturating_sub(o.identify_violations_strict),
+            identifies_while_resumable: self
+                .identifies_while_resumable
+                .saturating_sub(o.identifies_while_resumable),
+            session_starts: self.session_starts.saturating_sub(o.session_starts),
+            healthy_link_reconnects: self
+                .healthy_link_reconnects
+                .saturating_sub(o.healthy_link_reconnects),
+            retries_after_fatal: self
+                .retries_after_fatal
+                .saturating_sub(o.retries_after_fatal),
+            disconnects: self.disconnects.saturating_sub(o.disconnects),
+        }
+    }
+}
+
+/// Everything the engine writes down.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    /// Attempt times per shard (ms; fits in u32 for runs up to 49 days).
+    pub attempts: Vec<Vec<u32>>,
+    /// Times per shard at which a handshake reached the gateway.
+    pub arrivals: Vec<Vec<u32>>,
+    /// Client attempts per second of simulated time.
+    pub attempts_per_s: Vec<u32>,
+    /// Handshakes reaching the server per second.
+    pub arrivals_per_s: Vec<u32>,
+    /// The counts so far.
+    pub count: Counters,
+    /// The counts when judging began (all zero for a whole-run judgement).
+    pub count_at_judging: Counters,
+    /// When every shard first had a session at once, ms from the start.
+    pub startup_ms: Option<u64>,
+    /// When judging began (the first fault, or the heal without one), ms
+    /// from the start; `None` if the fleet never finished starting.
+    pub judged_from: Option<u64>,
+    /// The scenario's heal, ms from the start, once scheduled.
+    pub heal_at: Option<u64>,
+    /// The end of the run, ms from the start.
+    pub end_at: u64,
+    /// The shards judged: those with a session when judging began (every
+    /// shard for a whole-run judgement).
+    pub judged: Vec<bool>,
     /// The daily session start limit ran out (the token would be reset).
     pub token_reset: bool,
     /// Per session.
     pub sessions: Vec<SessionTally>,
-    /// Client-initiated closes on a socket nothing was wrong with.
-    pub healthy_link_reconnects: u64,
-    /// Attempts made after the client had been told a fatal close code.
-    pub retries_after_fatal: u64,
     /// Most sockets one shard's client held at once (dialling, open or
     /// closing). The gateway may hold more: it cannot see a half-open
     /// socket the client has already given up on.
@@ -58,11 +123,13 @@ pub struct Recorder {
     /// When each shard's current session was last established (READY or
     /// RESUMED sent on an open socket), or `None` while it has none.
     pub established: Vec<Option<u64>>,
-    /// Sessions lost by a shard (established → not).
-    pub disconnects: u64,
     /// Shards not established at the heal, and of those the ones with no
     /// resumable session (they must identify).
     pub down_at_heal: (u64, u64),
+    /// The least time after the heal before the slowest shard could have a
+    /// session again, by the gateway's own limits (see
+    /// [`Report::recovery_lower_bound_ms`](crate::Report::recovery_lower_bound_ms)).
+    pub lower_bound_ms: u64,
     /// Shards whose client stopped for good.
     pub gave_up: u64,
     /// The most sockets the table held at once.
@@ -82,12 +149,20 @@ impl Recorder {
         let seconds = usize::try_from(duration_ms / 1_000 + 1).unwrap_or(usize::MAX);
         Self {
             attempts: vec![Vec::new(); shards as usize],
+            arrivals: vec![Vec::new(); shards as usize],
             attempts_per_s: vec![0; seconds],
             arrivals_per_s: vec![0; seconds],
             established: vec![None; shards as usize],
+            judged: vec![true; shards as usize],
             trace_hash: 0xcbf2_9ce4_8422_2325,
             ..Self::default()
         }
+    }
+
+    /// The counts since judging began.
+    #[must_use]
+    pub fn judged_counts(&self) -> Counters {
+        self.count - self.count_at_judging
     }
 
     /// Folds an event into the trace hash.
@@ -106,8 +181,11 @@ impl Recorder {
         }
     }
 
-    /// A handshake reaching the server.
-    pub fn arrival(&mut self, at: u64) {
+    /// A handshake from `shard` reaching the server.
+    pub fn arrival(&mut self, shard: u32, at: u64) {
+        if let Some(a) = self.arrivals.get_mut(shard as usize) {
+            a.push(u32::try_from(at).unwrap_or(u32::MAX));
+        }
         if let Some(c) = self.arrivals_per_s.get_mut((at / 1_000) as usize) {
             *c += 1;
         }

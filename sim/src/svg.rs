@@ -45,7 +45,7 @@ const LEGEND_WIDTH: u32 = 250;
 const MIN_RECOVERY_S: f64 = 0.1;
 
 /// Line colours (Tableau 10), in model order; the production default (the
-/// first model) is drawn thicker.
+/// first model) is drawn thicker, in [`DEFAULT_COLOUR`].
 const COLOURS: [RGBColor; 20] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
@@ -128,12 +128,29 @@ pub fn write(path: &Path, scenario: &Scenario, runs: &[(Report, Series)]) -> Res
     std::fs::write(path, text).map_err(|e| SvgError(format!("{}: {e}", path.display())))
 }
 
+/// The production default's colour: near-black, which no other series
+/// and no marker line uses.
+pub const DEFAULT_COLOUR: RGBColor = RGBColor(17, 17, 17);
+
+/// The colour of the `index`-th series: [`DEFAULT_COLOUR`] for the
+/// production default, the palette otherwise.
+#[must_use]
+pub fn colour_for(index: usize, is_default: bool) -> RGBColor {
+    if is_default {
+        DEFAULT_COLOUR
+    } else {
+        COLOURS[index % COLOURS.len()]
+    }
+}
+
+/// The `i`-th model of a comparison: the first is the production default.
 fn colour(i: usize) -> RGBColor {
-    COLOURS[i % COLOURS.len()]
+    colour_for(i, i == 0)
 }
 
 /// The colour of the lines of the `index`-th model, as SVG writes it
-/// (`#1F77B4`); colours repeat after twenty models.
+/// (`#1F77B4`; the first model, the production default, `#111111`);
+/// colours repeat after twenty models.
 #[must_use]
 pub fn colour_hex(index: usize) -> String {
     let RGBColor(r, g, b) = colour(index);
@@ -319,7 +336,7 @@ fn recovery_chart(
     chart
         .configure_mesh()
         .x_desc(format!(
-            "time since the heal at {:.0} s (s, log scale)",
+            "time since the heal at {:.0} s of the fault schedule (s, log scale; dashed: the scenario's recovery bound, dotted: the gateway's lower bound for the first model)",
             scenario.heal_at_ms as f64 / 1_000.0
         ))
         .y_desc("fraction of shards")
@@ -342,8 +359,36 @@ fn recovery_chart(
             .draw_series(LineSeries::new(points, c.stroke_width(width(i))))
             .map_err(err("recovery line"))?;
     }
+    // The recovery bounds, in greys no model's line uses.
+    let bound = scenario.recovery_bound_ms as f64 / 1_000.0;
+    if (MIN_RECOVERY_S..right).contains(&bound) {
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(bound, 0.0), (bound, 1.05)],
+                8,
+                5,
+                BOUND_COLOUR.stroke_width(2),
+            ))
+            .map_err(err("bound line"))?;
+    }
+    if let Some((report, _)) = runs.first() {
+        let lower = report.recovery_lower_bound_ms as f64 / 1_000.0;
+        if (MIN_RECOVERY_S..right).contains(&lower) {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(lower, 0.0), (lower, 1.05)],
+                    2,
+                    4,
+                    BOUND_COLOUR.stroke_width(2),
+                ))
+                .map_err(err("lower bound line"))?;
+        }
+    }
     Ok(())
 }
+
+/// The colour of the recovery bound lines.
+const BOUND_COLOUR: RGBColor = RGBColor(110, 110, 110);
 
 /// The legend column: each model's colour and name, and how many of its
 /// shards never recovered.

@@ -64,7 +64,7 @@ fn adding_a_shard_leaves_the_other_shards_streams_alone() {
 }
 
 #[test]
-fn a_run_over_its_budget_fails_loudly_naming_the_seed() {
+fn a_run_over_its_budget_fails_loudly_naming_scenario_model_and_seed() {
     let sc = small("flapping-link");
     let m = model("naive").unwrap();
     let err = run_report(
@@ -73,13 +73,16 @@ fn a_run_over_its_budget_fails_loudly_naming_the_seed() {
         1234,
         Budget {
             max_events: 10_000,
-            max_wall_s: 600,
+            max_wall_s: 0,
         },
     )
     .unwrap_err();
     let text = err.to_string();
     assert!(
-        text.contains("seed 1234") && text.contains("event"),
+        text.contains("seed 1234")
+            && text.contains("event")
+            && text.contains("flapping-link")
+            && text.contains("naive"),
         "{text}"
     );
 }

@@ -10,9 +10,10 @@
 //! the bot paces identifies ([`Pacing`]), and which known bugs it has
 //! ([`Bugs`]). One generic state machine reads the table. Each [`PeerKind`]
 //! is one row of it, and its doc comment cites, for every behaviour, where
-//! it is described: a section of `shared/reference/discord-gateway.md`
-//! ("ref §B1" and so on) and the upstream file, issue or pull request that
-//! section names. Behaviours marked *(inferred)* are the reference's or our
+//! it is described: a section of the project's notes on the gateway and
+//! its libraries ("ref §B1" and so on; kept beside the repository, not in
+//! it) and the upstream file, issue or pull request that section names, so
+//! every rule can be checked against the library's own source. Behaviours marked *(inferred)* are the reference's or our
 //! own reading of code that no issue confirms; *(code)* marks details read
 //! in the upstream source at the reference's snapshot and not spelled out
 //! in the reference. None of the models uses the policy crate.
@@ -30,6 +31,11 @@ use rand_chacha::ChaCha8Rng;
 use super::Cx;
 use crate::wire::{DispatchKind, SessionId, SockId, ToClient, ToServer};
 
+/// What the gateway receives for a close frame with no status code (RFC
+/// 6455 §7.1.5: "no status code was actually present"), as the `ws`
+/// package's `close()` with no argument sends.
+const NO_STATUS: u16 = 1005;
+
 /// One day, ms (the daily session start period).
 const DAY_MS: u64 = 24 * 3_600_000;
 
@@ -43,9 +49,13 @@ pub enum PeerKind {
     /// The naive client with a 5 s minimum between attempts (the issue's
     /// "5 s guard").
     Guard5s,
-    /// Carbon's `GatewayPlugin` before PR #264 (buape/carbon `e2b2c69^`);
-    /// see [`PeerRules::CARBON_OLD`].
+    /// Carbon's `GatewayPlugin` before PR #264 (buape/carbon `e2b2c69^`),
+    /// as its code is written; see [`PeerRules::CARBON_OLD`].
     CarbonOld,
+    /// The same, as PR #264's description tells it (a Resume with the new
+    /// socket's sequence, a close with 1000); see
+    /// [`PeerRules::CARBON_OLD_PR`].
+    CarbonOldPr,
     /// `@discordjs/ws`; see [`PeerRules::DISCORD_JS`].
     DiscordJs,
     /// discord.py's `AutoShardedClient`; see [`PeerRules::DISCORD_PY`].
@@ -60,10 +70,11 @@ pub enum PeerKind {
 
 impl PeerKind {
     /// Every model, in display order.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Naive,
         Self::Guard5s,
         Self::CarbonOld,
+        Self::CarbonOldPr,
         Self::DiscordJs,
         Self::DiscordPy,
         Self::Serenity,
@@ -78,6 +89,7 @@ impl PeerKind {
             Self::Naive => "naive",
             Self::Guard5s => "guard-5s",
             Self::CarbonOld => "carbon-old",
+            Self::CarbonOldPr => "carbon-old-pr",
             Self::DiscordJs => "discordjs",
             Self::DiscordPy => "discordpy",
             Self::Serenity => "serenity",
@@ -102,6 +114,7 @@ impl PeerKind {
                 ..PeerRules::NAIVE
             },
             Self::CarbonOld => PeerRules::CARBON_OLD,
+            Self::CarbonOldPr => PeerRules::CARBON_OLD_PR,
             Self::DiscordJs => PeerRules::DISCORD_JS,
             Self::DiscordPy => PeerRules::DISCORD_PY,
             Self::Serenity => PeerRules::SERENITY,
@@ -520,14 +533,14 @@ impl PeerRules {
     /// - **Re-identify**: 4007 and 4009 clear the session (*code*; ref §B6
     ///   adds 4003 and 4005 in the current code). Everything else resumes
     ///   when a session and a sequence are known (`canResume`).
-    /// - **Closing with 1000 to resume**: `disconnect()` calls
-    ///   `ws.close()` before every reconnect. PR #264: "On a reconnection,
-    ///   the WebSocket has to disconnect with a code other than 1000 and
-    ///   1001, which I added"; ref §B6 "Socket teardown hazard" and §A1
-    ///   (1000/1001 invalidate the session). The gateway ends the session,
-    ///   so the Resume that follows gets op 9. (The `ws` package sends a
-    ///   close frame without a code for `close()`; we model the 1000 the
-    ///   issue and the PR describe.)
+    /// - **Closing before a reconnect**: `disconnect()` calls `ws.close()`
+    ///   with no code (GatewayPlugin.ts:114), and the `ws` package then sends
+    ///   a close frame with no status code, which the gateway receives as
+    ///   1005 ("no status"). The docs end a session only for a client's 1000
+    ///   or 1001 (§A1), so the session survives. PR #264 says the code closed
+    ///   with 1000 ("has to disconnect with a code other than 1000 and 1001,
+    ///   which I added"); that account is the separate model
+    ///   [`PeerRules::CARBON_OLD_PR`].
     /// - **Double reconnect** ([`Bugs::reconnect_twice`]): op 7 runs
     ///   `handleReconnect()`, and the old socket's `close` event then runs
     ///   `handleClose()`: two reconnects, two increments. PR #264: "it
@@ -539,15 +552,16 @@ impl PeerRules {
     ///   `connect()` replaces `this.ws` without closing it, and every
     ///   socket keeps its listeners. PR #264: "When creating a new
     ///   WebSocket connection, it didn't close the older one."
-    /// - **Wrong resume sequence** ([`Bugs::resume_seq_from_new_socket`]):
-    ///   PR #264: "It always fails to resume ... Instead, it was sending the
-    ///   latest sequence number that was given (aka from the new
-    ///   WebSocket)". A new socket has seen no dispatch, so the Resume
-    ///   carries none (`null`, 0); the gateway model closes it with 4007.
-    ///   (The pre-fix source keeps one `sequence` field; we model the PR's
-    ///   account, which the issue repeats.)
+    /// - **Resume sequence**: the code keeps one `sequence` field, written
+    ///   by every socket's dispatches (GatewayPlugin.ts:149), and
+    ///   `canResume`/`resume` require it to be non-null (:307-318), so a
+    ///   Resume with 0 cannot happen: it carries the latest sequence seen.
+    ///   PR #264's account ("it was sending the latest sequence number ...
+    ///   from the new WebSocket", a Resume with none) is the separate model
+    ///   [`PeerRules::CARBON_OLD_PR`]
+    ///   ([`Bugs::resume_seq_from_new_socket`]).
     /// - **op 7**: reconnect through `handleReconnectionAttempt` (counted,
-    ///   closes with 1000), preferring resume.
+    ///   closes with no code), preferring resume.
     /// - **op 9**: no close; after a fixed 5 s (`setTimeout(..., 5000)`,
     ///   *code*; the 1–5 s random wait of ref §B6 came later), connect again,
     ///   resuming if `d` and a session allow, else with the session
@@ -580,13 +594,13 @@ impl PeerRules {
             zero_seq: &[],
         },
         on: Reactions {
-            connect_failed: Reaction::new(Fate::Keep, Close::Frame(1000), Wait::Backoff),
-            resume_dial_failed: Reaction::new(Fate::Keep, Close::Frame(1000), Wait::Backoff),
-            closed: Reaction::new(Fate::Keep, Close::Frame(1000), Wait::Backoff),
-            reconnect: Reaction::new(Fate::Keep, Close::Frame(1000), Wait::Backoff),
+            connect_failed: Reaction::new(Fate::Keep, Close::Frame(NO_STATUS), Wait::Backoff),
+            resume_dial_failed: Reaction::new(Fate::Keep, Close::Frame(NO_STATUS), Wait::Backoff),
+            closed: Reaction::new(Fate::Keep, Close::Frame(NO_STATUS), Wait::Backoff),
+            reconnect: Reaction::new(Fate::Keep, Close::Frame(NO_STATUS), Wait::Backoff),
             resumable: Reaction::new(Fate::Keep, Close::Leave, Wait::Fixed(5_000)),
             invalid: Reaction::new(Fate::Drop, Close::Leave, Wait::Fixed(5_000)),
-            zombie: Reaction::new(Fate::Keep, Close::Frame(1000), Wait::Backoff),
+            zombie: Reaction::new(Fate::Keep, Close::Frame(NO_STATUS), Wait::Backoff),
             timeout: Reaction::new(Fate::Keep, Close::Drop, Wait::Backoff),
         },
         resume_dial_retries: None,
@@ -609,8 +623,33 @@ impl PeerRules {
         bugs: Bugs {
             reconnect_twice: true,
             leaves_old_socket_open: true,
+            resume_seq_from_new_socket: false,
+        },
+    };
+
+    /// [`PeerRules::CARBON_OLD`] as PR #264's description tells it, kept
+    /// beside the code as written: every reconnect closes with 1000 (which
+    /// ends the session, §A1), and a Resume carries the new socket's
+    /// sequence, none (0), which the gateway answers with 4007 ("It always
+    /// fails to resume ... it was sending the latest sequence number that
+    /// was given (aka from the new WebSocket)").
+    pub const CARBON_OLD_PR: Self = Self {
+        on: Reactions {
+            connect_failed: Reaction::new(Fate::Keep, Close::Frame(1000), Wait::Backoff),
+            resume_dial_failed: Reaction::new(Fate::Keep, Close::Frame(1000), Wait::Backoff),
+            closed: Reaction::new(Fate::Keep, Close::Frame(1000), Wait::Backoff),
+            reconnect: Reaction::new(Fate::Keep, Close::Frame(1000), Wait::Backoff),
+            resumable: Reaction::new(Fate::Keep, Close::Leave, Wait::Fixed(5_000)),
+            invalid: Reaction::new(Fate::Drop, Close::Leave, Wait::Fixed(5_000)),
+            zombie: Reaction::new(Fate::Keep, Close::Frame(1000), Wait::Backoff),
+            timeout: Reaction::new(Fate::Keep, Close::Drop, Wait::Backoff),
+        },
+        bugs: Bugs {
+            reconnect_twice: true,
+            leaves_old_socket_open: true,
             resume_seq_from_new_socket: true,
         },
+        ..Self::CARBON_OLD
     };
 
     /// `@discordjs/ws` (ref §B3: `packages/ws/src/ws/WebSocketShard.ts`,
@@ -2744,8 +2783,8 @@ mod tests {
     }
 
     #[test]
-    fn carbon_old_reconnects_twice_for_op7_closes_with_1000_and_resumes_with_seq_0() {
-        let mut w = World::one(PeerKind::CarbonOld);
+    fn carbon_old_pr_reconnects_twice_for_op7_closes_with_1000_and_resumes_with_seq_0() {
+        let mut w = World::one(PeerKind::CarbonOldPr);
         let s1 = only_connect(&w.start(0, 0));
         w.establish(0, s1);
         w.msg(
@@ -2808,16 +2847,53 @@ mod tests {
     }
 
     #[test]
+    fn carbon_old_as_written_closes_with_no_status_and_resumes_with_the_last_sequence() {
+        let mut w = World::one(PeerKind::CarbonOld);
+        let s1 = only_connect(&w.start(0, 0));
+        w.establish(0, s1);
+        w.msg(
+            0,
+            500,
+            s1,
+            ToClient::Dispatch {
+                session: SessionId(1),
+                seq: 7,
+                kind: DispatchKind::Other,
+            },
+        );
+        // op 7: `ws.close()` with no code, which keeps the session.
+        let out = w.msg(0, 1_000, s1, ToClient::Reconnect);
+        assert_eq!(sent(&out), [(s1, ToServer::Close { code: NO_STATUS })]);
+        assert!(!crate::rules::client_close_ends_session(NO_STATUS));
+        let (_, out) = w.wake_next();
+        let s2 = only_connect(&out);
+        w.msg(0, 3_010, s2, ToClient::Opened);
+        // The one shared `sequence` field still holds 7.
+        let out = w.msg(0, 3_010, s2, HELLO);
+        assert!(
+            sent(&out).contains(&(
+                s2,
+                ToServer::Resume {
+                    session: Some(SessionId(1)),
+                    seq: 7
+                }
+            )),
+            "{out:?}"
+        );
+    }
+
+    #[test]
     fn carbon_old_reconnects_again_when_its_unanswered_close_times_out() {
         let mut w = World::one(PeerKind::CarbonOld);
         let s1 = only_connect(&w.start(0, 0));
         // The first heartbeat goes out on Hello and is never answered: the
-        // next tick finds the connection a zombie and closes it with 1000.
+        // next tick finds the connection a zombie and closes it, with no
+        // status code.
         let out = w.establish(0, s1);
         assert!(sent(&out).contains(&(s1, ToServer::Heartbeat)));
         let (tick, out) = w.wake_next();
         assert!((41_250..=42_250).contains(&tick), "{tick}");
-        assert_eq!(sent(&out), [(s1, ToServer::Close { code: 1000 })]);
+        assert_eq!(sent(&out), [(s1, ToServer::Close { code: NO_STATUS })]);
         assert_eq!(w.clients[0].connects, [tick + 2_000]);
         let (_, out) = w.wake_next();
         let s2 = only_connect(&out);
