@@ -52,7 +52,6 @@ pub fn check(data: &[u8]) -> Outcome {
     let policy = model(DEFAULT_MODEL).expect("the default model exists");
     let budget = Budget {
         max_events: MAX_RUN_EVENTS,
-        max_wall_s: 600,
     };
     let run = |seed| {
         run_report(&small, &policy, seed, budget)

@@ -58,17 +58,12 @@ impl ModelSpec {
 pub struct Budget {
     /// Events processed at most.
     pub max_events: u64,
-    /// Not read. A wall-clock budget made a run's outcome depend on the
-    /// machine's load; the field stays only so that callers written against
-    /// it still compile.
-    pub max_wall_s: u64,
 }
 
 impl Default for Budget {
     fn default() -> Self {
         Self {
             max_events: 2_000_000_000,
-            max_wall_s: 0,
         }
     }
 }

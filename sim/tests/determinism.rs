@@ -67,16 +67,7 @@ fn adding_a_shard_leaves_the_other_shards_streams_alone() {
 fn a_run_over_its_budget_fails_loudly_naming_scenario_model_and_seed() {
     let sc = small("flapping-link");
     let m = model("naive").unwrap();
-    let err = run_report(
-        &sc,
-        &m,
-        1234,
-        Budget {
-            max_events: 10_000,
-            max_wall_s: 0,
-        },
-    )
-    .unwrap_err();
+    let err = run_report(&sc, &m, 1234, Budget { max_events: 10_000 }).unwrap_err();
     let text = err.to_string();
     assert!(
         text.contains("seed 1234")
