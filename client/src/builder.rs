@@ -8,11 +8,12 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tracing::Instrument;
 
 use crate::client::{Client, Events};
-use crate::command::Identity;
+use crate::command::{IdentifyProperties, Identity};
 use crate::compression::Compression;
 use crate::driver::{Driver, DriverParts};
 use crate::error::BuildError;
 use crate::figures::{Published, SocketGauge};
+use crate::gateway_command::Presence;
 use crate::identify_share::IdentifyShare;
 use crate::token::Token;
 use crate::transport::{DEFAULT_USER_AGENT, Dialer};
@@ -57,6 +58,9 @@ pub struct ClientBuilder {
     notice_capacity: usize,
     user_agent: String,
     compression: Compression,
+    presence: Option<Presence>,
+    large_threshold: Option<u8>,
+    properties: IdentifyProperties,
 }
 
 impl ClientBuilder {
@@ -76,6 +80,9 @@ impl ClientBuilder {
             notice_capacity: 1_024,
             user_agent: DEFAULT_USER_AGENT.to_owned(),
             compression: Compression::None,
+            presence: None,
+            large_threshold: None,
+            properties: IdentifyProperties::default(),
         }
     }
 
@@ -172,6 +179,31 @@ impl ClientBuilder {
         self
     }
 
+    /// The presence Identify starts the session with (default: none, the
+    /// gateway's own).
+    #[must_use]
+    pub fn presence(mut self, presence: Presence) -> Self {
+        self.presence = Some(presence);
+        self
+    }
+
+    /// Identify's `large_threshold`: members above which a guild counts as
+    /// large and arrives without its offline members (50 to 250; the
+    /// gateway's default is 50).
+    #[must_use]
+    pub const fn large_threshold(mut self, members: u8) -> Self {
+        self.large_threshold = Some(members);
+        self
+    }
+
+    /// Identify's `properties` (default: this operating system and this
+    /// library's name).
+    #[must_use]
+    pub fn identify_properties(mut self, properties: IdentifyProperties) -> Self {
+        self.properties = properties;
+        self
+    }
+
     /// Starts the client on the current tokio runtime. The first connection
     /// attempt starts at once.
     ///
@@ -189,6 +221,11 @@ impl ClientBuilder {
         let (id, count) = self.shard;
         if id >= count {
             return Err(BuildError::Shard { id, count });
+        }
+        if let Some(members) = self.large_threshold
+            && !(50..=250).contains(&members)
+        {
+            return Err(BuildError::LargeThreshold(members));
         }
         let identify = self
             .identify
@@ -216,6 +253,9 @@ impl ClientBuilder {
             identity: Identity {
                 intents: self.intents,
                 shard: [id, count],
+                presence: self.presence,
+                large_threshold: self.large_threshold,
+                properties: self.properties,
             },
             dialer,
             max_pending: self.event_buffer.max(1),
@@ -272,6 +312,10 @@ mod tests {
                 matches!(bad.start(), Err(BuildError::UserAgent)),
                 "{user_agent:?}"
             );
+        }
+        for members in [0, 49, 251] {
+            let bad = ClientBuilder::new(Token::new("t")).large_threshold(members);
+            assert!(matches!(bad.start(), Err(BuildError::LargeThreshold(m)) if m == members));
         }
         let shard = ClientBuilder::new(Token::new("t")).shard(2, 2);
         assert!(matches!(

@@ -8,15 +8,44 @@
 use reconnect_policy::Command;
 use serde::Serialize;
 
+use crate::gateway_command::Presence;
 use crate::token::Token;
 
 /// What Identify says about the bot besides the token.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Identity {
     /// Gateway intents.
     pub(crate) intents: u64,
     /// `[shard_id, shard_count]`.
     pub(crate) shard: [u32; 2],
+    /// The presence to start with.
+    pub(crate) presence: Option<Presence>,
+    /// Members above which a guild counts as large (50 to 250).
+    pub(crate) large_threshold: Option<u8>,
+    /// `properties`.
+    pub(crate) properties: IdentifyProperties,
+}
+
+/// Identify's `properties`: what the bot says it runs on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct IdentifyProperties {
+    /// The operating system.
+    pub os: String,
+    /// The library (the docs call it `browser`).
+    pub browser: String,
+    /// The library again (`device`).
+    pub device: String,
+}
+
+impl Default for IdentifyProperties {
+    /// This operating system and this library's name.
+    fn default() -> Self {
+        Self {
+            os: std::env::consts::OS.to_owned(),
+            browser: env!("CARGO_PKG_NAME").to_owned(),
+            device: env!("CARGO_PKG_NAME").to_owned(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -29,15 +58,12 @@ struct Payload<D> {
 struct IdentifyData<'a> {
     token: &'a str,
     intents: u64,
-    properties: Properties,
+    properties: &'a IdentifyProperties,
     shard: [u32; 2],
-}
-
-#[derive(Serialize)]
-struct Properties {
-    os: &'static str,
-    browser: &'static str,
-    device: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    presence: Option<&'a Presence>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    large_threshold: Option<u8>,
 }
 
 #[derive(Serialize)]
@@ -48,19 +74,17 @@ struct ResumeData<'a> {
 }
 
 /// The text frame for `command`.
-pub(crate) fn encode(command: &Command, token: &Token, identity: Identity) -> String {
+pub(crate) fn encode(command: &Command, token: &Token, identity: &Identity) -> String {
     let json = match command {
         Command::Identify => serde_json::to_string(&Payload {
             op: 2,
             d: IdentifyData {
                 token: token.expose(),
                 intents: identity.intents,
-                properties: Properties {
-                    os: std::env::consts::OS,
-                    browser: env!("CARGO_PKG_NAME"),
-                    device: env!("CARGO_PKG_NAME"),
-                },
+                properties: &identity.properties,
                 shard: identity.shard,
+                presence: identity.presence.as_ref(),
+                large_threshold: identity.large_threshold,
             },
         }),
         Command::Resume { session_id, seq } => serde_json::to_string(&Payload {
@@ -91,14 +115,20 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+    use crate::gateway_command::ActivityKind;
 
-    const ID: Identity = Identity {
-        intents: 513,
-        shard: [1, 4],
-    };
+    fn id() -> Identity {
+        Identity {
+            intents: 513,
+            shard: [1, 4],
+            presence: None,
+            large_threshold: None,
+            properties: IdentifyProperties::default(),
+        }
+    }
 
     fn value(command: &Command) -> Value {
-        serde_json::from_str(&encode(command, &Token::new("tok"), ID)).unwrap()
+        serde_json::from_str(&encode(command, &Token::new("tok"), &id())).unwrap()
     }
 
     #[test]
@@ -109,6 +139,28 @@ mod tests {
         assert_eq!(v["d"]["intents"], 513);
         assert_eq!(v["d"]["shard"], json!([1, 4]));
         assert_eq!(v["d"]["properties"]["browser"], "reconnect-client");
+        assert!(v["d"].get("presence").is_none() && v["d"].get("large_threshold").is_none());
+    }
+
+    #[test]
+    fn identify_carries_the_configured_presence_threshold_and_properties() {
+        let identity = Identity {
+            presence: Some(Presence::online(ActivityKind::Playing, "chess")),
+            large_threshold: Some(250),
+            properties: IdentifyProperties {
+                os: "linux".into(),
+                browser: "my-bot".into(),
+                device: "my-bot".into(),
+            },
+            ..id()
+        };
+        let v: Value =
+            serde_json::from_str(&encode(&Command::Identify, &Token::new("tok"), &identity))
+                .unwrap();
+        assert_eq!(v["d"]["presence"]["activities"][0]["name"], "chess");
+        assert_eq!(v["d"]["presence"]["status"], "online");
+        assert_eq!(v["d"]["large_threshold"], 250);
+        assert_eq!(v["d"]["properties"]["browser"], "my-bot");
     }
 
     #[test]

@@ -276,7 +276,7 @@ impl Driver {
                 command,
             } => match &mut self.link {
                 Link::Open(socket) if socket.id() == connection => {
-                    let text = command::encode(&command, &self.parts.token, self.parts.identity);
+                    let text = command::encode(&command, &self.parts.token, &self.parts.identity);
                     socket.send_text(text);
                     debug!(connection = %connection, command = command::name(&command), "sent");
                     self.notify(Notice::Sent {

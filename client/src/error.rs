@@ -60,6 +60,9 @@ pub enum BuildError {
         /// The count.
         count: u32,
     },
+    /// `large_threshold` is outside 50 to 250.
+    #[error("large_threshold is {0}; it must be 50 to 250")]
+    LargeThreshold(u8),
     /// The `User-Agent` is empty or not a valid HTTP header value (a
     /// control character, a line break).
     #[error("the User-Agent is empty or not a valid HTTP header value")]
