@@ -286,6 +286,45 @@ async fn op9_without_d_starts_a_new_session_without_a_resume() {
     .await;
 }
 
+/// A server that answers every Identify with a close before READY (a token
+/// it refuses without 4004): the client keeps to the identify window
+/// between attempts and never holds a session it was not given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identifies_closed_before_ready_stay_paced() {
+    bounded(30, async {
+        let gw = gateway(gateway_config()).await;
+        gw.inject(Fault::RejectIdentify { code: Some(4000) });
+        let h = Harness::start(builder(policy(&gw.url())));
+        h.wait("three rejected identifies", 20, |_| {
+            gw.stats().identifies_rejected >= 3
+        })
+        .await;
+        let stats = gw.stats();
+        assert_eq!((stats.identifies, stats.resumes), (0, 0));
+        assert!(h.current_session().is_none());
+        let identifies: Vec<Timestamp> = h
+            .notices()
+            .iter()
+            .filter_map(|n| match n {
+                Notice::Sent {
+                    command: Command::Identify,
+                    at,
+                    ..
+                } => Some(*at),
+                _ => None,
+            })
+            .collect();
+        for pair in identifies.windows(2) {
+            assert!(
+                pair[1].saturating_since(pair[0]) >= IDENTIFY_WINDOW_MS,
+                "identifies {pair:?} closer than the window"
+            );
+        }
+        h.close().await.unwrap();
+    })
+    .await;
+}
+
 /// A gateway that refuses upgrades without a `User-Agent` (closing with
 /// 4002 before Hello) sees one on every upgrade: the library's by default,
 /// the bot's own when the builder sets one.

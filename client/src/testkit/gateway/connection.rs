@@ -380,6 +380,18 @@ impl ServerSocket {
             self.shared.lock().stats.bad_tokens += 1;
             return self.close(4004).await;
         }
+        let rejected = {
+            let mut state = self.shared.lock();
+            let code = state.modes.reject_identify;
+            if code.is_some() {
+                state.stats.identifies_rejected += 1;
+            }
+            code
+        };
+        if let Some(code) = rejected {
+            info!(connection = self.id, code, "identify rejected before READY");
+            return self.close(code).await;
+        }
         let now = self.shared.now();
         let interval = self.shared.config.identify_interval_ms;
         let created = {

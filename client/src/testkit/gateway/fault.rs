@@ -34,6 +34,13 @@ pub enum Fault {
         /// `d`: whether the session may be resumed.
         resumable: bool,
     },
+    /// From now on, close every Identify with `code` before READY (`None`:
+    /// stop): a server that refuses a token without 4004, or rejects the
+    /// handshake, again and again.
+    RejectIdentify {
+        /// The close code (`None` ends the mode).
+        code: Option<u16>,
+    },
     /// Send op 9 with no `d` at all (`{"op":9,"s":…}`), then close with
     /// 4006, as some gateway servers do: the session is gone.
     InvalidSessionWithoutData,
@@ -105,7 +112,7 @@ impl Fault {
     /// Parses a command typed by hand: `drop`, `reset`, `close 4000`, `op7`,
     /// `op7+close 4000`, `op9 true`, `op9 none` (no `d`, then 4006), `op1`, `acks off`, `stall on`,
     /// `refuse on`, `429 5` (Retry-After 5 s, next upgrade), `reject 401`,
-    /// `drop-after 200`, `invalidate`, `text <frame>`, `binary`, `big <bytes>`.
+    /// `drop-after 200`, `reject-identify 4000` (or `off`), `invalidate`, `text <frame>`, `binary`, `big <bytes>`.
     ///
     /// # Errors
     ///
@@ -134,6 +141,12 @@ impl Fault {
             "op7" => Self::Reconnect,
             "op7+close" => Self::ReconnectAndClose { code: code(arg)? },
             "op9" if arg == Some("none") => Self::InvalidSessionWithoutData,
+            "reject-identify" => Self::RejectIdentify {
+                code: match arg {
+                    Some("off") => None,
+                    other => Some(code(other)?),
+                },
+            },
             "op9" => Self::InvalidSession {
                 resumable: on(arg)?,
             },
@@ -168,7 +181,7 @@ impl Fault {
                 return Err(
                     "faults: drop | reset | close <code> | op7 | op7+close <code> | op9 <true|false|none> \
                      | op1 | acks <on|off> | stall <on|off> | refuse <on|off> | 429 <seconds> \
-                     | reject <status> | drop-after [ms] | invalidate | text <frame> | binary | big <bytes>"
+                     | reject <status> | drop-after [ms] | reject-identify <code|off> | invalidate | text <frame> | binary | big <bytes>"
                         .to_owned(),
                 );
             }
@@ -190,6 +203,14 @@ mod tests {
         assert_eq!(
             Fault::parse("op9 none"),
             Ok(Fault::InvalidSessionWithoutData)
+        );
+        assert_eq!(
+            Fault::parse("reject-identify 4000"),
+            Ok(Fault::RejectIdentify { code: Some(4000) })
+        );
+        assert_eq!(
+            Fault::parse("reject-identify off"),
+            Ok(Fault::RejectIdentify { code: None })
         );
         assert_eq!(Fault::parse("acks off"), Ok(Fault::Acks { on: false }));
         assert_eq!(

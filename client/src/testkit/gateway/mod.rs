@@ -129,6 +129,9 @@ struct Modes {
     refuse: bool,
     reject: Option<Rejection>,
     drop_after_ms: Option<u64>,
+    /// Close every Identify with this code before READY (a token a server
+    /// refuses without 4004, a handshake it rejects).
+    reject_identify: Option<u16>,
 }
 
 /// Everything behind the lock.
@@ -193,6 +196,7 @@ impl Shared {
                 });
             }
             Fault::DropAfterEstablished { after_ms } => state.modes.drop_after_ms = after_ms,
+            Fault::RejectIdentify { code } => state.modes.reject_identify = code,
             Fault::InvalidateSessions => {
                 for session in state.sessions.values_mut() {
                     session.invalid = true;
@@ -284,6 +288,7 @@ impl Gateway {
                     refuse: false,
                     reject: None,
                     drop_after_ms: None,
+                    reject_identify: None,
                 },
                 stats: GatewayStats::default(),
                 events: 0,

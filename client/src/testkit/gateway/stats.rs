@@ -58,6 +58,8 @@ pub struct GatewayStats {
     /// Identify payloads refused (op 9 `false`) because they came faster
     /// than the identify interval.
     pub identifies_rate_limited: u64,
+    /// Identify payloads closed before READY by the reject-identify mode.
+    pub identifies_rejected: u64,
     /// Resumes answered with a replay and RESUMED.
     pub resumes: u64,
     /// Resumes refused with op 9 `false` (unknown, invalid or expired
