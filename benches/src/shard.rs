@@ -1,7 +1,9 @@
 //! One shard driven the way a real driver drives the policy, for the
-//! policy benchmark and the zero-allocation test: every input is followed by
-//! draining `poll_output` and reading `poll_timeout`, and the gateway side
-//! (Hello, READY, ACKs, RESUMED) answers as Discord's does.
+//! policy benchmark and the zero-allocation test: timers run first when
+//! due, every input is followed by draining `poll_output` (identify
+//! requests answered by the bot's limiter at once) and reading
+//! `poll_timeout`, and the gateway side (Hello, READY, ACKs, RESUMED)
+//! answers as Discord's does.
 //!
 //! Both measure the same hot path, so they share this one driver: a
 //! benchmark and an allocation count of different loops would prove
@@ -12,8 +14,8 @@
 use std::hint::black_box;
 
 use reconnect_policy::{
-    Command, ConnectionId, Dispatch, Event, Handled, IdentifyLimiter, Output, Policy, PolicyConfig,
-    PolicyState, SessionStartLimit, Timestamp,
+    Action, Command, ConnectionId, Dispatch, Event, Handled, IdentifyLimiter, Output, Policy,
+    PolicyConfig, PolicyState, SessionStartLimit, Timestamp,
 };
 
 /// The heartbeat interval the gateway announces in Hello.
@@ -127,15 +129,22 @@ impl Shard {
     #[inline]
     pub fn drain(&mut self, at: u64) -> Drained {
         let mut drained = Drained::default();
-        while let Some(output) = self.policy.poll_output(t(at), &mut self.gate) {
-            match &output {
-                Output::Connect { connection, .. } => self.conn = *connection,
-                Output::Send { command, .. } => match command {
-                    Command::Heartbeat { .. } => drained.heartbeats += 1,
-                    Command::Identify => drained.identifies += 1,
-                    Command::Resume { .. } => drained.resumes += 1,
-                },
-                _ => {}
+        while let Some(output) = self.policy.poll_output() {
+            if let Output::Action(action) = &output {
+                match action {
+                    Action::Connect { connection, .. } => self.conn = *connection,
+                    Action::Send { command, .. } => match command {
+                        Command::Heartbeat { .. } => drained.heartbeats += 1,
+                        Command::Identify => drained.identifies += 1,
+                        Command::Resume { .. } => drained.resumes += 1,
+                    },
+                    Action::Identify { shard, request } => {
+                        if let Some(answer) = self.gate.answer(t(at), *shard, *request) {
+                            self.policy.handle_identify(t(at), answer);
+                        }
+                    }
+                    Action::Close { .. } | Action::Abort { .. } | Action::GiveUp(_) => {}
+                }
             }
             black_box(output);
         }
@@ -143,10 +152,15 @@ impl Shard {
         drained
     }
 
-    /// Feeds `event` about the current connection at `at`, then drains.
+    /// Runs the timers due by `at` (draining what they ask for), feeds
+    /// `event` about the current connection at `at`, then drains.
     #[inline]
     pub fn event(&mut self, at: u64, event: Event) -> Drained {
         self.now = at;
+        if self.policy.poll_timeout().is_some_and(|due| due <= t(at)) {
+            self.policy.handle_timeout(t(at));
+            self.drain(at);
+        }
         let handled = self.policy.handle_event(t(at), self.conn, event);
         Drained {
             handled: Some(handled),

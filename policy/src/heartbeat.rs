@@ -7,10 +7,9 @@
 //! resumes. Whether any inbound frame also counts as a sign of life is the
 //! [`ZombieRule`].
 
-use rand::RngExt;
-use rand_core::Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::jitter::Jitter;
 use crate::time::Timestamp;
 
 /// The shortest heartbeat interval the policy accepts from Hello; shorter
@@ -56,9 +55,9 @@ pub(crate) struct Heartbeat {
 
 impl Heartbeat {
     /// Starts the schedule on Hello.
-    pub(crate) fn start<R: Rng + ?Sized>(now: Timestamp, interval_ms: u64, rng: &mut R) -> Self {
+    pub(crate) fn start(now: Timestamp, interval_ms: u64, jitter: &mut Jitter) -> Self {
         let interval_ms = interval_ms.clamp(MIN_HEARTBEAT_INTERVAL_MS, MAX_HEARTBEAT_INTERVAL_MS);
-        let first = rng.random_range(0..interval_ms);
+        let first = jitter.below(interval_ms);
         Self {
             interval_ms,
             next_at: now.saturating_add(first),
@@ -116,14 +115,12 @@ impl Heartbeat {
 
 #[cfg(test)]
 mod tests {
-    use rand_chacha::ChaCha8Rng;
-    use rand_core::SeedableRng;
 
     use super::*;
 
     #[test]
     fn first_beat_is_jittered_within_one_interval() {
-        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let mut rng = Jitter::new(9);
         let t0 = Timestamp::from_millis(1_000);
         let firsts: Vec<u64> = (0..200)
             .map(|_| {
@@ -139,7 +136,7 @@ mod tests {
 
     #[test]
     fn missing_ack_is_a_zombie() {
-        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut rng = Jitter::new(1);
         let mut hb = Heartbeat::start(Timestamp::ZERO, 10_000, &mut rng);
         let t = hb.next_at();
         assert_eq!(hb.fire(t), Beat::Send);
@@ -148,7 +145,7 @@ mod tests {
 
     #[test]
     fn any_frame_counts_only_under_that_rule() {
-        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut rng = Jitter::new(1);
         let mut hb = Heartbeat::start(Timestamp::ZERO, 10_000, &mut rng);
         hb.fire(hb.next_at());
         hb.activity(ZombieRule::AckOnly);
@@ -159,7 +156,7 @@ mod tests {
 
     #[test]
     fn hostile_intervals_are_clamped() {
-        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut rng = Jitter::new(1);
         assert_eq!(
             Heartbeat::start(Timestamp::ZERO, 0, &mut rng).interval_ms(),
             1_000

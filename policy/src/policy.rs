@@ -1,15 +1,18 @@
 //! The reconnect state machine for one shard.
 //!
-//! [`Policy`] takes [`Event`]s about the current connection and the passing
-//! of time, and is polled for [`Output`]s (connect, send, close, abort) and
-//! for the next instant it must be woken. It never reads a clock, never
-//! sleeps and never does I/O; randomness comes from a ChaCha8 stream seeded
-//! by the caller, so the same seed and the same inputs give the same
-//! outputs. The rules it applies come from the other modules:
-//! [`decide`](crate::decide) for what a disconnect means, the backoff
-//! strategies for how long to wait, the heartbeat for zombie detection, the
-//! [`IdentifyGate`] for identify limits and the send budget for the
-//! gateway's command limit.
+//! [`Policy`] takes [`Event`]s about the current connection, answers from
+//! the identify limiter, and the passing of time
+//! ([`Policy::handle_timeout`], the only place its timers run), and is
+//! polled for [`Output`]s (connect, send, close, abort, ask the identify
+//! limiter) and for the next instant it must be woken. It never reads a
+//! clock, never sleeps, never does I/O and never calls anything shared;
+//! randomness comes from the shard's own [`Jitter`] stream of the caller's
+//! seed, so the same seed and the same inputs give the same outputs. The
+//! rules it applies come from the other modules: [`decide`](crate::decide)
+//! for what a disconnect means, the backoff strategies for how long to
+//! wait, the heartbeat for zombie detection, the identify limiter (reached
+//! through [`Action::Identify`] requests) for identify limits and the send
+//! budget for the gateway's command limit.
 //!
 //! By construction:
 //! - **single flight**: a `Connect` is emitted only when no socket exists
@@ -34,17 +37,19 @@ use crate::decision::{Deadline, Decision, GiveUpReason, Recovery, Trigger, decid
 use crate::event::{Dispatch, Event};
 use crate::gateway_url::check_resume_url;
 use crate::heartbeat::{Beat, Heartbeat};
-use crate::identify::{IdentifyGate, SETTLE_HOLD_MS};
+use crate::identify::SETTLE_HOLD_MS;
 use crate::jitter::Jitter;
-use crate::output::{Command, ConnectionId, Output, ReconnectPlan};
-use crate::send_budget::SendBudget;
+use crate::output::{
+    Action, Command, ConnectionId, IdentifyAnswer, IdentifyRequest, Note, Output, ReconnectPlan,
+};
+use crate::send_budget::{SendBudget, SendError};
 use crate::session::Session;
 use crate::state::{PolicyState, PolicyStats};
 use crate::time::Timestamp;
 
-/// How an event was taken.
+/// How an event was taken. Most drivers only look at it for dispatches
+/// (deliver or not); everything else the policy acts on by itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[must_use]
 pub enum Handled {
     /// The event was applied. For a dispatch: its sequence number is new,
     /// so the driver should hand it to the user.
@@ -52,8 +57,9 @@ pub enum Handled {
     /// A dispatch whose sequence number is not newer than the last one
     /// received: already delivered, do not deliver it again.
     Duplicate,
-    /// The event is about a connection that is no longer current. The
-    /// driver should drop that transport if it still holds it.
+    /// The event is about a connection that is no longer current (or an
+    /// identify answer nobody is waiting for). The driver should drop that
+    /// transport if it still holds it.
     Stale,
     /// The event means nothing in the current state and changed nothing.
     Ignored,
@@ -69,14 +75,24 @@ enum AfterClose {
     Stop,
 }
 
+/// Where the start slot of the next attempt stands, when it identifies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StartSlot {
+    /// Not asked for yet.
+    Unasked,
+    /// [`IdentifyRequest::ReserveStart`] is out; waiting for its answer.
+    Asked,
+    /// Booked: the phase's `at` is its start.
+    Reserved,
+}
+
 /// The connection-level phase.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
-    /// No socket; the next attempt may start at `at`. `reserved`: the
-    /// identify slot for this attempt is already booked (`at` is its start).
+    /// No socket; the next attempt may start at `at`.
     Waiting {
         at: Timestamp,
-        reserved: bool,
+        slot: StartSlot,
     },
     /// `Connect` emitted; waiting for `Opened`.
     Dialing {
@@ -91,12 +107,13 @@ enum Phase {
         deadline: Timestamp,
         recovery: Recovery,
     },
-    /// Hello received; waiting for an identify permit, asked again at `at`,
-    /// given up on at `deadline`.
+    /// Hello received; waiting for an identify permit, asked for at `at`
+    /// (`asked`: the request is out), given up on at `deadline`.
     AwaitingIdentifySlot {
         conn: ConnectionId,
         at: Timestamp,
         deadline: Timestamp,
+        asked: bool,
     },
     /// Identify or Resume sent.
     Handshaking {
@@ -194,18 +211,19 @@ pub struct Policy {
     /// Whether the current connection has proven stable.
     stable: bool,
     opened_at: Option<Timestamp>,
-    /// An Identify was granted and its outcome not yet reported to the gate.
+    /// An Identify was granted and its outcome not yet reported to the
+    /// limiter.
     identify_out: bool,
-    /// The outcome to report to the gate at the next poll (READY or not).
-    identify_settled: Option<bool>,
     outputs: VecDeque<Output>,
     stats: PolicyStats,
 }
 
 impl Policy {
     /// A policy for shard `shard` (its id, used for the identify bucket),
-    /// with its random stream seeded by `seed`, created at `now`. The first
-    /// connection attempt is due at once.
+    /// with its random stream derived from `seed` and `shard` (shards given
+    /// the same seed draw independent jitter), created at `now`. The first
+    /// connection attempt is due at once: its first outputs are ready to
+    /// poll.
     ///
     /// `config` is a [`PolicyConfig`] or an `Arc` of one: a fleet of shards
     /// can share a single configuration.
@@ -222,15 +240,15 @@ impl Policy {
         let config = config.into();
         config.validate()?;
         let now = now.min(Timestamp::CEILING);
-        Ok(Self {
+        let mut policy = Self {
             backoff: Backoff::new(config.backoff),
             config,
             shard,
-            rng: Jitter::new(seed),
+            rng: Jitter::for_shard(seed, shard),
             now,
             phase: Phase::Waiting {
                 at: now,
-                reserved: false,
+                slot: StartSlot::Unasked,
             },
             session: None,
             seq: None,
@@ -244,22 +262,23 @@ impl Policy {
             stable: false,
             opened_at: None,
             identify_out: false,
-            identify_settled: None,
             // Allocated on the first output and reused from then on.
             outputs: VecDeque::new(),
             stats: PolicyStats::default(),
-        })
+        };
+        policy.proceed(now);
+        Ok(policy)
     }
 
     // ----- inputs -------------------------------------------------------
 
     /// Applies an event about connection `conn` that happened at `now`.
     ///
-    /// Deadlines and heartbeats due at or before `now` are processed first,
-    /// so a late event never overrides a deadline that has already passed.
+    /// No timer runs here: a driver whose wake-up time
+    /// ([`Policy::poll_timeout`]) has come calls [`Policy::handle_timeout`]
+    /// first, so a late event never overrides a deadline that has passed.
     pub fn handle_event(&mut self, now: Timestamp, conn: ConnectionId, event: Event) -> Handled {
         let now = self.clock(now);
-        self.advance(now);
         if self.phase.connection() != Some(conn) {
             self.stats.stale_events += 1;
             return Handled::Stale;
@@ -298,11 +317,91 @@ impl Policy {
     }
 
     /// Processes everything due at or before `now`: deadlines, heartbeats,
-    /// zombie checks, the stability window. Safe to call at any time, as
-    /// often as wanted; a call with nothing due changes nothing.
+    /// zombie checks, the stability window, the end of a backoff. The only
+    /// place timers run. Safe to call at any time, as often as wanted; a
+    /// call with nothing due changes nothing.
     pub fn handle_timeout(&mut self, now: Timestamp) {
         let now = self.clock(now);
         self.advance(now);
+    }
+
+    /// Applies the identify limiter's answer to this shard's last
+    /// [`Action::Identify`] request.
+    ///
+    /// An answer nobody waits for any more is [`Handled::Stale`]; a grant
+    /// among them is handed back at once ([`IdentifyRequest::Settle`]
+    /// without READY), so it never blocks the bucket.
+    pub fn handle_identify(&mut self, now: Timestamp, answer: IdentifyAnswer) -> Handled {
+        let now = self.clock(now);
+        match (answer, self.phase) {
+            (
+                IdentifyAnswer::StartAt(start),
+                Phase::Waiting {
+                    slot: StartSlot::Asked,
+                    ..
+                },
+            ) => {
+                if start > now {
+                    self.stats.identify_waits += 1;
+                }
+                self.phase = Phase::Waiting {
+                    at: start.max(now),
+                    slot: StartSlot::Reserved,
+                };
+                self.proceed(now);
+                Handled::Accepted
+            }
+            (
+                IdentifyAnswer::Granted,
+                Phase::AwaitingIdentifySlot {
+                    conn, asked: true, ..
+                },
+            ) => {
+                self.seq = None;
+                self.identify_out = true;
+                self.stats.identifies_sent += 1;
+                self.phase = Phase::Handshaking {
+                    conn,
+                    deadline: now.saturating_add(self.config.timeouts.handshake_ms),
+                    recovery: Recovery::Reidentify,
+                };
+                self.act(Action::Send {
+                    connection: conn,
+                    command: Command::Identify,
+                });
+                Handled::Accepted
+            }
+            (
+                IdentifyAnswer::RetryAt(retry_at),
+                Phase::AwaitingIdentifySlot {
+                    conn,
+                    deadline,
+                    asked: true,
+                    ..
+                },
+            ) => {
+                self.stats.identify_waits += 1;
+                self.phase = Phase::AwaitingIdentifySlot {
+                    conn,
+                    at: retry_at.max(now.saturating_add(1)).min(deadline),
+                    deadline,
+                    asked: false,
+                };
+                Handled::Accepted
+            }
+            (IdentifyAnswer::Granted, _) => {
+                self.act(Action::Identify {
+                    shard: self.shard,
+                    request: IdentifyRequest::Settle { ready: false },
+                });
+                self.stats.stale_events += 1;
+                Handled::Stale
+            }
+            _ => {
+                self.stats.stale_events += 1;
+                Handled::Stale
+            }
+        }
     }
 
     /// Closes the session for good: the socket, if any, is closed with 1000
@@ -316,7 +415,7 @@ impl Policy {
         self.opened_at = None;
         match self.phase {
             Phase::Dialing { conn, .. } => {
-                self.outputs.push_back(Output::Abort { connection: conn });
+                self.act(Action::Abort { connection: conn });
                 self.phase = Phase::Stopped;
             }
             Phase::Closing {
@@ -334,7 +433,7 @@ impl Policy {
             }
             phase if phase.is_open() => {
                 let conn = phase.connection().unwrap_or_default();
-                self.outputs.push_back(Output::Close {
+                self.act(Action::Close {
                     connection: conn,
                     code: CloseCode::Normal,
                 });
@@ -355,77 +454,44 @@ impl Policy {
     ///
     /// # Errors
     ///
-    /// `Err(at)`: not before `at` (the send budget is spent until then), or
-    /// [`Timestamp::MAX`] when no session is established.
-    pub fn try_send_command(&mut self, now: Timestamp) -> Result<(), Timestamp> {
+    /// [`SendError::NoSession`] when no session is established on the
+    /// current connection, [`SendError::Throttled`] while the connection's
+    /// send budget is spent, [`SendError::NoBudget`] when the configured
+    /// limit leaves the driver no room at all.
+    pub fn try_send_command(&mut self, now: Timestamp) -> Result<(), SendError> {
         let now = self.clock(now);
         match (&self.phase, &mut self.budget) {
             (Phase::Active { .. }, Some(budget)) => budget.commands.try_take(now),
-            _ => Err(Timestamp::MAX),
+            _ => Err(SendError::NoSession),
         }
     }
 
     // ----- outputs ------------------------------------------------------
 
-    /// The next thing the driver must do, or `None` when there is nothing
-    /// until [`Policy::poll_timeout`].
-    ///
-    /// `gate` is the bot's identify limiter; it is consulted only when this
-    /// shard is about to connect in order to identify, and when it is about
-    /// to send Identify.
-    pub fn poll_output<G: IdentifyGate + ?Sized>(
-        &mut self,
-        now: Timestamp,
-        gate: &mut G,
-    ) -> Option<Output> {
-        let now = self.clock(now);
-        self.advance(now);
-        if let Some(ready) = self.identify_settled.take() {
-            gate.settle(now, self.shard, ready);
-        }
-        if let Some(output) = self.outputs.pop_front() {
-            return Some(output);
-        }
-        match self.phase {
-            Phase::Waiting { at, reserved } if at <= now => self.start_attempt(now, reserved, gate),
-            Phase::AwaitingIdentifySlot { conn, at, deadline } if at <= now => {
-                match gate.try_acquire(now, self.shard) {
-                    Ok(()) => {
-                        self.seq = None;
-                        self.identify_out = true;
-                        self.stats.identifies_sent += 1;
-                        self.phase = Phase::Handshaking {
-                            conn,
-                            deadline: now.saturating_add(self.config.timeouts.handshake_ms),
-                            recovery: Recovery::Reidentify,
-                        };
-                        Some(Output::Send {
-                            connection: conn,
-                            command: Command::Identify,
-                        })
-                    }
-                    Err(retry_at) => {
-                        self.stats.identify_waits += 1;
-                        self.phase = Phase::AwaitingIdentifySlot {
-                            conn,
-                            at: retry_at.max(now.saturating_add(1)).min(deadline),
-                            deadline,
-                        };
-                        None
-                    }
-                }
-            }
-            _ => None,
-        }
+    /// The next thing the driver must do or may log, or `None` when there
+    /// is nothing until the next input or [`Policy::poll_timeout`]. Takes no
+    /// time and calls nothing: every output was decided by an input.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
     }
 
     /// The next instant at which the policy has something to do, or `None`
-    /// when it has stopped. Changed by every input and every output; read
-    /// it after draining [`Policy::poll_output`].
+    /// when it has stopped or waits only for an input (an identify answer).
+    /// Changed by every input; read it after draining
+    /// [`Policy::poll_output`].
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         let phase = match self.phase {
+            Phase::Waiting {
+                slot: StartSlot::Asked,
+                ..
+            } => None,
             Phase::Waiting { at, .. } => Some(at),
+            Phase::AwaitingIdentifySlot {
+                deadline,
+                asked: true,
+                ..
+            } => Some(deadline),
             Phase::AwaitingIdentifySlot { at, deadline, .. } => Some(at.min(deadline)),
             Phase::Dialing { deadline, .. }
             | Phase::AwaitingHello { deadline, .. }
@@ -547,7 +613,7 @@ impl Policy {
         let Phase::AwaitingHello { conn, recovery, .. } = self.phase else {
             return Handled::Ignored;
         };
-        let heartbeat = self.rng.draw(|rng| Heartbeat::start(now, interval_ms, rng));
+        let heartbeat = Heartbeat::start(now, interval_ms, &mut self.rng);
         self.budget = Some(SendBudget::new(
             self.config.send_limit,
             heartbeat.interval_ms(),
@@ -561,7 +627,7 @@ impl Policy {
                     seq: self.seq.unwrap_or(0),
                 };
                 self.stats.resumes_sent += 1;
-                self.outputs.push_back(Output::Send {
+                self.act(Action::Send {
                     connection: conn,
                     command,
                 });
@@ -584,7 +650,9 @@ impl Policy {
                     conn,
                     at: now,
                     deadline: now.saturating_add(wait),
-                }
+                    asked: false,
+                };
+                self.proceed(now);
             }
         }
         Handled::Accepted
@@ -635,15 +703,14 @@ impl Policy {
                             end -= 1;
                         }
                         url.truncate(end);
-                        self.outputs
-                            .push_back(Output::ResumeUrlRefused { url, reason });
+                        self.note(Note::ResumeUrlRefused { url, reason });
                         None
                     }
                 };
                 self.established(now, conn);
             }
             (Dispatch::Resumed, Phase::Handshaking { conn, .. }) => {
-                self.stats.resumed += 1;
+                self.stats.resumes_succeeded += 1;
                 self.failed_resumes = 0;
                 self.established(now, conn);
             }
@@ -700,10 +767,14 @@ impl Policy {
         match self.phase {
             Phase::Closing { then, .. } => {
                 // The close we asked for. A fatal code can only be the
-                // server's own (the policy never sends one): honour it.
-                if let Some(code) = code.filter(|c| c.is_fatal()) {
+                // server's own (the policy never sends one): `decide` says
+                // what it means, as for every other close.
+                let fatal = code.filter(|c| c.is_fatal());
+                if let Some(code) = fatal {
                     self.stats.last_close_code = Some(code);
-                    self.give_up(GiveUpReason::FatalCloseCode { code });
+                    let trigger = Trigger::Closed { code: fatal };
+                    let decision = self.decide(trigger);
+                    self.schedule(now, trigger, decision);
                 } else {
                     self.finish_close(now, then);
                 }
@@ -748,7 +819,7 @@ impl Policy {
     fn advance_once(&mut self, now: Timestamp) -> bool {
         match self.phase {
             Phase::Dialing { conn, deadline, .. } if deadline <= now => {
-                self.outputs.push_back(Output::Abort { connection: conn });
+                self.act(Action::Abort { connection: conn });
                 self.connection_lost(
                     now,
                     Trigger::Timeout {
@@ -783,8 +854,18 @@ impl Policy {
                 then,
                 ..
             } if deadline <= now => {
-                self.outputs.push_back(Output::Abort { connection: conn });
+                self.act(Action::Abort { connection: conn });
                 self.finish_close(now, then);
+                return true;
+            }
+            Phase::Waiting { at, slot } if at <= now && slot != StartSlot::Asked => {
+                self.proceed(now);
+                return true;
+            }
+            Phase::AwaitingIdentifySlot {
+                at, asked: false, ..
+            } if at <= now => {
+                self.proceed(now);
                 return true;
             }
             Phase::Active { since, .. }
@@ -813,17 +894,28 @@ impl Policy {
 
     fn send_heartbeat(&mut self, conn: ConnectionId) {
         self.stats.heartbeats_sent += 1;
-        self.outputs.push_back(Output::Send {
+        self.act(Action::Send {
             connection: conn,
             command: Command::Heartbeat { seq: self.seq },
         });
     }
 
-    /// Reports, at the next poll, how the Identify the gate granted ended.
+    fn act(&mut self, action: Action) {
+        self.outputs.push_back(Output::Action(action));
+    }
+
+    fn note(&mut self, note: Note) {
+        self.outputs.push_back(Output::Note(note));
+    }
+
+    /// Reports how the Identify the limiter granted ended.
     fn settle_identify(&mut self, ready: bool) {
         if self.identify_out {
             self.identify_out = false;
-            self.identify_settled = Some(ready);
+            self.act(Action::Identify {
+                shard: self.shard,
+                request: IdentifyRequest::Settle { ready },
+            });
         }
     }
 
@@ -913,7 +1005,7 @@ impl Policy {
             Some(Recovery::Resume) => CloseCode::UnknownError,
             _ => CloseCode::Normal,
         };
-        self.outputs.push_back(Output::Close {
+        self.act(Action::Close {
             connection: conn,
             code,
         });
@@ -935,9 +1027,7 @@ impl Policy {
     fn decide(&mut self, trigger: Trigger) -> Decision {
         let has_session = self.session.is_some();
         let rules = self.config.decision;
-        let decision = self
-            .rng
-            .draw(|rng| decide(trigger, has_session, &rules, rng));
+        let decision = decide(trigger, has_session, &rules, &mut self.rng);
         if decision.recovery() == Some(Recovery::Reidentify) {
             self.drop_session();
         }
@@ -981,8 +1071,7 @@ impl Policy {
         let backoff_ms = if first_since_stable && trigger == Trigger::Reconnect {
             0
         } else {
-            let (backoff, retry) = (&mut self.backoff, self.retry);
-            self.rng.draw(|rng| backoff.delay(retry, rng))
+            self.backoff.delay(self.retry, &mut self.rng)
         };
         let wait = backoff_ms.max(decision.protocol_delay_ms());
         let mut at = now.saturating_add(wait);
@@ -990,7 +1079,7 @@ impl Policy {
             at = at.max(last.saturating_add(self.config.guard_ms));
         }
         self.stats.reconnects += 1;
-        self.outputs.push_back(Output::Plan(ReconnectPlan {
+        self.note(Note::Planned(ReconnectPlan {
             trigger,
             decision,
             recovery,
@@ -1000,8 +1089,13 @@ impl Policy {
         }));
         self.phase = Phase::Waiting {
             at,
-            reserved: false,
+            slot: StartSlot::Unasked,
         };
+        if at <= now {
+            // No wait at all (op 7 after a stable connection): the attempt
+            // starts with this input, not at a timer.
+            self.proceed(now);
+        }
     }
 
     fn give_up(&mut self, reason: GiveUpReason) {
@@ -1009,7 +1103,7 @@ impl Policy {
         self.budget = None;
         self.opened_at = None;
         self.phase = Phase::GivenUp(reason);
-        self.outputs.push_back(Output::GiveUp(reason));
+        self.act(Action::GiveUp(reason));
     }
 
     fn next_recovery(&self) -> Recovery {
@@ -1020,26 +1114,51 @@ impl Policy {
         }
     }
 
-    /// The backoff is over: connect now, unless this attempt identifies
-    /// and its identify slot starts later.
-    fn start_attempt<G: IdentifyGate + ?Sized>(
-        &mut self,
-        now: Timestamp,
-        reserved: bool,
-        gate: &mut G,
-    ) -> Option<Output> {
-        let recovery = self.next_recovery();
-        if recovery == Recovery::Reidentify && !reserved {
-            let slot = gate.reserve(now, self.shard);
-            if slot > now {
-                self.stats.identify_waits += 1;
-                self.phase = Phase::Waiting {
-                    at: slot,
-                    reserved: true,
-                };
-                return None;
+    /// Does what a due waiting phase asks for: at the end of a backoff,
+    /// connect (or first ask for a start slot, when the attempt will
+    /// identify); after Hello, ask for an identify grant.
+    fn proceed(&mut self, now: Timestamp) {
+        match self.phase {
+            Phase::Waiting { at, slot } if at <= now => {
+                let recovery = self.next_recovery();
+                match slot {
+                    StartSlot::Unasked if recovery == Recovery::Reidentify => {
+                        self.phase = Phase::Waiting {
+                            at,
+                            slot: StartSlot::Asked,
+                        };
+                        self.act(Action::Identify {
+                            shard: self.shard,
+                            request: IdentifyRequest::ReserveStart,
+                        });
+                    }
+                    StartSlot::Asked => {}
+                    StartSlot::Unasked | StartSlot::Reserved => self.connect(now, recovery),
+                }
             }
+            Phase::AwaitingIdentifySlot {
+                conn,
+                at,
+                deadline,
+                asked: false,
+            } if at <= now => {
+                self.phase = Phase::AwaitingIdentifySlot {
+                    conn,
+                    at,
+                    deadline,
+                    asked: true,
+                };
+                self.act(Action::Identify {
+                    shard: self.shard,
+                    request: IdentifyRequest::Acquire,
+                });
+            }
+            _ => {}
         }
+    }
+
+    /// Starts a connection attempt now.
+    fn connect(&mut self, now: Timestamp, recovery: Recovery) {
         let resume_url = match (&self.session, recovery) {
             (Some(session), Recovery::Resume) => session.resume_url.clone(),
             _ => None,
@@ -1056,11 +1175,11 @@ impl Policy {
             recovery,
             to_resume_url,
         };
-        Some(Output::Connect {
+        self.act(Action::Connect {
             connection: conn,
             url,
             recovery,
-        })
+        });
     }
 }
 
@@ -1073,8 +1192,29 @@ mod tests {
         Timestamp::from_millis(ms)
     }
 
+    /// Runs the timers due at `now`, then drains the outputs, answering
+    /// identify requests with `gate` and returning the rest.
     fn drain(policy: &mut Policy, now: u64, gate: &mut IdentifyLimiter) -> Vec<Output> {
-        std::iter::from_fn(|| policy.poll_output(t(now), gate)).collect()
+        policy.handle_timeout(t(now));
+        let mut out = Vec::new();
+        while let Some(output) = policy.poll_output() {
+            match output {
+                Output::Action(Action::Identify { shard, request }) => {
+                    if let Some(answer) = gate.answer(t(now), shard, request) {
+                        let _ = policy.handle_identify(t(now), answer);
+                    }
+                }
+                other => out.push(other),
+            }
+        }
+        out
+    }
+
+    fn send(connection: ConnectionId, command: Command) -> Output {
+        Output::Action(Action::Send {
+            connection,
+            command,
+        })
     }
 
     /// A fresh policy that has connected, got Hello at 20 ms and sent
@@ -1084,15 +1224,12 @@ mod tests {
         let mut policy = Policy::new(PolicyConfig::default(), 0, 1, t(0)).unwrap();
         assert!(matches!(
             drain(&mut policy, 0, &mut gate)[..],
-            [Output::Connect { .. }]
+            [Output::Action(Action::Connect { .. })]
         ));
         let conn = policy.connection().unwrap();
         let _ = policy.handle_event(t(10), conn, Event::Opened);
         let _ = policy.handle_event(t(20), conn, hello());
-        assert!(drain(&mut policy, 20, &mut gate).contains(&Output::Send {
-            connection: conn,
-            command: Command::Identify
-        }));
+        assert!(drain(&mut policy, 20, &mut gate).contains(&send(conn, Command::Identify)));
         (policy, gate, conn)
     }
 
@@ -1135,13 +1272,13 @@ mod tests {
         assert_eq!(handled, Handled::Ignored);
         let _ = policy.handle_event(at, conn, hello());
         let out = drain(&mut policy, at.as_millis(), &mut gate);
-        assert!(out.contains(&Output::Send {
-            connection: conn,
-            command: Command::Resume {
+        assert!(out.contains(&send(
+            conn,
+            Command::Resume {
                 session_id: "s".into(),
                 seq: 5
             }
-        }));
+        )));
     }
 
     #[test]
@@ -1152,7 +1289,12 @@ mod tests {
             .collect();
         let first: Vec<bool> = shards
             .iter_mut()
-            .map(|p| matches!(p.poll_output(t(0), &mut gate), Some(Output::Connect { .. })))
+            .map(|p| {
+                matches!(
+                    drain(p, 0, &mut gate)[..],
+                    [Output::Action(Action::Connect { .. })]
+                )
+            })
             .collect();
         assert_eq!(first, [true, false, false]);
         let wakes: Vec<Option<Timestamp>> = shards.iter().map(Policy::poll_timeout).collect();
@@ -1160,8 +1302,8 @@ mod tests {
         assert_eq!(wakes[2], Some(t(10_500)));
         // At its slot, a shard connects without asking for another one.
         assert!(matches!(
-            shards[2].poll_output(t(10_500), &mut gate),
-            Some(Output::Connect { .. })
+            drain(&mut shards[2], 10_500, &mut gate)[..],
+            [Output::Action(Action::Connect { .. })]
         ));
     }
 
@@ -1180,10 +1322,10 @@ mod tests {
         let out = drain(&mut policy, 30, &mut gate);
         assert!(matches!(
             &out[..],
-            [Output::ResumeUrlRefused {
+            [Output::Note(Note::ResumeUrlRefused {
                 reason: crate::UrlError::HostNotAllowed,
                 ..
-            }]
+            })]
         ));
         assert!(policy.state().is_connected());
         assert!(policy.session().is_none());
@@ -1198,7 +1340,7 @@ mod tests {
         let out = drain(&mut policy, 5_270, &mut gate);
         assert!(matches!(
             &out[..],
-            [Output::Connect { url, recovery: Recovery::Reidentify, .. }] if url == "wss://gateway.discord.gg"
+            [Output::Action(Action::Connect { url, recovery: Recovery::Reidentify, .. })] if url == "wss://gateway.discord.gg"
         ));
     }
 
@@ -1237,12 +1379,12 @@ mod tests {
         let _ = policy.handle_event(at, conn, Event::Opened);
         let _ = policy.handle_event(at, conn, hello());
         let out = drain(&mut policy, at.as_millis(), &mut gate);
-        assert!(out.contains(&Output::Send {
-            connection: conn,
-            command: Command::Resume {
+        assert!(out.contains(&send(
+            conn,
+            Command::Resume {
                 session_id: "s".into(),
                 seq: 8
             }
-        }));
+        )));
     }
 }

@@ -4,9 +4,10 @@
 
 use std::collections::HashSet;
 
-use reconnect_policy::{
-    CloseCode, Command, ConnectionId, Dispatch, Event, GiveUpReason, Handled, IdentifyLimiter,
-    Output, Policy, PolicyConfig, PolicyStats, ReconnectPlan, Recovery, Timestamp, Trigger,
+use crate::{
+    Action, CloseCode, Command, ConnectionId, Dispatch, Event, GiveUpReason, Handled,
+    IdentifyLimiter, IdentifyRequest, Note, Output, Policy, PolicyConfig, PolicyStats,
+    ReconnectPlan, Recovery, Timestamp, Trigger,
 };
 
 use super::{
@@ -417,7 +418,7 @@ impl<'a> Driver<'a> {
     /// Drains `poll_output` until `None`, carrying out each output.
     fn drain(&mut self) -> Res {
         let mut count = 0;
-        while let Some(output) = self.policy.poll_output(ts(self.clock), &mut self.limiter) {
+        while let Some(output) = self.policy.poll_output() {
             count += 1;
             if count > DRAIN_CAP {
                 self.check(Prop::Liveness, false, || {
@@ -443,10 +444,45 @@ impl<'a> Driver<'a> {
     }
 
     fn on_output(&mut self, output: &Output) -> Res {
+        match output {
+            Output::Action(action) => self.on_action(action),
+            Output::Note(Note::Planned(plan)) => self.check_plan(plan),
+            Output::Note(Note::ResumeUrlRefused { url, .. }) => {
+                // Only the URLs outside the base URL's domain or scheme.
+                self.check(
+                    Prop::Lifecycle,
+                    url != RESUME_URLS[0] && RESUME_URLS[1..].contains(&url.as_str()),
+                    || format!("refused the resume URL {url:?}"),
+                )
+            }
+        }
+    }
+
+    /// Answers an identify request with the in-process limiter, at once.
+    fn on_identify(&mut self, shard: u32, request: IdentifyRequest) -> Res {
+        self.check(Prop::Lifecycle, shard == self.case.shard, || {
+            format!(
+                "{request:?} for shard {shard}, the policy runs {}",
+                self.case.shard
+            )
+        })?;
+        if let Some(answer) = self.limiter.answer(ts(self.clock), shard, request) {
+            let handled = self.policy.handle_identify(ts(self.clock), answer);
+            self.log
+                .push(format!("{}ms  -> {answer:?}: {handled:?}", self.clock));
+            self.check(Prop::Lifecycle, handled == Handled::Accepted, || {
+                format!("the answer {answer:?} to {request:?} was {handled:?}")
+            })?;
+        }
+        Ok(())
+    }
+
+    fn on_action(&mut self, action: &Action) -> Res {
         let now = self.now;
         let guard = self.config().guard_ms;
-        match output {
-            Output::Connect {
+        match action {
+            Action::Identify { shard, request } => self.on_identify(*shard, *request)?,
+            Action::Connect {
                 connection,
                 url,
                 recovery,
@@ -520,7 +556,7 @@ impl<'a> Driver<'a> {
                 self.last_connect_at = Some(now);
                 self.connects += 1;
             }
-            Output::Send {
+            Action::Send {
                 connection,
                 command,
             } => {
@@ -581,7 +617,7 @@ impl<'a> Driver<'a> {
                     }
                 }
             }
-            Output::Close { connection, code } => {
+            Action::Close { connection, code } => {
                 self.check(Prop::Lifecycle, !code.is_fatal(), || {
                     format!("Close {connection} with the fatal code {code}")
                 })?;
@@ -601,7 +637,7 @@ impl<'a> Driver<'a> {
                 }
                 self.last_close = Some(*code);
             }
-            Output::Abort { connection } => {
+            Action::Abort { connection } => {
                 let index = self.find(*connection);
                 self.check(
                     Prop::Lifecycle,
@@ -619,8 +655,7 @@ impl<'a> Driver<'a> {
                     self.end(i);
                 }
             }
-            Output::Plan(plan) => self.check_plan(plan)?,
-            Output::GiveUp(reason) => {
+            Action::GiveUp(reason) => {
                 self.check(Prop::Lifecycle, self.live.is_empty(), || {
                     format!("GiveUp while {:?} is still in flight", self.live)
                 })?;
@@ -637,24 +672,12 @@ impl<'a> Driver<'a> {
                     GiveUpReason::TimeExhausted { elapsed_ms } => {
                         limits.max_elapsed_ms.is_some_and(|max| elapsed_ms >= max)
                     }
-                    _ => false,
                 };
                 self.check(Prop::Lifecycle, justified, || {
                     format!("GiveUp({reason:?}) is not justified by {limits:?}")
                 })?;
                 self.gave_up = Some(*reason);
             }
-            Output::ResumeUrlRefused { url, .. } => {
-                // Only the URLs outside the base URL's domain or scheme.
-                self.check(
-                    Prop::Lifecycle,
-                    url != RESUME_URLS[0] && RESUME_URLS[1..].contains(&url.as_str()),
-                    || format!("refused the resume URL {url:?}"),
-                )?;
-            }
-            other => self.check(Prop::Lifecycle, false, || {
-                format!("unknown output {other:?}")
-            })?,
         }
         Ok(())
     }
