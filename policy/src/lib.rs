@@ -14,7 +14,10 @@
 //!   [`IdentifyRequest`]s;
 //! - [`Policy`]: the per-shard state machine that combines them with
 //!   heartbeats, zombie detection, deadlines, the resume breaker and the
-//!   guard between attempts.
+//!   guard between attempts;
+//! - [`Fleet`]: the policies of many shards and the bot's identify limiter,
+//!   driven the same way as one policy (events for shard N in,
+//!   `(shard, output)` out, one wake-up time).
 //!
 //! # The contract
 //!
@@ -94,6 +97,7 @@ mod close_code;
 mod config;
 mod decision;
 mod event;
+mod fleet;
 mod gateway_url;
 mod heartbeat;
 mod identify;
@@ -115,6 +119,7 @@ pub use decision::{
     ConnectFailure, Deadline, Decision, DecisionConfig, GiveUpReason, Recovery, Trigger, decide,
 };
 pub use event::{Dispatch, Event};
+pub use fleet::{Fleet, FleetError};
 pub use gateway_url::{GatewayUrl, MAX_URL_LEN, UrlError, check_resume_url};
 pub use heartbeat::{MAX_HEARTBEAT_INTERVAL_MS, MIN_HEARTBEAT_INTERVAL_MS, ZombieRule};
 pub use identify::{
