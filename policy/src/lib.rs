@@ -104,6 +104,7 @@ mod identify;
 mod jitter;
 mod output;
 mod policy;
+mod retry;
 mod send_budget;
 mod session;
 mod state;

@@ -9,8 +9,9 @@
 //! randomness comes from the shard's own [`Jitter`] stream of the caller's
 //! seed, so the same seed and the same inputs give the same outputs. The
 //! rules it applies come from the other modules: [`decide`](crate::decide)
-//! for what a disconnect means, the backoff strategies for how long to
-//! wait, the heartbeat for zombie detection, the identify limiter (reached
+//! for what a disconnect means, the retry planner (backoff, guard, give-up
+//! limits, resume breaker) for how long to wait and when to stop, the
+//! heartbeat for zombie detection, the identify limiter (reached
 //! through [`Action::Identify`] requests) for identify limits and the send
 //! budget for the gateway's command limit.
 //!
@@ -30,7 +31,6 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use crate::backoff::Backoff;
 use crate::close_code::CloseCode;
 use crate::config::{ConfigError, PolicyConfig};
 use crate::decision::{Deadline, Decision, GiveUpReason, Recovery, Trigger, decide};
@@ -39,9 +39,8 @@ use crate::gateway_url::check_resume_url;
 use crate::heartbeat::{Beat, Heartbeat};
 use crate::identify::SETTLE_HOLD_MS;
 use crate::jitter::Jitter;
-use crate::output::{
-    Action, Command, ConnectionId, IdentifyAnswer, IdentifyRequest, Note, Output, ReconnectPlan,
-};
+use crate::output::{Action, Command, ConnectionId, IdentifyAnswer, IdentifyRequest, Note, Output};
+use crate::retry::RetryPlanner;
 use crate::send_budget::{SendBudget, SendError};
 use crate::session::Session;
 use crate::state::{PolicyState, PolicyStats};
@@ -190,7 +189,6 @@ pub struct Policy {
     config: Arc<PolicyConfig>,
     shard: u32,
     rng: Jitter,
-    backoff: Backoff,
     /// The latest time seen; earlier times passed in are raised to it.
     now: Timestamp,
     phase: Phase,
@@ -200,14 +198,8 @@ pub struct Policy {
     next_connection: u64,
     heartbeat: Option<Heartbeat>,
     budget: Option<SendBudget>,
-    /// Retries since the connection was last stable (0: stable or never
-    /// failed).
-    retry: u32,
-    /// When the current run of retries began.
-    unstable_since: Option<Timestamp>,
-    /// Resumes in a row that ended without RESUMED.
-    failed_resumes: u32,
-    last_attempt_at: Option<Timestamp>,
+    /// Failures in a row: backoff, guard, give-up limits, resume breaker.
+    retries: RetryPlanner,
     /// Whether the current connection has proven stable.
     stable: bool,
     opened_at: Option<Timestamp>,
@@ -241,7 +233,7 @@ impl Policy {
         config.validate()?;
         let now = now.min(Timestamp::CEILING);
         let mut policy = Self {
-            backoff: Backoff::new(config.backoff),
+            retries: RetryPlanner::new(&config),
             config,
             shard,
             rng: Jitter::for_shard(seed, shard),
@@ -255,10 +247,6 @@ impl Policy {
             next_connection: 0,
             heartbeat: None,
             budget: None,
-            retry: 0,
-            unstable_since: None,
-            failed_resumes: 0,
-            last_attempt_at: None,
             stable: false,
             opened_at: None,
             identify_out: false,
@@ -579,7 +567,7 @@ impl Policy {
     /// Retries since the connection was last stable.
     #[must_use]
     pub const fn retries(&self) -> u32 {
-        self.retry
+        self.retries.retries()
     }
 
     /// Milliseconds the current socket has been open, or `None` without one.
@@ -711,7 +699,7 @@ impl Policy {
             }
             (Dispatch::Resumed, Phase::Handshaking { conn, .. }) => {
                 self.stats.resumes_succeeded += 1;
-                self.failed_resumes = 0;
+                self.retries.resumes_reset();
                 self.established(now, conn);
             }
             _ => {}
@@ -932,9 +920,7 @@ impl Policy {
 
     fn mark_stable(&mut self) {
         self.stable = true;
-        self.retry = 0;
-        self.unstable_since = None;
-        self.failed_resumes = 0;
+        self.retries.stable();
     }
 
     /// Accounts for the end of the current connection attempt: failed
@@ -970,12 +956,9 @@ impl Policy {
         ) {
             self.settle_identify(false);
         }
-        if resume_sent && self.session.is_some() {
-            self.failed_resumes = self.failed_resumes.saturating_add(1);
-            if self.failed_resumes >= self.config.resume.max_failed_resumes {
-                self.stats.resume_breaker_trips += 1;
-                self.drop_session();
-            }
+        if resume_sent && self.session.is_some() && self.retries.resume_failed(&self.config) {
+            self.stats.resume_breaker_trips += 1;
+            self.drop_session();
         }
         self.heartbeat = None;
         self.budget = None;
@@ -1037,7 +1020,7 @@ impl Policy {
     fn drop_session(&mut self) {
         self.session = None;
         self.seq = None;
-        self.failed_resumes = 0;
+        self.retries.resumes_reset();
     }
 
     /// Plans the next attempt after a connection ended.
@@ -1048,45 +1031,20 @@ impl Policy {
             }
             return;
         };
-        let first_since_stable = self.retry == 0;
-        self.retry = self.retry.saturating_add(1);
-        let unstable_since = *self.unstable_since.get_or_insert(now);
-        let limits = self.config.give_up;
-        if let Some(max) = limits.max_retries
-            && self.retry > max
-        {
-            self.give_up(GiveUpReason::RetriesExhausted { retries: max });
-            return;
-        }
-        let elapsed_ms = now.saturating_since(unstable_since);
-        if let Some(max) = limits.max_elapsed_ms
-            && elapsed_ms >= max
-        {
-            self.give_up(GiveUpReason::TimeExhausted { elapsed_ms });
-            return;
-        }
-        // op 7 after a stable connection: the gateway asked for an
-        // immediate reconnect, and nothing suggests a loop. Anything else,
-        // or op 7 on an unproven connection, goes through the backoff.
-        let backoff_ms = if first_since_stable && trigger == Trigger::Reconnect {
-            0
-        } else {
-            self.backoff.delay(self.retry, &mut self.rng)
-        };
-        let wait = backoff_ms.max(decision.protocol_delay_ms());
-        let mut at = now.saturating_add(wait);
-        if let Some(last) = self.last_attempt_at {
-            at = at.max(last.saturating_add(self.config.guard_ms));
-        }
-        self.stats.reconnects += 1;
-        self.note(Note::Planned(ReconnectPlan {
+        let plan = match self.retries.plan(
+            now,
             trigger,
             decision,
             recovery,
-            retry: self.retry,
-            backoff_ms,
-            at,
-        }));
+            &self.config,
+            &mut self.rng,
+        ) {
+            Ok(plan) => plan,
+            Err(reason) => return self.give_up(reason),
+        };
+        let at = plan.at;
+        self.stats.reconnects += 1;
+        self.note(Note::Planned(plan));
         self.phase = Phase::Waiting {
             at,
             slot: StartSlot::Unasked,
@@ -1167,7 +1125,7 @@ impl Policy {
         let url = resume_url.unwrap_or_else(|| self.config.gateway_url.clone());
         let conn = ConnectionId(self.next_connection);
         self.next_connection = self.next_connection.wrapping_add(1);
-        self.last_attempt_at = Some(now);
+        self.retries.attempt_started(now);
         self.stats.attempts += 1;
         self.phase = Phase::Dialing {
             conn,
