@@ -74,6 +74,27 @@ enum AfterClose {
     Stop,
 }
 
+/// What an open socket carries. It lives in the phase that owns the socket
+/// and is dropped with it, so nothing of one connection outlives it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Link {
+    opened_at: Timestamp,
+    /// From Hello on: the heartbeat schedule.
+    heartbeat: Option<Heartbeat>,
+    /// From Hello on: the send budget.
+    budget: Option<SendBudget>,
+}
+
+impl Link {
+    const fn opened(at: Timestamp) -> Self {
+        Self {
+            opened_at: at,
+            heartbeat: None,
+            budget: None,
+        }
+    }
+}
+
 /// Where the start slot of the next attempt stands, when it identifies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum StartSlot {
@@ -103,6 +124,7 @@ enum Phase {
     /// Open; waiting for Hello.
     AwaitingHello {
         conn: ConnectionId,
+        link: Link,
         deadline: Timestamp,
         recovery: Recovery,
     },
@@ -110,20 +132,26 @@ enum Phase {
     /// (`asked`: the request is out), given up on at `deadline`.
     AwaitingIdentifySlot {
         conn: ConnectionId,
+        link: Link,
         at: Timestamp,
         deadline: Timestamp,
         asked: bool,
     },
-    /// Identify or Resume sent.
+    /// Identify or Resume sent. While an Identify is out, its outcome is
+    /// owed to the identify limiter.
     Handshaking {
         conn: ConnectionId,
+        link: Link,
         deadline: Timestamp,
         recovery: Recovery,
     },
-    /// READY or RESUMED received at `since`.
+    /// READY or RESUMED received at `since`; `stable`: the connection has
+    /// proven stable (the backoff is reset).
     Active {
         conn: ConnectionId,
+        link: Link,
         since: Timestamp,
+        stable: bool,
     },
     /// `Close` emitted; waiting for `Closed`. `dispatches`: whether the
     /// session was live on this socket (Identify or Resume sent), so that
@@ -169,6 +197,33 @@ impl Phase {
         )
     }
 
+    /// The open socket's state, if a socket is open (past `Opened`, before
+    /// `Closing`).
+    const fn link(&self) -> Option<&Link> {
+        match self {
+            Self::AwaitingHello { link, .. }
+            | Self::AwaitingIdentifySlot { link, .. }
+            | Self::Handshaking { link, .. }
+            | Self::Active { link, .. } => Some(link),
+            _ => None,
+        }
+    }
+
+    const fn link_mut(&mut self) -> Option<&mut Link> {
+        match self {
+            Self::AwaitingHello { link, .. }
+            | Self::AwaitingIdentifySlot { link, .. }
+            | Self::Handshaking { link, .. }
+            | Self::Active { link, .. } => Some(link),
+            _ => None,
+        }
+    }
+
+    /// The open socket's heartbeat, from Hello on.
+    fn heartbeat_mut(&mut self) -> Option<&mut Heartbeat> {
+        self.link_mut().and_then(|link| link.heartbeat.as_mut())
+    }
+
     /// Whether the socket is open (past `Opened`, before `Closing`).
     const fn is_open(&self) -> bool {
         matches!(
@@ -196,16 +251,8 @@ pub struct Policy {
     /// The last sequence number received on the session.
     seq: Option<u64>,
     next_connection: u64,
-    heartbeat: Option<Heartbeat>,
-    budget: Option<SendBudget>,
     /// Failures in a row: backoff, guard, give-up limits, resume breaker.
     retries: RetryPlanner,
-    /// Whether the current connection has proven stable.
-    stable: bool,
-    opened_at: Option<Timestamp>,
-    /// An Identify was granted and its outcome not yet reported to the
-    /// limiter.
-    identify_out: bool,
     outputs: VecDeque<Output>,
     stats: PolicyStats,
 }
@@ -245,11 +292,6 @@ impl Policy {
             session: None,
             seq: None,
             next_connection: 0,
-            heartbeat: None,
-            budget: None,
-            stable: false,
-            opened_at: None,
-            identify_out: false,
             // Allocated on the first output and reused from then on.
             outputs: VecDeque::new(),
             stats: PolicyStats::default(),
@@ -271,8 +313,8 @@ impl Policy {
             self.stats.stale_events += 1;
             return Handled::Stale;
         }
-        if let Some(hb) = &mut self.heartbeat
-            && !matches!(event, Event::HeartbeatAck | Event::Closed { .. })
+        if !matches!(event, Event::HeartbeatAck | Event::Closed { .. })
+            && let Some(hb) = self.phase.heartbeat_mut()
         {
             hb.activity(self.config.zombie);
         }
@@ -342,14 +384,17 @@ impl Policy {
             (
                 IdentifyAnswer::Granted,
                 Phase::AwaitingIdentifySlot {
-                    conn, asked: true, ..
+                    conn,
+                    link,
+                    asked: true,
+                    ..
                 },
             ) => {
                 self.seq = None;
-                self.identify_out = true;
                 self.stats.identifies_sent += 1;
                 self.phase = Phase::Handshaking {
                     conn,
+                    link,
                     deadline: now.saturating_add(self.config.timeouts.handshake_ms),
                     recovery: Recovery::Reidentify,
                 };
@@ -363,6 +408,7 @@ impl Policy {
                 IdentifyAnswer::RetryAt(retry_at),
                 Phase::AwaitingIdentifySlot {
                     conn,
+                    link,
                     deadline,
                     asked: true,
                     ..
@@ -371,6 +417,7 @@ impl Policy {
                 self.stats.identify_waits += 1;
                 self.phase = Phase::AwaitingIdentifySlot {
                     conn,
+                    link,
                     at: retry_at.max(now.saturating_add(1)).min(deadline),
                     deadline,
                     asked: false,
@@ -398,9 +445,6 @@ impl Policy {
         let now = self.clock(now);
         self.settle_identify(false);
         self.drop_session();
-        self.heartbeat = None;
-        self.budget = None;
-        self.opened_at = None;
         match self.phase {
             Phase::Dialing { conn, .. } => {
                 self.act(Action::Abort { connection: conn });
@@ -448,8 +492,15 @@ impl Policy {
     /// limit leaves the driver no room at all.
     pub fn try_send_command(&mut self, now: Timestamp) -> Result<(), SendError> {
         let now = self.clock(now);
-        match (&self.phase, &mut self.budget) {
-            (Phase::Active { .. }, Some(budget)) => budget.commands.try_take(now),
+        match &mut self.phase {
+            Phase::Active {
+                link:
+                    Link {
+                        budget: Some(budget),
+                        ..
+                    },
+                ..
+            } => budget.commands.try_take(now),
             _ => Err(SendError::NoSession),
         }
     }
@@ -485,13 +536,19 @@ impl Policy {
             | Phase::AwaitingHello { deadline, .. }
             | Phase::Handshaking { deadline, .. }
             | Phase::Closing { deadline, .. } => Some(deadline),
-            Phase::Active { since, .. } if !self.stable => {
-                Some(since.saturating_add(self.config.stability.window_ms))
-            }
+            Phase::Active {
+                since,
+                stable: false,
+                ..
+            } => Some(since.saturating_add(self.config.stability.window_ms)),
             Phase::Active { .. } => None,
             Phase::GivenUp(_) | Phase::Stopped => return None,
         };
-        let heartbeat = self.heartbeat.as_ref().map(Heartbeat::next_at);
+        let heartbeat = self
+            .phase
+            .link()
+            .and_then(|link| link.heartbeat.as_ref())
+            .map(Heartbeat::next_at);
         match (phase, heartbeat) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -519,9 +576,7 @@ impl Policy {
                 ..
             } => PolicyState::Resuming,
             Phase::Handshaking { .. } => PolicyState::Identifying,
-            Phase::Active { .. } => PolicyState::Connected {
-                stable: self.stable,
-            },
+            Phase::Active { stable, .. } => PolicyState::Connected { stable },
             Phase::Closing { .. } => PolicyState::Closing,
             Phase::GivenUp(reason) => PolicyState::GivenUp { reason },
             Phase::Stopped => PolicyState::Stopped,
@@ -573,13 +628,18 @@ impl Policy {
     /// Milliseconds the current socket has been open, or `None` without one.
     #[must_use]
     pub fn uptime_ms(&self, now: Timestamp) -> Option<u64> {
-        self.opened_at.map(|opened| now.saturating_since(opened))
+        self.phase
+            .link()
+            .map(|link| now.saturating_since(link.opened_at))
     }
 
     /// Round trip of the last acknowledged heartbeat on this connection.
     #[must_use]
     pub fn heartbeat_latency_ms(&self) -> Option<u64> {
-        self.heartbeat.as_ref().and_then(Heartbeat::latency_ms)
+        self.phase
+            .link()
+            .and_then(|link| link.heartbeat.as_ref())
+            .and_then(Heartbeat::latency_ms)
     }
 
     // ----- event handlers -----------------------------------------------
@@ -588,9 +648,9 @@ impl Policy {
         let Phase::Dialing { conn, recovery, .. } = self.phase else {
             return Handled::Ignored;
         };
-        self.opened_at = Some(now);
         self.phase = Phase::AwaitingHello {
             conn,
+            link: Link::opened(now),
             deadline: now.saturating_add(self.config.timeouts.hello_ms),
             recovery,
         };
@@ -598,16 +658,22 @@ impl Policy {
     }
 
     fn on_hello(&mut self, now: Timestamp, interval_ms: u64) -> Handled {
-        let Phase::AwaitingHello { conn, recovery, .. } = self.phase else {
+        let Phase::AwaitingHello {
+            conn,
+            mut link,
+            recovery,
+            ..
+        } = self.phase
+        else {
             return Handled::Ignored;
         };
         let heartbeat = Heartbeat::start(now, interval_ms, &mut self.rng);
-        self.budget = Some(SendBudget::new(
+        link.budget = Some(SendBudget::new(
             self.config.send_limit,
             heartbeat.interval_ms(),
             now,
         ));
-        self.heartbeat = Some(heartbeat);
+        link.heartbeat = Some(heartbeat);
         match (&self.session, recovery) {
             (Some(session), Recovery::Resume) => {
                 let command = Command::Resume {
@@ -621,6 +687,7 @@ impl Policy {
                 });
                 self.phase = Phase::Handshaking {
                     conn,
+                    link,
                     deadline: now.saturating_add(self.config.timeouts.handshake_ms),
                     recovery: Recovery::Resume,
                 };
@@ -636,6 +703,7 @@ impl Policy {
                     .saturating_add(SETTLE_HOLD_MS + 1_000);
                 self.phase = Phase::AwaitingIdentifySlot {
                     conn,
+                    link,
                     at: now,
                     deadline: now.saturating_add(wait),
                     asked: false,
@@ -667,13 +735,13 @@ impl Policy {
             }
             (None, _) => true,
         };
-        match (event, self.phase) {
+        match (event, &self.phase) {
             (
                 Dispatch::Ready {
                     session_id,
                     resume_gateway_url,
                 },
-                Phase::Handshaking { conn, .. } | Phase::Active { conn, .. },
+                &(Phase::Handshaking { conn, .. } | Phase::Active { conn, .. }),
             ) => {
                 self.stats.ready += 1;
                 self.settle_identify(true);
@@ -697,7 +765,7 @@ impl Policy {
                 };
                 self.established(now, conn);
             }
-            (Dispatch::Resumed, Phase::Handshaking { conn, .. }) => {
+            (Dispatch::Resumed, &Phase::Handshaking { conn, .. }) => {
                 self.stats.resumes_succeeded += 1;
                 self.retries.resumes_reset();
                 self.established(now, conn);
@@ -713,7 +781,7 @@ impl Policy {
     }
 
     fn on_ack(&mut self, now: Timestamp) -> Handled {
-        let Some(hb) = &mut self.heartbeat else {
+        let Some(hb) = self.phase.heartbeat_mut() else {
             return Handled::Ignored;
         };
         if !hb.ack(now) {
@@ -727,12 +795,12 @@ impl Policy {
     }
 
     fn on_heartbeat_request(&mut self, now: Timestamp) -> Handled {
-        let (Some(conn), Some(budget)) = (self.phase.connection(), &mut self.budget) else {
+        let Some(conn) = self.phase.connection() else {
             return Handled::Ignored;
         };
-        if !self.phase.is_open() {
+        let Some(budget) = self.phase.link_mut().and_then(|link| link.budget.as_mut()) else {
             return Handled::Ignored;
-        }
+        };
         if budget.heartbeat_requests.try_take(now).is_err() {
             self.stats.heartbeat_requests_refused += 1;
             return Handled::Ignored;
@@ -856,16 +924,18 @@ impl Policy {
                 self.proceed(now);
                 return true;
             }
-            Phase::Active { since, .. }
-                if !self.stable
-                    && now.saturating_since(since) >= self.config.stability.window_ms =>
-            {
+            Phase::Active {
+                since,
+                stable: false,
+                ..
+            } if now.saturating_since(since) >= self.config.stability.window_ms => {
                 self.mark_stable();
                 return true;
             }
             _ => {}
         }
-        if let (Some(hb), Some(conn)) = (&mut self.heartbeat, self.phase.connection())
+        let conn = self.phase.connection();
+        if let (Some(hb), Some(conn)) = (self.phase.heartbeat_mut(), conn)
             && hb.next_at() <= now
         {
             match hb.fire(now) {
@@ -896,10 +966,16 @@ impl Policy {
         self.outputs.push_back(Output::Note(note));
     }
 
-    /// Reports how the Identify the limiter granted ended.
+    /// Reports how the Identify the limiter granted ended, when one is out
+    /// on the current socket (the phase is still the handshake's).
     fn settle_identify(&mut self, ready: bool) {
-        if self.identify_out {
-            self.identify_out = false;
+        if matches!(
+            self.phase,
+            Phase::Handshaking {
+                recovery: Recovery::Reidentify,
+                ..
+            }
+        ) {
             self.act(Action::Identify {
                 shard: self.shard,
                 request: IdentifyRequest::Settle { ready },
@@ -908,18 +984,26 @@ impl Policy {
     }
 
     fn established(&mut self, now: Timestamp, conn: ConnectionId) {
-        self.phase = Phase::Active { conn, since: now };
-        if self.stable {
-            // A second READY on a stable connection keeps it stable.
+        let Some(&link) = self.phase.link() else {
             return;
-        }
-        if self.config.stability.window_ms == 0 {
+        };
+        // A second READY on a stable connection keeps it stable.
+        let stable = matches!(self.phase, Phase::Active { stable: true, .. });
+        self.phase = Phase::Active {
+            conn,
+            link,
+            since: now,
+            stable,
+        };
+        if !stable && self.config.stability.window_ms == 0 {
             self.mark_stable();
         }
     }
 
     fn mark_stable(&mut self) {
-        self.stable = true;
+        if let Phase::Active { stable, .. } = &mut self.phase {
+            *stable = true;
+        }
         self.retries.stable();
     }
 
@@ -960,10 +1044,6 @@ impl Policy {
             self.stats.resume_breaker_trips += 1;
             self.drop_session();
         }
-        self.heartbeat = None;
-        self.budget = None;
-        self.stable = false;
-        self.opened_at = None;
     }
 
     /// The socket is already gone: decide and schedule.
@@ -1057,9 +1137,6 @@ impl Policy {
     }
 
     fn give_up(&mut self, reason: GiveUpReason) {
-        self.heartbeat = None;
-        self.budget = None;
-        self.opened_at = None;
         self.phase = Phase::GivenUp(reason);
         self.act(Action::GiveUp(reason));
     }
@@ -1095,17 +1172,11 @@ impl Policy {
                 }
             }
             Phase::AwaitingIdentifySlot {
-                conn,
-                at,
-                deadline,
-                asked: false,
+                at, asked: false, ..
             } if at <= now => {
-                self.phase = Phase::AwaitingIdentifySlot {
-                    conn,
-                    at,
-                    deadline,
-                    asked: true,
-                };
+                if let Phase::AwaitingIdentifySlot { asked, .. } = &mut self.phase {
+                    *asked = true;
+                }
                 self.act(Action::Identify {
                     shard: self.shard,
                     request: IdentifyRequest::Acquire,
