@@ -42,7 +42,7 @@ use crate::jitter::Jitter;
 use crate::output::{Action, Command, ConnectionId, IdentifyAnswer, IdentifyRequest, Note, Output};
 use crate::retry::RetryPlanner;
 use crate::send_budget::{SendBudget, SendError};
-use crate::session::Session;
+use crate::session::{Sequence, Session};
 use crate::state::{PolicyState, PolicyStats};
 use crate::time::Timestamp;
 
@@ -249,7 +249,7 @@ pub struct Policy {
     phase: Phase,
     session: Option<Session>,
     /// The last sequence number received on the session.
-    seq: Option<u64>,
+    seq: Sequence,
     next_connection: u64,
     /// Failures in a row: backoff, guard, give-up limits, resume breaker.
     retries: RetryPlanner,
@@ -290,7 +290,7 @@ impl Policy {
                 slot: StartSlot::Unasked,
             },
             session: None,
-            seq: None,
+            seq: Sequence::default(),
             next_connection: 0,
             // Allocated on the first output and reused from then on.
             outputs: VecDeque::new(),
@@ -390,7 +390,7 @@ impl Policy {
                     ..
                 },
             ) => {
-                self.seq = None;
+                self.seq.clear();
                 self.stats.identifies_sent += 1;
                 self.phase = Phase::Handshaking {
                     conn,
@@ -610,7 +610,7 @@ impl Policy {
     /// The last sequence number received on the session.
     #[must_use]
     pub const fn last_seq(&self) -> Option<u64> {
-        self.seq
+        self.seq.last()
     }
 
     /// The current connection, if a socket exists or is being dialled.
@@ -678,7 +678,7 @@ impl Policy {
             (Some(session), Recovery::Resume) => {
                 let command = Command::Resume {
                     session_id: session.id.clone(),
-                    seq: self.seq.unwrap_or(0),
+                    seq: self.seq.last().unwrap_or(0),
                 };
                 self.stats.resumes_sent += 1;
                 self.act(Action::Send {
@@ -723,18 +723,7 @@ impl Policy {
         // forward, and a repeat is a duplicate.
         let new_session = matches!(event, Dispatch::Ready { .. })
             && matches!(self.phase, Phase::Handshaking { .. } | Phase::Active { .. });
-        let fresh = match (seq, self.seq) {
-            _ if new_session => {
-                self.seq = seq;
-                true
-            }
-            (Some(s), Some(last)) if s <= last => false,
-            (Some(s), _) => {
-                self.seq = Some(s);
-                true
-            }
-            (None, _) => true,
-        };
+        let fresh = self.seq.take(seq, new_session);
         match (event, &self.phase) {
             (
                 Dispatch::Ready {
@@ -954,7 +943,9 @@ impl Policy {
         self.stats.heartbeats_sent += 1;
         self.act(Action::Send {
             connection: conn,
-            command: Command::Heartbeat { seq: self.seq },
+            command: Command::Heartbeat {
+                seq: self.seq.last(),
+            },
         });
     }
 
@@ -1099,7 +1090,7 @@ impl Policy {
 
     fn drop_session(&mut self) {
         self.session = None;
-        self.seq = None;
+        self.seq.clear();
         self.retries.resumes_reset();
     }
 
