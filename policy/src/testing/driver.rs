@@ -2,12 +2,13 @@
 //! the sockets for one [`Case`], carries out the policy's outputs and checks
 //! every guarantee the case asks for.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
+use std::fmt;
 
 use crate::{
     Action, CloseCode, Command, ConnectionId, Dispatch, Event, GiveUpReason, Handled,
-    IdentifyLimiter, IdentifyRequest, Note, Output, Policy, PolicyConfig, PolicyStats,
-    ReconnectPlan, Recovery, Timestamp, Trigger,
+    IdentifyAnswer, IdentifyLimiter, IdentifyRequest, Note, Output, Policy, PolicyConfig,
+    PolicyStats, ReconnectPlan, Recovery, Timestamp, Trigger,
 };
 
 use super::{
@@ -27,6 +28,54 @@ const CEILING: u64 = Timestamp::CEILING.as_millis();
 
 fn ts(ms: u64) -> Timestamp {
     Timestamp::from_millis(ms)
+}
+
+/// One line of the history shown with a failure. Kept as data and
+/// formatted only when a check fails: formatting every step would cost more
+/// than running the policy.
+#[derive(Clone, Debug)]
+enum Logged {
+    Wake(u64),
+    In {
+        at: u64,
+        conn: ConnectionId,
+        stale: bool,
+        event: Event,
+        handled: Handled,
+    },
+    Out {
+        at: u64,
+        output: Output,
+    },
+    Answer {
+        at: u64,
+        answer: IdentifyAnswer,
+        handled: Handled,
+    },
+}
+
+impl fmt::Display for Logged {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Wake(at) => write!(f, "{at}ms  wake"),
+            Self::In {
+                at,
+                conn,
+                stale,
+                event,
+                handled,
+            } => {
+                let stale = if *stale { "stale " } else { "" };
+                write!(f, "{at}ms  -> {stale}{conn} {event:?}: {handled:?}")
+            }
+            Self::Out { at, output } => write!(f, "{at}ms  <- {output:?}"),
+            Self::Answer {
+                at,
+                answer,
+                handled,
+            } => write!(f, "{at}ms  -> {answer:?}: {handled:?}"),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,7 +126,7 @@ pub(super) struct Driver<'a> {
     /// The drain cap was hit in a run that does not check liveness.
     halted: bool,
     /// The recent inputs and outputs, for failure messages.
-    log: Vec<String>,
+    log: VecDeque<Logged>,
 }
 
 impl<'a> Driver<'a> {
@@ -105,7 +154,7 @@ impl<'a> Driver<'a> {
             session: None,
             server_seq: 0,
             halted: false,
-            log: Vec::new(),
+            log: VecDeque::with_capacity(LOG_TAIL + 1),
         })
     }
 
@@ -113,7 +162,7 @@ impl<'a> Driver<'a> {
         if ok || self.checks & prop.bit() == 0 {
             Ok(())
         } else {
-            let recent = &self.log[self.log.len().saturating_sub(LOG_TAIL)..];
+            let recent: Vec<String> = self.log.iter().map(Logged::to_string).collect();
             Err(format!(
                 "[{prop:?}] at {}ms: {}\nrecent history:\n  {}",
                 self.now,
@@ -121,6 +170,14 @@ impl<'a> Driver<'a> {
                 recent.join("\n  ")
             ))
         }
+    }
+
+    /// Keeps the last [`LOG_TAIL`] lines of history.
+    fn log(&mut self, line: Logged) {
+        if self.log.len() == LOG_TAIL {
+            self.log.pop_front();
+        }
+        self.log.push_back(line);
     }
 
     fn config(&self) -> &PolicyConfig {
@@ -172,7 +229,7 @@ impl<'a> Driver<'a> {
 
     fn wake(&mut self, ms: u64) -> Res {
         self.set_clock(ms);
-        self.log.push(format!("{}ms  wake", self.clock));
+        self.log(Logged::Wake(self.clock));
         self.policy.handle_timeout(ts(self.clock));
         self.drain()
     }
@@ -308,10 +365,13 @@ impl<'a> Driver<'a> {
         let handled = self
             .policy
             .handle_event(ts(self.clock), t.id, event.clone());
-        self.log.push(format!(
-            "{}ms  -> {} {event:?}: {handled:?}",
-            self.clock, t.id
-        ));
+        self.log(Logged::In {
+            at: self.clock,
+            conn: t.id,
+            stale: false,
+            event: event.clone(),
+            handled,
+        });
         self.check(Prop::Lifecycle, handled != Handled::Stale, || {
             format!("{event:?} on the live socket {} was called stale", t.id)
         })?;
@@ -399,10 +459,13 @@ impl<'a> Driver<'a> {
         self.server_seq = server_seq;
         let before = self.trace.len();
         let handled = self.policy.handle_event(ts(self.clock), id, event.clone());
-        self.log.push(format!(
-            "{}ms  -> stale {id} {event:?}: {handled:?}",
-            self.clock
-        ));
+        self.log(Logged::In {
+            at: self.clock,
+            conn: id,
+            stale: true,
+            event: event.clone(),
+            handled,
+        });
         self.check(Prop::Lifecycle, handled == Handled::Stale, || {
             format!("{event:?} on old connection {id} was {handled:?}, not Stale")
         })?;
@@ -427,7 +490,10 @@ impl<'a> Driver<'a> {
                 self.halted = true;
                 return Ok(());
             }
-            self.log.push(format!("{}ms  <- {output:?}", self.now));
+            self.log(Logged::Out {
+                at: self.now,
+                output: output.clone(),
+            });
             self.on_output(&output)?;
             self.trace.push((self.now, output));
         }
@@ -468,8 +534,11 @@ impl<'a> Driver<'a> {
         })?;
         if let Some(answer) = self.limiter.answer(ts(self.clock), shard, request) {
             let handled = self.policy.handle_identify(ts(self.clock), answer);
-            self.log
-                .push(format!("{}ms  -> {answer:?}: {handled:?}", self.clock));
+            self.log(Logged::Answer {
+                at: self.clock,
+                answer,
+                handled,
+            });
             self.check(Prop::Lifecycle, handled == Handled::Accepted, || {
                 format!("the answer {answer:?} to {request:?} was {handled:?}")
             })?;
