@@ -29,8 +29,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion};
-use reconnect_benches::shard::{SEED, Shard, t};
 use reconnect_benches::{criterion, measuring, median_ns};
+use reconnect_policy::testing::shard::{SEED, Shard, t};
 use reconnect_policy::{CloseCode, DecisionConfig, Jitter, Trigger, decide};
 
 /// The close codes whose decision is measured: resumable, re-identify,

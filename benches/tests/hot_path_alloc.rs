@@ -12,7 +12,7 @@
 use std::hint::black_box;
 
 use allocation_counter::{AllocationInfo, measure};
-use reconnect_benches::shard::Shard;
+use reconnect_policy::testing::shard::Shard;
 use reconnect_policy::{Handled, PolicyState};
 
 /// Heartbeat intervals measured; each has its dispatches, its heartbeat

@@ -9,6 +9,9 @@
 //! The module is compiled only with the `testing` feature; it is not part of
 //! the policy's stable interface.
 //!
+//! [`shard`] holds the other shared driver: one shard on the hot path, for
+//! the policy benchmark and the zero-allocation test.
+//!
 //! The driver answers the policy's identify requests with an in-process
 //! [`IdentifyLimiter`](crate::IdentifyLimiter) at once, as a driver with the
 //! limiter in the same task does.
@@ -31,6 +34,7 @@
 //! there: the policy must not panic or spin.
 
 mod driver;
+pub mod shard;
 
 use crate::{
     ConnectFailure, MAX_SESSION_ID_LEN, Output, PolicyConfig, PolicyStats, SessionStartLimit,

@@ -5,15 +5,16 @@
 //! `poll_timeout`, and the gateway side (Hello, READY, ACKs, RESUMED)
 //! answers as Discord's does.
 //!
-//! Both measure the same hot path, so they share this one driver: a
-//! benchmark and an allocation count of different loops would prove
-//! nothing about each other. The methods on the hot path are `#[inline]`,
+//! Both measure the same hot path, so they share this one driver (it lives
+//! beside the checking driver, behind the `testing` feature): a benchmark
+//! and an allocation count of different loops would prove nothing about
+//! each other. The methods on the hot path are `#[inline]`,
 //! so the benchmark measures them as if they were written in the benchmark
 //! itself (as a driver's loop would be), not a call across crates.
 
 use std::hint::black_box;
 
-use reconnect_policy::{
+use crate::{
     Action, Command, ConnectionId, Dispatch, Event, Handled, IdentifyLimiter, Output, Policy,
     PolicyConfig, PolicyState, SessionStartLimit, Timestamp,
 };
