@@ -263,6 +263,7 @@ impl Default for DecisionConfig {
 ///     Decision::GiveUp { reason: GiveUpReason::FatalCloseCode { code: CloseCode::AuthenticationFailed } },
 /// );
 /// ```
+#[inline]
 pub fn decide(
     trigger: Trigger,
     has_session: bool,

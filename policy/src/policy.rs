@@ -510,6 +510,7 @@ impl Policy {
     /// The next thing the driver must do or may log, or `None` when there
     /// is nothing until the next input or [`Policy::poll_timeout`]. Takes no
     /// time and calls nothing: every output was decided by an input.
+    #[inline]
     pub fn poll_output(&mut self) -> Option<Output> {
         self.outputs.pop_front()
     }
@@ -519,6 +520,7 @@ impl Policy {
     /// Changed by every input; read it after draining
     /// [`Policy::poll_output`].
     #[must_use]
+    #[inline]
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         let phase = match self.phase {
             Phase::Waiting {
