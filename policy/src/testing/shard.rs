@@ -8,9 +8,12 @@
 //! Both measure the same hot path, so they share this one driver (it lives
 //! beside the checking driver, behind the `testing` feature): a benchmark
 //! and an allocation count of different loops would prove nothing about
-//! each other. The methods on the hot path are `#[inline]`,
-//! so the benchmark measures them as if they were written in the benchmark
-//! itself (as a driver's loop would be), not a call across crates.
+//! each other. The methods on the hot path are `#[inline(always)]`, so the
+//! benchmark measures them as if they were written in the benchmark itself
+//! (as a driver's loop would be), not a call across crates: a plain
+//! `#[inline]` hint is not followed from another crate, and the driver's
+//! own calls and the copies of its events and results through memory then
+//! cost more than the policy does.
 
 use std::hint::black_box;
 
@@ -127,7 +130,7 @@ impl Shard {
     /// Drains every output at `at`, carrying each out as a driver would
     /// (recording the connection a `Connect` names, handing the rest to
     /// `black_box`), then reads the next wake-up.
-    #[inline]
+    #[inline(always)]
     pub fn drain(&mut self, at: u64) -> Drained {
         let mut drained = Drained::default();
         while let Some(output) = self.policy.poll_output() {
@@ -155,7 +158,7 @@ impl Shard {
 
     /// Runs the timers due by `at` (draining what they ask for), feeds
     /// `event` about the current connection at `at`, then drains.
-    #[inline]
+    #[inline(always)]
     pub fn event(&mut self, at: u64, event: Event) -> Drained {
         self.now = at;
         if self.policy.poll_timeout().is_some_and(|due| due <= t(at)) {
@@ -170,7 +173,7 @@ impl Shard {
     }
 
     /// The gateway's next dispatch (op 0, the next sequence number), at `at`.
-    #[inline]
+    #[inline(always)]
     pub fn dispatch_at(&mut self, at: u64) -> Drained {
         self.seq += 1;
         let event = Event::Dispatch {
@@ -186,7 +189,7 @@ impl Shard {
     /// # Panics
     ///
     /// When the policy wants no wake-up or refuses the ACK.
-    #[inline]
+    #[inline(always)]
     pub fn heartbeat(&mut self) -> Drained {
         let at = self
             .policy
