@@ -1409,4 +1409,62 @@ mod tests {
             }
         )));
     }
+
+    #[test]
+    fn timers_run_only_in_handle_timeout() {
+        let (mut policy, mut gate, conn) = identifying();
+        // The handshake deadline (30 s after Identify by default) passes
+        // without a timeout call: an event does not run it.
+        let late = t(20 + policy.config().timeouts.handshake_ms + 1);
+        assert!(policy.poll_timeout().is_some_and(|at| at < late));
+        let _ = policy.handle_event(late, conn, Event::OtherFrame);
+        assert_eq!(policy.state(), PolicyState::Identifying);
+        assert_eq!(policy.poll_output(), None);
+        // The timeout call does: close, and report the Identify's outcome.
+        let out = drain(&mut policy, late.as_millis(), &mut gate);
+        assert!(matches!(
+            &out[..],
+            [Output::Action(Action::Close { .. }), ..]
+        ));
+        assert_eq!(policy.state(), PolicyState::Closing);
+    }
+
+    #[test]
+    fn an_unused_grant_is_handed_back_and_a_stray_answer_is_stale() {
+        let mut policy = Policy::new(PolicyConfig::default(), 3, 1, t(0)).unwrap();
+        assert_eq!(
+            policy.poll_output(),
+            Some(Output::Action(Action::Identify {
+                shard: 3,
+                request: IdentifyRequest::ReserveStart
+            }))
+        );
+        // Nobody asked for a grant: it is handed back at once.
+        assert_eq!(
+            policy.handle_identify(t(5), IdentifyAnswer::Granted),
+            Handled::Stale
+        );
+        assert_eq!(
+            policy.poll_output(),
+            Some(Output::Action(Action::Identify {
+                shard: 3,
+                request: IdentifyRequest::Settle { ready: false }
+            }))
+        );
+        assert_eq!(
+            policy.handle_identify(t(5), IdentifyAnswer::RetryAt(t(9))),
+            Handled::Stale
+        );
+        // The slot asked for is still awaited: nothing to do until then.
+        assert_eq!(policy.poll_timeout(), None);
+        assert_eq!(
+            policy.handle_identify(t(6), IdentifyAnswer::StartAt(t(6))),
+            Handled::Accepted
+        );
+        assert!(matches!(
+            policy.poll_output(),
+            Some(Output::Action(Action::Connect { .. }))
+        ));
+        assert_eq!(policy.stats().stale_events, 2);
+    }
 }
