@@ -66,9 +66,15 @@ impl From<ConfigError> for FleetError {
     }
 }
 
-/// The policies of many shards and the bot's identify limiter. See the
-/// [module documentation](self) and the [crate documentation](crate) for the
-/// run loop, which is the same as a lone [`Policy`]'s.
+/// The policies of many shards and the bot's identify limiter, driven as
+/// one sans-IO machine with the run loop of a lone [`Policy`] (see the
+/// [crate documentation](crate)): events for shard N's connection in
+/// ([`Fleet::handle_event`]), `(shard, output)` pairs out
+/// ([`Fleet::poll_output`]), one wake-up time ([`Fleet::poll_timeout`]),
+/// timers only in [`Fleet::handle_timeout`]. The shards' identify requests
+/// are answered inside the fleet, at the time of the input that raised
+/// them; a fleet built with [`Fleet::with_remote_identify`] hands them out
+/// instead.
 ///
 /// ```
 /// use reconnect_policy::{Action, Fleet, IdentifyLimiter, Output, PolicyConfig, SessionStartLimit, Timestamp};
