@@ -424,11 +424,25 @@ impl Policy {
                 };
                 Handled::Accepted
             }
-            (IdentifyAnswer::Granted, _) => {
-                self.act(Action::Identify {
-                    shard: self.shard,
-                    request: IdentifyRequest::Settle { ready: false },
-                });
+            (IdentifyAnswer::Granted, phase) => {
+                // While this shard's own Identify is out, a second grant (a
+                // responder that answered twice) is not handed back: the
+                // limiter tracks one Identify per shard, and settling this
+                // one would free the bucket while the real one is out. Its
+                // outcome settles both.
+                let identifying = matches!(
+                    phase,
+                    Phase::Handshaking {
+                        recovery: Recovery::Reidentify,
+                        ..
+                    }
+                );
+                if !identifying {
+                    self.act(Action::Identify {
+                        shard: self.shard,
+                        request: IdentifyRequest::Settle { ready: false },
+                    });
+                }
                 self.stats.stale_events += 1;
                 Handled::Stale
             }
@@ -1466,5 +1480,16 @@ mod tests {
             Some(Output::Action(Action::Connect { .. }))
         ));
         assert_eq!(policy.stats().stale_events, 2);
+    }
+
+    #[test]
+    fn a_second_grant_while_identifying_does_not_free_the_bucket() {
+        let (mut policy, _gate, _conn) = identifying();
+        assert_eq!(policy.state(), PolicyState::Identifying);
+        assert_eq!(
+            policy.handle_identify(t(30), IdentifyAnswer::Granted),
+            Handled::Stale
+        );
+        assert_eq!(policy.poll_output(), None);
     }
 }
