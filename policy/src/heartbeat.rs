@@ -1,7 +1,8 @@
 //! Heartbeats and zombie detection for one open connection.
 //!
 //! After Hello the first heartbeat goes out at `interval × U[0, 1)` (the
-//! gateway's own measure against herds), then one every interval. When a
+//! gateway's own measure against herds; at least 1 ms after Hello), then one
+//! every interval. When a
 //! heartbeat falls due and the previous one was never acknowledged, the
 //! connection is a zombie: the policy closes it with a resumable code and
 //! resumes. Whether any inbound frame also counts as a sign of life is the
@@ -57,7 +58,10 @@ impl Heartbeat {
     /// Starts the schedule on Hello.
     pub(crate) fn start(now: Timestamp, interval_ms: u64, jitter: &mut Jitter) -> Self {
         let interval_ms = interval_ms.clamp(MIN_HEARTBEAT_INTERVAL_MS, MAX_HEARTBEAT_INTERVAL_MS);
-        let first = jitter.below(interval_ms);
+        // Never at Hello's own instant: a timer due at the time of the input
+        // that set it would wait for a `handle_timeout` the driver has no
+        // reason to make (its wake-up time would not be in the future).
+        let first = jitter.below(interval_ms).max(1);
         Self {
             interval_ms,
             next_at: now.saturating_add(first),
@@ -129,7 +133,7 @@ mod tests {
                     .saturating_since(t0)
             })
             .collect();
-        assert!(firsts.iter().all(|&d| d < 41_250));
+        assert!(firsts.iter().all(|&d| (1..41_250).contains(&d)));
         let distinct: std::collections::BTreeSet<_> = firsts.iter().collect();
         assert!(distinct.len() > 190, "jitter is dead: {}", distinct.len());
     }
