@@ -10,10 +10,10 @@
 //! 256, so neither building nor priming nor dropping is timed, and every
 //! crate pays the same harness overhead). Base 1 s, cap 60 s everywhere, as in our default.
 //!
-//! - **ours**: [`Backoff::delay`] with a long-lived `ChaCha8Rng`, the API a
-//!   library that uses only the strategy calls. `ours_rebuilt_rng` is the
-//!   default strategy drawn the way the `Policy` draws (its stream kept as a
-//!   seed and a position, the generator rebuilt for each draw).
+//! - **ours**: [`Backoff::delay`] with a [`Jitter`] stream, the API a
+//!   library that uses only the strategy calls and the way the `Policy`
+//!   draws (the stream kept as a seed, a stream number and a position, the
+//!   ChaCha8 generator rebuilt for each draw).
 //! - **backon**: `ExponentialBuilder` (and `ConstantBuilder`) → an iterator
 //!   of `Duration`s; one `next()`. Its jitter uses its own `fastrand` state.
 //! - **backoff**: `ExponentialBackoff` (and `backoff::Constant`);
@@ -43,10 +43,8 @@ use backoff::backoff::Backoff as _;
 use backon::BackoffBuilder as _;
 use criterion::measurement::WallTime;
 use criterion::{BatchSize, BenchmarkGroup, BenchmarkId, Criterion};
-use rand_chacha::ChaCha8Rng;
-use rand_chacha::rand_core::SeedableRng;
 use reconnect_benches::{criterion, measuring, median_ns};
-use reconnect_policy::{Backoff, BackoffConfig, BackoffStrategy};
+use reconnect_policy::{Backoff, BackoffConfig, BackoffStrategy, Jitter};
 
 /// The criterion group every benchmark of this file is in.
 const GROUP: &str = "backoff";
@@ -156,7 +154,7 @@ fn config(strategy: BackoffStrategy) -> BackoffConfig {
 }
 
 /// Ours, after the delays of retries 1 to `RETRY − 1` (drawn from `rng`).
-fn ours(strategy: BackoffStrategy, rng: &mut ChaCha8Rng) -> Backoff {
+fn ours(strategy: BackoffStrategy, rng: &mut Jitter) -> Backoff {
     let mut backoff = Backoff::new(config(strategy));
     for retry in 1..RETRY {
         let _ = backoff.delay(retry, rng);
@@ -236,7 +234,7 @@ fn benches(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(2));
 
     for strategy in BackoffStrategy::ALL {
-        let mut rng = ChaCha8Rng::seed_from_u64(SEED);
+        let mut rng = Jitter::new(SEED);
         let primed = ours(strategy, &mut rng);
         bench_next(
             &mut group,
@@ -246,28 +244,6 @@ fn benches(c: &mut Criterion) {
             |backoff| backoff.delay(black_box(RETRY), &mut rng),
         );
     }
-
-    // The Policy keeps its stream as (seed, word position) and rebuilds the
-    // generator for each draw (see the policy's `jitter` module): the same
-    // numbers as one long-lived generator, at the cost of a seed expansion
-    // and a block of ChaCha8 per draw.
-    let strategy = BackoffConfig::DEFAULT.strategy;
-    let mut rng = ChaCha8Rng::seed_from_u64(SEED);
-    let primed = ours(strategy, &mut rng);
-    let mut position = rng.get_word_pos();
-    bench_next(
-        &mut group,
-        "ours_rebuilt_rng",
-        strategy.name(),
-        || primed.clone(),
-        |backoff| {
-            let mut rng = ChaCha8Rng::seed_from_u64(SEED);
-            rng.set_word_pos(position);
-            let delay = backoff.delay(black_box(RETRY), &mut rng);
-            position = rng.get_word_pos();
-            delay
-        },
-    );
 
     // backon is not `Clone`: each sample builds and primes its own.
     bench_next(
@@ -363,7 +339,7 @@ fn check_pairs() {
         delay.expect("an endless backoff has a delay").as_secs_f64() * 1e3
     };
     let ours_ms = |strategy| {
-        let mut rng = ChaCha8Rng::seed_from_u64(SEED);
+        let mut rng = Jitter::new(SEED);
         ours(strategy, &mut rng).delay(RETRY, &mut rng) as f64
     };
     let constant = ours_ms(BackoffStrategy::Constant);
@@ -458,11 +434,4 @@ fn print_ratios() {
             );
         }
     }
-    let default = BackoffConfig::DEFAULT.strategy.name();
-    println!();
-    println!(
-        "{default} drawn as the Policy draws (generator rebuilt per draw): {} ns, against {} ns with a long-lived generator.",
-        cell("ours_rebuilt_rng", default).1,
-        cell("ours", default).1
-    );
 }

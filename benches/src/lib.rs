@@ -6,10 +6,8 @@
 //! them one output directory and reads back the medians criterion saved, so
 //! a benchmark can print a ratio or a per-client cost computed from the
 //! same run that criterion reports — never from a second, separate timing.
-//! [`shard`] is the driver the policy benchmark and the zero-allocation test
-//! share.
-
-pub mod shard;
+//! The shard driver the policy benchmark and the zero-allocation test share
+//! is `reconnect_policy::testing::shard`.
 
 use std::path::PathBuf;
 

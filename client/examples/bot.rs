@@ -145,7 +145,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         Ok(figures) => {
             info!(
                 attempts = figures.attempts,
-                resumes = figures.resumes,
+                resumes_succeeded = figures.resumes_succeeded,
                 reidentifies = figures.reidentifies,
                 events = figures.events_delivered,
                 duplicates_dropped = figures.duplicates_dropped,

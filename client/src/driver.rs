@@ -1,8 +1,11 @@
 //! The run loop: carries out the policy's outputs on real sockets and feeds
 //! it what the sockets and the clock say. It decides nothing.
 //!
-//! After every input the loop drains [`Policy::poll_output`] and carries
-//! out each output in order (dial, send, close, drop), publishes the
+//! When the policy's wake-up time has come, the loop runs its timers
+//! ([`Policy::handle_timeout`]) before it reads anything else. After every
+//! input it drains [`Policy::poll_output`] and carries out each action in
+//! order (dial, send, close, drop, ask the bot's identify limiter and hand
+//! its answer back), logs each note, publishes the
 //! figures, then waits for whichever comes first: the shutdown signal, the
 //! socket (a finished dial, a frame, the end), room for a pending dispatch
 //! in the user's queue, or the policy's next wake-up
@@ -15,7 +18,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use reconnect_policy::{ConnectionId, Event, Handled, Output, Policy, Timestamp};
+use reconnect_policy::{Action, ConnectionId, Event, Handled, Note, Output, Policy, Timestamp};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 use tracing::{debug, error, info, trace, warn};
@@ -144,6 +147,7 @@ impl Driver {
                 }
                 event = next_link_event(&mut self.link, read) => {
                     let now = self.parts.clock.now();
+                    self.run_due_timers(now);
                     match event {
                         LinkEvent::Dialed(id, result) => self.on_dialed(now, id, result),
                         LinkEvent::Incoming(incoming) => self.on_incoming(now, incoming),
@@ -222,6 +226,16 @@ impl Driver {
         let _ = self.parts.notices.send(notice);
     }
 
+    /// Runs the policy's timers if its wake-up time has come, and carries
+    /// out what they asked for: a deadline that passed wins over a frame
+    /// read after it.
+    fn run_due_timers(&mut self, now: Timestamp) {
+        if self.parts.policy.poll_timeout().is_some_and(|at| at <= now) {
+            self.parts.policy.handle_timeout(now);
+            self.drain(now);
+        }
+    }
+
     /// Feeds an event about connection `id` to the policy.
     fn feed(&mut self, now: Timestamp, id: ConnectionId, event: Event) -> Handled {
         let handled = self.parts.policy.handle_event(now, id, event);
@@ -234,19 +248,17 @@ impl Driver {
 
     /// Carries out every output the policy has.
     fn drain(&mut self, now: Timestamp) {
-        loop {
-            let output = {
-                let mut gate = self.parts.identify.lock();
-                self.parts.policy.poll_output(now, &mut *gate)
-            };
-            let Some(output) = output else { break };
-            self.carry_out(now, output);
+        while let Some(output) = self.parts.policy.poll_output() {
+            match output {
+                Output::Action(action) => self.carry_out(now, action),
+                Output::Note(note) => self.log_note(now, note),
+            }
         }
     }
 
-    fn carry_out(&mut self, now: Timestamp, output: Output) {
-        match output {
-            Output::Connect {
+    fn carry_out(&mut self, now: Timestamp, action: Action) {
+        match action {
+            Action::Connect {
                 connection,
                 url,
                 recovery,
@@ -271,7 +283,7 @@ impl Driver {
                     ticket: self.parts.gauge.ticket(),
                 };
             }
-            Output::Send {
+            Action::Send {
                 connection,
                 command,
             } => match &mut self.link {
@@ -287,7 +299,7 @@ impl Driver {
                 }
                 _ => debug!(connection = %connection, "a command for a socket that is gone"),
             },
-            Output::Close { connection, code } => match &mut self.link {
+            Action::Close { connection, code } => match &mut self.link {
                 Link::Open(socket) if socket.id() == connection => {
                     info!(connection = %connection, %code, "closing");
                     socket.send_close(code.as_u16());
@@ -305,11 +317,11 @@ impl Driver {
                         code: None,
                         at: now,
                     });
-                    let _ = self.feed(now, connection, Event::Closed { code: None });
+                    self.feed(now, connection, Event::Closed { code: None });
                 }
                 _ => {}
             },
-            Output::Abort { connection } => {
+            Action::Abort { connection } => {
                 if self.link.id() == Some(connection) {
                     info!(connection = %connection, "dropping the socket");
                     self.link = Link::Idle;
@@ -319,7 +331,23 @@ impl Driver {
                     });
                 }
             }
-            Output::Plan(plan) => {
+            Action::Identify { shard, request } => {
+                if let Some(answer) = self.parts.identify.answer(now, shard, request) {
+                    trace!(?request, ?answer, "identify limiter");
+                    self.parts.policy.handle_identify(now, answer);
+                }
+            }
+            Action::GiveUp(reason) => {
+                error!(%reason, "giving up");
+                self.notify(Notice::GaveUp(reason));
+                self.outcome = Some(ClientError::from(reason));
+            }
+        }
+    }
+
+    fn log_note(&self, now: Timestamp, note: Note) {
+        match note {
+            Note::Planned(plan) => {
                 info!(
                     trigger = ?plan.trigger,
                     decision = ?plan.decision,
@@ -331,12 +359,7 @@ impl Driver {
                 );
                 self.notify(Notice::Planned(plan));
             }
-            Output::GiveUp(reason) => {
-                error!(%reason, "giving up");
-                self.notify(Notice::GaveUp(reason));
-                self.outcome = Some(ClientError::from(reason));
-            }
-            Output::ResumeUrlRefused { url, reason } => {
+            Note::ResumeUrlRefused { url, reason } => {
                 warn!(
                     %url,
                     %reason,
@@ -344,7 +367,7 @@ impl Driver {
                 );
                 self.notify(Notice::ResumeUrlRefused { url, reason });
             }
-            other => debug!(?other, "an output this client does not know"),
+            other => debug!(?other, "a note this client does not know"),
         }
     }
 

@@ -24,7 +24,7 @@ pub struct Figures {
     /// Connection attempts (dials) so far.
     pub attempts: u64,
     /// Resumes that succeeded (RESUMED received).
-    pub resumes: u64,
+    pub resumes_succeeded: u64,
     /// Resume commands sent.
     pub resumes_sent: u64,
     /// Identify commands sent.
@@ -191,7 +191,7 @@ fn snapshot(
     Figures {
         state: policy.state(),
         attempts: stats.attempts,
-        resumes: stats.resumed,
+        resumes_succeeded: stats.resumes_succeeded,
         resumes_sent: stats.resumes_sent,
         identifies: stats.identifies_sent,
         reidentifies: stats.identifies_sent.saturating_sub(1),
@@ -225,18 +225,24 @@ fn snapshot(
 mod tests {
     use std::sync::Arc;
 
-    use reconnect_policy::{Event, IdentifyLimiter, Output, PolicyConfig, SessionStartLimit};
+    use reconnect_policy::{
+        Action, Event, IdentifyLimiter, Output, PolicyConfig, SessionStartLimit,
+    };
 
     use super::*;
 
     #[tokio::test(start_paused = true)]
     async fn uptime_runs_on_between_snapshots_and_only_with_a_socket() {
         let clock = Clock::start();
-        let mut gate = IdentifyLimiter::new(SessionStartLimit::DISCORD_DEFAULT, clock.now());
+        let mut limiter = IdentifyLimiter::new(SessionStartLimit::DISCORD_DEFAULT, clock.now());
         let mut policy = Policy::new(PolicyConfig::default(), 0, 1, clock.now()).unwrap();
-        let Some(Output::Connect { connection, .. }) = policy.poll_output(clock.now(), &mut gate)
-        else {
-            panic!("the first output is a Connect");
+        let Some(Output::Action(Action::Identify { shard, request })) = policy.poll_output() else {
+            panic!("the first output asks for a start slot");
+        };
+        let answer = limiter.answer(clock.now(), shard, request).unwrap();
+        policy.handle_identify(clock.now(), answer);
+        let Some(Output::Action(Action::Connect { connection, .. })) = policy.poll_output() else {
+            panic!("then comes a Connect");
         };
         let gauge = SocketGauge::default();
         let published = Published::new(clock, &policy, &gauge);

@@ -6,18 +6,24 @@
 //! [`IdentifyLimiter`] keeps both; every shard's client must ask the same
 //! one, and pass it times on the same clock. [`IdentifyShare`] bundles the
 //! two so they cannot be mixed up: clone it into every shard's builder.
+//!
+//! The policy never calls the limiter: a shard's driver answers the
+//! policy's identify requests with it, holding the lock only for that
+//! answer, never across a poll.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use reconnect_policy::{IdentifyGate, IdentifyLimiter, SessionStartLimit};
+use reconnect_policy::{
+    IdentifyAnswer, IdentifyLimiter, IdentifyRequest, SessionStartLimit, Timestamp,
+};
 
 use crate::clock::Clock;
 
-/// A shared identify gate and the clock its timestamps are on.
+/// A shared identify limiter and the clock its timestamps are on.
 #[derive(Clone)]
 pub struct IdentifyShare {
     clock: Clock,
-    gate: Arc<Mutex<dyn IdentifyGate + Send>>,
+    limiter: Arc<Mutex<IdentifyLimiter>>,
 }
 
 impl IdentifyShare {
@@ -27,14 +33,14 @@ impl IdentifyShare {
     pub fn new(limit: SessionStartLimit) -> Self {
         let clock = Clock::start();
         let limiter = IdentifyLimiter::new(limit, clock.now());
-        Self::with_gate(clock, Arc::new(Mutex::new(limiter)))
+        Self::with_limiter(clock, Arc::new(Mutex::new(limiter)))
     }
 
-    /// Any gate (one backed by a store shared between processes, say); its
-    /// timestamps are read on `clock`.
+    /// A limiter already shared elsewhere; its timestamps are read on
+    /// `clock`.
     #[must_use]
-    pub fn with_gate(clock: Clock, gate: Arc<Mutex<dyn IdentifyGate + Send>>) -> Self {
-        Self { clock, gate }
+    pub const fn with_limiter(clock: Clock, limiter: Arc<Mutex<IdentifyLimiter>>) -> Self {
+        Self { clock, limiter }
     }
 
     /// The clock the gate's timestamps are on.
@@ -43,11 +49,23 @@ impl IdentifyShare {
         self.clock
     }
 
-    /// The gate, locked. A poisoned lock is taken over: the limiter's state
-    /// is a few counters that a panic elsewhere cannot leave half-written
-    /// in a way that matters more than stopping every shard would.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, dyn IdentifyGate + Send + 'static> {
-        self.gate.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Answers one of `shard`'s identify requests at `now`, holding the lock
+    /// for that answer only.
+    pub(crate) fn answer(
+        &self,
+        now: Timestamp,
+        shard: u32,
+        request: IdentifyRequest,
+    ) -> Option<IdentifyAnswer> {
+        self.lock().answer(now, shard, request)
+    }
+
+    /// The limiter, locked. A poisoned lock is taken over: the limiter's
+    /// state is a few counters that a panic elsewhere cannot leave
+    /// half-written in a way that matters more than stopping every shard
+    /// would.
+    fn lock(&self) -> MutexGuard<'_, IdentifyLimiter> {
+        self.limiter.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

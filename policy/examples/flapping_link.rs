@@ -16,8 +16,8 @@ use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 use reconnect_policy::{
-    Command, ConnectFailure, Dispatch, Event, IdentifyLimiter, Output, Policy, PolicyConfig,
-    PolicyState, SessionStartLimit, Timestamp,
+    Action, Command, ConnectFailure, Dispatch, Event, IdentifyLimiter, Note, Output, Policy,
+    PolicyConfig, PolicyState, SessionStartLimit, Timestamp,
 };
 
 /// The gateway's heartbeat interval.
@@ -99,15 +99,19 @@ fn main() {
             pending.clear();
             pending.push_back((now, conn, Event::Closed { code: None }));
         }
+        // Timers first: a deadline that passed wins over a later frame.
+        policy.handle_timeout(t(now));
         while pending.front().is_some_and(|(at, ..)| *at <= now) {
             let (_, conn, event) = pending.pop_front().expect("checked above");
-            let _ = policy.handle_event(t(now), conn, event);
+            policy.handle_event(t(now), conn, event);
         }
-        policy.handle_timeout(t(now));
-        while let Some(output) = policy.poll_output(t(now), &mut limiter) {
+        while let Some(output) = policy.poll_output() {
             print_output(now, &output);
-            match output {
-                Output::Connect { connection, .. } => {
+            let Output::Action(action) = output else {
+                continue;
+            };
+            match action {
+                Action::Connect { connection, .. } => {
                     attempts.push(now);
                     let reply = if !link.up {
                         Event::ConnectFailed {
@@ -135,7 +139,7 @@ fn main() {
                         }
                     }
                 }
-                Output::Send {
+                Action::Send {
                     connection,
                     command,
                 } => {
@@ -164,14 +168,19 @@ fn main() {
                         pending.push_back((now + 2 * LATENCY_MS, connection, reply));
                     }
                 }
-                Output::Close { connection, .. } => {
+                Action::Close { connection, .. } => {
                     pending.push_back((
                         now + 2 * LATENCY_MS,
                         connection,
                         Event::Closed { code: None },
                     ));
                 }
-                _ => {}
+                Action::Identify { shard, request } => {
+                    if let Some(answer) = limiter.answer(t(now), shard, request) {
+                        policy.handle_identify(t(now), answer);
+                    }
+                }
+                Action::Abort { .. } | Action::GiveUp(_) => {}
             }
         }
         pending.make_contiguous().sort_by_key(|(at, ..)| *at);
@@ -217,7 +226,7 @@ fn main() {
 fn print_output(now: u64, output: &Output) {
     let at = format!("{:>9.3}s", now as f64 / 1000.0);
     match output {
-        Output::Plan(plan) => println!(
+        Output::Note(Note::Planned(plan)) => println!(
             "{at}  plan    retry {:>2} after {:?}: {:?}, backoff {} ms, attempt at {:.3}s",
             plan.retry,
             plan.trigger,
@@ -225,22 +234,25 @@ fn print_output(now: u64, output: &Output) {
             plan.backoff_ms,
             plan.at.as_millis() as f64 / 1000.0
         ),
-        Output::Connect {
+        Output::Action(Action::Connect {
             connection,
             url,
             recovery,
-        } => println!("{at}  connect {connection} to {url} ({recovery:?})"),
-        Output::Send {
+        }) => println!("{at}  connect {connection} to {url} ({recovery:?})"),
+        Output::Action(Action::Send {
             command: Command::Heartbeat { .. },
             ..
-        } => {}
-        Output::Send {
+        }) => {}
+        Output::Action(Action::Send {
             connection,
             command,
-        } => println!("{at}  send    {command:?} on {connection}"),
-        Output::Close { connection, code } => println!("{at}  close   {connection} with {code}"),
-        Output::Abort { connection } => println!("{at}  abort   {connection}"),
-        Output::GiveUp(reason) => println!("{at}  give up: {reason}"),
-        other => println!("{at}  {other:?}"),
+        }) => println!("{at}  send    {command:?} on {connection}"),
+        Output::Action(Action::Close { connection, code }) => {
+            println!("{at}  close   {connection} with {code}");
+        }
+        Output::Action(Action::Abort { connection }) => println!("{at}  abort   {connection}"),
+        Output::Action(Action::Identify { request, .. }) => println!("{at}  limiter {request:?}"),
+        Output::Action(Action::GiveUp(reason)) => println!("{at}  give up: {reason}"),
+        Output::Note(note) => println!("{at}  {note:?}"),
     }
 }

@@ -11,9 +11,9 @@
 //! (op 9's random wait, a 429's Retry-After). The strategy itself only maps
 //! a retry number and a random stream to a delay, so it can be used alone.
 
-use rand::RngExt;
-use rand_core::Rng;
 use serde::{Deserialize, Serialize};
+
+use crate::jitter::Jitter;
 
 /// The longest base or cap a configuration may set: 30 days.
 pub const MAX_DELAY_MS: u64 = 30 * 24 * 60 * 60 * 1000;
@@ -230,7 +230,7 @@ impl Backoff {
     ///
     /// Always within [`BackoffConfig::bounds`] for `retry`, and so within
     /// `[0, cap_ms]`. A `retry` of 0 is treated as 1.
-    pub fn delay<R: Rng + ?Sized>(&mut self, retry: u32, rng: &mut R) -> u64 {
+    pub fn delay(&mut self, retry: u32, jitter: &mut Jitter) -> u64 {
         let retry = retry.max(1);
         let consecutive = retry == self.last_retry.saturating_add(1);
         self.last_retry = retry;
@@ -239,11 +239,11 @@ impl Backoff {
         match c.strategy {
             BackoffStrategy::None => 0,
             BackoffStrategy::Constant | BackoffStrategy::Exponential => c.bounds(retry).0,
-            BackoffStrategy::FullJitter => rng.random_range(0..=c.exponential(retry)),
+            BackoffStrategy::FullJitter => jitter.between(0, c.exponential(retry)),
             BackoffStrategy::EqualJitter => {
                 let e = c.exponential(retry);
                 let half = e / 2;
-                half + rng.random_range(0..=e - half)
+                half + jitter.between(0, e - half)
             }
             BackoffStrategy::DecorrelatedJitter => {
                 let low = c.base_ms.min(cap);
@@ -251,21 +251,21 @@ impl Backoff {
                     self.prev_sleep_ms = low;
                 }
                 let high = self.prev_sleep_ms.saturating_mul(3).min(cap).max(low);
-                let sleep = rng.random_range(low..=high);
+                let sleep = jitter.between(low, high);
                 self.prev_sleep_ms = sleep;
                 sleep
             }
-            BackoffStrategy::DecorrelatedJitterV2 => self.v2(retry, consecutive, rng),
+            BackoffStrategy::DecorrelatedJitterV2 => self.v2(retry, consecutive, jitter),
             BackoffStrategy::Grpc => {
                 let b = c.grpc_nominal(retry);
-                let factor = 1.0 - GRPC_JITTER + 2.0 * GRPC_JITTER * rng.random::<f64>();
+                let factor = 1.0 - GRPC_JITTER + 2.0 * GRPC_JITTER * jitter.unit();
                 let (low, high) = c.bounds(retry);
                 ((b * factor).round() as u64).clamp(low, high)
             }
         }
     }
 
-    fn v2<R: Rng + ?Sized>(&mut self, retry: u32, consecutive: bool, rng: &mut R) -> u64 {
+    fn v2(&mut self, retry: u32, consecutive: bool, jitter: &mut Jitter) -> u64 {
         let c = self.config;
         let cap = c.cap_ms as f64;
         let base = c.base_ms as f64;
@@ -281,9 +281,9 @@ impl Backoff {
         } else if consecutive && retry <= frozen_at {
             self.prev_v2
         } else {
-            v2_g(f64::from(n - 2) + rng.random::<f64>())
+            v2_g(f64::from(n - 2) + jitter.unit())
         };
-        let next = v2_g(f64::from(n - 1) + rng.random::<f64>());
+        let next = v2_g(f64::from(n - 1) + jitter.unit());
         self.prev_v2 = next;
         let scale = (cap / v2_upper(base, n)).min(1.0);
         let delay = ((next - prev).max(0.0) * V2_RP_SCALING * base * scale).round();
@@ -315,9 +315,6 @@ fn v2_frozen_retry(base: f64, cap: f64) -> u32 {
 
 #[cfg(test)]
 mod tests {
-    use rand_chacha::ChaCha8Rng;
-    use rand_core::SeedableRng;
-
     use super::*;
 
     fn config(strategy: BackoffStrategy) -> BackoffConfig {
@@ -330,7 +327,7 @@ mod tests {
 
     #[test]
     fn first_retry_waits_the_base_without_doubling() {
-        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut rng = Jitter::new(1);
         let mut exp = Backoff::new(config(BackoffStrategy::Exponential));
         let delays: Vec<u64> = (1..=6).map(|n| exp.delay(n, &mut rng)).collect();
         assert_eq!(delays, [1_000, 2_000, 4_000, 8_000, 10_000, 10_000]);
@@ -354,7 +351,7 @@ mod tests {
 
     #[test]
     fn huge_retry_numbers_neither_overflow_nor_panic() {
-        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let mut rng = Jitter::new(2);
         for strategy in BackoffStrategy::ALL {
             let mut b = Backoff::new(BackoffConfig {
                 strategy,

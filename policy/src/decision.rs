@@ -9,11 +9,10 @@
 
 use core::fmt;
 
-use rand::RngExt;
-use rand_core::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::close_code::{CloseAction, CloseCode};
+use crate::jitter::Jitter;
 
 /// Why a connection attempt failed before the WebSocket was open.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -235,7 +234,7 @@ impl Default for DecisionConfig {
 /// Decides what a disconnect means for the session.
 ///
 /// `has_session` is whether a resumable session (an id from READY) exists.
-/// `rng` is drawn from only for op 9's random wait.
+/// `jitter` is drawn from only for op 9's random wait.
 ///
 /// | trigger | session | decision |
 /// |---|---|---|
@@ -252,10 +251,9 @@ impl Default for DecisionConfig {
 ///
 /// ```
 /// use reconnect_policy::{decide, CloseCode, Decision, DecisionConfig, GiveUpReason, Trigger};
-/// use rand_chacha::ChaCha8Rng;
-/// use rand_core::SeedableRng;
+/// use reconnect_policy::Jitter;
 ///
-/// let mut rng = ChaCha8Rng::seed_from_u64(7);
+/// let mut rng = Jitter::new(7);
 /// let cfg = DecisionConfig::DEFAULT;
 /// let closed = |code| Trigger::Closed { code: Some(CloseCode::from_u16(code)) };
 /// assert_eq!(decide(closed(1006), true, &cfg, &mut rng), Decision::Resume);
@@ -265,11 +263,12 @@ impl Default for DecisionConfig {
 ///     Decision::GiveUp { reason: GiveUpReason::FatalCloseCode { code: CloseCode::AuthenticationFailed } },
 /// );
 /// ```
-pub fn decide<R: Rng + ?Sized>(
+#[inline]
+pub fn decide(
     trigger: Trigger,
     has_session: bool,
     config: &DecisionConfig,
-    rng: &mut R,
+    jitter: &mut Jitter,
 ) -> Decision {
     let resume_if_possible = if has_session {
         Recovery::Resume
@@ -296,7 +295,7 @@ pub fn decide<R: Rng + ?Sized>(
             let low = config.invalid_session_wait_min_ms;
             let high = config.invalid_session_wait_max_ms.max(low);
             Decision::Wait {
-                delay_ms: rng.random_range(low..=high),
+                delay_ms: jitter.between(low, high),
                 then: if resumable {
                     resume_if_possible
                 } else {
@@ -319,14 +318,11 @@ pub fn decide<R: Rng + ?Sized>(
 
 #[cfg(test)]
 mod tests {
-    use rand_chacha::ChaCha8Rng;
-    use rand_core::SeedableRng;
-
     use super::*;
 
     #[test]
     fn op9_wait_stays_in_the_configured_range() {
-        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut rng = Jitter::new(3);
         let cfg = DecisionConfig::DEFAULT;
         for _ in 0..1_000 {
             match decide(

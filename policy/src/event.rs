@@ -1,7 +1,7 @@
 //! What the driver tells the policy about one connection.
 //!
 //! Every [`Event`] is about the connection a
-//! [`Output::Connect`](crate::Output::Connect) named; the driver passes
+//! [`Action::Connect`](crate::Action::Connect) named; the driver passes
 //! that [`ConnectionId`](crate::ConnectionId) back with it, and events
 //! about any other connection are ignored (see
 //! [`Handled::Stale`](crate::Handled::Stale)). Time passing is not an

@@ -7,7 +7,7 @@
 //! labels, e.g. `discord.gg` for `gateway.discord.gg`; the exact host for an
 //! IP address or a single-label name such as `localhost`). Anything else is
 //! refused; the policy reports it with
-//! [`Output::ResumeUrlRefused`](crate::Output::ResumeUrlRefused) and
+//! [`Note::ResumeUrlRefused`](crate::Note::ResumeUrlRefused) and
 //! resumes against the base URL instead.
 
 use core::fmt;

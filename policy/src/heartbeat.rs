@@ -1,16 +1,16 @@
 //! Heartbeats and zombie detection for one open connection.
 //!
 //! After Hello the first heartbeat goes out at `interval × U[0, 1)` (the
-//! gateway's own measure against herds), then one every interval. When a
+//! gateway's own measure against herds; at least 1 ms after Hello), then one
+//! every interval. When a
 //! heartbeat falls due and the previous one was never acknowledged, the
 //! connection is a zombie: the policy closes it with a resumable code and
 //! resumes. Whether any inbound frame also counts as a sign of life is the
 //! [`ZombieRule`].
 
-use rand::RngExt;
-use rand_core::Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::jitter::Jitter;
 use crate::time::Timestamp;
 
 /// The shortest heartbeat interval the policy accepts from Hello; shorter
@@ -56,9 +56,12 @@ pub(crate) struct Heartbeat {
 
 impl Heartbeat {
     /// Starts the schedule on Hello.
-    pub(crate) fn start<R: Rng + ?Sized>(now: Timestamp, interval_ms: u64, rng: &mut R) -> Self {
+    pub(crate) fn start(now: Timestamp, interval_ms: u64, jitter: &mut Jitter) -> Self {
         let interval_ms = interval_ms.clamp(MIN_HEARTBEAT_INTERVAL_MS, MAX_HEARTBEAT_INTERVAL_MS);
-        let first = rng.random_range(0..interval_ms);
+        // Never at Hello's own instant: a timer due at the time of the input
+        // that set it would wait for a `handle_timeout` the driver has no
+        // reason to make (its wake-up time would not be in the future).
+        let first = jitter.below(interval_ms).max(1);
         Self {
             interval_ms,
             next_at: now.saturating_add(first),
@@ -116,14 +119,12 @@ impl Heartbeat {
 
 #[cfg(test)]
 mod tests {
-    use rand_chacha::ChaCha8Rng;
-    use rand_core::SeedableRng;
 
     use super::*;
 
     #[test]
     fn first_beat_is_jittered_within_one_interval() {
-        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let mut rng = Jitter::new(9);
         let t0 = Timestamp::from_millis(1_000);
         let firsts: Vec<u64> = (0..200)
             .map(|_| {
@@ -132,14 +133,14 @@ mod tests {
                     .saturating_since(t0)
             })
             .collect();
-        assert!(firsts.iter().all(|&d| d < 41_250));
+        assert!(firsts.iter().all(|&d| (1..41_250).contains(&d)));
         let distinct: std::collections::BTreeSet<_> = firsts.iter().collect();
         assert!(distinct.len() > 190, "jitter is dead: {}", distinct.len());
     }
 
     #[test]
     fn missing_ack_is_a_zombie() {
-        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut rng = Jitter::new(1);
         let mut hb = Heartbeat::start(Timestamp::ZERO, 10_000, &mut rng);
         let t = hb.next_at();
         assert_eq!(hb.fire(t), Beat::Send);
@@ -148,7 +149,7 @@ mod tests {
 
     #[test]
     fn any_frame_counts_only_under_that_rule() {
-        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut rng = Jitter::new(1);
         let mut hb = Heartbeat::start(Timestamp::ZERO, 10_000, &mut rng);
         hb.fire(hb.next_at());
         hb.activity(ZombieRule::AckOnly);
@@ -159,7 +160,7 @@ mod tests {
 
     #[test]
     fn hostile_intervals_are_clamped() {
-        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut rng = Jitter::new(1);
         assert_eq!(
             Heartbeat::start(Timestamp::ZERO, 0, &mut rng).interval_ms(),
             1_000

@@ -5,9 +5,12 @@
 //! session starts (`session_start_limit`). Going over the first earns an
 //! op 9; running out of the second terminates every session and resets the
 //! bot's token. [`IdentifyLimiter`] keeps both, sans-IO: the time is passed
-//! in. One limiter serves all shards of a bot; each shard's
-//! [`Policy`](crate::Policy) asks it through the [`IdentifyGate`] trait
-//! twice:
+//! in. One limiter serves all shards of a bot. A shard's
+//! [`Policy`](crate::Policy) never calls it: it emits
+//! [`Action::Identify`](crate::Action::Identify) requests, which the driver
+//! (or a [`Fleet`](crate::Fleet)) hands to [`IdentifyLimiter::answer`] and
+//! whose answers it feeds back. A limiter in another task or process is just
+//! another responder to the same requests. A shard asks three things:
 //!
 //! 1. before it connects to identify, it **reserves** a slot: shards of one
 //!    bucket get slots one window apart, so a fleet that lost its sessions
@@ -26,6 +29,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
+use crate::output::{IdentifyAnswer, IdentifyRequest};
 use crate::time::Timestamp;
 
 /// The gateway's identify window: one Identify per bucket per 5 s.
@@ -45,32 +49,6 @@ const UNSETTLED_MARGIN_MS: u64 = 2_000;
 pub(crate) const SETTLE_HOLD_MS: u64 = IDENTIFY_WINDOW_MS + UNSETTLED_MARGIN_MS;
 /// How often a shard asks again while another's Identify is out.
 const IN_FLIGHT_POLL_MS: u64 = 250;
-
-/// Something that rations Identify payloads across shards.
-///
-/// [`IdentifyLimiter`] is the in-process implementation; a bot sharded over
-/// several processes can implement this over a shared store.
-pub trait IdentifyGate {
-    /// Books the next free slot of `shard`'s bucket and returns its start
-    /// (never before `now`). Later reservations in the bucket start at
-    /// least one window after it. A reservation is advice for when to
-    /// connect; it is not a grant.
-    fn reserve(&mut self, now: Timestamp, shard: u32) -> Timestamp;
-
-    /// Takes the right to send one Identify for `shard` now, or says when
-    /// to ask again.
-    ///
-    /// # Errors
-    ///
-    /// `Err(retry_at)` when the bucket's window or the daily allowance is
-    /// used up, or another Identify of the bucket is still out; `retry_at`
-    /// is later than `now`.
-    fn try_acquire(&mut self, now: Timestamp, shard: u32) -> Result<(), Timestamp>;
-
-    /// The outcome of `shard`'s granted Identify is known: READY arrived
-    /// (`ready`), or the connection ended without it.
-    fn settle(&mut self, now: Timestamp, shard: u32, ready: bool);
-}
 
 /// The session start limit, as `GET /gateway/bot` reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -118,7 +96,7 @@ pub struct IdentifyStats {
 /// The in-process identify limiter for one bot.
 ///
 /// ```
-/// use reconnect_policy::{IdentifyGate, IdentifyLimiter, SessionStartLimit, Timestamp};
+/// use reconnect_policy::{IdentifyLimiter, SessionStartLimit, Timestamp};
 ///
 /// let t0 = Timestamp::from_millis(0);
 /// let mut limiter = IdentifyLimiter::new(SessionStartLimit { max_concurrency: 2, ..SessionStartLimit::DISCORD_DEFAULT }, t0);
@@ -251,10 +229,35 @@ impl IdentifyLimiter {
         };
         window.max(b.not_before)
     }
-}
 
-impl IdentifyGate for IdentifyLimiter {
-    fn reserve(&mut self, now: Timestamp, shard: u32) -> Timestamp {
+    /// Answers a shard's [`IdentifyRequest`] at `now`: `None` for
+    /// [`IdentifyRequest::Settle`], which expects no answer.
+    pub fn answer(
+        &mut self,
+        now: Timestamp,
+        shard: u32,
+        request: IdentifyRequest,
+    ) -> Option<IdentifyAnswer> {
+        match request {
+            IdentifyRequest::ReserveStart => {
+                Some(IdentifyAnswer::StartAt(self.reserve(now, shard)))
+            }
+            IdentifyRequest::Acquire => Some(match self.try_acquire(now, shard) {
+                Ok(()) => IdentifyAnswer::Granted,
+                Err(at) => IdentifyAnswer::RetryAt(at),
+            }),
+            IdentifyRequest::Settle { ready } => {
+                self.settle(now, shard, ready);
+                None
+            }
+        }
+    }
+
+    /// Books the next free slot of `shard`'s bucket and returns its start
+    /// (never before `now`). Later reservations in the bucket start at
+    /// least one window after it. A reservation is advice for when to
+    /// connect; it is not a grant.
+    pub fn reserve(&mut self, now: Timestamp, shard: u32) -> Timestamp {
         while self
             .reservations
             .front()
@@ -281,7 +284,15 @@ impl IdentifyGate for IdentifyLimiter {
         slot
     }
 
-    fn try_acquire(&mut self, now: Timestamp, shard: u32) -> Result<(), Timestamp> {
+    /// Takes the right to send one Identify for `shard` now, or says when
+    /// to ask again.
+    ///
+    /// # Errors
+    ///
+    /// `Err(retry_at)` when the bucket's window or the daily allowance is
+    /// used up, or another Identify of the bucket is still out; `retry_at`
+    /// is later than `now`.
+    pub fn try_acquire(&mut self, now: Timestamp, shard: u32) -> Result<(), Timestamp> {
         self.refill(now);
         if self.remaining == 0 {
             self.stats.refused_by_daily_limit += 1;
@@ -310,7 +321,9 @@ impl IdentifyGate for IdentifyLimiter {
         Ok(())
     }
 
-    fn settle(&mut self, now: Timestamp, shard: u32, ready: bool) {
+    /// The outcome of `shard`'s granted Identify is known: READY arrived
+    /// (`ready`), or the connection ended without it.
+    pub fn settle(&mut self, now: Timestamp, shard: u32, ready: bool) {
         let bucket = self.bucket_of(shard);
         let b = &mut self.buckets[bucket];
         if b.in_flight.is_some_and(|(owner, _)| owner == shard) {

@@ -10,65 +10,79 @@
 //!   re-identify, wait, give up), usable on its own;
 //! - [`BackoffStrategy`]: eight strategies with a hard cap after jitter;
 //! - [`IdentifyLimiter`]: identify buckets and the daily session-start
-//!   limit, shared by every shard of a bot;
+//!   limit, shared by every shard of a bot, answering the shards'
+//!   [`IdentifyRequest`]s;
 //! - [`Policy`]: the per-shard state machine that combines them with
 //!   heartbeats, zombie detection, deadlines, the resume breaker and the
-//!   guard between attempts.
+//!   guard between attempts;
+//! - [`Fleet`]: the policies of many shards and the bot's identify limiter,
+//!   driven the same way as one policy (events for shard N in,
+//!   `(shard, output)` out, one wake-up time).
 //!
 //! # The contract
 //!
-//! - **No I/O, no clock, no threads.** Every call takes the current
-//!   [`Timestamp`] (milliseconds on the driver's monotonic clock). A time
-//!   earlier than one already seen is treated as that one: a clock that
-//!   steps backwards never panics and never rewinds a deadline. Times past
-//!   [`Timestamp::CEILING`] (2^63 ms) are read as it, so no deadline ever
-//!   saturates.
-//! - **Seeded randomness.** Jitter comes from a ChaCha8 stream seeded by the
-//!   caller; the same seed and the same inputs give the same outputs.
+//! - **No I/O, no clock, no threads, nothing shared called.** Every input
+//!   takes the current [`Timestamp`] (milliseconds on the driver's monotonic
+//!   clock; it converts from and to a [`Duration`](core::time::Duration)). A
+//!   time earlier than one already seen is treated as that one: a clock
+//!   that steps backwards never panics and never rewinds a deadline. Times
+//!   past [`Timestamp::CEILING`] (2^63 ms) are read as it, so no deadline
+//!   ever saturates. Anything shared (the identify limiter, in this process
+//!   or another) is reached through an output ([`Action::Identify`]) and
+//!   answers through an input ([`Policy::handle_identify`]).
+//! - **Seeded randomness, one stream per shard.** Jitter comes from the
+//!   shard's own [`Jitter`] stream of the caller's seed: the same seed and
+//!   the same inputs give the same outputs, and shards given the same seed
+//!   still draw independently. No type of a random-number crate is in the
+//!   interface.
 //! - **No secrets.** The policy never sees the token: it asks for
 //!   `Identify` or `Resume`, and the driver fills the token in.
 //!
 //! # The run loop
 //!
-//! After every input (an [`Event`] for the current connection, or
-//! [`Policy::handle_timeout`] when the wake-up time is reached), drain
-//! [`Policy::poll_output`] until it returns `None`, carrying out each
-//! [`Output`] in order, then sleep until [`Policy::poll_timeout`].
+//! Inputs: [`Policy::handle_event`] for something that happened on the
+//! current connection, [`Policy::handle_identify`] for the identify
+//! limiter's answer, and [`Policy::handle_timeout`] when the time from
+//! [`Policy::poll_timeout`] has come (the only place timers run; call it
+//! before feeding a frame that arrived after that time). After every input,
+//! drain [`Policy::poll_output`] until it returns `None`, carrying out each
+//! [`Action`] in order (the enum is exhaustive: match every variant) and
+//! logging each [`Note`] if you like, then sleep until
+//! [`Policy::poll_timeout`].
+//!
+//! A library that already parses gateway frames adopts the policy like this
+//! (then it sleeps until `poll_timeout()`, calls `handle_timeout(now)` and
+//! carries out again):
 //!
 //! ```
-//! use reconnect_policy::{
-//!     Command, Dispatch, Event, IdentifyLimiter, Output, Policy, PolicyConfig,
-//!     SessionStartLimit, Timestamp,
-//! };
+//! use reconnect_policy::{Action, Event, IdentifyLimiter, Output, Policy, PolicyConfig, SessionStartLimit, Timestamp};
 //!
-//! let t = Timestamp::from_millis;
+//! /// Carries out the policy's actions on the library's sockets (a log here).
+//! fn carry_out(policy: &mut Policy, limiter: &mut IdentifyLimiter, now: Timestamp, log: &mut Vec<String>) {
+//!     while let Some(output) = policy.poll_output() {
+//!         let Output::Action(action) = output else { continue }; // a Note: log it if you like
+//!         match action {
+//!             Action::Connect { url, .. } => log.push(format!("dial {url}")),
+//!             Action::Send { command, .. } => log.push(format!("send {command:?}")), // add the token
+//!             Action::Close { code, .. } => log.push(format!("close {code}")),
+//!             Action::Abort { .. } => log.push("drop the socket".into()),
+//!             Action::GiveUp(reason) => log.push(format!("stop: {reason}")),
+//!             Action::Identify { shard, request } => if let Some(answer) = limiter.answer(now, shard, request) {
+//!                 policy.handle_identify(now, answer);
+//!             },
+//!         }
+//!     }
+//! }
+//! let (t, mut log) = (Timestamp::from_millis, Vec::new());
 //! let mut limiter = IdentifyLimiter::new(SessionStartLimit::DISCORD_DEFAULT, t(0));
-//! let mut policy = Policy::new(PolicyConfig::default(), 0, 42, t(0)).unwrap();
-//!
-//! // The first attempt is due at once.
-//! let Some(Output::Connect { connection, url, .. }) = policy.poll_output(t(0), &mut limiter) else {
-//!     unreachable!()
-//! };
-//! assert_eq!(url, "wss://gateway.discord.gg");
-//! let _ = policy.handle_event(t(80), connection, Event::Opened);
-//! let _ = policy.handle_event(t(90), connection, Event::Hello { heartbeat_interval_ms: 41_250 });
-//! assert_eq!(
-//!     policy.poll_output(t(90), &mut limiter),
-//!     Some(Output::Send { connection, command: Command::Identify }),
-//! );
-//! let ready = Dispatch::Ready {
-//!     session_id: "abc".into(),
-//!     resume_gateway_url: "wss://gateway-us-east1-b.discord.gg".into(),
-//! };
-//! let _ = policy.handle_event(t(200), connection, Event::Dispatch { seq: Some(1), event: ready });
-//! assert!(policy.state().is_connected());
-//!
-//! // The link drops without a close frame: the policy plans a resume.
-//! let _ = policy.handle_event(t(5_000), connection, Event::Closed { code: None });
-//! let Some(Output::Plan(plan)) = policy.poll_output(t(5_000), &mut limiter) else { unreachable!() };
-//! // Sleep until the plan's time, then connect to the resume URL.
-//! let output = policy.poll_output(plan.at, &mut limiter);
-//! assert!(matches!(output, Some(Output::Connect { url, .. }) if url == "wss://gateway-us-east1-b.discord.gg"));
+//! let mut policy = Policy::new(PolicyConfig::default(), 0, 0x5eed, t(0)).unwrap();
+//! carry_out(&mut policy, &mut limiter, t(0), &mut log);
+//! let conn = policy.connection().unwrap();
+//! for (ms, frame) in [(80, Event::Opened), (90, Event::Hello { heartbeat_interval_ms: 41_250 })] {
+//!     policy.handle_event(t(ms), conn, frame); // frames the library parsed
+//!     carry_out(&mut policy, &mut limiter, t(ms), &mut log);
+//! }
+//! assert_eq!(log, ["dial wss://gateway.discord.gg", "send Identify"]);
 //! ```
 //!
 //! # Modules
@@ -83,16 +97,21 @@ mod close_code;
 mod config;
 mod decision;
 mod event;
+mod fleet;
 mod gateway_url;
 mod heartbeat;
 mod identify;
 mod jitter;
 mod output;
 mod policy;
+mod retry;
 mod send_budget;
 mod session;
 mod state;
 mod time;
+
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use backoff::{Backoff, BackoffConfig, BackoffStrategy, MAX_DELAY_MS};
 pub use close_code::{CloseAction, CloseCode};
@@ -101,15 +120,18 @@ pub use decision::{
     ConnectFailure, Deadline, Decision, DecisionConfig, GiveUpReason, Recovery, Trigger, decide,
 };
 pub use event::{Dispatch, Event};
+pub use fleet::{Fleet, FleetError};
 pub use gateway_url::{GatewayUrl, MAX_URL_LEN, UrlError, check_resume_url};
 pub use heartbeat::{MAX_HEARTBEAT_INTERVAL_MS, MIN_HEARTBEAT_INTERVAL_MS, ZombieRule};
 pub use identify::{
-    IDENTIFY_WINDOW_MS, IdentifyGate, IdentifyLimiter, IdentifyStats, SESSION_START_PERIOD_MS,
-    SessionStartLimit,
+    IDENTIFY_WINDOW_MS, IdentifyLimiter, IdentifyStats, SESSION_START_PERIOD_MS, SessionStartLimit,
 };
-pub use output::{Command, ConnectionId, Output, ReconnectPlan};
+pub use jitter::Jitter;
+pub use output::{
+    Action, Command, ConnectionId, IdentifyAnswer, IdentifyRequest, Note, Output, ReconnectPlan,
+};
 pub use policy::{Handled, Policy};
-pub use send_budget::SendLimit;
+pub use send_budget::{SendError, SendLimit};
 pub use session::{MAX_SESSION_ID_LEN, Session};
 pub use state::{PolicyState, PolicyStats};
 pub use time::Timestamp;

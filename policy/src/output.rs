@@ -2,8 +2,10 @@
 //!
 //! The driver drains [`Output`]s with
 //! [`Policy::poll_output`](crate::Policy::poll_output) after every input and
-//! carries each one out in order. None of them carries a secret: the driver
-//! fills in the token when it builds Identify or Resume.
+//! carries each one out in order. An output is an [`Action`] (connect, send,
+//! close, abort, ask the identify limiter, stop), which the driver matches
+//! exhaustively, or a [`Note`] for its logs. None of them carries a secret:
+//! the driver fills in the token when it builds Identify or Resume.
 
 use serde::{Deserialize, Serialize};
 
@@ -13,7 +15,7 @@ use crate::time::Timestamp;
 
 /// The generation number of one connection attempt.
 ///
-/// Each [`Output::Connect`] carries a new one; events about any other
+/// Each [`Action::Connect`] carries a new one; events about any other
 /// connection are stale and ignored.
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
@@ -48,7 +50,7 @@ pub enum Command {
 }
 
 /// How and when the next connection attempt will happen, decided when a
-/// connection ended. Emitted as [`Output::Plan`] for logs and health checks.
+/// connection ended. Emitted as [`Note::Planned`] for logs and health checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ReconnectPlan {
     /// Why the last connection ended.
@@ -67,11 +69,47 @@ pub struct ReconnectPlan {
     pub at: Timestamp,
 }
 
-/// Something the driver must do.
+/// A request to whatever rations Identify payloads across the bot's shards
+/// (an [`IdentifyLimiter`](crate::IdentifyLimiter) in this process, or a
+/// service shared between processes). The policy never calls it: it emits
+/// the request as [`Action::Identify`] and waits for the answer, which the
+/// driver feeds back with [`Policy::handle_identify`](crate::Policy::handle_identify).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "request")]
+pub enum IdentifyRequest {
+    /// Book a start slot for the next connection, which will identify.
+    /// Answer with [`IdentifyAnswer::StartAt`].
+    ReserveStart,
+    /// Grant the right to send one Identify now. Answer with
+    /// [`IdentifyAnswer::Granted`] or [`IdentifyAnswer::RetryAt`].
+    Acquire,
+    /// The granted Identify's outcome is known: READY arrived (`ready`), or
+    /// the connection ended without it. No answer is expected.
+    Settle {
+        /// Whether READY arrived.
+        ready: bool,
+    },
+}
+
+/// The answer to an [`IdentifyRequest`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "answer")]
+pub enum IdentifyAnswer {
+    /// The start slot booked for [`IdentifyRequest::ReserveStart`]: connect
+    /// no sooner than this.
+    StartAt(Timestamp),
+    /// [`IdentifyRequest::Acquire`] granted: send Identify now.
+    Granted,
+    /// [`IdentifyRequest::Acquire`] refused: ask again at this time.
+    RetryAt(Timestamp),
+}
+
+/// Something the driver must carry out. The enum is exhaustive on purpose:
+/// a driver matches every action, and a new action is a breaking change,
+/// never one silently swallowed by a catch-all arm.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
-#[non_exhaustive]
-pub enum Output {
+pub enum Action {
     /// Open a WebSocket to `url` and report `Opened` or `ConnectFailed`.
     Connect {
         /// The new connection's id.
@@ -104,17 +142,65 @@ pub enum Output {
         /// The connection.
         connection: ConnectionId,
     },
-    /// A reconnect was planned (for logs; nothing to do).
-    Plan(ReconnectPlan),
-    /// The policy has stopped for good; see the reason.
+    /// Ask the bot's identify limiter, and feed its answer (if the request
+    /// expects one) back with
+    /// [`Policy::handle_identify`](crate::Policy::handle_identify).
+    /// [`IdentifyLimiter::answer`](crate::IdentifyLimiter::answer) answers
+    /// it in process.
+    Identify {
+        /// The shard asking (its bucket is `shard % max_concurrency`).
+        shard: u32,
+        /// What it asks.
+        request: IdentifyRequest,
+    },
+    /// The policy has stopped for good; see the reason. Nothing follows.
     GiveUp(crate::decision::GiveUpReason),
-    /// READY named a resume URL the policy will not dial (for logs; the
-    /// session was dropped and the next connection identifies against the
-    /// base URL).
+}
+
+/// Something worth a log line or a health check; nothing to carry out.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+#[non_exhaustive]
+pub enum Note {
+    /// A reconnect was planned.
+    Planned(ReconnectPlan),
+    /// READY named a resume URL the policy will not dial: the session was
+    /// dropped and the next connection identifies against the base URL.
     ResumeUrlRefused {
         /// The URL (at most its first 256 bytes).
         url: String,
         /// Why.
         reason: crate::gateway_url::UrlError,
     },
+}
+
+/// What [`Policy::poll_output`](crate::Policy::poll_output) yields: an
+/// action to carry out, or a note to log.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "output", content = "of")]
+pub enum Output {
+    /// Carry this out.
+    Action(Action),
+    /// Log this, if you like.
+    Note(Note),
+}
+
+impl Output {
+    /// The action, if this is one.
+    #[must_use]
+    pub const fn action(&self) -> Option<&Action> {
+        match self {
+            Self::Action(action) => Some(action),
+            Self::Note(_) => None,
+        }
+    }
+
+    /// The action, if this is one, by value.
+    #[must_use]
+    pub fn into_action(self) -> Option<Action> {
+        match self {
+            Self::Action(action) => Some(action),
+            Self::Note(_) => None,
+        }
+    }
 }

@@ -1,15 +1,19 @@
 //! The reconnect state machine for one shard.
 //!
-//! [`Policy`] takes [`Event`]s about the current connection and the passing
-//! of time, and is polled for [`Output`]s (connect, send, close, abort) and
-//! for the next instant it must be woken. It never reads a clock, never
-//! sleeps and never does I/O; randomness comes from a ChaCha8 stream seeded
-//! by the caller, so the same seed and the same inputs give the same
-//! outputs. The rules it applies come from the other modules:
-//! [`decide`](crate::decide) for what a disconnect means, the backoff
-//! strategies for how long to wait, the heartbeat for zombie detection, the
-//! [`IdentifyGate`] for identify limits and the send budget for the
-//! gateway's command limit.
+//! [`Policy`] takes [`Event`]s about the current connection, answers from
+//! the identify limiter, and the passing of time
+//! ([`Policy::handle_timeout`], the only place its timers run), and is
+//! polled for [`Output`]s (connect, send, close, abort, ask the identify
+//! limiter) and for the next instant it must be woken. It never reads a
+//! clock, never sleeps, never does I/O and never calls anything shared;
+//! randomness comes from the shard's own [`Jitter`] stream of the caller's
+//! seed, so the same seed and the same inputs give the same outputs. The
+//! rules it applies come from the other modules: [`decide`](crate::decide)
+//! for what a disconnect means, the retry planner (backoff, guard, give-up
+//! limits, resume breaker) for how long to wait and when to stop, the
+//! heartbeat for zombie detection, the identify limiter (reached
+//! through [`Action::Identify`] requests) for identify limits and the send
+//! budget for the gateway's command limit.
 //!
 //! By construction:
 //! - **single flight**: a `Connect` is emitted only when no socket exists
@@ -27,24 +31,24 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use crate::backoff::Backoff;
 use crate::close_code::CloseCode;
 use crate::config::{ConfigError, PolicyConfig};
 use crate::decision::{Deadline, Decision, GiveUpReason, Recovery, Trigger, decide};
 use crate::event::{Dispatch, Event};
 use crate::gateway_url::check_resume_url;
 use crate::heartbeat::{Beat, Heartbeat};
-use crate::identify::{IdentifyGate, SETTLE_HOLD_MS};
+use crate::identify::SETTLE_HOLD_MS;
 use crate::jitter::Jitter;
-use crate::output::{Command, ConnectionId, Output, ReconnectPlan};
-use crate::send_budget::SendBudget;
-use crate::session::Session;
+use crate::output::{Action, Command, ConnectionId, IdentifyAnswer, IdentifyRequest, Note, Output};
+use crate::retry::RetryPlanner;
+use crate::send_budget::{SendBudget, SendError};
+use crate::session::{Sequence, Session};
 use crate::state::{PolicyState, PolicyStats};
 use crate::time::Timestamp;
 
-/// How an event was taken.
+/// How an event was taken. Most drivers only look at it for dispatches
+/// (deliver or not); everything else the policy acts on by itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[must_use]
 pub enum Handled {
     /// The event was applied. For a dispatch: its sequence number is new,
     /// so the driver should hand it to the user.
@@ -52,8 +56,9 @@ pub enum Handled {
     /// A dispatch whose sequence number is not newer than the last one
     /// received: already delivered, do not deliver it again.
     Duplicate,
-    /// The event is about a connection that is no longer current. The
-    /// driver should drop that transport if it still holds it.
+    /// The event is about a connection that is no longer current (or an
+    /// identify answer nobody is waiting for). The driver should drop that
+    /// transport if it still holds it.
     Stale,
     /// The event means nothing in the current state and changed nothing.
     Ignored,
@@ -69,14 +74,45 @@ enum AfterClose {
     Stop,
 }
 
+/// What an open socket carries. It lives in the phase that owns the socket
+/// and is dropped with it, so nothing of one connection outlives it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Link {
+    opened_at: Timestamp,
+    /// From Hello on: the heartbeat schedule.
+    heartbeat: Option<Heartbeat>,
+    /// From Hello on: the send budget.
+    budget: Option<SendBudget>,
+}
+
+impl Link {
+    const fn opened(at: Timestamp) -> Self {
+        Self {
+            opened_at: at,
+            heartbeat: None,
+            budget: None,
+        }
+    }
+}
+
+/// Where the start slot of the next attempt stands, when it identifies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StartSlot {
+    /// Not asked for yet.
+    Unasked,
+    /// [`IdentifyRequest::ReserveStart`] is out; waiting for its answer.
+    Asked,
+    /// Booked: the phase's `at` is its start.
+    Reserved,
+}
+
 /// The connection-level phase.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
-    /// No socket; the next attempt may start at `at`. `reserved`: the
-    /// identify slot for this attempt is already booked (`at` is its start).
+    /// No socket; the next attempt may start at `at`.
     Waiting {
         at: Timestamp,
-        reserved: bool,
+        slot: StartSlot,
     },
     /// `Connect` emitted; waiting for `Opened`.
     Dialing {
@@ -88,26 +124,34 @@ enum Phase {
     /// Open; waiting for Hello.
     AwaitingHello {
         conn: ConnectionId,
+        link: Link,
         deadline: Timestamp,
         recovery: Recovery,
     },
-    /// Hello received; waiting for an identify permit, asked again at `at`,
-    /// given up on at `deadline`.
+    /// Hello received; waiting for an identify permit, asked for at `at`
+    /// (`asked`: the request is out), given up on at `deadline`.
     AwaitingIdentifySlot {
         conn: ConnectionId,
+        link: Link,
         at: Timestamp,
         deadline: Timestamp,
+        asked: bool,
     },
-    /// Identify or Resume sent.
+    /// Identify or Resume sent. While an Identify is out, its outcome is
+    /// owed to the identify limiter.
     Handshaking {
         conn: ConnectionId,
+        link: Link,
         deadline: Timestamp,
         recovery: Recovery,
     },
-    /// READY or RESUMED received at `since`.
+    /// READY or RESUMED received at `since`; `stable`: the connection has
+    /// proven stable (the backoff is reset).
     Active {
         conn: ConnectionId,
+        link: Link,
         since: Timestamp,
+        stable: bool,
     },
     /// `Close` emitted; waiting for `Closed`. `dispatches`: whether the
     /// session was live on this socket (Identify or Resume sent), so that
@@ -153,6 +197,33 @@ impl Phase {
         )
     }
 
+    /// The open socket's state, if a socket is open (past `Opened`, before
+    /// `Closing`).
+    const fn link(&self) -> Option<&Link> {
+        match self {
+            Self::AwaitingHello { link, .. }
+            | Self::AwaitingIdentifySlot { link, .. }
+            | Self::Handshaking { link, .. }
+            | Self::Active { link, .. } => Some(link),
+            _ => None,
+        }
+    }
+
+    const fn link_mut(&mut self) -> Option<&mut Link> {
+        match self {
+            Self::AwaitingHello { link, .. }
+            | Self::AwaitingIdentifySlot { link, .. }
+            | Self::Handshaking { link, .. }
+            | Self::Active { link, .. } => Some(link),
+            _ => None,
+        }
+    }
+
+    /// The open socket's heartbeat, from Hello on.
+    fn heartbeat_mut(&mut self) -> Option<&mut Heartbeat> {
+        self.link_mut().and_then(|link| link.heartbeat.as_mut())
+    }
+
     /// Whether the socket is open (past `Opened`, before `Closing`).
     const fn is_open(&self) -> bool {
         matches!(
@@ -173,39 +244,25 @@ pub struct Policy {
     config: Arc<PolicyConfig>,
     shard: u32,
     rng: Jitter,
-    backoff: Backoff,
     /// The latest time seen; earlier times passed in are raised to it.
     now: Timestamp,
     phase: Phase,
     session: Option<Session>,
     /// The last sequence number received on the session.
-    seq: Option<u64>,
+    seq: Sequence,
     next_connection: u64,
-    heartbeat: Option<Heartbeat>,
-    budget: Option<SendBudget>,
-    /// Retries since the connection was last stable (0: stable or never
-    /// failed).
-    retry: u32,
-    /// When the current run of retries began.
-    unstable_since: Option<Timestamp>,
-    /// Resumes in a row that ended without RESUMED.
-    failed_resumes: u32,
-    last_attempt_at: Option<Timestamp>,
-    /// Whether the current connection has proven stable.
-    stable: bool,
-    opened_at: Option<Timestamp>,
-    /// An Identify was granted and its outcome not yet reported to the gate.
-    identify_out: bool,
-    /// The outcome to report to the gate at the next poll (READY or not).
-    identify_settled: Option<bool>,
+    /// Failures in a row: backoff, guard, give-up limits, resume breaker.
+    retries: RetryPlanner,
     outputs: VecDeque<Output>,
     stats: PolicyStats,
 }
 
 impl Policy {
     /// A policy for shard `shard` (its id, used for the identify bucket),
-    /// with its random stream seeded by `seed`, created at `now`. The first
-    /// connection attempt is due at once.
+    /// with its random stream derived from `seed` and `shard` (shards given
+    /// the same seed draw independent jitter), created at `now`. The first
+    /// connection attempt is due at once: its first outputs are ready to
+    /// poll.
     ///
     /// `config` is a [`PolicyConfig`] or an `Arc` of one: a fleet of shards
     /// can share a single configuration.
@@ -222,50 +279,42 @@ impl Policy {
         let config = config.into();
         config.validate()?;
         let now = now.min(Timestamp::CEILING);
-        Ok(Self {
-            backoff: Backoff::new(config.backoff),
+        let mut policy = Self {
+            retries: RetryPlanner::new(&config),
             config,
             shard,
-            rng: Jitter::new(seed),
+            rng: Jitter::for_shard(seed, shard),
             now,
             phase: Phase::Waiting {
                 at: now,
-                reserved: false,
+                slot: StartSlot::Unasked,
             },
             session: None,
-            seq: None,
+            seq: Sequence::default(),
             next_connection: 0,
-            heartbeat: None,
-            budget: None,
-            retry: 0,
-            unstable_since: None,
-            failed_resumes: 0,
-            last_attempt_at: None,
-            stable: false,
-            opened_at: None,
-            identify_out: false,
-            identify_settled: None,
             // Allocated on the first output and reused from then on.
             outputs: VecDeque::new(),
             stats: PolicyStats::default(),
-        })
+        };
+        policy.proceed(now);
+        Ok(policy)
     }
 
     // ----- inputs -------------------------------------------------------
 
     /// Applies an event about connection `conn` that happened at `now`.
     ///
-    /// Deadlines and heartbeats due at or before `now` are processed first,
-    /// so a late event never overrides a deadline that has already passed.
+    /// No timer runs here: a driver whose wake-up time
+    /// ([`Policy::poll_timeout`]) has come calls [`Policy::handle_timeout`]
+    /// first, so a late event never overrides a deadline that has passed.
     pub fn handle_event(&mut self, now: Timestamp, conn: ConnectionId, event: Event) -> Handled {
         let now = self.clock(now);
-        self.advance(now);
         if self.phase.connection() != Some(conn) {
             self.stats.stale_events += 1;
             return Handled::Stale;
         }
-        if let Some(hb) = &mut self.heartbeat
-            && !matches!(event, Event::HeartbeatAck | Event::Closed { .. })
+        if !matches!(event, Event::HeartbeatAck | Event::Closed { .. })
+            && let Some(hb) = self.phase.heartbeat_mut()
         {
             hb.activity(self.config.zombie);
         }
@@ -298,11 +347,110 @@ impl Policy {
     }
 
     /// Processes everything due at or before `now`: deadlines, heartbeats,
-    /// zombie checks, the stability window. Safe to call at any time, as
-    /// often as wanted; a call with nothing due changes nothing.
+    /// zombie checks, the stability window, the end of a backoff. The only
+    /// place timers run. Safe to call at any time, as often as wanted; a
+    /// call with nothing due changes nothing.
     pub fn handle_timeout(&mut self, now: Timestamp) {
         let now = self.clock(now);
         self.advance(now);
+    }
+
+    /// Applies the identify limiter's answer to this shard's last
+    /// [`Action::Identify`] request.
+    ///
+    /// An answer nobody waits for any more is [`Handled::Stale`]; a grant
+    /// among them is handed back at once ([`IdentifyRequest::Settle`]
+    /// without READY), so it never blocks the bucket.
+    pub fn handle_identify(&mut self, now: Timestamp, answer: IdentifyAnswer) -> Handled {
+        let now = self.clock(now);
+        match (answer, self.phase) {
+            (
+                IdentifyAnswer::StartAt(start),
+                Phase::Waiting {
+                    slot: StartSlot::Asked,
+                    ..
+                },
+            ) => {
+                if start > now {
+                    self.stats.identify_waits += 1;
+                }
+                self.phase = Phase::Waiting {
+                    at: start.max(now),
+                    slot: StartSlot::Reserved,
+                };
+                self.proceed(now);
+                Handled::Accepted
+            }
+            (
+                IdentifyAnswer::Granted,
+                Phase::AwaitingIdentifySlot {
+                    conn,
+                    link,
+                    asked: true,
+                    ..
+                },
+            ) => {
+                self.seq.clear();
+                self.stats.identifies_sent += 1;
+                self.phase = Phase::Handshaking {
+                    conn,
+                    link,
+                    deadline: now.saturating_add(self.config.timeouts.handshake_ms),
+                    recovery: Recovery::Reidentify,
+                };
+                self.act(Action::Send {
+                    connection: conn,
+                    command: Command::Identify,
+                });
+                Handled::Accepted
+            }
+            (
+                IdentifyAnswer::RetryAt(retry_at),
+                Phase::AwaitingIdentifySlot {
+                    conn,
+                    link,
+                    deadline,
+                    asked: true,
+                    ..
+                },
+            ) => {
+                self.stats.identify_waits += 1;
+                self.phase = Phase::AwaitingIdentifySlot {
+                    conn,
+                    link,
+                    at: retry_at.max(now.saturating_add(1)).min(deadline),
+                    deadline,
+                    asked: false,
+                };
+                Handled::Accepted
+            }
+            (IdentifyAnswer::Granted, phase) => {
+                // While this shard's own Identify is out, a second grant (a
+                // responder that answered twice) is not handed back: the
+                // limiter tracks one Identify per shard, and settling this
+                // one would free the bucket while the real one is out. Its
+                // outcome settles both.
+                let identifying = matches!(
+                    phase,
+                    Phase::Handshaking {
+                        recovery: Recovery::Reidentify,
+                        ..
+                    }
+                );
+                if !identifying {
+                    self.act(Action::Identify {
+                        shard: self.shard,
+                        request: IdentifyRequest::Settle { ready: false },
+                    });
+                }
+                self.stats.stale_events += 1;
+                Handled::Stale
+            }
+            _ => {
+                self.stats.stale_events += 1;
+                Handled::Stale
+            }
+        }
     }
 
     /// Closes the session for good: the socket, if any, is closed with 1000
@@ -311,12 +459,9 @@ impl Policy {
         let now = self.clock(now);
         self.settle_identify(false);
         self.drop_session();
-        self.heartbeat = None;
-        self.budget = None;
-        self.opened_at = None;
         match self.phase {
             Phase::Dialing { conn, .. } => {
-                self.outputs.push_back(Output::Abort { connection: conn });
+                self.act(Action::Abort { connection: conn });
                 self.phase = Phase::Stopped;
             }
             Phase::Closing {
@@ -334,7 +479,7 @@ impl Policy {
             }
             phase if phase.is_open() => {
                 let conn = phase.connection().unwrap_or_default();
-                self.outputs.push_back(Output::Close {
+                self.act(Action::Close {
                     connection: conn,
                     code: CloseCode::Normal,
                 });
@@ -355,89 +500,71 @@ impl Policy {
     ///
     /// # Errors
     ///
-    /// `Err(at)`: not before `at` (the send budget is spent until then), or
-    /// [`Timestamp::MAX`] when no session is established.
-    pub fn try_send_command(&mut self, now: Timestamp) -> Result<(), Timestamp> {
+    /// [`SendError::NoSession`] when no session is established on the
+    /// current connection, [`SendError::Throttled`] while the connection's
+    /// send budget is spent, [`SendError::NoBudget`] when the configured
+    /// limit leaves the driver no room at all.
+    pub fn try_send_command(&mut self, now: Timestamp) -> Result<(), SendError> {
         let now = self.clock(now);
-        match (&self.phase, &mut self.budget) {
-            (Phase::Active { .. }, Some(budget)) => budget.commands.try_take(now),
-            _ => Err(Timestamp::MAX),
+        match &mut self.phase {
+            Phase::Active {
+                link:
+                    Link {
+                        budget: Some(budget),
+                        ..
+                    },
+                ..
+            } => budget.commands.try_take(now),
+            _ => Err(SendError::NoSession),
         }
     }
 
     // ----- outputs ------------------------------------------------------
 
-    /// The next thing the driver must do, or `None` when there is nothing
-    /// until [`Policy::poll_timeout`].
-    ///
-    /// `gate` is the bot's identify limiter; it is consulted only when this
-    /// shard is about to connect in order to identify, and when it is about
-    /// to send Identify.
-    pub fn poll_output<G: IdentifyGate + ?Sized>(
-        &mut self,
-        now: Timestamp,
-        gate: &mut G,
-    ) -> Option<Output> {
-        let now = self.clock(now);
-        self.advance(now);
-        if let Some(ready) = self.identify_settled.take() {
-            gate.settle(now, self.shard, ready);
-        }
-        if let Some(output) = self.outputs.pop_front() {
-            return Some(output);
-        }
-        match self.phase {
-            Phase::Waiting { at, reserved } if at <= now => self.start_attempt(now, reserved, gate),
-            Phase::AwaitingIdentifySlot { conn, at, deadline } if at <= now => {
-                match gate.try_acquire(now, self.shard) {
-                    Ok(()) => {
-                        self.seq = None;
-                        self.identify_out = true;
-                        self.stats.identifies_sent += 1;
-                        self.phase = Phase::Handshaking {
-                            conn,
-                            deadline: now.saturating_add(self.config.timeouts.handshake_ms),
-                            recovery: Recovery::Reidentify,
-                        };
-                        Some(Output::Send {
-                            connection: conn,
-                            command: Command::Identify,
-                        })
-                    }
-                    Err(retry_at) => {
-                        self.stats.identify_waits += 1;
-                        self.phase = Phase::AwaitingIdentifySlot {
-                            conn,
-                            at: retry_at.max(now.saturating_add(1)).min(deadline),
-                            deadline,
-                        };
-                        None
-                    }
-                }
-            }
-            _ => None,
-        }
+    /// The next thing the driver must do or may log, or `None` when there
+    /// is nothing until the next input or [`Policy::poll_timeout`]. Takes no
+    /// time and calls nothing: every output was decided by an input.
+    #[inline]
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
     }
 
     /// The next instant at which the policy has something to do, or `None`
-    /// when it has stopped. Changed by every input and every output; read
-    /// it after draining [`Policy::poll_output`].
+    /// when it has stopped or waits only for an input (an identify answer).
+    /// Changed by every input; read it after draining
+    /// [`Policy::poll_output`].
     #[must_use]
+    #[inline]
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         let phase = match self.phase {
+            Phase::Waiting {
+                slot: StartSlot::Asked,
+                ..
+            } => None,
             Phase::Waiting { at, .. } => Some(at),
+            Phase::AwaitingIdentifySlot {
+                deadline,
+                asked: true,
+                ..
+            } => Some(deadline),
             Phase::AwaitingIdentifySlot { at, deadline, .. } => Some(at.min(deadline)),
             Phase::Dialing { deadline, .. }
             | Phase::AwaitingHello { deadline, .. }
             | Phase::Handshaking { deadline, .. }
             | Phase::Closing { deadline, .. } => Some(deadline),
-            Phase::Active { since, .. } if !self.stable => {
-                Some(since.saturating_add(self.config.stability.window_ms))
-            }
+            Phase::Active {
+                since,
+                stable: false,
+                ..
+            } => Some(since.saturating_add(self.config.stability.window_ms)),
             Phase::Active { .. } => None,
             Phase::GivenUp(_) | Phase::Stopped => return None,
         };
-        let heartbeat = self.heartbeat.as_ref().map(Heartbeat::next_at);
+        let heartbeat = self
+            .phase
+            .link()
+            .and_then(|link| link.heartbeat.as_ref())
+            .map(Heartbeat::next_at);
         match (phase, heartbeat) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -465,9 +592,7 @@ impl Policy {
                 ..
             } => PolicyState::Resuming,
             Phase::Handshaking { .. } => PolicyState::Identifying,
-            Phase::Active { .. } => PolicyState::Connected {
-                stable: self.stable,
-            },
+            Phase::Active { stable, .. } => PolicyState::Connected { stable },
             Phase::Closing { .. } => PolicyState::Closing,
             Phase::GivenUp(reason) => PolicyState::GivenUp { reason },
             Phase::Stopped => PolicyState::Stopped,
@@ -501,7 +626,7 @@ impl Policy {
     /// The last sequence number received on the session.
     #[must_use]
     pub const fn last_seq(&self) -> Option<u64> {
-        self.seq
+        self.seq.last()
     }
 
     /// The current connection, if a socket exists or is being dialled.
@@ -513,19 +638,24 @@ impl Policy {
     /// Retries since the connection was last stable.
     #[must_use]
     pub const fn retries(&self) -> u32 {
-        self.retry
+        self.retries.retries()
     }
 
     /// Milliseconds the current socket has been open, or `None` without one.
     #[must_use]
     pub fn uptime_ms(&self, now: Timestamp) -> Option<u64> {
-        self.opened_at.map(|opened| now.saturating_since(opened))
+        self.phase
+            .link()
+            .map(|link| now.saturating_since(link.opened_at))
     }
 
     /// Round trip of the last acknowledged heartbeat on this connection.
     #[must_use]
     pub fn heartbeat_latency_ms(&self) -> Option<u64> {
-        self.heartbeat.as_ref().and_then(Heartbeat::latency_ms)
+        self.phase
+            .link()
+            .and_then(|link| link.heartbeat.as_ref())
+            .and_then(Heartbeat::latency_ms)
     }
 
     // ----- event handlers -----------------------------------------------
@@ -534,9 +664,9 @@ impl Policy {
         let Phase::Dialing { conn, recovery, .. } = self.phase else {
             return Handled::Ignored;
         };
-        self.opened_at = Some(now);
         self.phase = Phase::AwaitingHello {
             conn,
+            link: Link::opened(now),
             deadline: now.saturating_add(self.config.timeouts.hello_ms),
             recovery,
         };
@@ -544,29 +674,36 @@ impl Policy {
     }
 
     fn on_hello(&mut self, now: Timestamp, interval_ms: u64) -> Handled {
-        let Phase::AwaitingHello { conn, recovery, .. } = self.phase else {
+        let Phase::AwaitingHello {
+            conn,
+            mut link,
+            recovery,
+            ..
+        } = self.phase
+        else {
             return Handled::Ignored;
         };
-        let heartbeat = self.rng.draw(|rng| Heartbeat::start(now, interval_ms, rng));
-        self.budget = Some(SendBudget::new(
+        let heartbeat = Heartbeat::start(now, interval_ms, &mut self.rng);
+        link.budget = Some(SendBudget::new(
             self.config.send_limit,
             heartbeat.interval_ms(),
             now,
         ));
-        self.heartbeat = Some(heartbeat);
+        link.heartbeat = Some(heartbeat);
         match (&self.session, recovery) {
             (Some(session), Recovery::Resume) => {
                 let command = Command::Resume {
                     session_id: session.id.clone(),
-                    seq: self.seq.unwrap_or(0),
+                    seq: self.seq.last().unwrap_or(0),
                 };
                 self.stats.resumes_sent += 1;
-                self.outputs.push_back(Output::Send {
+                self.act(Action::Send {
                     connection: conn,
                     command,
                 });
                 self.phase = Phase::Handshaking {
                     conn,
+                    link,
                     deadline: now.saturating_add(self.config.timeouts.handshake_ms),
                     recovery: Recovery::Resume,
                 };
@@ -582,9 +719,12 @@ impl Policy {
                     .saturating_add(SETTLE_HOLD_MS + 1_000);
                 self.phase = Phase::AwaitingIdentifySlot {
                     conn,
+                    link,
                     at: now,
                     deadline: now.saturating_add(wait),
-                }
+                    asked: false,
+                };
+                self.proceed(now);
             }
         }
         Handled::Accepted
@@ -599,25 +739,14 @@ impl Policy {
         // forward, and a repeat is a duplicate.
         let new_session = matches!(event, Dispatch::Ready { .. })
             && matches!(self.phase, Phase::Handshaking { .. } | Phase::Active { .. });
-        let fresh = match (seq, self.seq) {
-            _ if new_session => {
-                self.seq = seq;
-                true
-            }
-            (Some(s), Some(last)) if s <= last => false,
-            (Some(s), _) => {
-                self.seq = Some(s);
-                true
-            }
-            (None, _) => true,
-        };
-        match (event, self.phase) {
+        let fresh = self.seq.take(seq, new_session);
+        match (event, &self.phase) {
             (
                 Dispatch::Ready {
                     session_id,
                     resume_gateway_url,
                 },
-                Phase::Handshaking { conn, .. } | Phase::Active { conn, .. },
+                &(Phase::Handshaking { conn, .. } | Phase::Active { conn, .. }),
             ) => {
                 self.stats.ready += 1;
                 self.settle_identify(true);
@@ -635,16 +764,15 @@ impl Policy {
                             end -= 1;
                         }
                         url.truncate(end);
-                        self.outputs
-                            .push_back(Output::ResumeUrlRefused { url, reason });
+                        self.note(Note::ResumeUrlRefused { url, reason });
                         None
                     }
                 };
                 self.established(now, conn);
             }
-            (Dispatch::Resumed, Phase::Handshaking { conn, .. }) => {
-                self.stats.resumed += 1;
-                self.failed_resumes = 0;
+            (Dispatch::Resumed, &Phase::Handshaking { conn, .. }) => {
+                self.stats.resumes_succeeded += 1;
+                self.retries.resumes_reset();
                 self.established(now, conn);
             }
             _ => {}
@@ -658,7 +786,7 @@ impl Policy {
     }
 
     fn on_ack(&mut self, now: Timestamp) -> Handled {
-        let Some(hb) = &mut self.heartbeat else {
+        let Some(hb) = self.phase.heartbeat_mut() else {
             return Handled::Ignored;
         };
         if !hb.ack(now) {
@@ -672,12 +800,12 @@ impl Policy {
     }
 
     fn on_heartbeat_request(&mut self, now: Timestamp) -> Handled {
-        let (Some(conn), Some(budget)) = (self.phase.connection(), &mut self.budget) else {
+        let Some(conn) = self.phase.connection() else {
             return Handled::Ignored;
         };
-        if !self.phase.is_open() {
+        let Some(budget) = self.phase.link_mut().and_then(|link| link.budget.as_mut()) else {
             return Handled::Ignored;
-        }
+        };
         if budget.heartbeat_requests.try_take(now).is_err() {
             self.stats.heartbeat_requests_refused += 1;
             return Handled::Ignored;
@@ -700,10 +828,14 @@ impl Policy {
         match self.phase {
             Phase::Closing { then, .. } => {
                 // The close we asked for. A fatal code can only be the
-                // server's own (the policy never sends one): honour it.
-                if let Some(code) = code.filter(|c| c.is_fatal()) {
+                // server's own (the policy never sends one): `decide` says
+                // what it means, as for every other close.
+                let fatal = code.filter(|c| c.is_fatal());
+                if let Some(code) = fatal {
                     self.stats.last_close_code = Some(code);
-                    self.give_up(GiveUpReason::FatalCloseCode { code });
+                    let trigger = Trigger::Closed { code: fatal };
+                    let decision = self.decide(trigger);
+                    self.schedule(now, trigger, decision);
                 } else {
                     self.finish_close(now, then);
                 }
@@ -748,7 +880,7 @@ impl Policy {
     fn advance_once(&mut self, now: Timestamp) -> bool {
         match self.phase {
             Phase::Dialing { conn, deadline, .. } if deadline <= now => {
-                self.outputs.push_back(Output::Abort { connection: conn });
+                self.act(Action::Abort { connection: conn });
                 self.connection_lost(
                     now,
                     Trigger::Timeout {
@@ -783,20 +915,32 @@ impl Policy {
                 then,
                 ..
             } if deadline <= now => {
-                self.outputs.push_back(Output::Abort { connection: conn });
+                self.act(Action::Abort { connection: conn });
                 self.finish_close(now, then);
                 return true;
             }
-            Phase::Active { since, .. }
-                if !self.stable
-                    && now.saturating_since(since) >= self.config.stability.window_ms =>
-            {
+            Phase::Waiting { at, slot } if at <= now && slot != StartSlot::Asked => {
+                self.proceed(now);
+                return true;
+            }
+            Phase::AwaitingIdentifySlot {
+                at, asked: false, ..
+            } if at <= now => {
+                self.proceed(now);
+                return true;
+            }
+            Phase::Active {
+                since,
+                stable: false,
+                ..
+            } if now.saturating_since(since) >= self.config.stability.window_ms => {
                 self.mark_stable();
                 return true;
             }
             _ => {}
         }
-        if let (Some(hb), Some(conn)) = (&mut self.heartbeat, self.phase.connection())
+        let conn = self.phase.connection();
+        if let (Some(hb), Some(conn)) = (self.phase.heartbeat_mut(), conn)
             && hb.next_at() <= now
         {
             match hb.fire(now) {
@@ -813,36 +957,61 @@ impl Policy {
 
     fn send_heartbeat(&mut self, conn: ConnectionId) {
         self.stats.heartbeats_sent += 1;
-        self.outputs.push_back(Output::Send {
+        self.act(Action::Send {
             connection: conn,
-            command: Command::Heartbeat { seq: self.seq },
+            command: Command::Heartbeat {
+                seq: self.seq.last(),
+            },
         });
     }
 
-    /// Reports, at the next poll, how the Identify the gate granted ended.
+    fn act(&mut self, action: Action) {
+        self.outputs.push_back(Output::Action(action));
+    }
+
+    fn note(&mut self, note: Note) {
+        self.outputs.push_back(Output::Note(note));
+    }
+
+    /// Reports how the Identify the limiter granted ended, when one is out
+    /// on the current socket (the phase is still the handshake's).
     fn settle_identify(&mut self, ready: bool) {
-        if self.identify_out {
-            self.identify_out = false;
-            self.identify_settled = Some(ready);
+        if matches!(
+            self.phase,
+            Phase::Handshaking {
+                recovery: Recovery::Reidentify,
+                ..
+            }
+        ) {
+            self.act(Action::Identify {
+                shard: self.shard,
+                request: IdentifyRequest::Settle { ready },
+            });
         }
     }
 
     fn established(&mut self, now: Timestamp, conn: ConnectionId) {
-        self.phase = Phase::Active { conn, since: now };
-        if self.stable {
-            // A second READY on a stable connection keeps it stable.
+        let Some(&link) = self.phase.link() else {
             return;
-        }
-        if self.config.stability.window_ms == 0 {
+        };
+        // A second READY on a stable connection keeps it stable.
+        let stable = matches!(self.phase, Phase::Active { stable: true, .. });
+        self.phase = Phase::Active {
+            conn,
+            link,
+            since: now,
+            stable,
+        };
+        if !stable && self.config.stability.window_ms == 0 {
             self.mark_stable();
         }
     }
 
     fn mark_stable(&mut self) {
-        self.stable = true;
-        self.retry = 0;
-        self.unstable_since = None;
-        self.failed_resumes = 0;
+        if let Phase::Active { stable, .. } = &mut self.phase {
+            *stable = true;
+        }
+        self.retries.stable();
     }
 
     /// Accounts for the end of the current connection attempt: failed
@@ -878,17 +1047,10 @@ impl Policy {
         ) {
             self.settle_identify(false);
         }
-        if resume_sent && self.session.is_some() {
-            self.failed_resumes = self.failed_resumes.saturating_add(1);
-            if self.failed_resumes >= self.config.resume.max_failed_resumes {
-                self.stats.resume_breaker_trips += 1;
-                self.drop_session();
-            }
+        if resume_sent && self.session.is_some() && self.retries.resume_failed(&self.config) {
+            self.stats.resume_breaker_trips += 1;
+            self.drop_session();
         }
-        self.heartbeat = None;
-        self.budget = None;
-        self.stable = false;
-        self.opened_at = None;
     }
 
     /// The socket is already gone: decide and schedule.
@@ -913,7 +1075,7 @@ impl Policy {
             Some(Recovery::Resume) => CloseCode::UnknownError,
             _ => CloseCode::Normal,
         };
-        self.outputs.push_back(Output::Close {
+        self.act(Action::Close {
             connection: conn,
             code,
         });
@@ -935,9 +1097,7 @@ impl Policy {
     fn decide(&mut self, trigger: Trigger) -> Decision {
         let has_session = self.session.is_some();
         let rules = self.config.decision;
-        let decision = self
-            .rng
-            .draw(|rng| decide(trigger, has_session, &rules, rng));
+        let decision = decide(trigger, has_session, &rules, &mut self.rng);
         if decision.recovery() == Some(Recovery::Reidentify) {
             self.drop_session();
         }
@@ -946,8 +1106,8 @@ impl Policy {
 
     fn drop_session(&mut self) {
         self.session = None;
-        self.seq = None;
-        self.failed_resumes = 0;
+        self.seq.clear();
+        self.retries.resumes_reset();
     }
 
     /// Plans the next attempt after a connection ended.
@@ -958,58 +1118,34 @@ impl Policy {
             }
             return;
         };
-        let first_since_stable = self.retry == 0;
-        self.retry = self.retry.saturating_add(1);
-        let unstable_since = *self.unstable_since.get_or_insert(now);
-        let limits = self.config.give_up;
-        if let Some(max) = limits.max_retries
-            && self.retry > max
-        {
-            self.give_up(GiveUpReason::RetriesExhausted { retries: max });
-            return;
-        }
-        let elapsed_ms = now.saturating_since(unstable_since);
-        if let Some(max) = limits.max_elapsed_ms
-            && elapsed_ms >= max
-        {
-            self.give_up(GiveUpReason::TimeExhausted { elapsed_ms });
-            return;
-        }
-        // op 7 after a stable connection: the gateway asked for an
-        // immediate reconnect, and nothing suggests a loop. Anything else,
-        // or op 7 on an unproven connection, goes through the backoff.
-        let backoff_ms = if first_since_stable && trigger == Trigger::Reconnect {
-            0
-        } else {
-            let (backoff, retry) = (&mut self.backoff, self.retry);
-            self.rng.draw(|rng| backoff.delay(retry, rng))
-        };
-        let wait = backoff_ms.max(decision.protocol_delay_ms());
-        let mut at = now.saturating_add(wait);
-        if let Some(last) = self.last_attempt_at {
-            at = at.max(last.saturating_add(self.config.guard_ms));
-        }
-        self.stats.reconnects += 1;
-        self.outputs.push_back(Output::Plan(ReconnectPlan {
+        let plan = match self.retries.plan(
+            now,
             trigger,
             decision,
             recovery,
-            retry: self.retry,
-            backoff_ms,
-            at,
-        }));
+            &self.config,
+            &mut self.rng,
+        ) {
+            Ok(plan) => plan,
+            Err(reason) => return self.give_up(reason),
+        };
+        let at = plan.at;
+        self.stats.reconnects += 1;
+        self.note(Note::Planned(plan));
         self.phase = Phase::Waiting {
             at,
-            reserved: false,
+            slot: StartSlot::Unasked,
         };
+        if at <= now {
+            // No wait at all (op 7 after a stable connection): the attempt
+            // starts with this input, not at a timer.
+            self.proceed(now);
+        }
     }
 
     fn give_up(&mut self, reason: GiveUpReason) {
-        self.heartbeat = None;
-        self.budget = None;
-        self.opened_at = None;
         self.phase = Phase::GivenUp(reason);
-        self.outputs.push_back(Output::GiveUp(reason));
+        self.act(Action::GiveUp(reason));
     }
 
     fn next_recovery(&self) -> Recovery {
@@ -1020,26 +1156,45 @@ impl Policy {
         }
     }
 
-    /// The backoff is over: connect now, unless this attempt identifies
-    /// and its identify slot starts later.
-    fn start_attempt<G: IdentifyGate + ?Sized>(
-        &mut self,
-        now: Timestamp,
-        reserved: bool,
-        gate: &mut G,
-    ) -> Option<Output> {
-        let recovery = self.next_recovery();
-        if recovery == Recovery::Reidentify && !reserved {
-            let slot = gate.reserve(now, self.shard);
-            if slot > now {
-                self.stats.identify_waits += 1;
-                self.phase = Phase::Waiting {
-                    at: slot,
-                    reserved: true,
-                };
-                return None;
+    /// Does what a due waiting phase asks for: at the end of a backoff,
+    /// connect (or first ask for a start slot, when the attempt will
+    /// identify); after Hello, ask for an identify grant.
+    fn proceed(&mut self, now: Timestamp) {
+        match self.phase {
+            Phase::Waiting { at, slot } if at <= now => {
+                let recovery = self.next_recovery();
+                match slot {
+                    StartSlot::Unasked if recovery == Recovery::Reidentify => {
+                        self.phase = Phase::Waiting {
+                            at,
+                            slot: StartSlot::Asked,
+                        };
+                        self.act(Action::Identify {
+                            shard: self.shard,
+                            request: IdentifyRequest::ReserveStart,
+                        });
+                    }
+                    StartSlot::Asked => {}
+                    StartSlot::Unasked | StartSlot::Reserved => self.connect(now, recovery),
+                }
             }
+            Phase::AwaitingIdentifySlot {
+                at, asked: false, ..
+            } if at <= now => {
+                if let Phase::AwaitingIdentifySlot { asked, .. } = &mut self.phase {
+                    *asked = true;
+                }
+                self.act(Action::Identify {
+                    shard: self.shard,
+                    request: IdentifyRequest::Acquire,
+                });
+            }
+            _ => {}
         }
+    }
+
+    /// Starts a connection attempt now.
+    fn connect(&mut self, now: Timestamp, recovery: Recovery) {
         let resume_url = match (&self.session, recovery) {
             (Some(session), Recovery::Resume) => session.resume_url.clone(),
             _ => None,
@@ -1048,7 +1203,7 @@ impl Policy {
         let url = resume_url.unwrap_or_else(|| self.config.gateway_url.clone());
         let conn = ConnectionId(self.next_connection);
         self.next_connection = self.next_connection.wrapping_add(1);
-        self.last_attempt_at = Some(now);
+        self.retries.attempt_started(now);
         self.stats.attempts += 1;
         self.phase = Phase::Dialing {
             conn,
@@ -1056,11 +1211,11 @@ impl Policy {
             recovery,
             to_resume_url,
         };
-        Some(Output::Connect {
+        self.act(Action::Connect {
             connection: conn,
             url,
             recovery,
-        })
+        });
     }
 }
 
@@ -1073,8 +1228,29 @@ mod tests {
         Timestamp::from_millis(ms)
     }
 
+    /// Runs the timers due at `now`, then drains the outputs, answering
+    /// identify requests with `gate` and returning the rest.
     fn drain(policy: &mut Policy, now: u64, gate: &mut IdentifyLimiter) -> Vec<Output> {
-        std::iter::from_fn(|| policy.poll_output(t(now), gate)).collect()
+        policy.handle_timeout(t(now));
+        let mut out = Vec::new();
+        while let Some(output) = policy.poll_output() {
+            match output {
+                Output::Action(Action::Identify { shard, request }) => {
+                    if let Some(answer) = gate.answer(t(now), shard, request) {
+                        let _ = policy.handle_identify(t(now), answer);
+                    }
+                }
+                other => out.push(other),
+            }
+        }
+        out
+    }
+
+    fn send(connection: ConnectionId, command: Command) -> Output {
+        Output::Action(Action::Send {
+            connection,
+            command,
+        })
     }
 
     /// A fresh policy that has connected, got Hello at 20 ms and sent
@@ -1084,15 +1260,12 @@ mod tests {
         let mut policy = Policy::new(PolicyConfig::default(), 0, 1, t(0)).unwrap();
         assert!(matches!(
             drain(&mut policy, 0, &mut gate)[..],
-            [Output::Connect { .. }]
+            [Output::Action(Action::Connect { .. })]
         ));
         let conn = policy.connection().unwrap();
         let _ = policy.handle_event(t(10), conn, Event::Opened);
         let _ = policy.handle_event(t(20), conn, hello());
-        assert!(drain(&mut policy, 20, &mut gate).contains(&Output::Send {
-            connection: conn,
-            command: Command::Identify
-        }));
+        assert!(drain(&mut policy, 20, &mut gate).contains(&send(conn, Command::Identify)));
         (policy, gate, conn)
     }
 
@@ -1135,13 +1308,13 @@ mod tests {
         assert_eq!(handled, Handled::Ignored);
         let _ = policy.handle_event(at, conn, hello());
         let out = drain(&mut policy, at.as_millis(), &mut gate);
-        assert!(out.contains(&Output::Send {
-            connection: conn,
-            command: Command::Resume {
+        assert!(out.contains(&send(
+            conn,
+            Command::Resume {
                 session_id: "s".into(),
                 seq: 5
             }
-        }));
+        )));
     }
 
     #[test]
@@ -1152,7 +1325,12 @@ mod tests {
             .collect();
         let first: Vec<bool> = shards
             .iter_mut()
-            .map(|p| matches!(p.poll_output(t(0), &mut gate), Some(Output::Connect { .. })))
+            .map(|p| {
+                matches!(
+                    drain(p, 0, &mut gate)[..],
+                    [Output::Action(Action::Connect { .. })]
+                )
+            })
             .collect();
         assert_eq!(first, [true, false, false]);
         let wakes: Vec<Option<Timestamp>> = shards.iter().map(Policy::poll_timeout).collect();
@@ -1160,8 +1338,8 @@ mod tests {
         assert_eq!(wakes[2], Some(t(10_500)));
         // At its slot, a shard connects without asking for another one.
         assert!(matches!(
-            shards[2].poll_output(t(10_500), &mut gate),
-            Some(Output::Connect { .. })
+            drain(&mut shards[2], 10_500, &mut gate)[..],
+            [Output::Action(Action::Connect { .. })]
         ));
     }
 
@@ -1180,10 +1358,10 @@ mod tests {
         let out = drain(&mut policy, 30, &mut gate);
         assert!(matches!(
             &out[..],
-            [Output::ResumeUrlRefused {
+            [Output::Note(Note::ResumeUrlRefused {
                 reason: crate::UrlError::HostNotAllowed,
                 ..
-            }]
+            })]
         ));
         assert!(policy.state().is_connected());
         assert!(policy.session().is_none());
@@ -1198,7 +1376,7 @@ mod tests {
         let out = drain(&mut policy, 5_270, &mut gate);
         assert!(matches!(
             &out[..],
-            [Output::Connect { url, recovery: Recovery::Reidentify, .. }] if url == "wss://gateway.discord.gg"
+            [Output::Action(Action::Connect { url, recovery: Recovery::Reidentify, .. })] if url == "wss://gateway.discord.gg"
         ));
     }
 
@@ -1237,12 +1415,81 @@ mod tests {
         let _ = policy.handle_event(at, conn, Event::Opened);
         let _ = policy.handle_event(at, conn, hello());
         let out = drain(&mut policy, at.as_millis(), &mut gate);
-        assert!(out.contains(&Output::Send {
-            connection: conn,
-            command: Command::Resume {
+        assert!(out.contains(&send(
+            conn,
+            Command::Resume {
                 session_id: "s".into(),
                 seq: 8
             }
-        }));
+        )));
+    }
+
+    #[test]
+    fn timers_run_only_in_handle_timeout() {
+        let (mut policy, mut gate, conn) = identifying();
+        // The handshake deadline (30 s after Identify by default) passes
+        // without a timeout call: an event does not run it.
+        let late = t(20 + policy.config().timeouts.handshake_ms + 1);
+        assert!(policy.poll_timeout().is_some_and(|at| at < late));
+        let _ = policy.handle_event(late, conn, Event::OtherFrame);
+        assert_eq!(policy.state(), PolicyState::Identifying);
+        assert_eq!(policy.poll_output(), None);
+        // The timeout call does: close, and report the Identify's outcome.
+        let out = drain(&mut policy, late.as_millis(), &mut gate);
+        assert!(matches!(
+            &out[..],
+            [Output::Action(Action::Close { .. }), ..]
+        ));
+        assert_eq!(policy.state(), PolicyState::Closing);
+    }
+
+    #[test]
+    fn an_unused_grant_is_handed_back_and_a_stray_answer_is_stale() {
+        let mut policy = Policy::new(PolicyConfig::default(), 3, 1, t(0)).unwrap();
+        assert_eq!(
+            policy.poll_output(),
+            Some(Output::Action(Action::Identify {
+                shard: 3,
+                request: IdentifyRequest::ReserveStart
+            }))
+        );
+        // Nobody asked for a grant: it is handed back at once.
+        assert_eq!(
+            policy.handle_identify(t(5), IdentifyAnswer::Granted),
+            Handled::Stale
+        );
+        assert_eq!(
+            policy.poll_output(),
+            Some(Output::Action(Action::Identify {
+                shard: 3,
+                request: IdentifyRequest::Settle { ready: false }
+            }))
+        );
+        assert_eq!(
+            policy.handle_identify(t(5), IdentifyAnswer::RetryAt(t(9))),
+            Handled::Stale
+        );
+        // The slot asked for is still awaited: nothing to do until then.
+        assert_eq!(policy.poll_timeout(), None);
+        assert_eq!(
+            policy.handle_identify(t(6), IdentifyAnswer::StartAt(t(6))),
+            Handled::Accepted
+        );
+        assert!(matches!(
+            policy.poll_output(),
+            Some(Output::Action(Action::Connect { .. }))
+        ));
+        assert_eq!(policy.stats().stale_events, 2);
+    }
+
+    #[test]
+    fn a_second_grant_while_identifying_does_not_free_the_bucket() {
+        let (mut policy, _gate, _conn) = identifying();
+        assert_eq!(policy.state(), PolicyState::Identifying);
+        assert_eq!(
+            policy.handle_identify(t(30), IdentifyAnswer::Granted),
+            Handled::Stale
+        );
+        assert_eq!(policy.poll_output(), None);
     }
 }

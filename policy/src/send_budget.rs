@@ -39,6 +39,40 @@ impl Default for SendLimit {
     }
 }
 
+/// Why [`Policy::try_send_command`](crate::Policy::try_send_command)
+/// refused a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+#[non_exhaustive]
+pub enum SendError {
+    /// No session is established on the current connection (none is open,
+    /// or the handshake is not over): nothing may be sent yet.
+    NoSession,
+    /// The connection's budget for the driver's commands is spent until
+    /// `retry_at`.
+    Throttled {
+        /// When the next command may be sent.
+        retry_at: Timestamp,
+    },
+    /// The configured [`SendLimit`] leaves no room for the driver's own
+    /// commands once heartbeats and the handshake are reserved.
+    NoBudget,
+}
+
+impl core::fmt::Display for SendError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NoSession => f.write_str("no session is established"),
+            Self::Throttled { retry_at } => {
+                write!(f, "the send budget is spent until {retry_at}")
+            }
+            Self::NoBudget => f.write_str("the send limit leaves no room for commands"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+
 /// A token bucket holding at most `capacity` tokens, refilled one token
 /// every `period_ms`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,16 +111,20 @@ impl TokenBucket {
         }
     }
 
-    /// Takes one token, or says when the next one is due.
-    pub(crate) fn try_take(&mut self, now: Timestamp) -> Result<(), Timestamp> {
+    /// Takes one token, or says why not: [`SendError::Throttled`] with
+    /// the time the next one is due, or [`SendError::NoBudget`] for a
+    /// bucket that never holds one.
+    pub(crate) fn try_take(&mut self, now: Timestamp) -> Result<(), SendError> {
         self.refill(now);
         if self.tokens > 0 {
             self.tokens -= 1;
             Ok(())
         } else if self.capacity == 0 {
-            Err(Timestamp::MAX)
+            Err(SendError::NoBudget)
         } else {
-            Err(self.last_refill.saturating_add(self.period_ms).max(now))
+            Err(SendError::Throttled {
+                retry_at: self.last_refill.saturating_add(self.period_ms).max(now),
+            })
         }
     }
 }
@@ -171,6 +209,6 @@ mod tests {
             0,
             t0,
         );
-        assert_eq!(budget.commands.try_take(t0), Err(Timestamp::MAX));
+        assert_eq!(budget.commands.try_take(t0), Err(SendError::NoBudget));
     }
 }

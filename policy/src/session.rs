@@ -1,4 +1,5 @@
-//! The resumable session: what READY gave us, checked before it is kept.
+//! The resumable session: what READY gave us, checked before it is kept,
+//! and the sequence numbers received on it.
 //!
 //! READY comes from the network, so its fields are untrusted: an empty or
 //! oversized session id is refused (no session is kept, the next connection
@@ -35,9 +36,62 @@ impl Session {
     }
 }
 
+/// The last sequence number received on the session, and whether a new one
+/// is new: numbers only move forward, and a repeat is a duplicate. A READY
+/// taken as a new session restarts the count with its own number.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Sequence(Option<u64>);
+
+impl Sequence {
+    /// The last number received, `None` before any.
+    pub(crate) const fn last(self) -> Option<u64> {
+        self.0
+    }
+
+    /// Forgets the count: a new session starts.
+    pub(crate) const fn clear(&mut self) {
+        self.0 = None;
+    }
+
+    /// Takes a dispatch's `seq`; returns whether the dispatch is new (to be
+    /// delivered). `new_session`: the dispatch is a READY that starts a new
+    /// session, which restarts the count at its number whatever came before.
+    pub(crate) const fn take(&mut self, seq: Option<u64>, new_session: bool) -> bool {
+        match (seq, self.0) {
+            _ if new_session => {
+                self.0 = seq;
+                true
+            }
+            (Some(s), Some(last)) if s <= last => false,
+            (Some(s), _) => {
+                self.0 = Some(s);
+                true
+            }
+            (None, _) => true,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sequence_numbers_only_move_forward_until_a_new_session() {
+        let mut seq = Sequence::default();
+        assert!(seq.take(Some(5), false));
+        assert!(!seq.take(Some(5), false), "a repeat");
+        assert!(!seq.take(Some(3), false), "an old one");
+        assert!(
+            seq.take(None, false),
+            "no number: delivered, count unchanged"
+        );
+        assert_eq!(seq.last(), Some(5));
+        assert!(seq.take(Some(1), true), "READY restarts the count");
+        assert_eq!(seq.last(), Some(1));
+        seq.clear();
+        assert_eq!(seq.last(), None);
+    }
 
     #[test]
     fn session_ids_are_checked() {

@@ -71,8 +71,8 @@ pub struct PolicyStats {
     pub resumes_sent: u64,
     /// Identify commands sent.
     pub identifies_sent: u64,
-    /// RESUMED received.
-    pub resumed: u64,
+    /// Resumes that succeeded (RESUMED received).
+    pub resumes_succeeded: u64,
     /// READY received.
     pub ready: u64,
     /// Reconnects planned (each `Plan` output).

@@ -7,6 +7,7 @@
 //! never overflows or panics.
 
 use core::fmt;
+use core::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +45,25 @@ impl Timestamp {
         self.0
     }
 
+    /// The timestamp `since_epoch` after the driver's epoch, at millisecond
+    /// resolution (sub-millisecond parts are dropped; a duration past
+    /// `u64::MAX` ms reads as [`Timestamp::MAX`]).
+    #[must_use]
+    pub const fn from_duration(since_epoch: Duration) -> Self {
+        let ms = since_epoch.as_millis();
+        if ms > u64::MAX as u128 {
+            Self::MAX
+        } else {
+            Self(ms as u64)
+        }
+    }
+
+    /// The time since the driver's epoch, as a [`Duration`].
+    #[must_use]
+    pub const fn as_duration(self) -> Duration {
+        Duration::from_millis(self.0)
+    }
+
     /// `self + ms`, saturating at [`Timestamp::MAX`].
     #[must_use]
     pub const fn saturating_add(self, ms: u64) -> Self {
@@ -60,6 +80,18 @@ impl Timestamp {
     #[must_use]
     pub const fn saturating_since(self, earlier: Self) -> u64 {
         self.0.saturating_sub(earlier.0)
+    }
+}
+
+impl From<Duration> for Timestamp {
+    fn from(since_epoch: Duration) -> Self {
+        Self::from_duration(since_epoch)
+    }
+}
+
+impl From<Timestamp> for Duration {
+    fn from(at: Timestamp) -> Self {
+        at.as_duration()
     }
 }
 
@@ -84,6 +116,18 @@ mod tests {
         assert_eq!(
             Timestamp::from_millis(9).saturating_since(Timestamp::from_millis(5)),
             4
+        );
+    }
+
+    #[test]
+    fn converts_from_and_to_durations() {
+        let at = Timestamp::from(Duration::from_micros(5_999));
+        assert_eq!(at, Timestamp::from_millis(5));
+        assert_eq!(Duration::from(at), Duration::from_millis(5));
+        assert_eq!(Timestamp::from(Duration::MAX), Timestamp::MAX);
+        assert_eq!(
+            Timestamp::MAX.as_duration(),
+            Duration::from_millis(u64::MAX)
         );
     }
 

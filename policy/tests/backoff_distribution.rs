@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
-use reconnect_policy::{Backoff, BackoffConfig, BackoffStrategy, MAX_DELAY_MS};
+use reconnect_policy::{Backoff, BackoffConfig, BackoffStrategy, Jitter, MAX_DELAY_MS};
 
 /// Samples per strategy and retry number.
 const SAMPLES: usize = 20_000;
@@ -26,7 +26,7 @@ const fn config(strategy: BackoffStrategy) -> BackoffConfig {
 /// retries 1, 2, ..., RETRIES (each run is one client's episode, so the
 /// decorrelated strategies see their real history).
 fn sample(config: BackoffConfig, runs: usize, retries: u32, seed: u64) -> Vec<Vec<u64>> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut rng = Jitter::new(seed);
     let mut samples = vec![Vec::with_capacity(runs); retries as usize];
     for _ in 0..runs {
         let mut backoff = Backoff::new(config);
@@ -324,7 +324,7 @@ fn v2_medians_match_pollys_own_formula() {
 
 #[test]
 fn huge_retry_numbers_never_panic() {
-    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let mut rng = Jitter::new(3);
     for strategy in BackoffStrategy::ALL {
         for c in [
             config(strategy),

@@ -3,13 +3,11 @@
 
 mod support;
 
-use rand_chacha::ChaCha8Rng;
-use rand_core::SeedableRng;
 use reconnect_policy::{
-    CloseCode, Command, Decision, DecisionConfig, Event, GiveUpReason, Handled, Output,
+    CloseCode, Command, Decision, DecisionConfig, Event, GiveUpReason, Handled, Jitter,
     PolicyConfig, PolicyState, Recovery, Trigger, decide,
 };
-use support::{BASE_URL, Driver, HOUR_MS, RESUME_URL, SESSION_ID, closed, t};
+use support::{BASE_URL, Driver, HOUR_MS, Out, RESUME_URL, SESSION_ID, closed};
 
 /// "Do not reconnect" in the gateway documentation.
 const FATAL: [u16; 6] = [4004, 4010, 4011, 4012, 4013, 4014];
@@ -51,8 +49,8 @@ fn assert_gave_up_for_good(d: &mut Driver, code: u16, from: usize) {
     let reason = GiveUpReason::FatalCloseCode {
         code: CloseCode::from_u16(code),
     };
-    let outputs: Vec<Output> = d.outputs_since(from).into_iter().map(|(_, o)| o).collect();
-    assert_eq!(outputs, [Output::GiveUp(reason)], "close {code}");
+    let outputs: Vec<Out> = d.outputs_since(from).into_iter().map(|(_, o)| o).collect();
+    assert_eq!(outputs, [Out::GiveUp(reason)], "close {code}");
     assert_eq!(d.policy.state(), PolicyState::GivenUp { reason });
     assert!(d.policy.state().is_terminal());
     assert_eq!(d.policy.poll_timeout(), None, "close {code}");
@@ -60,7 +58,7 @@ fn assert_gave_up_for_good(d: &mut Driver, code: u16, from: usize) {
     for hour in 1..=6 {
         d.advance(HOUR_MS);
         for _ in 0..3 {
-            assert_eq!(d.policy.poll_output(t(d.now), &mut d.limiter), None);
+            assert_eq!(d.policy.poll_output(), None);
         }
         // Even a late event about the dead connection cannot revive it.
         assert_eq!(
@@ -216,7 +214,7 @@ fn without_a_session_every_non_fatal_code_identifies_against_the_base_url() {
 
 #[test]
 fn decide_alone_follows_the_same_table() {
-    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let mut rng = Jitter::new(11);
     let cfg = DecisionConfig::DEFAULT;
     let closed = |code: Option<u16>| Trigger::Closed {
         code: code.map(CloseCode::from_u16),

@@ -5,10 +5,10 @@
 mod support;
 
 use reconnect_policy::{
-    CloseCode, ConnectFailure, Event, GiveUpLimits, GiveUpReason, Output, PolicyConfig,
-    PolicyState, Recovery, StabilityRule, Timestamp,
+    CloseCode, ConnectFailure, Event, GiveUpLimits, GiveUpReason, PolicyConfig, PolicyState,
+    Recovery, SendError, StabilityRule,
 };
-use support::{Driver, closed, t};
+use support::{Driver, Out, closed, t};
 
 fn refused() -> Event {
     Event::ConnectFailed {
@@ -80,7 +80,7 @@ fn give_up_after_the_configured_number_of_retries() {
     assert!(
         d.outputs_since(0)
             .iter()
-            .any(|(_, o)| matches!(o, Output::GiveUp(GiveUpReason::RetriesExhausted { .. })))
+            .any(|(_, o)| matches!(o, Out::GiveUp(GiveUpReason::RetriesExhausted { .. })))
     );
     assert_eq!(d.policy.poll_timeout(), None);
 }
@@ -144,7 +144,7 @@ fn the_first_ack_proves_stability_when_configured() {
 #[test]
 fn commands_stay_within_the_send_limit_and_wait_for_a_session() {
     let mut d = Driver::new(PolicyConfig::default());
-    assert_eq!(d.policy.try_send_command(t(0)), Err(Timestamp::MAX));
+    assert_eq!(d.policy.try_send_command(t(0)), Err(SendError::NoSession));
     d.establish();
     let mut sent = 0;
     let start = d.now;
@@ -182,7 +182,7 @@ fn shutdown_while_dialling_aborts_the_attempt() {
     assert!(
         d.outputs_since(from)
             .iter()
-            .any(|(_, o)| matches!(o, Output::Abort { .. }))
+            .any(|(_, o)| matches!(o, Out::Abort { .. }))
     );
     assert_eq!(d.policy.state(), PolicyState::Stopped);
     assert_eq!(d.policy.poll_timeout(), None);

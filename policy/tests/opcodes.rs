@@ -6,11 +6,13 @@ mod support;
 use std::collections::BTreeSet;
 
 use reconnect_policy::{
-    CloseCode, Command, ConnectFailure, Deadline, Decision, Dispatch, Event, GiveUpReason, Handled,
-    IdentifyLimiter, Output, Policy, PolicyConfig, PolicyState, Recovery, SessionStartLimit,
-    Timestamp, Trigger, ZombieRule,
+    Action, CloseCode, Command, ConnectFailure, Deadline, Decision, Dispatch, Event, GiveUpReason,
+    Handled, IdentifyLimiter, Output, Policy, PolicyConfig, PolicyState, Recovery,
+    SessionStartLimit, Timestamp, Trigger, ZombieRule,
 };
-use support::{BASE_URL, Driver, HOUR_MS, INTERVAL_MS, RESUME_URL, SESSION_ID, closed, ready, t};
+use support::{
+    BASE_URL, Driver, HOUR_MS, INTERVAL_MS, Out, RESUME_URL, SESSION_ID, closed, ready, t,
+};
 
 /// Codes that end the session when a client sends them.
 fn ends_session(code: CloseCode) -> bool {
@@ -208,7 +210,7 @@ fn op1_is_answered_at_once_with_the_last_seq() {
         outputs,
         [(
             d.now,
-            Output::Send {
+            Out::Send {
                 connection: d.conn.unwrap(),
                 command: Command::Heartbeat { seq: Some(9) }
             }
@@ -253,7 +255,7 @@ fn first_heartbeat_at(seed: u64, hello_at: u64) -> u64 {
     let (at, _) = d.expect_output(from, |o| {
         matches!(
             o,
-            Output::Send {
+            Out::Send {
                 command: Command::Heartbeat { .. },
                 ..
             }
@@ -309,10 +311,10 @@ fn heartbeats_follow_every_interval_after_the_first() {
 #[test]
 fn missing_ack_is_a_zombie_closed_with_4000_then_resumed() {
     let mut d = Driver::connected(4);
-    let beat = |o: &Output| {
+    let beat = |o: &Out| {
         matches!(
             o,
-            Output::Send {
+            Out::Send {
                 command: Command::Heartbeat { .. },
                 ..
             }
@@ -321,12 +323,12 @@ fn missing_ack_is_a_zombie_closed_with_4000_then_resumed() {
     let (first, _) = d.expect_output(0, beat);
     // No ACK. The next heartbeat falls due one interval later: zombie.
     let from = d.mark();
-    let (close_at, close) = d.expect_output(from, |o| matches!(o, Output::Close { .. }) || beat(o));
+    let (close_at, close) = d.expect_output(from, |o| matches!(o, Out::Close { .. }) || beat(o));
     assert_eq!(close_at, first + INTERVAL_MS);
     assert!(
         matches!(
             close,
-            Output::Close {
+            Out::Close {
                 code: CloseCode::UnknownError,
                 ..
             }
@@ -344,16 +346,16 @@ fn missing_ack_is_a_zombie_closed_with_4000_then_resumed() {
 
 /// One connection, first heartbeat sent, never ACKed; a dispatch arrives
 /// halfway to the next heartbeat. Returns what the next due heartbeat gave.
-fn dispatch_between_heartbeats(rule: ZombieRule) -> Output {
+fn dispatch_between_heartbeats(rule: ZombieRule) -> Out {
     let mut d = Driver::new(PolicyConfig {
         zombie: rule,
         ..PolicyConfig::default()
     });
     d.establish();
-    let beat = |o: &Output| {
+    let beat = |o: &Out| {
         matches!(
             o,
-            Output::Send {
+            Out::Send {
                 command: Command::Heartbeat { .. },
                 ..
             }
@@ -363,7 +365,7 @@ fn dispatch_between_heartbeats(rule: ZombieRule) -> Output {
     d.set_time(first + INTERVAL_MS / 2);
     assert_eq!(d.dispatch(2, Dispatch::Other), Handled::Accepted);
     let from = d.mark();
-    let (at, output) = d.expect_output(from, |o| matches!(o, Output::Close { .. }) || beat(o));
+    let (at, output) = d.expect_output(from, |o| matches!(o, Out::Close { .. }) || beat(o));
     assert_eq!(at, first + INTERVAL_MS);
     output
 }
@@ -372,7 +374,7 @@ fn dispatch_between_heartbeats(rule: ZombieRule) -> Output {
 fn any_frame_rule_counts_a_dispatch_as_life() {
     assert!(matches!(
         dispatch_between_heartbeats(ZombieRule::AnyFrame),
-        Output::Send {
+        Out::Send {
             command: Command::Heartbeat { seq: Some(2) },
             ..
         }
@@ -383,7 +385,7 @@ fn any_frame_rule_counts_a_dispatch_as_life() {
 fn ack_only_rule_does_not_count_a_dispatch_as_life() {
     assert!(matches!(
         dispatch_between_heartbeats(ZombieRule::AckOnly),
-        Output::Close {
+        Out::Close {
             code: CloseCode::UnknownError,
             ..
         }
@@ -401,7 +403,7 @@ fn connect_deadline_aborts_the_attempt_and_plans_the_next() {
     assert!(d.outputs_since(from).is_empty());
     d.advance(1);
     let outputs = d.outputs_since(from);
-    assert_eq!(outputs[0], (10_000, Output::Abort { connection: first }));
+    assert_eq!(outputs[0], (10_000, Out::Abort { connection: first }));
     let (_, plan) = d.only_plan_since(from);
     assert_eq!(
         plan.trigger,
@@ -475,9 +477,9 @@ fn resume_handshake_deadline_closes_then_resumes_again() {
     assert_eq!(d.policy.state(), PolicyState::Resuming);
     let from = d.mark();
     let sent_at = d.now;
-    let (close_at, close) = d.expect_output(from, |o| matches!(o, Output::Close { .. }));
+    let (close_at, close) = d.expect_output(from, |o| matches!(o, Out::Close { .. }));
     assert_eq!(close_at, sent_at + 30_000);
-    assert!(matches!(close, Output::Close { code, .. } if !ends_session(code)));
+    assert!(matches!(close, Out::Close { code, .. } if !ends_session(code)));
     let _ = d.send(closed(None));
     let (_, command) = d.reconnect(from);
     assert_eq!(command, resume(3));
@@ -496,20 +498,20 @@ fn unconfirmed_close_is_aborted_after_close_ms_then_the_next_connect_follows() {
     assert!(
         !d.outputs_since(from)
             .iter()
-            .any(|(_, o)| matches!(o, Output::Abort { .. }))
+            .any(|(_, o)| matches!(o, Out::Abort { .. }))
     );
     d.advance(1);
     let outputs = d.outputs_since(from);
     let abort = outputs
         .iter()
-        .position(|(_, o)| *o == Output::Abort { connection: old })
+        .position(|(_, o)| *o == Out::Abort { connection: old })
         .expect("the stuck socket is aborted");
     assert_eq!(outputs[abort].0, close_at + 5_000);
     let connect = d.next_connect(from);
     assert_ne!(connect.connection, old);
     let connect_index = outputs
         .iter()
-        .position(|(_, o)| matches!(o, Output::Connect { .. }))
+        .position(|(_, o)| matches!(o, Out::Connect { .. }))
         .unwrap_or(usize::MAX);
     assert!(abort < connect_index);
     assert_eq!(connect.recovery, Recovery::Resume);
@@ -544,7 +546,7 @@ fn http_401_and_403_give_up() {
         let failure = ConnectFailure::Rejected { status };
         assert_eq!(d.send(Event::ConnectFailed { failure }), Handled::Accepted);
         let reason = GiveUpReason::Unauthorized { status };
-        assert_eq!(d.outputs_since(from), [(0, Output::GiveUp(reason))]);
+        assert_eq!(d.outputs_since(from), [(0, Out::GiveUp(reason))]);
         d.advance(24 * HOUR_MS);
         assert!(d.connects_since(from).is_empty());
         assert_eq!(d.policy.state(), PolicyState::GivenUp { reason });
@@ -571,6 +573,7 @@ fn run_fleet(
     let mut now = 0;
     loop {
         for (shard, policy) in (0..shards).zip(policies.iter_mut()) {
+            policy.handle_timeout(t(now));
             let mut events = Vec::new();
             if closes.contains(&now)
                 && let Some(conn) = policy.connection()
@@ -581,11 +584,14 @@ fn run_fleet(
                 for (conn, event) in events.drain(..) {
                     let _ = policy.handle_event(t(now), conn, event);
                 }
-                let Some(output) = policy.poll_output(t(now), limiter) else {
+                let Some(output) = policy.poll_output() else {
                     break;
                 };
-                match output {
-                    Output::Connect { connection, .. } => {
+                let Output::Action(action) = output else {
+                    continue;
+                };
+                match action {
+                    Action::Connect { connection, .. } => {
                         events.push((connection, Event::Opened));
                         events.push((
                             connection,
@@ -594,7 +600,7 @@ fn run_fleet(
                             },
                         ));
                     }
-                    Output::Send {
+                    Action::Send {
                         connection,
                         command,
                     } => {
@@ -614,10 +620,15 @@ fn run_fleet(
                         };
                         events.push((connection, reply));
                     }
-                    Output::Close { connection, .. } => {
+                    Action::Close { connection, .. } => {
                         events.push((connection, closed(None)));
                     }
-                    _ => {}
+                    Action::Identify { shard, request } => {
+                        if let Some(answer) = limiter.answer(t(now), shard, request) {
+                            let _ = policy.handle_identify(t(now), answer);
+                        }
+                    }
+                    Action::Abort { .. } | Action::GiveUp(_) => {}
                 }
             }
         }

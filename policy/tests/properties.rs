@@ -1,7 +1,7 @@
 //! Property tests: proptest generates set-ups and sequences of events and
 //! clock readings, and the checking driver shared with the fuzz targets
-//! (`reconnect_fuzz::policy_harness`, which documents how it drives the
-//! policy) runs them and checks the policy's guarantees after every output.
+//! (`reconnect_policy::testing`, behind the `testing` feature, which
+//! documents how it drives the policy) runs them and checks the policy's guarantees after every output.
 //!
 //! Each `proptest!` function checks one family of properties (the others are
 //! still exercised, but only that family can fail the function), so a failure
@@ -15,13 +15,13 @@
 
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
-use reconnect_fuzz::policy_harness::{
+use reconnect_policy::testing::{
     ALL_PROPS, Case, Ev, FATAL_CODES, GATEWAY_URL, Kind, Prop, RESUME_URLS, SESSION_IDS, SeqSpec,
     Step, Trace, run,
 };
 use reconnect_policy::{
-    BackoffConfig, BackoffStrategy, Command, ConnectFailure, GiveUpReason, MAX_DELAY_MS, Output,
-    PolicyConfig, PolicyStats, SendLimit, SessionStartLimit, Trigger, ZombieRule,
+    Action, BackoffConfig, BackoffStrategy, Command, ConnectFailure, GiveUpReason, MAX_DELAY_MS,
+    Note, Output, PolicyConfig, PolicyStats, SendLimit, SessionStartLimit, Trigger, ZombieRule,
 };
 
 // ----- strategies ----------------------------------------------------------
@@ -397,15 +397,15 @@ fn the_harness_runs_a_plain_session() {
     assert!(
         trace.iter().any(|(_, o)| matches!(
             o,
-            Output::Send {
+            Output::Action(Action::Send {
                 command: Command::Resume { seq: 2, .. },
                 ..
-            }
+            })
         )),
         "{trace:?}"
     );
     assert!(
-        matches!(trace.last(), Some((_, Output::GiveUp(_)))),
+        matches!(trace.last(), Some((_, Output::Action(Action::GiveUp(_))))),
         "{trace:?}"
     );
 }
@@ -427,7 +427,7 @@ fn the_generators_reach_deep_states() {
         let (trace, stats) = run(&case, &[]).expect("the harness runs");
         for (name, count) in [
             ("resume sent", stats.resumes_sent),
-            ("RESUMED", stats.resumed),
+            ("RESUMED", stats.resumes_succeeded),
             ("READY", stats.ready),
             ("zombie", stats.zombies),
             ("resume breaker", stats.resume_breaker_trips),
@@ -441,11 +441,19 @@ fn the_generators_reach_deep_states() {
         }
         for (_, output) in &trace {
             let name = match output {
-                Output::GiveUp(GiveUpReason::FatalCloseCode { .. }) => "give up: fatal code",
-                Output::GiveUp(GiveUpReason::Unauthorized { .. }) => "give up: unauthorized",
-                Output::GiveUp(GiveUpReason::RetriesExhausted { .. }) => "give up: retries",
-                Output::GiveUp(GiveUpReason::TimeExhausted { .. }) => "give up: time",
-                Output::Plan(plan) => match plan.trigger {
+                Output::Action(Action::GiveUp(GiveUpReason::FatalCloseCode { .. })) => {
+                    "give up: fatal code"
+                }
+                Output::Action(Action::GiveUp(GiveUpReason::Unauthorized { .. })) => {
+                    "give up: unauthorized"
+                }
+                Output::Action(Action::GiveUp(GiveUpReason::RetriesExhausted { .. })) => {
+                    "give up: retries"
+                }
+                Output::Action(Action::GiveUp(GiveUpReason::TimeExhausted { .. })) => {
+                    "give up: time"
+                }
+                Output::Note(Note::Planned(plan)) => match plan.trigger {
                     Trigger::Closed { .. } => "plan: closed",
                     Trigger::Reconnect => "plan: op 7",
                     Trigger::InvalidSession { .. } => "plan: op 9",
@@ -454,8 +462,8 @@ fn the_generators_reach_deep_states() {
                     Trigger::ConnectFailed { .. } => "plan: connect failed",
                     _ => "plan: other",
                 },
-                Output::Close { .. } => "close",
-                Output::Abort { .. } => "abort",
+                Output::Action(Action::Close { .. }) => "close",
+                Output::Action(Action::Abort { .. }) => "abort",
                 _ => continue,
             };
             *seen.entry(name).or_default() += 1;

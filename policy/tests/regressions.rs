@@ -7,9 +7,9 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 use reconnect_policy::{
     BackoffConfig, BackoffStrategy, CloseCode, Command, ConnectFailure, ConnectionId, Dispatch,
-    Event, Handled, Output, PolicyConfig, PolicyState, ReconnectPlan, Recovery, ResumeBreaker,
+    Event, Handled, PolicyConfig, PolicyState, ReconnectPlan, Recovery, ResumeBreaker,
 };
-use support::{BASE_URL, Driver, Entry, RESUME_URL, SESSION_ID, closed, ready, t};
+use support::{BASE_URL, Driver, Entry, Out, RESUME_URL, SESSION_ID, closed, ready, t};
 
 fn resume(seq: u64) -> Command {
     Command::Resume {
@@ -85,7 +85,7 @@ fn every_kind_of_ending() -> Driver {
     complete_handshake(&mut d, &command);
     d.auto_ack = false;
     let from = d.mark();
-    let _ = d.expect_output(from, |o| matches!(o, Output::Close { .. }));
+    let _ = d.expect_output(from, |o| matches!(o, Out::Close { .. }));
     let _ = d.send(closed(None));
     d.auto_ack = true;
     // 4: opened, no Hello.
@@ -93,13 +93,13 @@ fn every_kind_of_ending() -> Driver {
     assert_eq!(connect.recovery, Recovery::Resume);
     let from = d.mark();
     let _ = d.send(Event::Opened);
-    let _ = d.expect_output(from, |o| matches!(o, Output::Close { .. }));
+    let _ = d.expect_output(from, |o| matches!(o, Out::Close { .. }));
     let _ = d.send(closed(None));
     // 5: Resume sent, no RESUMED, and the close is never confirmed.
     let (_, command) = d.reconnect(from);
     assert!(matches!(command, Command::Resume { .. }));
     let from = d.mark();
-    let _ = d.expect_output(from, |o| matches!(o, Output::Abort { .. }));
+    let _ = d.expect_output(from, |o| matches!(o, Out::Abort { .. }));
     // 6: op 7 in the middle of a resume (the third failed resume in a row).
     let (_, command) = d.reconnect(from);
     assert!(matches!(command, Command::Resume { .. }));
@@ -143,7 +143,7 @@ fn ends(entry: &Entry, conn: ConnectionId) -> bool {
             *connection == conn
                 && matches!(event, Event::Closed { .. } | Event::ConnectFailed { .. })
         }
-        Entry::Out(Output::Abort { connection }) => *connection == conn,
+        Entry::Out(Out::Abort { connection }) => *connection == conn,
         Entry::Out(_) => false,
     }
 }
@@ -158,7 +158,7 @@ fn old_socket_left_open() {
         .iter()
         .enumerate()
         .filter_map(|(i, (_, entry))| match entry {
-            Entry::Out(Output::Connect { connection, .. }) => Some((i, *connection)),
+            Entry::Out(Out::Connect { connection, .. }) => Some((i, *connection)),
             _ => None,
         })
         .collect();
@@ -275,7 +275,7 @@ fn closing_with_1000_or_1001_before_a_resume() {
             let mut d = resumed_session();
             d.auto_ack = false;
             let from = d.mark();
-            let _ = d.expect_output(from, |o| matches!(o, Output::Close { .. }));
+            let _ = d.expect_output(from, |o| matches!(o, Out::Close { .. }));
             d
         }),
         ("Hello timeout while resuming", || resuming(false)),
@@ -294,8 +294,8 @@ fn closing_with_1000_or_1001_before_a_resume() {
     for (name, script) in scripts {
         let mut d = script();
         let from = d.mark();
-        let (_, close) = d.expect_output(0, |o| matches!(o, Output::Close { .. }));
-        let Output::Close { code, .. } = close else {
+        let (_, close) = d.expect_output(0, |o| matches!(o, Out::Close { .. }));
+        let Out::Close { code, .. } = close else {
             unreachable!()
         };
         let _ = d.send(closed(Some(code.as_u16())));
@@ -311,11 +311,11 @@ fn closing_with_1000_or_1001_before_a_resume() {
     let d = every_kind_of_ending();
     let mut checked = 0;
     for (i, (_, entry)) in d.trace.iter().enumerate() {
-        let Entry::Out(Output::Close { code, .. }) = entry else {
+        let Entry::Out(Out::Close { code, .. }) = entry else {
             continue;
         };
         let next_recovery = d.trace[i..].iter().find_map(|(_, e)| match e {
-            Entry::Out(Output::Connect { recovery, .. }) => Some(*recovery),
+            Entry::Out(Out::Connect { recovery, .. }) => Some(*recovery),
             _ => None,
         });
         if next_recovery == Some(Recovery::Resume) {
@@ -564,7 +564,7 @@ fn resume_breaker_after_three_failed_resumes() {
                 let _ = d.send(closed(None));
             }
             2 => {
-                let _ = d.expect_output(from, |o| matches!(o, Output::Close { .. }));
+                let _ = d.expect_output(from, |o| matches!(o, Out::Close { .. }));
                 let _ = d.send(closed(None));
             }
             _ => {
@@ -631,7 +631,7 @@ fn resume_breaker_on_a_failed_dial_to_the_resume_url() {
             }
             // No answer at all: the connect deadline aborts it.
             None => {
-                let _ = d.expect_output(from, |o| matches!(o, Output::Abort { .. }));
+                let _ = d.expect_output(from, |o| matches!(o, Out::Abort { .. }));
             }
         }
         assert_eq!(d.policy.session(), None, "{failure:?}");
@@ -768,8 +768,8 @@ fn clock_that_wobbles_never_connects_before_the_plan() {
         }
         for (_, entry) in &d.trace[seen..] {
             match entry {
-                Entry::Out(Output::Plan(plan)) => planned = plan.at,
-                Entry::Out(Output::Connect { .. }) => {
+                Entry::Out(Out::Plan(plan)) => planned = plan.at,
+                Entry::Out(Out::Connect { .. }) => {
                     assert!(t(latest_fed) >= planned, "step {step}: connected early");
                 }
                 _ => {}

@@ -38,7 +38,7 @@ use std::collections::BinaryHeap;
 
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
-use reconnect_policy::{Backoff, BackoffConfig, BackoffStrategy};
+use reconnect_policy::{Backoff, BackoffConfig, BackoffStrategy, Jitter};
 use serde::{Deserialize, Serialize};
 
 use crate::rng::{self, Stream};
@@ -243,7 +243,7 @@ enum Msg {
 /// One client's state.
 struct Client {
     net: ChaCha8Rng,
-    jitter: ChaCha8Rng,
+    jitter: Jitter,
     backoff: Backoff,
     failed_writes: u32,
     successes: u32,
@@ -292,7 +292,7 @@ pub fn run_once(
     let mut pool: Vec<Client> = (0..clients)
         .map(|i| Client {
             net: rng::stream(seed, Stream::Link, u64::from(i)),
-            jitter: rng::stream(seed, Stream::Client, u64::from(i)),
+            jitter: Jitter::new(rng::derive(seed, Stream::Client, u64::from(i))),
             backoff: Backoff::new(config),
             failed_writes: 0,
             successes: 0,

@@ -99,7 +99,8 @@ async fn an_oversized_frame_ends_its_connection_but_not_the_session() {
         assert_eq!(h.figures().oversized_frames, 0);
         // Over it: counted, the socket dropped, the session resumed.
         gw.inject(Fault::SendOversized { bytes: 200_000 });
-        h.wait("the resume", 5, |h| h.figures().resumes == 1).await;
+        h.wait("the resume", 5, |h| h.figures().resumes_succeeded == 1)
+            .await;
         h.wait_streaming_past(h.events().len() as u64 + 5, 5).await;
         let figures = h.figures();
         assert_eq!(figures.oversized_frames, 1);

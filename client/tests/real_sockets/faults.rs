@@ -82,7 +82,7 @@ async fn a_server_close_with_1000_or_1001_is_resumed() {
             h.wait_streaming_past(h.events().len() as u64 + 3, 5).await;
             gw.inject(Fault::Close { code });
             let round = u64::try_from(round).unwrap() + 1;
-            h.wait("the resume", 5, |h| h.figures().resumes == round)
+            h.wait("the resume", 5, |h| h.figures().resumes_succeeded == round)
                 .await;
             assert_eq!(h.figures().last_close_code, Some(code));
         }
@@ -143,7 +143,8 @@ async fn a_429_upgrade_is_retried_no_sooner_than_retry_after() {
             times: Some(1),
         });
         gw.inject(Fault::Drop);
-        h.wait("the resume", 5, |h| h.figures().resumes == 1).await;
+        h.wait("the resume", 5, |h| h.figures().resumes_succeeded == 1)
+            .await;
         let plans = h.plans();
         assert_eq!(plans.len(), 2, "{plans:?}");
         assert_eq!(
@@ -190,7 +191,8 @@ async fn op9_resumable_waits_the_protocol_delay_then_resumes() {
         let h = Harness::start(builder(config));
         h.wait_streaming_past(5, 5).await;
         gw.inject(Fault::InvalidSession { resumable: true });
-        h.wait("the resume", 5, |h| h.figures().resumes == 1).await;
+        h.wait("the resume", 5, |h| h.figures().resumes_succeeded == 1)
+            .await;
         let plan = h.plans()[0];
         let Decision::Wait { delay_ms, then } = plan.decision else {
             panic!("{plan:?}");
@@ -393,7 +395,8 @@ async fn a_gateway_that_stops_acking_is_found_to_be_a_zombie() {
         let took = clock.now().saturating_since(stopped);
         assert!(took <= 2 * interval_ms + 500, "{took} ms");
         gw.inject(Fault::Acks { on: true });
-        h.wait("the resume", 5, |h| h.figures().resumes == 1).await;
+        h.wait("the resume", 5, |h| h.figures().resumes_succeeded == 1)
+            .await;
         let closing: Vec<u16> = h
             .notices()
             .iter()
@@ -430,7 +433,8 @@ async fn a_stalled_gateway_is_left_and_resumed_when_it_answers_again() {
         // Hello.
         tokio::time::sleep(Duration::from_millis(1_500)).await;
         gw.inject(Fault::Stall { on: false });
-        h.wait("the resume", 10, |h| h.figures().resumes == 1).await;
+        h.wait("the resume", 10, |h| h.figures().resumes_succeeded == 1)
+            .await;
         h.wait_streaming_past(h.events().len() as u64, 5).await;
         assert_eq!(gw.stats().max_sockets_per_session, 1);
         assert_eq!(gw.stats().identifies, 1);
@@ -507,7 +511,8 @@ async fn uptime_is_the_current_connections_and_restarts_with_each() {
         let before = h.figures().uptime.unwrap();
         assert!(before >= Duration::from_millis(1_200), "{before:?}");
         gw.inject(Fault::Drop);
-        h.wait("the resume", 5, |h| h.figures().resumes == 1).await;
+        h.wait("the resume", 5, |h| h.figures().resumes_succeeded == 1)
+            .await;
         let after = h.figures().uptime.unwrap();
         assert!(after < before, "{after:?} after {before:?}");
         let figures = h.close().await.unwrap();
@@ -555,7 +560,8 @@ async fn the_token_never_reaches_the_logs_or_debug_output() {
         h.wait_streaming_past(3, 5).await;
         // Identify and Resume both carry the token.
         gw.inject(Fault::Reconnect);
-        h.wait("the resume", 5, |h| h.figures().resumes == 1).await;
+        h.wait("the resume", 5, |h| h.figures().resumes_succeeded == 1)
+            .await;
         let shown = format!(
             "{:?} {:?} {:?} {:?}",
             h.client,

@@ -72,9 +72,11 @@ async fn a_slow_close_never_leaves_two_sockets_on_the_session() {
         let h = Harness::start(builder(link_policy(&proxy.url())));
         h.wait_streaming_past(5, 5).await;
         gw.inject(reconnect_client::testkit::gateway::Fault::Reconnect);
-        h.wait("resume 1", 5, |h| h.figures().resumes == 1).await;
+        h.wait("resume 1", 5, |h| h.figures().resumes_succeeded == 1)
+            .await;
         gw.inject(reconnect_client::testkit::gateway::Fault::Close { code: 4000 });
-        h.wait("resume 2", 5, |h| h.figures().resumes == 2).await;
+        h.wait("resume 2", 5, |h| h.figures().resumes_succeeded == 2)
+            .await;
         h.wait_streaming_past(h.events().len() as u64 + 5, 5).await;
         assert_eq!(h.figures().attempts, 3);
         assert_eq!(h.figures().max_sockets_open, 1);
@@ -106,7 +108,8 @@ async fn a_black_hole_is_found_by_the_heartbeat_and_left() {
         })
         .await;
         proxy.remove_toxic("hole");
-        h.wait("the resume", 10, |h| h.figures().resumes == 1).await;
+        h.wait("the resume", 10, |h| h.figures().resumes_succeeded == 1)
+            .await;
         h.wait_streaming_past(h.events().len() as u64 + 5, 5).await;
         assert_eq!(gw.stats().identifies, 1);
         assert_continuous(&h.events());
@@ -136,7 +139,7 @@ async fn a_black_hole_that_closes_or_a_reset_is_resumed_from() {
             .await;
             proxy.remove_toxic("cut");
             let round = u64::try_from(round).unwrap() + 1;
-            h.wait("the resume", 10, |h| h.figures().resumes >= round)
+            h.wait("the resume", 10, |h| h.figures().resumes_succeeded >= round)
                 .await;
         }
         h.wait_streaming_past(h.events().len() as u64 + 5, 5).await;
@@ -165,7 +168,7 @@ async fn a_byte_limit_cuts_frames_and_the_resume_picks_up_exactly() {
         ));
         gw.inject(reconnect_client::testkit::gateway::Fault::Drop);
         h.wait("three cut connections resumed", 10, |h| {
-            h.figures().resumes >= 3
+            h.figures().resumes_succeeded >= 3
         })
         .await;
         // The socket open now (if its budget is not spent yet) or the next
@@ -206,7 +209,7 @@ async fn the_link_going_down_each_way_is_crossed_by_resuming() {
             tokio::time::sleep(Duration::from_millis(down_ms)).await;
             proxy.up();
             let round = u64::try_from(round).unwrap() + 1;
-            h.wait("the resume", 10, |h| h.figures().resumes >= round)
+            h.wait("the resume", 10, |h| h.figures().resumes_succeeded >= round)
                 .await;
         }
         h.wait_streaming_past(h.events().len() as u64 + 10, 5).await;

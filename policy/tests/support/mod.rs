@@ -1,9 +1,11 @@
 //! A small test driver for the policy.
 //!
-//! It keeps a virtual clock, feeds events about the current connection,
-//! drains every output after each input (as the crate's run loop says), and
-//! records everything in order in a trace of `(time, Entry)` pairs, so a
-//! test can read what happened since any point with [`Driver::mark`].
+//! It keeps a virtual clock, runs the policy's timers before each event and
+//! drains every output after each input (as the crate's run loop says),
+//! answers identify requests with an in-process limiter at once, and records
+//! everything else in order in a trace of `(time, Entry)` pairs, so a test
+//! can read what happened since any point with [`Driver::mark`]. Outputs are
+//! recorded as [`Out`], the policy's actions and notes in one flat enum.
 
 // Each test file uses a different part of the driver.
 #![allow(dead_code)]
@@ -11,8 +13,9 @@
 use std::ops::RangeInclusive;
 
 use reconnect_policy::{
-    CloseCode, Command, ConnectionId, Dispatch, Event, Handled, IdentifyLimiter, Output, Policy,
-    PolicyConfig, ReconnectPlan, Recovery, SessionStartLimit, Timestamp,
+    Action, CloseCode, Command, ConnectionId, Dispatch, Event, GiveUpReason, Handled,
+    IdentifyLimiter, Note, Output, Policy, PolicyConfig, ReconnectPlan, Recovery,
+    SessionStartLimit, Timestamp, UrlError,
 };
 
 /// The default base URL of `PolicyConfig`.
@@ -44,6 +47,67 @@ pub(crate) const fn closed(code: Option<u16>) -> Event {
     Event::Closed { code }
 }
 
+/// An output as these tests read it: every action but identify requests
+/// (the driver answers those), and every note.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Out {
+    Connect {
+        connection: ConnectionId,
+        url: String,
+        recovery: Recovery,
+    },
+    Send {
+        connection: ConnectionId,
+        command: Command,
+    },
+    Close {
+        connection: ConnectionId,
+        code: CloseCode,
+    },
+    Abort {
+        connection: ConnectionId,
+    },
+    GiveUp(GiveUpReason),
+    Plan(ReconnectPlan),
+    ResumeUrlRefused {
+        url: String,
+        reason: UrlError,
+    },
+}
+
+impl Out {
+    /// The output as a test reads it; `None` for an identify request.
+    fn of(output: Output) -> Option<Self> {
+        Some(match output {
+            Output::Action(Action::Connect {
+                connection,
+                url,
+                recovery,
+            }) => Self::Connect {
+                connection,
+                url,
+                recovery,
+            },
+            Output::Action(Action::Send {
+                connection,
+                command,
+            }) => Self::Send {
+                connection,
+                command,
+            },
+            Output::Action(Action::Close { connection, code }) => Self::Close { connection, code },
+            Output::Action(Action::Abort { connection }) => Self::Abort { connection },
+            Output::Action(Action::GiveUp(reason)) => Self::GiveUp(reason),
+            Output::Action(Action::Identify { .. }) => return None,
+            Output::Note(Note::Planned(plan)) => Self::Plan(plan),
+            Output::Note(Note::ResumeUrlRefused { url, reason }) => {
+                Self::ResumeUrlRefused { url, reason }
+            }
+            Output::Note(other) => panic!("a note these tests do not know: {other:?}"),
+        })
+    }
+}
+
 /// One recorded step.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Entry {
@@ -54,7 +118,7 @@ pub(crate) enum Entry {
         handled: Handled,
     },
     /// An output the policy asked for.
-    Out(Output),
+    Out(Out),
 }
 
 /// A `Connect` output, with the time it was emitted.
@@ -94,7 +158,17 @@ impl Driver {
     }
 
     pub(crate) fn with_limiter(config: PolicyConfig, seed: u64, limiter: IdentifyLimiter) -> Self {
-        let policy = Policy::new(config, 0, seed, t(0)).expect("the test config is valid");
+        Self::for_shard(config, 0, seed, limiter)
+    }
+
+    /// A policy for `shard` with `seed`, created at 0, drained once.
+    pub(crate) fn for_shard(
+        config: PolicyConfig,
+        shard: u32,
+        seed: u64,
+        limiter: IdentifyLimiter,
+    ) -> Self {
+        let policy = Policy::new(config, shard, seed, t(0)).expect("the test config is valid");
         let mut driver = Self {
             policy,
             limiter,
@@ -119,19 +193,30 @@ impl Driver {
 
     // ----- inputs -------------------------------------------------------
 
-    /// Drains `poll_output` until `None`, recording every output.
+    /// Drains `poll_output` until `None`, answering identify requests with
+    /// the limiter and recording every other output.
     pub(crate) fn drain(&mut self) {
         let mut ack = false;
         let mut drained = 0;
-        while let Some(output) = self.policy.poll_output(t(self.now), &mut self.limiter) {
+        while let Some(output) = self.policy.poll_output() {
             drained += 1;
             assert!(
                 drained < 10_000,
                 "poll_output never returns None: {output:?}"
             );
+            if let Output::Action(Action::Identify { shard, request }) = output {
+                if let Some(answer) = self.limiter.answer(t(self.now), shard, request) {
+                    let handled = self.policy.handle_identify(t(self.now), answer);
+                    assert_eq!(handled, Handled::Accepted, "{answer:?} to {request:?}");
+                }
+                continue;
+            }
+            let Some(output) = Out::of(output) else {
+                continue;
+            };
             match &output {
-                Output::Connect { connection, .. } => self.conn = Some(*connection),
-                Output::Send {
+                Out::Connect { connection, .. } => self.conn = Some(*connection),
+                Out::Send {
                     connection,
                     command: Command::Heartbeat { .. },
                 } if Some(*connection) == self.conn => ack = self.auto_ack,
@@ -150,8 +235,17 @@ impl Driver {
         self.send_to(connection, event)
     }
 
-    /// Feeds an event about any connection, then drains.
+    /// Runs the timers due by now (a driver's timer fires before it reads
+    /// a later frame), feeds an event about any connection, then drains.
     pub(crate) fn send_to(&mut self, connection: ConnectionId, event: Event) -> Handled {
+        if self
+            .policy
+            .poll_timeout()
+            .is_some_and(|at| at.as_millis() <= self.now)
+        {
+            self.policy.handle_timeout(t(self.now));
+            self.drain();
+        }
         let handled = self
             .policy
             .handle_event(t(self.now), connection, event.clone());
@@ -235,13 +329,13 @@ impl Driver {
         let (_, output) = self.expect_output(from, |o| {
             matches!(
                 o,
-                Output::Send {
+                Out::Send {
                     command: Command::Identify | Command::Resume { .. },
                     ..
                 }
             )
         });
-        let Output::Send { command, .. } = output else {
+        let Out::Send { command, .. } = output else {
             unreachable!()
         };
         command
@@ -278,8 +372,8 @@ impl Driver {
     pub(crate) fn expect_output(
         &mut self,
         from: usize,
-        mut pred: impl FnMut(&Output) -> bool,
-    ) -> (u64, Output) {
+        mut pred: impl FnMut(&Out) -> bool,
+    ) -> (u64, Out) {
         let mut seen = from;
         for _ in 0..10_000 {
             let found = self.trace[seen..]
@@ -303,8 +397,8 @@ impl Driver {
 
     /// The next `Connect` from `from` on, waking as needed.
     pub(crate) fn next_connect(&mut self, from: usize) -> Connect {
-        let (at, output) = self.expect_output(from, |o| matches!(o, Output::Connect { .. }));
-        let Output::Connect {
+        let (at, output) = self.expect_output(from, |o| matches!(o, Out::Connect { .. }));
+        let Out::Connect {
             connection,
             url,
             recovery,
@@ -321,7 +415,7 @@ impl Driver {
     }
 
     /// Every output from `from` on.
-    pub(crate) fn outputs_since(&self, from: usize) -> Vec<(u64, Output)> {
+    pub(crate) fn outputs_since(&self, from: usize) -> Vec<(u64, Out)> {
         self.trace[from..]
             .iter()
             .filter_map(|(at, entry)| match entry {
@@ -335,7 +429,7 @@ impl Driver {
         self.outputs_since(from)
             .into_iter()
             .filter_map(|(at, output)| match output {
-                Output::Connect {
+                Out::Connect {
                     connection,
                     url,
                     recovery,
@@ -354,7 +448,7 @@ impl Driver {
         self.outputs_since(from)
             .into_iter()
             .filter_map(|(at, output)| match output {
-                Output::Plan(plan) => Some((at, plan)),
+                Out::Plan(plan) => Some((at, plan)),
                 _ => None,
             })
             .collect()
@@ -364,7 +458,7 @@ impl Driver {
         self.outputs_since(from)
             .into_iter()
             .filter_map(|(at, output)| match output {
-                Output::Send { command, .. } => Some((at, command)),
+                Out::Send { command, .. } => Some((at, command)),
                 _ => None,
             })
             .collect()
@@ -374,7 +468,7 @@ impl Driver {
         self.outputs_since(from)
             .into_iter()
             .filter_map(|(at, output)| match output {
-                Output::Close { connection, code } => Some((at, connection, code)),
+                Out::Close { connection, code } => Some((at, connection, code)),
                 _ => None,
             })
             .collect()

@@ -1,11 +1,14 @@
 //! A shard driven by `reconnect_policy::Policy`, exactly as a real driver
-//! would drive it: every message becomes an `Event`, every `Output` becomes
-//! an action on a socket. No rule of the policy is repeated here.
+//! would drive it: its timers run first when due, every message becomes an
+//! `Event`, every `Action` becomes an action on a socket or a question to
+//! the bot's identify limiter, whose answer goes straight back. No rule of
+//! the policy is repeated here.
 
 use std::sync::Arc;
 
 use reconnect_policy::{
-    Command, ConnectionId, Dispatch, Event, Handled, Output, Policy, PolicyConfig, Timestamp,
+    Action, Command, ConnectionId, Dispatch, Event, Handled, Output, Policy, PolicyConfig,
+    Timestamp,
 };
 
 use super::Cx;
@@ -79,6 +82,11 @@ impl PolicyClient {
             return;
         };
         let t = Timestamp::from_millis(now);
+        // A timer due by now fires before a frame that arrived now.
+        if self.policy.poll_timeout().is_some_and(|at| at <= t) {
+            self.policy.handle_timeout(t);
+            self.drain(now, cx);
+        }
         let (event, dispatch) = match msg {
             ToClient::Opened => (Event::Opened, None),
             ToClient::ConnectFailed(failure) => (Event::ConnectFailed { failure }, None),
@@ -141,9 +149,13 @@ impl PolicyClient {
 
     fn drain(&mut self, now: u64, cx: &mut Cx<'_>) {
         let t = Timestamp::from_millis(now);
-        while let Some(output) = self.policy.poll_output(t, cx.limiter) {
-            match output {
-                Output::Connect {
+        while let Some(output) = self.policy.poll_output() {
+            // Notes are for logs; the simulator reads the policy's counters.
+            let Output::Action(action) = output else {
+                continue;
+            };
+            match action {
+                Action::Connect {
                     connection, url, ..
                 } => {
                     let sock = cx.connect(url != BASE_URL);
@@ -152,7 +164,7 @@ impl PolicyClient {
                     }
                     self.socks.push((connection, sock));
                 }
-                Output::Send {
+                Action::Send {
                     connection,
                     command,
                 } => {
@@ -169,7 +181,7 @@ impl PolicyClient {
                     };
                     cx.send(sock, msg);
                 }
-                Output::Close { connection, code } => {
+                Action::Close { connection, code } => {
                     if let Some(sock) = self.sock_of(connection) {
                         cx.send(
                             sock,
@@ -179,12 +191,18 @@ impl PolicyClient {
                         );
                     }
                 }
-                Output::Abort { connection } => {
+                Action::Abort { connection } => {
                     if let Some(sock) = self.sock_of(connection) {
                         cx.send(sock, ToServer::Drop);
                     }
                 }
-                _ => {}
+                Action::Identify { shard, request } => {
+                    if let Some(answer) = cx.limiter.answer(t, shard, request) {
+                        self.policy.handle_identify(t, answer);
+                    }
+                }
+                // The policy has stopped; `gave_up` reports it.
+                Action::GiveUp(_) => {}
             }
         }
     }

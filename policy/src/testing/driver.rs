@@ -2,11 +2,13 @@
 //! the sockets for one [`Case`], carries out the policy's outputs and checks
 //! every guarantee the case asks for.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
+use std::fmt;
 
-use reconnect_policy::{
-    CloseCode, Command, ConnectionId, Dispatch, Event, GiveUpReason, Handled, IdentifyLimiter,
-    Output, Policy, PolicyConfig, PolicyStats, ReconnectPlan, Recovery, Timestamp, Trigger,
+use crate::{
+    Action, CloseCode, Command, ConnectionId, Dispatch, Event, GiveUpReason, Handled,
+    IdentifyAnswer, IdentifyLimiter, IdentifyRequest, Note, Output, Policy, PolicyConfig,
+    PolicyStats, ReconnectPlan, Recovery, Timestamp, Trigger,
 };
 
 use super::{
@@ -26,6 +28,54 @@ const CEILING: u64 = Timestamp::CEILING.as_millis();
 
 fn ts(ms: u64) -> Timestamp {
     Timestamp::from_millis(ms)
+}
+
+/// One line of the history shown with a failure. Kept as data and
+/// formatted only when a check fails: formatting every step would cost more
+/// than running the policy.
+#[derive(Clone, Debug)]
+enum Logged {
+    Wake(u64),
+    In {
+        at: u64,
+        conn: ConnectionId,
+        stale: bool,
+        event: Event,
+        handled: Handled,
+    },
+    Out {
+        at: u64,
+        output: Output,
+    },
+    Answer {
+        at: u64,
+        answer: IdentifyAnswer,
+        handled: Handled,
+    },
+}
+
+impl fmt::Display for Logged {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Wake(at) => write!(f, "{at}ms  wake"),
+            Self::In {
+                at,
+                conn,
+                stale,
+                event,
+                handled,
+            } => {
+                let stale = if *stale { "stale " } else { "" };
+                write!(f, "{at}ms  -> {stale}{conn} {event:?}: {handled:?}")
+            }
+            Self::Out { at, output } => write!(f, "{at}ms  <- {output:?}"),
+            Self::Answer {
+                at,
+                answer,
+                handled,
+            } => write!(f, "{at}ms  -> {answer:?}: {handled:?}"),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,7 +126,7 @@ pub(super) struct Driver<'a> {
     /// The drain cap was hit in a run that does not check liveness.
     halted: bool,
     /// The recent inputs and outputs, for failure messages.
-    log: Vec<String>,
+    log: VecDeque<Logged>,
 }
 
 impl<'a> Driver<'a> {
@@ -104,7 +154,7 @@ impl<'a> Driver<'a> {
             session: None,
             server_seq: 0,
             halted: false,
-            log: Vec::new(),
+            log: VecDeque::with_capacity(LOG_TAIL + 1),
         })
     }
 
@@ -112,7 +162,7 @@ impl<'a> Driver<'a> {
         if ok || self.checks & prop.bit() == 0 {
             Ok(())
         } else {
-            let recent = &self.log[self.log.len().saturating_sub(LOG_TAIL)..];
+            let recent: Vec<String> = self.log.iter().map(Logged::to_string).collect();
             Err(format!(
                 "[{prop:?}] at {}ms: {}\nrecent history:\n  {}",
                 self.now,
@@ -120,6 +170,14 @@ impl<'a> Driver<'a> {
                 recent.join("\n  ")
             ))
         }
+    }
+
+    /// Keeps the last [`LOG_TAIL`] lines of history.
+    fn log(&mut self, line: Logged) {
+        if self.log.len() == LOG_TAIL {
+            self.log.pop_front();
+        }
+        self.log.push_back(line);
     }
 
     fn config(&self) -> &PolicyConfig {
@@ -171,7 +229,7 @@ impl<'a> Driver<'a> {
 
     fn wake(&mut self, ms: u64) -> Res {
         self.set_clock(ms);
-        self.log.push(format!("{}ms  wake", self.clock));
+        self.log(Logged::Wake(self.clock));
         self.policy.handle_timeout(ts(self.clock));
         self.drain()
     }
@@ -307,10 +365,13 @@ impl<'a> Driver<'a> {
         let handled = self
             .policy
             .handle_event(ts(self.clock), t.id, event.clone());
-        self.log.push(format!(
-            "{}ms  -> {} {event:?}: {handled:?}",
-            self.clock, t.id
-        ));
+        self.log(Logged::In {
+            at: self.clock,
+            conn: t.id,
+            stale: false,
+            event: event.clone(),
+            handled,
+        });
         self.check(Prop::Lifecycle, handled != Handled::Stale, || {
             format!("{event:?} on the live socket {} was called stale", t.id)
         })?;
@@ -398,10 +459,13 @@ impl<'a> Driver<'a> {
         self.server_seq = server_seq;
         let before = self.trace.len();
         let handled = self.policy.handle_event(ts(self.clock), id, event.clone());
-        self.log.push(format!(
-            "{}ms  -> stale {id} {event:?}: {handled:?}",
-            self.clock
-        ));
+        self.log(Logged::In {
+            at: self.clock,
+            conn: id,
+            stale: true,
+            event: event.clone(),
+            handled,
+        });
         self.check(Prop::Lifecycle, handled == Handled::Stale, || {
             format!("{event:?} on old connection {id} was {handled:?}, not Stale")
         })?;
@@ -417,7 +481,7 @@ impl<'a> Driver<'a> {
     /// Drains `poll_output` until `None`, carrying out each output.
     fn drain(&mut self) -> Res {
         let mut count = 0;
-        while let Some(output) = self.policy.poll_output(ts(self.clock), &mut self.limiter) {
+        while let Some(output) = self.policy.poll_output() {
             count += 1;
             if count > DRAIN_CAP {
                 self.check(Prop::Liveness, false, || {
@@ -426,7 +490,10 @@ impl<'a> Driver<'a> {
                 self.halted = true;
                 return Ok(());
             }
-            self.log.push(format!("{}ms  <- {output:?}", self.now));
+            self.log(Logged::Out {
+                at: self.now,
+                output: output.clone(),
+            });
             self.on_output(&output)?;
             self.trace.push((self.now, output));
         }
@@ -443,10 +510,48 @@ impl<'a> Driver<'a> {
     }
 
     fn on_output(&mut self, output: &Output) -> Res {
+        match output {
+            Output::Action(action) => self.on_action(action),
+            Output::Note(Note::Planned(plan)) => self.check_plan(plan),
+            Output::Note(Note::ResumeUrlRefused { url, .. }) => {
+                // Only the URLs outside the base URL's domain or scheme.
+                self.check(
+                    Prop::Lifecycle,
+                    url != RESUME_URLS[0] && RESUME_URLS[1..].contains(&url.as_str()),
+                    || format!("refused the resume URL {url:?}"),
+                )
+            }
+        }
+    }
+
+    /// Answers an identify request with the in-process limiter, at once.
+    fn on_identify(&mut self, shard: u32, request: IdentifyRequest) -> Res {
+        self.check(Prop::Lifecycle, shard == self.case.shard, || {
+            format!(
+                "{request:?} for shard {shard}, the policy runs {}",
+                self.case.shard
+            )
+        })?;
+        if let Some(answer) = self.limiter.answer(ts(self.clock), shard, request) {
+            let handled = self.policy.handle_identify(ts(self.clock), answer);
+            self.log(Logged::Answer {
+                at: self.clock,
+                answer,
+                handled,
+            });
+            self.check(Prop::Lifecycle, handled == Handled::Accepted, || {
+                format!("the answer {answer:?} to {request:?} was {handled:?}")
+            })?;
+        }
+        Ok(())
+    }
+
+    fn on_action(&mut self, action: &Action) -> Res {
         let now = self.now;
         let guard = self.config().guard_ms;
-        match output {
-            Output::Connect {
+        match action {
+            Action::Identify { shard, request } => self.on_identify(*shard, *request)?,
+            Action::Connect {
                 connection,
                 url,
                 recovery,
@@ -520,7 +625,7 @@ impl<'a> Driver<'a> {
                 self.last_connect_at = Some(now);
                 self.connects += 1;
             }
-            Output::Send {
+            Action::Send {
                 connection,
                 command,
             } => {
@@ -581,7 +686,7 @@ impl<'a> Driver<'a> {
                     }
                 }
             }
-            Output::Close { connection, code } => {
+            Action::Close { connection, code } => {
                 self.check(Prop::Lifecycle, !code.is_fatal(), || {
                     format!("Close {connection} with the fatal code {code}")
                 })?;
@@ -601,7 +706,7 @@ impl<'a> Driver<'a> {
                 }
                 self.last_close = Some(*code);
             }
-            Output::Abort { connection } => {
+            Action::Abort { connection } => {
                 let index = self.find(*connection);
                 self.check(
                     Prop::Lifecycle,
@@ -619,8 +724,7 @@ impl<'a> Driver<'a> {
                     self.end(i);
                 }
             }
-            Output::Plan(plan) => self.check_plan(plan)?,
-            Output::GiveUp(reason) => {
+            Action::GiveUp(reason) => {
                 self.check(Prop::Lifecycle, self.live.is_empty(), || {
                     format!("GiveUp while {:?} is still in flight", self.live)
                 })?;
@@ -637,24 +741,12 @@ impl<'a> Driver<'a> {
                     GiveUpReason::TimeExhausted { elapsed_ms } => {
                         limits.max_elapsed_ms.is_some_and(|max| elapsed_ms >= max)
                     }
-                    _ => false,
                 };
                 self.check(Prop::Lifecycle, justified, || {
                     format!("GiveUp({reason:?}) is not justified by {limits:?}")
                 })?;
                 self.gave_up = Some(*reason);
             }
-            Output::ResumeUrlRefused { url, .. } => {
-                // Only the URLs outside the base URL's domain or scheme.
-                self.check(
-                    Prop::Lifecycle,
-                    url != RESUME_URLS[0] && RESUME_URLS[1..].contains(&url.as_str()),
-                    || format!("refused the resume URL {url:?}"),
-                )?;
-            }
-            other => self.check(Prop::Lifecycle, false, || {
-                format!("unknown output {other:?}")
-            })?,
         }
         Ok(())
     }

@@ -1,19 +1,25 @@
 //! One shard driven the way a real driver drives the policy, for the
-//! policy benchmark and the zero-allocation test: every input is followed by
-//! draining `poll_output` and reading `poll_timeout`, and the gateway side
-//! (Hello, READY, ACKs, RESUMED) answers as Discord's does.
+//! policy benchmark and the zero-allocation test: timers run first when
+//! due, every input is followed by draining `poll_output` (identify
+//! requests answered by the bot's limiter at once) and reading
+//! `poll_timeout`, and the gateway side (Hello, READY, ACKs, RESUMED)
+//! answers as Discord's does.
 //!
-//! Both measure the same hot path, so they share this one driver: a
-//! benchmark and an allocation count of different loops would prove
-//! nothing about each other. The methods on the hot path are `#[inline]`,
-//! so the benchmark measures them as if they were written in the benchmark
-//! itself (as a driver's loop would be), not a call across crates.
+//! Both measure the same hot path, so they share this one driver (it lives
+//! beside the checking driver, behind the `testing` feature): a benchmark
+//! and an allocation count of different loops would prove nothing about
+//! each other. The methods on the hot path are `#[inline(always)]`, so the
+//! benchmark measures them as if they were written in the benchmark itself
+//! (as a driver's loop would be), not a call across crates: a plain
+//! `#[inline]` hint is not followed from another crate, and the driver's
+//! own calls and the copies of its events and results through memory then
+//! cost more than the policy does.
 
 use std::hint::black_box;
 
-use reconnect_policy::{
-    Command, ConnectionId, Dispatch, Event, Handled, IdentifyLimiter, Output, Policy, PolicyConfig,
-    PolicyState, SessionStartLimit, Timestamp,
+use crate::{
+    Action, Command, ConnectionId, Dispatch, Event, Handled, IdentifyLimiter, Output, Policy,
+    PolicyConfig, PolicyState, SessionStartLimit, Timestamp,
 };
 
 /// The heartbeat interval the gateway announces in Hello.
@@ -124,18 +130,25 @@ impl Shard {
     /// Drains every output at `at`, carrying each out as a driver would
     /// (recording the connection a `Connect` names, handing the rest to
     /// `black_box`), then reads the next wake-up.
-    #[inline]
+    #[inline(always)]
     pub fn drain(&mut self, at: u64) -> Drained {
         let mut drained = Drained::default();
-        while let Some(output) = self.policy.poll_output(t(at), &mut self.gate) {
-            match &output {
-                Output::Connect { connection, .. } => self.conn = *connection,
-                Output::Send { command, .. } => match command {
-                    Command::Heartbeat { .. } => drained.heartbeats += 1,
-                    Command::Identify => drained.identifies += 1,
-                    Command::Resume { .. } => drained.resumes += 1,
-                },
-                _ => {}
+        while let Some(output) = self.policy.poll_output() {
+            if let Output::Action(action) = &output {
+                match action {
+                    Action::Connect { connection, .. } => self.conn = *connection,
+                    Action::Send { command, .. } => match command {
+                        Command::Heartbeat { .. } => drained.heartbeats += 1,
+                        Command::Identify => drained.identifies += 1,
+                        Command::Resume { .. } => drained.resumes += 1,
+                    },
+                    Action::Identify { shard, request } => {
+                        if let Some(answer) = self.gate.answer(t(at), *shard, *request) {
+                            self.policy.handle_identify(t(at), answer);
+                        }
+                    }
+                    Action::Close { .. } | Action::Abort { .. } | Action::GiveUp(_) => {}
+                }
             }
             black_box(output);
         }
@@ -143,10 +156,15 @@ impl Shard {
         drained
     }
 
-    /// Feeds `event` about the current connection at `at`, then drains.
-    #[inline]
+    /// Runs the timers due by `at` (draining what they ask for), feeds
+    /// `event` about the current connection at `at`, then drains.
+    #[inline(always)]
     pub fn event(&mut self, at: u64, event: Event) -> Drained {
         self.now = at;
+        if self.policy.poll_timeout().is_some_and(|due| due <= t(at)) {
+            self.policy.handle_timeout(t(at));
+            self.drain(at);
+        }
         let handled = self.policy.handle_event(t(at), self.conn, event);
         Drained {
             handled: Some(handled),
@@ -155,7 +173,7 @@ impl Shard {
     }
 
     /// The gateway's next dispatch (op 0, the next sequence number), at `at`.
-    #[inline]
+    #[inline(always)]
     pub fn dispatch_at(&mut self, at: u64) -> Drained {
         self.seq += 1;
         let event = Event::Dispatch {
@@ -171,7 +189,7 @@ impl Shard {
     /// # Panics
     ///
     /// When the policy wants no wake-up or refuses the ACK.
-    #[inline]
+    #[inline(always)]
     pub fn heartbeat(&mut self) -> Drained {
         let at = self
             .policy

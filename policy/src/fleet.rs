@@ -1,0 +1,519 @@
+//! Many shards of one bot, driven as one sans-IO machine.
+//!
+//! A [`Fleet`] owns the [`Policy`] of every shard a process runs and, by
+//! default, the bot's [`IdentifyLimiter`]. It is driven exactly like a lone
+//! policy: events for shard N's connection in
+//! ([`Fleet::handle_event`]), `(shard, output)` pairs out
+//! ([`Fleet::poll_output`]), one wake-up time for the whole fleet
+//! ([`Fleet::poll_timeout`]) and one place where timers run
+//! ([`Fleet::handle_timeout`]). The shards' identify requests are answered
+//! inside the fleet by its limiter, at the time of the input that raised
+//! them, so a driver only sees actions on sockets. A fleet whose limiter
+//! lives elsewhere (another process, a shared store) is built with
+//! [`Fleet::with_remote_identify`]: it hands the requests out as
+//! [`Action::Identify`] and takes the answers back through
+//! [`Fleet::handle_identify`].
+//!
+//! Shard ids are the gateway's (`[shard_id, num_shards]`); a fleet may run
+//! any set of them. Timers are kept in one ordered set, so a wake-up costs
+//! `O(log n)` per due shard, not a scan of the fleet.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use crate::config::{ConfigError, PolicyConfig};
+use crate::event::Event;
+use crate::identify::IdentifyLimiter;
+use crate::output::{Action, ConnectionId, IdentifyAnswer, Output};
+use crate::policy::{Handled, Policy};
+use crate::send_budget::SendError;
+use crate::time::Timestamp;
+
+/// Why a fleet could not be built, or refused an input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FleetError {
+    /// The configuration is invalid.
+    Config(ConfigError),
+    /// The same shard id was given twice.
+    DuplicateShard(u32),
+    /// The shard id is not one of the fleet's.
+    UnknownShard(u32),
+}
+
+impl core::fmt::Display for FleetError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Config(error) => write!(f, "invalid configuration: {error}"),
+            Self::DuplicateShard(shard) => write!(f, "shard {shard} was given twice"),
+            Self::UnknownShard(shard) => write!(f, "shard {shard} is not in this fleet"),
+        }
+    }
+}
+
+impl std::error::Error for FleetError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Config(error) => Some(error),
+            Self::DuplicateShard(_) | Self::UnknownShard(_) => None,
+        }
+    }
+}
+
+impl From<ConfigError> for FleetError {
+    fn from(error: ConfigError) -> Self {
+        Self::Config(error)
+    }
+}
+
+/// The policies of many shards and the bot's identify limiter, driven as
+/// one sans-IO machine with the run loop of a lone [`Policy`] (see the
+/// [crate documentation](crate)): events for shard N's connection in
+/// ([`Fleet::handle_event`]), `(shard, output)` pairs out
+/// ([`Fleet::poll_output`]), one wake-up time ([`Fleet::poll_timeout`]),
+/// timers only in [`Fleet::handle_timeout`]. The shards' identify requests
+/// are answered inside the fleet, at the time of the input that raised
+/// them; a fleet built with [`Fleet::with_remote_identify`] hands them out
+/// instead.
+///
+/// ```
+/// use reconnect_policy::{Action, Fleet, IdentifyLimiter, Output, PolicyConfig, SessionStartLimit, Timestamp};
+///
+/// let t = Timestamp::from_millis;
+/// let limiter = IdentifyLimiter::new(SessionStartLimit::DISCORD_DEFAULT, t(0));
+/// let mut fleet = Fleet::new(PolicyConfig::default(), 0..3, 0x5eed, limiter, t(0)).unwrap();
+/// // One bucket: shard 0 connects at once, the others wait for their slots.
+/// let mut dials = Vec::new();
+/// while let Some((shard, output)) = fleet.poll_output() {
+///     if let Output::Action(Action::Connect { .. }) = output {
+///         dials.push(shard);
+///     }
+/// }
+/// assert_eq!(dials, [0]);
+/// assert_eq!(fleet.poll_timeout(), Some(t(5_250)));
+/// fleet.handle_timeout(t(5_250));
+/// assert!(matches!(fleet.poll_output(), Some((1, Output::Action(Action::Connect { .. })))));
+/// ```
+#[derive(Clone, Debug)]
+pub struct Fleet {
+    /// The shards' ids, sorted; `policies[i]` runs `ids[i]`.
+    ids: Vec<u32>,
+    policies: Vec<Policy>,
+    /// The bot's limiter, or `None` when identify requests are handed out.
+    limiter: Option<IdentifyLimiter>,
+    /// Each shard's wake-up time as entered in `timers`.
+    wakes: Vec<Option<Timestamp>>,
+    /// `(wake-up time, index)` of every shard that has one.
+    timers: BTreeSet<(Timestamp, usize)>,
+    outputs: VecDeque<(u32, Output)>,
+}
+
+impl Fleet {
+    /// A fleet running `shards` (gateway shard ids) with one configuration,
+    /// each shard's jitter derived from `seed` and its id, the identify
+    /// requests answered by `limiter`, created at `now`. Every shard's first
+    /// attempt is due at once (the limiter spaces those that identify).
+    ///
+    /// # Errors
+    ///
+    /// [`FleetError::Config`] for an invalid configuration,
+    /// [`FleetError::DuplicateShard`] for a shard id given twice.
+    pub fn new(
+        config: impl Into<Arc<PolicyConfig>>,
+        shards: impl IntoIterator<Item = u32>,
+        seed: u64,
+        limiter: IdentifyLimiter,
+        now: Timestamp,
+    ) -> Result<Self, FleetError> {
+        Self::build(config.into(), shards, seed, Some(limiter), now)
+    }
+
+    /// A fleet whose identify limiter lives outside it: the shards' requests
+    /// come out of [`Fleet::poll_output`] as [`Action::Identify`], and their
+    /// answers go back through [`Fleet::handle_identify`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Fleet::new`].
+    pub fn with_remote_identify(
+        config: impl Into<Arc<PolicyConfig>>,
+        shards: impl IntoIterator<Item = u32>,
+        seed: u64,
+        now: Timestamp,
+    ) -> Result<Self, FleetError> {
+        Self::build(config.into(), shards, seed, None, now)
+    }
+
+    fn build(
+        config: Arc<PolicyConfig>,
+        shards: impl IntoIterator<Item = u32>,
+        seed: u64,
+        limiter: Option<IdentifyLimiter>,
+        now: Timestamp,
+    ) -> Result<Self, FleetError> {
+        config.validate()?;
+        let mut ids: Vec<u32> = shards.into_iter().collect();
+        ids.sort_unstable();
+        if let Some(pair) = ids.windows(2).find(|pair| pair[0] == pair[1]) {
+            return Err(FleetError::DuplicateShard(pair[0]));
+        }
+        let policies = ids
+            .iter()
+            .map(|&id| Policy::new(Arc::clone(&config), id, seed, now))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut fleet = Self {
+            wakes: vec![None; ids.len()],
+            ids,
+            policies,
+            limiter,
+            timers: BTreeSet::new(),
+            outputs: VecDeque::new(),
+        };
+        for index in 0..fleet.ids.len() {
+            fleet.route(index, now);
+        }
+        Ok(fleet)
+    }
+
+    // ----- inputs -------------------------------------------------------
+
+    /// Applies an event about shard `shard`'s connection `conn` that
+    /// happened at `now` (see [`Policy::handle_event`]; as there, timers run
+    /// only in [`Fleet::handle_timeout`]).
+    ///
+    /// # Errors
+    ///
+    /// [`FleetError::UnknownShard`] when the shard is not in the fleet.
+    pub fn handle_event(
+        &mut self,
+        now: Timestamp,
+        shard: u32,
+        conn: ConnectionId,
+        event: Event,
+    ) -> Result<Handled, FleetError> {
+        let index = self.index(shard)?;
+        let handled = self.policies[index].handle_event(now, conn, event);
+        self.route(index, now);
+        Ok(handled)
+    }
+
+    /// Applies the answer of an identify limiter outside the fleet to
+    /// shard `shard`'s last request (see [`Policy::handle_identify`]).
+    ///
+    /// # Errors
+    ///
+    /// [`FleetError::UnknownShard`] when the shard is not in the fleet.
+    pub fn handle_identify(
+        &mut self,
+        now: Timestamp,
+        shard: u32,
+        answer: IdentifyAnswer,
+    ) -> Result<Handled, FleetError> {
+        let index = self.index(shard)?;
+        let handled = self.policies[index].handle_identify(now, answer);
+        self.route(index, now);
+        Ok(handled)
+    }
+
+    /// Runs the timers of every shard due at or before `now`. The only place
+    /// timers run; safe to call at any time.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        let mut due = Vec::new();
+        while let Some(&(at, index)) = self.timers.first()
+            && at <= now
+        {
+            self.timers.pop_first();
+            self.wakes[index] = None;
+            due.push(index);
+        }
+        for index in due {
+            self.policies[index].handle_timeout(now);
+            self.route(index, now);
+        }
+    }
+
+    /// Closes every shard's session for good (see [`Policy::shutdown`]).
+    pub fn shutdown(&mut self, now: Timestamp) {
+        for index in 0..self.policies.len() {
+            self.policies[index].shutdown(now);
+            self.route(index, now);
+        }
+    }
+
+    /// Asks to send one of the driver's own commands on shard `shard`'s
+    /// connection now (see [`Policy::try_send_command`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Policy::try_send_command`]; [`SendError::NoSession`] for a
+    /// shard that is not in the fleet.
+    pub fn try_send_command(&mut self, now: Timestamp, shard: u32) -> Result<(), SendError> {
+        let index = self.index(shard).map_err(|_| SendError::NoSession)?;
+        self.policies[index].try_send_command(now)
+    }
+
+    // ----- outputs ------------------------------------------------------
+
+    /// The next thing the driver must do or may log, with the shard it is
+    /// about, or `None` when there is nothing until the next input or
+    /// [`Fleet::poll_timeout`].
+    pub fn poll_output(&mut self) -> Option<(u32, Output)> {
+        self.outputs.pop_front()
+    }
+
+    /// The earliest time at which any shard has something to do, or `None`
+    /// when none has (all stopped, or waiting for inputs only).
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        self.timers.first().map(|&(at, _)| at)
+    }
+
+    // ----- getters ------------------------------------------------------
+
+    /// Shard `shard`'s policy, for its state and counters.
+    #[must_use]
+    pub fn policy(&self, shard: u32) -> Option<&Policy> {
+        self.index(shard).ok().map(|index| &self.policies[index])
+    }
+
+    /// Every shard's id and policy, by id.
+    pub fn policies(&self) -> impl Iterator<Item = (u32, &Policy)> {
+        self.ids.iter().copied().zip(&self.policies)
+    }
+
+    /// The fleet's identify limiter, unless it lives outside the fleet.
+    #[must_use]
+    pub const fn limiter(&self) -> Option<&IdentifyLimiter> {
+        self.limiter.as_ref()
+    }
+
+    /// Whether every shard has stopped for good.
+    #[must_use]
+    pub fn is_terminal(&self) -> bool {
+        self.policies.iter().all(|p| p.state().is_terminal())
+    }
+
+    // ----- routing ------------------------------------------------------
+
+    fn index(&self, shard: u32) -> Result<usize, FleetError> {
+        self.ids
+            .binary_search(&shard)
+            .map_err(|_| FleetError::UnknownShard(shard))
+    }
+
+    /// Drains shard `index`'s outputs: identify requests to the limiter (its
+    /// answers straight back), everything else to the fleet's queue. Then
+    /// files the shard's new wake-up time.
+    fn route(&mut self, index: usize, now: Timestamp) {
+        let shard = self.ids[index];
+        while let Some(output) = self.policies[index].poll_output() {
+            if let (Some(limiter), Output::Action(Action::Identify { shard, request })) =
+                (&mut self.limiter, &output)
+            {
+                if let Some(answer) = limiter.answer(now, *shard, *request) {
+                    self.policies[index].handle_identify(now, answer);
+                }
+                continue;
+            }
+            self.outputs.push_back((shard, output));
+        }
+        let wake = self.policies[index].poll_timeout();
+        if wake != self.wakes[index] {
+            if let Some(old) = self.wakes[index] {
+                self.timers.remove(&(old, index));
+            }
+            if let Some(new) = wake {
+                self.timers.insert((new, index));
+            }
+            self.wakes[index] = wake;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Dispatch;
+    use crate::identify::SessionStartLimit;
+    use crate::output::Command;
+
+    fn t(ms: u64) -> Timestamp {
+        Timestamp::from_millis(ms)
+    }
+
+    fn limiter(max_concurrency: u16) -> IdentifyLimiter {
+        IdentifyLimiter::new(
+            SessionStartLimit {
+                max_concurrency,
+                ..SessionStartLimit::DISCORD_DEFAULT
+            },
+            t(0),
+        )
+    }
+
+    /// Plays a perfect gateway for the fleet until `end`: every dial opens
+    /// after 50 ms, Hello follows, Identify is answered with READY, Resume
+    /// with RESUMED, heartbeats with ACKs. Returns `(time, shard)` of every
+    /// Identify sent.
+    fn run(fleet: &mut Fleet, end: u64) -> Vec<(u64, u32)> {
+        let mut pending: Vec<(u64, u32, ConnectionId, Event)> = Vec::new();
+        let mut identifies = Vec::new();
+        let mut now = 0;
+        loop {
+            fleet.handle_timeout(t(now));
+            pending.sort_by_key(|(at, shard, ..)| (*at, *shard));
+            while pending.first().is_some_and(|(at, ..)| *at <= now) {
+                let (_, shard, conn, event) = pending.remove(0);
+                fleet.handle_event(t(now), shard, conn, event).unwrap();
+            }
+            while let Some((shard, output)) = fleet.poll_output() {
+                let Output::Action(action) = output else {
+                    continue;
+                };
+                match action {
+                    Action::Connect { connection, .. } => {
+                        pending.push((now + 50, shard, connection, Event::Opened));
+                        let hello = Event::Hello {
+                            heartbeat_interval_ms: 41_250,
+                        };
+                        pending.push((now + 60, shard, connection, hello));
+                    }
+                    Action::Send {
+                        connection,
+                        command,
+                    } => {
+                        let reply = match command {
+                            Command::Identify => {
+                                identifies.push((now, shard));
+                                Event::Dispatch {
+                                    seq: Some(1),
+                                    event: Dispatch::Ready {
+                                        session_id: format!("s{shard}"),
+                                        resume_gateway_url: "wss://r.discord.gg".into(),
+                                    },
+                                }
+                            }
+                            Command::Resume { seq, .. } => Event::Dispatch {
+                                seq: Some(seq + 1),
+                                event: Dispatch::Resumed,
+                            },
+                            Command::Heartbeat { .. } => Event::HeartbeatAck,
+                        };
+                        pending.push((now + 40, shard, connection, reply));
+                    }
+                    Action::Close { connection, .. } => {
+                        pending.push((now + 40, shard, connection, Event::Closed { code: None }));
+                    }
+                    Action::Identify { .. } => panic!("the fleet answers identify requests"),
+                    Action::Abort { .. } | Action::GiveUp(_) => {}
+                }
+            }
+            let next = fleet
+                .poll_timeout()
+                .map(Timestamp::as_millis)
+                .into_iter()
+                .chain(pending.iter().map(|(at, ..)| *at))
+                .min();
+            match next {
+                Some(next) if next <= end => now = next.max(now + 1),
+                _ => return identifies,
+            }
+        }
+    }
+
+    #[test]
+    fn a_fleet_identifies_its_shards_one_window_apart_per_bucket() {
+        let mut fleet = Fleet::new(PolicyConfig::default(), 0..8, 7, limiter(2), t(0)).unwrap();
+        let identifies = run(&mut fleet, 60_000);
+        assert_eq!(identifies.len(), 8, "{identifies:?}");
+        for bucket in 0..2 {
+            let times: Vec<u64> = identifies
+                .iter()
+                .filter(|(_, shard)| shard % 2 == bucket)
+                .map(|(at, _)| *at)
+                .collect();
+            assert!(
+                times.windows(2).all(|w| w[1] - w[0] >= 5_000),
+                "bucket {bucket}: {times:?}"
+            );
+        }
+        assert!(
+            fleet
+                .policies()
+                .all(|(_, policy)| policy.state().is_connected())
+        );
+        assert_eq!(fleet.limiter().unwrap().stats().granted, 8);
+    }
+
+    #[test]
+    fn a_fleet_drives_the_same_as_lone_policies_with_one_limiter() {
+        // The fleet's outputs, by shard, are those of lone policies driven
+        // with the same limiter in the same order.
+        let mut fleet = Fleet::new(PolicyConfig::default(), [3, 5], 9, limiter(1), t(0)).unwrap();
+        let mut shared = limiter(1);
+        let mut lone: Vec<Policy> = [3, 5]
+            .iter()
+            .map(|&id| Policy::new(PolicyConfig::default(), id, 9, t(0)).unwrap())
+            .collect();
+        let mut expected = Vec::new();
+        for policy in &mut lone {
+            while let Some(output) = policy.poll_output() {
+                if let Output::Action(Action::Identify { shard, request }) = output {
+                    if let Some(answer) = shared.answer(t(0), shard, request) {
+                        policy.handle_identify(t(0), answer);
+                    }
+                    continue;
+                }
+                expected.push((policy.shard(), output));
+            }
+        }
+        let got: Vec<(u32, Output)> = std::iter::from_fn(|| fleet.poll_output()).collect();
+        assert_eq!(got, expected);
+        assert_eq!(
+            fleet.poll_timeout(),
+            lone.iter().filter_map(Policy::poll_timeout).min()
+        );
+    }
+
+    #[test]
+    fn a_remote_limiter_is_asked_through_outputs() {
+        let mut fleet = Fleet::with_remote_identify(PolicyConfig::default(), [4], 1, t(0)).unwrap();
+        let Some((4, Output::Action(Action::Identify { shard: 4, request }))) = fleet.poll_output()
+        else {
+            panic!("the first output asks for a start slot");
+        };
+        assert_eq!(request, crate::IdentifyRequest::ReserveStart);
+        assert_eq!(fleet.poll_timeout(), None, "nothing to do until the answer");
+        let handled = fleet
+            .handle_identify(t(10), 4, IdentifyAnswer::StartAt(t(2_000)))
+            .unwrap();
+        assert_eq!(handled, Handled::Accepted);
+        assert_eq!(fleet.poll_timeout(), Some(t(2_000)));
+        fleet.handle_timeout(t(2_000));
+        assert!(matches!(
+            fleet.poll_output(),
+            Some((4, Output::Action(Action::Connect { .. })))
+        ));
+    }
+
+    #[test]
+    fn bad_shard_ids_are_errors() {
+        let err = Fleet::new(PolicyConfig::default(), [1, 2, 1], 0, limiter(1), t(0)).unwrap_err();
+        assert_eq!(err, FleetError::DuplicateShard(1));
+        let mut fleet = Fleet::new(PolicyConfig::default(), [1], 0, limiter(1), t(0)).unwrap();
+        assert_eq!(
+            fleet.handle_event(t(0), 9, ConnectionId(0), Event::Opened),
+            Err(FleetError::UnknownShard(9))
+        );
+        assert_eq!(fleet.try_send_command(t(0), 9), Err(SendError::NoSession));
+        assert!(fleet.policy(9).is_none());
+        let bad = PolicyConfig {
+            gateway_url: String::new(),
+            ..PolicyConfig::default()
+        };
+        assert!(matches!(
+            Fleet::new(bad, [0], 0, limiter(1), t(0)),
+            Err(FleetError::Config(_))
+        ));
+    }
+}
