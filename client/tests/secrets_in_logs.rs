@@ -1,0 +1,78 @@
+//! The token never reaches the logs or any `Debug` output, checked over
+//! real sockets with every log line captured.
+//!
+//! A test binary of its own: tracing caches, process-wide, whether each log
+//! call site is wanted, and a call site first reached by another test's
+//! thread (with no subscriber) while this test installs its own could stay
+//! cached as unwanted and drop the very lines this test must read. Alone in
+//! its process, the capturing subscriber is global and installed before any
+//! call site is reached.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use reconnect_client::testkit::gateway::Fault;
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "real_sockets/support.rs"]
+mod support;
+
+use support::{Harness, TOKEN, bounded, builder, gateway, gateway_config, policy};
+
+/// A `Write` into a shared buffer, for capturing logs.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Everything on one thread, and the subscriber global before anything
+/// logs, so it sees every line of every task.
+#[tokio::test(flavor = "current_thread")]
+async fn the_token_never_reaches_the_logs_or_debug_output() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::set_global_default(subscriber)
+        .expect("the only subscriber of this binary");
+    bounded(20, async {
+        let gw = gateway(gateway_config()).await;
+        let h = Harness::start(builder(policy(&gw.url())));
+        h.wait_streaming_past(3, 5).await;
+        // Identify and Resume both carry the token.
+        gw.inject(Fault::Reconnect);
+        h.wait("the resume", 5, |h| h.figures().resumes_succeeded == 1)
+            .await;
+        let shown = format!(
+            "{:?} {:?} {:?} {:?}",
+            h.client,
+            h.figures(),
+            h.notices(),
+            builder(policy(&gw.url()))
+        );
+        assert!(!shown.contains(TOKEN), "{shown}");
+        h.close().await.unwrap();
+    })
+    .await;
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("connecting"), "no logs captured");
+    assert!(logs.contains("reconnect planned"), "no logs captured");
+    assert!(!logs.contains(TOKEN), "the token is in the logs");
+    let hex: String = TOKEN.bytes().map(|b| format!("{b:02x}")).collect();
+    assert!(
+        !logs.contains(&hex),
+        "the token is in the logs, hex-encoded"
+    );
+}
