@@ -64,6 +64,11 @@ enum Command {
         /// of `custom`, when given) has this part.
         #[arg(long, value_enum)]
         fail_on: Option<FailOn>,
+        /// Runs at most this many runs at once (default: the machine's
+        /// cores; 1 runs them one after the other). The output is the same
+        /// whatever the number.
+        #[arg(long, value_name = "N")]
+        jobs: Option<usize>,
     },
     /// Runs every model through fleet-wide outages of 5 s to 600 s,
     /// refused and black-holed, each after the model's full start-up, and
@@ -89,6 +94,11 @@ enum Command {
         /// `custom`, when given) has this part in its verdict.
         #[arg(long, value_enum)]
         fail_on: Option<FailOn>,
+        /// Runs at most this many runs at once (default: the machine's
+        /// cores; 1 runs them one after the other). The output is the same
+        /// whatever the number.
+        #[arg(long, value_name = "N")]
+        jobs: Option<usize>,
     },
     /// Runs one model over many seeds and prints the worst case of each
     /// metric with the seed that produced it.
@@ -105,6 +115,11 @@ enum Command {
         /// Print the worst cases as JSON.
         #[arg(long)]
         json: bool,
+        /// Runs at most this many runs at once (default: the machine's
+        /// cores; 1 runs them one after the other). The output is the same
+        /// whatever the number.
+        #[arg(long, value_name = "N")]
+        jobs: Option<usize>,
     },
     /// Runs a seed twice and checks that both runs are identical.
     Check {
@@ -324,6 +339,12 @@ fn parse_seeds(text: &str) -> Result<Vec<u64>, String> {
     Ok((a..b).collect())
 }
 
+/// Runs `f` on `jobs` threads (default: every core).
+fn in_jobs<R: Send>(jobs: Option<usize>, f: impl FnOnce() -> R + Send) -> Result<R, String> {
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    reconnect_sim::with_jobs(jobs, f).map_err(|e| e.to_string())
+}
+
 fn execute(command: Command) -> Result<ExitCode, String> {
     let budget = Budget::default();
     match command {
@@ -361,6 +382,7 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             svg,
             policy_config,
             fail_on,
+            jobs,
         } => {
             let sc = load_scenario(&scenario)?;
             refuse_infeasible(&sc)?;
@@ -370,9 +392,11 @@ fn execute(command: Command) -> Result<ExitCode, String> {
                 std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
             }
             let bar = progress_bar(models.len(), &sc.name);
-            let runs = reconnect_sim::compare_with_series(&sc, &models, seed, budget, &|n| {
-                bar.set_position(n as u64);
-            });
+            let runs = in_jobs(jobs, || {
+                reconnect_sim::compare_with_series(&sc, &models, seed, budget, &|n| {
+                    bar.set_position(n as u64);
+                })
+            })?;
             bar.finish_and_clear();
             if let Some(path) = &svg {
                 let drawn: Vec<_> = runs
@@ -439,6 +463,7 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             svg,
             policy_config,
             fail_on,
+            jobs,
         } => {
             let models = models_with(policy_config.as_deref())?;
             if let Some(path) = &svg {
@@ -446,9 +471,11 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             }
             let total = models.len() * frontier::MODES.len() * frontier::OUTAGE_LENGTHS_S.len();
             let bar = progress_bar(total, "frontier");
-            let results = frontier::run(&models, shards, seed, budget, &|n| {
-                bar.set_position(n as u64);
-            });
+            let results = in_jobs(jobs, || {
+                frontier::run(&models, shards, seed, budget, &|n| {
+                    bar.set_position(n as u64);
+                })
+            })?;
             bar.finish_and_clear();
             let cells: Vec<frontier::Cell> = results
                 .iter()
@@ -496,15 +523,18 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             strategy,
             seeds,
             json,
+            jobs,
         } => {
             let sc = load_scenario(&scenario)?;
             let m = find_model(&strategy)?;
             let seeds = parse_seeds(&seeds)?;
             let total = seeds.len();
             let bar = progress_bar(total, &sc.name);
-            let reports = reconnect_sim::sweep(&sc, &m, &seeds, budget, &|n| {
-                bar.set_position(n as u64);
-            });
+            let reports = in_jobs(jobs, || {
+                reconnect_sim::sweep(&sc, &m, &seeds, budget, &|n| {
+                    bar.set_position(n as u64);
+                })
+            })?;
             bar.finish_and_clear();
             let reports = reports.map_err(|e| e.to_string())?;
             let worst = worst_cases(&reports);
