@@ -55,6 +55,7 @@ pub mod rng;
 pub mod rules;
 pub mod scenario;
 pub mod svg;
+pub mod sweep;
 pub mod wire;
 
 use reconnect_policy::{BackoffConfig, BackoffStrategy, PolicyConfig};

@@ -163,3 +163,39 @@ fn zero_jobs_is_a_clear_error() {
     let err = reconnect_sim::with_jobs(0, || ()).unwrap_err();
     assert!(err.to_string().contains("at least 1"), "{err}");
 }
+
+#[test]
+fn a_sweep_split_into_parts_on_different_thread_counts_merges_to_the_single_summary() {
+    use reconnect_sim::sweep::{Line, Part, Summary, merge};
+    let sc = small("flapping-link");
+    let m = model("policy").unwrap();
+    let all = 1..14;
+    let seeds: Vec<u64> = all.clone().collect();
+    let single = reconnect_sim::with_jobs(2, || {
+        reconnect_sim::sweep(&sc, &m, &seeds, Budget::default(), &|_| {}).unwrap()
+    })
+    .unwrap();
+    let single = Summary::new(&single);
+    let mut lines = Vec::new();
+    for (k, jobs) in [(3, 1), (1, 2), (2, 3)] {
+        let part = Part { index: k, count: 3 };
+        let seeds: Vec<u64> = part.seeds(all.clone()).collect();
+        let reports = reconnect_sim::with_jobs(jobs, || {
+            reconnect_sim::sweep(&sc, &m, &seeds, Budget::default(), &|_| {}).unwrap()
+        })
+        .unwrap();
+        for r in reports {
+            // Through JSON and back, as the parts travel between machines.
+            let text = serde_json::to_string(&Line::new(all.clone(), part, r)).unwrap();
+            lines.extend(Line::parse_all("part", &text).unwrap());
+        }
+    }
+    let merged = merge(lines).unwrap();
+    assert_eq!(merged.seeds, 13);
+    assert_eq!(merged.text(), single.text());
+    assert_eq!(
+        serde_json::to_string(&merged.worst).unwrap(),
+        serde_json::to_string(&single.worst).unwrap()
+    );
+    assert_eq!(merged, single);
+}
