@@ -94,6 +94,9 @@ enum Command {
         /// `custom`, when given) has this part in its verdict.
         #[arg(long, value_enum)]
         fail_on: Option<FailOn>,
+        /// Run only these models (comma-separated; default: every model).
+        #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+        models: Option<Vec<String>>,
         /// Runs at most this many runs at once (default: the machine's
         /// cores; 1 runs them one after the other). The output is the same
         /// whatever the number.
@@ -258,6 +261,27 @@ fn models_with(policy_config: Option<&Path>) -> Result<Vec<ModelSpec>, String> {
         );
     }
     Ok(models)
+}
+
+/// The models named in `only` (all of them without it), in display order.
+fn only_models(models: Vec<ModelSpec>, only: Option<&[String]>) -> Result<Vec<ModelSpec>, String> {
+    let Some(only) = only else {
+        return Ok(models);
+    };
+    if let Some(unknown) = only
+        .iter()
+        .find(|n| !models.iter().any(|m| m.name() == n.as_str()))
+    {
+        let known: Vec<&str> = models.iter().map(ModelSpec::name).collect();
+        return Err(format!(
+            "unknown model {unknown:?} (known: {})",
+            known.join(", ")
+        ));
+    }
+    Ok(models
+        .into_iter()
+        .filter(|m| only.iter().any(|n| n == m.name()))
+        .collect())
 }
 
 /// The name a `--policy-config` model runs under.
@@ -498,9 +522,10 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             svg,
             policy_config,
             fail_on,
+            models: only,
             jobs,
         } => {
-            let models = models_with(policy_config.as_deref())?;
+            let models = only_models(models_with(policy_config.as_deref())?, only.as_deref())?;
             if let Some(path) = &svg {
                 std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
             }
