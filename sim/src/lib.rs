@@ -16,8 +16,10 @@
 //!   and no hash-map iteration inside a run; the same scenario, model and
 //!   seed give the same report and the same trace hash.
 //! - **Event-driven**: virtual time jumps to the next event.
-//! - **Parallel across runs**: [`compare`] and [`sweep`] spread separate
-//!   runs over the machine's cores.
+//! - **Parallel across runs**: [`compare`], [`sweep`] and [`frontier::run`]
+//!   spread separate runs over the machine's cores with rayon (limit them
+//!   with [`with_jobs`]); each run stays on one thread, and the results are
+//!   the same, byte for byte, on one thread or many.
 //!
 //! ```
 //! use reconnect_sim::{Scenario, model, run_report, Budget};
@@ -53,6 +55,7 @@ pub mod rng;
 pub mod rules;
 pub mod scenario;
 pub mod svg;
+pub mod sweep;
 pub mod wire;
 
 use reconnect_policy::{BackoffConfig, BackoffStrategy, PolicyConfig};
@@ -246,30 +249,54 @@ pub fn sweep(
     .collect()
 }
 
-/// Applies `f` to every item on all cores, keeping the input order.
+/// Applies `f` to every item on the current rayon pool (all cores, unless
+/// the caller runs inside [`with_jobs`]), keeping the input order: the
+/// results are the same, byte for byte, whatever the number of threads,
+/// because every run is independent and collected into its own slot.
 pub(crate) fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, std::num::NonZero::get)
-        .min(items.len().max(1));
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut results: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
-    let slots = std::sync::Mutex::new(&mut results);
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(item) = items.get(i) else { break };
-                    let r = f(item);
-                    slots
-                        .lock()
-                        .expect("no worker panics while holding the lock")[i] = Some(r);
-                }
-            });
-        }
-    });
-    results
-        .into_iter()
-        .map(|r| r.expect("every item ran"))
-        .collect()
+    use rayon::prelude::*;
+    items.par_iter().map(&f).collect()
 }
+
+/// Runs `f` with the parallel functions of this crate ([`compare`],
+/// [`compare_with_series`], [`sweep`], [`frontier::run`]) limited to `jobs`
+/// threads; `jobs` 1 runs every run one after the other.
+///
+/// ```
+/// use reconnect_sim::{Budget, Scenario, model, sweep, with_jobs};
+///
+/// let mut scenario = Scenario::builtin("outage-30s").unwrap();
+/// scenario.shards = 10;
+/// let m = model("policy").unwrap();
+/// let run = || sweep(&scenario, &m, &[1, 2, 3], Budget::default(), &|_| {}).unwrap();
+/// let one = with_jobs(1, run).unwrap();
+/// let two = with_jobs(2, run).unwrap();
+/// assert_eq!(one, two);
+/// ```
+///
+/// # Errors
+///
+/// `jobs` is 0, or the threads could not be started.
+pub fn with_jobs<R: Send>(jobs: usize, f: impl FnOnce() -> R + Send) -> Result<R, JobsError> {
+    if jobs == 0 {
+        return Err(JobsError("--jobs must be at least 1".to_owned()));
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs)
+        .thread_name(|i| format!("sim-run-{i}"))
+        .build()
+        .map_err(|e| JobsError(format!("starting {jobs} threads: {e}")))?;
+    Ok(pool.install(f))
+}
+
+/// Why [`with_jobs`] could not run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobsError(String);
+
+impl std::fmt::Display for JobsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for JobsError {}

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use reconnect_sim::{
     Budget, DEFAULT_MODEL, ModelSpec, Report, Scenario, frontier, model, model_names,
-    scenario::BUILTIN, table,
+    scenario::BUILTIN, sweep, table,
 };
 
 /// A deterministic simulator of gateway reconnect storms.
@@ -64,6 +64,11 @@ enum Command {
         /// of `custom`, when given) has this part.
         #[arg(long, value_enum)]
         fail_on: Option<FailOn>,
+        /// Runs at most this many runs at once (default: the machine's
+        /// cores; 1 runs them one after the other). The output is the same
+        /// whatever the number.
+        #[arg(long, value_name = "N")]
+        jobs: Option<usize>,
     },
     /// Runs every model through fleet-wide outages of 5 s to 600 s,
     /// refused and black-holed, each after the model's full start-up, and
@@ -89,10 +94,23 @@ enum Command {
         /// `custom`, when given) has this part in its verdict.
         #[arg(long, value_enum)]
         fail_on: Option<FailOn>,
+        /// Run only these models (comma-separated; default: every model).
+        #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+        models: Option<Vec<String>>,
+        /// Runs at most this many runs at once (default: the machine's
+        /// cores; 1 runs them one after the other). The output is the same
+        /// whatever the number.
+        #[arg(long, value_name = "N")]
+        jobs: Option<usize>,
     },
     /// Runs one model over many seeds and prints the worst case of each
-    /// metric with the seed that produced it.
+    /// metric with the seed that produced it. With `--part K/N` it runs
+    /// only the K-th of N slices of the seeds and writes one JSON line per
+    /// seed; `sweep merge` combines the parts' lines into the same report.
+    #[command(args_conflicts_with_subcommands = true)]
     Sweep {
+        #[command(subcommand)]
+        merge: Option<SweepCommand>,
         /// A built-in scenario name or a JSON file.
         #[arg(long, default_value = "flapping-link")]
         scenario: String,
@@ -103,8 +121,18 @@ enum Command {
         #[arg(long, default_value = "1..9")]
         seeds: String,
         /// Print the worst cases as JSON.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "part")]
         json: bool,
+        /// Run only part K of N of the seeds (contiguous slices, 1-based)
+        /// and write each seed's report as a line of JSON, for
+        /// `sweep merge`.
+        #[arg(long, value_name = "K/N")]
+        part: Option<sweep::Part>,
+        /// Runs at most this many runs at once (default: the machine's
+        /// cores; 1 runs them one after the other). The output is the same
+        /// whatever the number.
+        #[arg(long, value_name = "N")]
+        jobs: Option<usize>,
     },
     /// Runs a seed twice and checks that both runs are identical.
     Check {
@@ -141,6 +169,21 @@ enum Command {
     },
     /// Lists the built-in scenarios and the models.
     List,
+}
+
+/// What `sweep` does besides running seeds.
+#[derive(Subcommand)]
+enum SweepCommand {
+    /// Combines the JSON lines of every part of a sweep (`sweep --part`)
+    /// into the report a single run over all the seeds gives.
+    Merge {
+        /// The parts' outputs, in any order.
+        #[arg(required = true, value_name = "FILES")]
+        files: Vec<std::path::PathBuf>,
+        /// Print the worst cases as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// A part of the verdict that makes the exit status 2.
@@ -218,6 +261,27 @@ fn models_with(policy_config: Option<&Path>) -> Result<Vec<ModelSpec>, String> {
         );
     }
     Ok(models)
+}
+
+/// The models named in `only` (all of them without it), in display order.
+fn only_models(models: Vec<ModelSpec>, only: Option<&[String]>) -> Result<Vec<ModelSpec>, String> {
+    let Some(only) = only else {
+        return Ok(models);
+    };
+    if let Some(unknown) = only
+        .iter()
+        .find(|n| !models.iter().any(|m| m.name() == n.as_str()))
+    {
+        let known: Vec<&str> = models.iter().map(ModelSpec::name).collect();
+        return Err(format!(
+            "unknown model {unknown:?} (known: {})",
+            known.join(", ")
+        ));
+    }
+    Ok(models
+        .into_iter()
+        .filter(|m| only.iter().any(|n| n == m.name()))
+        .collect())
 }
 
 /// The name a `--policy-config` model runs under.
@@ -312,7 +376,7 @@ fn print_json<T: serde::Serialize>(value: &T) -> Result<(), String> {
     Ok(())
 }
 
-fn parse_seeds(text: &str) -> Result<Vec<u64>, String> {
+fn parse_seeds(text: &str) -> Result<std::ops::Range<u64>, String> {
     let (a, b) = text
         .split_once("..")
         .ok_or_else(|| format!("seeds must look like A..B, not {text:?}"))?;
@@ -321,7 +385,23 @@ fn parse_seeds(text: &str) -> Result<Vec<u64>, String> {
     if a >= b || b - a > 1_000_000 {
         return Err("seeds A..B need A < B and at most 1000000 seeds".to_owned());
     }
-    Ok((a..b).collect())
+    Ok(a..b)
+}
+
+/// Prints a sweep's summary, as text or JSON (the worst cases).
+fn print_summary(summary: &sweep::Summary, json: bool) -> Result<(), String> {
+    if json {
+        print_json(&summary.worst)
+    } else {
+        out!("{}", summary.text());
+        Ok(())
+    }
+}
+
+/// Runs `f` on `jobs` threads (default: every core).
+fn in_jobs<R: Send>(jobs: Option<usize>, f: impl FnOnce() -> R + Send) -> Result<R, String> {
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    reconnect_sim::with_jobs(jobs, f).map_err(|e| e.to_string())
 }
 
 fn execute(command: Command) -> Result<ExitCode, String> {
@@ -361,6 +441,7 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             svg,
             policy_config,
             fail_on,
+            jobs,
         } => {
             let sc = load_scenario(&scenario)?;
             refuse_infeasible(&sc)?;
@@ -370,9 +451,11 @@ fn execute(command: Command) -> Result<ExitCode, String> {
                 std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
             }
             let bar = progress_bar(models.len(), &sc.name);
-            let runs = reconnect_sim::compare_with_series(&sc, &models, seed, budget, &|n| {
-                bar.set_position(n as u64);
-            });
+            let runs = in_jobs(jobs, || {
+                reconnect_sim::compare_with_series(&sc, &models, seed, budget, &|n| {
+                    bar.set_position(n as u64);
+                })
+            })?;
             bar.finish_and_clear();
             if let Some(path) = &svg {
                 let drawn: Vec<_> = runs
@@ -439,16 +522,20 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             svg,
             policy_config,
             fail_on,
+            models: only,
+            jobs,
         } => {
-            let models = models_with(policy_config.as_deref())?;
+            let models = only_models(models_with(policy_config.as_deref())?, only.as_deref())?;
             if let Some(path) = &svg {
                 std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
             }
             let total = models.len() * frontier::MODES.len() * frontier::OUTAGE_LENGTHS_S.len();
             let bar = progress_bar(total, "frontier");
-            let results = frontier::run(&models, shards, seed, budget, &|n| {
-                bar.set_position(n as u64);
-            });
+            let results = in_jobs(jobs, || {
+                frontier::run(&models, shards, seed, budget, &|n| {
+                    bar.set_position(n as u64);
+                })
+            })?;
             bar.finish_and_clear();
             let cells: Vec<frontier::Cell> = results
                 .iter()
@@ -492,31 +579,59 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             ))
         }
         Command::Sweep {
+            merge: Some(SweepCommand::Merge { files, json }),
+            ..
+        } => {
+            let mut lines = Vec::new();
+            for path in &files {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                lines.extend(
+                    sweep::Line::parse_all(&path.display().to_string(), &text)
+                        .map_err(|e| e.to_string())?,
+                );
+            }
+            let summary = sweep::merge(lines).map_err(|e| e.to_string())?;
+            print_summary(&summary, json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sweep {
+            merge: None,
             scenario,
             strategy,
             seeds,
             json,
+            part,
+            jobs,
         } => {
             let sc = load_scenario(&scenario)?;
             let m = find_model(&strategy)?;
-            let seeds = parse_seeds(&seeds)?;
-            let total = seeds.len();
-            let bar = progress_bar(total, &sc.name);
-            let reports = reconnect_sim::sweep(&sc, &m, &seeds, budget, &|n| {
-                bar.set_position(n as u64);
-            });
+            let all = parse_seeds(&seeds)?;
+            let this = part.unwrap_or(sweep::Part::WHOLE);
+            if u64::from(this.count) > all.end - all.start {
+                return Err(format!(
+                    "{} parts of {} seeds would leave a part empty",
+                    this.count,
+                    all.end - all.start
+                ));
+            }
+            let seeds: Vec<u64> = this.seeds(all.clone()).collect();
+            let bar = progress_bar(seeds.len(), &sc.name);
+            let reports = in_jobs(jobs, || {
+                sweep(&sc, &m, &seeds, budget, &|n| {
+                    bar.set_position(n as u64);
+                })
+            })?;
             bar.finish_and_clear();
             let reports = reports.map_err(|e| e.to_string())?;
-            let worst = worst_cases(&reports);
-            if json {
-                print_json(&worst)?;
-            } else {
-                outln!("{} × {} seeds with {strategy}", sc.name, total);
-                for w in &worst {
-                    outln!("{:<32} {:>12}  (seed {})", w.metric, w.value, w.seed);
+            if part.is_some() {
+                for r in reports {
+                    let line = sweep::Line::new(all.clone(), this, r);
+                    let text = serde_json::to_string(&line).map_err(|e| e.to_string())?;
+                    outln!("{text}");
                 }
-                let storms = reports.iter().filter(|r| r.storm).count();
-                outln!("storms: {storms} of {total}");
+            } else {
+                print_summary(&sweep::Summary::new(&reports), json)?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -598,47 +713,4 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-/// The worst value of a metric over a sweep, and its seed. In JSON the
-/// value is a number (`null` for a recovery that never came).
-#[derive(serde::Serialize)]
-struct Worst {
-    metric: &'static str,
-    value: f64,
-    seed: u64,
-}
-
-fn worst_cases(reports: &[Report]) -> Vec<Worst> {
-    type Getter = fn(&Report) -> f64;
-    let metrics: [(&'static str, Getter); 9] = [
-        ("max_attempts_per_client_60s", |r| {
-            f64::from(r.max_attempts_per_client_60s)
-        }),
-        ("peak_arrivals_1s", |r| f64::from(r.peak_arrivals_1s)),
-        ("identify_violations", |r| r.identify_violations as f64),
-        ("recovery_max_ms", |r| {
-            r.recovery_max_ms.map_or(f64::INFINITY, |v| v as f64)
-        }),
-        ("unrecovered", |r| r.unrecovered as f64),
-        ("sync_index", |r| r.sync_index),
-        ("events_lost", |r| r.events_lost as f64),
-        ("events_duplicated", |r| r.events_duplicated as f64),
-        ("healthy_link_reconnects", |r| {
-            r.healthy_link_reconnects as f64
-        }),
-    ];
-    metrics
-        .iter()
-        .filter_map(|(metric, get)| {
-            let worst = reports
-                .iter()
-                .max_by(|a, b| get(a).total_cmp(&get(b)).then(b.seed.cmp(&a.seed)))?;
-            Some(Worst {
-                metric,
-                value: get(worst),
-                seed: worst.seed,
-            })
-        })
-        .collect()
 }

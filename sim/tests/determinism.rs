@@ -77,3 +77,116 @@ fn a_run_over_its_budget_fails_loudly_naming_scenario_model_and_seed() {
         "{text}"
     );
 }
+
+/// Serialises every result, errors included, so that two paths can be
+/// compared byte for byte.
+fn bytes<T: serde::Serialize, E: std::fmt::Display>(results: &[Result<T, E>]) -> Vec<String> {
+    results
+        .iter()
+        .map(|r| match r {
+            Ok(v) => serde_json::to_string(v).unwrap(),
+            Err(e) => format!("error: {e}"),
+        })
+        .collect()
+}
+
+#[test]
+fn a_sweep_on_two_threads_equals_a_sweep_on_one() {
+    let sc = small("flapping-link");
+    let seeds: Vec<u64> = (1..=8).collect();
+    for name in ["policy", "naive"] {
+        let m = model(name).unwrap();
+        let run = || reconnect_sim::sweep(&sc, &m, &seeds, Budget::default(), &|_| {}).unwrap();
+        let one = reconnect_sim::with_jobs(1, run).unwrap();
+        let two = reconnect_sim::with_jobs(2, run).unwrap();
+        let four = reconnect_sim::with_jobs(4, run).unwrap();
+        assert_eq!(one.len(), seeds.len());
+        assert_eq!(
+            one.iter().map(|r| r.seed).collect::<Vec<_>>(),
+            seeds,
+            "in seed order"
+        );
+        let one = bytes(&one.into_iter().map(Ok::<_, String>).collect::<Vec<_>>());
+        assert_eq!(
+            one,
+            bytes(&two.into_iter().map(Ok::<_, String>).collect::<Vec<_>>()),
+            "{name}"
+        );
+        assert_eq!(
+            one,
+            bytes(&four.into_iter().map(Ok::<_, String>).collect::<Vec<_>>()),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn compare_on_two_threads_equals_compare_on_one() {
+    let sc = small("outage-30s");
+    let models: Vec<_> = reconnect_sim::model_names()
+        .iter()
+        .map(|n| model(n).unwrap())
+        .collect();
+    let run = || reconnect_sim::compare(&sc, &models, 3, Budget::default());
+    let one = reconnect_sim::with_jobs(1, run).unwrap();
+    let two = reconnect_sim::with_jobs(2, run).unwrap();
+    assert_eq!(one.len(), models.len());
+    assert_eq!(bytes(&one), bytes(&two));
+}
+
+#[test]
+fn a_frontier_on_two_threads_equals_a_frontier_on_one() {
+    let models = [model("policy").unwrap(), model("discordjs").unwrap()];
+    let run = || reconnect_sim::frontier::run(&models, 4, 5, Budget::default(), &|_| {});
+    let one = reconnect_sim::with_jobs(1, run).unwrap();
+    let two = reconnect_sim::with_jobs(2, run).unwrap();
+    assert_eq!(
+        one.len(),
+        models.len()
+            * reconnect_sim::frontier::MODES.len()
+            * reconnect_sim::frontier::OUTAGE_LENGTHS_S.len()
+    );
+    assert_eq!(bytes(&one), bytes(&two));
+}
+
+#[test]
+fn zero_jobs_is_a_clear_error() {
+    let err = reconnect_sim::with_jobs(0, || ()).unwrap_err();
+    assert!(err.to_string().contains("at least 1"), "{err}");
+}
+
+#[test]
+fn a_sweep_split_into_parts_on_different_thread_counts_merges_to_the_single_summary() {
+    use reconnect_sim::sweep::{Line, Part, Summary, merge};
+    let sc = small("flapping-link");
+    let m = model("policy").unwrap();
+    let all = 1..14;
+    let seeds: Vec<u64> = all.clone().collect();
+    let single = reconnect_sim::with_jobs(2, || {
+        reconnect_sim::sweep(&sc, &m, &seeds, Budget::default(), &|_| {}).unwrap()
+    })
+    .unwrap();
+    let single = Summary::new(&single);
+    let mut lines = Vec::new();
+    for (k, jobs) in [(3, 1), (1, 2), (2, 3)] {
+        let part = Part { index: k, count: 3 };
+        let seeds: Vec<u64> = part.seeds(all.clone()).collect();
+        let reports = reconnect_sim::with_jobs(jobs, || {
+            reconnect_sim::sweep(&sc, &m, &seeds, Budget::default(), &|_| {}).unwrap()
+        })
+        .unwrap();
+        for r in reports {
+            // Through JSON and back, as the parts travel between machines.
+            let text = serde_json::to_string(&Line::new(all.clone(), part, r)).unwrap();
+            lines.extend(Line::parse_all("part", &text).unwrap());
+        }
+    }
+    let merged = merge(lines).unwrap();
+    assert_eq!(merged.seeds, 13);
+    assert_eq!(merged.text(), single.text());
+    assert_eq!(
+        serde_json::to_string(&merged.worst).unwrap(),
+        serde_json::to_string(&single.worst).unwrap()
+    );
+    assert_eq!(merged, single);
+}
