@@ -8,9 +8,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use reconnect_client::testkit::gateway::{Fault, GatewayConfig};
 use reconnect_client::{ClientError, Notice, Token};
-use reconnect_policy::{
-    Command, Decision, IDENTIFY_WINDOW_MS, PolicyState, Recovery, Timestamp, UrlError,
-};
+use reconnect_policy::{Decision, IDENTIFY_WINDOW_MS, PolicyState, Recovery, UrlError};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -225,18 +223,7 @@ async fn op9_not_resumable_starts_a_new_session_within_the_identify_limits() {
                 ..
             }
         ));
-        let identifies: Vec<Timestamp> = h
-            .notices()
-            .iter()
-            .filter_map(|n| match n {
-                Notice::Sent {
-                    command: Command::Identify,
-                    at,
-                    ..
-                } => Some(*at),
-                _ => None,
-            })
-            .collect();
+        let identifies = h.identifies_sent();
         assert_eq!(identifies.len(), 2);
         assert!(identifies[1].saturating_since(identifies[0]) >= IDENTIFY_WINDOW_MS);
         let stats = gw.stats();
@@ -302,18 +289,7 @@ async fn identifies_closed_before_ready_stay_paced() {
         let stats = gw.stats();
         assert_eq!((stats.identifies, stats.resumes), (0, 0));
         assert!(h.current_session().is_none());
-        let identifies: Vec<Timestamp> = h
-            .notices()
-            .iter()
-            .filter_map(|n| match n {
-                Notice::Sent {
-                    command: Command::Identify,
-                    at,
-                    ..
-                } => Some(*at),
-                _ => None,
-            })
-            .collect();
+        let identifies = h.identifies_sent();
         for pair in identifies.windows(2) {
             assert!(
                 pair[1].saturating_since(pair[0]) >= IDENTIFY_WINDOW_MS,

@@ -14,8 +14,8 @@ use reconnect_client::{
     Client, ClientBuilder, ClientError, Clock, DispatchEvent, Figures, Notice, Token,
 };
 use reconnect_policy::{
-    BackoffConfig, BackoffStrategy, DecisionConfig, PolicyConfig, ReconnectPlan, StabilityRule,
-    Timeouts, Timestamp,
+    BackoffConfig, BackoffStrategy, Command, DecisionConfig, PolicyConfig, ReconnectPlan,
+    StabilityRule, Timeouts, Timestamp,
 };
 use tokio::task::JoinHandle;
 
@@ -199,6 +199,21 @@ impl Harness {
             .into_iter()
             .filter_map(|n| match n {
                 Notice::Planned(plan) => Some(plan),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// When each Identify was sent (client clock).
+    pub(crate) fn identifies_sent(&self) -> Vec<Timestamp> {
+        self.notices()
+            .into_iter()
+            .filter_map(|n| match n {
+                Notice::Sent {
+                    command: Command::Identify,
+                    at,
+                    ..
+                } => Some(at),
                 _ => None,
             })
             .collect()
