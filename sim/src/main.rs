@@ -12,6 +12,36 @@ use reconnect_sim::{
     scenario::BUILTIN, sweep, table,
 };
 
+/// What `compare` and `frontier` share: the seed, the output, the model
+/// under test, the exit status and the threads.
+#[derive(clap::Args)]
+struct Judged {
+    /// The master seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print the results as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Also draw the charts into this SVG file (`compare`: attempts per
+    /// second and recovery times of every model; `frontier`: p99 recovery
+    /// against outage length).
+    #[arg(long, value_name = "FILE")]
+    svg: Option<std::path::PathBuf>,
+    /// Also run the policy with this configuration (a `PolicyConfig` as
+    /// JSON), shown as `custom` beside the built-ins.
+    #[arg(long, value_name = "FILE")]
+    policy_config: Option<std::path::PathBuf>,
+    /// Exit with status 2 when a verdict of the default policy (or of
+    /// `custom`, when given) has this part.
+    #[arg(long, value_enum)]
+    fail_on: Option<FailOn>,
+    /// Runs at most this many runs at once (default: the machine's cores;
+    /// 1 runs them one after the other). The output is the same whatever
+    /// the number.
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
+}
+
 /// A deterministic simulator of gateway reconnect storms.
 #[derive(Parser)]
 #[command(version, about)]
@@ -46,29 +76,8 @@ enum Command {
         /// A built-in scenario name or a JSON file.
         #[arg(long, default_value = "outage-30s")]
         scenario: String,
-        /// The master seed.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Print the reports as JSON.
-        #[arg(long)]
-        json: bool,
-        /// Also draw attempts per second over time and the recovery time
-        /// distribution of every model into this SVG file.
-        #[arg(long, value_name = "FILE")]
-        svg: Option<std::path::PathBuf>,
-        /// Also run the policy with this configuration (a `PolicyConfig`
-        /// as JSON), shown as `custom` beside the built-ins.
-        #[arg(long, value_name = "FILE")]
-        policy_config: Option<std::path::PathBuf>,
-        /// Exit with status 2 when the verdict of the default policy (or
-        /// of `custom`, when given) has this part.
-        #[arg(long, value_enum)]
-        fail_on: Option<FailOn>,
-        /// Runs at most this many runs at once (default: the machine's
-        /// cores; 1 runs them one after the other). The output is the same
-        /// whatever the number.
-        #[arg(long, value_name = "N")]
-        jobs: Option<usize>,
+        #[command(flatten)]
+        judged: Judged,
     },
     /// Runs every model through fleet-wide outages of 5 s to 600 s,
     /// refused and black-holed, each after the model's full start-up, and
@@ -77,31 +86,11 @@ enum Command {
         /// Shards of the fleet.
         #[arg(long, default_value_t = 1_000)]
         shards: u32,
-        /// The master seed.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Print the cells as JSON.
-        #[arg(long)]
-        json: bool,
-        /// Also draw p99 recovery against outage length into this SVG file.
-        #[arg(long, value_name = "FILE")]
-        svg: Option<std::path::PathBuf>,
-        /// Also run the policy with this configuration (a `PolicyConfig`
-        /// as JSON), shown as `custom`.
-        #[arg(long, value_name = "FILE")]
-        policy_config: Option<std::path::PathBuf>,
-        /// Exit with status 2 when a cell of the default policy (or of
-        /// `custom`, when given) has this part in its verdict.
-        #[arg(long, value_enum)]
-        fail_on: Option<FailOn>,
         /// Run only these models (comma-separated; default: every model).
         #[arg(long, value_delimiter = ',', value_name = "NAMES")]
         models: Option<Vec<String>>,
-        /// Runs at most this many runs at once (default: the machine's
-        /// cores; 1 runs them one after the other). The output is the same
-        /// whatever the number.
-        #[arg(long, value_name = "N")]
-        jobs: Option<usize>,
+        #[command(flatten)]
+        judged: Judged,
     },
     /// Runs one model over many seeds and prints the worst case of each
     /// metric with the seed that produced it. With `--part K/N` it runs
@@ -436,12 +425,15 @@ fn execute(command: Command) -> Result<ExitCode, String> {
         }
         Command::Compare {
             scenario,
-            seed,
-            json,
-            svg,
-            policy_config,
-            fail_on,
-            jobs,
+            judged:
+                Judged {
+                    seed,
+                    json,
+                    svg,
+                    policy_config,
+                    fail_on,
+                    jobs,
+                },
         } => {
             let sc = load_scenario(&scenario)?;
             refuse_infeasible(&sc)?;
@@ -517,13 +509,16 @@ fn execute(command: Command) -> Result<ExitCode, String> {
         }
         Command::Frontier {
             shards,
-            seed,
-            json,
-            svg,
-            policy_config,
-            fail_on,
             models: only,
-            jobs,
+            judged:
+                Judged {
+                    seed,
+                    json,
+                    svg,
+                    policy_config,
+                    fail_on,
+                    jobs,
+                },
         } => {
             let models = only_models(models_with(policy_config.as_deref())?, only.as_deref())?;
             if let Some(path) = &svg {
