@@ -16,7 +16,7 @@
 //!   and no hash-map iteration inside a run; the same scenario, model and
 //!   seed give the same report and the same trace hash.
 //! - **Event-driven**: virtual time jumps to the next event.
-//! - **Parallel across runs**: [`compare`], [`sweep`] and [`frontier::run`]
+//! - **Parallel across runs**: [`compare`], [`sweep()`] and [`frontier::run`]
 //!   spread separate runs over the machine's cores with rayon (limit them
 //!   with [`with_jobs`]); each run stays on one thread, and the results are
 //!   the same, byte for byte, on one thread or many.
@@ -259,7 +259,7 @@ pub(crate) fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + 
 }
 
 /// Runs `f` with the parallel functions of this crate ([`compare`],
-/// [`compare_with_series`], [`sweep`], [`frontier::run`]) limited to `jobs`
+/// [`compare_with_series`], [`sweep()`], [`frontier::run`]) limited to `jobs`
 /// threads; `jobs` 1 runs every run one after the other.
 ///
 /// ```
