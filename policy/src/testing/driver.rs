@@ -8,7 +8,7 @@ use std::fmt;
 use crate::{
     Action, CloseCode, Command, ConnectionId, Dispatch, Event, GiveUpReason, Handled,
     IdentifyAnswer, IdentifyLimiter, IdentifyRequest, Note, Output, Policy, PolicyConfig,
-    PolicyStats, ReconnectPlan, Recovery, Timestamp, Trigger,
+    PolicyState, PolicyStats, ReconnectPlan, Recovery, Timestamp, Trigger,
 };
 
 use super::{
@@ -539,9 +539,22 @@ impl<'a> Driver<'a> {
                 answer,
                 handled,
             });
-            self.check(Prop::Lifecycle, handled == Handled::Accepted, || {
-                format!("the answer {answer:?} to {request:?} was {handled:?}")
-            })?;
+            // A start slot is asked for only with nothing else pending, so
+            // its answer is always awaited. An identify grant or retry may
+            // find the request moot, but only when a timer due in the same
+            // wake-up (a driver that woke late runs them all at once) has
+            // already ended the wait: a policy still waiting for the slot
+            // must take the answer.
+            let still_waiting = matches!(
+                self.policy.state(),
+                PolicyState::WaitingForIdentifySlot { .. }
+            );
+            let expected = matches!(answer, IdentifyAnswer::StartAt(_)) || still_waiting;
+            self.check(
+                Prop::Lifecycle,
+                handled == Handled::Accepted || !expected,
+                || format!("the answer {answer:?} to {request:?} was {handled:?}"),
+            )?;
         }
         Ok(())
     }
