@@ -276,6 +276,16 @@ fn only_models(models: Vec<ModelSpec>, only: Option<&[String]>) -> Result<Vec<Mo
 /// The name a `--policy-config` model runs under.
 const CUSTOM_MODEL: &str = "custom";
 
+/// The model whose verdict `--fail-on` reads: `custom` when a policy
+/// configuration was given, the production default otherwise.
+fn model_under_test(policy_config: Option<&Path>) -> &'static str {
+    if policy_config.is_some() {
+        CUSTOM_MODEL
+    } else {
+        DEFAULT_MODEL
+    }
+}
+
 /// Writes to standard output; a reader that went away (`| head`) ends the
 /// output quietly instead of panicking, other write errors are errors.
 fn emit(args: std::fmt::Arguments<'_>) -> Result<(), String> {
@@ -494,11 +504,7 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             if !failed.is_empty() {
                 return Ok(ExitCode::FAILURE);
             }
-            let under_test = if policy_config.is_some() {
-                CUSTOM_MODEL
-            } else {
-                DEFAULT_MODEL
-            };
+            let under_test = model_under_test(policy_config.as_deref());
             Ok(verdict_status(
                 fail_on,
                 reports
@@ -560,11 +566,7 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             if failed {
                 return Ok(ExitCode::FAILURE);
             }
-            let under_test = if policy_config.is_some() {
-                CUSTOM_MODEL
-            } else {
-                DEFAULT_MODEL
-            };
+            let under_test = model_under_test(policy_config.as_deref());
             Ok(verdict_status(
                 fail_on,
                 cells
