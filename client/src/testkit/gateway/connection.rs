@@ -291,7 +291,10 @@ impl ServerSocket {
                     Some(1) => self.on_heartbeat().await,
                     Some(2) => self.on_identify(&payload["d"]).await,
                     Some(6) => self.on_resume(&payload["d"]).await,
-                    Some(3 | 4 | 8 | 31 | 43) => Flow::Continue,
+                    Some(3 | 4 | 8 | 31 | 43) => {
+                        self.shared.lock().stats.commands += 1;
+                        Flow::Continue
+                    }
                     _ => self.close(4001).await,
                 }
             }
@@ -394,16 +397,19 @@ impl ServerSocket {
         }
         let now = self.shared.now();
         let interval = self.shared.config.identify_interval_ms;
+        let buckets = u64::from(self.shared.config.max_concurrency.max(1));
+        let bucket = d["shard"][0].as_u64().unwrap_or(0) % buckets;
         let created = {
             let mut state = self.shared.lock();
             let too_soon = state
                 .last_identify
-                .is_some_and(|last| now.saturating_since(last) < interval);
+                .get(&bucket)
+                .is_some_and(|&last| now.saturating_since(last) < interval);
             if too_soon {
                 state.stats.identifies_rate_limited += 1;
                 None
             } else {
-                state.last_identify = Some(now);
+                state.last_identify.insert(bucket, now);
                 state.stats.identifies += 1;
                 state.next_session += 1;
                 let id = format!("loopback-{}", state.next_session);

@@ -73,9 +73,14 @@ pub struct GatewayConfig {
     pub token: Option<String>,
     /// READY's `resume_gateway_url`; `None` is this gateway's own URL.
     pub resume_url: Option<String>,
-    /// The shortest time between two accepted Identify payloads, in ms;
-    /// one that comes sooner gets op 9 `false`.
+    /// The shortest time between two accepted Identify payloads of one
+    /// bucket, in ms; one that comes sooner gets op 9 `false` (and is
+    /// counted in [`GatewayStats::identifies_rate_limited`]).
     pub identify_interval_ms: u64,
+    /// The identify buckets (`max_concurrency`): a shard identifies in
+    /// bucket `shard_id % max_concurrency`, and the buckets are limited
+    /// apart. 0 counts as 1.
+    pub max_concurrency: u16,
     /// How long a session without a socket stays resumable, in ms.
     pub session_timeout_ms: u64,
     /// Events kept per session for replays.
@@ -102,6 +107,7 @@ impl Default for GatewayConfig {
             token: None,
             resume_url: None,
             identify_interval_ms: 5_000,
+            max_concurrency: 1,
             session_timeout_ms: 120_000,
             max_log: 10_000,
             unknown_event_every: 0,
@@ -139,7 +145,8 @@ struct Modes {
 struct State {
     sessions: BTreeMap<String, Session>,
     next_session: u64,
-    last_identify: Option<Timestamp>,
+    /// The last accepted Identify of each bucket.
+    last_identify: BTreeMap<u64, Timestamp>,
     modes: Modes,
     stats: GatewayStats,
     events: u64,
@@ -281,7 +288,7 @@ impl Gateway {
             state: Mutex::new(State {
                 sessions: BTreeMap::new(),
                 next_session: 0,
-                last_identify: None,
+                last_identify: BTreeMap::new(),
                 modes: Modes {
                     acks: true,
                     stall: false,

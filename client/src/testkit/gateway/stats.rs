@@ -56,10 +56,12 @@ pub struct GatewayStats {
     /// Identify payloads answered with READY.
     pub identifies: u64,
     /// Identify payloads refused (op 9 `false`) because they came faster
-    /// than the identify interval.
+    /// than the identify interval allows in their bucket.
     pub identifies_rate_limited: u64,
     /// Identify payloads closed before READY by the reject-identify mode.
     pub identifies_rejected: u64,
+    /// The bot's own commands received (op 3, 4, 8, 31, 43).
+    pub commands: u64,
     /// Resumes answered with a replay and RESUMED.
     pub resumes: u64,
     /// Resumes refused with op 9 `false` (unknown, invalid or expired
