@@ -3,18 +3,21 @@
 
 use std::sync::Arc;
 
-use reconnect_policy::{Policy, PolicyConfig, SessionStartLimit};
+use reconnect_policy::{Fleet, IdentifyLimiter, PolicyConfig, SessionStartLimit};
 use tokio::sync::{broadcast, mpsc, watch};
-use tracing::Instrument;
+use tokio::task::JoinHandle;
 
 use crate::client::{Client, Events};
+use crate::clock::Clock;
 use crate::command::{IdentifyProperties, Identity};
 use crate::compression::Compression;
-use crate::driver::{Driver, DriverParts};
+use crate::dispatch::DispatchEvent;
+use crate::driver::{Driver, DriverParts, Outcomes, ShardParts};
 use crate::error::BuildError;
 use crate::figures::{Published, SocketGauge};
 use crate::gateway_command::Presence;
 use crate::identify_share::IdentifyShare;
+use crate::shard_handle::ShardHandle;
 use crate::token::Token;
 use crate::transport::{DEFAULT_USER_AGENT, Dialer};
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -204,13 +207,54 @@ impl ClientBuilder {
         self
     }
 
-    /// Starts the client on the current tokio runtime. The first connection
-    /// attempt starts at once.
+    /// Starts the client on the current tokio runtime: a fleet of one
+    /// shard, driven by the same run loop as a [`Runner`](crate::Runner).
+    /// The first connection attempt starts at once.
     ///
     /// # Errors
     ///
     /// An invalid configuration (see [`BuildError`]), or no runtime.
-    pub fn start(self) -> Result<(Client, Events), BuildError> {
+    pub fn start(mut self) -> Result<(Client, Events), BuildError> {
+        let (id, count) = self.shard;
+        if id >= count {
+            return Err(BuildError::Shard { id, count });
+        }
+        let share = self
+            .identify
+            .take()
+            .unwrap_or_else(|| IdentifyShare::new(SessionStartLimit::DISCORD_DEFAULT));
+        let launched = self.launch(&[id], count, Limiter::Shared(share))?;
+        let shard = launched
+            .shards
+            .into_iter()
+            .next()
+            .ok_or(BuildError::Shard { id, count })?;
+        Ok((
+            Client::new(launched.shutdown, shard, launched.task),
+            Events::new(launched.events),
+        ))
+    }
+
+    /// The identify limiter shared with other clients, if one was set;
+    /// taken out of the builder.
+    pub(crate) const fn take_identify_share(&mut self) -> Option<IdentifyShare> {
+        self.identify.take()
+    }
+
+    /// The bot's token.
+    pub(crate) const fn token(&self) -> &Token {
+        &self.token
+    }
+
+    /// Starts a fleet of `shards` (ids of `count`) on the current tokio
+    /// runtime, configured as this builder says, its identify requests
+    /// answered as `limiter` says.
+    pub(crate) fn launch(
+        self,
+        shards: &[u32],
+        count: u32,
+        limiter: Limiter,
+    ) -> Result<Launched, BuildError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
         if self.max_frame_bytes < MIN_FRAME_BYTES {
             return Err(BuildError::FrameLimit {
@@ -218,8 +262,7 @@ impl ClientBuilder {
                 min: MIN_FRAME_BYTES,
             });
         }
-        let (id, count) = self.shard;
-        if id >= count {
+        if let Some(&id) = shards.iter().find(|&&id| id >= count) {
             return Err(BuildError::Shard { id, count });
         }
         if let Some(members) = self.large_threshold
@@ -227,12 +270,33 @@ impl ClientBuilder {
         {
             return Err(BuildError::LargeThreshold(members));
         }
-        let identify = self
-            .identify
-            .unwrap_or_else(|| IdentifyShare::new(SessionStartLimit::DISCORD_DEFAULT));
-        let clock = identify.clock();
-        let seed = self.seed.unwrap_or_else(|| random_seed(id));
-        let policy = Policy::new(self.policy, id, seed, clock.now())?;
+        let seed = self
+            .seed
+            .unwrap_or_else(|| random_seed(shards.first().copied().unwrap_or(0)));
+        let (clock, fleet, identify) = match limiter {
+            Limiter::Shared(share) => {
+                let clock = share.clock();
+                let fleet = Fleet::with_remote_identify(
+                    self.policy,
+                    shards.iter().copied(),
+                    seed,
+                    clock.now(),
+                )?;
+                (clock, fleet, Some(share))
+            }
+            Limiter::Own(limit) => {
+                let clock = Clock::start();
+                let limiter = IdentifyLimiter::new(limit, clock.now());
+                let fleet = Fleet::new(
+                    self.policy,
+                    shards.iter().copied(),
+                    seed,
+                    limiter,
+                    clock.now(),
+                )?;
+                (clock, fleet, None)
+            }
+        };
         let user_agent = HeaderValue::from_str(&self.user_agent)
             .ok()
             .filter(|_| !self.user_agent.trim().is_empty())
@@ -242,36 +306,84 @@ impl ClientBuilder {
 
         let (events_tx, events_rx) = mpsc::channel(self.event_buffer.max(1));
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let (notices_tx, first_notices) = broadcast::channel(self.notice_capacity.max(1));
-        let gauge = Arc::new(SocketGauge::default());
-        let published = Arc::new(Published::new(clock, &policy, &gauge));
+        let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
+        let mut parts = Vec::with_capacity(shards.len());
+        let mut handles = Vec::with_capacity(shards.len());
+        for (id, policy) in fleet.policies() {
+            let (notices_tx, first_notices) = broadcast::channel(self.notice_capacity.max(1));
+            let gauge = Arc::new(SocketGauge::default());
+            let published = Arc::new(Published::new(clock, policy, &gauge));
+            handles.push(ShardHandle::new(
+                id,
+                count,
+                clock,
+                Arc::clone(&published),
+                &notices_tx,
+                first_notices,
+                commands_tx.clone(),
+            ));
+            parts.push(ShardParts {
+                id,
+                identity: Identity {
+                    intents: self.intents,
+                    shard: [id, count],
+                    presence: self.presence.clone(),
+                    large_threshold: self.large_threshold,
+                    properties: self.properties.clone(),
+                },
+                notices: notices_tx,
+                published,
+                gauge,
+            });
+        }
         let driver = Driver::new(DriverParts {
-            policy,
+            fleet,
             identify,
             clock,
             token: self.token,
-            identity: Identity {
-                intents: self.intents,
-                shard: [id, count],
-                presence: self.presence,
-                large_threshold: self.large_threshold,
-                properties: self.properties,
-            },
+            shards: parts,
             dialer,
             max_pending: self.event_buffer.max(1),
             events: events_tx,
             shutdown: shutdown_rx,
-            notices: notices_tx.clone(),
-            published: Arc::clone(&published),
-            gauge,
+            commands: commands_rx,
         });
-        let span = tracing::info_span!("gateway", shard = id);
-        let task = runtime.spawn(driver.run().instrument(span));
-        Ok((
-            Client::new(shutdown_tx, published, notices_tx, first_notices, task),
-            Events::new(events_rx),
-        ))
+        let task = runtime.spawn(driver.run());
+        Ok(Launched {
+            shutdown: shutdown_tx,
+            shards: handles,
+            events: events_rx,
+            task,
+            clock,
+        })
     }
+}
+
+/// How many commands from handles may wait for the run loop to look at
+/// them (it answers each at once, so this is only a hand-over buffer).
+const COMMAND_QUEUE: usize = 256;
+
+/// Where a fleet's identify requests are answered.
+pub(crate) enum Limiter {
+    /// By a limiter shared outside the fleet: the fleet hands its requests
+    /// out and the run loop answers them with this share.
+    Shared(IdentifyShare),
+    /// By the fleet's own limiter, for this limit.
+    Own(SessionStartLimit),
+}
+
+/// A started fleet, before the user's handles are made of it.
+pub(crate) struct Launched {
+    /// Asks the run loop to shut every shard down.
+    pub(crate) shutdown: watch::Sender<bool>,
+    /// One handle per shard, by id.
+    pub(crate) shards: Vec<ShardHandle>,
+    /// The merged stream of dispatches.
+    pub(crate) events: mpsc::Receiver<(u32, DispatchEvent)>,
+    /// The run loop.
+    pub(crate) task: JoinHandle<Outcomes>,
+    /// The clock the fleet runs on.
+    pub(crate) clock: Clock,
 }
 
 /// A seed from the standard library's randomly keyed SipHash.

@@ -2,7 +2,6 @@
 //! notices, shutdown, the final outcome) and [`Events`] (the dispatches).
 
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use futures_util::Stream;
@@ -10,37 +9,36 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::dispatch::DispatchEvent;
+use crate::driver::Outcomes;
 use crate::error::ClientError;
-use crate::figures::{Figures, Published};
+use crate::figures::Figures;
+use crate::gateway_command::GatewayCommand;
 use crate::notice::Notice;
+use crate::shard_handle::{SendCommandError, ShardHandle};
 
-/// A running gateway client.
+/// A running gateway client: one shard.
 ///
-/// The connection is driven by a task of its own; this handle reads its
-/// figures, subscribes to its [`Notice`]s, and stops it. Dropping the
-/// handle asks for the same graceful shutdown as [`Client::shutdown`].
+/// The connection is driven by a task of its own (the same run loop a
+/// [`Runner`](crate::Runner) drives many shards with); this handle reads
+/// its figures, subscribes to its [`Notice`]s, sends commands, and stops
+/// it. Dropping the handle asks for the same graceful shutdown as
+/// [`Client::shutdown`].
 #[derive(Debug)]
 pub struct Client {
     shutdown: watch::Sender<bool>,
-    published: Arc<Published>,
-    notices: broadcast::Sender<Notice>,
-    first_notices: Mutex<Option<broadcast::Receiver<Notice>>>,
-    task: JoinHandle<Result<(), ClientError>>,
+    shard: ShardHandle,
+    task: JoinHandle<Outcomes>,
 }
 
 impl Client {
-    pub(crate) fn new(
+    pub(crate) const fn new(
         shutdown: watch::Sender<bool>,
-        published: Arc<Published>,
-        notices: broadcast::Sender<Notice>,
-        first_notices: broadcast::Receiver<Notice>,
-        task: JoinHandle<Result<(), ClientError>>,
+        shard: ShardHandle,
+        task: JoinHandle<Outcomes>,
     ) -> Self {
         Self {
             shutdown,
-            published,
-            notices,
-            first_notices: Mutex::new(Some(first_notices)),
+            shard,
             task,
         }
     }
@@ -50,7 +48,7 @@ impl Client {
     /// odd input.
     #[must_use]
     pub fn figures(&self) -> Figures {
-        self.published.read()
+        self.shard.figures()
     }
 
     /// Subscribes to what the client does. The first call returns a
@@ -60,11 +58,24 @@ impl Client {
     /// (see [`broadcast::error::RecvError::Lagged`]).
     #[must_use]
     pub fn notices(&self) -> broadcast::Receiver<Notice> {
-        self.first_notices
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-            .unwrap_or_else(|| self.notices.subscribe())
+        self.shard.notices()
+    }
+
+    /// A handle on the client's shard, to read its figures or send
+    /// commands from another task.
+    #[must_use]
+    pub fn shard(&self) -> ShardHandle {
+        self.shard.clone()
+    }
+
+    /// Sends one of the bot's own commands through the policy's send
+    /// budget (see [`ShardHandle::send`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`ShardHandle::send`].
+    pub async fn send(&self, command: &GatewayCommand) -> Result<(), SendCommandError> {
+        self.shard.send(command).await
     }
 
     /// Asks for a graceful shutdown: the socket, if any, is closed with
@@ -84,16 +95,21 @@ impl Client {
     pub async fn join(self) -> Result<Figures, ClientError> {
         let Self {
             shutdown,
-            published,
+            shard,
             task,
-            ..
         } = self;
-        let outcome = task.await.unwrap_or(Err(ClientError::Driver));
+        let outcome = match task.await {
+            Ok(outcomes) => outcomes
+                .into_iter()
+                .next()
+                .map_or(Err(ClientError::Driver), |(_, outcome)| outcome),
+            Err(_) => Err(ClientError::Driver),
+        };
         // Keep the shutdown sender alive until the task is done, so that
         // joining does not itself ask for a shutdown.
         drop(shutdown);
         outcome?;
-        Ok(published.read())
+        Ok(shard.figures())
     }
 
     /// [`Client::shutdown`], then [`Client::join`].
@@ -115,17 +131,17 @@ impl Client {
 /// there is room (heartbeats and deadlines keep running).
 #[derive(Debug)]
 pub struct Events {
-    rx: mpsc::Receiver<DispatchEvent>,
+    rx: mpsc::Receiver<(u32, DispatchEvent)>,
 }
 
 impl Events {
-    pub(crate) const fn new(rx: mpsc::Receiver<DispatchEvent>) -> Self {
+    pub(crate) const fn new(rx: mpsc::Receiver<(u32, DispatchEvent)>) -> Self {
         Self { rx }
     }
 
     /// The next dispatch, or `None` once the client has stopped.
     pub async fn recv(&mut self) -> Option<DispatchEvent> {
-        self.rx.recv().await
+        self.rx.recv().await.map(|(_, event)| event)
     }
 }
 
@@ -133,6 +149,8 @@ impl Stream for Events {
     type Item = DispatchEvent;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.rx.poll_recv(cx)
+        self.rx
+            .poll_recv(cx)
+            .map(|next| next.map(|(_, event)| event))
     }
 }

@@ -93,12 +93,6 @@ impl Connection {
         }
     }
 
-    /// The next thing the socket has to say, writing queued frames on the
-    /// way. Cancel-safe: everything pending stays in `self`.
-    pub(crate) async fn next(&mut self) -> Incoming {
-        std::future::poll_fn(|cx| self.poll_next(cx)).await
-    }
-
     /// Writes what can be written without waiting (used right before the
     /// socket is dropped, to get a reply to the peer's close frame out).
     /// tungstenite queues that reply itself when it reads the close frame,
@@ -112,7 +106,10 @@ impl Connection {
         }
     }
 
-    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Incoming> {
+    /// The next thing the socket has to say, writing queued frames on the
+    /// way; polled by a loop that waits on many sockets at once. Nothing is
+    /// lost between polls: everything pending stays in `self`.
+    pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Incoming> {
         if let Err(e) = self.poll_write(cx) {
             return Poll::Ready(Incoming::Ended(Some(e)));
         }

@@ -1,27 +1,35 @@
-//! The run loop: carries out the policy's outputs on real sockets and feeds
-//! it what the sockets and the clock say. It decides nothing.
+//! The run loop: carries out a [`Fleet`]'s outputs on real sockets, one
+//! socket per shard, and feeds it what the sockets and the clock say. It
+//! decides nothing.
 //!
-//! When the policy's wake-up time has come, the loop runs its timers
-//! ([`Policy::handle_timeout`]) before it reads anything else. After every
-//! input it drains [`Policy::poll_output`] and carries out each action in
-//! order (dial, send, close, drop, ask the bot's identify limiter and hand
-//! its answer back), logs each note, publishes the
-//! figures, then waits for whichever comes first: the shutdown signal, the
-//! socket (a finished dial, a frame, the end), room for a pending dispatch
-//! in the user's queue, or the policy's next wake-up
-//! ([`Policy::poll_timeout`]). Every reconnect rule — whether to resume,
-//! how long to wait, when a socket is dead, which code to close with —
-//! lives in the policy.
+//! A lone client is a fleet of one; a [`Runner`](crate::Runner) is a fleet
+//! of many. Both run this one loop. When the fleet's wake-up time has come,
+//! the loop runs its timers ([`Fleet::handle_timeout`]) before it reads
+//! anything else. After every input it drains [`Fleet::poll_output`] and
+//! carries out each `(shard, action)` in order on that shard's socket (dial,
+//! send, close, drop; an identify request, when the limiter lives outside
+//! the fleet, is answered by the bot's [`IdentifyShare`] and handed back),
+//! logs each note, publishes the figures of the shards it touched, then
+//! waits for whichever comes first: the shutdown signal, any shard's socket
+//! (a finished dial, a frame, the end), a command from a shard's handle,
+//! room for a pending dispatch in the user's queue, or the fleet's next
+//! wake-up ([`Fleet::poll_timeout`]). Every reconnect rule — whether to
+//! resume, how long to wait, when a socket is dead, which code to close
+//! with, when a shard may identify, whether a command fits the send budget
+//! — lives in the policy.
 
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 
-use reconnect_policy::{Action, ConnectionId, Event, Handled, Note, Output, Policy, Timestamp};
-use tokio::sync::{broadcast, mpsc, watch};
+use reconnect_policy::{
+    Action, ConnectionId, Event, Fleet, Handled, Note, Output, SendError, Timestamp,
+};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::Message;
-use tracing::{debug, error, info, trace, warn};
+use tracing::{Span, debug, error, info, trace, warn};
 
 use crate::clock::Clock;
 use crate::command::{self, Identity};
@@ -39,7 +47,7 @@ use crate::transport::{self, DialError, Dialer, GatewaySocket};
 
 type Dial = Pin<Box<dyn Future<Output = Result<Box<GatewaySocket>, DialError>> + Send>>;
 
-/// The one socket the client may have.
+/// The one socket a shard may have.
 enum Link {
     /// None.
     Idle,
@@ -63,102 +71,175 @@ impl Link {
     }
 }
 
-/// What the link produced.
+/// What a link produced.
 enum LinkEvent {
     Dialed(ConnectionId, Result<Box<GatewaySocket>, DialError>),
     Incoming(Incoming),
 }
 
-/// Waits on the link; never resolves without one, or while `read` is
-/// false for an open socket.
-async fn next_link_event(link: &mut Link, read: bool) -> LinkEvent {
-    match link {
-        Link::Idle => std::future::pending().await,
-        Link::Dialing { id, dial, .. } => LinkEvent::Dialed(*id, dial.as_mut().await),
-        Link::Open(connection) if read => LinkEvent::Incoming(connection.next().await),
-        Link::Open(_) => std::future::pending().await,
-    }
+/// A command from a shard's handle, already encoded and checked against
+/// the documented limits; the answer goes back on `reply`.
+pub(crate) struct CommandRequest {
+    /// The shard whose connection it goes on.
+    pub(crate) shard: u32,
+    /// Its opcode, for logs and notices.
+    pub(crate) op: u8,
+    /// The text frame.
+    pub(crate) text: String,
+    /// Sent, or why not.
+    pub(crate) reply: oneshot::Sender<Result<(), SendError>>,
+}
+
+/// What the driver needs of one shard besides its policy.
+pub(crate) struct ShardParts {
+    /// The gateway's shard id.
+    pub(crate) id: u32,
+    /// What this shard's Identify says.
+    pub(crate) identity: Identity,
+    /// Where its notices go.
+    pub(crate) notices: broadcast::Sender<Notice>,
+    /// Where its figures go.
+    pub(crate) published: Arc<Published>,
+    /// Counts its sockets.
+    pub(crate) gauge: Arc<SocketGauge>,
 }
 
 /// Everything the driver is made of.
 pub(crate) struct DriverParts {
-    pub(crate) policy: Policy,
-    pub(crate) identify: IdentifyShare,
+    /// The shards' policies (and, unless `identify` is set, the limiter).
+    pub(crate) fleet: Fleet,
+    /// The limiter that answers the fleet's identify requests when it
+    /// lives outside the fleet.
+    pub(crate) identify: Option<IdentifyShare>,
     pub(crate) clock: Clock,
     pub(crate) token: Token,
-    pub(crate) identity: Identity,
+    /// One per shard of the fleet.
+    pub(crate) shards: Vec<ShardParts>,
     pub(crate) dialer: Dialer,
     pub(crate) max_pending: usize,
-    pub(crate) events: mpsc::Sender<DispatchEvent>,
+    pub(crate) events: mpsc::Sender<(u32, DispatchEvent)>,
     pub(crate) shutdown: watch::Receiver<bool>,
-    pub(crate) notices: broadcast::Sender<Notice>,
-    pub(crate) published: Arc<Published>,
-    pub(crate) gauge: Arc<SocketGauge>,
+    pub(crate) commands: mpsc::Receiver<CommandRequest>,
 }
 
-/// The driver of one shard's connection.
-pub(crate) struct Driver {
-    parts: DriverParts,
+/// How each shard ended: `Ok` after a shutdown, or why it stopped.
+pub(crate) type Outcomes = Vec<(u32, Result<(), ClientError>)>;
+
+/// One shard's socket and what the driver counts about it.
+struct Slot {
+    parts: ShardParts,
     link: Link,
-    /// Accepted dispatches waiting for room in the user's queue.
-    pending: VecDeque<DispatchEvent>,
-    stopping: bool,
     counters: Counters,
     outcome: Option<ClientError>,
+    /// Its figures changed since they were last published.
+    dirty: bool,
+    span: Span,
+}
+
+/// The driver of a fleet's connections.
+pub(crate) struct Driver {
+    fleet: Fleet,
+    identify: Option<IdentifyShare>,
+    clock: Clock,
+    token: Token,
+    dialer: Dialer,
+    max_pending: usize,
+    events: mpsc::Sender<(u32, DispatchEvent)>,
+    shutdown: watch::Receiver<bool>,
+    commands: mpsc::Receiver<CommandRequest>,
+    commands_open: bool,
+    /// By shard id, as the fleet orders them.
+    slots: Vec<Slot>,
+    /// The slot whose link is polled first next time, so that a busy
+    /// shard cannot starve the others.
+    cursor: usize,
+    /// Accepted dispatches waiting for room in the user's queue.
+    pending: VecDeque<(u32, DispatchEvent)>,
+    stopping: bool,
 }
 
 impl Driver {
     pub(crate) fn new(parts: DriverParts) -> Self {
+        let mut shards = parts.shards;
+        shards.sort_by_key(|shard| shard.id);
+        let slots = shards
+            .into_iter()
+            .map(|shard| Slot {
+                span: tracing::info_span!("gateway", shard = shard.id),
+                parts: shard,
+                link: Link::Idle,
+                counters: Counters::default(),
+                outcome: None,
+                dirty: true,
+            })
+            .collect();
         Self {
-            parts,
-            link: Link::Idle,
+            fleet: parts.fleet,
+            identify: parts.identify,
+            clock: parts.clock,
+            token: parts.token,
+            dialer: parts.dialer,
+            max_pending: parts.max_pending.max(1),
+            events: parts.events,
+            shutdown: parts.shutdown,
+            commands: parts.commands,
+            commands_open: true,
+            slots,
+            cursor: 0,
             pending: VecDeque::new(),
             stopping: false,
-            counters: Counters::default(),
-            outcome: None,
         }
     }
 
-    /// Runs until the policy stops (shutdown) or gives up.
-    pub(crate) async fn run(mut self) -> Result<(), ClientError> {
+    /// Runs until every shard has stopped (shutdown) or given up.
+    pub(crate) async fn run(mut self) -> Outcomes {
         loop {
-            let now = self.parts.clock.now();
+            let now = self.clock.now();
             self.drain(now);
-            if self.parts.policy.state().is_terminal() {
+            if self.fleet.is_terminal() {
                 break;
             }
             self.publish(now);
             let wake = self
-                .parts
-                .policy
+                .fleet
                 .poll_timeout()
-                .map(|at| self.parts.clock.instant_at(at));
-            let read = self.pending.len() < self.parts.max_pending;
+                .map(|at| self.clock.instant_at(at));
+            let read = self.pending.len() < self.max_pending;
             // A handle of this iteration's own, so the permit it gives does
             // not borrow the driver.
-            let sender = self.parts.events.clone();
+            let sender = self.events.clone();
             tokio::select! {
                 biased;
-                _ = self.parts.shutdown.changed(), if !self.stopping => {
+                _ = self.shutdown.changed(), if !self.stopping => {
                     self.stop("shutdown requested");
                 }
-                () = self.parts.events.closed(), if !self.stopping => {
+                () = self.events.closed(), if !self.stopping => {
                     self.stop("the event stream was dropped");
                 }
-                event = next_link_event(&mut self.link, read) => {
-                    let now = self.parts.clock.now();
+                (index, event) = next_link_event(&mut self.slots, &mut self.cursor, read) => {
+                    let now = self.clock.now();
                     self.run_due_timers(now);
                     match event {
-                        LinkEvent::Dialed(id, result) => self.on_dialed(now, id, result),
-                        LinkEvent::Incoming(incoming) => self.on_incoming(now, incoming),
+                        LinkEvent::Dialed(id, result) => self.on_dialed(now, index, id, result),
+                        LinkEvent::Incoming(incoming) => self.on_incoming(now, index, incoming),
+                    }
+                }
+                request = self.commands.recv(), if self.commands_open => {
+                    match request {
+                        Some(request) => self.on_command(request),
+                        None => self.commands_open = false,
                     }
                 }
                 permit = sender.reserve(), if !self.pending.is_empty() => {
                     match permit {
                         Ok(permit) => {
-                            if let Some(event) = self.pending.pop_front() {
-                                permit.send(event);
-                                self.counters.events_delivered += 1;
+                            if let Some((shard, event)) = self.pending.pop_front() {
+                                permit.send((shard, event));
+                                if let Some(index) = self.index(shard) {
+                                    let slot = &mut self.slots[index];
+                                    slot.counters.events_delivered += 1;
+                                    slot.dirty = true;
+                                }
                             }
                         }
                         // The user dropped the stream; the shutdown branch
@@ -167,22 +248,38 @@ impl Driver {
                     }
                 }
                 () = sleep_until(wake), if wake.is_some() => {
-                    self.parts.policy.handle_timeout(self.parts.clock.now());
+                    self.fleet.handle_timeout(self.clock.now());
                 }
             }
         }
-        self.link = Link::Idle;
-        self.hand_over_pending();
-        let now = self.parts.clock.now();
-        self.publish(now);
-        match self.outcome.take() {
-            Some(error) => Err(error),
-            None => {
-                info!("stopped");
-                self.notify(Notice::Stopped);
-                Ok(())
-            }
+        for slot in &mut self.slots {
+            slot.link = Link::Idle;
+            slot.dirty = true;
         }
+        self.hand_over_pending();
+        let now = self.clock.now();
+        self.publish(now);
+        self.slots
+            .iter_mut()
+            .map(|slot| {
+                let _span = slot.span.clone().entered();
+                let outcome = match slot.outcome.take() {
+                    Some(error) => Err(error),
+                    None => {
+                        info!("stopped");
+                        let _ = slot.parts.notices.send(Notice::Stopped);
+                        Ok(())
+                    }
+                };
+                (slot.parts.id, outcome)
+            })
+            .collect()
+    }
+
+    fn index(&self, shard: u32) -> Option<usize> {
+        self.slots
+            .binary_search_by_key(&shard, |slot| slot.parts.id)
+            .ok()
     }
 
     /// Hands the dispatches still waiting to the user, as far as the
@@ -190,9 +287,13 @@ impl Driver {
     /// user who is not reading.
     fn hand_over_pending(&mut self) {
         let mut dropped = 0_u64;
-        for event in self.pending.drain(..) {
-            match self.parts.events.try_send(event) {
-                Ok(()) => self.counters.events_delivered += 1,
+        while let Some((shard, event)) = self.pending.pop_front() {
+            match self.events.try_send((shard, event)) {
+                Ok(()) => {
+                    if let Some(index) = self.index(shard) {
+                        self.slots[index].counters.events_delivered += 1;
+                    }
+                }
                 Err(_) => dropped += 1,
             }
         }
@@ -205,147 +306,191 @@ impl Driver {
     }
 
     fn stop(&mut self, why: &str) {
-        info!(why, "shutting down: closing the session with 1000");
+        info!(why, "shutting down: closing every session with 1000");
         self.stopping = true;
-        self.parts.policy.shutdown(self.parts.clock.now());
+        self.fleet.shutdown(self.clock.now());
     }
 
-    fn publish(&self, now: Timestamp) {
-        let open = matches!(self.link, Link::Open(_));
-        self.parts.published.publish(
-            now,
-            &self.parts.policy,
-            &self.counters,
-            &self.parts.gauge,
-            open,
-        );
-    }
-
-    fn notify(&self, notice: Notice) {
-        // No subscriber is fine.
-        let _ = self.parts.notices.send(notice);
-    }
-
-    /// Runs the policy's timers if its wake-up time has come, and carries
-    /// out what they asked for: a deadline that passed wins over a frame
-    /// read after it.
-    fn run_due_timers(&mut self, now: Timestamp) {
-        if self.parts.policy.poll_timeout().is_some_and(|at| at <= now) {
-            self.parts.policy.handle_timeout(now);
-            self.drain(now);
-        }
-    }
-
-    /// Feeds an event about connection `id` to the policy.
-    fn feed(&mut self, now: Timestamp, id: ConnectionId, event: Event) -> Handled {
-        let handled = self.parts.policy.handle_event(now, id, event);
-        if handled == Handled::Stale && self.link.id() == Some(id) {
-            warn!(connection = %id, "the policy calls this socket stale; dropping it");
-            self.link = Link::Idle;
-        }
-        handled
-    }
-
-    /// Carries out every output the policy has.
-    fn drain(&mut self, now: Timestamp) {
-        while let Some(output) = self.parts.policy.poll_output() {
-            match output {
-                Output::Action(action) => self.carry_out(now, action),
-                Output::Note(note) => self.log_note(now, note),
+    /// Publishes the figures of every shard touched since the last time.
+    fn publish(&mut self, now: Timestamp) {
+        for slot in &mut self.slots {
+            if !slot.dirty {
+                continue;
+            }
+            slot.dirty = false;
+            if let Some(policy) = self.fleet.policy(slot.parts.id) {
+                let open = matches!(slot.link, Link::Open(_));
+                slot.parts
+                    .published
+                    .publish(now, policy, &slot.counters, &slot.parts.gauge, open);
             }
         }
     }
 
-    fn carry_out(&mut self, now: Timestamp, action: Action) {
+    /// Runs the fleet's timers if its wake-up time has come, and carries
+    /// out what they asked for: a deadline that passed wins over a frame
+    /// read after it.
+    fn run_due_timers(&mut self, now: Timestamp) {
+        if self.fleet.poll_timeout().is_some_and(|at| at <= now) {
+            self.fleet.handle_timeout(now);
+            self.drain(now);
+        }
+    }
+
+    /// Feeds an event about slot `index`'s connection `id` to the fleet.
+    fn feed(&mut self, now: Timestamp, index: usize, id: ConnectionId, event: Event) -> Handled {
+        let slot = &mut self.slots[index];
+        slot.dirty = true;
+        let shard = slot.parts.id;
+        // Every slot is one of the fleet's shards.
+        let handled = self
+            .fleet
+            .handle_event(now, shard, id, event)
+            .unwrap_or(Handled::Stale);
+        if handled == Handled::Stale && slot.link.id() == Some(id) {
+            warn!(connection = %id, "the policy calls this socket stale; dropping it");
+            slot.link = Link::Idle;
+        }
+        handled
+    }
+
+    /// Carries out every output the fleet has.
+    fn drain(&mut self, now: Timestamp) {
+        while let Some((shard, output)) = self.fleet.poll_output() {
+            let Some(index) = self.index(shard) else {
+                error!(shard, "an output for a shard this driver does not run");
+                continue;
+            };
+            self.slots[index].dirty = true;
+            let span = self.slots[index].span.clone();
+            let _entered = span.enter();
+            match output {
+                Output::Action(action) => self.carry_out(now, index, action),
+                Output::Note(note) => self.log_note(now, index, note),
+            }
+        }
+    }
+
+    fn notify(&self, index: usize, notice: Notice) {
+        // No subscriber is fine.
+        let _ = self.slots[index].parts.notices.send(notice);
+    }
+
+    #[allow(clippy::too_many_lines)]
+    fn carry_out(&mut self, now: Timestamp, index: usize, action: Action) {
         match action {
             Action::Connect {
                 connection,
                 url,
                 recovery,
             } => {
-                if let Some(old) = self.link.id() {
+                if let Some(old) = self.slots[index].link.id() {
                     // The policy closes or drops a socket before it asks for
                     // another; this only guards that promise.
                     error!(connection = %old, "a socket still existed at a new Connect; dropping it");
-                    self.link = Link::Idle;
+                    self.slots[index].link = Link::Idle;
                 }
                 info!(connection = %connection, %url, ?recovery, "connecting");
-                self.notify(Notice::Connecting {
-                    connection,
-                    url: url.clone(),
-                    recovery,
-                    at: now,
-                });
-                let dialer = self.parts.dialer.clone();
-                self.link = Link::Dialing {
+                self.notify(
+                    index,
+                    Notice::Connecting {
+                        connection,
+                        url: url.clone(),
+                        recovery,
+                        at: now,
+                    },
+                );
+                let dialer = self.dialer.clone();
+                let slot = &mut self.slots[index];
+                slot.link = Link::Dialing {
                     id: connection,
                     dial: Box::pin(async move { dialer.dial(&url).await.map(Box::new) }),
-                    ticket: self.parts.gauge.ticket(),
+                    ticket: slot.parts.gauge.ticket(),
                 };
             }
             Action::Send {
                 connection,
                 command,
-            } => match &mut self.link {
-                Link::Open(socket) if socket.id() == connection => {
-                    let text = command::encode(&command, &self.parts.token, &self.parts.identity);
-                    socket.send_text(text);
-                    debug!(connection = %connection, command = command::name(&command), "sent");
-                    self.notify(Notice::Sent {
-                        connection,
-                        command,
-                        at: now,
-                    });
+            } => {
+                let slot = &mut self.slots[index];
+                match &mut slot.link {
+                    Link::Open(socket) if socket.id() == connection => {
+                        let text = command::encode(&command, &self.token, &slot.parts.identity);
+                        socket.send_text(text);
+                        debug!(connection = %connection, command = command::name(&command), "sent");
+                        self.notify(
+                            index,
+                            Notice::Sent {
+                                connection,
+                                command,
+                                at: now,
+                            },
+                        );
+                    }
+                    _ => debug!(connection = %connection, "a command for a socket that is gone"),
                 }
-                _ => debug!(connection = %connection, "a command for a socket that is gone"),
-            },
-            Action::Close { connection, code } => match &mut self.link {
+            }
+            Action::Close { connection, code } => match &mut self.slots[index].link {
                 Link::Open(socket) if socket.id() == connection => {
                     info!(connection = %connection, %code, "closing");
                     socket.send_close(code.as_u16());
-                    self.notify(Notice::Closing {
-                        connection,
-                        code: code.as_u16(),
-                        at: now,
-                    });
+                    self.notify(
+                        index,
+                        Notice::Closing {
+                            connection,
+                            code: code.as_u16(),
+                            at: now,
+                        },
+                    );
                 }
                 Link::Dialing { id, .. } if *id == connection => {
                     // Not open yet: nothing to close but the dial.
-                    self.link = Link::Idle;
-                    self.notify(Notice::Closed {
-                        connection,
-                        code: None,
-                        at: now,
-                    });
-                    self.feed(now, connection, Event::Closed { code: None });
+                    self.slots[index].link = Link::Idle;
+                    self.notify(
+                        index,
+                        Notice::Closed {
+                            connection,
+                            code: None,
+                            at: now,
+                        },
+                    );
+                    self.feed(now, index, connection, Event::Closed { code: None });
                 }
                 _ => {}
             },
             Action::Abort { connection } => {
-                if self.link.id() == Some(connection) {
+                if self.slots[index].link.id() == Some(connection) {
                     info!(connection = %connection, "dropping the socket");
-                    self.link = Link::Idle;
-                    self.notify(Notice::Aborted {
-                        connection,
-                        at: now,
-                    });
+                    self.slots[index].link = Link::Idle;
+                    self.notify(
+                        index,
+                        Notice::Aborted {
+                            connection,
+                            at: now,
+                        },
+                    );
                 }
             }
             Action::Identify { shard, request } => {
-                if let Some(answer) = self.parts.identify.answer(now, shard, request) {
+                // Only a fleet whose limiter lives outside it asks.
+                let answer = self
+                    .identify
+                    .as_ref()
+                    .and_then(|share| share.answer(now, shard, request));
+                if let Some(answer) = answer {
                     trace!(?request, ?answer, "identify limiter");
-                    self.parts.policy.handle_identify(now, answer);
+                    let _ = self.fleet.handle_identify(now, shard, answer);
                 }
             }
             Action::GiveUp(reason) => {
                 error!(%reason, "giving up");
-                self.notify(Notice::GaveUp(reason));
-                self.outcome = Some(ClientError::from(reason));
+                self.notify(index, Notice::GaveUp(reason));
+                self.slots[index].outcome = Some(ClientError::from(reason));
             }
         }
     }
 
-    fn log_note(&self, now: Timestamp, note: Note) {
+    fn log_note(&self, now: Timestamp, index: usize, note: Note) {
         match note {
             Note::Planned(plan) => {
                 info!(
@@ -357,7 +502,7 @@ impl Driver {
                     in_ms = plan.at.saturating_since(now),
                     "reconnect planned"
                 );
-                self.notify(Notice::Planned(plan));
+                self.notify(index, Notice::Planned(plan));
             }
             Note::ResumeUrlRefused { url, reason } => {
                 warn!(
@@ -365,62 +510,126 @@ impl Driver {
                     %reason,
                     "READY's resume URL refused; the next connection identifies against the base URL"
                 );
-                self.notify(Notice::ResumeUrlRefused { url, reason });
+                self.notify(index, Notice::ResumeUrlRefused { url, reason });
             }
             other => debug!(?other, "a note this client does not know"),
+        }
+    }
+
+    /// Sends a command from a handle if the shard's connection has a
+    /// session and the policy's send budget has room; answers at once
+    /// either way, so a refused command never waits in the loop.
+    fn on_command(&mut self, request: CommandRequest) {
+        let CommandRequest {
+            shard,
+            op,
+            text,
+            reply,
+        } = request;
+        let now = self.clock.now();
+        let Some(index) = self.index(shard) else {
+            let _ = reply.send(Err(SendError::NoSession));
+            return;
+        };
+        let span = self.slots[index].span.clone();
+        let _entered = span.enter();
+        let result = match &mut self.slots[index].link {
+            Link::Open(socket) if !socket.is_closing() => {
+                let connection = socket.id();
+                self.fleet.try_send_command(now, shard).map(|()| {
+                    socket.send_text(text);
+                    connection
+                })
+            }
+            _ => Err(SendError::NoSession),
+        };
+        match result {
+            Ok(connection) => {
+                debug!(connection = %connection, op, "command sent");
+                self.slots[index].dirty = true;
+                self.notify(
+                    index,
+                    Notice::CommandSent {
+                        connection,
+                        op,
+                        at: now,
+                    },
+                );
+                let _ = reply.send(Ok(()));
+            }
+            Err(refused) => {
+                debug!(op, %refused, "command refused");
+                let _ = reply.send(Err(refused));
+            }
         }
     }
 
     fn on_dialed(
         &mut self,
         now: Timestamp,
+        index: usize,
         id: ConnectionId,
         result: Result<Box<GatewaySocket>, DialError>,
     ) {
-        let Link::Dialing { ticket, .. } = std::mem::replace(&mut self.link, Link::Idle) else {
+        let span = self.slots[index].span.clone();
+        let _entered = span.enter();
+        let Link::Dialing { ticket, .. } =
+            std::mem::replace(&mut self.slots[index].link, Link::Idle)
+        else {
             return;
         };
         match result {
             Ok(socket) => {
                 info!(connection = %id, "open");
-                self.link = Link::Open(Box::new(Connection::new(id, *socket, ticket)));
-                self.notify(Notice::Opened {
-                    connection: id,
-                    at: now,
-                });
-                let _ = self.feed(now, id, Event::Opened);
+                self.slots[index].link = Link::Open(Box::new(Connection::new(id, *socket, ticket)));
+                self.notify(
+                    index,
+                    Notice::Opened {
+                        connection: id,
+                        at: now,
+                    },
+                );
+                let _ = self.feed(now, index, id, Event::Opened);
             }
             Err(DialError { failure, detail }) => {
                 drop(ticket);
                 warn!(connection = %id, ?failure, %detail, "connection attempt failed");
-                self.notify(Notice::ConnectFailed {
-                    connection: id,
-                    failure,
-                    at: now,
-                });
-                let _ = self.feed(now, id, Event::ConnectFailed { failure });
+                self.notify(
+                    index,
+                    Notice::ConnectFailed {
+                        connection: id,
+                        failure,
+                        at: now,
+                    },
+                );
+                let _ = self.feed(now, index, id, Event::ConnectFailed { failure });
             }
         }
     }
 
-    fn on_incoming(&mut self, now: Timestamp, incoming: Incoming) {
-        let Some(id) = self.link.id() else { return };
+    fn on_incoming(&mut self, now: Timestamp, index: usize, incoming: Incoming) {
+        let span = self.slots[index].span.clone();
+        let _entered = span.enter();
+        let Some(id) = self.slots[index].link.id() else {
+            return;
+        };
+        let counters = &mut self.slots[index].counters;
         match incoming {
-            Incoming::Message(Message::Text(text)) => self.on_text(now, id, text.as_str()),
+            Incoming::Message(Message::Text(text)) => self.on_text(now, index, id, text.as_str()),
             Incoming::Message(Message::Binary(bytes)) => {
-                self.counters.binary_frames += 1;
+                counters.binary_frames += 1;
                 log_odd(
-                    self.counters.binary_frames,
+                    counters.binary_frames,
                     format_args!(
                         "a binary frame ({} bytes) where JSON text was asked for",
                         bytes.len()
                     ),
                 );
-                let _ = self.feed(now, id, Event::OtherFrame);
+                let _ = self.feed(now, index, id, Event::OtherFrame);
             }
             Incoming::Message(Message::Close(frame)) => {
                 let code = frame.map(|f| u16::from(f.code));
-                if let Link::Open(socket) = &mut self.link
+                if let Link::Open(socket) = &mut self.slots[index].link
                     && !socket.is_closing()
                 {
                     // Get our reply to the peer's close frame out, if the
@@ -428,40 +637,40 @@ impl Driver {
                     socket.flush_now();
                 }
                 info!(connection = %id, ?code, "closed by a close frame");
-                self.end_link(now, id, code);
+                self.end_link(now, index, id, code);
             }
             Incoming::Message(_) => {}
             Incoming::Undecodable(error) => {
                 if matches!(error, InflateError::TooLarge { .. }) {
-                    self.counters.oversized_frames += 1;
+                    counters.oversized_frames += 1;
                     log_odd(
-                        self.counters.oversized_frames,
+                        counters.oversized_frames,
                         format_args!("{error}; the socket is dropped"),
                     );
                 } else {
-                    self.counters.protocol_errors += 1;
+                    counters.protocol_errors += 1;
                     log_odd(
-                        self.counters.protocol_errors,
+                        counters.protocol_errors,
                         format_args!("{error}; the socket is dropped"),
                     );
                 }
-                self.end_link(now, id, None);
+                self.end_link(now, index, id, None);
             }
             Incoming::Ended(error) => {
                 match &error {
                     Some(e) if transport::is_oversized(e) => {
-                        self.counters.oversized_frames += 1;
+                        counters.oversized_frames += 1;
                         log_odd(
-                            self.counters.oversized_frames,
+                            counters.oversized_frames,
                             format_args!(
                                 "a frame over the size limit ({e}); the socket is dropped"
                             ),
                         );
                     }
                     Some(e) if transport::is_protocol_violation(e) => {
-                        self.counters.protocol_errors += 1;
+                        counters.protocol_errors += 1;
                         log_odd(
-                            self.counters.protocol_errors,
+                            counters.protocol_errors,
                             format_args!(
                                 "the peer broke the WebSocket protocol ({e}); the socket is dropped"
                             ),
@@ -470,23 +679,27 @@ impl Driver {
                     Some(e) => info!(connection = %id, error = %e, "the socket failed"),
                     None => info!(connection = %id, "the socket ended without a close frame"),
                 }
-                self.end_link(now, id, None);
+                self.end_link(now, index, id, None);
             }
         }
     }
 
     /// Drops the socket, then tells the policy it is closed.
-    fn end_link(&mut self, now: Timestamp, id: ConnectionId, code: Option<u16>) {
-        self.link = Link::Idle;
-        self.notify(Notice::Closed {
-            connection: id,
-            code,
-            at: now,
-        });
-        let _ = self.feed(now, id, Event::Closed { code });
+    fn end_link(&mut self, now: Timestamp, index: usize, id: ConnectionId, code: Option<u16>) {
+        self.slots[index].link = Link::Idle;
+        self.notify(
+            index,
+            Notice::Closed {
+                connection: id,
+                code,
+                at: now,
+            },
+        );
+        let _ = self.feed(now, index, id, Event::Closed { code });
     }
 
-    fn on_text(&mut self, now: Timestamp, id: ConnectionId, text: &str) {
+    fn on_text(&mut self, now: Timestamp, index: usize, id: ConnectionId, text: &str) {
+        let counters = &mut self.slots[index].counters;
         let event = match payload::parse(text) {
             Ok(Inbound::Hello {
                 heartbeat_interval_ms,
@@ -494,7 +707,7 @@ impl Driver {
                 heartbeat_interval_ms,
             },
             Ok(Inbound::Dispatch { event, kind }) => {
-                self.on_dispatch(now, id, event, kind);
+                self.on_dispatch(now, index, id, event, kind);
                 return;
             }
             Ok(Inbound::HeartbeatAck) => Event::HeartbeatAck,
@@ -502,37 +715,39 @@ impl Driver {
             Ok(Inbound::Reconnect) => Event::Reconnect,
             Ok(Inbound::InvalidSession { resumable }) => Event::InvalidSession { resumable },
             Ok(Inbound::UnknownOpcode(op)) => {
-                self.counters.unknown_opcodes += 1;
+                counters.unknown_opcodes += 1;
                 log_odd(
-                    self.counters.unknown_opcodes,
+                    counters.unknown_opcodes,
                     format_args!("unknown opcode {op}; ignored"),
                 );
                 Event::OtherFrame
             }
             Err(e) => {
-                self.counters.malformed_frames += 1;
+                counters.malformed_frames += 1;
                 log_odd(
-                    self.counters.malformed_frames,
+                    counters.malformed_frames,
                     format_args!("a malformed frame ({} bytes): {e}; ignored", text.len()),
                 );
                 Event::OtherFrame
             }
         };
         trace!(connection = %id, ?event, "received");
-        let _ = self.feed(now, id, event);
+        let _ = self.feed(now, index, id, event);
     }
 
     fn on_dispatch(
         &mut self,
         now: Timestamp,
+        index: usize,
         id: ConnectionId,
         event: DispatchEvent,
         kind: reconnect_policy::Dispatch,
     ) {
         if !event_names::is_known(&event.name) {
-            self.counters.unknown_events += 1;
+            let counters = &mut self.slots[index].counters;
+            counters.unknown_events += 1;
             log_odd(
-                self.counters.unknown_events,
+                counters.unknown_events,
                 format_args!(
                     "an event this client does not know ({:.64}); delivered as is",
                     event.name
@@ -541,25 +756,27 @@ impl Driver {
         }
         let handled = self.feed(
             now,
+            index,
             id,
             Event::Dispatch {
                 seq: event.seq,
                 event: kind,
             },
         );
+        let slot = &mut self.slots[index];
         match handled {
             Handled::Accepted => {
                 trace!(seq = ?event.seq, name = %event.name, "dispatch");
-                self.pending.push_back(event);
+                self.pending.push_back((slot.parts.id, event));
             }
             Handled::Duplicate => {
-                self.counters.duplicates_dropped += 1;
+                slot.counters.duplicates_dropped += 1;
                 debug!(seq = ?event.seq, name = %event.name, "already delivered; dropped");
             }
             Handled::Ignored => {
-                self.counters.dispatches_ignored += 1;
+                slot.counters.dispatches_ignored += 1;
                 log_odd(
-                    self.counters.dispatches_ignored,
+                    slot.counters.dispatches_ignored,
                     format_args!(
                         "a dispatch outside a session ({:.64}); not delivered",
                         event.name
@@ -569,6 +786,37 @@ impl Driver {
             Handled::Stale => {}
         }
     }
+}
+
+/// Waits on every shard's link, starting after the one served last, and
+/// returns the first that has something: a finished dial, or (while `read`)
+/// what an open socket says. Never resolves while no link has anything.
+fn next_link_event<'a>(
+    slots: &'a mut [Slot],
+    cursor: &'a mut usize,
+    read: bool,
+) -> impl Future<Output = (usize, LinkEvent)> + 'a {
+    std::future::poll_fn(move |cx| {
+        let count = slots.len();
+        for step in 0..count {
+            let index = (*cursor + step) % count;
+            let polled = match &mut slots[index].link {
+                Link::Idle => continue,
+                Link::Dialing { id, dial, .. } => match dial.as_mut().poll(cx) {
+                    Poll::Ready(result) => LinkEvent::Dialed(*id, result),
+                    Poll::Pending => continue,
+                },
+                Link::Open(connection) if read => match connection.poll_next(cx) {
+                    Poll::Ready(incoming) => LinkEvent::Incoming(incoming),
+                    Poll::Pending => continue,
+                },
+                Link::Open(_) => continue,
+            };
+            *cursor = (index + 1) % count;
+            return Poll::Ready((index, polled));
+        }
+        Poll::Pending
+    })
 }
 
 /// Warns on the 1st, 2nd, 4th, ... occurrence; debug-logs the rest.

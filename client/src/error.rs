@@ -1,6 +1,6 @@
 //! How a client ends badly, and why one could not be built.
 
-use reconnect_policy::{CloseCode, ConfigError, GiveUpReason};
+use reconnect_policy::{CloseCode, ConfigError, FleetError, GiveUpReason};
 
 /// Why a running client stopped for good.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -70,9 +70,21 @@ pub enum BuildError {
     /// rustls refused the TLS configuration.
     #[error("TLS configuration refused: {0}")]
     Tls(String),
+    /// The shards could not be set up (a shard id given twice, ...).
+    #[error("the shards could not be set up: {0}")]
+    Fleet(FleetError),
     /// `start` was called outside a tokio runtime.
     #[error("the client must be started from within a tokio runtime")]
     NoRuntime,
+}
+
+impl From<FleetError> for BuildError {
+    fn from(error: FleetError) -> Self {
+        match error {
+            FleetError::Config(error) => Self::Config(error),
+            other => Self::Fleet(other),
+        }
+    }
 }
 
 #[cfg(test)]

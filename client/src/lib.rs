@@ -29,6 +29,15 @@
 //! # }
 //! ```
 //!
+//! # Many shards
+//!
+//! A bot with more than one shard starts a [`Runner`] from a
+//! [`RunnerBuilder`]: it asks `GET /gateway/bot` for the URL, the shard
+//! count and the identify limits, drives every shard in one run loop over
+//! the policy's `Fleet`, and gives one stream of `(shard, event)` plus a
+//! [`ShardHandle`] per shard. A lone [`Client`] is the same loop with a
+//! fleet of one.
+//!
 //! # Bad input
 //!
 //! Network input is untrusted. Frames over the size limit and WebSocket
@@ -69,6 +78,8 @@ pub mod gateway_command;
 mod identify_share;
 mod notice;
 pub mod payload;
+mod runner;
+mod shard_handle;
 pub mod testkit;
 mod token;
 mod transport;
@@ -83,5 +94,7 @@ pub use error::{BuildError, ClientError};
 pub use figures::Figures;
 pub use identify_share::IdentifyShare;
 pub use notice::Notice;
+pub use runner::{Runner, RunnerBuilder, RunnerError, ShardEvents};
+pub use shard_handle::{SendCommandError, ShardHandle};
 pub use token::{Token, TokenError};
 pub use transport::{DEFAULT_USER_AGENT, GATEWAY_QUERY};

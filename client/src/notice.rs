@@ -51,6 +51,17 @@ pub enum Notice {
         /// When.
         at: Timestamp,
     },
+    /// One of the bot's own commands (presence, voice state, member
+    /// request, raw) went into the socket's send queue, within the
+    /// policy's send budget.
+    CommandSent {
+        /// The connection.
+        connection: ConnectionId,
+        /// The command's opcode.
+        op: u8,
+        /// When.
+        at: Timestamp,
+    },
     /// A close frame was queued (the policy's `Close`).
     Closing {
         /// The connection.

@@ -11,5 +11,6 @@ mod compression;
 mod faults;
 mod gateway_bot;
 mod link_faults;
+mod runner;
 mod scenarios;
 mod support;

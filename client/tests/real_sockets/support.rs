@@ -122,7 +122,7 @@ pub(crate) struct Seen {
 }
 
 impl Seen {
-    fn of(event: &DispatchEvent) -> Self {
+    pub(crate) fn of(event: &DispatchEvent) -> Self {
         let data: serde_json::Value = event.parse().unwrap_or_default();
         let session = data["session_id"]
             .as_str()

@@ -1,0 +1,416 @@
+//! The multi-shard runner over real sockets: 16 shards learnt from the
+//! loopback API's `GET /gateway/bot`, started through 4 identify buckets
+//! against a gateway that enforces them, one merged stream of events, a
+//! fault that drops every shard's link at once, and commands through the
+//! policy's send budget. Then the answers of `/gateway/bot` that must stop
+//! a runner before it opens a socket.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use reconnect_client::gateway_bot::{GatewayBot, GatewayBotError, GatewayBotRequest};
+use reconnect_client::gateway_command::{ActivityKind, CommandError, GatewayCommand, Presence};
+use reconnect_client::testkit::gateway::{Fault, Gateway, GatewayConfig};
+use reconnect_client::testkit::http_api::{ApiAnswer, ApiServer};
+use reconnect_client::{
+    Clock, Notice, Runner, RunnerBuilder, RunnerError, SendCommandError, ShardEvents,
+};
+use reconnect_policy::{Command, SessionStartLimit, Timestamp};
+use tokio::task::JoinHandle;
+
+use crate::support::{
+    Seen, TOKEN, assert_continuous, bounded, builder, gateway, gateway_config, policy,
+};
+
+/// The gateway's identify window, as the real one.
+const WINDOW_MS: u64 = 5_000;
+
+/// A runner whose merged events and per-shard Identify times are recorded.
+struct Recorded {
+    runner: Runner,
+    events: Arc<Mutex<BTreeMap<u32, Vec<Seen>>>>,
+    identifies: Arc<Mutex<BTreeMap<u32, Vec<Timestamp>>>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Recorded {
+    fn start(runner: Runner, mut events: ShardEvents) -> Self {
+        let seen = Arc::new(Mutex::new(BTreeMap::<u32, Vec<Seen>>::new()));
+        let identifies = Arc::new(Mutex::new(BTreeMap::<u32, Vec<Timestamp>>::new()));
+        let mut tasks = Vec::new();
+        {
+            let seen = Arc::clone(&seen);
+            tasks.push(tokio::spawn(async move {
+                while let Some((shard, event)) = events.next().await {
+                    seen.lock()
+                        .unwrap()
+                        .entry(shard)
+                        .or_default()
+                        .push(Seen::of(&event));
+                }
+            }));
+        }
+        for handle in runner.shards() {
+            let mut notices = handle.notices();
+            let id = handle.id();
+            let identifies = Arc::clone(&identifies);
+            tasks.push(tokio::spawn(async move {
+                while let Ok(notice) = notices.recv().await {
+                    if let Notice::Sent {
+                        command: Command::Identify,
+                        at,
+                        ..
+                    } = notice
+                    {
+                        identifies.lock().unwrap().entry(id).or_default().push(at);
+                    }
+                }
+            }));
+        }
+        Self {
+            runner,
+            events: seen,
+            identifies,
+            tasks,
+        }
+    }
+
+    fn events(&self) -> BTreeMap<u32, Vec<Seen>> {
+        self.events.lock().unwrap().clone()
+    }
+
+    /// The last sequence number delivered to each shard.
+    fn last_seqs(&self) -> BTreeMap<u32, u64> {
+        self.events()
+            .into_iter()
+            .map(|(shard, seen)| (shard, seen.iter().filter_map(|s| s.seq).max().unwrap_or(0)))
+            .collect()
+    }
+
+    async fn wait(&self, what: &str, seconds: u64, condition: impl Fn(&Self) -> bool) {
+        let clock = Clock::start();
+        while !condition(self) {
+            assert!(
+                clock.elapsed() < Duration::from_secs(seconds),
+                "timed out waiting for {what}; figures: {:?}",
+                self.runner.figures()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until every shard is connected and has delivered an event
+    /// past the sequence number it had when this was called (plus `more`).
+    async fn wait_all_streaming(&self, more: u64, seconds: u64) {
+        let from = self.last_seqs();
+        let shards: Vec<u32> = self.runner.shards().iter().map(|s| s.id()).collect();
+        self.wait("every shard to stream", seconds, |r| {
+            let now = r.last_seqs();
+            shards.iter().all(|shard| {
+                r.runner
+                    .shard(*shard)
+                    .unwrap()
+                    .figures()
+                    .state
+                    .is_connected()
+                    && now.get(shard).copied().unwrap_or(0)
+                        > from.get(shard).copied().unwrap_or(0) + more
+            })
+        })
+        .await;
+    }
+
+    async fn close(mut self) -> Result<BTreeMap<u32, reconnect_client::Figures>, RunnerError> {
+        let outcome = self.runner.close().await;
+        for task in self.tasks.drain(..) {
+            let _ = task.await;
+        }
+        outcome
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_shards_start_by_bucket_resume_together_and_send_within_budget() {
+    bounded(90, async {
+        let gw = gateway(GatewayConfig {
+            max_concurrency: 4,
+            identify_interval_ms: WINDOW_MS,
+            event_interval_ms: 50,
+            ..gateway_config()
+        })
+        .await;
+        let api = ApiServer::start(TOKEN, ApiAnswer::gateway_bot(&gw.url(), 16, 1_000, 4))
+            .await
+            .unwrap();
+        let (runner, events) = RunnerBuilder::new(builder(policy("ws://127.0.0.1:9")))
+            .gateway_bot_request(GatewayBotRequest {
+                api_base: api.api_base(),
+                expected_gateway: gw.url(),
+                ..GatewayBotRequest::default()
+            })
+            .start()
+            .await
+            .unwrap();
+        assert_eq!(api.requests(), (1, 1), "one request, with the token");
+        assert_eq!(runner.total_shards(), 16);
+        assert_eq!(runner.gateway().session_start_limit.max_concurrency, 4);
+        let ids: Vec<u32> = runner.shards().iter().map(|s| s.id()).collect();
+        assert_eq!(ids, (0..16).collect::<Vec<_>>());
+        let r = Recorded::start(runner, events);
+
+        // Every shard READY, through the buckets, with no Identify refused.
+        r.wait_all_streaming(2, 45).await;
+        let stats = gw.stats();
+        assert_eq!(stats.identifies, 16, "{stats:?}");
+        assert_eq!(
+            stats.identifies_rate_limited, 0,
+            "identify-window violations"
+        );
+        let identifies = r.identifies.lock().unwrap().clone();
+        assert_eq!(identifies.len(), 16);
+        let first = identifies.values().flatten().min().copied().unwrap();
+        for bucket in 0..4 {
+            let mut times: Vec<Timestamp> = identifies
+                .iter()
+                .filter(|(shard, _)| *shard % 4 == bucket)
+                .flat_map(|(_, at)| at.iter().copied())
+                .collect();
+            times.sort_unstable();
+            assert_eq!(times.len(), 4, "bucket {bucket}: {times:?}");
+            assert!(
+                times
+                    .windows(2)
+                    .all(|w| w[1].saturating_since(w[0]) >= WINDOW_MS),
+                "bucket {bucket} identified faster than the window: {times:?}"
+            );
+            // The buckets run side by side: each starts in the first window.
+            assert!(
+                times[0].saturating_since(first) < WINDOW_MS,
+                "bucket {bucket} waited for another: {times:?}"
+            );
+        }
+
+        // One fault drops every shard's link: all resume, none identifies.
+        gw.inject(Fault::Drop);
+        r.wait("every shard to resume", 20, |r| {
+            r.runner
+                .figures()
+                .values()
+                .all(|f| f.resumes_succeeded >= 1 && f.state.is_connected())
+        })
+        .await;
+        r.wait_all_streaming(2, 20).await;
+        let stats = gw.stats();
+        assert_eq!(
+            stats.identifies, 16,
+            "a resume became an Identify: {stats:?}"
+        );
+        assert_eq!(stats.identifies_rate_limited, 0);
+        assert_eq!((stats.resumes, stats.resumes_refused), (16, 0), "{stats:?}");
+
+        // Commands through the send budget: a burst is sent until the
+        // budget says when to retry; the refusal holds nothing up.
+        let shard = r.runner.shard(5).unwrap().clone();
+        let presence =
+            GatewayCommand::UpdatePresence(Presence::online(ActivityKind::Playing, "tests"));
+        let mut sent = 0_u64;
+        let refused = loop {
+            match shard.send(&presence).await {
+                Ok(()) => sent += 1,
+                Err(error) => break error,
+            }
+            assert!(sent <= 120, "more commands than the gateway's limit");
+        };
+        let SendCommandError::Throttled { retry_at, wait } = refused else {
+            panic!("the budget should say when to retry: {refused:?}");
+        };
+        assert!(sent >= 1, "no command fitted the budget");
+        assert!(
+            !wait.is_zero() && wait <= Duration::from_secs(60),
+            "{wait:?}"
+        );
+        assert!(retry_at > first, "{retry_at} is not ahead");
+        r.wait("the commands to reach the gateway", 10, |_| {
+            gw.stats().commands == sent
+        })
+        .await;
+        // Events keep flowing on that shard and every other.
+        r.wait_all_streaming(2, 10).await;
+        let invalid = shard
+            .send(&GatewayCommand::Raw {
+                op: 2,
+                d: serde_json::json!({}),
+            })
+            .await;
+        assert_eq!(
+            invalid,
+            Err(SendCommandError::Invalid(CommandError::ReservedOpcode(2)))
+        );
+        assert_eq!(gw.stats().commands, sent);
+
+        let delivered = Arc::clone(&r.events);
+        let figures = r.close().await.unwrap();
+        assert_eq!(figures.len(), 16);
+        for (id, f) in &figures {
+            assert_eq!(f.identifies, 1, "shard {id}: {f:?}");
+            assert_eq!(f.max_sockets_open, 1, "shard {id}: {f:?}");
+            assert_eq!(
+                f.duplicates_dropped + f.dispatches_ignored,
+                0,
+                "shard {id}: {f:?}"
+            );
+        }
+        // One merged stream: each shard's session delivered each sequence
+        // number once, in order, with nothing lost.
+        let delivered = delivered.lock().unwrap().clone();
+        assert_eq!(delivered.len(), 16);
+        for (id, seen) in &delivered {
+            assert_continuous(seen);
+            assert_eq!(
+                seen.len() as u64,
+                figures[id].events_delivered,
+                "shard {id}"
+            );
+        }
+        let stats = gw.stats();
+        assert!(stats.max_sockets_per_session <= 1);
+        let last = identifies.values().flatten().max().copied().unwrap();
+        eprintln!(
+            "16 shards, 4 buckets: identifies {} (rate-limited {}) over {} ms; resumes {}; \
+             commands sent {sent} before the budget said retry in {} ms; events delivered {}",
+            stats.identifies,
+            stats.identifies_rate_limited,
+            last.saturating_since(first),
+            stats.resumes,
+            wait.as_millis(),
+            figures.values().map(|f| f.events_delivered).sum::<u64>(),
+        );
+    })
+    .await;
+}
+
+/// A bad answer of `/gateway/bot` stops the runner before any socket is
+/// opened, after exactly one request; so does a shard range outside the
+/// total.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_gateway_bot_answers_stop_the_runner_after_one_request() {
+    bounded(30, async {
+        let gw = gateway(gateway_config()).await;
+        let api = ApiServer::start(TOKEN, ApiAnswer::status(401, "{}"))
+            .await
+            .unwrap();
+        let request = GatewayBotRequest {
+            api_base: api.api_base(),
+            expected_gateway: gw.url(),
+            ..GatewayBotRequest::default()
+        };
+        let cases = [
+            (
+                ApiAnswer::status(401, r#"{"message":"401: Unauthorized","code":0}"#),
+                GatewayBotError::Unauthorized,
+            ),
+            (
+                ApiAnswer {
+                    status: 429,
+                    headers: vec![("Retry-After".into(), "7".into())],
+                    body: r#"{"retry_after":6.5,"global":false}"#.into(),
+                },
+                GatewayBotError::RateLimited {
+                    retry_after_ms: 6_500,
+                    global: false,
+                },
+            ),
+            (
+                ApiAnswer::gateway_bot("ws://evil.example:4567", 4, 1_000, 1),
+                GatewayBotError::UrlNotAllowed {
+                    url: "ws://evil.example:4567".into(),
+                    reason: reconnect_policy::UrlError::HostNotAllowed,
+                },
+            ),
+        ];
+        for (n, (answer, expected)) in cases.into_iter().enumerate() {
+            api.set_answer(answer);
+            let outcome = RunnerBuilder::new(builder(policy("ws://127.0.0.1:9")))
+                .gateway_bot_request(request.clone())
+                .start()
+                .await;
+            match outcome {
+                Err(RunnerError::GatewayBot(error)) => assert_eq!(error, expected),
+                other => panic!("expected {expected:?}, got {other:?}"),
+            }
+            assert_eq!(api.requests().0, n as u64 + 1, "no retry");
+        }
+        api.set_answer(ApiAnswer::status(200, r#"{"url":"#));
+        let outcome = RunnerBuilder::new(builder(policy("ws://127.0.0.1:9")))
+            .gateway_bot_request(request.clone())
+            .start()
+            .await;
+        assert!(
+            matches!(
+                outcome,
+                Err(RunnerError::GatewayBot(GatewayBotError::Malformed(_)))
+            ),
+            "{outcome:?}"
+        );
+        let answer = given(&gw, 4, 2);
+        for (range, total) in [(2..2, 4), (3..5, 4), (0..1, 0)] {
+            let outcome = RunnerBuilder::new(builder(policy("ws://127.0.0.1:9")))
+                .gateway_bot(answer.clone())
+                .shards(range.clone(), total)
+                .start()
+                .await;
+            assert!(
+                matches!(outcome, Err(RunnerError::ShardRange { .. })),
+                "{range:?} of {total}: {outcome:?}"
+            );
+        }
+        assert_eq!(api.requests().0, 4, "a given answer asks nothing");
+        assert_eq!(gw.stats().connections, 0, "no socket was opened");
+    })
+    .await;
+}
+
+/// A bot split across processes: this one runs shards 2 and 3 of 4, from
+/// an answer it already has, and asks the API nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_given_answer_and_a_shard_range_run_only_those_shards() {
+    bounded(30, async {
+        let gw = gateway(GatewayConfig {
+            max_concurrency: 2,
+            ..gateway_config()
+        })
+        .await;
+        let (runner, events) = RunnerBuilder::new(builder(policy("ws://127.0.0.1:9")))
+            .gateway_bot(given(&gw, 4, 2))
+            .shards(2..4, 4)
+            .start()
+            .await
+            .unwrap();
+        let ids: Vec<u32> = runner.shards().iter().map(|s| s.id()).collect();
+        assert_eq!(ids, [2, 3]);
+        assert!(runner.shard(0).is_none());
+        assert_eq!(runner.shard(3).unwrap().count(), 4);
+        let r = Recorded::start(runner, events);
+        r.wait_all_streaming(3, 20).await;
+        let stats = gw.stats();
+        assert_eq!((stats.identifies, stats.identifies_rate_limited), (2, 0));
+        let figures = r.close().await.unwrap();
+        assert_eq!(figures.keys().copied().collect::<Vec<_>>(), [2, 3]);
+        assert_eq!(gw.stats().sessions_ended_by_client, 2);
+    })
+    .await;
+}
+
+/// What `/gateway/bot` would say for this gateway.
+fn given(gw: &Gateway, shards: u32, max_concurrency: u16) -> GatewayBot {
+    GatewayBot {
+        url: gw.url(),
+        shards,
+        session_start_limit: SessionStartLimit {
+            max_concurrency,
+            ..SessionStartLimit::DISCORD_DEFAULT
+        },
+    }
+}
