@@ -153,15 +153,20 @@ pub(crate) struct Driver {
     /// The slot whose link is polled first next time, so that a busy
     /// shard cannot starve the others.
     cursor: usize,
+    /// The slots whose figures changed since they were last published.
+    touched: Vec<usize>,
     /// Accepted dispatches waiting for room in the user's queue.
     pending: VecDeque<(u32, DispatchEvent)>,
     stopping: bool,
+    /// Shards that gave up.
+    gave_up: usize,
 }
 
 impl Driver {
     pub(crate) fn new(parts: DriverParts) -> Self {
         let mut shards = parts.shards;
         shards.sort_by_key(|shard| shard.id);
+        let touched = (0..shards.len()).collect();
         let slots = shards
             .into_iter()
             .map(|shard| Slot {
@@ -170,6 +175,7 @@ impl Driver {
                 link: Link::Idle,
                 counters: Counters::default(),
                 outcome: None,
+                // Listed in `touched`.
                 dirty: true,
             })
             .collect();
@@ -186,8 +192,10 @@ impl Driver {
             commands_open: true,
             slots,
             cursor: 0,
+            touched,
             pending: VecDeque::new(),
             stopping: false,
+            gave_up: 0,
         }
     }
 
@@ -196,7 +204,11 @@ impl Driver {
         loop {
             let now = self.clock.now();
             self.drain(now);
-            if self.fleet.is_terminal() {
+            // Asking every shard is O(n): only when one may have stopped
+            // (a stopped fleet has no timer left).
+            let may_have_stopped =
+                self.stopping || self.gave_up > 0 || self.fleet.poll_timeout().is_none();
+            if may_have_stopped && self.fleet.is_terminal() {
                 break;
             }
             self.publish(now);
@@ -236,9 +248,8 @@ impl Driver {
                             if let Some((shard, event)) = self.pending.pop_front() {
                                 permit.send((shard, event));
                                 if let Some(index) = self.index(shard) {
-                                    let slot = &mut self.slots[index];
-                                    slot.counters.events_delivered += 1;
-                                    slot.dirty = true;
+                                    self.slots[index].counters.events_delivered += 1;
+                                    self.touch(index);
                                 }
                             }
                         }
@@ -252,9 +263,9 @@ impl Driver {
                 }
             }
         }
-        for slot in &mut self.slots {
-            slot.link = Link::Idle;
-            slot.dirty = true;
+        for index in 0..self.slots.len() {
+            self.slots[index].link = Link::Idle;
+            self.touch(index);
         }
         self.hand_over_pending();
         let now = self.clock.now();
@@ -311,12 +322,19 @@ impl Driver {
         self.fleet.shutdown(self.clock.now());
     }
 
+    /// Marks slot `index`'s figures as changed.
+    fn touch(&mut self, index: usize) {
+        let slot = &mut self.slots[index];
+        if !slot.dirty {
+            slot.dirty = true;
+            self.touched.push(index);
+        }
+    }
+
     /// Publishes the figures of every shard touched since the last time.
     fn publish(&mut self, now: Timestamp) {
-        for slot in &mut self.slots {
-            if !slot.dirty {
-                continue;
-            }
+        for index in self.touched.drain(..) {
+            let slot = &mut self.slots[index];
             slot.dirty = false;
             if let Some(policy) = self.fleet.policy(slot.parts.id) {
                 let open = matches!(slot.link, Link::Open(_));
@@ -339,8 +357,8 @@ impl Driver {
 
     /// Feeds an event about slot `index`'s connection `id` to the fleet.
     fn feed(&mut self, now: Timestamp, index: usize, id: ConnectionId, event: Event) -> Handled {
+        self.touch(index);
         let slot = &mut self.slots[index];
-        slot.dirty = true;
         let shard = slot.parts.id;
         // Every slot is one of the fleet's shards.
         let handled = self
@@ -361,7 +379,7 @@ impl Driver {
                 error!(shard, "an output for a shard this driver does not run");
                 continue;
             };
-            self.slots[index].dirty = true;
+            self.touch(index);
             let span = self.slots[index].span.clone();
             let _entered = span.enter();
             match output {
@@ -486,6 +504,7 @@ impl Driver {
                 error!(%reason, "giving up");
                 self.notify(index, Notice::GaveUp(reason));
                 self.slots[index].outcome = Some(ClientError::from(reason));
+                self.gave_up += 1;
             }
         }
     }
@@ -546,7 +565,7 @@ impl Driver {
         match result {
             Ok(connection) => {
                 debug!(connection = %connection, op, "command sent");
-                self.slots[index].dirty = true;
+                self.touch(index);
                 self.notify(
                     index,
                     Notice::CommandSent {
