@@ -414,3 +414,38 @@ fn given(gw: &Gateway, shards: u32, max_concurrency: u16) -> GatewayBot {
         },
     }
 }
+
+/// A lone client is a fleet of one on the same loop: it sends commands
+/// through the same budget, and says so when it has no session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_client_sends_commands_only_with_a_session() {
+    bounded(30, async {
+        let gw = gateway(gateway_config()).await;
+        gw.inject(Fault::Refuse { on: true });
+        let (client, mut events) = builder(policy(&gw.url())).start().unwrap();
+        let presence =
+            GatewayCommand::UpdatePresence(Presence::online(ActivityKind::Listening, "tests"));
+        assert_eq!(
+            client.send(&presence).await,
+            Err(SendCommandError::NoSession)
+        );
+        gw.inject(Fault::Refuse { on: false });
+        while let Some(event) = events.next().await {
+            if event.name == "READY" {
+                break;
+            }
+        }
+        client.send(&presence).await.unwrap();
+        client.shard().send(&presence).await.unwrap();
+        let clock = Clock::start();
+        while gw.stats().commands < 2 {
+            assert!(clock.elapsed() < Duration::from_secs(5), "{:?}", gw.stats());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let handle = client.shard();
+        let figures = client.close().await.unwrap();
+        assert_eq!((figures.identifies, gw.stats().commands), (1, 2));
+        assert_eq!(handle.send(&presence).await, Err(SendCommandError::Stopped));
+    })
+    .await;
+}
