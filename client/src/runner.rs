@@ -114,8 +114,10 @@ impl RunnerBuilder {
     ///
     /// If `client` has an [`IdentifyShare`](crate::IdentifyShare), the
     /// shards identify through it (to share one limiter with other clients
-    /// of the bot in this process); otherwise the runner's fleet keeps its
-    /// own limiter, sized by the answer's `session_start_limit`.
+    /// of the bot in this process), and the share's limit stands as it was
+    /// built (the answer's `session_start_limit` is not applied to it);
+    /// otherwise the runner's fleet keeps its own limiter, sized by the
+    /// answer's `session_start_limit`.
     #[must_use]
     pub fn new(client: ClientBuilder) -> Self {
         Self {
