@@ -133,162 +133,192 @@ impl Recorded {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixteen_shards_start_by_bucket_resume_together_and_send_within_budget() {
-    bounded(90, async {
-        let gw = gateway(GatewayConfig {
-            max_concurrency: 4,
-            identify_interval_ms: WINDOW_MS,
-            event_interval_ms: 50,
-            ..gateway_config()
-        })
-        .await;
-        let api = ApiServer::start(TOKEN, ApiAnswer::gateway_bot(&gw.url(), 16, 1_000, 4))
-            .await
-            .unwrap();
-        let (runner, events) = RunnerBuilder::new(builder(policy("ws://127.0.0.1:9")))
-            .gateway_bot_request(GatewayBotRequest {
-                api_base: api.api_base(),
-                expected_gateway: gw.url(),
-                ..GatewayBotRequest::default()
-            })
-            .start()
-            .await
-            .unwrap();
-        assert_eq!(api.requests(), (1, 1), "one request, with the token");
-        assert_eq!(runner.total_shards(), 16);
-        assert_eq!(runner.gateway().session_start_limit.max_concurrency, 4);
-        let ids: Vec<u32> = runner.shards().iter().map(|s| s.id()).collect();
-        assert_eq!(ids, (0..16).collect::<Vec<_>>());
-        let r = Recorded::start(runner, events);
+    bounded(90, fleet_scenario(16, 4)).await;
+}
 
-        // Every shard READY, through the buckets, with no Identify refused.
-        r.wait_all_streaming(2, 45).await;
-        let stats = gw.stats();
-        assert_eq!(stats.identifies, 16, "{stats:?}");
-        assert_eq!(
-            stats.identifies_rate_limited, 0,
-            "identify-window violations"
-        );
-        let identifies = r.identifies.lock().unwrap().clone();
-        assert_eq!(identifies.len(), 16);
-        let first = identifies.values().flatten().min().copied().unwrap();
-        for bucket in 0..4 {
-            let mut times: Vec<Timestamp> = identifies
-                .iter()
-                .filter(|(shard, _)| *shard % 4 == bucket)
-                .flat_map(|(_, at)| at.iter().copied())
-                .collect();
-            times.sort_unstable();
-            assert_eq!(times.len(), 4, "bucket {bucket}: {times:?}");
-            assert!(
-                times
-                    .windows(2)
-                    .all(|w| w[1].saturating_since(w[0]) >= WINDOW_MS),
-                "bucket {bucket} identified faster than the window: {times:?}"
-            );
-            // The buckets run side by side: each starts in the first window.
-            assert!(
-                times[0].saturating_since(first) < WINDOW_MS,
-                "bucket {bucket} waited for another: {times:?}"
-            );
-        }
+/// The same with 100 shards in 16 buckets (about 35 s, so run by hand):
+/// `cargo test -p reconnect-client --test real_sockets hundred -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "about 35 s; run by hand"]
+async fn a_hundred_shards_start_by_bucket_resume_together_and_send_within_budget() {
+    bounded(180, fleet_scenario(100, 16)).await;
+}
 
-        // One fault drops every shard's link: all resume, none identifies.
-        gw.inject(Fault::Drop);
-        r.wait("every shard to resume", 20, |r| {
-            r.runner
-                .figures()
-                .values()
-                .all(|f| f.resumes_succeeded >= 1 && f.state.is_connected())
-        })
-        .await;
-        r.wait_all_streaming(2, 20).await;
-        let stats = gw.stats();
-        assert_eq!(
-            stats.identifies, 16,
-            "a resume became an Identify: {stats:?}"
-        );
-        assert_eq!(stats.identifies_rate_limited, 0);
-        assert_eq!((stats.resumes, stats.resumes_refused), (16, 0), "{stats:?}");
-
-        // Commands through the send budget: a burst is sent until the
-        // budget says when to retry; the refusal holds nothing up.
-        let shard = r.runner.shard(5).unwrap().clone();
-        let presence =
-            GatewayCommand::UpdatePresence(Presence::online(ActivityKind::Playing, "tests"));
-        let mut sent = 0_u64;
-        let refused = loop {
-            match shard.send(&presence).await {
-                Ok(()) => sent += 1,
-                Err(error) => break error,
-            }
-            assert!(sent <= 120, "more commands than the gateway's limit");
-        };
-        let SendCommandError::Throttled { retry_at, wait } = refused else {
-            panic!("the budget should say when to retry: {refused:?}");
-        };
-        assert!(sent >= 1, "no command fitted the budget");
-        assert!(
-            !wait.is_zero() && wait <= Duration::from_secs(60),
-            "{wait:?}"
-        );
-        assert!(retry_at > first, "{retry_at} is not ahead");
-        r.wait("the commands to reach the gateway", 10, |_| {
-            gw.stats().commands == sent
-        })
-        .await;
-        // Events keep flowing on that shard and every other.
-        r.wait_all_streaming(2, 10).await;
-        let invalid = shard
-            .send(&GatewayCommand::Raw {
-                op: 2,
-                d: serde_json::json!({}),
-            })
-            .await;
-        assert_eq!(
-            invalid,
-            Err(SendCommandError::Invalid(CommandError::ReservedOpcode(2)))
-        );
-        assert_eq!(gw.stats().commands, sent);
-
-        let delivered = Arc::clone(&r.events);
-        let figures = r.close().await.unwrap();
-        assert_eq!(figures.len(), 16);
-        for (id, f) in &figures {
-            assert_eq!(f.identifies, 1, "shard {id}: {f:?}");
-            assert_eq!(f.max_sockets_open, 1, "shard {id}: {f:?}");
-            assert_eq!(
-                f.duplicates_dropped + f.dispatches_ignored,
-                0,
-                "shard {id}: {f:?}"
-            );
-        }
-        // One merged stream: each shard's session delivered each sequence
-        // number once, in order, with nothing lost.
-        let delivered = delivered.lock().unwrap().clone();
-        assert_eq!(delivered.len(), 16);
-        for (id, seen) in &delivered {
-            assert_continuous(seen);
-            assert_eq!(
-                seen.len() as u64,
-                figures[id].events_delivered,
-                "shard {id}"
-            );
-        }
-        let stats = gw.stats();
-        assert!(stats.max_sockets_per_session <= 1);
-        let last = identifies.values().flatten().max().copied().unwrap();
-        eprintln!(
-            "16 shards, 4 buckets: identifies {} (rate-limited {}) over {} ms; resumes {}; \
-             commands sent {sent} before the budget said retry in {} ms; events delivered {}",
-            stats.identifies,
-            stats.identifies_rate_limited,
-            last.saturating_since(first),
-            stats.resumes,
-            wait.as_millis(),
-            figures.values().map(|f| f.events_delivered).sum::<u64>(),
-        );
+/// `shards` shards learnt from `/gateway/bot` with `buckets` identify
+/// buckets: all READY with no identify-window violation at the gateway,
+/// every bucket one Identify per window and the buckets side by side; a
+/// drop of every link, resumed with no Identify; a burst of commands from
+/// one shard's handle until the budget says when to retry; one merged
+/// stream with each shard's sequence numbers once and in order.
+#[allow(clippy::too_many_lines)]
+async fn fleet_scenario(shards: u32, buckets: u16) {
+    let gw = gateway(GatewayConfig {
+        max_concurrency: buckets,
+        identify_interval_ms: WINDOW_MS,
+        event_interval_ms: 50,
+        ..gateway_config()
     })
     .await;
+    let api = ApiServer::start(
+        TOKEN,
+        ApiAnswer::gateway_bot(&gw.url(), shards, 1_000, buckets),
+    )
+    .await
+    .unwrap();
+    let (runner, events) = RunnerBuilder::new(builder(policy("ws://127.0.0.1:9")))
+        .gateway_bot_request(GatewayBotRequest {
+            api_base: api.api_base(),
+            expected_gateway: gw.url(),
+            ..GatewayBotRequest::default()
+        })
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(api.requests(), (1, 1), "one request, with the token");
+    assert_eq!(runner.total_shards(), shards);
+    assert_eq!(
+        runner.gateway().session_start_limit.max_concurrency,
+        buckets
+    );
+    let ids: Vec<u32> = runner.shards().iter().map(|s| s.id()).collect();
+    assert_eq!(ids, (0..shards).collect::<Vec<_>>());
+    let r = Recorded::start(runner, events);
+
+    // Every shard READY, through the buckets, with no Identify refused.
+    let rounds = shards.div_ceil(u32::from(buckets));
+    r.wait_all_streaming(2, 15 + 6 * u64::from(rounds)).await;
+    let stats = gw.stats();
+    assert_eq!(stats.identifies, u64::from(shards), "{stats:?}");
+    assert_eq!(
+        stats.identifies_rate_limited, 0,
+        "identify-window violations"
+    );
+    let identifies = r.identifies.lock().unwrap().clone();
+    assert_eq!(identifies.len(), shards as usize);
+    let first = identifies.values().flatten().min().copied().unwrap();
+    for bucket in 0..u32::from(buckets) {
+        let mut times: Vec<Timestamp> = identifies
+            .iter()
+            .filter(|(shard, _)| *shard % u32::from(buckets) == bucket)
+            .flat_map(|(_, at)| at.iter().copied())
+            .collect();
+        times.sort_unstable();
+        let members = (0..shards)
+            .filter(|s| s % u32::from(buckets) == bucket)
+            .count();
+        assert_eq!(times.len(), members, "bucket {bucket}: {times:?}");
+        assert!(
+            times
+                .windows(2)
+                .all(|w| w[1].saturating_since(w[0]) >= WINDOW_MS),
+            "bucket {bucket} identified faster than the window: {times:?}"
+        );
+        // The buckets run side by side: each starts in the first window.
+        assert!(
+            times[0].saturating_since(first) < WINDOW_MS,
+            "bucket {bucket} waited for another: {times:?}"
+        );
+    }
+
+    // One fault drops every shard's link: all resume, none identifies.
+    gw.inject(Fault::Drop);
+    r.wait("every shard to resume", 20, |r| {
+        r.runner
+            .figures()
+            .values()
+            .all(|f| f.resumes_succeeded >= 1 && f.state.is_connected())
+    })
+    .await;
+    r.wait_all_streaming(2, 20).await;
+    let stats = gw.stats();
+    assert_eq!(
+        stats.identifies,
+        u64::from(shards),
+        "a resume became an Identify: {stats:?}"
+    );
+    assert_eq!(stats.identifies_rate_limited, 0);
+    assert_eq!(
+        (stats.resumes, stats.resumes_refused),
+        (u64::from(shards), 0),
+        "{stats:?}"
+    );
+
+    // Commands through the send budget: a burst is sent until the
+    // budget says when to retry; the refusal holds nothing up.
+    let shard = r.runner.shard(5).unwrap().clone();
+    let presence = GatewayCommand::UpdatePresence(Presence::online(ActivityKind::Playing, "tests"));
+    let mut sent = 0_u64;
+    let refused = loop {
+        match shard.send(&presence).await {
+            Ok(()) => sent += 1,
+            Err(error) => break error,
+        }
+        assert!(sent <= 120, "more commands than the gateway's limit");
+    };
+    let SendCommandError::Throttled { retry_at, wait } = refused else {
+        panic!("the budget should say when to retry: {refused:?}");
+    };
+    assert!(sent >= 1, "no command fitted the budget");
+    assert!(
+        !wait.is_zero() && wait <= Duration::from_secs(60),
+        "{wait:?}"
+    );
+    assert!(retry_at > first, "{retry_at} is not ahead");
+    r.wait("the commands to reach the gateway", 10, |_| {
+        gw.stats().commands == sent
+    })
+    .await;
+    // Events keep flowing on that shard and every other.
+    r.wait_all_streaming(2, 10).await;
+    let invalid = shard
+        .send(&GatewayCommand::Raw {
+            op: 2,
+            d: serde_json::json!({}),
+        })
+        .await;
+    assert_eq!(
+        invalid,
+        Err(SendCommandError::Invalid(CommandError::ReservedOpcode(2)))
+    );
+    assert_eq!(gw.stats().commands, sent);
+
+    let delivered = Arc::clone(&r.events);
+    let figures = r.close().await.unwrap();
+    assert_eq!(figures.len(), shards as usize);
+    for (id, f) in &figures {
+        assert_eq!(f.identifies, 1, "shard {id}: {f:?}");
+        assert_eq!(f.max_sockets_open, 1, "shard {id}: {f:?}");
+        assert_eq!(
+            f.duplicates_dropped + f.dispatches_ignored,
+            0,
+            "shard {id}: {f:?}"
+        );
+    }
+    // One merged stream: each shard's session delivered each sequence
+    // number once, in order, with nothing lost.
+    let delivered = delivered.lock().unwrap().clone();
+    assert_eq!(delivered.len(), shards as usize);
+    for (id, seen) in &delivered {
+        assert_continuous(seen);
+        assert_eq!(
+            seen.len() as u64,
+            figures[id].events_delivered,
+            "shard {id}"
+        );
+    }
+    let stats = gw.stats();
+    assert!(stats.max_sockets_per_session <= 1);
+    let last = identifies.values().flatten().max().copied().unwrap();
+    eprintln!(
+        "{shards} shards, {buckets} buckets: identifies {} (rate-limited {}) over {} ms; resumes {}; \
+             commands sent {sent} before the budget said retry in {} ms; events delivered {}",
+        stats.identifies,
+        stats.identifies_rate_limited,
+        last.saturating_since(first),
+        stats.resumes,
+        wait.as_millis(),
+        figures.values().map(|f| f.events_delivered).sum::<u64>(),
+    );
 }
 
 /// A bad answer of `/gateway/bot` stops the runner before any socket is
