@@ -60,8 +60,15 @@ pub enum PeerKind {
     DiscordJs,
     /// discord.py's `AutoShardedClient`; see [`PeerRules::DISCORD_PY`].
     DiscordPy,
+    /// discord.py's `AutoShardedClient` with a `before_identify_hook` that
+    /// honours `max_concurrency`, as its maintainer recommends; see
+    /// [`PeerRules::DISCORD_PY_HOOK`].
+    DiscordPyHook,
     /// serenity 0.12 (`current`); see [`PeerRules::SERENITY`].
     Serenity,
+    /// serenity's `next` branch, whose start queue batches first starts by
+    /// `max_concurrency`; see [`PeerRules::SERENITY_NEXT`].
+    SerenityNext,
     /// twilight-gateway 0.17; see [`PeerRules::TWILIGHT`].
     Twilight,
     /// JDA (Java); see [`PeerRules::JDA`].
@@ -70,14 +77,16 @@ pub enum PeerKind {
 
 impl PeerKind {
     /// Every model, in display order.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 11] = [
         Self::Naive,
         Self::Guard5s,
         Self::CarbonOld,
         Self::CarbonOldPr,
         Self::DiscordJs,
         Self::DiscordPy,
+        Self::DiscordPyHook,
         Self::Serenity,
+        Self::SerenityNext,
         Self::Twilight,
         Self::Jda,
     ];
@@ -92,7 +101,9 @@ impl PeerKind {
             Self::CarbonOldPr => "carbon-old-pr",
             Self::DiscordJs => "discordjs",
             Self::DiscordPy => "discordpy",
+            Self::DiscordPyHook => "discordpy-hook",
             Self::Serenity => "serenity",
+            Self::SerenityNext => "serenity-next",
             Self::Twilight => "twilight",
             Self::Jda => "jda",
         }
@@ -117,7 +128,9 @@ impl PeerKind {
             Self::CarbonOldPr => PeerRules::CARBON_OLD_PR,
             Self::DiscordJs => PeerRules::DISCORD_JS,
             Self::DiscordPy => PeerRules::DISCORD_PY,
+            Self::DiscordPyHook => PeerRules::DISCORD_PY_HOOK,
             Self::Serenity => PeerRules::SERENITY,
+            Self::SerenityNext => PeerRules::SERENITY_NEXT,
             Self::Twilight => PeerRules::TWILIGHT,
             Self::Jda => PeerRules::JDA,
         }
@@ -266,6 +279,13 @@ pub enum Wait {
     Fixed(u64),
     /// Counts the reconnect, then waits [`PeerRules::delay`] for the count.
     Backoff,
+    /// Sleeps at least `at_least_ms`, then idles until the next tick of the
+    /// heartbeat loop of the connection it lost, whose check then fails
+    /// (serenity's runner after a failed resume dial). Not counted.
+    HeartbeatCheck {
+        /// The sleep before the idle period.
+        at_least_ms: u64,
+    },
 }
 
 /// What a peer does after one kind of trouble.
@@ -368,6 +388,12 @@ pub enum Pacing {
         /// The start holds the queue until READY, not only until the dial
         /// finished.
         until_ready: bool,
+        /// First starts (a shard's first connection) go in batches of one
+        /// shard per `shard % max_concurrency`, dialled one after another
+        /// with no wait between them, and the wait of `window_ms` follows
+        /// the batch (serenity's `next` branch); restarts still go one at a
+        /// time.
+        first_starts_batched: bool,
     },
     /// One bot-wide worker makes every connection, one at a time, in
     /// priority order (launches, then reconnects after a backoff, then
@@ -375,6 +401,21 @@ pub enum Pacing {
     /// sent, sleeping any backoff while it holds the worker (discord.py
     /// `AutoShardedClient.connect`).
     Worker,
+}
+
+/// What the bot's code does between Hello and Identify (discord.py's
+/// `before_identify_hook`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdentifyHook {
+    /// Nothing: Identify goes out at once (or when the pacing allows).
+    None,
+    /// Sleeps this long before every Identify but the first launch of shard
+    /// 0 (discord.py's default hook).
+    Sleep(u64),
+    /// Sleeps until this long after the last Identify of the shard's bucket
+    /// (`shard % max_concurrency`), not at all if that was longer ago: a
+    /// hook that honours `max_concurrency`.
+    BucketWindow(u64),
 }
 
 /// Known bugs; each is off in every model but the one that had it.
@@ -431,9 +472,8 @@ pub struct PeerRules {
     pub zombie: Zombie,
     /// Identify (or start) pacing.
     pub pacing: Pacing,
-    /// A sleep between Hello and Identify, except for the first launch of
-    /// shard 0.
-    pub identify_sleep_ms: u64,
+    /// What the bot's code does between Hello and Identify.
+    pub identify_hook: IdentifyHook,
     /// What it sends as soon as the socket opens.
     pub on_open: OnOpen,
     /// How long a dial may take, ms.
@@ -452,6 +492,13 @@ pub struct PeerRules {
     pub start_timeout_ms: Option<u64>,
     /// Resumes dial READY's resume URL.
     pub uses_resume_url: bool,
+    /// A reconnect that goes through a [`Pacing::StartQueue`] sleeps its
+    /// wait after the queue granted it, holding the queue, and so do the
+    /// waits between its failed dials; every such reconnect counts a
+    /// backoff (JDA's `ReconnectNode` runs `reconnect()` inside the
+    /// bucket's worker). Otherwise a reconnect waits before it joins the
+    /// queue.
+    pub backoff_in_queue: bool,
     /// Known bugs.
     pub bugs: Bugs,
 }
@@ -494,7 +541,7 @@ impl PeerRules {
         heartbeat_jitter_ms: 0,
         zombie: Zombie::AckMissed { misses: 1 },
         pacing: Pacing::None,
-        identify_sleep_ms: 0,
+        identify_hook: IdentifyHook::None,
         on_open: OnOpen::Nothing,
         connect_timeout_ms: 10_000,
         hello_timeout_ms: Some(10_000),
@@ -503,6 +550,7 @@ impl PeerRules {
         start_failed: None,
         start_timeout_ms: None,
         uses_resume_url: false,
+        backoff_in_queue: false,
         bugs: Bugs {
             reconnect_twice: false,
             leaves_old_socket_open: false,
@@ -611,7 +659,7 @@ impl PeerRules {
         heartbeat_jitter_ms: 1_000,
         zombie: Zombie::AckMissed { misses: 1 },
         pacing: Pacing::StartupBatches { window_ms: 5_000 },
-        identify_sleep_ms: 0,
+        identify_hook: IdentifyHook::None,
         on_open: OnOpen::Nothing,
         connect_timeout_ms: 127_000,
         hello_timeout_ms: None,
@@ -620,6 +668,7 @@ impl PeerRules {
         start_failed: None,
         start_timeout_ms: None,
         uses_resume_url: true,
+        backoff_in_queue: false,
         bugs: Bugs {
             reconnect_twice: true,
             leaves_old_socket_open: true,
@@ -715,7 +764,7 @@ impl PeerRules {
             window_ms: 5_000,
             jitter_ms: 1_500,
         },
-        identify_sleep_ms: 0,
+        identify_hook: IdentifyHook::None,
         on_open: OnOpen::Nothing,
         connect_timeout_ms: 30_000,
         hello_timeout_ms: Some(60_000),
@@ -724,6 +773,7 @@ impl PeerRules {
         start_failed: None,
         start_timeout_ms: None,
         uses_resume_url: true,
+        backoff_in_queue: false,
         bugs: Bugs {
             reconnect_twice: false,
             leaves_old_socket_open: false,
@@ -753,12 +803,22 @@ impl PeerRules {
     ///   ref §B4)*).
     /// - **op 7** → close 4000 → resume; **op 9** `d = true` → close 4000 →
     ///   resume; `d = false` → clear the session and the URL, close 1000,
-    ///   identify (ref §0, §B4). The close waits for the server's answer,
-    ///   which aiohttp bounds at 10 s *(inferred)*.
+    ///   identify (ref §0, §B4). A close waits for the server's answer for
+    ///   up to 30 s: `HTTPClient.ws_connect` passes
+    ///   `ClientWSTimeout(ws_close=30.0)` (*code*, `http.py:556-566`), and
+    ///   aiohttp's `close()` reads until the close frame or that timeout.
     /// - **Zombie**: no message of any kind for `heartbeat_timeout` = 60 s
-    ///   (ref §0, §B4); `poll_event`'s receive timeout raises
-    ///   `ReconnectWebSocket` without closing the socket (*code*), so the
-    ///   socket is abandoned and the shard resumes.
+    ///   (ref §0, §B4; `state.py:203`): `poll_event`'s
+    ///   `socket.receive(timeout=...)` times out (*code*,
+    ///   `gateway.py:641`), and the handler first closes the socket with
+    ///   4000 and waits for the answer (`await self.socket.close(code=4000)`,
+    ///   `gateway.py:652-658`, up to 30 s as above), then raises
+    ///   `ReconnectWebSocket`, whose `resume` defaults to true
+    ///   (`gateway.py:73`, `:659-661`), so the shard queues a resume
+    ///   (`shard.py:175-178`). The keep-alive thread's own check
+    ///   (`gateway.py:159-161`, also a close with 4000) runs only at a
+    ///   heartbeat tick after the same 60 s, so the receive timeout comes
+    ///   first.
     /// - **Heartbeats**: the first immediately on Hello, no jitter (ref §0,
     ///   §B4).
     /// - **Identify pacing**: `before_identify_hook` sleeps 5 s before every
@@ -794,18 +854,20 @@ impl PeerRules {
             reconnect: Reaction::new(Fate::Keep, Close::Frame(4000), Wait::None),
             resumable: Reaction::new(Fate::Keep, Close::Frame(4000), Wait::None),
             invalid: Reaction::new(Fate::Drop, Close::Frame(1000), Wait::None),
-            zombie: Reaction::new(Fate::Keep, Close::Drop, Wait::None),
+            // gateway.py:641, :652-661: close 4000, wait, resume.
+            zombie: Reaction::new(Fate::Keep, Close::Frame(4000), Wait::None),
             timeout: Reaction::new(Fate::Drop, Close::Drop, Wait::Backoff),
         },
         resume_dial_retries: None,
         drops_resume_url_on_dial_failure: false,
-        close_wait_ms: 10_000,
+        // http.py:558: ClientWSTimeout(ws_close=30.0).
+        close_wait_ms: 30_000,
         resume_on_same_socket: false,
         first_heartbeat: FirstHeartbeat::Immediate,
         heartbeat_jitter_ms: 0,
         zombie: Zombie::Silence { ms: 60_000 },
         pacing: Pacing::Worker,
-        identify_sleep_ms: 5_000,
+        identify_hook: IdentifyHook::Sleep(5_000),
         on_open: OnOpen::Nothing,
         connect_timeout_ms: 60_000,
         hello_timeout_ms: Some(60_000),
@@ -814,11 +876,37 @@ impl PeerRules {
         start_failed: Some(Reaction::new(Fate::Keep, Close::Leave, Wait::Fixed(5_000))),
         start_timeout_ms: Some(180_000),
         uses_resume_url: true,
+        backoff_in_queue: false,
         bugs: Bugs {
             reconnect_twice: false,
             leaves_old_socket_open: false,
             resume_seq_from_new_socket: false,
         },
+    };
+
+    /// [`PeerRules::DISCORD_PY`] with the configuration discord.py's
+    /// maintainer recommends for a bot that can start several shards at
+    /// once: "The library allows customising the default behaviour by
+    /// overriding `before_identify_hook` to make use of `max_concurrency`"
+    /// (Rapptz in discord.py#8430; the default does not, "because when you
+    /// get to this scale you probably need to do out-of-process syncing").
+    ///
+    /// The override modelled ([`IdentifyHook::BucketWindow`]) is the
+    /// simplest one that does what the comment asks: it reads
+    /// `max_concurrency` from `AutoShardedClient.fetch_session_start_limits`
+    /// (`shard.py:455-480`, `SessionStartLimits.max_concurrency` at
+    /// `:329`), keeps the time of the last Identify of each bucket
+    /// `shard_id % max_concurrency`, and sleeps until 5 s after it, not at
+    /// all if the bucket has been idle that long. It replaces the default
+    /// hook's unconditional 5 s sleep (`client.py:592-612`), which
+    /// `DiscordWebSocket.identify` awaits just before it sends Identify
+    /// (`gateway.py:490`). Everything else is discord.py as written: one
+    /// connection at a time through `launch_shards` (`shard.py:503-513`)
+    /// and then the `PriorityQueue` loop (`shard.py:519-540`), whose worker
+    /// the hook's sleep still holds.
+    pub const DISCORD_PY_HOOK: Self = Self {
+        identify_hook: IdentifyHook::BucketWindow(5_000),
+        ..Self::DISCORD_PY
     };
 
     /// serenity 0.12 (`current`, `f1253f95`; ref §B2: `src/gateway/shard.rs`,
@@ -833,12 +921,34 @@ impl PeerRules {
     /// - **Resume**: on a new connection to the shared gateway URL (never
     ///   the resume URL, ref §B2), without going through the queue; Resume
     ///   is sent as soon as the socket opens and Hello is ignored while
-    ///   resuming (*code*, `Shard::resume`, `handle_event`). A failed
-    ///   resume dial sleeps 1 s (ref §B2, after #1433) and tries once more,
-    ///   then escalates to a re-identify (ref §B2: #1255) *(inferred: the
-    ///   two rules combined)*.
-    /// - **Re-identify** = `request_restart`: the shard closes with 4000
-    ///   and starts again through the queue with no session (ref §B2).
+    ///   resuming (*code*, `Shard::resume`, `handle_event`).
+    /// - **After an IO error** (a reset link), the runner resumes at once
+    ///   (`shard_runner.rs:375-383`). If that dial fails it sleeps 1 s and
+    ///   returns "unsuccessful" (`:384-389`), but `Shard::resume` has set the
+    ///   stage to `Connecting` (`shard.rs:725-729` via `initialize`,
+    ///   `:694-704`), which `is_connecting()` (`gateway/mod.rs:220-223`), so
+    ///   the runner does not restart (`shard_runner.rs:179`). The dead
+    ///   client then idles until the runner's heartbeat check fails
+    ///   (`:108-111`): `do_heartbeat` waits one interval after the last
+    ///   heartbeat sent, then fails on the missing ACK or on the send to the
+    ///   dead socket (`shard.rs:510-545`), and the shard restarts through the
+    ///   queue with no session ([`Wait::HeartbeatCheck`]). The model's
+    ///   heartbeat tick is that check.
+    /// - **Re-identify** = `request_restart` (`shard_runner.rs:446-460`):
+    ///   the manager's `restart` asks the queuer to shut the shard down with
+    ///   4000 and boots it again (`shard_manager.rs:234-241`), but the
+    ///   shutdown message reaches a runner that is blocked in
+    ///   `request_restart` and returns from `run()` right after it
+    ///   (`shard_runner.rs:111`, `:136`, `:180`), so it is never read; the
+    ///   socket is dropped with the runner, without a close frame
+    ///   (`shard_queuer.rs:202-205`). The close-frame wait with no timeout
+    ///   (`shard_runner.rs:234-248`) runs only for a shutdown or restart
+    ///   that a live runner reads from its channel (`:273-276`), which the
+    ///   library's own reconnects never send; it is not modelled. Nor is
+    ///   the first restart's wait of up to 5 s for the shutdown to be
+    ///   acknowledged (`shard_manager.rs:261-288`): `restart_shard` leaves
+    ///   an acknowledgement behind (`:354-359`) that the next restart takes
+    ///   at once, so the wait happens once per process.
     /// - **Close codes** (`handle_gateway_closed`, ref §B2): 4004, 4013,
     ///   4014 stop; 4006 and 4009 clear the session (re-identify); 4007
     ///   sets the sequence to 0 but keeps the session, so the next action
@@ -851,12 +961,13 @@ impl PeerRules {
     ///   The replaced socket is dropped without a close frame (*code*: the
     ///   `WsClient` is replaced).
     /// - **Zombie**: the last heartbeat not ACKed when the interval elapses
-    ///   → restart, a full re-identify (ref §0, §B2).
+    ///   → restart, a full re-identify (ref §0, §B2; `shard.rs:524-529`),
+    ///   the socket dropped as above.
     /// - **Heartbeats**: not jittered; the first one interval after Identify
     ///   (ref §0, §B2), and after RESUMED (*code*).
-    /// - **Timeouts**: no Hello within 15 s of a start → restart (ref §B2);
-    ///   the dial itself has no timeout but the operating system's, about
-    ///   127 s *(inferred)*.
+    /// - **Timeouts**: no Hello within 15 s of a start → restart (ref §B2;
+    ///   `shard.rs:511-514`); the dial itself has no timeout but the
+    ///   operating system's, about 127 s *(inferred)*.
     pub const SERENITY: Self = Self {
         delay: Delay::Immediate,
         reset: Reset::Never,
@@ -869,15 +980,22 @@ impl PeerRules {
         },
         on: Reactions {
             connect_failed: Reaction::new(Fate::Keep, Close::Leave, Wait::None),
-            resume_dial_failed: Reaction::new(Fate::Keep, Close::Leave, Wait::Fixed(1_000)),
+            // shard_runner.rs:384-389, :179, :108-111: 1 s, then idle until
+            // the heartbeat check fails, then restart.
+            resume_dial_failed: Reaction::new(
+                Fate::Drop,
+                Close::Leave,
+                Wait::HeartbeatCheck { at_least_ms: 1_000 },
+            ),
             closed: Reaction::new(Fate::Keep, Close::Leave, Wait::None),
             reconnect: Reaction::new(Fate::Keep, Close::Drop, Wait::None),
             resumable: Reaction::new(Fate::Keep, Close::Drop, Wait::None),
-            invalid: Reaction::new(Fate::Drop, Close::Frame(4000), Wait::None),
-            zombie: Reaction::new(Fate::Drop, Close::Frame(4000), Wait::None),
-            timeout: Reaction::new(Fate::Drop, Close::Frame(4000), Wait::None),
+            // request_restart: the runner ends and drops its socket.
+            invalid: Reaction::new(Fate::Drop, Close::Drop, Wait::None),
+            zombie: Reaction::new(Fate::Drop, Close::Drop, Wait::None),
+            timeout: Reaction::new(Fate::Drop, Close::Drop, Wait::None),
         },
-        resume_dial_retries: Some(1),
+        resume_dial_retries: None,
         drops_resume_url_on_dial_failure: false,
         close_wait_ms: 0,
         resume_on_same_socket: false,
@@ -888,8 +1006,9 @@ impl PeerRules {
             window_ms: 5_000,
             per_bucket: false,
             until_ready: false,
+            first_starts_batched: false,
         },
-        identify_sleep_ms: 0,
+        identify_hook: IdentifyHook::None,
         on_open: OnOpen::Resume,
         connect_timeout_ms: 127_000,
         hello_timeout_ms: Some(15_000),
@@ -898,11 +1017,46 @@ impl PeerRules {
         start_failed: None,
         start_timeout_ms: None,
         uses_resume_url: false,
+        backoff_in_queue: false,
         bugs: Bugs {
             reconnect_twice: false,
             leaves_old_socket_open: false,
             resume_seq_from_new_socket: false,
         },
+    };
+
+    /// [`PeerRules::SERENITY`] as serenity's `next` branch has it
+    /// (`5b6a1d43`, `src/gateway/sharding/`), the branch whose queue buckets
+    /// starts by `max_concurrency` (serenity#2650, #2990). Its runner, shard
+    /// and manager keep the rules above (`shard_runner.rs:104-116`,
+    /// `:413-440`; `mod.rs:555-586`, `:771-785`); only the queue changes:
+    ///
+    /// - **First starts** are booted with `concurrent = true`
+    ///   (`shard_manager.rs:171-178`) and pushed into a `ShardQueue` of
+    ///   `max_concurrency` buckets, `shard_id % max_concurrency`
+    ///   (`shard_queuer.rs:299-342`). When every bucket holds a shard (or
+    ///   after 5 s with no message) the queuer pops one shard per bucket and
+    ///   starts the batch: one `check_last_start` wait of 5 s since the last
+    ///   start, then each shard's dial in turn, then `last_start`
+    ///   (`shard_queuer.rs:109-121`, `:146-151`, `:183-195`). The model
+    ///   forms a batch from whoever waits when the queue is free; the
+    ///   upstream wait for full buckets only matters for the last, partial
+    ///   batch, which it starts 5 s after the last message.
+    /// - **Restarts** are booted with `concurrent = false`
+    ///   (`shard_manager.rs:201-205`) and go straight to `checked_start`,
+    ///   one at a time, 5 s after the last start, bot-wide, as on `current`
+    ///   (`shard_queuer.rs:122-127`, `:173-180`): a fleet that lost its
+    ///   sessions re-identifies no faster than with `current`. A start whose
+    ///   dial fails goes back to the front of its bucket
+    ///   (`shard_queuer.rs:197-206`), modelled as a new request.
+    pub const SERENITY_NEXT: Self = Self {
+        pacing: Pacing::StartQueue {
+            window_ms: 5_000,
+            per_bucket: false,
+            until_ready: false,
+            first_starts_batched: true,
+        },
+        ..Self::SERENITY
     };
 
     /// twilight-gateway 0.17 (`913310ee`; ref §B1:
@@ -967,7 +1121,7 @@ impl PeerRules {
         heartbeat_jitter_ms: 0,
         zombie: Zombie::NoMessageSinceHeartbeat,
         pacing: Pacing::Ticked { window_ms: 5_000 },
-        identify_sleep_ms: 0,
+        identify_hook: IdentifyHook::None,
         on_open: OnOpen::Nothing,
         connect_timeout_ms: 10_000,
         hello_timeout_ms: None,
@@ -976,6 +1130,7 @@ impl PeerRules {
         start_failed: None,
         start_timeout_ms: None,
         uses_resume_url: true,
+        backoff_in_queue: false,
         bugs: Bugs {
             reconnect_twice: false,
             leaves_old_socket_open: false,
@@ -1005,14 +1160,28 @@ impl PeerRules {
     ///   session is invalidated and the shard queued (ref §0, §B5). A close
     ///   waits up to 10 s for the answer (*code*, `prepareClose`).
     /// - **Identify pacing**: without a session the shard is queued in the
-    ///   `ConcurrentSessionController`: one worker per `shard %
-    ///   concurrency` runs a node (dial, then wait for READY or for the
-    ///   node to be queued again) and then always sleeps 5 s (ref §0, §B5)
-    ///   — at startup too. The reconnect wait of a queued node is slept
-    ///   before it joins the queue here, inside it in JDA *(our
-    ///   simplification)*; the identify rate-limit sleep of
-    ///   `handleReconnect`, whose sign looks inverted, is left out (ref §B5,
-    ///   *inferred*: "already sub-0" most of the time).
+    ///   `ConcurrentSessionController` (`WebSocketClient.java:545-559`,
+    ///   `:572-581`): one worker per `shard % concurrency`
+    ///   (`ConcurrentSessionController.java:69-77`) runs a node (dial, then
+    ///   wait for READY or for the node to be queued again) and then always
+    ///   sleeps 5 s (`:116-129`; ref §0, §B5) — at startup too.
+    /// - **The backoff is slept inside the worker**
+    ///   ([`PeerRules::backoff_in_queue`]): a queued `ReconnectNode` runs
+    ///   `reconnect(true)` on the bucket's worker thread
+    ///   (`WebSocketClient.java:1392-1405`). Without a session that sleeps
+    ///   `reconnectTimeoutS` (2 s after READY, doubled by each pass, up to
+    ///   900 s) before the dial, and after a failed dial sleeps the next
+    ///   value and dials again, all in the same loop
+    ///   (`WebSocketClient.java:595-650`: `:614-616` resets it to 0 only
+    ///   with a session, `:619-646` the loop, `:629` the sleep), so the
+    ///   whole bucket waits while one shard backs off. A queued reconnect
+    ///   therefore always counts a backoff. A failed *first* start is
+    ///   different: `StartingNode.run` dials once (`:1357-1366`), the
+    ///   worker catches the failure and appends the node to the back of the
+    ///   queue (`ConcurrentSessionController.java:144-161`), with no
+    ///   backoff. The identify rate-limit sleep of `handleReconnect`, whose
+    ///   sign looks inverted, is left out (ref §B5, *inferred*: "already
+    ///   sub-0" most of the time).
     /// - **Identify and Resume are sent as soon as the socket connects**,
     ///   before Hello (*code*, `onConnected`); Hello starts the heartbeats,
     ///   the first at once (`scheduleAtFixedRate(..., 0, ...)`, ref §B5).
@@ -1053,20 +1222,25 @@ impl PeerRules {
         first_heartbeat: FirstHeartbeat::Immediate,
         heartbeat_jitter_ms: 0,
         zombie: Zombie::ReadTimeout { extra_ms: 10_000 },
+        // ConcurrentSessionController.java:69-77, :116-129.
         pacing: Pacing::StartQueue {
             window_ms: 5_000,
             per_bucket: true,
             until_ready: true,
+            first_starts_batched: false,
         },
-        identify_sleep_ms: 0,
+        identify_hook: IdentifyHook::None,
         on_open: OnOpen::Answer,
         connect_timeout_ms: 10_000,
         hello_timeout_ms: Some(10_000),
         hello_timeout_when_resuming: true,
         ready_timeout_ms: None,
-        start_failed: None,
+        // ConcurrentSessionController.java:144-161: back of the queue.
+        start_failed: Some(Reaction::new(Fate::Keep, Close::Leave, Wait::None)),
         start_timeout_ms: None,
         uses_resume_url: true,
+        // WebSocketClient.java:595-650 runs on the worker (:1392-1405).
+        backoff_in_queue: true,
         bugs: Bugs {
             reconnect_twice: false,
             leaves_old_socket_open: false,
@@ -1107,6 +1281,35 @@ struct Lane {
     last_release: u64,
     /// Grants not yet taken by their shard.
     granted: Vec<Ticket>,
+    /// [`Pacing::StartQueue`] with `first_starts_batched`: the rest of the
+    /// batch being started, granted one after another with no wait.
+    batch: Vec<Waiter>,
+}
+
+impl Lane {
+    /// [`Pacing::StartQueue`] with `first_starts_batched`: when the first
+    /// starts waiting at the head of the lane may go as a batch. The queuer
+    /// pops a batch once every bucket holds a shard, or once no start
+    /// arrived for `window_ms`, and then waits for `free_at` (serenity
+    /// `next`, `shard_queuer.rs:104-121`, `:146-151`, `:189`).
+    fn batch_ready_at(&self, buckets: usize, window_ms: u64) -> u64 {
+        let mut seen = vec![false; buckets.max(1)];
+        let mut head = u64::MAX;
+        let mut latest = 0;
+        for w in self.waiting.iter().filter(|w| w.key.0 == 0) {
+            if let Some(b) = seen.get_mut(w.shard as usize % buckets.max(1)) {
+                *b = true;
+            }
+            head = head.min(w.arrived);
+            latest = latest.max(w.arrived);
+        }
+        let filled = if seen.iter().all(|b| *b) {
+            head
+        } else {
+            latest.saturating_add(window_ms)
+        };
+        self.free_at.max(filled)
+    }
 }
 
 /// Pacing state shared by every shard of one bot: the queues of
@@ -1131,6 +1334,8 @@ pub struct PeerShared {
     next_ticket: u64,
     next_order: u64,
     wakes: Vec<(u32, u64)>,
+    /// [`IdentifyHook::BucketWindow`]: when each bucket last identified.
+    identified: Vec<Option<u64>>,
 }
 
 impl PeerShared {
@@ -1154,6 +1359,7 @@ impl PeerShared {
             next_ticket: 0,
             next_order: 0,
             wakes: Vec::new(),
+            identified: Vec::new(),
         }
     }
 
@@ -1176,6 +1382,30 @@ impl PeerShared {
     /// The wake-ups owed since the last call: `(shard, at)`.
     pub fn take_wakes(&mut self) -> Vec<(u32, u64)> {
         std::mem::take(&mut self.wakes)
+    }
+
+    /// The bucket of `shard` (`shard % max_concurrency`).
+    fn bucket(&self, shard: u32) -> usize {
+        shard as usize % usize::from(self.max_concurrency())
+    }
+
+    /// When `shard`'s bucket may identify again under
+    /// [`IdentifyHook::BucketWindow`] (0: at once).
+    fn bucket_free_at(&self, shard: u32, window_ms: u64) -> u64 {
+        self.identified
+            .get(self.bucket(shard))
+            .copied()
+            .flatten()
+            .map_or(0, |at| at.saturating_add(window_ms))
+    }
+
+    /// `shard` identified at `now` ([`IdentifyHook::BucketWindow`]).
+    fn note_identify(&mut self, shard: u32, now: u64) {
+        let bucket = self.bucket(shard);
+        if self.identified.len() <= bucket {
+            self.identified.resize(bucket.saturating_add(1), None);
+        }
+        self.identified[bucket] = Some(now);
     }
 
     fn lane_of(&mut self, pacing: Pacing, shard: u32) -> usize {
@@ -1292,11 +1522,58 @@ impl PeerShared {
                 }
             }
             Pacing::StartQueue { .. } | Pacing::Worker => {
+                let batch_window = match pacing {
+                    Pacing::StartQueue {
+                        window_ms,
+                        first_starts_batched: true,
+                        ..
+                    } => Some(window_ms),
+                    _ => None,
+                };
+                let buckets = usize::from(self.max_concurrency());
                 for lane in &mut self.lanes {
-                    if lane.holder.is_some() || lane.waiting.is_empty() {
+                    if lane.holder.is_some() {
+                        continue;
+                    }
+                    if !lane.batch.is_empty() {
+                        // The next of a batch: no wait.
+                        let w = lane.batch.remove(0);
+                        lane.holder = Some(w.ticket);
+                        lane.granted.push(w.ticket);
+                        self.wakes.push((w.shard, now));
+                        continue;
+                    }
+                    if lane.waiting.is_empty() {
                         continue;
                     }
                     let w = lane.waiting[0];
+                    if let Some(window_ms) = batch_window
+                        && w.key.0 == 0
+                    {
+                        let ready = lane.batch_ready_at(buckets, window_ms);
+                        if ready > now {
+                            self.wakes.push((w.shard, ready));
+                            continue;
+                        }
+                        // One first start per bucket, in queue order.
+                        let mut taken = vec![false; buckets];
+                        let mut i = 0;
+                        while i < lane.waiting.len() {
+                            let c = lane.waiting[i];
+                            let b = c.shard as usize % buckets;
+                            if c.key.0 == 0 && c.arrived <= now && !taken[b] {
+                                taken[b] = true;
+                                lane.batch.push(lane.waiting.remove(i));
+                            } else {
+                                i += 1;
+                            }
+                        }
+                        let w = lane.batch.remove(0);
+                        lane.holder = Some(w.ticket);
+                        lane.granted.push(w.ticket);
+                        self.wakes.push((w.shard, now));
+                        continue;
+                    }
                     let grant = lane.free_at.max(w.arrived);
                     if grant <= now {
                         lane.waiting.remove(0);
@@ -1342,7 +1619,24 @@ impl PeerShared {
                 .any(|w| w.ticket == ticket)
                 .then_some(self.next_tick.max(now)),
             Pacing::StartQueue { .. } | Pacing::Worker => {
+                if lane.batch.iter().any(|w| w.ticket == ticket) {
+                    // Granted when the batch member before it lets go.
+                    return None;
+                }
                 let w = lane.waiting.first().filter(|w| w.ticket == ticket)?;
+                if let Pacing::StartQueue {
+                    window_ms,
+                    first_starts_batched: true,
+                    ..
+                } = pacing
+                    && w.key.0 == 0
+                {
+                    let buckets = usize::from(self.max_concurrency());
+                    return lane
+                        .holder
+                        .is_none()
+                        .then(|| lane.batch_ready_at(buckets, window_ms).max(now));
+                }
                 lane.holder
                     .is_none()
                     .then(|| lane.free_at.max(w.arrived).max(now))
@@ -1357,6 +1651,7 @@ impl PeerShared {
         let lane_index = self.lane_of(pacing, shard);
         let lane = &mut self.lanes[lane_index];
         lane.waiting.retain(|w| w.ticket != ticket);
+        lane.batch.retain(|w| w.ticket != ticket);
         lane.granted.retain(|t| *t != ticket);
         if let Pacing::Throttle { window_ms, .. } = pacing
             && let Some((w, grant)) = lane.head
@@ -1383,7 +1678,13 @@ impl PeerShared {
         };
         lane.holder = None;
         lane.granted.retain(|t| *t != ticket);
-        lane.free_at = now.saturating_add(cooldown);
+        // Inside a batch the next start follows at once; the wait comes
+        // after the batch.
+        lane.free_at = if lane.batch.is_empty() {
+            now.saturating_add(cooldown)
+        } else {
+            now
+        };
         lane.last_release = now;
         self.advance(pacing, now);
     }
@@ -1502,6 +1803,12 @@ pub struct PeerClient {
     release_at_dial: bool,
     /// The next dial follows a counted backoff.
     after_backoff: bool,
+    /// [`PeerRules::backoff_in_queue`]: the wait to sleep once the queue
+    /// grants the next dial.
+    sleep_after_grant_ms: u64,
+    /// When the heartbeat loop of the last connection lost would have
+    /// ticked next ([`Wait::HeartbeatCheck`]).
+    heartbeat_check_at: Option<u64>,
     identify_at: Option<u64>,
     heartbeat: Option<Heartbeat>,
     /// The heartbeat period of the last Hello, for loops started later.
@@ -1537,6 +1844,8 @@ impl PeerClient {
             connects: Vec::new(),
             release_at_dial: false,
             after_backoff: false,
+            sleep_after_grant_ms: 0,
+            heartbeat_check_at: None,
             identify_at: None,
             heartbeat: None,
             pending_period: 41_250,
@@ -1636,7 +1945,7 @@ impl PeerClient {
                         if matches!(pacing, Pacing::StartQueue { .. } | Pacing::Worker) {
                             self.holding = Some(ticket);
                         }
-                        self.open_socket(now, cx);
+                        self.granted_dial(now, cx);
                     }
                     Purpose::Identify => {
                         if self.conn.is_some_and(|c| c.stage == Stage::IdentifyWait) {
@@ -1694,7 +2003,7 @@ impl PeerClient {
             if self.identify_at.is_some_and(|t| t <= now) {
                 self.identify_at = None;
                 if conn.stage == Stage::IdentifyWait {
-                    self.send_identify(now, cx);
+                    self.hook_done(now, cx);
                 }
             }
             if let Some(ms) = self.silence_ms()
@@ -1874,7 +2183,12 @@ impl PeerClient {
                     Pacing::Worker if self.after_backoff => 1,
                     Pacing::Worker if self.session.is_some() => 2,
                     Pacing::Worker => 3,
-                    _ => u32::from(self.launched),
+                    // A shard's first connection goes before every retry
+                    // and restart, in shard order; a failed one goes back
+                    // to the end of the queue (JDA
+                    // `ConcurrentSessionController.java:159-161`, serenity
+                    // `shard_queuer.rs:155-160`).
+                    _ => u32::from(self.launched || self.last_attempt_at.is_some()),
                 };
                 let t = cx
                     .peers
@@ -1891,8 +2205,22 @@ impl PeerClient {
             }
             self.ticket = None;
             self.holding = Some(ticket);
+            self.granted_dial(now, cx);
+            return;
         }
         self.open_socket(now, cx);
+    }
+
+    /// The queue granted the next dial: it opens, unless a wait is to be
+    /// slept first while holding the queue
+    /// ([`PeerRules::backoff_in_queue`]).
+    fn granted_dial(&mut self, now: u64, cx: &mut Cx<'_>) {
+        let sleep = std::mem::take(&mut self.sleep_after_grant_ms);
+        if sleep > 0 {
+            self.schedule_connect(now.saturating_add(sleep));
+        } else {
+            self.open_socket(now, cx);
+        }
     }
 
     fn open_socket(&mut self, now: u64, cx: &mut Cx<'_>) {
@@ -2005,9 +2333,19 @@ impl PeerClient {
             c.stage = Stage::IdentifyWait;
         }
         let initial = self.shard == 0 && !self.launched;
-        if self.rules.identify_sleep_ms > 0 && !initial {
-            self.identify_at = Some(now.saturating_add(self.rules.identify_sleep_ms));
-            return;
+        match self.rules.identify_hook {
+            IdentifyHook::Sleep(ms) if !initial => {
+                self.identify_at = Some(now.saturating_add(ms));
+                return;
+            }
+            IdentifyHook::BucketWindow(ms) => {
+                let at = cx.peers.bucket_free_at(self.shard, ms);
+                if at > now {
+                    self.identify_at = Some(at);
+                    return;
+                }
+            }
+            IdentifyHook::Sleep(_) | IdentifyHook::None => {}
         }
         let pacing = self.rules.pacing;
         if let Pacing::Throttle { .. } | Pacing::Ticked { .. } = pacing {
@@ -2040,12 +2378,28 @@ impl PeerClient {
         self.send_identify(now, cx);
     }
 
+    /// The identify hook's sleep is over: Identify goes out, unless the
+    /// bucket was used in the meantime and the hook sleeps again.
+    fn hook_done(&mut self, now: u64, cx: &mut Cx<'_>) {
+        if let IdentifyHook::BucketWindow(ms) = self.rules.identify_hook {
+            let at = cx.peers.bucket_free_at(self.shard, ms);
+            if at > now {
+                self.identify_at = Some(at);
+                return;
+            }
+        }
+        self.send_identify(now, cx);
+    }
+
     fn send_identify(&mut self, now: u64, cx: &mut Cx<'_>) {
         let Some(conn) = &mut self.conn else { return };
         if !conn.opened {
             return;
         }
         cx.send(conn.sock, ToServer::Identify);
+        if let IdentifyHook::BucketWindow(_) = self.rules.identify_hook {
+            cx.peers.note_identify(self.shard, now);
+        }
         conn.stage = Stage::Identifying;
         if let Some(r) = self.rules.ready_timeout_ms {
             conn.deadline = Some((now.saturating_add(r), Deadline::Ready));
@@ -2232,12 +2586,27 @@ impl PeerClient {
         {
             self.close_socket(now, conn, reaction.close, cx);
         }
-        if self.conn.is_none() {
-            self.heartbeat = None;
+        if self.conn.is_none()
+            && let Some(hb) = self.heartbeat.take()
+        {
+            self.heartbeat_check_at = Some(hb.next_at);
+        }
+        // A reconnect slept inside the queue's worker always counts a
+        // backoff (JDA's `reconnect()`), except a failed first start, which
+        // goes back to the queue as it is.
+        let queued_next =
+            matches!(rules.pacing, Pacing::StartQueue { .. }) && self.session.is_none();
+        let in_queue = rules.backoff_in_queue && queued_next && self.launched;
+        if in_queue {
+            reaction.wait = Wait::Backoff;
         }
         let delay = match reaction.wait {
             Wait::None => 0,
             Wait::Fixed(ms) => ms,
+            Wait::HeartbeatCheck { at_least_ms } => self
+                .heartbeat_check_at
+                .map_or(0, |at| at.saturating_sub(now))
+                .max(at_least_ms),
             Wait::Backoff => {
                 if let (Reset::AfterIdle(idle), Some(last)) = (rules.reset, self.last_backoff_at)
                     && now.saturating_sub(last) > idle
@@ -2250,12 +2619,21 @@ impl PeerClient {
                 rules.delay.ms(self.attempt, &mut self.rng)
             }
         };
-        if self.holding.is_some() {
+        // A dial that failed inside the worker sleeps there, holding it.
+        let keep_holding = in_queue && trigger == Trigger::ConnectFailed;
+        if self.holding.is_some() && !keep_holding {
             match rules.pacing {
                 Pacing::Worker if delay > 0 => self.release_at_dial = true,
                 _ => self.release_lane(now, cx),
             }
         }
+        let delay = if in_queue && self.holding.is_none() {
+            // Joins the queue at once and sleeps once granted.
+            self.sleep_after_grant_ms = delay;
+            0
+        } else {
+            delay
+        };
         if let Some(c) = &mut self.closing {
             c.then_ms = delay;
         } else {
@@ -2750,9 +3128,11 @@ mod tests {
             [(_, ToServer::Resume { seq: 1, .. })]
         ));
         assert!(sent(&w.msg(0, 1_010, s2, HELLO)).is_empty());
-        // op 9 false: close 4000, and the start waits 5 s after the last.
+        // op 9 false: `request_restart`, whose runner ends and drops the
+        // socket with no close frame, and the start waits 5 s after the
+        // last.
         let out = w.msg(0, 2_000, s2, ToClient::InvalidSession { resumable: false });
-        assert_eq!(sent(&out), [(s2, ToServer::Close { code: 4000 })]);
+        assert_eq!(sent(&out), [(s2, ToServer::Drop)]);
         let (at, out) = w.wake_next();
         assert_eq!(at, 2_000);
         assert!(out.is_empty());
@@ -2761,25 +3141,91 @@ mod tests {
         assert_eq!(connects(&out).len(), 1);
     }
 
+    /// Shard 0 of `w` identifies at 0 and gets READY; its heartbeats go out
+    /// every interval from then and are ACKed 50 ms later, until `until`.
+    /// Returns the time of the last heartbeat.
+    fn heartbeat_until(w: &mut World, sock: SockId, until: u64) -> u64 {
+        let mut last = 0;
+        while let Some(at) = w.next_wake(0).filter(|at| *at <= until) {
+            let out = w.wake(0, at);
+            if sent(&out).contains(&(sock, ToServer::Heartbeat)) {
+                last = at;
+                w.msg(0, at + 50, sock, ToClient::HeartbeatAck);
+            }
+        }
+        last
+    }
+
     #[test]
-    fn serenity_retries_a_failed_resume_dial_once_after_1_s_then_restarts() {
+    fn serenity_idles_after_a_failed_resume_dial_until_its_heartbeat_check_then_restarts() {
         let mut w = World::one(PeerKind::Serenity);
         let s1 = only_connect(&w.start(0, 0));
         w.establish(0, s1);
-        w.msg(0, 100_000, s1, ToClient::Closed { code: None });
+        // Heartbeats one interval after READY, ACKed.
+        let last = heartbeat_until(&mut w, s1, 50_000);
+        assert_eq!(last, 41_250);
+        // A reset link: a resume at once, on a new socket.
+        w.msg(0, 50_000, s1, ToClient::Closed { code: None });
         let (at, out) = w.wake_next();
-        assert_eq!(at, 100_000);
+        assert_eq!(at, 50_000);
         let s2 = only_connect(&out);
-        w.msg(0, at + 5, s2, REFUSED);
-        let (at, out) = w.wake_next();
-        assert_eq!(at, 101_005);
-        let s3 = only_connect(&out);
-        w.msg(0, at + 5, s3, REFUSED);
+        // Its dial fails: no second resume after 1 s; the runner idles
+        // until the heartbeat check one interval after the last heartbeat,
+        // then restarts without a session.
+        w.msg(0, 50_005, s2, REFUSED);
+        assert_eq!(w.next_wake(0), Some(last + 41_250));
         let (_, out) = w.wake_next();
+        let s3 = only_connect(&out);
+        w.msg(0, 82_600, s3, ToClient::Opened);
+        let out = w.msg(0, 82_600, s3, HELLO);
+        assert_eq!(sent(&out), [(s3, ToServer::Identify)]);
+        // When the check is already due, the 1 s sleep is all it waits.
+        w.msg(0, 82_700, s3, ready(2));
+        w.msg(0, 200_000, s3, ToClient::Closed { code: None });
+        let (at, out) = w.wake_next();
         let s4 = only_connect(&out);
-        w.msg(0, 101_020, s4, ToClient::Opened);
-        let out = w.msg(0, 101_020, s4, HELLO);
-        assert_eq!(sent(&out), [(s4, ToServer::Identify)]);
+        w.msg(0, at + 5, s4, REFUSED);
+        assert_eq!(w.next_wake(0), Some(at + 5 + 1_000));
+    }
+
+    #[test]
+    fn discordpy_closes_a_zombie_with_4000_and_waits_for_the_answer_before_resuming() {
+        let mut w = World::one(PeerKind::DiscordPy);
+        let s1 = only_connect(&w.start(0, 0));
+        let out = w.establish(0, s1);
+        assert!(sent(&out).contains(&(s1, ToServer::Heartbeat)));
+        // 60 s of silence: close with 4000, no new connection yet.
+        let (at, out) = w.wake_next();
+        assert_eq!(at, 41_250);
+        assert_eq!(sent(&out), [(s1, ToServer::Heartbeat)]);
+        let (at, out) = w.wake_next();
+        assert_eq!(at, 60_000);
+        assert_eq!(sent(&out), [(s1, ToServer::Close { code: 4000 })]);
+        assert!(connects(&out).is_empty());
+        // The answer never comes: aiohttp gives up after 30 s, then the
+        // shard resumes.
+        let (at, out) = w.wake_next();
+        assert_eq!(at, 90_000);
+        assert_eq!(sent(&out), [(s1, ToServer::Drop)]);
+        let s2 = only_connect(&out);
+        w.msg(0, 90_010, s2, ToClient::Opened);
+        let out = w.msg(0, 90_010, s2, HELLO);
+        assert!(
+            sent(&out)
+                .iter()
+                .any(|(s, m)| *s == s2 && matches!(m, ToServer::Resume { seq: 1, .. })),
+            "{out:?}"
+        );
+
+        // An answered close ends the wait at once.
+        let mut w = World::one(PeerKind::DiscordPy);
+        let s1 = only_connect(&w.start(0, 0));
+        w.establish(0, s1);
+        w.wake_next();
+        let (at, _) = w.wake_next();
+        assert_eq!(at, 60_000);
+        w.msg(0, 60_080, s1, ToClient::Closed { code: Some(4000) });
+        assert_eq!(w.next_wake(0), Some(60_080));
     }
 
     #[test]
@@ -2988,6 +3434,108 @@ mod tests {
         );
     }
 
+    #[test]
+    fn jda_sleeps_its_backoff_inside_the_bucket_worker_and_blocks_the_bucket() {
+        let mut w = World::new(PeerKind::Jda, 2, 1, 7);
+        let a = only_connect(&w.start(0, 0));
+        assert!(connects(&w.start(1, 0)).is_empty());
+        let out = w.msg(0, 10, a, ToClient::Opened);
+        assert_eq!(sent(&out), [(a, ToServer::Identify)]);
+        w.msg(0, 20, a, ready(1));
+        assert!(w.peers.take_wakes().contains(&(1, 5_020)));
+        let b = only_connect(&w.wake(1, 5_020));
+        w.msg(1, 5_030, b, ToClient::Opened);
+        w.msg(1, 5_040, b, ready(2));
+        w.peers.take_wakes();
+        // op 9 false: close 1000, answered; the shard joins the queue at
+        // once, is granted the idle bucket and sleeps its 2 s holding it.
+        let out = w.msg(0, 100_000, a, ToClient::InvalidSession { resumable: false });
+        assert_eq!(sent(&out), [(a, ToServer::Close { code: 1000 })]);
+        w.msg(0, 100_010, a, ToClient::Closed { code: Some(1000) });
+        assert_eq!(w.next_wake(0), Some(100_010));
+        assert!(connects(&w.wake(0, 100_010)).is_empty());
+        assert_eq!(w.next_wake(0), Some(102_010));
+        // Shard 1 loses its session too and waits behind it.
+        w.msg(1, 100_500, b, ToClient::InvalidSession { resumable: false });
+        w.msg(1, 100_510, b, ToClient::Closed { code: Some(1000) });
+        assert!(connects(&w.wake(1, 100_510)).is_empty());
+        assert_eq!(w.next_wake(1), None);
+        // Shard 0's dial fails inside the worker: it sleeps 4 s there and
+        // the bucket stays blocked.
+        let a2 = only_connect(&w.wake(0, 102_010));
+        w.msg(0, 102_020, a2, REFUSED);
+        assert_eq!(w.next_wake(0), Some(106_020));
+        assert_eq!(w.next_wake(1), None);
+        assert!(w.peers.take_wakes().iter().all(|(s, _)| *s != 1));
+        let a3 = only_connect(&w.wake(0, 106_020));
+        let out = w.msg(0, 106_030, a3, ToClient::Opened);
+        assert_eq!(sent(&out), [(a3, ToServer::Identify)]);
+        w.msg(0, 106_040, a3, ready(3));
+        // READY lets the worker go; it sleeps 5 s, then runs shard 1's
+        // node, which sleeps its own 2 s in the worker before it dials.
+        assert!(w.peers.take_wakes().contains(&(1, 111_040)));
+        assert!(connects(&w.wake(1, 111_040)).is_empty());
+        assert_eq!(w.next_wake(1), Some(113_040));
+        assert_eq!(connects(&w.wake(1, 113_040)).len(), 1);
+    }
+
+    #[test]
+    fn jda_puts_a_failed_first_start_back_at_the_end_of_the_queue_without_a_backoff() {
+        let mut w = World::new(PeerKind::Jda, 2, 1, 7);
+        let a = only_connect(&w.start(0, 0));
+        assert!(connects(&w.start(1, 0)).is_empty());
+        w.msg(0, 10, a, REFUSED);
+        // Back in the queue at once, behind shard 1; the worker sleeps 5 s,
+        // then runs shard 1's node first.
+        assert_eq!(w.next_wake(0), Some(10));
+        assert!(connects(&w.wake(0, 10)).is_empty());
+        assert!(w.peers.take_wakes().contains(&(1, 5_010)));
+        let b = only_connect(&w.wake(1, 5_010));
+        assert_eq!(w.next_wake(0), None);
+        w.msg(1, 5_020, b, ToClient::Opened);
+        w.msg(1, 5_030, b, ready(1));
+        assert!(w.peers.take_wakes().contains(&(0, 10_030)));
+        assert_eq!(connects(&w.wake(0, 10_030)).len(), 1);
+    }
+
+    #[test]
+    fn serenity_next_restarts_one_shard_at_a_time_whatever_the_bucket() {
+        let mut w = World::new(PeerKind::SerenityNext, 2, 2, 7);
+        // Shard 0 alone does not fill the buckets; shard 1 does, and the
+        // batch starts at once.
+        assert!(connects(&w.start(0, 0)).is_empty());
+        assert_eq!(w.next_wake(0), Some(5_000));
+        assert!(connects(&w.start(1, 0)).is_empty());
+        assert!(w.peers.take_wakes().contains(&(0, 0)));
+        let a = only_connect(&w.wake(0, 0));
+        w.msg(0, 10, a, ToClient::Opened);
+        assert!(w.peers.take_wakes().contains(&(1, 10)));
+        let b = only_connect(&w.wake(1, 10));
+        w.msg(1, 20, b, ToClient::Opened);
+        for (shard, sock, session) in [(0, a, 1), (1, b, 2)] {
+            let out = w.msg(shard, 20, sock, HELLO);
+            assert_eq!(sent(&out), [(sock, ToServer::Identify)]);
+            w.msg(shard, 30, sock, ready(session));
+        }
+        w.peers.take_wakes();
+        // Both restart: the restarts go one at a time, 5 s apart, although
+        // the shards are in different buckets.
+        for (shard, sock) in [(0, a), (1, b)] {
+            let out = w.msg(
+                shard,
+                100_000,
+                sock,
+                ToClient::InvalidSession { resumable: false },
+            );
+            assert_eq!(sent(&out), [(sock, ToServer::Drop)]);
+        }
+        let a2 = only_connect(&w.wake(0, 100_000));
+        assert!(connects(&w.wake(1, 100_000)).is_empty());
+        w.msg(0, 100_010, a2, ToClient::Opened);
+        assert!(w.peers.take_wakes().contains(&(1, 105_010)));
+        assert_eq!(connects(&w.wake(1, 105_010)).len(), 1);
+    }
+
     // ----- fleets on a tiny gateway ----------------------------------------
 
     /// Runs `shards` peers against a gateway that answers in 10 ms and
@@ -3089,6 +3637,42 @@ mod tests {
         // Shard 0 identifies on Hello; each next shard dials when the one
         // before has identified, then sleeps 5 s after its Hello.
         assert_eq!(times, [10, 5_020, 10_030, 15_040]);
+    }
+
+    #[test]
+    fn discordpy_hook_identifies_once_per_bucket_every_5_s() {
+        let ids = identifies(PeerKind::DiscordPyHook, 6, 2, 60_000);
+        // Still one connection at a time; the hook sleeps only until its
+        // bucket's last Identify is 5 s old.
+        assert_eq!(
+            ids,
+            [
+                (10, 0),
+                (20, 1),
+                (5_010, 2),
+                (5_020, 3),
+                (10_010, 4),
+                (10_020, 5)
+            ]
+        );
+    }
+
+    #[test]
+    fn serenity_next_starts_a_batch_of_one_shard_per_bucket_every_5_s() {
+        let ids = identifies(PeerKind::SerenityNext, 6, 2, 60_000);
+        // Shards of a batch dial one after another; the next batch comes
+        // 5 s after the last dial of the one before.
+        assert_eq!(
+            ids,
+            [
+                (10, 0),
+                (20, 1),
+                (5_030, 2),
+                (5_040, 3),
+                (10_050, 4),
+                (10_060, 5)
+            ]
+        );
     }
 
     #[test]
