@@ -194,6 +194,9 @@ pub enum Reset {
     OnOpen,
     /// READY or RESUMED.
     OnSessionEstablished,
+    /// READY or RESUMED, and every reconnect that starts with a session
+    /// starts again from 0 (JDA's `reconnectTimeoutS`).
+    OnSessionEstablishedOrResume,
     /// A counted reconnect more than this many ms after the previous one
     /// starts again from 1 (discord.py's `ExponentialBackoff`).
     AfterIdle(u64),
@@ -1149,7 +1152,9 @@ impl PeerRules {
     ///   becomes 2 if it was 0, else doubles, up to `maxReconnectDelay` =
     ///   900 s; no jitter; back to 2 on READY and RESUMED (ref §0, §B5;
     ///   #117). So a resume is tried at once, then 2, 4, 8 … s after failed
-    ///   dials, which are the only thing that grows it (ref §0). A failed
+    ///   dials, which are the only thing that grows it (ref §0); each new
+    ///   disconnect with a session starts the series again from 0
+    ///   (`WebSocketClient.java:614-616`), even before RESUMED. A failed
     ///   dial also forgets the resume URL (*code*, `connect`). No give-up.
     /// - **Close codes** (`CloseCode.isReconnect`): 4004, 4010, 4011, 4013,
     ///   4014 stop; 4012 is missing from the enum and reconnects; everything
@@ -1197,7 +1202,8 @@ impl PeerRules {
             first_ms: 2_000,
             cap_ms: 900_000,
         },
-        reset: Reset::OnSessionEstablished,
+        // WebSocketClient.java:614-616, :901, :917.
+        reset: Reset::OnSessionEstablishedOrResume,
         guard_ms: 0,
         give_up_after: None,
         codes: CloseCodes {
@@ -2466,7 +2472,10 @@ impl PeerClient {
     }
 
     fn established(&mut self, now: u64, cx: &mut Cx<'_>) {
-        if self.rules.reset == Reset::OnSessionEstablished {
+        if matches!(
+            self.rules.reset,
+            Reset::OnSessionEstablished | Reset::OnSessionEstablishedOrResume
+        ) {
             self.attempt = 0;
         }
         if let Pacing::StartQueue {
@@ -2599,6 +2608,14 @@ impl PeerClient {
         let in_queue = rules.backoff_in_queue && queued_next && self.launched;
         if in_queue {
             reaction.wait = Wait::Backoff;
+        }
+        if rules.reset == Reset::OnSessionEstablishedOrResume
+            && self.session.is_some()
+            && trigger != Trigger::ConnectFailed
+        {
+            // A new `reconnect()` with a session: its first wait is 0, the
+            // next 2 s.
+            self.attempt = 0;
         }
         let delay = match reaction.wait {
             Wait::None => 0,
@@ -3432,6 +3449,29 @@ mod tests {
             dial_failure_delays(&mut w, s2, at, 5),
             [2_000, 4_000, 8_000, 16_000, 32_000]
         );
+    }
+
+    #[test]
+    fn jda_starts_its_backoff_again_from_0_on_each_disconnect_with_a_session() {
+        let mut w = World::one(PeerKind::Jda);
+        let s1 = only_connect(&w.start(0, 0));
+        w.msg(0, 10, s1, ToClient::Opened);
+        w.msg(0, 20, s1, ready(1));
+        w.msg(0, 1_000, s1, ToClient::Closed { code: None });
+        let (at, out) = w.wake_next();
+        assert_eq!(at, 1_000);
+        let s2 = only_connect(&out);
+        let (delays, s3, now) = fail_dials(&mut w, s2, at, 3);
+        assert_eq!(delays, [2_000, 4_000, 8_000]);
+        // The dial opens and Resume goes out, but the link drops again
+        // before RESUMED: a new `reconnect()`, at once, then 2 s.
+        let out = w.msg(0, now + 10, s3, ToClient::Opened);
+        assert!(matches!(sent(&out)[..], [(_, ToServer::Resume { .. })]));
+        w.msg(0, now + 20, s3, ToClient::Closed { code: None });
+        let (at, out) = w.wake_next();
+        assert_eq!(at, now + 20);
+        let s4 = only_connect(&out);
+        assert_eq!(dial_failure_delays(&mut w, s4, at, 2), [2_000, 4_000]);
     }
 
     #[test]
