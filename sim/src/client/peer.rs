@@ -904,7 +904,7 @@ impl PeerRules {
     /// hook's unconditional 5 s sleep (`client.py:592-612`), which
     /// `DiscordWebSocket.identify` awaits just before it sends Identify
     /// (`gateway.py:490`). Everything else is discord.py as written: one
-    /// connection at a time through `launch_shards` (`shard.py:503-513`)
+    /// connection at a time through `launch_shards` (`shard.py:495-513`)
     /// and then the `PriorityQueue` loop (`shard.py:519-540`), whose worker
     /// the hook's sleep still holds.
     pub const DISCORD_PY_HOOK: Self = Self {
@@ -1173,7 +1173,7 @@ impl PeerRules {
     /// - **The backoff is slept inside the worker**
     ///   ([`PeerRules::backoff_in_queue`]): a queued `ReconnectNode` runs
     ///   `reconnect(true)` on the bucket's worker thread
-    ///   (`WebSocketClient.java:1392-1405`). Without a session that sleeps
+    ///   (`WebSocketClient.java:1392-1413`). Without a session that sleeps
     ///   `reconnectTimeoutS` (2 s after READY, doubled by each pass, up to
     ///   900 s) before the dial, and after a failed dial sleeps the next
     ///   value and dials again, all in the same loop
@@ -1245,7 +1245,7 @@ impl PeerRules {
         start_failed: Some(Reaction::new(Fate::Keep, Close::Leave, Wait::None)),
         start_timeout_ms: None,
         uses_resume_url: true,
-        // WebSocketClient.java:595-650 runs on the worker (:1392-1405).
+        // WebSocketClient.java:595-650 runs on the worker (:1392-1413).
         backoff_in_queue: true,
         bugs: Bugs {
             reconnect_twice: false,
