@@ -12,8 +12,8 @@ mod policy_client;
 use reconnect_policy::IdentifyLimiter;
 
 pub use peer::{
-    Bugs, Close, CloseCodes, Delay, Fate, FirstHeartbeat, OnOpen, Pacing, PeerClient, PeerKind,
-    PeerRules, PeerShared, Reaction, Reactions, Reset, Ticket, Wait, Zombie,
+    Bugs, Close, CloseCodes, Delay, Fate, FirstHeartbeat, IdentifyHook, OnOpen, Pacing, PeerClient,
+    PeerKind, PeerRules, PeerShared, Reaction, Reactions, Reset, Ticket, Wait, Zombie,
 };
 pub use policy_client::{BASE_URL, PolicyClient, RESUME_URL};
 
