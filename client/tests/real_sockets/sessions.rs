@@ -1,8 +1,9 @@
 //! Sessions that outlive the process, over real sockets: a client stopped
 //! with its session kept and started again from the saved value resumes
 //! (no Identify, every dispatch once across the restart); a saved session
-//! the gateway has forgotten falls back to Identify; and a rolling restart
-//! of a 50-shard runner resumes all 50 with zero Identify.
+//! the gateway has forgotten falls back to Identify; a dispatch the user
+//! never got before the stop is replayed to the next process; and a
+//! rolling restart of a 50-shard runner resumes all 50 with zero Identify.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -278,6 +279,59 @@ async fn a_rolling_restart_of_fifty_shards_resumes_all_with_zero_identify() {
             "rolling restart of {SHARDS} shards: identifies {} then {identifies} new, resumes {resumes}, replayed {}, delivered {delivered}, lost {lost}, duplicates {duplicates}",
             before.identifies,
             after.replayed - before.replayed,
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dispatch_the_user_never_got_is_replayed_to_the_next_process() {
+    bounded(30, async {
+        let gw = gateway(gateway_config()).await;
+        // A queue of one: the run loop holds at most one more dispatch the
+        // user has not taken, and cannot hand it over at the stop.
+        let (client, mut events) = builder(policy(&gw.url()))
+            .event_buffer(1)
+            .start()
+            .unwrap();
+        let mut first = Vec::new();
+        while max_seq(&first) < 5 {
+            let event = events.next().await.expect("events");
+            first.push(Seen::of(&event));
+        }
+        // The user stops reading; the gateway keeps sending.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let saved = client
+            .close_keeping_session()
+            .await
+            .unwrap()
+            .expect("a session to keep");
+        while let Some(event) = events.next().await {
+            first.push(Seen::of(&event));
+        }
+        assert_eq!(
+            saved.seq,
+            Some(max_seq(&first)),
+            "the saved sequence is the last dispatch the user got"
+        );
+        let held = gw
+            .sessions()
+            .iter()
+            .find(|s| s.id == saved.session_id)
+            .map(|s| s.last_seq)
+            .unwrap();
+        assert!(held > max_seq(&first), "the gateway sent more than the user got");
+
+        let second = Harness::start(builder(policy(&gw.url())).resume_from(saved.clone()));
+        wait_connected_past(&second, held + 5, 10).await;
+        let (_, second_events) = second.close_keeping_session().await;
+        let mut joined = first;
+        joined.extend(second_events);
+        let c = assert_continuous(&joined);
+        assert_eq!(gw.stats().identifies, 1);
+        eprintln!(
+            "undelivered at the stop: saved seq {:?}, the gateway's session at {held}; delivered {} across the restart, lost {}, duplicates {}",
+            saved.seq, c.delivered, c.lost, c.duplicates
         );
     })
     .await;
