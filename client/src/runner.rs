@@ -220,7 +220,7 @@ impl RunnerBuilder {
         info!(
             url = %gateway.url,
             shards = ids.len(),
-            resuming = ids.len() - to_identify,
+            resuming = ids.len().saturating_sub(to_identify),
             total,
             max_concurrency = limit.max_concurrency,
             "starting the shards"
