@@ -20,7 +20,12 @@
 //! cargo run -p reconnect-client --example shards -- --discord --intents 513
 //! # one process of a bot split in two: shards 0..8 of 16
 //! cargo run -p reconnect-client --example shards -- --discord --range 0..8 --total 16
+//! # a rolling restart: stop keeping every session, start again resuming them
+//! cargo run -p reconnect-client --example shards -- --discord --sessions sessions.json
 //! ```
+//!
+//! (Without `--discord`, each start has a new loopback gateway that does
+//! not know the saved sessions: the shards fall back to Identify.)
 //!
 //! [`Runner`]: reconnect_client::Runner
 
@@ -32,7 +37,7 @@ use reconnect_client::gateway_bot::GatewayBotRequest;
 use reconnect_client::gateway_command::{ActivityKind, GatewayCommand, Presence};
 use reconnect_client::testkit::gateway::{Fault, Gateway, GatewayConfig, ScheduledFault};
 use reconnect_client::testkit::http_api::{ApiAnswer, ApiServer};
-use reconnect_client::{ClientBuilder, RunnerBuilder, SendCommandError, Token};
+use reconnect_client::{ClientBuilder, RunnerBuilder, SavedSessions, SendCommandError, Token};
 use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
 
@@ -59,6 +64,12 @@ struct Args {
     /// seconds; otherwise run until Ctrl-C.
     #[arg(long)]
     seconds: Option<u64>,
+    /// Keep the sessions across restarts in this JSON file: start by
+    /// resuming those it holds, and stop keeping every session (close
+    /// 4000) and writing them there. Sessions and sequence numbers only,
+    /// never the token.
+    #[arg(long)]
+    sessions: Option<std::path::PathBuf>,
 }
 
 fn parse_range(text: &str) -> Result<std::ops::Range<u32>, String> {
@@ -128,6 +139,13 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     if let (Some(range), Some(total)) = (args.range.clone(), args.total) {
         builder = builder.shards(range, total);
     }
+    if let Some(path) = &args.sessions
+        && path.exists()
+    {
+        let saved: SavedSessions = serde_json::from_slice(&std::fs::read(path)?)?;
+        info!(shards = saved.len(), file = %path.display(), "resuming the saved sessions");
+        builder = builder.resume_from(saved);
+    }
 
     let (runner, mut events) = builder.start().await?;
     info!(
@@ -179,11 +197,28 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             () = &mut stop, if !stopping => {
                 info!("shutting down");
                 stopping = true;
+                if args.sessions.is_some() {
+                    break;
+                }
                 runner.shutdown();
             }
         }
     }
-    let figures = runner.join().await?;
+    let figures = match &args.sessions {
+        Some(path) => {
+            let handles = runner.shards().to_vec();
+            let saved = runner.close_keeping_sessions().await?;
+            // The dispatches still queued belong to this process; the
+            // saved sequence numbers are those of the last ones handed over.
+            while let Some((shard, event)) = events.next().await {
+                tracing::debug!(shard, seq = ?event.seq, name = %event.name, "event");
+            }
+            std::fs::write(path, serde_json::to_vec_pretty(&saved)?)?;
+            info!(shards = saved.len(), file = %path.display(), "sessions kept for the next start");
+            handles.iter().map(|h| (h.id(), h.figures())).collect()
+        }
+        None => runner.join().await?,
+    };
     for (shard, f) in figures {
         info!(
             shard,

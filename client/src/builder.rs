@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use reconnect_policy::{Fleet, IdentifyLimiter, PolicyConfig, SessionStartLimit};
+use reconnect_policy::{
+    Fleet, IdentifyLimiter, PolicyConfig, SavedSession, SavedSessions, SessionStartLimit,
+};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -12,7 +14,7 @@ use crate::clock::Clock;
 use crate::command::{IdentifyProperties, Identity};
 use crate::compression::Compression;
 use crate::dispatch::DispatchEvent;
-use crate::driver::{Driver, DriverParts, Outcomes, ShardParts};
+use crate::driver::{Driver, DriverParts, Finished, ShardParts, Stop};
 use crate::error::BuildError;
 use crate::figures::{Published, SocketGauge};
 use crate::gateway_command::Presence;
@@ -64,6 +66,7 @@ pub struct ClientBuilder {
     presence: Option<Presence>,
     large_threshold: Option<u8>,
     properties: IdentifyProperties,
+    resume: Option<SavedSession>,
 }
 
 impl ClientBuilder {
@@ -86,6 +89,7 @@ impl ClientBuilder {
             presence: None,
             large_threshold: None,
             properties: IdentifyProperties::default(),
+            resume: None,
         }
     }
 
@@ -207,6 +211,23 @@ impl ClientBuilder {
         self
     }
 
+    /// Starts from a session saved by an earlier process (see
+    /// [`Client::close_keeping_session`]): the first attempt resumes it at
+    /// its resume URL with its sequence number, so nothing is identified
+    /// and the gateway replays what was sent while no process held it.
+    /// When the gateway no longer knows the session (op 9 not resumable,
+    /// 4007, 4009), the shard identifies as usual. A saved session that
+    /// fails the policy's checks (its resume URL outside the allowed
+    /// domains, a malformed id) is not used: the token never goes to a
+    /// URL the policy would refuse, and the shard identifies. Ignored by a
+    /// [`RunnerBuilder`](crate::RunnerBuilder), which takes
+    /// [`RunnerBuilder::resume_from`](crate::RunnerBuilder::resume_from).
+    #[must_use]
+    pub fn resume_from(mut self, saved: SavedSession) -> Self {
+        self.resume = Some(saved);
+        self
+    }
+
     /// Starts the client on the current tokio runtime: a fleet of one
     /// shard, driven by the same run loop as a [`Runner`](crate::Runner).
     /// The first connection attempt starts at once.
@@ -223,7 +244,8 @@ impl ClientBuilder {
             .identify
             .take()
             .unwrap_or_else(|| IdentifyShare::new(SessionStartLimit::DISCORD_DEFAULT));
-        let launched = self.launch(&[id], count, Limiter::Shared(share))?;
+        let saved: SavedSessions = self.resume.take().map(|s| (id, s)).into_iter().collect();
+        let launched = self.launch(&[id], count, Limiter::Shared(share), &saved)?;
         let shard = launched
             .shards
             .into_iter()
@@ -248,12 +270,14 @@ impl ClientBuilder {
 
     /// Starts a fleet of `shards` (ids of `count`) on the current tokio
     /// runtime, configured as this builder says, its identify requests
-    /// answered as `limiter` says.
+    /// answered as `limiter` says, the shards in `saved` resuming their
+    /// saved sessions.
     pub(crate) fn launch(
         self,
         shards: &[u32],
         count: u32,
         limiter: Limiter,
+        saved: &SavedSessions,
     ) -> Result<Launched, BuildError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
         if self.max_frame_bytes < MIN_FRAME_BYTES {
@@ -276,23 +300,26 @@ impl ClientBuilder {
         let (clock, fleet, identify) = match limiter {
             Limiter::Shared(share) => {
                 let clock = share.clock();
-                let fleet = Fleet::with_remote_identify(
+                let fleet = Fleet::resuming(
                     self.policy,
                     shards.iter().copied(),
                     seed,
+                    None,
                     clock.now(),
+                    saved,
                 )?;
                 (clock, fleet, Some(share))
             }
             Limiter::Own(limit) => {
                 let clock = Clock::start();
                 let limiter = IdentifyLimiter::new(limit, clock.now());
-                let fleet = Fleet::new(
+                let fleet = Fleet::resuming(
                     self.policy,
                     shards.iter().copied(),
                     seed,
-                    limiter,
+                    Some(limiter),
                     clock.now(),
+                    saved,
                 )?;
                 (clock, fleet, None)
             }
@@ -305,7 +332,7 @@ impl ClientBuilder {
             .map_err(|e| BuildError::Tls(e.to_string()))?;
 
         let (events_tx, events_rx) = mpsc::channel(self.event_buffer.max(1));
-        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let (shutdown_tx, shutdown_rx) = watch::channel(Stop::No);
         let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
         let mut parts = Vec::with_capacity(shards.len());
         let mut handles = Vec::with_capacity(shards.len());
@@ -375,13 +402,13 @@ pub(crate) enum Limiter {
 /// A started fleet, before the user's handles are made of it.
 pub(crate) struct Launched {
     /// Asks the run loop to shut every shard down.
-    pub(crate) shutdown: watch::Sender<bool>,
+    pub(crate) shutdown: watch::Sender<Stop>,
     /// One handle per shard, by id.
     pub(crate) shards: Vec<ShardHandle>,
     /// The merged stream of dispatches.
     pub(crate) events: mpsc::Receiver<(u32, DispatchEvent)>,
     /// The run loop.
-    pub(crate) task: JoinHandle<Outcomes>,
+    pub(crate) task: JoinHandle<Finished>,
     /// The clock the fleet runs on.
     pub(crate) clock: Clock,
 }

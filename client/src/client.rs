@@ -5,11 +5,12 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_util::Stream;
+use reconnect_policy::SavedSession;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::dispatch::DispatchEvent;
-use crate::driver::Outcomes;
+use crate::driver::{Finished, Stop};
 use crate::error::ClientError;
 use crate::figures::Figures;
 use crate::gateway_command::GatewayCommand;
@@ -25,16 +26,16 @@ use crate::shard_handle::{SendCommandError, ShardHandle};
 /// [`Client::shutdown`].
 #[derive(Debug)]
 pub struct Client {
-    shutdown: watch::Sender<bool>,
+    shutdown: watch::Sender<Stop>,
     shard: ShardHandle,
-    task: JoinHandle<Outcomes>,
+    task: JoinHandle<Finished>,
 }
 
 impl Client {
     pub(crate) const fn new(
-        shutdown: watch::Sender<bool>,
+        shutdown: watch::Sender<Stop>,
         shard: ShardHandle,
-        task: JoinHandle<Outcomes>,
+        task: JoinHandle<Finished>,
     ) -> Self {
         Self {
             shutdown,
@@ -80,9 +81,11 @@ impl Client {
 
     /// Asks for a graceful shutdown: the socket, if any, is closed with
     /// 1000 (which ends the session on the gateway), and the client stops.
-    /// Returns at once; [`Client::join`] waits for the end.
+    /// Returns at once; [`Client::join`] waits for the end. To stop and
+    /// keep the session for a later process, see
+    /// [`Client::close_keeping_session`].
     pub fn shutdown(&self) {
-        self.shutdown.send_replace(true);
+        self.shutdown.send_replace(Stop::EndingSessions);
     }
 
     /// Waits for the client to stop and returns its last figures.
@@ -93,23 +96,52 @@ impl Client {
     /// ([`ClientError::FatalClose`] names it), a refused upgrade, or a
     /// give-up limit.
     pub async fn join(self) -> Result<Figures, ClientError> {
+        let shard = self.shard.clone();
+        self.finish().await?;
+        Ok(shard.figures())
+    }
+
+    /// Stops without ending the session, and hands it back to start a
+    /// later process from ([`ClientBuilder::resume_from`](crate::ClientBuilder::resume_from)):
+    /// the socket is closed with 4000, a code that keeps the session
+    /// resumable on the gateway (1000 and 1001 end it), and the client
+    /// stops. Read the event stream to its end: the saved sequence number
+    /// is that of the last dispatch handed to it, so nothing is lost and
+    /// nothing is delivered twice across the restart. Store the value
+    /// (it is serde; it holds no token) and start the next process within
+    /// the gateway's session timeout (a few minutes on Discord).
+    ///
+    /// `Ok(None)` when there was no session to keep (the client had not
+    /// received READY, or its session had just been dropped).
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::join`]: the client had stopped on its own.
+    pub async fn close_keeping_session(self) -> Result<Option<SavedSession>, ClientError> {
+        self.shutdown.send_replace(Stop::KeepingSessions);
+        let id = self.shard.id();
+        let mut sessions = self.finish().await?;
+        Ok(sessions.remove(&id))
+    }
+
+    /// Waits for the run loop and returns the saved sessions, or why the
+    /// shard stopped.
+    async fn finish(self) -> Result<reconnect_policy::SavedSessions, ClientError> {
         let Self {
             shutdown,
-            shard,
+            shard: _,
             task,
         } = self;
-        let outcome = match task.await {
-            Ok(outcomes) => outcomes
-                .into_iter()
-                .next()
-                .map_or(Err(ClientError::Driver), |(_, outcome)| outcome),
-            Err(_) => Err(ClientError::Driver),
-        };
+        let finished = task.await.map_err(|_| ClientError::Driver);
         // Keep the shutdown sender alive until the task is done, so that
         // joining does not itself ask for a shutdown.
         drop(shutdown);
-        outcome?;
-        Ok(shard.figures())
+        let Finished { outcomes, sessions } = finished?;
+        outcomes
+            .into_iter()
+            .next()
+            .map_or(Err(ClientError::Driver), |(_, outcome)| outcome)?;
+        Ok(sessions)
     }
 
     /// [`Client::shutdown`], then [`Client::join`].

@@ -18,14 +18,14 @@
 //! with, when a shard may identify, whether a command fits the send budget
 //! — lives in the policy.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 
 use reconnect_policy::{
-    Action, ConnectionId, Event, Fleet, Handled, Note, Output, SendError, Timestamp,
+    Action, ConnectionId, Event, Fleet, Handled, Note, Output, SavedSessions, SendError, Timestamp,
 };
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::Message;
@@ -118,12 +118,35 @@ pub(crate) struct DriverParts {
     pub(crate) dialer: Dialer,
     pub(crate) max_pending: usize,
     pub(crate) events: mpsc::Sender<(u32, DispatchEvent)>,
-    pub(crate) shutdown: watch::Receiver<bool>,
+    pub(crate) shutdown: watch::Receiver<Stop>,
     pub(crate) commands: mpsc::Receiver<CommandRequest>,
+}
+
+/// What the user's handle asks of the run loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// Nothing yet: keep running.
+    No,
+    /// Stop and end every session (close 1000).
+    EndingSessions,
+    /// Stop and keep every session resumable (close 4000), to hand them
+    /// back for a later process.
+    KeepingSessions,
 }
 
 /// How each shard ended: `Ok` after a shutdown, or why it stopped.
 pub(crate) type Outcomes = Vec<(u32, Result<(), ClientError>)>;
+
+/// What the run loop hands back when it ends.
+#[derive(Debug)]
+pub(crate) struct Finished {
+    /// How each shard ended.
+    pub(crate) outcomes: Outcomes,
+    /// The sessions the shards still hold (after a shutdown that keeps
+    /// them; an ordinary shutdown ends them all), each rewound before any
+    /// dispatch that could not be handed to the user.
+    pub(crate) sessions: SavedSessions,
+}
 
 /// One shard's socket and what the driver counts about it.
 struct Slot {
@@ -145,7 +168,7 @@ pub(crate) struct Driver {
     dialer: Dialer,
     max_pending: usize,
     events: mpsc::Sender<(u32, DispatchEvent)>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<Stop>,
     commands: mpsc::Receiver<CommandRequest>,
     commands_open: bool,
     /// By shard id, as the fleet orders them.
@@ -200,7 +223,7 @@ impl Driver {
     }
 
     /// Runs until every shard has stopped (shutdown) or given up.
-    pub(crate) async fn run(mut self) -> Outcomes {
+    pub(crate) async fn run(mut self) -> Finished {
         loop {
             let now = self.clock.now();
             self.drain(now);
@@ -222,11 +245,14 @@ impl Driver {
             let sender = self.events.clone();
             tokio::select! {
                 biased;
-                _ = self.shutdown.changed(), if !self.stopping => {
-                    self.stop("shutdown requested");
+                changed = self.shutdown.changed(), if !self.stopping => {
+                    // A dropped handle asks for the ordinary shutdown.
+                    let keep = changed.is_ok()
+                        && *self.shutdown.borrow_and_update() == Stop::KeepingSessions;
+                    self.stop("shutdown requested", keep);
                 }
                 () = self.events.closed(), if !self.stopping => {
-                    self.stop("the event stream was dropped");
+                    self.stop("the event stream was dropped", false);
                 }
                 (index, event) = next_link_event(&mut self.slots, &mut self.cursor, read) => {
                     let now = self.clock.now();
@@ -267,10 +293,20 @@ impl Driver {
             self.slots[index].link = Link::Idle;
             self.touch(index);
         }
-        self.hand_over_pending();
+        let undelivered = self.hand_over_pending();
         let now = self.clock.now();
         self.publish(now);
-        self.slots
+        let mut sessions = self.fleet.saved_sessions();
+        for (shard, first) in undelivered {
+            if let Some(saved) = sessions.get_mut(&shard) {
+                // Resume from before the first dispatch the user never
+                // got, so that the next process replays it.
+                let before = first.saturating_sub(1);
+                saved.seq = Some(saved.seq.map_or(before, |seq| seq.min(before)));
+            }
+        }
+        let outcomes = self
+            .slots
             .iter_mut()
             .map(|slot| {
                 let _span = slot.span.clone().entered();
@@ -284,7 +320,8 @@ impl Driver {
                 };
                 (slot.parts.id, outcome)
             })
-            .collect()
+            .collect();
+        Finished { outcomes, sessions }
     }
 
     fn index(&self, shard: u32) -> Option<usize> {
@@ -295,17 +332,25 @@ impl Driver {
 
     /// Hands the dispatches still waiting to the user, as far as the
     /// queue has room: the client is stopping and will not wait for a
-    /// user who is not reading.
-    fn hand_over_pending(&mut self) {
+    /// user who is not reading. Returns, by shard, the sequence number of
+    /// the first dispatch that could not be handed over.
+    fn hand_over_pending(&mut self) -> BTreeMap<u32, u64> {
         let mut dropped = 0_u64;
+        let mut undelivered = BTreeMap::new();
         while let Some((shard, event)) = self.pending.pop_front() {
+            let seq = event.seq;
             match self.events.try_send((shard, event)) {
                 Ok(()) => {
                     if let Some(index) = self.index(shard) {
                         self.slots[index].counters.events_delivered += 1;
                     }
                 }
-                Err(_) => dropped += 1,
+                Err(_) => {
+                    dropped += 1;
+                    if let Some(seq) = seq {
+                        undelivered.entry(shard).or_insert(seq);
+                    }
+                }
             }
         }
         if dropped > 0 {
@@ -314,12 +359,19 @@ impl Driver {
                 "the event queue was full when the client stopped; dispatches dropped"
             );
         }
+        undelivered
     }
 
-    fn stop(&mut self, why: &str) {
-        info!(why, "shutting down: closing every session with 1000");
+    /// Stops every shard: ending its session, or keeping it resumable.
+    fn stop(&mut self, why: &str, keep_sessions: bool) {
         self.stopping = true;
-        self.fleet.shutdown(self.clock.now());
+        if keep_sessions {
+            info!(why, "shutting down: keeping every session resumable");
+            self.fleet.shutdown_keeping_sessions(self.clock.now());
+        } else {
+            info!(why, "shutting down: closing every session with 1000");
+            self.fleet.shutdown(self.clock.now());
+        }
     }
 
     /// Marks slot `index`'s figures as changed.

@@ -94,6 +94,9 @@ pub use error::{BuildError, ClientError};
 pub use figures::Figures;
 pub use identify_share::IdentifyShare;
 pub use notice::Notice;
+/// The saved sessions a shutdown that keeps them hands back, and a builder
+/// starts from (the policy's types).
+pub use reconnect_policy::{SavedSession, SavedSessions};
 pub use runner::{Runner, RunnerBuilder, RunnerError, ShardEvents};
 pub use shard_handle::{SendCommandError, ShardHandle};
 pub use token::{Token, TokenError};

@@ -34,6 +34,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_util::Stream;
+use reconnect_policy::SavedSessions;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -41,7 +42,7 @@ use tracing::{info, warn};
 use crate::builder::{ClientBuilder, Limiter};
 use crate::clock::Clock;
 use crate::dispatch::DispatchEvent;
-use crate::driver::Outcomes;
+use crate::driver::{Finished, Stop};
 use crate::error::{BuildError, ClientError};
 use crate::figures::Figures;
 use crate::gateway_bot::{GatewayBot, GatewayBotError, GatewayBotRequest};
@@ -105,6 +106,7 @@ pub struct RunnerBuilder {
     client: ClientBuilder,
     source: Source,
     shards: Option<(Range<u32>, u32)>,
+    saved: SavedSessions,
 }
 
 impl RunnerBuilder {
@@ -124,6 +126,7 @@ impl RunnerBuilder {
             client,
             source: Source::Ask(GatewayBotRequest::default()),
             shards: None,
+            saved: SavedSessions::new(),
         }
     }
 
@@ -152,6 +155,23 @@ impl RunnerBuilder {
         self
     }
 
+    /// Starts from the sessions an earlier process saved
+    /// ([`Runner::close_keeping_sessions`]): each shard with an entry
+    /// resumes it at once (its saved resume URL, its sequence number), so
+    /// a rolling restart identifies nothing and the gateway replays what
+    /// each shard missed. Shards without an entry, and those whose session
+    /// the gateway no longer knows (op 9 not resumable, 4007, 4009),
+    /// identify through the fleet's buckets as usual; a saved session that
+    /// fails the policy's checks (a resume URL outside the allowed
+    /// domains, a malformed id) is not used, so the token never goes to a
+    /// URL the policy would refuse. Entries for shards this runner does
+    /// not run are ignored.
+    #[must_use]
+    pub fn resume_from(mut self, sessions: SavedSessions) -> Self {
+        self.saved = sessions;
+        self
+    }
+
     /// Learns the gateway (one request at most, never retried), then
     /// starts every shard on the current tokio runtime. The shards connect
     /// as the fleet's identify buckets allow: in a bucket, one Identify per
@@ -168,6 +188,7 @@ impl RunnerBuilder {
             mut client,
             source,
             shards,
+            saved,
         } = self;
         let gateway = match source {
             Source::Given(answer) => answer,
@@ -183,7 +204,8 @@ impl RunnerBuilder {
         }
         let ids: Vec<u32> = range.collect();
         let limit = gateway.session_start_limit;
-        let needed = u32::try_from(ids.len()).unwrap_or(u32::MAX);
+        let to_identify = ids.iter().filter(|id| !saved.contains_key(id)).count();
+        let needed = u32::try_from(to_identify).unwrap_or(u32::MAX);
         if limit.remaining < needed {
             warn!(
                 remaining = limit.remaining,
@@ -198,13 +220,14 @@ impl RunnerBuilder {
         info!(
             url = %gateway.url,
             shards = ids.len(),
+            resuming = ids.len().saturating_sub(to_identify),
             total,
             max_concurrency = limit.max_concurrency,
             "starting the shards"
         );
         let launched = client
             .gateway_url(gateway.url.clone())
-            .launch(&ids, total, limiter)?;
+            .launch(&ids, total, limiter, &saved)?;
         Ok((
             Runner {
                 shutdown: launched.shutdown,
@@ -225,9 +248,9 @@ impl RunnerBuilder {
 /// shutdown as [`Runner::shutdown`].
 #[derive(Debug)]
 pub struct Runner {
-    shutdown: watch::Sender<bool>,
+    shutdown: watch::Sender<Stop>,
     shards: Vec<ShardHandle>,
-    task: JoinHandle<Outcomes>,
+    task: JoinHandle<Finished>,
     clock: Clock,
     gateway: GatewayBot,
     total: u32,
@@ -280,9 +303,11 @@ impl Runner {
 
     /// Asks for a graceful shutdown: every shard's socket is closed with
     /// 1000 (which ends its session on the gateway), and the runner stops.
-    /// Returns at once; [`Runner::join`] waits for the end.
+    /// Returns at once; [`Runner::join`] waits for the end. To stop and
+    /// keep the sessions for a later process, see
+    /// [`Runner::close_keeping_sessions`].
     pub fn shutdown(&self) {
-        self.shutdown.send_replace(true);
+        self.shutdown.send_replace(Stop::EndingSessions);
     }
 
     /// Waits for every shard to stop and returns their last figures.
@@ -292,16 +317,44 @@ impl Runner {
     /// [`RunnerError::Shards`] names each shard that stopped on its own
     /// (a fatal close code, a refused upgrade, a give-up limit) and why.
     pub async fn join(self) -> Result<BTreeMap<u32, Figures>, RunnerError> {
-        let Self {
-            shutdown,
-            shards,
-            task,
-            ..
-        } = self;
-        let outcomes = task.await.map_err(|_| RunnerError::Driver)?;
+        let shards = self.shards.clone();
+        self.finish().await?;
+        Ok(shards
+            .iter()
+            .map(|shard| (shard.id(), shard.figures()))
+            .collect())
+    }
+
+    /// Stops every shard without ending its session, and hands the
+    /// sessions back, by shard id, to start the next process from
+    /// ([`RunnerBuilder::resume_from`]): each socket is closed with 4000,
+    /// a code that keeps the session resumable on the gateway (1000 and
+    /// 1001 end it). Read the event stream to its end: each saved
+    /// sequence number is that of the shard's last dispatch handed to it,
+    /// so a rolling restart loses and repeats nothing. The map is serde
+    /// (it holds no token); start the next process within the gateway's
+    /// session timeout (a few minutes on Discord). Shards that had no
+    /// session (not yet READY) are left out and identify next time.
+    ///
+    /// # Errors
+    ///
+    /// As [`Runner::join`]: a shard had stopped on its own (the sessions
+    /// of the others are not handed back then; they time out on the
+    /// gateway).
+    pub async fn close_keeping_sessions(self) -> Result<SavedSessions, RunnerError> {
+        self.shutdown.send_replace(Stop::KeepingSessions);
+        self.finish().await
+    }
+
+    /// Waits for the run loop; the saved sessions, or the shards that
+    /// stopped on their own.
+    async fn finish(self) -> Result<SavedSessions, RunnerError> {
+        let Self { shutdown, task, .. } = self;
+        let finished = task.await.map_err(|_| RunnerError::Driver);
         // Keep the shutdown sender alive until the task is done, so that
         // joining does not itself ask for a shutdown.
         drop(shutdown);
+        let Finished { outcomes, sessions } = finished?;
         let failures: Vec<(u32, ClientError)> = outcomes
             .into_iter()
             .filter_map(|(shard, outcome)| outcome.err().map(|error| (shard, error)))
@@ -309,10 +362,7 @@ impl Runner {
         if !failures.is_empty() {
             return Err(RunnerError::Shards(failures));
         }
-        Ok(shards
-            .iter()
-            .map(|shard| (shard.id(), shard.figures()))
-            .collect())
+        Ok(sessions)
     }
 
     /// [`Runner::shutdown`], then [`Runner::join`].

@@ -26,6 +26,7 @@ use crate::event::Event;
 use crate::identify::IdentifyLimiter;
 use crate::output::{Action, ConnectionId, IdentifyAnswer, Output};
 use crate::policy::{Handled, Policy};
+use crate::saved_session::SavedSessions;
 use crate::send_budget::SendError;
 use crate::time::Timestamp;
 
@@ -125,7 +126,29 @@ impl Fleet {
         limiter: IdentifyLimiter,
         now: Timestamp,
     ) -> Result<Self, FleetError> {
-        Self::build(config.into(), shards, seed, Some(limiter), now)
+        Self::build(config.into(), shards, seed, Some(limiter), now, None)
+    }
+
+    /// A fleet whose shards start from sessions saved by an earlier process
+    /// (see [`Policy::resuming`]): a shard with an entry in `saved` resumes
+    /// it at once, without asking the limiter; the others, and those whose
+    /// saved session fails its checks, identify as in [`Fleet::new`].
+    /// `limiter` is the fleet's own limiter, or `None` for one outside the
+    /// fleet (as [`Fleet::with_remote_identify`]). Entries for shards not
+    /// in `shards` are ignored.
+    ///
+    /// # Errors
+    ///
+    /// As [`Fleet::new`].
+    pub fn resuming(
+        config: impl Into<Arc<PolicyConfig>>,
+        shards: impl IntoIterator<Item = u32>,
+        seed: u64,
+        limiter: Option<IdentifyLimiter>,
+        now: Timestamp,
+        saved: &SavedSessions,
+    ) -> Result<Self, FleetError> {
+        Self::build(config.into(), shards, seed, limiter, now, Some(saved))
     }
 
     /// A fleet whose identify limiter lives outside it: the shards' requests
@@ -141,7 +164,7 @@ impl Fleet {
         seed: u64,
         now: Timestamp,
     ) -> Result<Self, FleetError> {
-        Self::build(config.into(), shards, seed, None, now)
+        Self::build(config.into(), shards, seed, None, now, None)
     }
 
     fn build(
@@ -150,6 +173,7 @@ impl Fleet {
         seed: u64,
         limiter: Option<IdentifyLimiter>,
         now: Timestamp,
+        saved: Option<&SavedSessions>,
     ) -> Result<Self, FleetError> {
         config.validate()?;
         let mut ids: Vec<u32> = shards.into_iter().collect();
@@ -159,7 +183,10 @@ impl Fleet {
         }
         let policies = ids
             .iter()
-            .map(|&id| Policy::new(Arc::clone(&config), id, seed, now))
+            .map(|&id| match saved.and_then(|saved| saved.get(&id)) {
+                Some(session) => Policy::resuming(Arc::clone(&config), id, seed, now, session),
+                None => Policy::new(Arc::clone(&config), id, seed, now),
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let mut fleet = Self {
             wakes: vec![None; ids.len()],
@@ -238,6 +265,26 @@ impl Fleet {
             self.policies[index].shutdown(now);
             self.route(index, now);
         }
+    }
+
+    /// Stops every shard without ending its session (see
+    /// [`Policy::shutdown_keeping_session`]); once the fleet is terminal,
+    /// [`Fleet::saved_sessions`] hands them out.
+    pub fn shutdown_keeping_sessions(&mut self, now: Timestamp) {
+        for index in 0..self.policies.len() {
+            self.policies[index].shutdown_keeping_session(now);
+            self.route(index, now);
+        }
+    }
+
+    /// Every shard's session as it stands, by shard id (shards without one
+    /// are left out), to save and start a later fleet from
+    /// ([`Fleet::resuming`]).
+    #[must_use]
+    pub fn saved_sessions(&self) -> SavedSessions {
+        self.policies()
+            .filter_map(|(id, policy)| policy.saved_session().map(|saved| (id, saved)))
+            .collect()
     }
 
     /// Asks to send one of the driver's own commands on shard `shard`'s

@@ -17,7 +17,9 @@
 //!   guard between attempts;
 //! - [`Fleet`]: the policies of many shards and the bot's identify limiter,
 //!   driven the same way as one policy (events for shard N in,
-//!   `(shard, output)` out, one wake-up time).
+//!   `(shard, output)` out, one wake-up time);
+//! - [`SavedSession`]: a session saved across a restart of the process,
+//!   resumed by the next one instead of identifying again.
 //!
 //! # The contract
 //!
@@ -105,6 +107,7 @@ mod jitter;
 mod output;
 mod policy;
 mod retry;
+mod saved_session;
 mod send_budget;
 mod session;
 mod state;
@@ -131,6 +134,7 @@ pub use output::{
     Action, Command, ConnectionId, IdentifyAnswer, IdentifyRequest, Note, Output, ReconnectPlan,
 };
 pub use policy::{Handled, Policy};
+pub use saved_session::{SavedSession, SavedSessions};
 pub use send_budget::{SendError, SendLimit};
 pub use session::{MAX_SESSION_ID_LEN, Session};
 pub use state::{PolicyState, PolicyStats};

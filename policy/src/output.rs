@@ -164,8 +164,10 @@ pub enum Action {
 pub enum Note {
     /// A reconnect was planned.
     Planned(ReconnectPlan),
-    /// READY named a resume URL the policy will not dial: the session was
-    /// dropped and the next connection identifies against the base URL.
+    /// READY, or a saved session the policy was started from
+    /// ([`Policy::resuming`](crate::Policy::resuming)), named a resume URL
+    /// the policy will not dial: the session was dropped and the next
+    /// connection identifies against the base URL.
     ResumeUrlRefused {
         /// The URL (at most its first 256 bytes).
         url: String,

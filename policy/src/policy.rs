@@ -41,6 +41,7 @@ use crate::identify::SETTLE_HOLD_MS;
 use crate::jitter::Jitter;
 use crate::output::{Action, Command, ConnectionId, IdentifyAnswer, IdentifyRequest, Note, Output};
 use crate::retry::RetryPlanner;
+use crate::saved_session::{SavedSession, Unusable};
 use crate::send_budget::{SendBudget, SendError};
 use crate::session::{Sequence, Session};
 use crate::state::{PolicyState, PolicyStats};
@@ -1216,6 +1217,107 @@ impl Policy {
             url,
             recovery,
         });
+    }
+}
+
+/// Sessions that outlive the process (see [`SavedSession`]).
+impl Policy {
+    /// A policy for shard `shard` (as [`Policy::new`]) whose first attempt
+    /// resumes `saved`, a session saved by an earlier process: it dials the
+    /// saved resume URL (or the gateway URL when there is none) and sends
+    /// Resume with the saved sequence number, without asking the identify
+    /// limiter. A saved session that fails the checks READY's would (an
+    /// empty or oversized id; a resume URL outside the allowed domains,
+    /// reported as [`Note::ResumeUrlRefused`]) is not used: the policy
+    /// starts as [`Policy::new`] and identifies. When the gateway refuses
+    /// the resume, the ordinary rules drop the session and identify.
+    ///
+    /// # Errors
+    ///
+    /// As [`Policy::new`].
+    pub fn resuming(
+        config: impl Into<Arc<PolicyConfig>>,
+        shard: u32,
+        seed: u64,
+        now: Timestamp,
+        saved: &SavedSession,
+    ) -> Result<Self, ConfigError> {
+        let mut policy = Self::new(config, shard, seed, now)?;
+        match saved.check(&policy.config) {
+            Ok(session) => {
+                // `new` asked for a start slot to identify; nothing has
+                // been polled yet, so the request is withdrawn unseen and
+                // the attempt resumes instead.
+                policy.outputs.clear();
+                policy.session = Some(session);
+                policy.seq.take(saved.seq, true);
+                policy.phase = Phase::Waiting {
+                    at: policy.now,
+                    slot: StartSlot::Unasked,
+                };
+                policy.proceed(policy.now);
+            }
+            Err(Unusable::Url(reason)) => {
+                policy.stats.resume_urls_refused += 1;
+                let mut url = saved.resume_url.clone().unwrap_or_default();
+                let mut end = url.len().min(256);
+                while !url.is_char_boundary(end) {
+                    end -= 1;
+                }
+                url.truncate(end);
+                policy.note(Note::ResumeUrlRefused { url, reason });
+            }
+            Err(Unusable::BadId) => {}
+        }
+        Ok(policy)
+    }
+
+    /// Stops without ending the session, so that a later process can
+    /// resume it: the socket, if open, is closed with 4000 (a code that
+    /// keeps the session; 1000 and 1001 end it), a socket still being
+    /// dialled is dropped, and the policy stops with its session kept.
+    /// Read it with [`Policy::saved_session`] once the policy has stopped.
+    /// Without a session this is [`Policy::shutdown`].
+    pub fn shutdown_keeping_session(&mut self, now: Timestamp) {
+        if self.session.is_none() {
+            return self.shutdown(now);
+        }
+        let now = self.clock(now);
+        self.settle_identify(false);
+        match self.phase {
+            Phase::Dialing { conn, .. } => {
+                self.act(Action::Abort { connection: conn });
+                self.phase = Phase::Stopped;
+            }
+            Phase::Closing {
+                conn,
+                deadline,
+                dispatches,
+                ..
+            } => {
+                self.phase = Phase::Closing {
+                    conn,
+                    deadline,
+                    then: AfterClose::Stop,
+                    dispatches,
+                };
+            }
+            phase if phase.is_open() => {
+                let conn = phase.connection().unwrap_or_default();
+                self.act(Action::Close {
+                    connection: conn,
+                    code: CloseCode::UnknownError,
+                });
+                self.phase = Phase::Closing {
+                    conn,
+                    deadline: now.saturating_add(self.config.timeouts.close_ms),
+                    then: AfterClose::Stop,
+                    dispatches: phase.carries_dispatches(),
+                };
+            }
+            Phase::GivenUp(_) => {}
+            _ => self.phase = Phase::Stopped,
+        }
     }
 }
 

@@ -13,4 +13,5 @@ mod gateway_bot;
 mod link_faults;
 mod runner;
 mod scenarios;
+mod sessions;
 mod support;

@@ -15,7 +15,7 @@ use reconnect_client::{
 };
 use reconnect_policy::{
     BackoffConfig, BackoffStrategy, Command, DecisionConfig, PolicyConfig, ReconnectPlan,
-    StabilityRule, Timeouts, Timestamp,
+    SavedSession, StabilityRule, Timeouts, Timestamp,
 };
 use tokio::task::JoinHandle;
 
@@ -280,6 +280,19 @@ impl Harness {
             let _ = task.await;
         }
         outcome
+    }
+
+    /// Stops the client keeping its session, reads its events to the end,
+    /// and returns the saved session and every event delivered.
+    pub(crate) async fn close_keeping_session(
+        mut self,
+    ) -> (Result<Option<SavedSession>, ClientError>, Vec<Seen>) {
+        let client = self.client.take().expect("client");
+        let outcome = client.close_keeping_session().await;
+        for task in self.tasks.drain(..) {
+            let _ = task.await;
+        }
+        (outcome, self.events())
     }
 
     /// Waits for the client to end by itself.
