@@ -101,3 +101,9 @@ pub use runner::{Runner, RunnerBuilder, RunnerError, ShardEvents};
 pub use shard_handle::{SendCommandError, ShardHandle};
 pub use token::{Token, TokenError};
 pub use transport::{DEFAULT_USER_AGENT, GATEWAY_QUERY};
+
+/// The README's examples (the policy's and the client's), compiled and run
+/// as doctests here, where both crates are in reach.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

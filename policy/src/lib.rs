@@ -139,8 +139,3 @@ pub use send_budget::{SendError, SendLimit};
 pub use session::{MAX_SESSION_ID_LEN, Session};
 pub use state::{PolicyState, PolicyStats};
 pub use time::Timestamp;
-
-/// The README's examples, compiled and run as doctests.
-#[doc = include_str!("../../README.md")]
-#[cfg(doctest)]
-pub struct ReadmeDoctests;
