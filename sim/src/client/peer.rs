@@ -1907,7 +1907,7 @@ impl PeerClient {
                 cx.send(conn.sock, ToServer::Drop);
             }
         }
-        let sock = cx.connect(self.session.is_some() && self.resume_url);
+        let sock = cx.connect(self.shard, self.session.is_some() && self.resume_url);
         let timeout = match self.rules.start_timeout_ms {
             Some(t) if !self.launched => t,
             _ => self.rules.connect_timeout_ms,
@@ -2341,7 +2341,7 @@ impl PeerClient {
 #[cfg(test)]
 mod tests {
     use rand_core::SeedableRng;
-    use reconnect_policy::{ConnectFailure, IdentifyLimiter, SessionStartLimit, Timestamp};
+    use reconnect_policy::ConnectFailure;
 
     use super::*;
     use crate::client::Action;
@@ -2353,7 +2353,6 @@ mod tests {
 
     /// Shards of one bot, driven by hand or by a tiny gateway.
     struct World {
-        limiter: IdentifyLimiter,
         peers: PeerShared,
         next_sock: u32,
         clients: Vec<PeerClient>,
@@ -2362,7 +2361,6 @@ mod tests {
     impl World {
         fn new(kind: PeerKind, shards: u32, max_concurrency: u16, seed: u64) -> Self {
             Self {
-                limiter: IdentifyLimiter::new(SessionStartLimit::DISCORD_DEFAULT, Timestamp::ZERO),
                 peers: PeerShared::new(max_concurrency, 1_000, 1_000, DAY_MS),
                 next_sock: 0,
                 clients: (0..shards)
@@ -2388,14 +2386,14 @@ mod tests {
         ) -> Vec<Action> {
             let mut actions = Vec::new();
             let next = &mut self.next_sock;
-            let mut alloc = || {
+            let mut alloc = |_shard| {
                 *next += 1;
                 SockId {
                     index: *next,
                     generation: 0,
                 }
             };
-            let mut cx = Cx::new(&mut self.limiter, &mut self.peers, &mut actions, &mut alloc);
+            let mut cx = Cx::new(&mut self.peers, &mut actions, &mut alloc);
             f(&mut self.clients[shard as usize], &mut cx);
             actions
         }
