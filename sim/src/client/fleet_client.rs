@@ -253,7 +253,120 @@ impl FleetClient {
 
 #[cfg(test)]
 mod tests {
+    use reconnect_policy::SessionStartLimit;
+
     use super::*;
+    use crate::client::{Action as Did, PeerShared};
+    use crate::wire::SessionId;
+
+    /// A fleet of `shards` in one identify bucket, started at 0.
+    fn fleet(shards: u32) -> FleetClient {
+        let limit = SessionStartLimit {
+            max_concurrency: 1,
+            ..SessionStartLimit::DISCORD_DEFAULT
+        };
+        let limiter = IdentifyLimiter::new(limit, Timestamp::ZERO);
+        FleetClient::new(&PolicyConfig::default(), shards, 1, limiter, 0).unwrap()
+    }
+
+    /// Runs `f` with a context and returns what the client did.
+    fn call(
+        client: &mut FleetClient,
+        next_sock: &mut u32,
+        f: impl FnOnce(&mut FleetClient, &mut Cx<'_>),
+    ) -> Vec<Did> {
+        let mut peers = PeerShared::new(1, 1_000, 1_000, 86_400_000);
+        let mut actions = Vec::new();
+        let mut alloc = |_shard| {
+            *next_sock += 1;
+            SockId {
+                index: *next_sock,
+                generation: 0,
+            }
+        };
+        let mut cx = Cx::new(&mut peers, &mut actions, &mut alloc);
+        f(client, &mut cx);
+        actions
+    }
+
+    #[test]
+    fn the_fleet_dials_its_shards_one_identify_window_apart_and_identifies_on_hello() {
+        let mut client = fleet(2);
+        let mut socks = 0;
+        // The fleet's first wake-up dials shard 0 alone: one bucket.
+        let did = call(&mut client, &mut socks, |c, cx| c.wake(0, cx));
+        let [
+            Did::Connect {
+                shard: 0,
+                sock,
+                to_resume_url: false,
+            },
+        ] = did[..]
+        else {
+            panic!("{did:?}");
+        };
+        let later = client.next_wake().expect("shard 1 waits for its slot");
+        assert!(later >= 5_000, "{later}");
+        // Shard 0's handshake: an Identify goes out on its socket.
+        let did = call(&mut client, &mut socks, |c, cx| {
+            c.on_message(50, 0, sock, ToClient::Opened, cx);
+            c.on_message(
+                60,
+                0,
+                sock,
+                ToClient::Hello {
+                    interval_ms: 41_250,
+                },
+                cx,
+            );
+        });
+        assert!(
+            did.contains(&Did::Send {
+                sock,
+                msg: ToServer::Identify
+            }),
+            "{did:?}"
+        );
+        // READY is handed to the bot.
+        let session = SessionId(7);
+        let ready = ToClient::Dispatch {
+            session,
+            seq: 1,
+            kind: DispatchKind::Ready,
+        };
+        let did = call(&mut client, &mut socks, |c, cx| {
+            c.on_message(100, 0, sock, ready, cx)
+        });
+        assert_eq!(did, [Did::Delivered { session, seq: 1 }]);
+        assert!(client.fleet().policy(0).unwrap().state().is_connected());
+        // At its slot shard 1 dials, on a socket of its own.
+        let did = call(&mut client, &mut socks, |c, cx| c.wake(later, cx));
+        assert!(
+            matches!(did[..], [Did::Connect { shard: 1, sock: other, .. }] if other != sock),
+            "{did:?}"
+        );
+        assert_eq!(client.gave_up(), 0);
+    }
+
+    #[test]
+    fn a_socket_the_fleet_forgot_is_dropped_when_it_opens() {
+        let mut client = fleet(1);
+        let mut socks = 100;
+        let unknown = SockId {
+            index: 3,
+            generation: 9,
+        };
+        let did = call(&mut client, &mut socks, |c, cx| {
+            c.on_message(10, 0, unknown, ToClient::Opened, cx);
+        });
+        assert_eq!(
+            did,
+            [Did::Send {
+                sock: unknown,
+                msg: ToServer::Drop
+            }]
+        );
+    }
 
     fn sock(index: u32) -> SockId {
         SockId {
