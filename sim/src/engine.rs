@@ -11,7 +11,7 @@
 //! links and the clients.
 
 use reconnect_policy::{
-    ConnectFailure, IdentifyLimiter, PolicyConfig, SessionStartLimit, Timestamp,
+    ConnectFailure, FleetError, IdentifyLimiter, PolicyConfig, SessionStartLimit, Timestamp,
 };
 
 use crate::client::{Action, Clients, Cx, FleetClient, PeerClient, PeerKind, PeerShared, Timer};
@@ -229,7 +229,10 @@ impl<'a> Sim<'a> {
                     IdentifyLimiter::new(limit, Timestamp::ZERO),
                     sc.start_spread_ms,
                 )
-                .map_err(|e| RunError::Config(e.to_string()))?,
+                .map_err(|e| match e {
+                    FleetError::Config(e) => RunError::Config(e.to_string()),
+                    e => RunError::Config(e.to_string()),
+                })?,
             )),
             ModelSpec::Peer(kind) => Clients::Peers(
                 (0..shards)
