@@ -15,10 +15,17 @@
 //! [`Fleet::handle_identify`].
 //!
 //! Shard ids are the gateway's (`[shard_id, num_shards]`); a fleet may run
-//! any set of them. Timers are kept in one ordered set, so a wake-up costs
-//! `O(log n)` per due shard, not a scan of the fleet.
+//! any set of them. Timers are kept in one binary heap, so a wake-up costs
+//! `O(log n)` per due shard, not a scan of the fleet. Wake-ups move all the
+//! time (every heartbeat moves one), so the heap is updated lazily, the way
+//! a timer wheel is: a wake-up that moves earlier files a new entry, one
+//! that moves later keeps its old entry, which is moved to the new time only
+//! if it reaches the top first. Entries left behind are dropped when they
+//! reach the top, and the heap is rebuilt if they ever outnumber the shards.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::binary_heap::PeekMut;
+use std::collections::{BinaryHeap, VecDeque};
 use std::sync::Arc;
 
 use crate::config::{ConfigError, PolicyConfig};
@@ -102,10 +109,17 @@ pub struct Fleet {
     policies: Vec<Policy>,
     /// The bot's limiter, or `None` when identify requests are handed out.
     limiter: Option<IdentifyLimiter>,
-    /// Each shard's wake-up time as entered in `timers`.
+    /// Each shard's wake-up time.
     wakes: Vec<Option<Timestamp>>,
-    /// `(wake-up time, index)` of every shard that has one.
-    timers: BTreeSet<(Timestamp, usize)>,
+    /// The time of each shard's live entry in `timers`: at or before its
+    /// wake-up, `None` when it has no entry.
+    filed: Vec<Option<Timestamp>>,
+    /// `(time, index)` entries, earliest on top: each shard's live entry,
+    /// and dead ones (not at their shard's `filed` time). The top is always
+    /// live and at its shard's wake-up, so it is the fleet's next wake-up.
+    timers: BinaryHeap<Reverse<(Timestamp, usize)>>,
+    /// The shards due in one `handle_timeout`, kept to reuse its memory.
+    due: Vec<usize>,
     outputs: VecDeque<(u32, Output)>,
 }
 
@@ -190,10 +204,12 @@ impl Fleet {
             .collect::<Result<Vec<_>, _>>()?;
         let mut fleet = Self {
             wakes: vec![None; ids.len()],
+            filed: vec![None; ids.len()],
             ids,
             policies,
             limiter,
-            timers: BTreeSet::new(),
+            timers: BinaryHeap::new(),
+            due: Vec::new(),
             outputs: VecDeque::new(),
         };
         for index in 0..fleet.ids.len() {
@@ -245,18 +261,23 @@ impl Fleet {
     /// Runs the timers of every shard due at or before `now`. The only place
     /// timers run; safe to call at any time.
     pub fn handle_timeout(&mut self, now: Timestamp) {
-        let mut due = Vec::new();
-        while let Some(&(at, index)) = self.timers.first()
+        let mut due = std::mem::take(&mut self.due);
+        // The top is always a shard due at its time (see `settle`).
+        while let Some(&Reverse((at, index))) = self.timers.peek()
             && at <= now
         {
-            self.timers.pop_first();
+            self.timers.pop();
+            self.filed[index] = None;
             self.wakes[index] = None;
             due.push(index);
+            self.settle();
         }
-        for index in due {
+        for &index in &due {
             self.policies[index].handle_timeout(now);
             self.route(index, now);
         }
+        due.clear();
+        self.due = due;
     }
 
     /// Closes every shard's session for good (see [`Policy::shutdown`]).
@@ -312,7 +333,7 @@ impl Fleet {
     /// when none has (all stopped, or waiting for inputs only).
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        self.timers.first().map(|&(at, _)| at)
+        self.timers.peek().map(|&Reverse((at, _))| at)
     }
 
     // ----- getters ------------------------------------------------------
@@ -343,6 +364,10 @@ impl Fleet {
     // ----- routing ------------------------------------------------------
 
     fn index(&self, shard: u32) -> Result<usize, FleetError> {
+        // A fleet of shards `0..n`, the usual one, holds each at its id.
+        if self.ids.get(shard as usize) == Some(&shard) {
+            return Ok(shard as usize);
+        }
         self.ids
             .binary_search(&shard)
             .map_err(|_| FleetError::UnknownShard(shard))
@@ -366,13 +391,52 @@ impl Fleet {
         }
         let wake = self.policies[index].poll_timeout();
         if wake != self.wakes[index] {
-            if let Some(old) = self.wakes[index] {
-                self.timers.remove(&(old, index));
-            }
-            if let Some(new) = wake {
-                self.timers.insert((new, index));
-            }
             self.wakes[index] = wake;
+            // Earlier than the shard's entry: a new one. Later: the entry
+            // stays, and `settle` moves it if it reaches the top.
+            if let Some(new) = wake
+                && self.filed[index].is_none_or(|filed| new < filed)
+            {
+                self.filed[index] = Some(new);
+                self.timers.push(Reverse((new, index)));
+            }
+            self.settle();
+        }
+    }
+
+    /// Brings `timers` back to its invariant: dead entries off the top, a
+    /// live entry on top whose shard's wake-up moved later moved to it (or
+    /// removed, when the shard has none). Rebuilds the heap from `wakes`
+    /// once dead entries outnumber the shards, so it stays within twice the
+    /// fleet's size.
+    fn settle(&mut self) {
+        if self.timers.len() > 2 * self.wakes.len() + 16 {
+            let live = self
+                .wakes
+                .iter()
+                .enumerate()
+                .filter_map(|(index, wake)| wake.map(|at| Reverse((at, index))));
+            let mut timers = std::mem::take(&mut self.timers).into_vec();
+            timers.clear();
+            timers.extend(live);
+            self.timers = BinaryHeap::from(timers);
+            self.filed.clone_from(&self.wakes);
+        }
+        while let Some(mut top) = self.timers.peek_mut() {
+            let Reverse((at, index)) = *top;
+            if self.filed[index] != Some(at) {
+                PeekMut::pop(top);
+            } else if self.wakes[index] == Some(at) {
+                return;
+            } else {
+                self.filed[index] = self.wakes[index];
+                match self.wakes[index] {
+                    Some(wake) => *top = Reverse((wake, index)),
+                    None => {
+                        PeekMut::pop(top);
+                    }
+                }
+            }
         }
     }
 }
@@ -490,6 +554,27 @@ mod tests {
                 .all(|(_, policy)| policy.state().is_connected())
         );
         assert_eq!(fleet.limiter().unwrap().stats().granted, 8);
+    }
+
+    #[test]
+    fn the_fleet_wakes_at_its_earliest_shard_however_often_timers_move() {
+        // Ten minutes of heartbeats move every shard's wake-up again and
+        // again; stale heap entries never surface and never pile up.
+        let mut fleet = Fleet::new(PolicyConfig::default(), 0..40, 3, limiter(4), t(0)).unwrap();
+        run(&mut fleet, 600_000);
+        let earliest = fleet.policies().filter_map(|(_, p)| p.poll_timeout()).min();
+        assert!(earliest.is_some());
+        assert_eq!(fleet.poll_timeout(), earliest);
+        assert!(fleet.timers.len() <= 2 * 40 + 16, "{}", fleet.timers.len());
+        // Nothing due yet: no shard's timer runs, and the wake-up stays.
+        let before = fleet.poll_timeout();
+        fleet.handle_timeout(t(600_000));
+        assert_eq!(fleet.poll_timeout(), before);
+        assert!(fleet.poll_output().is_none());
+        // At the wake-up, the due shard runs and the next one takes over.
+        fleet.handle_timeout(before.unwrap());
+        let next = fleet.policies().filter_map(|(_, p)| p.poll_timeout()).min();
+        assert_eq!(fleet.poll_timeout(), next);
     }
 
     #[test]

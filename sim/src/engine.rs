@@ -10,13 +10,11 @@
 //! each message lives in [`crate::gateway`]; this file owns the queue, the
 //! links and the clients.
 
-use std::sync::Arc;
-
 use reconnect_policy::{
-    ConnectFailure, IdentifyLimiter, PolicyConfig, SessionStartLimit, Timestamp,
+    ConnectFailure, FleetError, IdentifyLimiter, PolicyConfig, SessionStartLimit, Timestamp,
 };
 
-use crate::client::{Action, Client, Cx, PeerClient, PeerKind, PeerShared, PolicyClient};
+use crate::client::{Action, Clients, Cx, FleetClient, PeerClient, PeerKind, PeerShared, Timer};
 use crate::gateway::Gateway;
 use crate::metrics::Recorder;
 use crate::net::{LinkRng, Sockets};
@@ -112,7 +110,7 @@ impl std::error::Error for RunError {}
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Ev {
     Start { shard: u32 },
-    Wake { shard: u32 },
+    Wake { timer: Timer },
     ToClient { sock: SockId, msg: ToClient },
     ToServer { sock: SockId, msg: ToServer },
     FaultStart { fault: u16 },
@@ -133,7 +131,12 @@ impl Ev {
     const fn trace_key(&self) -> (u64, u64) {
         match *self {
             Self::Start { shard } => (1, shard as u64),
-            Self::Wake { shard } => (2, shard as u64),
+            Self::Wake {
+                timer: Timer::Shard(shard),
+            } => (2, shard as u64),
+            Self::Wake {
+                timer: Timer::Fleet,
+            } => (16, 0),
             Self::ToClient { sock, .. } => (3, sock.index as u64),
             Self::ToServer { sock, .. } => (4, sock.index as u64),
             Self::FaultStart { fault } => (5, fault as u64),
@@ -173,9 +176,10 @@ pub(crate) struct Sim<'a> {
     flap_down: Vec<bool>,
     /// Faults in force now (indices into `sc.faults`).
     active: Vec<u16>,
-    clients: Vec<Client>,
+    clients: Clients,
+    /// When each timer is due: one per shard for peer models, one for the
+    /// fleet (see [`Sim::timer_slot`]); `u64::MAX` when none is queued.
     wake_at: Vec<u64>,
-    limiter: IdentifyLimiter,
     /// The peer models' bot-wide pacing.
     peers: PeerShared,
     pub(crate) server_rng: LinkRng,
@@ -212,28 +216,39 @@ impl<'a> Sim<'a> {
             reset_after_ms: g.session_start_reset_after_ms,
             max_concurrency: g.max_concurrency,
         };
-        let client_seed = |shard: u32| rng::derive(seed, Stream::Client, u64::from(shard));
-        let clients: Vec<Client> = match model {
-            ModelSpec::Policy { config, .. } => {
-                // One configuration shared by every policy-driven shard.
-                let config = PolicyClient::shared_config(config);
+        let clients = match model {
+            // One fleet holds every shard, as one bot process would. Like a
+            // library that spawns its shards itself, it begins once the
+            // process is up: at the end of the start spread (see
+            // `PeerShared::with_start_spread`).
+            ModelSpec::Policy { config, .. } => Clients::Fleet(Box::new(
+                FleetClient::new(
+                    config,
+                    shards,
+                    rng::derive(seed, Stream::Client, u64::MAX),
+                    IdentifyLimiter::new(limit, Timestamp::ZERO),
+                    sc.start_spread_ms,
+                )
+                .map_err(|e| match e {
+                    FleetError::Config(e) => RunError::Config(e.to_string()),
+                    e => RunError::Config(e.to_string()),
+                })?,
+            )),
+            ModelSpec::Peer(kind) => Clients::Peers(
                 (0..shards)
                     .map(|shard| {
-                        PolicyClient::new(Arc::clone(&config), shard, client_seed(shard), 0)
-                            .map(|c| Client::Policy(Box::new(c)))
+                        PeerClient::new(
+                            *kind,
+                            shard,
+                            rng::stream(seed, Stream::Client, u64::from(shard)),
+                        )
                     })
-                    .collect::<Result<_, _>>()
-                    .map_err(|e| RunError::Config(e.to_string()))?
-            }
-            ModelSpec::Peer(kind) => (0..shards)
-                .map(|shard| {
-                    Client::Peer(Box::new(PeerClient::new(
-                        *kind,
-                        shard,
-                        rng::stream(seed, Stream::Client, u64::from(shard)),
-                    )))
-                })
-                .collect(),
+                    .collect(),
+            ),
+        };
+        let timers = match clients {
+            Clients::Fleet(_) => 1,
+            Clients::Peers(_) => shards as usize,
         };
         let span = if sc.faults_after_startup {
             sc.startup_limit_ms.saturating_add(sc.duration_ms)
@@ -261,8 +276,7 @@ impl<'a> Sim<'a> {
             flap_down: vec![false; shards as usize],
             active: Vec::new(),
             clients,
-            wake_at: vec![u64::MAX; shards as usize],
-            limiter: IdentifyLimiter::new(limit, Timestamp::ZERO),
+            wake_at: vec![u64::MAX; timers],
             peers: PeerShared::new(
                 limit.max_concurrency,
                 limit.total,
@@ -276,10 +290,16 @@ impl<'a> Sim<'a> {
             rec: Recorder::new(shards, span),
             actions: Vec::new(),
         };
-        let mut start_rng = LinkRng::new(rng::derive(seed, Stream::Faults, u64::MAX));
-        for shard in 0..shards {
-            let at = start_rng.upto(sc.start_spread_ms);
-            sim.schedule(at, Ev::Start { shard });
+        if let Clients::Fleet(_) = sim.clients {
+            // The fleet started every shard when it was built; its first
+            // wake-up carries out what they asked for.
+            sim.wake_at_least(Timer::Fleet, sc.start_spread_ms);
+        } else {
+            let mut start_rng = LinkRng::new(rng::derive(seed, Stream::Faults, u64::MAX));
+            for shard in 0..shards {
+                let at = start_rng.upto(sc.start_spread_ms);
+                sim.schedule(at, Ev::Start { shard });
+            }
         }
         if !sc.faults_after_startup {
             // The whole run is judged, from its first millisecond.
@@ -390,7 +410,7 @@ impl<'a> Sim<'a> {
     }
 
     fn finish(mut self) -> Recorder {
-        self.rec.gave_up = self.clients.iter().filter(|c| c.gave_up()).count() as u64;
+        self.rec.gave_up = self.clients.gave_up();
         self.rec.sockets_high_water = self.sockets.high_water() as u64;
         self.rec.queue_high_water = self.queue.peak() as u64;
         self.rec
@@ -398,11 +418,14 @@ impl<'a> Sim<'a> {
 
     fn step(&mut self, ev: Ev) {
         match ev {
-            Ev::Start { shard } => self.with_client(shard, |c, now, cx| c.start(now, cx)),
-            Ev::Wake { shard } => {
-                if self.wake_at[shard as usize] == self.now {
-                    self.wake_at[shard as usize] = u64::MAX;
-                    self.with_client(shard, |c, now, cx| c.wake(now, cx));
+            Ev::Start { shard } => {
+                self.with_client(Timer::Shard(shard), |c, now, cx| c.start(shard, now, cx));
+            }
+            Ev::Wake { timer } => {
+                let slot = Self::timer_slot(timer);
+                if self.wake_at.get(slot) == Some(&self.now) {
+                    self.wake_at[slot] = u64::MAX;
+                    self.with_client(timer, |c, now, cx| c.wake(timer, now, cx));
                 }
             }
             Ev::ToClient { sock, msg } => self.deliver_to_client(sock, msg),
@@ -423,38 +446,52 @@ impl<'a> Sim<'a> {
 
     // ----- clients ------------------------------------------------------
 
-    fn with_client(&mut self, shard: u32, f: impl FnOnce(&mut Client, u64, &mut Cx<'_>)) {
+    /// Lets the clients handle something that wakes `timer`'s client,
+    /// applies what they did, and queues the timer's next wake-up.
+    fn with_client(&mut self, timer: Timer, f: impl FnOnce(&mut Clients, u64, &mut Cx<'_>)) {
         let mut actions = std::mem::take(&mut self.actions);
         {
             let sockets = &mut self.sockets;
-            let mut alloc = || sockets.open(shard);
-            let mut cx = Cx::new(&mut self.limiter, &mut self.peers, &mut actions, &mut alloc);
-            f(&mut self.clients[shard as usize], self.now, &mut cx);
+            let mut alloc = |shard| sockets.open(shard);
+            let mut cx = Cx::new(&mut self.peers, &mut actions, &mut alloc);
+            f(&mut self.clients, self.now, &mut cx);
         }
         for action in actions.drain(..) {
-            self.apply(shard, action);
+            self.apply(action);
         }
         self.actions = actions;
         for (other, at) in self.peers.take_wakes() {
-            self.wake_at_least(other, at);
+            self.wake_at_least(Timer::Shard(other), at);
         }
-        if let Some(at) = self.clients[shard as usize].next_wake() {
-            self.wake_at_least(shard, at);
+        if let Some(at) = self.clients.next_wake(timer) {
+            self.wake_at_least(timer, at);
         }
     }
 
-    /// Wakes `shard` at `at` unless it is already to be woken earlier.
-    fn wake_at_least(&mut self, shard: u32, at: u64) {
+    /// The index of `timer` in `wake_at`.
+    const fn timer_slot(timer: Timer) -> usize {
+        match timer {
+            Timer::Fleet => 0,
+            Timer::Shard(shard) => shard as usize,
+        }
+    }
+
+    /// Wakes `timer`'s client at `at` unless it is already to be woken
+    /// earlier. A wake-up that moved later leaves its event queued: it finds
+    /// nothing due, and the client names its next time then.
+    fn wake_at_least(&mut self, timer: Timer, at: u64) {
         let at = at.max(self.now);
-        if self.wake_at.get(shard as usize).is_some_and(|w| at < *w) {
-            self.wake_at[shard as usize] = at;
-            self.schedule(at, Ev::Wake { shard });
+        let slot = Self::timer_slot(timer);
+        if self.wake_at.get(slot).is_some_and(|w| at < *w) {
+            self.wake_at[slot] = at;
+            self.schedule(at, Ev::Wake { timer });
         }
     }
 
-    fn apply(&mut self, shard: u32, action: Action) {
+    fn apply(&mut self, action: Action) {
         match action {
             Action::Connect {
+                shard,
                 sock,
                 to_resume_url,
             } => {
@@ -525,7 +562,8 @@ impl<'a> Sim<'a> {
             ToClient::ConnectFailed(_) => self.client_let_go(sock),
             _ => {}
         }
-        self.with_client(shard, |c, now, cx| c.on_message(now, sock, msg, cx));
+        let timer = self.clients.timer_of(shard);
+        self.with_client(timer, |c, now, cx| c.on_message(shard, now, sock, msg, cx));
     }
 
     // ----- links --------------------------------------------------------

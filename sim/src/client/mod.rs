@@ -1,21 +1,22 @@
-//! The clients of the simulation: shards driven by the policy crate itself,
-//! and models of other libraries' behaviour.
+//! The clients of the simulation: every shard of the run driven by one
+//! `reconnect_policy::Fleet`, as a bot process would drive it, or one model
+//! of another library's behaviour per shard.
 //!
 //! Both kinds implement the same contract: they see [`ToClient`] messages on
 //! sockets and act through a [`Cx`] (open a socket, send on it, report a
 //! delivered dispatch). Neither kind can see the server or the links, so a
-//! client's behaviour depends only on what a real client could observe.
+//! client's behaviour depends only on what a real client could observe. A
+//! client asks to be woken through a [`Timer`]: the fleet has one for all
+//! its shards, a peer model one per shard.
 
+mod fleet_client;
 mod peer;
-mod policy_client;
 
-use reconnect_policy::IdentifyLimiter;
-
+pub use fleet_client::{BASE_URL, FleetClient, RESUME_URL};
 pub use peer::{
     Bugs, Close, CloseCodes, Delay, Fate, FirstHeartbeat, IdentifyHook, OnOpen, Pacing, PeerClient,
     PeerKind, PeerRules, PeerShared, Reaction, Reactions, Reset, Ticket, Wait, Zombie,
 };
-pub use policy_client::{BASE_URL, PolicyClient, RESUME_URL};
 
 use crate::wire::{SessionId, SockId, ToClient, ToServer};
 
@@ -24,6 +25,8 @@ use crate::wire::{SessionId, SockId, ToClient, ToServer};
 pub enum Action {
     /// A new socket; the engine has already given it its id.
     Connect {
+        /// The shard it belongs to.
+        shard: u32,
         /// The socket.
         sock: SockId,
         /// Whether the resume URL was dialled.
@@ -47,35 +50,34 @@ pub enum Action {
 
 /// What a client may do, handed to it for the length of one call.
 pub struct Cx<'a> {
-    /// The bot's identify limiter (shared by every policy-driven shard).
-    pub limiter: &'a mut IdentifyLimiter,
-    /// The bot's identify and start pacing (shared by every peer shard).
+    /// The bot's identify and start pacing (shared by every peer shard; the
+    /// fleet keeps its own identify limiter).
     pub peers: &'a mut PeerShared,
     actions: &'a mut Vec<Action>,
-    alloc: &'a mut dyn FnMut() -> SockId,
+    alloc: &'a mut dyn FnMut(u32) -> SockId,
 }
 
 impl<'a> Cx<'a> {
-    /// A context that records actions into `actions` and takes socket ids
-    /// from `alloc`.
+    /// A context that records actions into `actions` and takes a shard's
+    /// socket ids from `alloc`.
     pub fn new(
-        limiter: &'a mut IdentifyLimiter,
         peers: &'a mut PeerShared,
         actions: &'a mut Vec<Action>,
-        alloc: &'a mut dyn FnMut() -> SockId,
+        alloc: &'a mut dyn FnMut(u32) -> SockId,
     ) -> Self {
         Self {
-            limiter,
             peers,
             actions,
             alloc,
         }
     }
 
-    /// Opens a socket.
-    pub fn connect(&mut self, to_resume_url: bool) -> SockId {
-        let sock = (self.alloc)();
+    /// Opens a socket for `shard` (a peer model acts for its own shard, the
+    /// fleet for any of its shards).
+    pub fn connect(&mut self, shard: u32, to_resume_url: bool) -> SockId {
+        let sock = (self.alloc)(shard);
         self.actions.push(Action::Connect {
+            shard,
             sock,
             to_resume_url,
         });
@@ -93,55 +95,97 @@ impl<'a> Cx<'a> {
     }
 }
 
-/// A shard's client, whichever kind.
-#[derive(Debug)]
-pub enum Client {
-    /// Driven by `reconnect_policy::Policy`.
-    Policy(Box<PolicyClient>),
-    /// A model of another library.
-    Peer(Box<PeerClient>),
+/// Whose wake-up a queued timer is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timer {
+    /// The fleet's: one for all its shards.
+    Fleet,
+    /// One peer-model shard's.
+    Shard(u32),
 }
 
-impl Client {
-    /// Starts the client at `now` (its first connection).
-    pub fn start(&mut self, now: u64, cx: &mut Cx<'_>) {
-        match self {
-            Self::Policy(c) => c.wake(now, cx),
-            Self::Peer(c) => c.start(now, cx),
-        }
-    }
+/// The clients of a run, whichever kind.
+#[derive(Debug)]
+pub enum Clients {
+    /// Every shard driven by one `reconnect_policy::Fleet`.
+    Fleet(Box<FleetClient>),
+    /// One model of another library per shard, indexed by shard id.
+    Peers(Vec<PeerClient>),
+}
 
-    /// A message arrived on `sock`.
-    pub fn on_message(&mut self, now: u64, sock: SockId, msg: ToClient, cx: &mut Cx<'_>) {
-        match self {
-            Self::Policy(c) => c.on_message(now, sock, msg, cx),
-            Self::Peer(c) => c.on_message(now, sock, msg, cx),
-        }
-    }
-
-    /// The time asked for by [`Client::next_wake`] has come.
-    pub fn wake(&mut self, now: u64, cx: &mut Cx<'_>) {
-        match self {
-            Self::Policy(c) => c.wake(now, cx),
-            Self::Peer(c) => c.wake(now, cx),
-        }
-    }
-
-    /// When the client next needs waking.
+impl Clients {
+    /// The timer that wakes `shard`'s client.
     #[must_use]
-    pub fn next_wake(&self) -> Option<u64> {
+    pub const fn timer_of(&self, shard: u32) -> Timer {
         match self {
-            Self::Policy(c) => c.next_wake(),
-            Self::Peer(c) => c.next_wake(),
+            Self::Fleet(_) => Timer::Fleet,
+            Self::Peers(_) => Timer::Shard(shard),
         }
     }
 
-    /// Whether the client has stopped for good.
-    #[must_use]
-    pub fn gave_up(&self) -> bool {
+    /// Starts `shard`'s client at `now` (its first connection). The fleet
+    /// started every shard when it was built, so it has nothing to do.
+    pub fn start(&mut self, shard: u32, now: u64, cx: &mut Cx<'_>) {
         match self {
-            Self::Policy(c) => c.gave_up(),
-            Self::Peer(c) => c.gave_up(),
+            Self::Fleet(_) => {}
+            Self::Peers(peers) => {
+                if let Some(c) = peers.get_mut(shard as usize) {
+                    c.start(now, cx);
+                }
+            }
+        }
+    }
+
+    /// A message arrived on `sock`, one of `shard`'s.
+    pub fn on_message(
+        &mut self,
+        shard: u32,
+        now: u64,
+        sock: SockId,
+        msg: ToClient,
+        cx: &mut Cx<'_>,
+    ) {
+        match self {
+            Self::Fleet(c) => c.on_message(now, shard, sock, msg, cx),
+            Self::Peers(peers) => {
+                if let Some(c) = peers.get_mut(shard as usize) {
+                    c.on_message(now, sock, msg, cx);
+                }
+            }
+        }
+    }
+
+    /// The time asked for by [`Clients::next_wake`] for `timer` has come.
+    pub fn wake(&mut self, timer: Timer, now: u64, cx: &mut Cx<'_>) {
+        match (self, timer) {
+            (Self::Fleet(c), Timer::Fleet) => c.wake(now, cx),
+            (Self::Peers(peers), Timer::Shard(shard)) => {
+                if let Some(c) = peers.get_mut(shard as usize) {
+                    c.wake(now, cx);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// When `timer` next needs to fire.
+    #[must_use]
+    pub fn next_wake(&self, timer: Timer) -> Option<u64> {
+        match (self, timer) {
+            (Self::Fleet(c), Timer::Fleet) => c.next_wake(),
+            (Self::Peers(peers), Timer::Shard(shard)) => {
+                peers.get(shard as usize).and_then(PeerClient::next_wake)
+            }
+            _ => None,
+        }
+    }
+
+    /// How many shards have stopped for good.
+    #[must_use]
+    pub fn gave_up(&self) -> u64 {
+        match self {
+            Self::Fleet(c) => c.gave_up(),
+            Self::Peers(peers) => peers.iter().filter(|c| c.gave_up()).count() as u64,
         }
     }
 }

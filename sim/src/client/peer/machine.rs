@@ -555,7 +555,7 @@ impl PeerClient {
                 cx.send(conn.sock, ToServer::Drop);
             }
         }
-        let sock = cx.connect(self.session.is_some() && self.resume_url);
+        let sock = cx.connect(self.shard, self.session.is_some() && self.resume_url);
         let timeout = match self.rules.start_timeout_ms {
             Some(t) if !self.launched => t,
             _ => self.rules.connect_timeout_ms,

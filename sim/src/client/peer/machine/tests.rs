@@ -2,7 +2,7 @@
 //! gateway.
 
 use rand_core::SeedableRng;
-use reconnect_policy::{ConnectFailure, IdentifyLimiter, SessionStartLimit, Timestamp};
+use reconnect_policy::ConnectFailure;
 
 use super::*;
 use crate::client::Action;
@@ -14,7 +14,6 @@ const REFUSED: ToClient = ToClient::ConnectFailed(ConnectFailure::Refused);
 
 /// Shards of one bot, driven by hand or by a tiny gateway.
 struct World {
-    limiter: IdentifyLimiter,
     peers: PeerShared,
     next_sock: u32,
     clients: Vec<PeerClient>,
@@ -23,7 +22,6 @@ struct World {
 impl World {
     fn new(kind: PeerKind, shards: u32, max_concurrency: u16, seed: u64) -> Self {
         Self {
-            limiter: IdentifyLimiter::new(SessionStartLimit::DISCORD_DEFAULT, Timestamp::ZERO),
             peers: PeerShared::new(max_concurrency, 1_000, 1_000, DAY_MS),
             next_sock: 0,
             clients: (0..shards)
@@ -45,14 +43,14 @@ impl World {
     fn call(&mut self, shard: u32, f: impl FnOnce(&mut PeerClient, &mut Cx<'_>)) -> Vec<Action> {
         let mut actions = Vec::new();
         let next = &mut self.next_sock;
-        let mut alloc = || {
+        let mut alloc = |_shard| {
             *next += 1;
             SockId {
                 index: *next,
                 generation: 0,
             }
         };
-        let mut cx = Cx::new(&mut self.limiter, &mut self.peers, &mut actions, &mut alloc);
+        let mut cx = Cx::new(&mut self.peers, &mut actions, &mut alloc);
         f(&mut self.clients[shard as usize], &mut cx);
         actions
     }
