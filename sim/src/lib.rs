@@ -46,7 +46,7 @@ pub mod aws;
 pub mod client;
 mod engine;
 pub mod frontier;
-mod gateway;
+pub mod gateway;
 pub mod metrics;
 pub mod net;
 mod queue;
