@@ -70,8 +70,6 @@
 //! ));
 //! ```
 
-use std::collections::VecDeque;
-
 use crate::net::LinkRng;
 use crate::queue::Queue;
 use crate::rules::{self, IDENTIFY_WINDOW_MS};
@@ -274,7 +272,9 @@ pub struct Gateway {
     /// Dispatch timers are not armed for this time or later.
     dispatch_stop_at: u64,
     timers: Queue<Timer>,
-    outputs: VecDeque<Pending>,
+    /// Outputs not yet polled: those before `polled` have been.
+    outputs: Vec<Pending>,
+    polled: usize,
     tally: Tally,
 }
 
@@ -309,7 +309,8 @@ impl Gateway {
             tokens_at: 0,
             dispatch_stop_at: u64::MAX,
             timers: Queue::default(),
-            outputs: VecDeque::new(),
+            outputs: Vec::new(),
+            polled: 0,
             tally: Tally::default(),
         }
     }
@@ -468,8 +469,10 @@ impl Gateway {
     // ----- outputs ----------------------------------------------------
 
     /// The next thing to carry out or to know, in the order it happened.
+    #[inline]
     pub fn poll_output(&mut self) -> Option<Output> {
-        while let Some(pending) = self.outputs.pop_front() {
+        while let Some(&pending) = self.outputs.get(self.polled) {
+            self.polled += 1;
             match pending {
                 Pending::Ready(output) => return Some(output),
                 Pending::ArmDispatch(session) => {
@@ -479,6 +482,9 @@ impl Gateway {
                 }
             }
         }
+        // All polled: the buffer starts over, keeping its capacity.
+        self.outputs.clear();
+        self.polled = 0;
         None
     }
 
@@ -538,6 +544,7 @@ impl Gateway {
 
     /// Whether the gateway holds `sock` open.
     #[must_use]
+    #[inline]
     pub fn is_open(&self, sock: SockId) -> bool {
         self.socket(sock).is_some_and(|s| s.open)
     }
@@ -545,6 +552,7 @@ impl Gateway {
     /// Whether op 7 or op 9 was sent on `sock`, or the gateway closed it: a
     /// close by the client is then expected, not a sign of a false zombie.
     #[must_use]
+    #[inline]
     pub fn told_to_reconnect(&self, sock: SockId) -> bool {
         self.socket(sock).is_some_and(|s| s.told_to_reconnect)
     }
@@ -620,7 +628,7 @@ impl Gateway {
         };
         self.send(sock, ready, 0);
         self.emit(Output::Established { shard });
-        self.outputs.push_back(Pending::ArmDispatch(id));
+        self.outputs.push(Pending::ArmDispatch(id));
     }
 
     /// The daily budget ran out: every session ends and every socket the
@@ -810,7 +818,7 @@ impl Gateway {
             };
             self.send(sock, event, 0);
         }
-        self.outputs.push_back(Pending::ArmDispatch(session));
+        self.outputs.push(Pending::ArmDispatch(session));
     }
 
     fn session_expiry(&mut self, session: u32) {
@@ -843,7 +851,7 @@ impl Gateway {
     }
 
     fn emit(&mut self, output: Output) {
-        self.outputs.push_back(Pending::Ready(output));
+        self.outputs.push(Pending::Ready(output));
     }
 
     fn send(&mut self, sock: SockId, msg: ToClient, delay_ms: u64) {
@@ -860,6 +868,7 @@ impl Gateway {
         self.emit(Output::Timer { at });
     }
 
+    #[inline]
     fn socket(&self, sock: SockId) -> Option<&ServerSocket> {
         self.sockets
             .get(sock.index as usize)?

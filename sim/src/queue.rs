@@ -71,6 +71,7 @@ impl<T> Default for Queue<T> {
 
 impl<T> Queue<T> {
     /// Queues `item` at `at` (times before the current one are raised to it).
+    #[inline]
     pub(crate) fn push(&mut self, at: u64, item: T) {
         let at = at.max(self.base);
         let index = if let Some(index) = self.free.pop() {
@@ -93,6 +94,7 @@ impl<T> Queue<T> {
         }
     }
 
+    #[inline]
     fn put_on_wheel(&mut self, at: u64, index: u32) {
         let slot = (at & MASK) as usize;
         self.next[index as usize] = NIL;
@@ -107,6 +109,7 @@ impl<T> Queue<T> {
     }
 
     /// The earliest event, with its time.
+    #[inline]
     pub(crate) fn pop(&mut self) -> Option<(u64, T)> {
         self.pop_until(u64::MAX)
     }
@@ -115,6 +118,7 @@ impl<T> Queue<T> {
     /// `limit`; otherwise nothing, and the queue is left as it was (its
     /// current time never moves past `limit`, so later pushes at `limit`
     /// keep their place).
+    #[inline]
     pub(crate) fn pop_until(&mut self, limit: u64) -> Option<(u64, T)> {
         loop {
             if self.len == 0 {
