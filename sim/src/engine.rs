@@ -1,28 +1,33 @@
 //! The discrete-event engine: virtual time, links, faults and the loop that
 //! drives the clients.
 //!
-//! Time jumps from one event to the next (no ticks). Events sit in a binary
-//! queue ordered by time and then by the order they were scheduled in, so two
+//! Time jumps from one event to the next (no ticks). Events sit in a queue
+//! ordered by time and then by the order they were scheduled in, so two
 //! events at the same millisecond always run in the same order (see
 //! [`crate::queue`], a timing wheel). Nothing in a
 //! run reads the wall clock or iterates a hash map: the same scenario,
-//! model and seed give the same trace, byte for byte. The gateway's side of
-//! each message lives in [`crate::gateway`]; this file owns the queue, the
-//! links and the clients.
+//! model and seed give the same trace, byte for byte.
+//!
+//! This file owns the queue, the links, the faults and the clients, and
+//! drives the gateway ([`crate::gateway`], a sans-IO state machine) as it
+//! drives the clients: it hands the gateway what arrives on the server half
+//! of a socket, carries what the gateway sends back across the link, and
+//! queues one wake per gateway timer, so each timer runs at its place among
+//! the events of its millisecond.
 
 use reconnect_policy::{
     ConnectFailure, FleetError, IdentifyLimiter, PolicyConfig, SessionStartLimit, Timestamp,
 };
 
 use crate::client::{Action, Clients, Cx, FleetClient, PeerClient, PeerKind, PeerShared, Timer};
-use crate::gateway::Gateway;
-use crate::metrics::Recorder;
+use crate::gateway::{self, Gateway, ServerFault};
+use crate::metrics::{Recorder, SessionTally};
 use crate::net::{LinkRng, Sockets};
 use crate::queue::Queue;
 use crate::rng::{self, Stream};
 use crate::rules;
 use crate::scenario::{DownMode, FaultKind, Scenario, Scope};
-use crate::wire::{SockId, ToClient, ToServer};
+use crate::wire::{SessionId, SockId, ToClient, ToServer};
 
 /// What a shard runs.
 #[derive(Clone, Debug, PartialEq)]
@@ -119,10 +124,8 @@ pub(crate) enum Ev {
     Flap { shard: u32, fault: u16 },
     Heal,
     ServerAct { shard: u32, fault: u16 },
-    CloseAfterReconnect { sock: SockId },
-    HeartbeatCheck { sock: SockId },
-    DispatchTick { session: u32 },
-    SessionExpiry { session: u32 },
+    // The gateway's earliest timer is due (one wake per timer it armed).
+    GatewayTimer,
     SockLifetime { sock: SockId },
 }
 
@@ -144,22 +147,32 @@ impl Ev {
             Self::Flap { shard, .. } => (7, shard as u64),
             Self::Heal => (8, 0),
             Self::ServerAct { shard, .. } => (9, shard as u64),
-            Self::CloseAfterReconnect { sock } => (10, sock.index as u64),
-            Self::HeartbeatCheck { sock } => (11, sock.index as u64),
-            Self::DispatchTick { session } => (12, session as u64),
-            Self::SessionExpiry { session } => (13, session as u64),
+            // Named by the timer that runs (see `gateway_timer_key`).
+            Self::GatewayTimer => gateway_timer_key(None),
             Self::SockLifetime { sock } => (14, sock.index as u64),
             Self::Judge => (15, 0),
         }
     }
 }
 
+/// The trace's name for a gateway timer (the numbers the engine's own
+/// events for them had, so traces stay comparable).
+const fn gateway_timer_key(timer: Option<gateway::Timer>) -> (u64, u64) {
+    match timer {
+        Some(gateway::Timer::ReconnectGrace(sock)) => (10, sock.index as u64),
+        Some(gateway::Timer::Heartbeat(sock)) => (11, sock.index as u64),
+        Some(gateway::Timer::Dispatch(session)) => (12, session.0 as u64),
+        Some(gateway::Timer::Expiry(session)) => (13, session.0 as u64),
+        None => (16, 0),
+    }
+}
+
 /// The state of one run.
 pub(crate) struct Sim<'a> {
-    pub(crate) sc: &'a Scenario,
+    sc: &'a Scenario,
     model_name: String,
     seed: u64,
-    pub(crate) now: u64,
+    now: u64,
     /// Added to every time of the scenario's fault schedule: 0 when it
     /// counts from the start of the run, the moment every shard had a
     /// session otherwise; `None` while the fleet is still starting.
@@ -169,9 +182,9 @@ pub(crate) struct Sim<'a> {
     /// Shards with a session now.
     established_now: u32,
     queue: Queue<Ev>,
-    pub(crate) sockets: Sockets,
+    sockets: Sockets,
     /// Sockets each shard's client still holds.
-    pub(crate) shard_socks: Vec<Vec<SockId>>,
+    shard_socks: Vec<Vec<SockId>>,
     links: Vec<LinkRng>,
     flap_down: Vec<bool>,
     /// Faults in force now (indices into `sc.faults`).
@@ -182,11 +195,10 @@ pub(crate) struct Sim<'a> {
     wake_at: Vec<u64>,
     /// The peer models' bot-wide pacing.
     peers: PeerShared,
-    pub(crate) server_rng: LinkRng,
-    pub(crate) gateway: Gateway,
+    gateway: Gateway,
     /// The client was told a fatal close code.
     fatal_seen: Vec<bool>,
-    pub(crate) rec: Recorder,
+    rec: Recorder,
     actions: Vec<Action>,
 }
 
@@ -284,8 +296,12 @@ impl<'a> Sim<'a> {
                 limit.reset_after_ms,
             )
             .with_start_spread(sc.start_spread_ms),
-            server_rng: LinkRng::new(rng::derive(seed, Stream::Server, 0)),
-            gateway: Gateway::new(sc),
+            gateway: Gateway::new(
+                &sc.gateway,
+                shards,
+                sc.identify_tolerance(),
+                rng::derive(seed, Stream::Server, 0),
+            ),
             fatal_seen: vec![false; shards as usize],
             rec: Recorder::new(shards, span),
             actions: Vec::new(),
@@ -316,7 +332,9 @@ impl<'a> Sim<'a> {
         self.offset = Some(offset);
         self.end_ms = offset.saturating_add(sc.duration_ms);
         self.rec.end_at = self.end_ms;
-        self.gateway.stop_dispatch_at = self.end_ms.saturating_sub(60_000);
+        // Dispatches stop a minute before the end, so they can be delivered.
+        self.gateway
+            .stop_dispatches_at(self.end_ms.saturating_sub(60_000));
         if sc.faults_after_startup {
             // Judging begins with the first fault (scheduled first, so it
             // runs before a fault at the same millisecond).
@@ -346,13 +364,14 @@ impl<'a> Sim<'a> {
     /// Judging begins: the counts so far, and the shards up now, are the
     /// baseline.
     fn judge(&mut self) {
+        self.read_gateway_tally();
         self.rec.judged_from = Some(self.now);
         self.rec.count_at_judging = self.rec.count;
         self.rec.judged = self.rec.established.iter().map(Option::is_some).collect();
     }
 
     /// The shard's session is established now (READY or RESUMED sent).
-    pub(crate) fn mark_established(&mut self, shard: u32) {
+    fn mark_established(&mut self, shard: u32) {
         let Some(e) = self.rec.established.get_mut(shard as usize) else {
             return;
         };
@@ -369,7 +388,7 @@ impl<'a> Sim<'a> {
     }
 
     /// The shard lost its established session; counts the disconnect.
-    pub(crate) fn mark_lost(&mut self, shard: u32) {
+    fn mark_lost(&mut self, shard: u32) {
         if self
             .rec
             .established
@@ -381,7 +400,7 @@ impl<'a> Sim<'a> {
         }
     }
 
-    pub(crate) fn schedule(&mut self, at: u64, ev: Ev) {
+    fn schedule(&mut self, at: u64, ev: Ev) {
         self.queue.push(at.max(self.now), ev);
     }
 
@@ -392,7 +411,14 @@ impl<'a> Sim<'a> {
                 break;
             }
             self.now = at;
-            let (kind, key) = ev.trace_key();
+            let (kind, key) = match ev {
+                // The wake runs the gateway's earliest timer (the one it
+                // was queued for: both queues keep push order within a
+                // millisecond), and the trace names that timer; its outputs
+                // are carried by `step`.
+                Ev::GatewayTimer => gateway_timer_key(self.gateway.handle_timeout(at)),
+                _ => ev.trace_key(),
+            };
             self.rec.trace(at, kind, key);
             if self.rec.events >= max_events {
                 return Err(RunError::Budget {
@@ -410,6 +436,12 @@ impl<'a> Sim<'a> {
     }
 
     fn finish(mut self) -> Recorder {
+        self.read_gateway_tally();
+        self.rec.token_reset = self.gateway.token_reset();
+        for (id, tally) in self.rec.sessions.iter_mut().enumerate() {
+            let id = SessionId(u32::try_from(id).unwrap_or(u32::MAX));
+            tally.generated = self.gateway.session_seq(id).unwrap_or(0);
+        }
         self.rec.gave_up = self.clients.gave_up();
         self.rec.sockets_high_water = self.sockets.high_water() as u64;
         self.rec.queue_high_water = self.queue.peak() as u64;
@@ -429,19 +461,146 @@ impl<'a> Sim<'a> {
                 }
             }
             Ev::ToClient { sock, msg } => self.deliver_to_client(sock, msg),
-            Ev::ToServer { sock, msg } => self.server_receive(sock, msg),
+            Ev::ToServer { sock, msg } => self.gateway_receive(sock, msg),
             Ev::FaultStart { fault } => self.fault_start(fault),
             Ev::FaultEnd { fault } => self.fault_end(fault),
             Ev::Judge => self.judge(),
             Ev::Flap { shard, fault } => self.flap(shard, fault),
             Ev::Heal => self.heal(),
             Ev::ServerAct { shard, fault } => self.server_act(shard, fault),
-            Ev::CloseAfterReconnect { sock } => self.server_close(sock, Some(1001), false, true),
-            Ev::HeartbeatCheck { sock } => self.heartbeat_check(sock),
-            Ev::DispatchTick { session } => self.dispatch_tick(session),
-            Ev::SessionExpiry { session } => self.session_expiry(session),
-            Ev::SockLifetime { sock } => self.server_close(sock, None, false, true),
+            // The timer ran as the event was traced (see `run`).
+            Ev::GatewayTimer => self.carry_gateway_outputs(),
+            Ev::SockLifetime { sock } => self.socket_lifetime_ends(sock),
         }
+    }
+
+    // ----- the gateway --------------------------------------------------
+
+    /// A message from a client reaches the gateway's end of `sock`.
+    fn gateway_receive(&mut self, sock: SockId, msg: ToServer) {
+        let Some(s) = self.sockets.get(sock) else {
+            return;
+        };
+        let shard = s.shard;
+        match msg {
+            ToServer::Connect { .. } => {
+                // A handshake for a socket its client already let go of
+                // finds nobody to answer.
+                if !s.client_open {
+                    return;
+                }
+                self.rec.arrival(shard, self.now);
+                self.gateway.handle_connect(self.now, sock, shard);
+                let accepted = self.gateway.is_open(sock);
+                if let Some(s) = self.sockets.get_mut(sock) {
+                    s.server_open = accepted;
+                }
+                self.carry_gateway_outputs();
+                if accepted && let Some(after) = self.socket_lifetime(shard) {
+                    self.schedule(self.now + after, Ev::SockLifetime { sock });
+                }
+            }
+            ToServer::Close { .. } | ToServer::Drop => {
+                self.count_if_healthy(sock, shard);
+                self.gateway.handle_message(self.now, sock, msg);
+                self.carry_gateway_outputs();
+            }
+            _ => {
+                self.gateway.handle_message(self.now, sock, msg);
+                self.carry_gateway_outputs();
+            }
+        }
+    }
+
+    /// A client closed a socket nothing was wrong with: a false zombie, or
+    /// a reconnect with no reason the gateway can see.
+    fn count_if_healthy(&mut self, sock: SockId, shard: u32) {
+        let Some(s) = self.sockets.get(sock) else {
+            return;
+        };
+        if self.gateway.is_open(sock)
+            && !s.dead
+            && !self.gateway.told_to_reconnect(sock)
+            && !self.link_faulty(shard)
+        {
+            self.rec.count.healthy_link_reconnects += 1;
+        }
+    }
+
+    /// A moment of a server-side fault for one shard.
+    fn server_act(&mut self, shard: u32, fault: u16) {
+        let fault = match self.sc.faults[fault as usize].kind {
+            FaultKind::RollingRestart => ServerFault::Reconnect,
+            FaultKind::InvalidSessions { resumable } => ServerFault::InvalidSession { resumable },
+            FaultKind::ServerClose { code } => ServerFault::Close { code },
+            _ => return,
+        };
+        self.gateway.handle_fault(self.now, shard, fault);
+        self.carry_gateway_outputs();
+    }
+
+    /// A connect-then-drop fault's socket reaches the end of its life: the
+    /// link resets it, and the client sees it close with no frame.
+    fn socket_lifetime_ends(&mut self, sock: SockId) {
+        if !self.gateway.is_open(sock) {
+            return;
+        }
+        self.gateway.handle_socket_reset(self.now, sock);
+        self.carry_gateway_outputs();
+        self.send_to_client(sock, ToClient::Closed { code: None }, 0);
+    }
+
+    /// Carries out everything the gateway asked for, in order.
+    fn carry_gateway_outputs(&mut self) {
+        while let Some(output) = self.gateway.poll_output() {
+            match output {
+                gateway::Output::Send {
+                    sock,
+                    msg,
+                    delay_ms,
+                } => self.send_to_client(sock, msg, delay_ms),
+                gateway::Output::RefuseHandshake {
+                    sock,
+                    retry_after_ms,
+                } => {
+                    let failure = match retry_after_ms {
+                        None => ConnectFailure::Refused,
+                        Some(retry_after_ms) => ConnectFailure::RateLimited { retry_after_ms },
+                    };
+                    self.send_to_client(sock, ToClient::ConnectFailed(failure), 0);
+                }
+                gateway::Output::Close { sock, code, notify } => {
+                    if notify {
+                        self.send_to_client(sock, ToClient::Closed { code }, 0);
+                    }
+                    if let Some(s) = self.sockets.get_mut(sock) {
+                        s.server_open = false;
+                    }
+                    self.sockets.release_if_done(sock);
+                }
+                gateway::Output::Timer { at } => self.schedule(at, Ev::GatewayTimer),
+                gateway::Output::Established { shard } => self.mark_established(shard),
+                gateway::Output::Lost { shard } => self.mark_lost(shard),
+            }
+        }
+        let sessions = self.gateway.session_count();
+        if self.rec.sessions.len() < sessions {
+            self.rec.sessions.resize(sessions, SessionTally::default());
+        }
+    }
+
+    /// Copies the gateway's counts into the recorder's.
+    fn read_gateway_tally(&mut self) {
+        let t = self.gateway.tally();
+        let c = &mut self.rec.count;
+        c.rejected = t.rejected;
+        c.identifies = t.identifies;
+        c.resumes = t.resumes;
+        c.resumes_succeeded = t.resumes_succeeded;
+        c.identify_violations = t.identify_violations;
+        c.identify_violations_strict = t.identify_violations_strict;
+        c.identifies_while_resumable = t.identifies_while_resumable;
+        c.session_starts = t.session_starts;
     }
 
     // ----- clients ------------------------------------------------------
@@ -584,7 +743,7 @@ impl<'a> Sim<'a> {
     }
 
     /// Whether the shard's link is down now, and how.
-    pub(crate) fn link_down(&self, shard: u32) -> Option<DownMode> {
+    fn link_down(&self, shard: u32) -> Option<DownMode> {
         for &f in &self.active {
             let f = f as usize;
             match self.sc.faults[f].kind {
@@ -599,7 +758,7 @@ impl<'a> Sim<'a> {
     }
 
     /// Whether any link fault touches the shard now.
-    pub(crate) fn link_faulty(&self, shard: u32) -> bool {
+    fn link_faulty(&self, shard: u32) -> bool {
         self.active.iter().any(|&f| {
             let f = f as usize;
             matches!(
@@ -616,7 +775,7 @@ impl<'a> Sim<'a> {
 
     /// The lifetime of sockets opened now on the shard's link, if a
     /// connect-then-drop fault is in force.
-    pub(crate) fn socket_lifetime(&self, shard: u32) -> Option<u64> {
+    fn socket_lifetime(&self, shard: u32) -> Option<u64> {
         self.active
             .iter()
             .find_map(|&f| match self.sc.faults[f as usize].kind {
@@ -628,7 +787,7 @@ impl<'a> Sim<'a> {
     }
 
     /// Handshakes per second the gateway admits now.
-    pub(crate) fn admission_per_s(&self) -> u32 {
+    fn admission_per_s(&self) -> u32 {
         self.active
             .iter()
             .filter_map(|&f| match self.sc.faults[f as usize].kind {
@@ -666,7 +825,7 @@ impl<'a> Sim<'a> {
     }
 
     /// Sends towards the server, if the link and the socket carry it.
-    pub(crate) fn send_to_server(&mut self, sock: SockId, msg: ToServer) {
+    fn send_to_server(&mut self, sock: SockId, msg: ToServer) {
         let Some(s) = self.sockets.get(sock) else {
             return;
         };
@@ -687,7 +846,7 @@ impl<'a> Sim<'a> {
     }
 
     /// Sends towards the client, if the link and the socket carry it.
-    pub(crate) fn send_to_client(&mut self, sock: SockId, msg: ToClient, extra_delay: u64) {
+    fn send_to_client(&mut self, sock: SockId, msg: ToClient, extra_delay: u64) {
         let Some(s) = self.sockets.get(sock) else {
             return;
         };
@@ -712,6 +871,7 @@ impl<'a> Sim<'a> {
     fn fault_start(&mut self, fault: u16) {
         let f = self.sc.faults[fault as usize];
         self.active.push(fault);
+        self.gateway.set_admission_per_s(self.admission_per_s());
         let offset = self.offset.unwrap_or(0);
         let end = offset.saturating_add(
             f.at_ms
@@ -754,6 +914,7 @@ impl<'a> Sim<'a> {
 
     fn fault_end(&mut self, fault: u16) {
         self.active.retain(|&f| f != fault);
+        self.gateway.set_admission_per_s(self.admission_per_s());
         if matches!(
             self.sc.faults[fault as usize].kind,
             FaultKind::Flapping { .. }
@@ -800,7 +961,8 @@ impl<'a> Sim<'a> {
         for sock in socks {
             match mode {
                 DownMode::Refuse => {
-                    self.server_close(sock, None, false, false);
+                    self.gateway.handle_socket_reset(self.now, sock);
+                    self.carry_gateway_outputs();
                     // The reset reaches the client at once.
                     self.schedule(
                         self.now + 1,
@@ -821,6 +983,7 @@ impl<'a> Sim<'a> {
 
     fn heal(&mut self) {
         self.active.clear();
+        self.gateway.set_admission_per_s(self.admission_per_s());
         self.flap_down.iter_mut().for_each(|d| *d = false);
         let g = &self.sc.gateway;
         // A client learns that a black-holed socket is dead only when a
@@ -836,13 +999,14 @@ impl<'a> Sim<'a> {
             }
             let mut zombie = false;
             for &sock in &self.shard_socks[shard as usize] {
+                let last_heartbeat = self.gateway.last_heartbeat(sock).unwrap_or(0);
                 if let Some(s) = self.sockets.get(sock)
                     && s.dead
-                    && s.server.last_heartbeat > 0
+                    && last_heartbeat > 0
                 {
                     zombie = true;
-                    let noticed = (s.server.last_heartbeat + g.heartbeat_interval_ms)
-                        .saturating_sub(link_delay);
+                    let noticed =
+                        (last_heartbeat + g.heartbeat_interval_ms).saturating_sub(link_delay);
                     zombie_until = zombie_until.max(noticed);
                 }
             }
@@ -862,9 +1026,7 @@ impl<'a> Sim<'a> {
         }
         // When a wave needs more session starts than are left, the rest
         // wait for the daily refill.
-        let (left, refill_at) = self
-            .gateway
-            .session_starts_left(self.now, g.session_start_total);
+        let (left, refill_at) = self.gateway.session_starts_left(self.now);
         let left = u64::from(left);
         if must_identify > left {
             let after_refill = refill_at.saturating_sub(self.now)

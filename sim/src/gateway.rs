@@ -1,12 +1,22 @@
-//! The gateway server model, faithful to the rules clients are judged by.
+//! The gateway server model, faithful to the rules clients are judged by, as
+//! a sans-IO state machine.
+//!
+//! It holds the server half of every socket and knows nothing of links,
+//! clients or the event queue: what arrives on a socket goes in through the
+//! `handle_*` methods, each with the time; what the gateway sends, closes
+//! and observes comes out of [`Gateway::poll_output`]; [`Gateway::poll_timeout`]
+//! says when it next wants to be woken, and [`Gateway::handle_timeout`] is
+//! the one place its timers run (heartbeat timeouts, dispatches, the resume
+//! window, the close that follows op 7). The simulator's engine drives it as
+//! it drives the clients; a test can drive it alone.
 //!
 //! Every close code rule comes from the referee's own table
 //! ([`crate::rules`]), written from the Discord docs; nothing here asks the
 //! policy crate what a code means.
 //!
 //! - **Admission**: a token bucket of `admission_per_s` handshakes per
-//!   second; beyond it, a handshake is refused or answered with 429 and
-//!   Retry-After ([`Overload`](crate::scenario::Overload)).
+//!   second (0: no cap, as documented); beyond it, a handshake is refused
+//!   or answered with 429 and Retry-After ([`Overload`]).
 //! - **Hello and heartbeats**: Hello right after the handshake; an ACK for
 //!   every heartbeat; a socket that sends no heartbeat for
 //!   `heartbeat_timeout_ms` is closed.
@@ -24,21 +34,169 @@
 //!   or expired session gets op 9.
 //! - **Closing**: a client close with 1000 or 1001 ends the session; any
 //!   other close, or a dropped connection, keeps it resumable.
+//!
+//! ```
+//! use reconnect_sim::gateway::{Gateway, Output};
+//! use reconnect_sim::scenario;
+//! use reconnect_sim::wire::{DispatchKind, SockId, ToClient, ToServer};
+//!
+//! let mut gw = Gateway::new(&scenario::Gateway::default(), 1, 50, 7);
+//! let mut sent = Vec::new();
+//! let mut carry = |gw: &mut Gateway| {
+//!     while let Some(output) = gw.poll_output() {
+//!         if let Output::Send { msg, .. } = output {
+//!             sent.push(msg);
+//!         }
+//!     }
+//! };
+//! let sock = SockId { index: 0, generation: 0 };
+//! gw.handle_connect(10, sock, 0);
+//! carry(&mut gw);
+//! gw.handle_message(20, sock, ToServer::Identify);
+//! carry(&mut gw);
+//! // The session's first dispatch is its first timer, 10 to 30 s later.
+//! let due = gw.poll_timeout().unwrap();
+//! assert!((10_020..=30_020).contains(&due));
+//! gw.handle_timeout(due);
+//! carry(&mut gw);
+//! assert!(matches!(
+//!     sent[..],
+//!     [
+//!         ToClient::Opened,
+//!         ToClient::Hello { .. },
+//!         ToClient::Dispatch { seq: 1, kind: DispatchKind::Ready, .. },
+//!         ToClient::Dispatch { seq: 2, kind: DispatchKind::Other, .. },
+//!     ]
+//! ));
+//! ```
 
-use reconnect_policy::ConnectFailure;
-
-use crate::engine::{Ev, Sim};
-use crate::metrics::SessionTally;
+use crate::net::LinkRng;
+use crate::queue::Queue;
 use crate::rules::{self, IDENTIFY_WINDOW_MS};
-use crate::scenario::{FaultKind, Overload, Scenario};
+use crate::scenario::{self, Overload};
 use crate::wire::{DispatchKind, SessionId, SockId, ToClient, ToServer};
 
 /// How long after op 7 the gateway closes the socket itself.
-const RECONNECT_GRACE_MS: u64 = 5_000;
+pub const RECONNECT_GRACE_MS: u64 = 5_000;
+
+/// How long the daily session start allowance lasts once refilled.
+const DAY_MS: u64 = 24 * 3_600_000;
+
+/// A fault the scenario makes the gateway commit against one shard's
+/// current socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerFault {
+    /// op 7 (a restart): the socket is closed with 1001
+    /// [`RECONNECT_GRACE_MS`] later if the client has not closed it.
+    Reconnect,
+    /// op 9; a session that is not resumable ends at once.
+    InvalidSession {
+        /// `d`.
+        resumable: bool,
+    },
+    /// The gateway closes the socket with this code.
+    Close {
+        /// The close code.
+        code: u16,
+    },
+}
+
+/// What the gateway asks its driver to carry out or to know, in the order
+/// it happened; see [`Gateway::poll_output`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Send `msg` to the client on `sock`, `delay_ms` later than the link
+    /// alone would deliver it (the gateway's own delay, as before an op 9).
+    Send {
+        /// The socket.
+        sock: SockId,
+        /// The message.
+        msg: ToClient,
+        /// The gateway's own delay, ms.
+        delay_ms: u64,
+    },
+    /// Turn the handshake on `sock` away for lack of capacity: the
+    /// connection is refused (`None`), or answered with HTTP 429 and this
+    /// Retry-After in ms.
+    RefuseHandshake {
+        /// The socket.
+        sock: SockId,
+        /// The Retry-After of a 429, ms; `None` for a refused connection.
+        retry_after_ms: Option<u64>,
+    },
+    /// The gateway closed its side of `sock`. With `notify`, the client is
+    /// sent a close frame with `code` (`None`: the connection is dropped
+    /// with no frame); without, the client's side already went (it
+    /// dropped the connection, or the link reset it).
+    Close {
+        /// The socket.
+        sock: SockId,
+        /// The close code, if a frame is sent.
+        code: Option<u16>,
+        /// Whether the client is told.
+        notify: bool,
+    },
+    /// A timer was armed, due at `at` (never before the time of the input
+    /// that armed it). [`Gateway::poll_timeout`] gives the earliest; a
+    /// driver that runs the gateway among other machines off one event
+    /// queue can instead queue one wake per timer at `at`, so each timer
+    /// runs at its place among same-millisecond events, in arming order.
+    Timer {
+        /// When it is due, ms.
+        at: u64,
+    },
+    /// The shard's current session is established: READY or RESUMED was
+    /// just sent on an open socket.
+    Established {
+        /// The shard.
+        shard: u32,
+    },
+    /// The shard's current session lost its socket, or ended.
+    Lost {
+        /// The shard.
+        shard: u32,
+    },
+}
+
+/// One of the gateway's timers, as [`Gateway::handle_timeout`] reports the
+/// one it ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timer {
+    /// Close the socket if no heartbeat came within the timeout.
+    Heartbeat(SockId),
+    /// Close the socket op 7 was sent on, if it is still open.
+    ReconnectGrace(SockId),
+    /// The session's next dispatch.
+    Dispatch(SessionId),
+    /// The session's resume window may have run out.
+    Expiry(SessionId),
+}
+
+/// The gateway's counts since it started, read by the referee's metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Handshakes turned away for lack of capacity (only under an assumed
+    /// admission cap).
+    pub rejected: u64,
+    /// Identify payloads received.
+    pub identifies: u64,
+    /// Resume payloads received.
+    pub resumes: u64,
+    /// RESUMED sent.
+    pub resumes_succeeded: u64,
+    /// Identify payloads inside a bucket's 5 s window, less the tolerance.
+    pub identify_violations: u64,
+    /// Identify payloads inside a bucket's 5 s window with no tolerance.
+    pub identify_violations_strict: u64,
+    /// Identify payloads from a shard whose session could still be resumed.
+    pub identifies_while_resumable: u64,
+    /// Sessions started (READY sent).
+    pub session_starts: u64,
+}
 
 /// One session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Session {
+struct Session {
     shard: u32,
     /// The last sequence number used.
     seq: u64,
@@ -47,452 +205,681 @@ pub(crate) struct Session {
     attached: Option<SockId>,
     /// Since when it has had no socket.
     detached_since: Option<u64>,
-    /// An expiry check is queued (at most one per session, however often
-    /// it loses its socket).
-    expiry_queued: bool,
+    /// An expiry timer is armed (at most one per session, however often it
+    /// loses its socket).
+    expiry_armed: bool,
 }
 
-/// The gateway's state.
+/// The server half of one socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ServerSocket {
+    generation: u32,
+    shard: u32,
+    /// Accepted and not closed.
+    open: bool,
+    /// The session attached to it (after READY or RESUMED).
+    session: Option<u32>,
+    /// When a heartbeat last arrived (or the socket was accepted).
+    last_heartbeat: u64,
+    /// op 7 or op 9 was sent on it, or the gateway closed it.
+    told_to_reconnect: bool,
+    /// The order of acceptance, over the whole run.
+    accepted: u64,
+}
+
+/// An output, or a dispatch timer to arm when the outputs get that far
+/// (so a dispatch stop the driver sets in reaction to an earlier output of
+/// the same input applies to it).
+#[derive(Clone, Copy, Debug)]
+enum Pending {
+    Ready(Output),
+    ArmDispatch(u32),
+}
+
+/// The gateway: sessions, identify buckets, the session start budget, the
+/// admission bucket and the server half of every socket.
+///
+/// Inputs: [`handle_connect`](Self::handle_connect),
+/// [`handle_message`](Self::handle_message),
+/// [`handle_socket_reset`](Self::handle_socket_reset),
+/// [`handle_fault`](Self::handle_fault) and
+/// [`handle_timeout`](Self::handle_timeout), each with the time in ms
+/// (time never goes back: an earlier time is read as the latest one seen).
+/// After every input, poll [`poll_output`](Self::poll_output) until it
+/// returns `None`, then read [`poll_timeout`](Self::poll_timeout).
 #[derive(Debug)]
-pub(crate) struct Gateway {
+pub struct Gateway {
+    config: scenario::Gateway,
+    shards: u32,
+    identify_tolerance_ms: u64,
+    now: u64,
+    rng: LinkRng,
     sessions: Vec<Session>,
     /// Each shard's latest session.
     shard_session: Vec<Option<u32>>,
+    /// The server half of each socket, by the socket's slot.
+    sockets: Vec<Option<ServerSocket>>,
+    accepted: u64,
     /// Each bucket's last accepted Identify.
     last_identify: Vec<Option<u64>>,
     starts_remaining: u32,
     starts_reset_at: u64,
     token_reset: bool,
+    admission_per_s: u32,
     /// Admission tokens, in thousandths.
     tokens_milli: u64,
     tokens_at: u64,
-    /// Dispatches stop here, a minute before the end, so they can be
-    /// delivered.
-    pub(crate) stop_dispatch_at: u64,
+    /// Dispatch timers are not armed for this time or later.
+    dispatch_stop_at: u64,
+    timers: Queue<Timer>,
+    /// Outputs not yet polled: those before `polled` have been.
+    outputs: Vec<Pending>,
+    polled: usize,
+    tally: Tally,
 }
 
 impl Gateway {
-    pub(crate) fn new(sc: &Scenario) -> Self {
-        let g = &sc.gateway;
+    /// A gateway with the rules of `config` for a bot of `shards` shards,
+    /// an identify window enforced `identify_tolerance_ms` short of 5 s (the
+    /// link alone moves arrivals by up to its jitter), and its own random
+    /// stream (dispatch times, op 9 delays) seeded with `seed`.
+    #[must_use]
+    pub fn new(
+        config: &scenario::Gateway,
+        shards: u32,
+        identify_tolerance_ms: u64,
+        seed: u64,
+    ) -> Self {
         Self {
+            config: *config,
+            shards,
+            identify_tolerance_ms,
+            now: 0,
+            rng: LinkRng::new(seed),
             sessions: Vec::new(),
-            shard_session: vec![None; sc.shards as usize],
-            last_identify: vec![None; usize::from(g.max_concurrency.max(1))],
-            starts_remaining: g.session_start_remaining,
-            starts_reset_at: g.session_start_reset_after_ms,
+            shard_session: vec![None; shards as usize],
+            sockets: Vec::new(),
+            accepted: 0,
+            last_identify: vec![None; usize::from(config.max_concurrency.max(1))],
+            starts_remaining: config.session_start_remaining,
+            starts_reset_at: config.session_start_reset_after_ms,
             token_reset: false,
-            tokens_milli: u64::from(g.admission_per_s) * 1_000,
+            admission_per_s: config.admission_per_s,
+            tokens_milli: u64::from(config.admission_per_s).saturating_mul(1_000),
             tokens_at: 0,
-            // Set when the fault schedule is placed (see the engine).
-            stop_dispatch_at: u64::MAX,
+            dispatch_stop_at: u64::MAX,
+            timers: Queue::default(),
+            outputs: Vec::new(),
+            polled: 0,
+            tally: Tally::default(),
         }
     }
 
-    /// Session starts left now, and when the allowance next refills.
-    pub(crate) const fn session_starts_left(&self, now: u64, total: u32) -> (u32, u64) {
-        if now >= self.starts_reset_at {
-            (total, now + 24 * 3_600_000)
-        } else {
-            (self.starts_remaining, self.starts_reset_at)
+    // ----- configuration ----------------------------------------------
+
+    /// Sets the handshakes per second admitted from now on (0: no cap), as
+    /// an overload fault does while it lasts.
+    pub const fn set_admission_per_s(&mut self, per_s: u32) {
+        self.admission_per_s = per_s;
+    }
+
+    /// Dispatch timers due at `at` or later are not armed from now on (a
+    /// driver stops the traffic a while before the end so that what was
+    /// sent can be delivered).
+    pub const fn stop_dispatches_at(&mut self, at: u64) {
+        self.dispatch_stop_at = at;
+    }
+
+    // ----- inputs -----------------------------------------------------
+
+    /// A handshake for a new socket `sock` of `shard` arrives. The gateway
+    /// accepts it (Hello follows, and a heartbeat timer starts) or, beyond
+    /// an admission cap, turns it away. A shard outside the bot is ignored.
+    pub fn handle_connect(&mut self, now: u64, sock: SockId, shard: u32) {
+        let now = self.advance(now);
+        if shard >= self.shards {
+            return;
         }
+        let rate = u64::from(self.admission_per_s);
+        let refill = now.saturating_sub(self.tokens_at).saturating_mul(rate);
+        self.tokens_milli = self
+            .tokens_milli
+            .saturating_add(refill)
+            .min(rate.saturating_mul(1_000));
+        self.tokens_at = now;
+        if rate > 0 && self.tokens_milli < 1_000 {
+            self.tally.rejected += 1;
+            let retry_after_ms = match self.config.overload {
+                Overload::Refuse => None,
+                Overload::RateLimit { retry_after_ms } => Some(retry_after_ms),
+            };
+            self.emit(Output::RefuseHandshake {
+                sock,
+                retry_after_ms,
+            });
+            return;
+        }
+        self.tokens_milli = self.tokens_milli.saturating_sub(1_000);
+        let index = sock.index as usize;
+        if self.sockets.len() <= index {
+            self.sockets.resize(index + 1, None);
+        }
+        self.accepted += 1;
+        self.sockets[index] = Some(ServerSocket {
+            generation: sock.generation,
+            shard,
+            open: true,
+            session: None,
+            last_heartbeat: now,
+            told_to_reconnect: false,
+            accepted: self.accepted,
+        });
+        self.send(sock, ToClient::Opened, 0);
+        let interval_ms = self.config.heartbeat_interval_ms;
+        self.send(sock, ToClient::Hello { interval_ms }, 0);
+        let due = now.saturating_add(self.config.heartbeat_timeout_ms);
+        self.arm(due, Timer::Heartbeat(sock));
     }
 
-    /// Whether the shard has a session it could resume now.
-    pub(crate) fn has_resumable_session(&self, shard: u32) -> bool {
-        self.shard_session[shard as usize].is_some_and(|id| self.sessions[id as usize].alive)
-    }
-}
-
-impl Sim<'_> {
-    /// A message from a client arrives at the gateway.
-    pub(crate) fn server_receive(&mut self, sock: SockId, msg: ToServer) {
-        let Some(s) = self.sockets.get(sock) else {
+    /// A message from the client arrives on `sock`. Anything on a socket
+    /// the gateway does not hold open is ignored, as is a second handshake
+    /// on one it does.
+    pub fn handle_message(&mut self, now: u64, sock: SockId, msg: ToServer) {
+        let now = self.advance(now);
+        let Some(s) = self.socket_mut(sock) else {
             return;
         };
+        if !s.open {
+            return;
+        }
         let shard = s.shard;
-        if let ToServer::Connect { .. } = msg {
-            if s.client_open {
-                self.accept(sock, shard);
-            }
-            return;
-        }
-        if !s.server.open {
-            return;
-        }
         match msg {
             ToServer::Connect { .. } => {}
             ToServer::Identify => self.identify(sock, shard),
             ToServer::Resume { session, seq } => self.resume(sock, shard, session, seq),
             ToServer::Heartbeat => {
-                if let Some(s) = self.sockets.get_mut(sock) {
-                    s.server.last_heartbeat = self.now;
-                }
-                self.send_to_client(sock, ToClient::HeartbeatAck, 0);
+                s.last_heartbeat = now;
+                self.send(sock, ToClient::HeartbeatAck, 0);
             }
             ToServer::Close { code } => {
-                self.count_if_healthy(sock, shard);
                 let ends_session = rules::client_close_ends_session(code);
-                self.server_close(sock, Some(code), ends_session, true);
+                self.close(sock, Some(code), ends_session, true);
             }
-            ToServer::Drop => {
-                self.count_if_healthy(sock, shard);
-                self.server_close(sock, None, false, false);
-            }
+            ToServer::Drop => self.close(sock, None, false, false),
         }
     }
 
-    /// A client closed a socket nothing was wrong with: a false zombie, or
-    /// a reconnect with no reason the gateway can see.
-    fn count_if_healthy(&mut self, sock: SockId, shard: u32) {
-        let Some(s) = self.sockets.get(sock) else {
+    /// The connection under `sock` was reset (the link failed, or dropped
+    /// it): the gateway's side closes with no frame, and the session stays
+    /// resumable.
+    pub fn handle_socket_reset(&mut self, now: u64, sock: SockId) {
+        self.advance(now);
+        self.close(sock, None, false, false);
+    }
+
+    /// The gateway commits `fault` against the socket `shard`'s current
+    /// session runs on (nothing if it has none).
+    pub fn handle_fault(&mut self, now: u64, shard: u32, fault: ServerFault) {
+        let now = self.advance(now);
+        let Some(id) = self.shard_session.get(shard as usize).copied().flatten() else {
             return;
         };
-        if !s.dead && !s.server.told_to_reconnect && !self.link_faulty(shard) {
-            self.rec.count.healthy_link_reconnects += 1;
+        let Some(sock) = self.sessions[id as usize].attached else {
+            return;
+        };
+        if let Some(s) = self.socket_mut(sock) {
+            s.told_to_reconnect = true;
+        }
+        match fault {
+            ServerFault::Reconnect => {
+                self.send(sock, ToClient::Reconnect, 0);
+                self.arm(
+                    now.saturating_add(RECONNECT_GRACE_MS),
+                    Timer::ReconnectGrace(sock),
+                );
+            }
+            ServerFault::InvalidSession { resumable } => {
+                self.send(sock, ToClient::InvalidSession { resumable }, 0);
+                if !resumable {
+                    self.kill_session(id);
+                }
+            }
+            ServerFault::Close { code } => self.close(sock, Some(code), false, true),
         }
     }
 
-    fn accept(&mut self, sock: SockId, shard: u32) {
-        let now = self.now;
-        self.rec.arrival(shard, now);
-        // 0: no cap, as documented. A cap is an assumption of the scenario.
-        let rate = u64::from(self.admission_per_s());
-        let gw = &mut self.gateway;
-        let refill = now.saturating_sub(gw.tokens_at).saturating_mul(rate);
-        gw.tokens_milli = gw.tokens_milli.saturating_add(refill).min(rate * 1_000);
-        gw.tokens_at = now;
-        if rate > 0 && gw.tokens_milli < 1_000 {
-            self.rec.count.rejected += 1;
-            let failure = match self.sc.gateway.overload {
-                Overload::Refuse => ConnectFailure::Refused,
-                Overload::RateLimit { retry_after_ms } => {
-                    ConnectFailure::RateLimited { retry_after_ms }
+    /// Runs the earliest timer due at or before `now`, if any, and says
+    /// which it was. One timer per call: a driver that queues one wake per
+    /// [`Output::Timer`] calls it once per wake, so every timer runs at its
+    /// own place among same-millisecond events; a driver of the gateway
+    /// alone calls it while [`poll_timeout`](Self::poll_timeout) is at or
+    /// before `now`.
+    pub fn handle_timeout(&mut self, now: u64) -> Option<Timer> {
+        let now = self.advance(now);
+        let (_, timer) = self.timers.pop_until(now)?;
+        match timer {
+            Timer::Heartbeat(sock) => self.heartbeat_check(sock),
+            Timer::ReconnectGrace(sock) => self.close(sock, Some(1001), false, true),
+            Timer::Dispatch(session) => self.dispatch_tick(session.0),
+            Timer::Expiry(session) => self.session_expiry(session.0),
+        }
+        Some(timer)
+    }
+
+    // ----- outputs ----------------------------------------------------
+
+    /// The next thing to carry out or to know, in the order it happened.
+    #[inline]
+    pub fn poll_output(&mut self) -> Option<Output> {
+        while let Some(&pending) = self.outputs.get(self.polled) {
+            self.polled += 1;
+            match pending {
+                Pending::Ready(output) => return Some(output),
+                Pending::ArmDispatch(session) => {
+                    if let Some(at) = self.arm_dispatch(session) {
+                        return Some(Output::Timer { at });
+                    }
                 }
-            };
-            self.send_to_client(sock, ToClient::ConnectFailed(failure), 0);
-            return;
+            }
         }
-        gw.tokens_milli = gw.tokens_milli.saturating_sub(1_000);
-        let interval_ms = self.sc.gateway.heartbeat_interval_ms;
-        if let Some(s) = self.sockets.get_mut(sock) {
-            s.server.open = true;
-            s.server.last_heartbeat = now;
-        }
-        self.send_to_client(sock, ToClient::Opened, 0);
-        self.send_to_client(sock, ToClient::Hello { interval_ms }, 0);
-        self.schedule(
-            now + self.sc.gateway.heartbeat_timeout_ms,
-            Ev::HeartbeatCheck { sock },
-        );
-        if let Some(after) = self.socket_lifetime(shard) {
-            self.schedule(now + after, Ev::SockLifetime { sock });
+        // All polled: the buffer starts over, keeping its capacity.
+        self.outputs.clear();
+        self.polled = 0;
+        None
+    }
+
+    /// When the earliest timer is due, if any is armed. It changes with
+    /// every input and every [`Output::Timer`].
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.timers.peek_time()
+    }
+
+    // ----- what the referee reads ---------------------------------------
+
+    /// The counts so far.
+    #[must_use]
+    pub const fn tally(&self) -> Tally {
+        self.tally
+    }
+
+    /// Whether the daily session start budget ran out (the token is reset).
+    #[must_use]
+    pub const fn token_reset(&self) -> bool {
+        self.token_reset
+    }
+
+    /// Sessions started so far; their ids are `0..` this.
+    #[must_use]
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// The last sequence number the session used (the events it
+    /// generated), if it exists.
+    #[must_use]
+    pub fn session_seq(&self, session: SessionId) -> Option<u64> {
+        self.sessions.get(session.0 as usize).map(|s| s.seq)
+    }
+
+    /// Whether the shard has a session it could resume now.
+    #[must_use]
+    pub fn has_resumable_session(&self, shard: u32) -> bool {
+        self.shard_session
+            .get(shard as usize)
+            .copied()
+            .flatten()
+            .is_some_and(|id| self.sessions[id as usize].alive)
+    }
+
+    /// Session starts left at `now`, and when the allowance next refills.
+    #[must_use]
+    pub const fn session_starts_left(&self, now: u64) -> (u32, u64) {
+        if now >= self.starts_reset_at {
+            (self.config.session_start_total, now.saturating_add(DAY_MS))
+        } else {
+            (self.starts_remaining, self.starts_reset_at)
         }
     }
+
+    /// Whether the gateway holds `sock` open.
+    #[must_use]
+    #[inline]
+    pub fn is_open(&self, sock: SockId) -> bool {
+        self.socket(sock).is_some_and(|s| s.open)
+    }
+
+    /// Whether op 7 or op 9 was sent on `sock`, or the gateway closed it: a
+    /// close by the client is then expected, not a sign of a false zombie.
+    #[must_use]
+    #[inline]
+    pub fn told_to_reconnect(&self, sock: SockId) -> bool {
+        self.socket(sock).is_some_and(|s| s.told_to_reconnect)
+    }
+
+    /// When the gateway last heard a heartbeat on `sock` (or accepted it),
+    /// if it ever accepted it.
+    #[must_use]
+    pub fn last_heartbeat(&self, sock: SockId) -> Option<u64> {
+        self.socket(sock).map(|s| s.last_heartbeat)
+    }
+
+    // ----- the rules ----------------------------------------------------
 
     fn identify(&mut self, sock: SockId, shard: u32) {
         let now = self.now;
-        self.rec.count.identifies += 1;
-        if self.gateway.token_reset {
-            self.server_close(sock, Some(4004), false, true);
+        self.tally.identifies += 1;
+        if self.token_reset {
+            self.close(sock, Some(4004), false, true);
             return;
         }
-        let bucket = shard as usize % self.gateway.last_identify.len();
-        let gap = self.gateway.last_identify[bucket].map(|last| now.saturating_sub(last));
+        let bucket = shard as usize % self.last_identify.len();
+        let gap = self.last_identify[bucket].map(|last| now.saturating_sub(last));
         if gap.is_some_and(|gap| gap < IDENTIFY_WINDOW_MS) {
-            self.rec.count.identify_violations_strict += 1;
+            self.tally.identify_violations_strict += 1;
         }
-        // The link alone moves arrivals by up to its jitter: the window is
-        // enforced with the scenario's tolerance.
-        let window = IDENTIFY_WINDOW_MS.saturating_sub(self.sc.identify_tolerance());
+        let window = IDENTIFY_WINDOW_MS.saturating_sub(self.identify_tolerance_ms);
         if gap.is_some_and(|gap| gap < window) {
-            self.rec.count.identify_violations += 1;
-            let delay = 1_000 + self.server_rng.upto(2_000);
-            self.send_to_client(sock, ToClient::InvalidSession { resumable: false }, delay);
-            if let Some(s) = self.sockets.get_mut(sock) {
-                s.server.told_to_reconnect = true;
+            self.tally.identify_violations += 1;
+            let delay = 1_000 + self.rng.upto(2_000);
+            self.send(sock, ToClient::InvalidSession { resumable: false }, delay);
+            if let Some(s) = self.socket_mut(sock) {
+                s.told_to_reconnect = true;
             }
             return;
         }
-        let gw = &mut self.gateway;
-        if now >= gw.starts_reset_at {
-            gw.starts_remaining = self.sc.gateway.session_start_total;
-            gw.starts_reset_at = now + 24 * 3_600_000;
+        if now >= self.starts_reset_at {
+            self.starts_remaining = self.config.session_start_total;
+            self.starts_reset_at = now.saturating_add(DAY_MS);
         }
-        if gw.starts_remaining == 0 {
-            // The gateway terminates every session and resets the token.
-            gw.token_reset = true;
-            self.rec.token_reset = true;
-            for shard in 0..self.sc.shards {
-                for sock in self.shard_socks[shard as usize].clone() {
-                    self.server_close(sock, Some(4004), true, true);
-                }
-            }
+        if self.starts_remaining == 0 {
+            self.terminate_everything();
             return;
         }
-        gw.starts_remaining -= 1;
-        gw.last_identify[bucket] = Some(now);
-        if let Some(old) = gw.shard_session[shard as usize]
-            && gw.sessions[old as usize].alive
+        self.starts_remaining -= 1;
+        self.last_identify[bucket] = Some(now);
+        if let Some(old) = self.shard_session[shard as usize]
+            && self.sessions[old as usize].alive
         {
-            if gw.sessions[old as usize].attached.is_none() {
-                self.rec.count.identifies_while_resumable += 1;
+            if self.sessions[old as usize].attached.is_none() {
+                self.tally.identifies_while_resumable += 1;
             }
             self.kill_session(old);
         }
-        let id = u32::try_from(self.gateway.sessions.len()).unwrap_or(u32::MAX);
-        self.gateway.sessions.push(Session {
+        let id = u32::try_from(self.sessions.len()).unwrap_or(u32::MAX);
+        self.sessions.push(Session {
             shard,
             seq: 1,
             alive: true,
             attached: Some(sock),
             detached_since: None,
-            expiry_queued: false,
+            expiry_armed: false,
         });
-        self.rec.sessions.push(SessionTally {
-            generated: 1,
-            ..SessionTally::default()
-        });
-        self.rec.count.session_starts += 1;
-        self.gateway.shard_session[shard as usize] = Some(id);
-        if let Some(s) = self.sockets.get_mut(sock) {
-            s.server.session = Some(SessionId(id));
+        self.tally.session_starts += 1;
+        self.shard_session[shard as usize] = Some(id);
+        if let Some(s) = self.socket_mut(sock) {
+            s.session = Some(id);
         }
         let session = SessionId(id);
-        self.send_to_client(
-            sock,
-            ToClient::Dispatch {
-                session,
-                seq: 1,
-                kind: DispatchKind::Ready,
-            },
-            0,
-        );
-        self.mark_established(shard);
-        self.schedule_dispatch(id);
+        let ready = ToClient::Dispatch {
+            session,
+            seq: 1,
+            kind: DispatchKind::Ready,
+        };
+        self.send(sock, ready, 0);
+        self.emit(Output::Established { shard });
+        self.outputs.push(Pending::ArmDispatch(id));
+    }
+
+    /// The daily budget ran out: every session ends and every socket the
+    /// gateway holds is closed with 4004, shard by shard in the order they
+    /// were accepted; the token stays reset.
+    fn terminate_everything(&mut self) {
+        self.token_reset = true;
+        let mut open: Vec<(u32, u64, SockId)> = self
+            .sockets
+            .iter()
+            .zip(0u32..)
+            .filter_map(|(s, index)| {
+                let s = s.as_ref().filter(|s| s.open)?;
+                let sock = SockId {
+                    index,
+                    generation: s.generation,
+                };
+                Some((s.shard, s.accepted, sock))
+            })
+            .collect();
+        open.sort_unstable();
+        for (_, _, sock) in open {
+            self.close(sock, Some(4004), true, true);
+        }
     }
 
     fn resume(&mut self, sock: SockId, shard: u32, session: Option<SessionId>, seq: u64) {
-        self.rec.count.resumes += 1;
-        if self.gateway.token_reset {
-            self.server_close(sock, Some(4004), false, true);
+        self.tally.resumes += 1;
+        if self.token_reset {
+            self.close(sock, Some(4004), false, true);
             return;
         }
         let valid = session.filter(|id| {
-            self.gateway
-                .sessions
+            self.sessions
                 .get(id.0 as usize)
                 .is_some_and(|s| s.alive && s.shard == shard)
         });
         let Some(id) = valid else {
-            let delay = 1_000 + self.server_rng.upto(1_000);
-            self.send_to_client(sock, ToClient::InvalidSession { resumable: false }, delay);
-            if let Some(s) = self.sockets.get_mut(sock) {
-                s.server.told_to_reconnect = true;
+            let delay = 1_000 + self.rng.upto(1_000);
+            self.send(sock, ToClient::InvalidSession { resumable: false }, delay);
+            if let Some(s) = self.socket_mut(sock) {
+                s.told_to_reconnect = true;
             }
             return;
         };
-        let current = self.gateway.sessions[id.0 as usize].seq;
+        let current = self.sessions[id.0 as usize].seq;
         // Sequences start at 1 (READY): 0 (a `null` seq) or one the session
         // never reached is invalid, and the session is gone.
         if seq == 0 || seq > current {
             self.kill_session(id.0);
-            self.server_close(sock, Some(4007), false, true);
+            self.close(sock, Some(4007), false, true);
             return;
         }
         // Take the session over from any socket it still runs on.
-        if let Some(old) = self.gateway.sessions[id.0 as usize].attached
-            && let Some(s) = self.sockets.get_mut(old)
+        if let Some(old) = self.sessions[id.0 as usize].attached
+            && let Some(s) = self.socket_mut(old)
         {
-            s.server.session = None;
+            s.session = None;
         }
-        let s = &mut self.gateway.sessions[id.0 as usize];
+        let s = &mut self.sessions[id.0 as usize];
         s.attached = Some(sock);
         s.detached_since = None;
         s.seq += 1;
         let resumed_seq = s.seq;
-        self.rec.sessions[id.0 as usize].generated = resumed_seq;
-        if let Some(sk) = self.sockets.get_mut(sock) {
-            sk.server.session = Some(id);
+        if let Some(s) = self.socket_mut(sock) {
+            s.session = Some(id.0);
         }
         for k in seq + 1..resumed_seq {
-            self.send_to_client(
-                sock,
-                ToClient::Dispatch {
-                    session: id,
-                    seq: k,
-                    kind: DispatchKind::Other,
-                },
-                0,
-            );
-        }
-        self.send_to_client(
-            sock,
-            ToClient::Dispatch {
+            let missed = ToClient::Dispatch {
                 session: id,
-                seq: resumed_seq,
-                kind: DispatchKind::Resumed,
-            },
-            0,
-        );
-        self.rec.count.resumes_succeeded += 1;
-        self.mark_established(shard);
+                seq: k,
+                kind: DispatchKind::Other,
+            };
+            self.send(sock, missed, 0);
+        }
+        let resumed = ToClient::Dispatch {
+            session: id,
+            seq: resumed_seq,
+            kind: DispatchKind::Resumed,
+        };
+        self.send(sock, resumed, 0);
+        self.tally.resumes_succeeded += 1;
+        self.emit(Output::Established { shard });
     }
 
-    /// The server closes its side of `sock`: sends `code` to the client if
-    /// `tell_client`, ends the session if `ends_session`, otherwise leaves it
-    /// resumable for the resume window.
-    pub(crate) fn server_close(
-        &mut self,
-        sock: SockId,
-        code: Option<u16>,
-        ends_session: bool,
-        tell_client: bool,
-    ) {
-        let Some(s) = self.sockets.get_mut(sock) else {
+    /// Closes the gateway's side of `sock`: a frame with `code` goes to the
+    /// client if `notify`; the session ends if `ends_session` (or the code
+    /// ends it), otherwise it stays resumable for the resume window.
+    fn close(&mut self, sock: SockId, code: Option<u16>, ends_session: bool, notify: bool) {
+        let now = self.now;
+        let Some(s) = self.socket_mut(sock) else {
             return;
         };
-        if !s.server.open {
+        if !s.open {
             return;
         }
-        s.server.open = false;
-        s.server.told_to_reconnect = true;
+        s.open = false;
+        s.told_to_reconnect = true;
         let shard = s.shard;
-        let session = s.server.session.take();
-        if let Some(id) = session {
+        if let Some(id) = s.session.take() {
             let ends = ends_session || code.is_some_and(rules::server_close_ends_session);
-            let current = self.gateway.shard_session[shard as usize] == Some(id.0);
-            let s = &mut self.gateway.sessions[id.0 as usize];
-            if s.attached == Some(sock) {
-                s.attached = None;
-                s.detached_since = Some(self.now);
-                let queue_expiry = !s.expiry_queued;
-                s.expiry_queued = true;
+            let current = self.shard_session[shard as usize] == Some(id);
+            let session = &mut self.sessions[id as usize];
+            if session.attached == Some(sock) {
+                session.attached = None;
+                session.detached_since = Some(now);
+                let arm_expiry = !session.expiry_armed;
+                session.expiry_armed = true;
                 if current {
-                    self.mark_lost(shard);
+                    self.emit(Output::Lost { shard });
                 }
-                if queue_expiry {
-                    let window = self.sc.gateway.resume_window_ms;
-                    self.schedule(self.now + window, Ev::SessionExpiry { session: id.0 });
+                if arm_expiry {
+                    let at = now.saturating_add(self.config.resume_window_ms);
+                    self.arm(at, Timer::Expiry(SessionId(id)));
                 }
             }
             if ends {
-                self.kill_session(id.0);
+                self.kill_session(id);
             }
         }
-        if tell_client {
-            self.send_to_client(sock, ToClient::Closed { code }, 0);
-        }
-        self.sockets.release_if_done(sock);
+        self.emit(Output::Close { sock, code, notify });
     }
 
     fn kill_session(&mut self, id: u32) {
-        let s = &mut self.gateway.sessions[id as usize];
+        let s = &mut self.sessions[id as usize];
         s.alive = false;
+        let shard = s.shard;
         if let Some(sock) = s.attached.take() {
-            if let Some(sk) = self.sockets.get_mut(sock) {
-                sk.server.session = None;
+            if let Some(sk) = self.socket_mut(sock) {
+                sk.session = None;
             }
-            let shard = s.shard;
-            if self.gateway.shard_session[shard as usize] == Some(id) {
-                self.mark_lost(shard);
+            if self.shard_session[shard as usize] == Some(id) {
+                self.emit(Output::Lost { shard });
             }
         }
     }
 
-    /// A moment of a server-side fault for one shard.
-    pub(crate) fn server_act(&mut self, shard: u32, fault: u16) {
-        let Some(id) = self.gateway.shard_session[shard as usize] else {
+    fn heartbeat_check(&mut self, sock: SockId) {
+        let Some(s) = self.socket(sock) else {
             return;
         };
-        let Some(sock) = self.gateway.sessions[id as usize].attached else {
-            return;
-        };
-        if let Some(s) = self.sockets.get_mut(sock) {
-            s.server.told_to_reconnect = true;
-        }
-        match self.sc.faults[fault as usize].kind {
-            FaultKind::RollingRestart => {
-                self.send_to_client(sock, ToClient::Reconnect, 0);
-                self.schedule(
-                    self.now + RECONNECT_GRACE_MS,
-                    Ev::CloseAfterReconnect { sock },
-                );
-            }
-            FaultKind::InvalidSessions { resumable } => {
-                self.send_to_client(sock, ToClient::InvalidSession { resumable }, 0);
-                if !resumable {
-                    self.kill_session(id);
-                }
-            }
-            FaultKind::ServerClose { code } => self.server_close(sock, Some(code), false, true),
-            _ => {}
-        }
-    }
-
-    pub(crate) fn heartbeat_check(&mut self, sock: SockId) {
-        let Some(s) = self.sockets.get(sock) else {
-            return;
-        };
-        if !s.server.open {
+        if !s.open {
             return;
         }
-        let due = s.server.last_heartbeat + self.sc.gateway.heartbeat_timeout_ms;
+        let due = s
+            .last_heartbeat
+            .saturating_add(self.config.heartbeat_timeout_ms);
         if self.now >= due {
-            self.server_close(sock, None, false, true);
+            self.close(sock, None, false, true);
         } else {
-            self.schedule(due, Ev::HeartbeatCheck { sock });
+            self.arm(due, Timer::Heartbeat(sock));
         }
     }
 
-    fn schedule_dispatch(&mut self, session: u32) {
-        let interval = self.sc.gateway.dispatch_interval_ms;
+    /// Arms the session's next dispatch, unless dispatches are off or have
+    /// stopped; says when.
+    fn arm_dispatch(&mut self, session: u32) -> Option<u64> {
+        let interval = self.config.dispatch_interval_ms;
         if interval == 0 {
-            return;
+            return None;
         }
-        let at = self.now + interval / 2 + self.server_rng.upto(interval);
-        if at < self.gateway.stop_dispatch_at {
-            self.schedule(at, Ev::DispatchTick { session });
+        let at = self
+            .now
+            .saturating_add(interval / 2)
+            .saturating_add(self.rng.upto(interval));
+        if at >= self.dispatch_stop_at {
+            return None;
         }
+        self.timers.push(at, Timer::Dispatch(SessionId(session)));
+        Some(at)
     }
 
-    pub(crate) fn dispatch_tick(&mut self, session: u32) {
-        let s = &mut self.gateway.sessions[session as usize];
+    fn dispatch_tick(&mut self, session: u32) {
+        let Some(s) = self.sessions.get_mut(session as usize) else {
+            return;
+        };
         if !s.alive {
             return;
         }
         s.seq += 1;
         let seq = s.seq;
-        let attached = s.attached;
-        self.rec.sessions[session as usize].generated = seq;
-        if let Some(sock) = attached {
-            self.send_to_client(
-                sock,
-                ToClient::Dispatch {
-                    session: SessionId(session),
-                    seq,
-                    kind: DispatchKind::Other,
-                },
-                0,
-            );
+        if let Some(sock) = s.attached {
+            let event = ToClient::Dispatch {
+                session: SessionId(session),
+                seq,
+                kind: DispatchKind::Other,
+            };
+            self.send(sock, event, 0);
         }
-        self.schedule_dispatch(session);
+        self.outputs.push(Pending::ArmDispatch(session));
     }
 
-    pub(crate) fn session_expiry(&mut self, session: u32) {
-        let window = self.sc.gateway.resume_window_ms;
-        let s = &mut self.gateway.sessions[session as usize];
-        s.expiry_queued = false;
+    fn session_expiry(&mut self, session: u32) {
+        let window = self.config.resume_window_ms;
+        let now = self.now;
+        let Some(s) = self.sessions.get_mut(session as usize) else {
+            return;
+        };
+        s.expiry_armed = false;
         if !s.alive || s.attached.is_some() {
             return;
         }
         match s.detached_since {
-            Some(d) if d + window <= self.now => self.kill_session(session),
+            Some(d) if d.saturating_add(window) <= now => self.kill_session(session),
             // It lost a later socket: check again when that one's window ends.
             Some(d) => {
-                s.expiry_queued = true;
-                self.schedule(d + window, Ev::SessionExpiry { session });
+                s.expiry_armed = true;
+                self.arm(d.saturating_add(window), Timer::Expiry(SessionId(session)));
             }
             None => {}
         }
+    }
+
+    // ----- plumbing -----------------------------------------------------
+
+    /// Moves the clock to `now` (never back) and returns it.
+    fn advance(&mut self, now: u64) -> u64 {
+        self.now = self.now.max(now);
+        self.now
+    }
+
+    fn emit(&mut self, output: Output) {
+        self.outputs.push(Pending::Ready(output));
+    }
+
+    fn send(&mut self, sock: SockId, msg: ToClient, delay_ms: u64) {
+        self.emit(Output::Send {
+            sock,
+            msg,
+            delay_ms,
+        });
+    }
+
+    fn arm(&mut self, at: u64, timer: Timer) {
+        let at = at.max(self.now);
+        self.timers.push(at, timer);
+        self.emit(Output::Timer { at });
+    }
+
+    #[inline]
+    fn socket(&self, sock: SockId) -> Option<&ServerSocket> {
+        self.sockets
+            .get(sock.index as usize)?
+            .as_ref()
+            .filter(|s| s.generation == sock.generation)
+    }
+
+    fn socket_mut(&mut self, sock: SockId) -> Option<&mut ServerSocket> {
+        self.sockets
+            .get_mut(sock.index as usize)?
+            .as_mut()
+            .filter(|s| s.generation == sock.generation)
     }
 }

@@ -6,8 +6,9 @@
 //! Each shard runs either the policy crate itself
 //! ([`reconnect_policy::Policy`], driven exactly as a real client drives it)
 //! or a model of another library's reconnect behaviour; a model of the
-//! gateway enforces the real rules (identify buckets, the daily session
-//! start limit, admission capacity, resume windows); links fail in the ways
+//! gateway ([`gateway`], a sans-IO state machine the engine drives as it
+//! drives the clients) enforces the real rules (identify buckets, the daily
+//! session start limit, admission capacity, resume windows); links fail in the ways
 //! the README's simulator section lists. The [`Report`] holds the storm
 //! metrics M1–M8 and a verdict.
 //!
@@ -46,7 +47,7 @@ pub mod aws;
 pub mod client;
 mod engine;
 pub mod frontier;
-mod gateway;
+pub mod gateway;
 pub mod metrics;
 pub mod net;
 mod queue;

@@ -7,7 +7,7 @@
 //! overtakes the one sent before it on the same socket, whatever latency
 //! jitter it drew.
 
-use crate::wire::{SessionId, SockId};
+use crate::wire::SockId;
 
 /// A cheap, seeded random source for per-message link draws (SplitMix64):
 /// eight bytes per link instead of a ChaCha block, for fleet-scale runs.
@@ -42,20 +42,6 @@ impl LinkRng {
     }
 }
 
-/// The server's view of a socket.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ServerSide {
-    /// The server has accepted it and not closed it.
-    pub open: bool,
-    /// The session attached to it (after READY or RESUMED).
-    pub session: Option<SessionId>,
-    /// When the server last heard a heartbeat (or opened it).
-    pub last_heartbeat: u64,
-    /// op 7 or op 9 was sent on it, or the server is closing it: a close by
-    /// the client is expected, not a sign of a false zombie.
-    pub told_to_reconnect: bool,
-}
-
 /// One socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Socket {
@@ -65,8 +51,9 @@ pub struct Socket {
     pub client_open: bool,
     /// Traffic is dropped silently (half-open, or black-holed).
     pub dead: bool,
-    /// The server's side.
-    pub server: ServerSide,
+    /// The gateway holds its end open (accepted, not yet closed); the
+    /// gateway keeps the rest of its view of the socket itself.
+    pub server_open: bool,
     /// Arrival time of the last message scheduled towards the client.
     pub last_to_client: u64,
     /// Arrival time of the last message scheduled towards the server.
@@ -93,7 +80,7 @@ impl Sockets {
             shard,
             client_open: true,
             dead: false,
-            server: ServerSide::default(),
+            server_open: false,
             last_to_client: 0,
             last_to_server: 0,
         };
@@ -148,7 +135,7 @@ impl Sockets {
         }
         if let Some(s) = slot.socket
             && !s.client_open
-            && !s.server.open
+            && !s.server_open
         {
             slot.socket = None;
             slot.generation = slot.generation.wrapping_add(1);

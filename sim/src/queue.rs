@@ -9,11 +9,16 @@
 //! memory in order, where a binary heap over a fleet's tens of thousands of
 //! pending events spent most of its time on cache misses.
 //!
-//! Order: events pop by time; events of the same millisecond pop in the
-//! order they reached the wheel (their schedule order, except that an event
-//! moved from the overflow comes after those scheduled straight onto the
-//! wheel for that millisecond). Either way the order is a pure function of
-//! the pushes, so a run stays deterministic.
+//! Order: events pop by time, and events of the same millisecond in the
+//! order they were pushed, as long as nothing is pushed before the time of
+//! the last pop (no caller does; earlier times are raised to it). An event
+//! that waits in the overflow was pushed while its millisecond was more
+//! than a window ahead, so before any event of that millisecond could go
+//! straight onto the wheel, and it moves onto the wheel as soon as the
+//! current time comes within a window of it, so before any such event can
+//! be pushed. The order is thus a pure function of the pushes, so a run
+//! stays deterministic, and two queues fed the same pushes (the engine's,
+//! and the gateway's own timers, see [`crate::gateway`]) agree on it.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -66,6 +71,7 @@ impl<T> Default for Queue<T> {
 
 impl<T> Queue<T> {
     /// Queues `item` at `at` (times before the current one are raised to it).
+    #[inline]
     pub(crate) fn push(&mut self, at: u64, item: T) {
         let at = at.max(self.base);
         let index = if let Some(index) = self.free.pop() {
@@ -88,6 +94,7 @@ impl<T> Queue<T> {
         }
     }
 
+    #[inline]
     fn put_on_wheel(&mut self, at: u64, index: u32) {
         let slot = (at & MASK) as usize;
         self.next[index as usize] = NIL;
@@ -102,7 +109,17 @@ impl<T> Queue<T> {
     }
 
     /// The earliest event, with its time.
+    #[inline]
     pub(crate) fn pop(&mut self) -> Option<(u64, T)> {
+        self.pop_until(u64::MAX)
+    }
+
+    /// The earliest event, with its time, if it is due at or before
+    /// `limit`; otherwise nothing, and the queue is left as it was (its
+    /// current time never moves past `limit`, so later pushes at `limit`
+    /// keep their place).
+    #[inline]
+    pub(crate) fn pop_until(&mut self, limit: u64) -> Option<(u64, T)> {
         loop {
             if self.len == 0 {
                 return None;
@@ -110,6 +127,9 @@ impl<T> Queue<T> {
             let slot = (self.base & MASK) as usize;
             let (first, _) = self.slots[slot];
             if first != NIL {
+                if self.base > limit {
+                    return None;
+                }
                 let after = self.next[first as usize];
                 self.slots[slot].0 = after;
                 if after == NIL {
@@ -128,12 +148,16 @@ impl<T> Queue<T> {
                 self.base + ahead
             });
             let in_overflow = self.overflow.peek().map(|Reverse((at, ..))| *at);
-            self.base = match (on_wheel, in_overflow) {
+            let next = match (on_wheel, in_overflow) {
                 (Some(a), Some(b)) => a.min(b),
                 (Some(a), None) => a,
                 (None, Some(b)) => b,
                 (None, None) => return None,
             };
+            if next > limit {
+                return None;
+            }
+            self.base = next;
             while let Some(&Reverse((at, _, index))) = self.overflow.peek() {
                 if at - self.base >= WINDOW_MS {
                     break;
@@ -141,6 +165,26 @@ impl<T> Queue<T> {
                 self.overflow.pop();
                 self.put_on_wheel(at, index);
             }
+        }
+    }
+
+    /// The time of the earliest event, without taking it.
+    pub(crate) fn peek_time(&self) -> Option<u64> {
+        if self.len == 0 {
+            return None;
+        }
+        let slot = (self.base & MASK) as usize;
+        if self.slots[slot].0 != NIL {
+            return Some(self.base);
+        }
+        let on_wheel = self.next_occupied(slot).map(|s| {
+            let ahead = (s as u64).wrapping_sub(slot as u64) & MASK;
+            self.base + ahead
+        });
+        let in_overflow = self.overflow.peek().map(|Reverse((at, ..))| *at);
+        match (on_wheel, in_overflow) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
@@ -207,11 +251,29 @@ mod tests {
         assert_eq!(q.pop(), None);
     }
 
+    #[test]
+    fn pop_until_leaves_later_events_and_the_clock_alone() {
+        let mut q = Queue::default();
+        q.push(10, "a");
+        q.push(3 * WINDOW_MS, "far");
+        assert_eq!(q.peek_time(), Some(10));
+        assert_eq!(q.pop_until(9), None);
+        assert_eq!(q.pop_until(10), Some((10, "a")));
+        assert_eq!(q.peek_time(), Some(3 * WINDOW_MS));
+        assert_eq!(q.pop_until(100), None);
+        // The clock stayed at 10: an event pushed at 100 comes first.
+        q.push(100, "b");
+        assert_eq!(q.peek_time(), Some(100));
+        assert_eq!(q.pop_until(u64::MAX), Some((100, "b")));
+        assert_eq!(q.pop_until(u64::MAX), Some((3 * WINDOW_MS, "far")));
+        assert_eq!(q.peek_time(), None);
+    }
+
     proptest! {
         /// Whatever is pushed, in whatever order (never before the last
         /// popped time), everything pops exactly once, in time order, and
-        /// events of one millisecond pushed straight onto the wheel keep
-        /// their push order.
+        /// events of one millisecond keep their push order, whether they
+        /// waited in the overflow or not.
         #[test]
         fn pops_everything_in_time_order(ops in prop::collection::vec((0u64..200_000, any::<bool>()), 1..400)) {
             let mut q = Queue::default();
@@ -239,9 +301,48 @@ mod tests {
             for (at, (scheduled, _)) in &popped {
                 prop_assert_eq!(at, scheduled);
             }
+            for pair in popped.windows(2) {
+                let ((a, (_, first)), (b, (_, second))) = (pair[0], pair[1]);
+                if a == b {
+                    prop_assert!(first < second, "{first} and {second} at {a}");
+                }
+            }
             let mut ids: Vec<u32> = popped.iter().map(|(_, (_, id))| *id).collect();
             ids.sort_unstable();
             prop_assert!(ids.iter().copied().eq(0..pushed));
+        }
+
+        /// Few distinct times, some a window or more ahead when pushed and
+        /// some not, and pops in between: ties of one millisecond, spread
+        /// over the overflow and the wheel, still pop in push order.
+        #[test]
+        fn ties_pop_in_push_order_across_the_overflow(ops in prop::collection::vec((0usize..5, any::<bool>()), 1..300)) {
+            const TIMES: [u64; 5] = [3, WINDOW_MS + 3, WINDOW_MS + 4, 2 * WINDOW_MS + 3, 3 * WINDOW_MS];
+            let mut q = Queue::default();
+            let mut now = 0;
+            let mut pushed = 0u32;
+            let mut popped = Vec::new();
+            let record = |q: &mut Queue<u32>, now: &mut u64, popped: &mut Vec<(u64, u32)>| {
+                if let Some((at, id)) = q.pop() {
+                    *now = at;
+                    popped.push((at, id));
+                }
+            };
+            for (which, pop) in ops {
+                if pop {
+                    record(&mut q, &mut now, &mut popped);
+                } else {
+                    q.push(TIMES[which].max(now), pushed);
+                    pushed += 1;
+                }
+            }
+            while q.peek_time().is_some() {
+                record(&mut q, &mut now, &mut popped);
+            }
+            prop_assert_eq!(popped.len(), pushed as usize);
+            for pair in popped.windows(2) {
+                prop_assert!(pair[0] < pair[1], "{:?} then {:?}", pair[0], pair[1]);
+            }
         }
     }
 }
