@@ -437,6 +437,10 @@ impl Report {
                 "link: {} ms one way plus up to {} ms of jitter",
                 sc.link.latency_ms, sc.link.jitter_ms
             ),
+            format!(
+                "the bot's process comes up within the first {} s: models that start each shard on its own start it at a random moment of that spread; the policy (one Fleet holding every shard) and libraries that pace their own start-up batches begin at its end",
+                sc.start_spread_ms / 1_000
+            ),
             if sc.faults_after_startup {
                 "faults start once every shard has a session; start-up is not judged".to_owned()
             } else {
