@@ -5,8 +5,9 @@
 //!
 //! - [`policy_sequence::check`]: bytes become a policy set-up and a
 //!   sequence of inputs and clock readings ([`policy_harness::decode`]);
-//!   the checking driver ([`policy_harness::run`]) asserts every guarantee
-//!   the property tests assert, and a second run must repeat the first.
+//!   the checking driver ([`policy_harness::run_with_twin`]) asserts every
+//!   guarantee the property tests assert, and a twin policy fed the same
+//!   inputs must answer and output exactly what the policy does.
 //! - [`client_frame::check`]: bytes become one text frame for the client's
 //!   parser ([`reconnect_client::payload::parse`]); what it accepts must
 //!   mean what the frame says and survive re-encoding.

@@ -17,7 +17,18 @@ use super::{Case, Ev, FATAL_CODES, GATEWAY_URL, Kind, RESUME_URLS, SESSION_IDS, 
 
 /// The longest case decoded; longer inputs are cut here, so one input can
 /// never take long to run.
-pub const MAX_STEPS: usize = 256;
+///
+/// The run's cost grows with its steps, and libFuzzer's inputs drift long,
+/// so this bounds the executions per second. 128 keeps every limit the
+/// decoder can configure reachable within one case, with room to spare: the
+/// longest is 19 session starts spent one Identify at a time (dial, Hello,
+/// READY, a close, a wait: about 6 steps each, 114 in all); 19 retries take
+/// about 40 steps, the elapsed-time limit 5 (2 minutes a step), four failed
+/// resumes about 20. What a longer case adds is more of the same cycles:
+/// the one case the fuzzer has found so far failed at step 134 of its
+/// input, and libFuzzer's minimizer reproduces it in 8 steps
+/// (`corpus/policy_sequence/regression-identify-answer-after-a-late-wake`).
+pub const MAX_STEPS: usize = 128;
 
 /// Decodes one case. Every input decodes to a case whose configuration
 /// [`PolicyConfig::validate`] accepts.

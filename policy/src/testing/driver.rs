@@ -2,8 +2,9 @@
 //! the sockets for one [`Case`], carries out the policy's outputs and checks
 //! every guarantee the case asks for.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
+use std::sync::Arc;
 
 use crate::{
     Action, CloseCode, Command, ConnectionId, Dispatch, Event, GiveUpReason, Handled,
@@ -30,9 +31,9 @@ fn ts(ms: u64) -> Timestamp {
     Timestamp::from_millis(ms)
 }
 
-/// One line of the history shown with a failure. Kept as data and
-/// formatted only when a check fails: formatting every step would cost more
-/// than running the policy.
+/// One line of the history shown with a failure. Recorded only by the
+/// replay that explains a failure ([`Record::history`]): a run that passes
+/// never builds one.
 #[derive(Clone, Debug)]
 enum Logged {
     Wake(u64),
@@ -98,10 +99,25 @@ struct Transport {
     answered: bool,
 }
 
+/// What a run records beyond its checks.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Record {
+    /// Keep every output with its time (the [`Trace`] a run returns).
+    pub(super) trace: bool,
+    /// Keep the last [`LOG_TAIL`] inputs and outputs for failure messages.
+    pub(super) history: bool,
+    /// Run a second policy built from the same set-up and fed the same
+    /// inputs; every answer and output of the two must agree.
+    pub(super) twin: bool,
+}
+
 pub(super) struct Driver<'a> {
     case: &'a Case,
     checks: u32,
+    record: Record,
     policy: Policy,
+    /// The determinism check's second policy ([`Record::twin`]).
+    twin: Option<Policy>,
     limiter: IdentifyLimiter,
     /// What the driver's clock reads (may step back, may pass the ceiling).
     clock: u64,
@@ -110,9 +126,12 @@ pub(super) struct Driver<'a> {
     now: u64,
     live: Vec<Transport>,
     ended: Vec<ConnectionId>,
-    seen: HashSet<ConnectionId>,
+    seen: BTreeSet<ConnectionId>,
     connects: u64,
+    /// Every output so far, when [`Record::trace`] asks for them.
     trace: Trace,
+    /// How many outputs the policy produced.
+    outputs: usize,
     last_connect_at: Option<u64>,
     plan: Option<ReconnectPlan>,
     /// The code of the last `Close` since the last `Connect`.
@@ -130,22 +149,30 @@ pub(super) struct Driver<'a> {
 }
 
 impl<'a> Driver<'a> {
-    pub(super) fn new(case: &'a Case, checks: u32) -> Result<Self, String> {
+    pub(super) fn new(case: &'a Case, checks: u32, record: Record) -> Result<Self, String> {
         let start = ts(case.start);
-        let policy = Policy::new(case.config.clone(), case.shard, case.seed, start)
-            .map_err(|e| format!("config refused: {e}"))?;
+        let config = Arc::new(case.config.clone());
+        let build = || {
+            Policy::new(Arc::clone(&config), case.shard, case.seed, start)
+                .map_err(|e| format!("config refused: {e}"))
+        };
+        let policy = build()?;
+        let twin = if record.twin { Some(build()?) } else { None };
         Ok(Self {
             case,
             checks,
+            record,
             policy,
+            twin,
             limiter: IdentifyLimiter::new(case.limit, start),
             clock: case.start,
             now: case.start.min(CEILING),
             live: Vec::new(),
             ended: Vec::new(),
-            seen: HashSet::new(),
+            seen: BTreeSet::new(),
             connects: 0,
             trace: Vec::new(),
+            outputs: 0,
             last_connect_at: None,
             plan: None,
             last_close: None,
@@ -154,7 +181,11 @@ impl<'a> Driver<'a> {
             session: None,
             server_seq: 0,
             halted: false,
-            log: VecDeque::with_capacity(LOG_TAIL + 1),
+            log: if record.history {
+                VecDeque::with_capacity(LOG_TAIL + 1)
+            } else {
+                VecDeque::new()
+            },
         })
     }
 
@@ -172,12 +203,68 @@ impl<'a> Driver<'a> {
         }
     }
 
-    /// Keeps the last [`LOG_TAIL`] lines of history.
-    fn log(&mut self, line: Logged) {
+    /// Keeps the last [`LOG_TAIL`] lines of history, when the run records
+    /// them; `line` is built only then.
+    fn log(&mut self, line: impl FnOnce() -> Logged) {
+        if !self.record.history {
+            return;
+        }
         if self.log.len() == LOG_TAIL {
             self.log.pop_front();
         }
-        self.log.push_back(line);
+        self.log.push_back(line());
+    }
+
+    /// The determinism check: the twin (when there is one) answered or
+    /// produced `theirs` where the policy gave `ours`.
+    fn same<T: PartialEq + fmt::Debug>(&self, what: &str, ours: &T, theirs: Option<&T>) -> Res {
+        match theirs {
+            Some(theirs) if theirs != ours => Err(format!(
+                "same seed and inputs, different outputs: {what} {ours:?} once and {theirs:?} the other time"
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Hands `event` to the policy (and its twin).
+    fn handle_event(&mut self, id: ConnectionId, event: &Event) -> Result<Handled, String> {
+        let now = ts(self.clock);
+        let theirs = self
+            .twin
+            .as_mut()
+            .map(|twin| twin.handle_event(now, id, event.clone()));
+        let ours = self.policy.handle_event(now, id, event.clone());
+        self.same("the answer to an event", &ours, theirs.as_ref())?;
+        Ok(ours)
+    }
+
+    /// Runs the policy's (and its twin's) timers due by the driver's clock.
+    fn handle_timeout(&mut self) {
+        let now = ts(self.clock);
+        if let Some(twin) = self.twin.as_mut() {
+            twin.handle_timeout(now);
+        }
+        self.policy.handle_timeout(now);
+    }
+
+    /// Hands an identify answer to the policy (and its twin).
+    fn handle_identify(&mut self, answer: IdentifyAnswer) -> Result<Handled, String> {
+        let now = ts(self.clock);
+        let theirs = self
+            .twin
+            .as_mut()
+            .map(|twin| twin.handle_identify(now, answer));
+        let ours = self.policy.handle_identify(now, answer);
+        self.same("the answer to an identify answer", &ours, theirs.as_ref())?;
+        Ok(ours)
+    }
+
+    /// The policy's next output; the twin's must be the same.
+    fn poll_output(&mut self) -> Result<Option<Output>, String> {
+        let theirs = self.twin.as_mut().map(Policy::poll_output);
+        let ours = self.policy.poll_output();
+        self.same("the next output", &ours, theirs.as_ref())?;
+        Ok(ours)
     }
 
     fn config(&self) -> &PolicyConfig {
@@ -198,6 +285,8 @@ impl<'a> Driver<'a> {
         self.ended.push(t.id);
     }
 
+    /// Runs every step, checking after each; returns the outputs (when
+    /// [`Record::trace`] keeps them) and the policy's counters.
     pub(super) fn run(mut self) -> Result<(Trace, PolicyStats), String> {
         self.drain()?;
         self.after_step()?;
@@ -209,7 +298,10 @@ impl<'a> Driver<'a> {
                 .and_then(|()| self.after_step())
                 .map_err(|e| format!("step {i} ({step:?}): {e}"))?;
         }
-        Ok((self.trace, *self.policy.stats()))
+        let stats = *self.policy.stats();
+        let twin_stats = self.twin.as_ref().map(|twin| *twin.stats());
+        self.same("the counters", &stats, twin_stats.as_ref())?;
+        Ok((self.trace, stats))
     }
 
     fn step(&mut self, step: &Step) -> Res {
@@ -229,8 +321,9 @@ impl<'a> Driver<'a> {
 
     fn wake(&mut self, ms: u64) -> Res {
         self.set_clock(ms);
-        self.log(Logged::Wake(self.clock));
-        self.policy.handle_timeout(ts(self.clock));
+        let at = self.clock;
+        self.log(|| Logged::Wake(at));
+        self.handle_timeout();
         self.drain()
     }
 
@@ -335,7 +428,7 @@ impl<'a> Driver<'a> {
 
     /// Runs the timers due by now, then delivers `ev` on the live socket.
     fn deliver(&mut self, ev: &Ev) -> Res {
-        self.policy.handle_timeout(ts(self.clock));
+        self.handle_timeout();
         self.drain()?;
         if self.halted {
             return Ok(());
@@ -362,11 +455,10 @@ impl<'a> Driver<'a> {
 
     fn deliver_live(&mut self, index: usize, event: Event) -> Res {
         let t = self.live[index].clone();
-        let handled = self
-            .policy
-            .handle_event(ts(self.clock), t.id, event.clone());
-        self.log(Logged::In {
-            at: self.clock,
+        let handled = self.handle_event(t.id, &event)?;
+        let at = self.clock;
+        self.log(|| Logged::In {
+            at,
             conn: t.id,
             stale: false,
             event: event.clone(),
@@ -438,7 +530,7 @@ impl<'a> Driver<'a> {
     }
 
     fn deliver_stale(&mut self, pick: u8, ev: &Ev) -> Res {
-        self.policy.handle_timeout(ts(self.clock));
+        self.handle_timeout();
         self.drain()?;
         let p = u64::from(pick);
         let id = match pick % 3 {
@@ -457,10 +549,11 @@ impl<'a> Driver<'a> {
         let server_seq = self.server_seq;
         let event = self.event(ev, None);
         self.server_seq = server_seq;
-        let before = self.trace.len();
-        let handled = self.policy.handle_event(ts(self.clock), id, event.clone());
-        self.log(Logged::In {
-            at: self.clock,
+        let before = self.outputs;
+        let handled = self.handle_event(id, &event)?;
+        let at = self.clock;
+        self.log(|| Logged::In {
+            at,
             conn: id,
             stale: true,
             event: event.clone(),
@@ -470,18 +563,21 @@ impl<'a> Driver<'a> {
             format!("{event:?} on old connection {id} was {handled:?}, not Stale")
         })?;
         self.drain()?;
-        self.check(Prop::Lifecycle, self.trace.len() == before, || {
-            format!(
-                "stale {event:?} on {id} produced {:?}",
-                &self.trace[before..]
-            )
+        self.check(Prop::Lifecycle, self.outputs == before, || {
+            let produced = self.outputs - before;
+            match self.trace.get(self.trace.len().saturating_sub(produced)..) {
+                Some(outputs) if self.record.trace => {
+                    format!("stale {event:?} on {id} produced {outputs:?}")
+                }
+                _ => format!("stale {event:?} on {id} produced {produced} outputs"),
+            }
         })
     }
 
     /// Drains `poll_output` until `None`, carrying out each output.
     fn drain(&mut self) -> Res {
         let mut count = 0;
-        while let Some(output) = self.policy.poll_output() {
+        while let Some(output) = self.poll_output()? {
             count += 1;
             if count > DRAIN_CAP {
                 self.check(Prop::Liveness, false, || {
@@ -490,12 +586,16 @@ impl<'a> Driver<'a> {
                 self.halted = true;
                 return Ok(());
             }
-            self.log(Logged::Out {
-                at: self.now,
+            let at = self.now;
+            self.log(|| Logged::Out {
+                at,
                 output: output.clone(),
             });
+            self.outputs += 1;
             self.on_output(&output)?;
-            self.trace.push((self.now, output));
+            if self.record.trace {
+                self.trace.push((at, output));
+            }
         }
         if self.case.auto_close
             && let Some(index) = self
@@ -533,9 +633,10 @@ impl<'a> Driver<'a> {
             )
         })?;
         if let Some(answer) = self.limiter.answer(ts(self.clock), shard, request) {
-            let handled = self.policy.handle_identify(ts(self.clock), answer);
-            self.log(Logged::Answer {
-                at: self.clock,
+            let handled = self.handle_identify(answer)?;
+            let at = self.clock;
+            self.log(|| Logged::Answer {
+                at,
                 answer,
                 handled,
             });

@@ -40,7 +40,7 @@ use crate::{
     ConnectFailure, MAX_SESSION_ID_LEN, Output, PolicyConfig, PolicyStats, SessionStartLimit,
 };
 
-use driver::Driver;
+use driver::{Driver, Record};
 
 // ----- the abstract inputs -------------------------------------------------
 
@@ -238,6 +238,56 @@ pub type Trace = Vec<(u64, Output)>;
 /// and the recent history; or the case's configuration, refused by
 /// [`Policy::new`](crate::Policy::new).
 pub fn run(case: &Case, checks: &[Prop]) -> Result<(Trace, PolicyStats), String> {
-    let mask = checks.iter().fold(0, |m, p| m | p.bit());
-    Driver::new(case, mask)?.run()
+    let record = Record {
+        trace: true,
+        history: false,
+        twin: false,
+    };
+    run_recording(case, mask(checks), record)
+}
+
+/// Runs `case` as [`run`] does, with a second policy built from the same
+/// set-up beside the first and fed the same inputs: every answer the two
+/// give, every output they produce (in order) and their final counters must
+/// be the same. This checks what running the case twice and comparing the
+/// traces checks, without driving the case twice; the fuzz target uses it.
+/// The outputs are checked as they come and not kept.
+///
+/// # Errors
+///
+/// As [`run`]'s, and the first difference between the two policies.
+pub fn run_with_twin(case: &Case, checks: &[Prop]) -> Result<PolicyStats, String> {
+    let record = Record {
+        trace: false,
+        history: false,
+        twin: true,
+    };
+    run_recording(case, mask(checks), record).map(|(_, stats)| stats)
+}
+
+fn mask(checks: &[Prop]) -> u32 {
+    checks.iter().fold(0, |m, p| m | p.bit())
+}
+
+/// Runs `case` without keeping a history (most runs pass, and recording
+/// every input and output would cost more than running the policy); a run
+/// that fails is replayed with the history and the trace kept, so its
+/// message shows the recent inputs and outputs. The replay is exact: the
+/// driver and the policy are deterministic, which the twin checks.
+fn run_recording(case: &Case, checks: u32, record: Record) -> Result<(Trace, PolicyStats), String> {
+    let failure = match Driver::new(case, checks, record)?.run() {
+        Ok(done) => return Ok(done),
+        Err(failure) => failure,
+    };
+    let replay = Record {
+        trace: true,
+        history: true,
+        ..record
+    };
+    match Driver::new(case, checks, replay)?.run() {
+        Err(explained) => Err(explained),
+        Ok(_) => Err(format!(
+            "{failure}\n(no history: the same case passed when replayed, so the run is not deterministic)"
+        )),
+    }
 }
