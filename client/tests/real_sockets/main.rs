@@ -10,6 +10,7 @@ mod chaos;
 mod compression;
 mod faults;
 mod gateway_bot;
+mod hundred;
 mod link_faults;
 mod runner;
 mod scenarios;
