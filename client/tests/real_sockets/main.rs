@@ -6,11 +6,11 @@
 //! so it starts early) runs alongside the shorter scenarios.
 
 mod bad_input;
+mod bot_proof;
 mod chaos;
 mod compression;
 mod faults;
 mod gateway_bot;
-mod hundred;
 mod link_faults;
 mod runner;
 mod scenarios;

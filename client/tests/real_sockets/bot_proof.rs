@@ -13,9 +13,10 @@
 //! violation, no connection over the send limit, never two sockets on one
 //! session, and no Identify after the first one of each shard.
 //!
-//! The CI run flaps for 8 s; the soak is the same for as long as asked
+//! The CI runs (`cargo test -p reconnect-client --test real_sockets
+//! bot_proof -- --nocapture`) flap for 8 s; the soak is the same for as long as asked
 //! (10 minutes by default):
-//! `SOAK_SECS=600 nice -n 10 cargo test -p reconnect-client --test real_sockets hundred_shard_soak -- --ignored --nocapture`.
+//! `SOAK_SECS=600 nice -n 10 cargo test -p reconnect-client --test real_sockets bot_proof::soak -- --ignored --nocapture`.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -107,10 +108,25 @@ impl Bot {
             if behind == 0 {
                 return;
             }
-            assert!(
-                clock.elapsed() < Duration::from_secs(seconds),
-                "{what}: {behind} shards not there after {seconds} s"
-            );
+            if clock.elapsed() >= Duration::from_secs(seconds) {
+                let figures = self.runner.figures();
+                let sum = |f: fn(&reconnect_client::Figures) -> u64| -> u64 {
+                    figures.values().map(f).sum()
+                };
+                panic!(
+                    "{what}: {behind} shards not there after {seconds} s; attempts {}, identifies {}, resumes {}, zombies {}, states {:?}",
+                    sum(|f| f.attempts),
+                    sum(|f| f.identifies),
+                    sum(|f| f.resumes_succeeded),
+                    sum(|f| f.zombies),
+                    figures
+                        .values()
+                        .fold(BTreeMap::<String, u32>::new(), |mut by, f| {
+                            *by.entry(format!("{:?}", f.state)).or_default() += 1;
+                            by
+                        }),
+                );
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -413,7 +429,7 @@ async fn proof(setup: Setup) {
 /// 100 shards in 25 buckets (four identify rounds), zlib-stream, 8 s of
 /// flapping, then the restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hundred_shards_flapping_then_restarted_lose_and_repeat_nothing() {
+async fn a_100_shard_bot_through_flapping_links_and_a_restart_loses_and_repeats_nothing() {
     bounded(
         120,
         proof(Setup {
@@ -429,7 +445,7 @@ async fn hundred_shards_flapping_then_restarted_lose_and_repeat_nothing() {
 
 /// The same, smaller, with zstd-stream: 20 shards in one identify round.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn twenty_zstd_shards_flapping_then_restarted_lose_and_repeat_nothing() {
+async fn a_20_shard_zstd_bot_through_flapping_links_and_a_restart_loses_and_repeats_nothing() {
     bounded(
         90,
         proof(Setup {
@@ -447,7 +463,7 @@ async fn twenty_zstd_shards_flapping_then_restarted_lose_and_repeat_nothing() {
 /// (default 600) seconds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a soak of 10 minutes; run by hand"]
-async fn hundred_shard_soak() {
+async fn soak_of_the_100_shard_bot() {
     let seconds: u64 = std::env::var("SOAK_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
