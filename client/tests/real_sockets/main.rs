@@ -6,6 +6,7 @@
 //! so it starts early) runs alongside the shorter scenarios.
 
 mod bad_input;
+mod bot_proof;
 mod chaos;
 mod compression;
 mod faults;

@@ -128,6 +128,7 @@ pub(super) async fn serve(shared: Arc<Shared>, tcp: TcpStream, id: u64) {
         refuse_before_hello: shared_requires_user_agent
             && without_user_agent.load(Ordering::Relaxed),
         deflater,
+        received: std::collections::VecDeque::new(),
     };
     socket.run().await;
     socket.finish();
@@ -157,6 +158,8 @@ struct ServerSocket {
     /// This connection's compression stream, when the client asked for
     /// one (`compress=` in the query).
     deflater: Option<Deflater>,
+    /// When each payload of the current send window arrived.
+    received: std::collections::VecDeque<tokio::time::Instant>,
 }
 
 impl ServerSocket {
@@ -234,6 +237,30 @@ impl ServerSocket {
         }
     }
 
+    /// Counts one payload from the client in the send window; whether it
+    /// is one too many.
+    fn over_send_limit(&mut self) -> bool {
+        let limit = self.shared.config.send_limit;
+        let window = Duration::from_millis(self.shared.config.send_window_ms);
+        let now = tokio::time::Instant::now();
+        while self
+            .received
+            .front()
+            .is_some_and(|&at| now.saturating_duration_since(at) >= window)
+        {
+            self.received.pop_front();
+        }
+        self.received.push_back(now);
+        let in_window = self.received.len() as u64;
+        let mut state = self.shared.lock();
+        state.stats.max_sent_per_window = state.stats.max_sent_per_window.max(in_window);
+        let over = limit > 0 && in_window > u64::from(limit);
+        if over {
+            state.stats.send_limit_exceeded += 1;
+        }
+        over
+    }
+
     fn stalled(&self) -> bool {
         self.shared.lock().modes.stall
     }
@@ -283,6 +310,13 @@ impl ServerSocket {
             Message::Text(text) => {
                 if self.stalled() {
                     return Flow::Continue;
+                }
+                if self.over_send_limit() {
+                    info!(
+                        connection = self.id,
+                        "over the send limit: closing with 4008"
+                    );
+                    return self.close(4008).await;
                 }
                 let Ok(payload) = serde_json::from_str::<Value>(text.as_str()) else {
                     return self.close(4002).await;

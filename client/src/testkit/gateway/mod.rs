@@ -97,6 +97,13 @@ pub struct GatewayConfig {
     /// Give each dispatch a body shaped like the real event's (ids, users,
     /// text, timestamps; see [`dispatch_mix`]) instead of a tiny one.
     pub realistic_events: bool,
+    /// The send limit: payloads a client may send on one connection in any
+    /// `send_window_ms` (every payload counts, heartbeats too); one more
+    /// closes the connection with 4008 (counted in
+    /// [`GatewayStats::send_limit_exceeded`]). 0: no limit.
+    pub send_limit: u32,
+    /// The send limit's window, in ms.
+    pub send_window_ms: u64,
 }
 
 impl Default for GatewayConfig {
@@ -115,6 +122,8 @@ impl Default for GatewayConfig {
             schedule: Vec::new(),
             require_user_agent: false,
             realistic_events: false,
+            send_limit: 120,
+            send_window_ms: 60_000,
         }
     }
 }

@@ -99,4 +99,8 @@ pub struct GatewayStats {
     pub resume_log: Vec<ResumeRecord>,
     /// Faults injected.
     pub faults: u64,
+    /// Connections closed with 4008 for sending over the send limit.
+    pub send_limit_exceeded: u64,
+    /// The most payloads one connection sent in any send window.
+    pub max_sent_per_window: u64,
 }
