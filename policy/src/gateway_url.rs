@@ -76,7 +76,14 @@ impl GatewayUrl {
         } else {
             return Err(UrlError::Scheme);
         };
-        if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        // Byte scan first (every URL a gateway sends is ASCII); the char
+        // scan only for the rest. For ASCII the two agree: the one
+        // whitespace `is_ascii_whitespace` leaves out (U+000B) is a control.
+        if url
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+            || (!url.is_ascii() && url.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
             return Err(UrlError::Authority);
         }
         let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
@@ -97,8 +104,8 @@ impl GatewayUrl {
                 && !host.ends_with('.')
                 && !host.contains("..")
                 && host
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
             if !valid {
                 return Err(UrlError::Authority);
             }
