@@ -71,6 +71,25 @@ impl Default for Budget {
     }
 }
 
+/// Events one shard may have pending at once, beyond [`PENDING_BASE`],
+/// before the run is cut off as a backlog. A shard's timers, messages in
+/// flight and sockets need a few dozen under a sound client; the leakiest
+/// built-in peer model (`carbon-old-pr`, which leaves sockets behind) peaks
+/// near 1,200 a shard in `repeated-outage`. A model that keeps queueing
+/// work faster than it is done would otherwise grow the queue with
+/// simulated time.
+pub const PENDING_PER_SHARD: u64 = 4_096;
+/// Events a run may have pending at once whatever its fleet (the
+/// scenario's faults, the heal, the fleet's own timers).
+pub const PENDING_BASE: u64 = 65_536;
+
+/// The most events a run of `shards` shards may have pending at once
+/// before it ends with [`RunError::Backlog`].
+#[must_use]
+pub fn pending_cap(shards: u32) -> u64 {
+    PENDING_BASE.saturating_add(PENDING_PER_SHARD.saturating_mul(u64::from(shards)))
+}
+
 /// A run that could not finish.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RunError {
@@ -89,6 +108,20 @@ pub enum RunError {
         /// Events processed.
         events: u64,
     },
+    /// The model kept queueing work: more events were pending at once than
+    /// the fleet can need ([`pending_cap`]).
+    Backlog {
+        /// The scenario's name.
+        scenario: String,
+        /// The model's name.
+        model: String,
+        /// The seed, to replay it.
+        seed: u64,
+        /// Simulated time reached, ms.
+        reached_ms: u64,
+        /// The cap on pending events that was passed.
+        pending: u64,
+    },
 }
 
 impl std::fmt::Display for RunError {
@@ -104,6 +137,16 @@ impl std::fmt::Display for RunError {
             } => write!(
                 f,
                 "{scenario} with {model}, seed {seed}: went over its budget of {events} events at {reached_ms} ms of simulated time"
+            ),
+            Self::Backlog {
+                scenario,
+                model,
+                seed,
+                reached_ms,
+                pending,
+            } => write!(
+                f,
+                "{scenario} with {model}, seed {seed}: kept queueing work, more than {pending} events pending at {reached_ms} ms of simulated time"
             ),
         }
     }
@@ -213,8 +256,19 @@ pub fn run(
     seed: u64,
     budget: Budget,
 ) -> Result<Recorder, RunError> {
+    run_capped(scenario, model, seed, budget, pending_cap(scenario.shards))
+}
+
+/// [`run`] with `max_pending` events pending at most.
+fn run_capped(
+    scenario: &Scenario,
+    model: &ModelSpec,
+    seed: u64,
+    budget: Budget,
+    max_pending: u64,
+) -> Result<Recorder, RunError> {
     let mut sim = Sim::new(scenario, model, seed)?;
-    sim.run(budget)?;
+    sim.run(budget, max_pending)?;
     Ok(sim.finish())
 }
 
@@ -319,7 +373,7 @@ impl<'a> Sim<'a> {
         }
         if !sc.faults_after_startup {
             // The whole run is judged, from its first millisecond.
-            sim.rec.judged_from = Some(0);
+            sim.rec.begin_judging(0);
             sim.schedule_faults(0);
         }
         sim.rec.end_at = sim.end_ms;
@@ -330,6 +384,7 @@ impl<'a> Sim<'a> {
     fn schedule_faults(&mut self, offset: u64) {
         let sc = self.sc;
         self.offset = Some(offset);
+        self.rec.schedule_offset = Some(offset);
         self.end_ms = offset.saturating_add(sc.duration_ms);
         self.rec.end_at = self.end_ms;
         // Dispatches stop a minute before the end, so they can be delivered.
@@ -365,7 +420,7 @@ impl<'a> Sim<'a> {
     /// baseline.
     fn judge(&mut self) {
         self.read_gateway_tally();
-        self.rec.judged_from = Some(self.now);
+        self.rec.begin_judging(self.now);
         self.rec.count_at_judging = self.rec.count;
         self.rec.judged = self.rec.established.iter().map(Option::is_some).collect();
     }
@@ -404,8 +459,9 @@ impl<'a> Sim<'a> {
         self.queue.push(at.max(self.now), ev);
     }
 
-    fn run(&mut self, budget: Budget) -> Result<(), RunError> {
+    fn run(&mut self, budget: Budget, max_pending: u64) -> Result<(), RunError> {
         let max_events = budget.max_events;
+        let cap = usize::try_from(max_pending).unwrap_or(usize::MAX);
         while let Some((at, ev)) = self.queue.pop() {
             if at > self.end_ms {
                 break;
@@ -430,6 +486,15 @@ impl<'a> Sim<'a> {
                 });
             }
             self.step(ev);
+            if self.queue.len() > cap {
+                return Err(RunError::Backlog {
+                    scenario: self.sc.name.clone(),
+                    model: self.model_name.clone(),
+                    seed: self.seed,
+                    reached_ms: self.now,
+                    pending: max_pending,
+                });
+            }
         }
         self.now = self.end_ms;
         Ok(())
@@ -1035,5 +1100,32 @@ impl<'a> Sim<'a> {
             bound = bound.max(after_refill);
         }
         self.rec.lower_bound_ms = bound;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backlog_past_the_cap_ends_the_run_naming_scenario_model_and_seed() {
+        let mut sc = Scenario::builtin("outage-30s").expect("built-in");
+        sc.shards = 20;
+        let m = crate::model("naive").expect("model");
+        // Twenty shards keep more than ten events pending (timers, handshakes
+        // in flight), so a cap of ten must cut the run off.
+        let err = run_capped(&sc, &m, 77, Budget::default(), 10).unwrap_err();
+        assert!(
+            matches!(err, RunError::Backlog { pending: 10, .. }),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("outage-30s") && text.contains("naive") && text.contains("seed 77"),
+            "{text}"
+        );
+        // The fleet's own cap leaves the same run alone.
+        let rec = run(&sc, &m, 77, Budget::default()).expect("within the cap");
+        assert!(rec.queue_high_water <= pending_cap(sc.shards));
     }
 }

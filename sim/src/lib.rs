@@ -62,7 +62,7 @@ pub mod wire;
 use reconnect_policy::{BackoffConfig, BackoffStrategy, PolicyConfig};
 
 pub use client::PeerKind;
-pub use engine::{Budget, ModelSpec, RunError, run};
+pub use engine::{Budget, ModelSpec, PENDING_BASE, PENDING_PER_SHARD, RunError, pending_cap, run};
 pub use report::{Report, infeasibility, table};
 pub use scenario::Scenario;
 
@@ -149,25 +149,15 @@ pub struct Series {
 impl Series {
     /// The series of a finished run of `scenario`.
     #[must_use]
-    pub fn new(scenario: &Scenario, recorder: &metrics::Recorder) -> Self {
+    pub fn new(_scenario: &Scenario, recorder: &metrics::Recorder) -> Self {
         let times = report::recovery_times(recorder);
         let mut recovery_ms: Vec<u64> = times.iter().flatten().copied().collect();
         recovery_ms.sort_unstable();
-        let mut attempts_per_s = Vec::new();
-        if let (Some(from), Some(heal)) = (recorder.judged_from, recorder.heal_at) {
-            let offset = heal.saturating_sub(scenario.heal_at_ms);
-            for &t in recorder.attempts.iter().flatten() {
-                let t = u64::from(t);
-                if t < from {
-                    continue;
-                }
-                let i = usize::try_from((t - offset) / 1_000).unwrap_or(usize::MAX);
-                if i >= attempts_per_s.len() {
-                    attempts_per_s.resize(i + 1, 0);
-                }
-                attempts_per_s[i] += 1;
-            }
-        }
+        let attempts_per_s = if recorder.judged_from.is_some() && recorder.heal_at.is_some() {
+            recorder.attempts_per_schedule_s.clone()
+        } else {
+            Vec::new()
+        };
         Self {
             attempts_per_s,
             recovery_ms,

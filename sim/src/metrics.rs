@@ -85,17 +85,119 @@ impl std::ops::Sub for Counters {
     }
 }
 
+/// The most times recorded inside any window of a fixed length, kept as
+/// they arrive (in non-decreasing order), so memory is bounded by the times
+/// inside one window rather than by the length of the run.
+///
+/// Only times from [`WindowPeak::begin_judging`] on count; the same
+/// figures [`max_in_window`] gives over the sorted times from then on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WindowPeak {
+    /// The window's length, ms.
+    window: u32,
+    /// The times inside the window ending at the latest one.
+    recent: std::collections::VecDeque<u32>,
+    /// Times counted since judging began.
+    count: u64,
+    /// The most times inside one window since judging began.
+    peak: u32,
+    /// Whether judging has begun.
+    judging: bool,
+    /// The first time ever pushed, judged or not.
+    first: Option<u32>,
+}
+
+impl WindowPeak {
+    /// An empty count over windows of `window` ms.
+    #[must_use]
+    pub fn new(window: u32) -> Self {
+        Self {
+            window,
+            ..Self::default()
+        }
+    }
+
+    /// A time, no earlier than the one before it.
+    pub fn push(&mut self, at: u32) {
+        while self
+            .recent
+            .front()
+            .is_some_and(|&t| at.saturating_sub(t) >= self.window)
+        {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(at);
+        self.first.get_or_insert(at);
+        if self.judging {
+            self.count = self.count.saturating_add(1);
+            let held = u32::try_from(self.recent.len()).unwrap_or(u32::MAX);
+            self.peak = self.peak.max(held);
+        }
+    }
+
+    /// Judging begins at `from`: times before it are forgotten, the ones at
+    /// or after it (pushed at the same instant) count.
+    pub fn begin_judging(&mut self, from: u32) {
+        self.recent.retain(|&t| t >= from);
+        self.judging = true;
+        self.count = self.recent.len() as u64;
+        self.peak = u32::try_from(self.recent.len()).unwrap_or(u32::MAX);
+    }
+
+    /// Times counted since judging began.
+    #[must_use]
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The most times inside one window since judging began.
+    #[must_use]
+    pub fn peak(&self) -> u32 {
+        self.peak
+    }
+
+    /// The first time ever pushed, judged or not.
+    #[must_use]
+    pub fn first(&self) -> Option<u32> {
+        self.first
+    }
+
+    /// Times held now (at most the times inside one window).
+    #[must_use]
+    pub fn held(&self) -> usize {
+        self.recent.len()
+    }
+}
+
+/// The longest per-second series kept: 7 simulated days and an hour (a
+/// scenario runs at most 7 days, after a start-up).
+pub const MAX_SERIES_SECONDS: usize = 7 * 24 * 3_600 + 3_600;
+
 /// Everything the engine writes down.
 #[derive(Debug, Default)]
 pub struct Recorder {
-    /// Attempt times per shard (ms; fits in u32 for runs up to 49 days).
-    pub attempts: Vec<Vec<u32>>,
-    /// Times per shard at which a handshake reached the gateway.
-    pub arrivals: Vec<Vec<u32>>,
+    /// Attempts per shard in any 60 s since judging began (times in ms;
+    /// fit in u32 for runs up to 49 days).
+    pub attempts: Vec<WindowPeak>,
+    /// Handshakes per shard reaching the gateway in any 60 s since judging
+    /// began.
+    pub arrivals: Vec<WindowPeak>,
+    /// Handshakes reaching the gateway, all shards, in any 100 ms since
+    /// judging began.
+    pub arrivals_100ms: WindowPeak,
     /// Client attempts per second of simulated time.
     pub attempts_per_s: Vec<u32>,
     /// Handshakes reaching the server per second.
     pub arrivals_per_s: Vec<u32>,
+    /// Client attempts per second of the fault schedule, from judging on:
+    /// index `i` is second `i` after [`Recorder::schedule_offset`]. Grows
+    /// to the last second with an attempt (4 bytes a simulated second).
+    pub attempts_per_schedule_s: Vec<u32>,
+    /// When the fault schedule began, ms from the start, once scheduled.
+    pub schedule_offset: Option<u64>,
+    /// The latest millisecond with an attempt, and the attempts in it (the
+    /// ones at the instant judging begins count).
+    latest_attempts: (u64, u32),
     /// The counts so far.
     pub count: Counters,
     /// The counts when judging began (all zero for a whole-run judgement).
@@ -148,8 +250,9 @@ impl Recorder {
     pub fn new(shards: u32, duration_ms: u64) -> Self {
         let seconds = usize::try_from(duration_ms / 1_000 + 1).unwrap_or(usize::MAX);
         Self {
-            attempts: vec![Vec::new(); shards as usize],
-            arrivals: vec![Vec::new(); shards as usize],
+            attempts: vec![WindowPeak::new(60_000); shards as usize],
+            arrivals: vec![WindowPeak::new(60_000); shards as usize],
+            arrivals_100ms: WindowPeak::new(100),
             attempts_per_s: vec![0; seconds],
             arrivals_per_s: vec![0; seconds],
             established: vec![None; shards as usize],
@@ -165,6 +268,28 @@ impl Recorder {
         self.count - self.count_at_judging
     }
 
+    /// Judging begins now, at `at` ms: from here on attempts and
+    /// handshakes count.
+    pub fn begin_judging(&mut self, at: u64) {
+        let from = u32::try_from(at).unwrap_or(u32::MAX);
+        self.judged_from = Some(at);
+        for w in self.attempts.iter_mut().chain(self.arrivals.iter_mut()) {
+            w.begin_judging(from);
+        }
+        self.arrivals_100ms.begin_judging(from);
+        self.attempts_per_schedule_s.clear();
+        if let (Some(offset), (latest, n)) = (self.schedule_offset, self.latest_attempts)
+            && latest == at
+            && n > 0
+        {
+            let i = usize::try_from(at.saturating_sub(offset) / 1_000).unwrap_or(usize::MAX);
+            if i < MAX_SERIES_SECONDS {
+                self.attempts_per_schedule_s.resize(i.saturating_add(1), 0);
+                self.attempts_per_schedule_s[i] = n;
+            }
+        }
+    }
+
     /// Folds an event into the trace hash.
     pub fn trace(&mut self, at: u64, kind: u64, key: u64) {
         let mut h = self.trace_hash ^ at;
@@ -175,17 +300,35 @@ impl Recorder {
 
     /// A client attempt.
     pub fn attempt(&mut self, shard: u32, at: u64) {
-        self.attempts[shard as usize].push(u32::try_from(at).unwrap_or(u32::MAX));
+        if let Some(a) = self.attempts.get_mut(shard as usize) {
+            a.push(u32::try_from(at).unwrap_or(u32::MAX));
+        }
         if let Some(c) = self.attempts_per_s.get_mut((at / 1_000) as usize) {
             *c += 1;
+        }
+        if self.latest_attempts.0 == at {
+            self.latest_attempts.1 = self.latest_attempts.1.saturating_add(1);
+        } else {
+            self.latest_attempts = (at, 1);
+        }
+        if let Some(offset) = self.schedule_offset {
+            let i = usize::try_from(at.saturating_sub(offset) / 1_000).unwrap_or(usize::MAX);
+            if i >= self.attempts_per_schedule_s.len() && i < MAX_SERIES_SECONDS {
+                self.attempts_per_schedule_s.resize(i.saturating_add(1), 0);
+            }
+            if let Some(c) = self.attempts_per_schedule_s.get_mut(i) {
+                *c = c.saturating_add(1);
+            }
         }
     }
 
     /// A handshake from `shard` reaching the server.
     pub fn arrival(&mut self, shard: u32, at: u64) {
+        let t = u32::try_from(at).unwrap_or(u32::MAX);
         if let Some(a) = self.arrivals.get_mut(shard as usize) {
-            a.push(u32::try_from(at).unwrap_or(u32::MAX));
+            a.push(t);
         }
+        self.arrivals_100ms.push(t);
         if let Some(c) = self.arrivals_per_s.get_mut((at / 1_000) as usize) {
             *c += 1;
         }
@@ -242,6 +385,32 @@ mod tests {
         assert_eq!(max_in_window(&[0, 59_999], 60_000), 2);
         assert_eq!(max_in_window(&[0, 60_000], 60_000), 1);
         assert_eq!(max_in_window(&[0, 1, 2, 70_000, 70_001], 60_000), 3);
+    }
+
+    #[test]
+    fn window_peak_agrees_with_the_sorted_times_and_holds_one_window() {
+        let mut times = Vec::new();
+        let mut x = 7_u64;
+        let mut t = 0_u32;
+        for _ in 0..5_000 {
+            x = crate::rng::mix(x);
+            t += u32::try_from(x % 40).unwrap();
+            times.push(t);
+        }
+        let from = times[1_000];
+        let mut w = WindowPeak::new(1_000);
+        for &t in &times[..1_001] {
+            w.push(t);
+        }
+        w.begin_judging(from);
+        for &t in &times[1_001..] {
+            w.push(t);
+            assert!(w.held() <= 1_000, "only one window is held");
+        }
+        let judged: Vec<u32> = times.iter().copied().filter(|&t| t >= from).collect();
+        assert_eq!(w.peak(), max_in_window(&judged, 1_000));
+        assert_eq!(w.count(), judged.len() as u64);
+        assert_eq!(w.first(), Some(times[0]));
     }
 
     #[test]

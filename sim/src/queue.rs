@@ -211,6 +211,11 @@ impl<T> Queue<T> {
         None
     }
 
+    /// Events pending now.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
     /// The most events ever pending at once.
     pub(crate) fn peak(&self) -> usize {
         self.slab.len()

@@ -41,7 +41,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::{Recorder, max_in_window, quantile};
+use crate::metrics::{Recorder, quantile};
 use crate::scenario::{FaultKind, Scenario};
 
 /// The most handshakes a shard may bring to the gateway in 60 s before it
@@ -248,25 +248,12 @@ impl Report {
     pub fn new(sc: &Scenario, model: &str, seed: u64, rec: &Recorder) -> Self {
         let c = rec.judged_counts();
         let judged_from = rec.judged_from.unwrap_or(u64::MAX);
-        let from = u32::try_from(judged_from).unwrap_or(u32::MAX);
-        let since = |times: &Vec<u32>| -> Vec<u32> {
-            let i = times.partition_point(|&t| t < from);
-            times[i..].to_vec()
-        };
-        let dials: Vec<Vec<u32>> = rec.attempts.iter().map(since).collect();
-        let handshakes: Vec<Vec<u32>> = rec.arrivals.iter().map(since).collect();
-        let per_client: Vec<u32> = dials.iter().map(|a| max_in_window(a, 60_000)).collect();
-        let mut per_client_u64: Vec<u64> = per_client.iter().map(|&v| u64::from(v)).collect();
-        let max_60 = per_client.iter().copied().max().unwrap_or(0);
+        let mut per_client_u64: Vec<u64> =
+            rec.attempts.iter().map(|a| u64::from(a.peak())).collect();
+        let max_60 = rec.attempts.iter().map(|a| a.peak()).max().unwrap_or(0);
         let p99_60 = u32::try_from(quantile(&mut per_client_u64, 0.99)).unwrap_or(u32::MAX);
-        let max_hs_60 = handshakes
-            .iter()
-            .map(|a| max_in_window(a, 60_000))
-            .max()
-            .unwrap_or(0);
-        let mut all_handshakes: Vec<u32> = handshakes.iter().flatten().copied().collect();
-        all_handshakes.sort_unstable();
-        let peak_100ms = max_in_window(&all_handshakes, 100);
+        let max_hs_60 = rec.arrivals.iter().map(|a| a.peak()).max().unwrap_or(0);
+        let peak_100ms = rec.arrivals_100ms.peak();
 
         let from_s = usize::try_from(judged_from / 1_000).unwrap_or(usize::MAX);
         let arrivals = rec.arrivals_per_s.get(from_s..).unwrap_or_default();
@@ -324,8 +311,8 @@ impl Report {
             f64::from(window.iter().copied().max().unwrap_or(0)) / mean
         };
 
-        let attempts: u64 = dials.iter().map(|a| a.len() as u64).sum();
-        let handshake_count: u64 = handshakes.iter().map(|a| a.len() as u64).sum();
+        let attempts: u64 = rec.attempts.iter().map(|a| a.count()).sum();
+        let handshake_count: u64 = rec.arrivals.iter().map(|a| a.count()).sum();
         let to_win_back = c.disconnects
             + if sc.faults_after_startup {
                 0
@@ -765,10 +752,12 @@ mod tests {
         rec.count.identify_violations_strict = 9;
         rec.count_at_judging = rec.count;
         rec.count.identify_violations_strict += 1;
-        rec.judged_from = Some(50_000);
+        rec.attempt(0, 1_000);
+        rec.attempt(0, 2_000);
+        rec.begin_judging(50_000);
+        rec.attempt(0, 55_000);
         rec.heal_at = Some(60_000);
         rec.established = vec![Some(1_000)];
-        rec.attempts = vec![vec![1_000, 2_000, 55_000]];
         let r = Report::new(&sc, "x", 1, &rec);
         assert_eq!(r.identify_violations, 0);
         assert_eq!(r.identify_violations_strict, 1);
