@@ -64,6 +64,18 @@ pub struct StabilityRule {
     /// (default off: an early first heartbeat can be ACKed within
     /// milliseconds, before a link that drops at once has dropped).
     pub reset_on_first_ack: bool,
+    /// Every full `credit_ms` a connection stays open after Hello repays
+    /// one failure of the retry count, whether or not it lives to the
+    /// window (default 2 s; 0 turns the credit off, leaving only the
+    /// window). 2 s is the shortest retry cycle (the 1 s guard plus the
+    /// first retry's longest wait): a link up as long as it is down repays
+    /// as fast as it fails, so a socket dropped every 5 s resumes after the
+    /// first retry's 0.5–1 s every time instead of climbing to the cap,
+    /// while a link that drops within 2 s of Hello earns nothing and climbs
+    /// as it always did. A shard whose count does not climb has held each
+    /// connection at least this long, so it never makes more than one
+    /// attempt per `credit_ms` plus the guard.
+    pub credit_ms: u64,
 }
 
 impl StabilityRule {
@@ -71,6 +83,7 @@ impl StabilityRule {
     pub const DEFAULT: Self = Self {
         window_ms: 60_000,
         reset_on_first_ack: false,
+        credit_ms: 2_000,
     };
 }
 
@@ -113,6 +126,42 @@ impl Default for ResumeBreaker {
     }
 }
 
+/// When requests of the server (op 7 after READY or RESUMED, op 9 from a
+/// gateway that said Hello, a close that asks for a reconnect after READY
+/// or RESUMED) stop being free.
+///
+/// A free request neither counts as a failure nor waits for the backoff:
+/// the shard resumes at once (the guard still holds, op 9 still waits its
+/// own 1–5 s). A gateway that asks again and again is in a loop, and its
+/// requests go through the backoff like failures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerRequests {
+    /// Requests that are free within one window (default 3). A gateway
+    /// draining its nodes sends op 7 to a healthy session once, sometimes
+    /// twice in a few minutes; a third within a minute is already rare,
+    /// and a fourth is a loop.
+    pub max_free: u32,
+    /// The window, in ms, counted from the first request after the previous
+    /// window ended (default 60 s, the stability window: requests further
+    /// apart than a connection needs to prove stable are never a loop).
+    pub window_ms: u64,
+}
+
+impl ServerRequests {
+    /// The defaults.
+    pub const DEFAULT: Self = Self {
+        max_free: 3,
+        window_ms: 60_000,
+    };
+}
+
+impl Default for ServerRequests {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
 /// Optional limits after which the policy gives up. Both are off by
 /// default: a bot should come back when the network does.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -147,8 +196,10 @@ pub struct PolicyConfig {
     pub timeouts: Timeouts,
     /// What proves a connection alive between heartbeats.
     pub zombie: ZombieRule,
-    /// When the backoff resets.
+    /// When the backoff resets, and how time connected repays it.
     pub stability: StabilityRule,
+    /// When the server's requests to reconnect stop being free.
+    pub server_requests: ServerRequests,
     /// When resuming stops.
     pub resume: ResumeBreaker,
     /// Optional give-up limits.
@@ -168,6 +219,7 @@ impl Default for PolicyConfig {
             timeouts: Timeouts::DEFAULT,
             zombie: ZombieRule::AckOnly,
             stability: StabilityRule::DEFAULT,
+            server_requests: ServerRequests::DEFAULT,
             resume: ResumeBreaker::DEFAULT,
             give_up: GiveUpLimits::default(),
             send_limit: SendLimit::DISCORD,
@@ -232,6 +284,8 @@ impl PolicyConfig {
                 d.invalid_session_wait_max_ms,
             ),
             ("stability.window_ms", self.stability.window_ms),
+            ("stability.credit_ms", self.stability.credit_ms),
+            ("server_requests.window_ms", self.server_requests.window_ms),
             ("timeouts.connect_ms", self.timeouts.connect_ms),
             ("timeouts.hello_ms", self.timeouts.hello_ms),
             ("timeouts.handshake_ms", self.timeouts.handshake_ms),

@@ -40,7 +40,7 @@ use crate::heartbeat::{Beat, Heartbeat};
 use crate::identify::SETTLE_HOLD_MS;
 use crate::jitter::Jitter;
 use crate::output::{Action, Command, ConnectionId, IdentifyAnswer, IdentifyRequest, Note, Output};
-use crate::retry::RetryPlanner;
+use crate::retry::{Ending, RetryPlanner};
 use crate::send_budget::{SendBudget, SendError};
 use crate::session::{Sequence, Session};
 use crate::state::{PolicyState, PolicyStats};
@@ -70,6 +70,7 @@ enum AfterClose {
     Reconnect {
         trigger: Trigger,
         decision: Decision,
+        ending: Ending,
     },
     Stop,
 }
@@ -79,6 +80,8 @@ enum AfterClose {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Link {
     opened_at: Timestamp,
+    /// When Hello arrived: from then on the gateway was answering.
+    hello_at: Option<Timestamp>,
     /// From Hello on: the heartbeat schedule.
     heartbeat: Option<Heartbeat>,
     /// From Hello on: the send budget.
@@ -89,6 +92,7 @@ impl Link {
     const fn opened(at: Timestamp) -> Self {
         Self {
             opened_at: at,
+            hello_at: None,
             heartbeat: None,
             budget: None,
         }
@@ -690,6 +694,7 @@ impl Policy {
             now,
         ));
         link.heartbeat = Some(heartbeat);
+        link.hello_at = Some(now);
         match (&self.session, recovery) {
             (Some(session), Recovery::Resume) => {
                 let command = Command::Resume {
@@ -835,7 +840,7 @@ impl Policy {
                     self.stats.last_close_code = Some(code);
                     let trigger = Trigger::Closed { code: fatal };
                     let decision = self.decide(trigger);
-                    self.schedule(now, trigger, decision);
+                    self.schedule(now, trigger, decision, Ending::default());
                 } else {
                     self.finish_close(now, then);
                 }
@@ -1055,9 +1060,10 @@ impl Policy {
 
     /// The socket is already gone: decide and schedule.
     fn connection_lost(&mut self, now: Timestamp, trigger: Trigger) {
+        let ending = self.ending(trigger);
         self.account_for_end();
         let decision = self.decide(trigger);
-        self.schedule(now, trigger, decision);
+        self.schedule(now, trigger, decision, ending);
     }
 
     /// The socket is open and the policy wants it gone: decide now, close,
@@ -1067,6 +1073,7 @@ impl Policy {
             return;
         };
         let dispatches = self.phase.carries_dispatches();
+        let ending = self.ending(trigger);
         self.account_for_end();
         let decision = self.decide(trigger);
         // A code that keeps the session whenever the session is to be
@@ -1082,14 +1089,22 @@ impl Policy {
         self.phase = Phase::Closing {
             conn,
             deadline: now.saturating_add(self.config.timeouts.close_ms),
-            then: AfterClose::Reconnect { trigger, decision },
+            then: AfterClose::Reconnect {
+                trigger,
+                decision,
+                ending,
+            },
             dispatches,
         };
     }
 
     fn finish_close(&mut self, now: Timestamp, then: AfterClose) {
         match then {
-            AfterClose::Reconnect { trigger, decision } => self.schedule(now, trigger, decision),
+            AfterClose::Reconnect {
+                trigger,
+                decision,
+                ending,
+            } => self.schedule(now, trigger, decision, ending),
             AfterClose::Stop => self.phase = Phase::Stopped,
         }
     }
@@ -1110,8 +1125,29 @@ impl Policy {
         self.retries.resumes_reset();
     }
 
+    /// How the current connection, ending with `trigger`, counts for the
+    /// retry planner: whether the gateway asked for the reconnect, and
+    /// from when it was answering. Read before the phase moves on.
+    fn ending(&self, trigger: Trigger) -> Ending {
+        let hello_at = self.phase.link().and_then(|link| link.hello_at);
+        let established = matches!(self.phase, Phase::Active { .. });
+        let server_request = match trigger {
+            Trigger::Reconnect => established,
+            Trigger::InvalidSession { .. } => hello_at.is_some(),
+            Trigger::Closed { code: Some(code) } => established && code.asks_for_reconnect(),
+            _ => false,
+        };
+        // A deadline or a zombie ends a connection that had stopped
+        // answering long before: its open time proves nothing.
+        let credit = !matches!(trigger, Trigger::Timeout { .. } | Trigger::Zombie);
+        Ending {
+            answered_since: hello_at.filter(|_| credit),
+            server_request,
+        }
+    }
+
     /// Plans the next attempt after a connection ended.
-    fn schedule(&mut self, now: Timestamp, trigger: Trigger, decision: Decision) {
+    fn schedule(&mut self, now: Timestamp, trigger: Trigger, decision: Decision, ending: Ending) {
         let Some(recovery) = decision.recovery() else {
             if let Decision::GiveUp { reason } = decision {
                 self.give_up(reason);
@@ -1123,6 +1159,7 @@ impl Policy {
             trigger,
             decision,
             recovery,
+            ending,
             &self.config,
             &mut self.rng,
         ) {
@@ -1137,8 +1174,8 @@ impl Policy {
             slot: StartSlot::Unasked,
         };
         if at <= now {
-            // No wait at all (op 7 after a stable connection): the attempt
-            // starts with this input, not at a timer.
+            // No wait at all (op 7 after READY, past the guard): the
+            // attempt starts with this input, not at a timer.
             self.proceed(now);
         }
     }

@@ -126,6 +126,7 @@ fn the_first_ack_proves_stability_when_configured() {
         stability: StabilityRule {
             window_ms: 3_600_000,
             reset_on_first_ack: true,
+            credit_ms: 0,
         },
         ..PolicyConfig::default()
     };

@@ -56,6 +56,7 @@ pub(crate) fn policy(url: &str) -> PolicyConfig {
         stability: StabilityRule {
             window_ms: 1_000,
             reset_on_first_ack: false,
+            ..StabilityRule::DEFAULT
         },
         ..PolicyConfig::default()
     }

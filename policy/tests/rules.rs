@@ -1,0 +1,270 @@
+//! The rules that decide what a reconnect costs: requests of the server are
+//! not failures (unless the gateway loops), waits match their cause, time
+//! the gateway spent answering repays the backoff.
+
+mod support;
+
+use reconnect_policy::{
+    Command, ConnectFailure, Dispatch, Event, Handled, PolicyConfig, PolicyState, Recovery,
+    ServerRequests, Trigger,
+};
+use support::{Driver, SESSION_ID, closed};
+
+fn resume(seq: u64) -> Command {
+    Command::Resume {
+        session_id: SESSION_ID.to_owned(),
+        seq,
+    }
+}
+
+fn refused() -> Event {
+    Event::ConnectFailed {
+        failure: ConnectFailure::Refused,
+    }
+}
+
+/// Sleeps until the next `Connect` and opens it; returns the command sent.
+fn next_attempt(d: &mut Driver) -> Command {
+    let from = d.mark();
+    d.reconnect(from).1
+}
+
+/// A session established 10 s ago that has not yet proven stable, after one
+/// earlier failure: the retry count is 1 when the test starts.
+fn resumed_after_one_failure() -> Driver {
+    let mut d = Driver::connected(3);
+    d.advance(500);
+    let _ = d.send(closed(None));
+    assert_eq!(d.policy.retries(), 1);
+    assert_eq!(next_attempt(&mut d), resume(3));
+    assert_eq!(d.dispatch(4, Dispatch::Resumed), Handled::Accepted);
+    d.advance(1_000);
+    d
+}
+
+// ----- item 1: requests of the server are not failures -----------------
+
+#[test]
+fn op7_after_resumed_reconnects_at_once_and_counts_nothing() {
+    let mut d = resumed_after_one_failure();
+    let retries = d.policy.retries();
+    let from = d.mark();
+    assert_eq!(d.send(Event::Reconnect), Handled::Accepted);
+    let _ = d.send(closed(Some(4000)));
+    let (at, plan) = d.only_plan_since(from);
+    assert_eq!(plan.trigger, Trigger::Reconnect);
+    assert!(!plan.counted, "{plan:?}");
+    assert_eq!(plan.backoff_ms, 0);
+    assert!(plan.retry <= retries, "{plan:?}");
+    // At once: the guard (1 s since the last attempt) has long passed.
+    assert_eq!(plan.at.as_millis(), at);
+    let connect = d.next_connect(from);
+    assert_eq!(connect.at, at);
+    assert_eq!(connect.recovery, Recovery::Resume);
+}
+
+#[test]
+fn op7_right_after_an_attempt_still_waits_for_the_guard() {
+    let mut d = Driver::connected(3);
+    d.advance(300);
+    let from = d.mark();
+    let _ = d.send(Event::Reconnect);
+    let _ = d.send(closed(Some(4000)));
+    let (_, plan) = d.only_plan_since(from);
+    assert!(!plan.counted);
+    // The first Connect was at 0; the guard is 1 s.
+    assert_eq!(plan.at.as_millis(), 1_000);
+    assert_eq!(d.next_connect(from).at, 1_000);
+}
+
+#[test]
+fn op7s_in_a_tight_loop_fall_back_to_the_backoff() {
+    let rule = ServerRequests::DEFAULT;
+    let mut d = Driver::connected(3);
+    let mut seq = 3;
+    let mut counted = Vec::new();
+    for _ in 0..=rule.max_free {
+        d.advance(2_000);
+        let from = d.mark();
+        let _ = d.send(Event::Reconnect);
+        let _ = d.send(closed(Some(4000)));
+        let (_, plan) = d.only_plan_since(from);
+        counted.push(plan.counted);
+        assert_eq!(d.reconnect(from).1, resume(seq));
+        seq += 1;
+        assert_eq!(d.dispatch(seq, Dispatch::Resumed), Handled::Accepted);
+    }
+    // Within one window: the first `max_free` are free, the next counts.
+    let mut expected = vec![false; rule.max_free as usize];
+    expected.push(true);
+    assert_eq!(counted, expected);
+    // A window later, op 7 is free again.
+    d.advance(rule.window_ms);
+    let from = d.mark();
+    let _ = d.send(Event::Reconnect);
+    let _ = d.send(closed(Some(4000)));
+    assert!(!d.only_plan_since(from).1.counted);
+}
+
+#[test]
+fn op7_every_45_s_stays_free_and_resumes_at_once() {
+    let mut d = Driver::connected(3);
+    d.auto_ack = true;
+    let mut seq = 3;
+    for _ in 0..7 {
+        d.run_for(45_000);
+        let from = d.mark();
+        let _ = d.send(Event::Reconnect);
+        let _ = d.send(closed(Some(4000)));
+        let (at, plan) = d.only_plan_since(from);
+        assert!(!plan.counted, "{plan:?}");
+        assert_eq!(plan.at.as_millis(), at, "{plan:?}");
+        assert_eq!(d.reconnect(from).1, resume(seq));
+        seq += 1;
+        assert_eq!(d.dispatch(seq, Dispatch::Resumed), Handled::Accepted);
+    }
+    assert_eq!(d.policy.retries(), 0, "{:?}", d.plans_since(0));
+}
+
+#[test]
+fn a_close_that_asks_for_a_reconnect_after_ready_is_free() {
+    for code in [1000, 1001, 1012, 4000] {
+        let mut d = resumed_after_one_failure();
+        let from = d.mark();
+        let _ = d.send(closed(Some(code)));
+        let (at, plan) = d.only_plan_since(from);
+        assert!(!plan.counted, "{code}: {plan:?}");
+        assert_eq!(plan.at.as_millis(), at, "{code}");
+    }
+}
+
+#[test]
+fn a_failure_close_or_a_drop_after_ready_still_counts() {
+    for code in [None, Some(1006), Some(1011), Some(4001)] {
+        let mut d = resumed_after_one_failure();
+        let from = d.mark();
+        let _ = d.send(closed(code));
+        let (_, plan) = d.only_plan_since(from);
+        assert!(plan.counted, "{code:?}: {plan:?}");
+        assert_eq!(plan.retry, 2, "{code:?}: {plan:?}");
+    }
+}
+
+#[test]
+fn a_reconnect_close_before_ready_counts() {
+    // 4000 while the Resume is still unanswered: nothing was proven.
+    let mut d = Driver::connected(3);
+    d.advance(500);
+    let _ = d.send(closed(None));
+    assert_eq!(next_attempt(&mut d), resume(3));
+    let from = d.mark();
+    let _ = d.send(closed(Some(4000)));
+    let (_, plan) = d.only_plan_since(from);
+    assert!(plan.counted);
+    assert_eq!(plan.retry, 2);
+}
+
+// ----- item 2: waits that match their cause ------------------------------
+
+/// An established session, then `outage_ms` of refused dials.
+fn after_an_outage(outage_ms: u64) -> Driver {
+    let mut d = Driver::connected(3);
+    d.advance(500);
+    let _ = d.send(closed(None));
+    let end = d.now + outage_ms;
+    while d.now < end {
+        let from = d.mark();
+        let _ = d.next_connect(from);
+        let _ = d.send(refused());
+    }
+    d
+}
+
+#[test]
+fn op9_from_an_answering_gateway_waits_1_to_5_s_not_the_backoff() {
+    let mut d = after_an_outage(40_000);
+    let retries = d.policy.retries();
+    assert!(retries >= 5, "{retries}");
+    // The gateway is back: it says Hello and answers the Resume with op 9.
+    assert_eq!(next_attempt(&mut d), resume(3));
+    d.advance(50);
+    let from = d.mark();
+    let op9_at = d.now;
+    let _ = d.send(Event::InvalidSession { resumable: false });
+    let _ = d.send(closed(Some(1000)));
+    let (_, plan) = d.only_plan_since(from);
+    assert!(!plan.counted, "{plan:?}");
+    assert_eq!(plan.backoff_ms, 0);
+    let wait = plan.at.as_millis() - op9_at;
+    assert!((1_000..=5_000).contains(&wait), "{plan:?}");
+    let (connect, command) = d.reconnect(from);
+    assert_eq!(command, Command::Identify);
+    assert_eq!(connect.recovery, Recovery::Reidentify);
+    assert!(connect.at - op9_at <= 5_000);
+    assert_eq!(d.dispatch(1, support::ready()), Handled::Accepted);
+}
+
+#[test]
+fn op9_before_hello_is_no_answer_and_waits_the_backoff() {
+    // A broken server that sends op 9 before Hello has not answered
+    // anything: the wait is the larger of op 9's and the backoff.
+    let mut d = after_an_outage(20_000);
+    let from = d.mark();
+    let _ = d.next_connect(from);
+    let _ = d.send(Event::Opened);
+    let from = d.mark();
+    let _ = d.send(Event::InvalidSession { resumable: true });
+    let _ = d.send(closed(None));
+    let (_, plan) = d.only_plan_since(from);
+    assert!(plan.counted, "{plan:?}");
+    let (low, _) = d.policy.config().backoff.bounds(plan.retry);
+    assert!(plan.backoff_ms >= low && low > 5_000, "{plan:?}");
+}
+
+#[test]
+fn a_socket_dropped_every_5_s_after_resumed_keeps_the_first_retrys_wait() {
+    let mut d = Driver::connected(3);
+    d.advance(5_000);
+    let mut seq = 3;
+    let mut waits = Vec::new();
+    for _ in 0..40 {
+        let from = d.mark();
+        let dropped_at = d.now;
+        let _ = d.send(closed(None));
+        let (_, plan) = d.only_plan_since(from);
+        assert_eq!(plan.retry, 1, "{plan:?}");
+        assert_eq!(d.reconnect(from).1, resume(seq));
+        waits.push(d.now - dropped_at);
+        seq += 1;
+        assert_eq!(d.dispatch(seq, Dispatch::Resumed), Handled::Accepted);
+        d.advance(5_000);
+    }
+    assert!(waits.iter().all(|&w| w <= 1_000), "{waits:?}");
+}
+
+#[test]
+fn a_link_that_accepts_and_drops_at_once_climbs_to_the_cap() {
+    // Hello comes, then the socket drops 100 ms later, every time: no
+    // credit is earned, and the count climbs as it always did.
+    let config = PolicyConfig::default();
+    let cap = config.backoff.cap_ms;
+    let mut d = Driver::connected(3);
+    d.advance(500);
+    let _ = d.send(closed(None));
+    let start = d.now;
+    let mut attempts = 0;
+    while d.now < start + 600_000 {
+        // Resumes at first; the resume breaker then drops the session.
+        let _ = next_attempt(&mut d);
+        attempts += 1;
+        d.advance(100);
+        let _ = d.send(closed(None));
+    }
+    assert!(d.policy.retries() >= 20, "{}", d.policy.retries());
+    let plans = d.plans_since(0);
+    let last = plans.last().unwrap().1;
+    assert!(last.backoff_ms >= cap / 2, "{last:?}");
+    // Ten minutes at 30–60 s a wait: no more than the climb plus about 20.
+    assert!(attempts <= 30, "{attempts} attempts in 10 minutes");
+    assert!(matches!(d.policy.state(), PolicyState::BackingOff { .. }));
+}
