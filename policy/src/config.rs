@@ -162,6 +162,37 @@ impl Default for ServerRequests {
     }
 }
 
+/// What a 4008 close (the gateway's "you sent too fast") changes. The docs
+/// say "slow it down": reconnecting at once with the same pace would earn
+/// another 4008.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RateLimited {
+    /// The next attempt waits at least this long, in ms, on top of the
+    /// backoff it counts for (default 10 s: queued commands that caused it
+    /// are not replayed at once, and a session's resume window of minutes
+    /// is far away).
+    pub wait_ms: u64,
+    /// The share of the driver's command budget, in percent, on every
+    /// connection after a 4008 until one proves stable (default 50: half
+    /// the pace that was too fast).
+    pub budget_percent: u8,
+}
+
+impl RateLimited {
+    /// The defaults.
+    pub const DEFAULT: Self = Self {
+        wait_ms: 10_000,
+        budget_percent: 50,
+    };
+}
+
+impl Default for RateLimited {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
 /// Optional limits after which the policy gives up. Both are off by
 /// default: a bot should come back when the network does.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -200,6 +231,8 @@ pub struct PolicyConfig {
     pub stability: StabilityRule,
     /// When the server's requests to reconnect stop being free.
     pub server_requests: ServerRequests,
+    /// What a 4008 close slows down.
+    pub rate_limited: RateLimited,
     /// When resuming stops.
     pub resume: ResumeBreaker,
     /// Optional give-up limits.
@@ -220,6 +253,7 @@ impl Default for PolicyConfig {
             zombie: ZombieRule::AckOnly,
             stability: StabilityRule::DEFAULT,
             server_requests: ServerRequests::DEFAULT,
+            rate_limited: RateLimited::DEFAULT,
             resume: ResumeBreaker::DEFAULT,
             give_up: GiveUpLimits::default(),
             send_limit: SendLimit::DISCORD,
@@ -286,6 +320,7 @@ impl PolicyConfig {
             ("stability.window_ms", self.stability.window_ms),
             ("stability.credit_ms", self.stability.credit_ms),
             ("server_requests.window_ms", self.server_requests.window_ms),
+            ("rate_limited.wait_ms", self.rate_limited.wait_ms),
             ("timeouts.connect_ms", self.timeouts.connect_ms),
             ("timeouts.hello_ms", self.timeouts.hello_ms),
             ("timeouts.handshake_ms", self.timeouts.handshake_ms),

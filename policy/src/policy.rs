@@ -31,7 +31,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use crate::close_code::CloseCode;
+use crate::close_code::{CloseAction, CloseCode};
 use crate::config::{ConfigError, PolicyConfig};
 use crate::decision::{Deadline, Decision, GiveUpReason, Recovery, Trigger, decide};
 use crate::event::{Dispatch, Event};
@@ -157,14 +157,15 @@ enum Phase {
         since: Timestamp,
         stable: bool,
     },
-    /// `Close` emitted; waiting for `Closed`. `dispatches`: whether the
-    /// session was live on this socket (Identify or Resume sent), so that
-    /// dispatches still in flight belong to it.
+    /// `Close` emitted with `sent`; waiting for `Closed`. `dispatches`:
+    /// whether the session was live on this socket (Identify or Resume
+    /// sent), so that dispatches still in flight belong to it.
     Closing {
         conn: ConnectionId,
         deadline: Timestamp,
         then: AfterClose,
         dispatches: bool,
+        sent: CloseCode,
     },
     GivenUp(GiveUpReason),
     Stopped,
@@ -257,6 +258,9 @@ pub struct Policy {
     next_connection: u64,
     /// Failures in a row: backoff, guard, give-up limits, resume breaker.
     retries: RetryPlanner,
+    /// The gateway closed with 4008 (we sent too fast): the driver's send
+    /// budget is cut on every connection until one proves stable.
+    slowed: bool,
     outputs: VecDeque<Output>,
     stats: PolicyStats,
 }
@@ -285,6 +289,7 @@ impl Policy {
         let now = now.min(Timestamp::CEILING);
         let mut policy = Self {
             retries: RetryPlanner::new(&config),
+            slowed: false,
             config,
             shard,
             rng: Jitter::for_shard(seed, shard),
@@ -472,6 +477,7 @@ impl Policy {
                 conn,
                 deadline,
                 dispatches,
+                sent,
                 ..
             } => {
                 self.phase = Phase::Closing {
@@ -479,6 +485,7 @@ impl Policy {
                     deadline,
                     then: AfterClose::Stop,
                     dispatches,
+                    sent,
                 };
             }
             phase if phase.is_open() => {
@@ -492,6 +499,7 @@ impl Policy {
                     deadline: now.saturating_add(self.config.timeouts.close_ms),
                     then: AfterClose::Stop,
                     dispatches: phase.carries_dispatches(),
+                    sent: CloseCode::Normal,
                 };
             }
             Phase::GivenUp(_) => {}
@@ -688,10 +696,16 @@ impl Policy {
             return Handled::Ignored;
         };
         let heartbeat = Heartbeat::start(now, interval_ms, &mut self.rng);
+        let share = if self.slowed {
+            self.config.rate_limited.budget_percent
+        } else {
+            100
+        };
         link.budget = Some(SendBudget::new(
             self.config.send_limit,
             heartbeat.interval_ms(),
             now,
+            share,
         ));
         link.heartbeat = Some(heartbeat);
         link.hello_at = Some(now);
@@ -831,18 +845,13 @@ impl Policy {
 
     fn on_closed(&mut self, now: Timestamp, code: Option<CloseCode>) -> Handled {
         match self.phase {
-            Phase::Closing { then, .. } => {
-                // The close we asked for. A fatal code can only be the
-                // server's own (the policy never sends one): `decide` says
-                // what it means, as for every other close.
-                let fatal = code.filter(|c| c.is_fatal());
-                if let Some(code) = fatal {
-                    self.stats.last_close_code = Some(code);
-                    let trigger = Trigger::Closed { code: fatal };
-                    let decision = self.decide(trigger);
-                    self.schedule(now, trigger, decision, Ending::default());
-                } else {
-                    self.finish_close(now, then);
+            Phase::Closing { then, sent, .. } => {
+                // The close we asked for, or the server's own close that
+                // crossed ours: a code other than the one we sent is the
+                // server's, and counts like any other close.
+                match code.filter(|&c| c != sent) {
+                    Some(code) => self.server_closed_while_closing(now, code, then),
+                    None => self.finish_close(now, then),
                 }
                 Handled::Accepted
             }
@@ -853,6 +862,9 @@ impl Policy {
             phase if phase.is_open() => {
                 if code.is_some() {
                     self.stats.last_close_code = code;
+                }
+                if code == Some(CloseCode::RateLimited) {
+                    self.slowed = true;
                 }
                 self.connection_lost(now, Trigger::Closed { code });
                 Handled::Accepted
@@ -1016,6 +1028,7 @@ impl Policy {
         if let Phase::Active { stable, .. } = &mut self.phase {
             *stable = true;
         }
+        self.slowed = false;
         self.retries.stable();
     }
 
@@ -1095,7 +1108,50 @@ impl Policy {
                 ending,
             },
             dispatches,
+            sent: code,
         };
+    }
+
+    /// The server closed with its own `code` while our close was in
+    /// flight. A fatal code gives up; a code that drops the session (4003,
+    /// 4007, 4009) re-identifies instead of sending a Resume the server has
+    /// already refused; 4008 slows the next attempt. Any other code changes
+    /// nothing: the plan made when we closed stands. A protocol wait already
+    /// owed (op 9's) is kept.
+    fn server_closed_while_closing(&mut self, now: Timestamp, code: CloseCode, then: AfterClose) {
+        self.stats.last_close_code = Some(code);
+        let overrides = code.action() != CloseAction::Resume || code == CloseCode::RateLimited;
+        if !overrides {
+            return self.finish_close(now, then);
+        }
+        if code == CloseCode::RateLimited {
+            self.slowed = true;
+        }
+        let trigger = Trigger::Closed { code: Some(code) };
+        let mut decision = self.decide(trigger);
+        let mut ending = Ending::default();
+        if let AfterClose::Reconnect {
+            decision: planned,
+            ending: planned_ending,
+            ..
+        } = then
+        {
+            if let (Decision::Wait { delay_ms, .. }, Some(then)) = (planned, decision.recovery()) {
+                decision = Decision::Wait { delay_ms, then };
+            }
+            // The reconnect the server asked for stays free, unless the
+            // server now says we sent too fast.
+            ending = planned_ending;
+            ending.server_request &= code != CloseCode::RateLimited;
+        }
+        match then {
+            AfterClose::Reconnect { .. } => self.schedule(now, trigger, decision, ending),
+            // Shutting down: only a fatal code changes how it ends.
+            AfterClose::Stop => match decision {
+                Decision::GiveUp { reason } => self.give_up(reason),
+                _ => self.finish_close(now, then),
+            },
+        }
     }
 
     fn finish_close(&mut self, now: Timestamp, then: AfterClose) {

@@ -28,6 +28,7 @@
 //!   up as long as it takes to fail repays what it cost.
 
 use crate::backoff::Backoff;
+use crate::close_code::CloseCode;
 use crate::config::PolicyConfig;
 use crate::decision::{Decision, GiveUpReason, Recovery, Trigger};
 use crate::jitter::Jitter;
@@ -178,7 +179,15 @@ impl RetryPlanner {
             }
             self.backoff.delay(self.retry, jitter)
         };
-        let wait = backoff_ms.max(decision.protocol_delay_ms());
+        let mut wait = backoff_ms.max(decision.protocol_delay_ms());
+        if trigger
+            == (Trigger::Closed {
+                code: Some(CloseCode::RateLimited),
+            })
+        {
+            // 4008: we sent too fast; slow the next attempt too.
+            wait = wait.max(config.rate_limited.wait_ms);
+        }
         let mut at = now.saturating_add(wait);
         if let Some(last) = self.last_attempt_at {
             at = at.max(last.saturating_add(config.guard_ms));

@@ -268,3 +268,168 @@ fn a_link_that_accepts_and_drops_at_once_climbs_to_the_cap() {
     assert!(attempts <= 30, "{attempts} attempts in 10 minutes");
     assert!(matches!(d.policy.state(), PolicyState::BackingOff { .. }));
 }
+
+// ----- item 5: every server code counts, in every phase -------------------
+
+/// The phases a server close can find a shard with a session in.
+#[derive(Clone, Copy, Debug)]
+enum Phase {
+    /// Dialling the next connection.
+    Dialing,
+    /// Open, waiting for Hello.
+    AwaitingHello,
+    /// Resume sent, no RESUMED yet.
+    Resuming,
+    /// READY received.
+    Active,
+    /// Our own close after op 7 is in flight.
+    ClosingAfterOp7,
+    /// Our own close after op 9 (resumable) is in flight.
+    ClosingAfterOp9,
+}
+
+const PHASES: [Phase; 6] = [
+    Phase::Dialing,
+    Phase::AwaitingHello,
+    Phase::Resuming,
+    Phase::Active,
+    Phase::ClosingAfterOp7,
+    Phase::ClosingAfterOp9,
+];
+
+/// A shard with a session (seq 3), brought to `phase`.
+fn in_phase(phase: Phase) -> Driver {
+    let mut d = Driver::connected(3);
+    d.advance(5_000);
+    match phase {
+        Phase::Active => {}
+        Phase::ClosingAfterOp7 => {
+            let _ = d.send(Event::Reconnect);
+        }
+        Phase::ClosingAfterOp9 => {
+            let _ = d.send(Event::InvalidSession { resumable: true });
+        }
+        Phase::Dialing | Phase::AwaitingHello | Phase::Resuming => {
+            let from = d.mark();
+            let _ = d.send(closed(None));
+            let _ = d.next_connect(from);
+            if !matches!(phase, Phase::Dialing) {
+                let _ = d.send(Event::Opened);
+            }
+            if matches!(phase, Phase::Resuming) {
+                let _ = d.send(Event::Hello {
+                    heartbeat_interval_ms: d.interval_ms,
+                });
+            }
+        }
+    }
+    let state = d.policy.state();
+    let expected = match phase {
+        Phase::Dialing | Phase::AwaitingHello => matches!(state, PolicyState::Connecting { .. }),
+        Phase::Resuming => state == PolicyState::Resuming,
+        Phase::Active => state.is_connected(),
+        Phase::ClosingAfterOp7 | Phase::ClosingAfterOp9 => state == PolicyState::Closing,
+    };
+    assert!(expected, "{phase:?}: {state:?}");
+    d
+}
+
+#[test]
+fn a_session_ending_close_reidentifies_in_every_phase() {
+    for code in [4003, 4007, 4009] {
+        for phase in PHASES {
+            let mut d = in_phase(phase);
+            let from = d.mark();
+            let _ = d.send(closed(Some(code)));
+            assert!(d.policy.session().is_none(), "{code} in {phase:?}");
+            let (connect, command) = d.reconnect(from);
+            assert_eq!(connect.recovery, Recovery::Reidentify, "{code} in {phase:?}");
+            assert_eq!(command, Command::Identify, "{code} in {phase:?}");
+            // The Resume the server refused is never sent.
+            assert!(
+                !d.commands_since(from)
+                    .iter()
+                    .any(|(_, c)| matches!(c, Command::Resume { .. })),
+                "{code} in {phase:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_fatal_close_gives_up_in_every_phase() {
+    for code in [4004, 4010, 4011, 4012, 4013, 4014] {
+        for phase in PHASES {
+            let mut d = in_phase(phase);
+            let from = d.mark();
+            let _ = d.send(closed(Some(code)));
+            assert!(
+                matches!(d.policy.state(), PolicyState::GivenUp { .. }),
+                "{code} in {phase:?}: {:?}",
+                d.policy.state()
+            );
+            d.run_for(600_000);
+            assert!(d.connects_since(from).is_empty(), "{code} in {phase:?}");
+        }
+    }
+}
+
+#[test]
+fn a_4008_slows_the_next_attempt_in_every_phase() {
+    let wait_ms = PolicyConfig::default().rate_limited.wait_ms;
+    for phase in PHASES {
+        let mut d = in_phase(phase);
+        let from = d.mark();
+        let closed_at = d.now;
+        let _ = d.send(closed(Some(4008)));
+        let (_, plan) = d.only_plan_since(from);
+        assert!(plan.counted, "{phase:?}: {plan:?}");
+        assert!(
+            plan.at.as_millis() >= closed_at + wait_ms,
+            "{phase:?}: {plan:?}"
+        );
+        let connect = d.next_connect(from);
+        assert!(connect.at >= closed_at + wait_ms, "{phase:?}");
+    }
+}
+
+#[test]
+fn a_4008_halves_the_drivers_budget_until_a_connection_proves_stable() {
+    /// Commands the driver may send at once on a fresh connection.
+    fn burst(d: &mut Driver) -> u32 {
+        let mut n = 0;
+        while d.policy.try_send_command(support::t(d.now)).is_ok() {
+            n += 1;
+        }
+        n
+    }
+    let mut d = Driver::connected(3);
+    d.auto_ack = true;
+    let full = burst(&mut d);
+    assert!(full > 0);
+    d.advance(5_000);
+    let from = d.mark();
+    let _ = d.send(closed(Some(4008)));
+    assert_eq!(d.reconnect(from).1, resume(3));
+    assert_eq!(d.dispatch(4, Dispatch::Resumed), Handled::Accepted);
+    assert_eq!(burst(&mut d), full / 2);
+    // Once a connection has proven stable, the next gets the full budget.
+    d.run_for(61_000);
+    assert_eq!(d.policy.state(), PolicyState::Connected { stable: true });
+    let from = d.mark();
+    let _ = d.send(closed(None));
+    assert_eq!(d.reconnect(from).1, resume(4));
+    assert_eq!(d.dispatch(5, Dispatch::Resumed), Handled::Accepted);
+    assert_eq!(burst(&mut d), full);
+}
+
+#[test]
+fn our_own_close_code_echoed_back_changes_nothing() {
+    let mut d = in_phase(Phase::ClosingAfterOp7);
+    let from = d.mark();
+    let _ = d.send(closed(Some(4000)));
+    let (at, plan) = d.only_plan_since(from);
+    assert_eq!(plan.trigger, Trigger::Reconnect);
+    assert_eq!(plan.at.as_millis(), at);
+    assert_eq!(d.reconnect(from).1, resume(3));
+}
