@@ -193,7 +193,7 @@ impl Default for RateLimited {
     }
 }
 
-/// Optional limits after which the policy gives up. Both are off by
+/// Optional limits after which the policy gives up. All are off by
 /// default: a bot should come back when the network does.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(default)]
@@ -202,6 +202,52 @@ pub struct GiveUpLimits {
     pub max_retries: Option<u32>,
     /// Give up after this long without a stable connection, in ms.
     pub max_elapsed_ms: Option<u64>,
+    /// Give up when the shard is in an identify loop
+    /// ([`IdentifyLoop::max_rejected`] Identifies in a row answered before
+    /// READY) instead of switching to the loop's long wait.
+    pub on_identify_loop: bool,
+}
+
+/// When Identifies that the gateway keeps answering with a close (or op 9)
+/// before READY are a loop, and what the loop costs.
+///
+/// A token a server rejects without 4004, or a gateway that refuses every
+/// handshake, would otherwise be retried at the backoff's pace for ever:
+/// about 1,400 Identifies a day at the cap, more than a bot's whole daily
+/// session-start budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IdentifyLoop {
+    /// Identifies in a row answered before READY that make a loop (default
+    /// 3: one refused Identify is a hiccup, two can be an unlucky restart,
+    /// three with nothing in between are the server's answer).
+    pub max_rejected: u32,
+    /// The wait before each attempt while in a loop, in ms (default 10
+    /// minutes: an operator has time to read the notice and fix the token
+    /// or the server, and a loop costs at most 144 Identifies a day).
+    pub wait_ms: u64,
+    /// This shard's share of the bot's daily session-start budget: rejected
+    /// Identifies allowed in 24 h, counted from the first (default 50, a
+    /// twentieth of the default budget of 1,000, so twenty shards looping
+    /// all day cannot spend it). Once spent, the shard waits for the 24 h
+    /// to pass. A bot with many shards should set it to its daily total
+    /// divided by its shard count.
+    pub daily_share: u32,
+}
+
+impl IdentifyLoop {
+    /// The defaults.
+    pub const DEFAULT: Self = Self {
+        max_rejected: 3,
+        wait_ms: 600_000,
+        daily_share: 50,
+    };
+}
+
+impl Default for IdentifyLoop {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
 }
 
 /// Everything the [`Policy`](crate::Policy) can be told.
@@ -233,6 +279,8 @@ pub struct PolicyConfig {
     pub server_requests: ServerRequests,
     /// What a 4008 close slows down.
     pub rate_limited: RateLimited,
+    /// When rejected Identifies are a loop.
+    pub identify_loop: IdentifyLoop,
     /// When resuming stops.
     pub resume: ResumeBreaker,
     /// Optional give-up limits.
@@ -254,6 +302,7 @@ impl Default for PolicyConfig {
             stability: StabilityRule::DEFAULT,
             server_requests: ServerRequests::DEFAULT,
             rate_limited: RateLimited::DEFAULT,
+            identify_loop: IdentifyLoop::DEFAULT,
             resume: ResumeBreaker::DEFAULT,
             give_up: GiveUpLimits::default(),
             send_limit: SendLimit::DISCORD,
@@ -321,6 +370,7 @@ impl PolicyConfig {
             ("stability.credit_ms", self.stability.credit_ms),
             ("server_requests.window_ms", self.server_requests.window_ms),
             ("rate_limited.wait_ms", self.rate_limited.wait_ms),
+            ("identify_loop.wait_ms", self.identify_loop.wait_ms),
             ("timeouts.connect_ms", self.timeouts.connect_ms),
             ("timeouts.hello_ms", self.timeouts.hello_ms),
             ("timeouts.handshake_ms", self.timeouts.handshake_ms),
@@ -344,6 +394,11 @@ impl PolicyConfig {
             if value == 0 {
                 return Err(ConfigError::Zero { field });
             }
+        }
+        if self.identify_loop.max_rejected == 0 {
+            return Err(ConfigError::Zero {
+                field: "identify_loop.max_rejected",
+            });
         }
         if self.resume.max_failed_resumes == 0 {
             return Err(ConfigError::Zero {

@@ -116,8 +116,8 @@ pub mod testing;
 pub use backoff::{Backoff, BackoffConfig, BackoffStrategy, MAX_DELAY_MS};
 pub use close_code::{CloseAction, CloseCode};
 pub use config::{
-    ConfigError, GiveUpLimits, PolicyConfig, RateLimited, ResumeBreaker, ServerRequests,
-    StabilityRule, Timeouts,
+    ConfigError, GiveUpLimits, IdentifyLoop, PolicyConfig, RateLimited, ResumeBreaker,
+    ServerRequests, StabilityRule, Timeouts,
 };
 pub use decision::{
     ConnectFailure, Deadline, Decision, DecisionConfig, GiveUpReason, Recovery, Trigger, decide,

@@ -171,6 +171,21 @@ pub enum Action {
 pub enum Note {
     /// A reconnect was planned.
     Planned(ReconnectPlan),
+    /// The shard is in an identify loop: this many Identifies in a row were
+    /// answered by a close (or op 9) before READY. Until a READY, each
+    /// attempt waits the loop's long wait, and once the shard's daily share
+    /// of session starts is spent, for the rest of the day. Worth an alert:
+    /// the token or the server needs a person.
+    IdentifyLoop {
+        /// Identifies in a row answered before READY.
+        rejected: u32,
+        /// The close code of the last answer (`None`: op 9).
+        last_code: Option<CloseCode>,
+        /// Rejected Identifies in the current 24 h.
+        rejected_today: u32,
+        /// When the next attempt may start.
+        until: Timestamp,
+    },
     /// READY named a resume URL the policy will not dial: the session was
     /// dropped and the next connection identifies against the base URL.
     ResumeUrlRefused {

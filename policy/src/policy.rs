@@ -769,6 +769,7 @@ impl Policy {
             ) => {
                 self.stats.ready += 1;
                 self.settle_identify(true);
+                self.retries.identify_succeeded();
                 self.session = match check_resume_url(
                     &resume_gateway_url,
                     &self.config.gateway_url,
@@ -1196,9 +1197,22 @@ impl Policy {
         // A deadline or a zombie ends a connection that had stopped
         // answering long before: its open time proves nothing.
         let credit = !matches!(trigger, Trigger::Timeout { .. } | Trigger::Zombie);
+        // An Identify out on this socket, answered by the server before
+        // READY (a drop or a deadline is no answer).
+        let identify_rejected = matches!(
+            self.phase,
+            Phase::Handshaking {
+                recovery: Recovery::Reidentify,
+                ..
+            }
+        ) && matches!(
+            trigger,
+            Trigger::Closed { code: Some(_) } | Trigger::InvalidSession { .. }
+        );
         Ending {
             answered_since: hello_at.filter(|_| credit),
             server_request,
+            identify_rejected,
         }
     }
 
@@ -1225,6 +1239,18 @@ impl Policy {
         let at = plan.at;
         self.stats.reconnects += 1;
         self.note(Note::Planned(plan));
+        if let Some(state) = self.retries.take_loop() {
+            let last_code = match trigger {
+                Trigger::Closed { code } => code,
+                _ => None,
+            };
+            self.note(Note::IdentifyLoop {
+                rejected: state.rejected,
+                last_code,
+                rejected_today: state.rejected_today,
+                until: at,
+            });
+        }
         self.phase = Phase::Waiting {
             at,
             slot: StartSlot::Unasked,

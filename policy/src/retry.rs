@@ -45,7 +45,22 @@ pub(crate) struct Ending {
     pub(crate) answered_since: Option<Timestamp>,
     /// The gateway asked for this reconnect (see the module doc).
     pub(crate) server_request: bool,
+    /// An Identify was sent on it and the gateway answered with a close or
+    /// op 9 before READY.
+    pub(crate) identify_rejected: bool,
 }
+
+/// Where a shard stands in an identify loop, once it is in one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LoopState {
+    /// Identifies in a row answered before READY.
+    pub(crate) rejected: u32,
+    /// Of them and earlier ones, those in the current 24 h.
+    pub(crate) rejected_today: u32,
+}
+
+/// A day, in ms: the period of the daily session-start budget.
+const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 
 /// The failures in a row of one shard, and what they mean for the next
 /// attempt.
@@ -65,6 +80,14 @@ pub(crate) struct RetryPlanner {
     requests_since: Option<Timestamp>,
     /// Server requests in that window.
     requests_in_window: u32,
+    /// Identifies in a row answered before READY.
+    rejected_identifies: u32,
+    /// When the current 24 h of the identify-loop budget began.
+    day_since: Option<Timestamp>,
+    /// Rejected Identifies in those 24 h.
+    rejected_today: u32,
+    /// Set by the last plan when the shard is in an identify loop.
+    in_loop: Option<LoopState>,
 }
 
 impl RetryPlanner {
@@ -77,7 +100,40 @@ impl RetryPlanner {
             last_attempt_at: None,
             requests_since: None,
             requests_in_window: 0,
+            rejected_identifies: 0,
+            day_since: None,
+            rejected_today: 0,
+            in_loop: None,
         }
+    }
+
+    /// READY arrived: the identify loop, if any, is over.
+    pub(crate) const fn identify_succeeded(&mut self) {
+        self.rejected_identifies = 0;
+    }
+
+    /// The identify loop the last plan found the shard in, if any (taken:
+    /// a second call returns `None`).
+    pub(crate) const fn take_loop(&mut self) -> Option<LoopState> {
+        self.in_loop.take()
+    }
+
+    /// Counts a rejected Identify at `now`; returns the loop state when the
+    /// shard is in a loop.
+    fn identify_rejected(&mut self, now: Timestamp, config: &PolicyConfig) -> Option<LoopState> {
+        let in_day = self
+            .day_since
+            .is_some_and(|since| now.saturating_since(since) < DAY_MS);
+        if !in_day {
+            self.day_since = Some(now);
+            self.rejected_today = 0;
+        }
+        self.rejected_today = self.rejected_today.saturating_add(1);
+        self.rejected_identifies = self.rejected_identifies.saturating_add(1);
+        (self.rejected_identifies >= config.identify_loop.max_rejected).then_some(LoopState {
+            rejected: self.rejected_identifies,
+            rejected_today: self.rejected_today,
+        })
     }
 
     /// Failures not yet repaid since the connection was last stable.
@@ -157,6 +213,23 @@ impl RetryPlanner {
         if let Some(since) = ending.answered_since {
             self.repay(now.saturating_since(since), config);
         }
+        let in_loop = if ending.identify_rejected {
+            self.identify_rejected(now, config)
+        } else {
+            None
+        };
+        if let Some(state) = in_loop
+            && config.give_up.on_identify_loop
+        {
+            let last_code = match trigger {
+                Trigger::Closed { code } => code,
+                _ => None,
+            };
+            return Err(GiveUpReason::IdentifyLoop {
+                rejected: state.rejected,
+                last_code,
+            });
+        }
         let free = ending.server_request && self.request_is_free(now, config);
         let backoff_ms = if free {
             // The gateway asked, and nothing suggests a loop: no failure to
@@ -188,6 +261,16 @@ impl RetryPlanner {
             // 4008: we sent too fast; slow the next attempt too.
             wait = wait.max(config.rate_limited.wait_ms);
         }
+        if let Some(state) = in_loop {
+            wait = wait.max(config.identify_loop.wait_ms);
+            if state.rejected_today >= config.identify_loop.daily_share
+                && let Some(since) = self.day_since
+            {
+                // The shard's share of the day is spent: wait for the day.
+                wait = wait.max(since.saturating_add(DAY_MS).saturating_since(now));
+            }
+        }
+        self.in_loop = in_loop;
         let mut at = now.saturating_add(wait);
         if let Some(last) = self.last_attempt_at {
             at = at.max(last.saturating_add(config.guard_ms));
@@ -229,8 +312,8 @@ mod tests {
                 Decision::Resume,
                 Recovery::Resume,
                 Ending {
-                    answered_since: None,
                     server_request: true,
+                    ..Ending::default()
                 },
                 &config,
                 &mut jitter,
@@ -249,6 +332,7 @@ mod tests {
             give_up: GiveUpLimits {
                 max_retries: Some(2),
                 max_elapsed_ms: None,
+                ..GiveUpLimits::default()
             },
             ..PolicyConfig::default()
         };

@@ -58,6 +58,7 @@ fn give_up_after_the_configured_number_of_retries() {
         give_up: GiveUpLimits {
             max_retries: Some(3),
             max_elapsed_ms: None,
+            ..GiveUpLimits::default()
         },
         ..PolicyConfig::default()
     });
@@ -91,6 +92,7 @@ fn give_up_after_the_configured_time_without_a_stable_connection() {
         give_up: GiveUpLimits {
             max_retries: None,
             max_elapsed_ms: Some(120_000),
+            ..GiveUpLimits::default()
         },
         ..PolicyConfig::default()
     });

@@ -343,7 +343,11 @@ fn a_session_ending_close_reidentifies_in_every_phase() {
             let _ = d.send(closed(Some(code)));
             assert!(d.policy.session().is_none(), "{code} in {phase:?}");
             let (connect, command) = d.reconnect(from);
-            assert_eq!(connect.recovery, Recovery::Reidentify, "{code} in {phase:?}");
+            assert_eq!(
+                connect.recovery,
+                Recovery::Reidentify,
+                "{code} in {phase:?}"
+            );
             assert_eq!(command, Command::Identify, "{code} in {phase:?}");
             // The Resume the server refused is never sent.
             assert!(
@@ -432,4 +436,145 @@ fn our_own_close_code_echoed_back_changes_nothing() {
     assert_eq!(plan.trigger, Trigger::Reconnect);
     assert_eq!(plan.at.as_millis(), at);
     assert_eq!(d.reconnect(from).1, resume(3));
+}
+
+// ----- item 6: identify loops are noticed ---------------------------------
+
+/// Identifies sent, each answered by `answer` before READY, until
+/// `until_ms`; returns the times the Identifies were sent.
+fn reject_identifies(d: &mut Driver, answer: &[Event], until_ms: u64) -> Vec<u64> {
+    let mut sent = Vec::new();
+    // The first connection is already being dialled.
+    let mut from = 0;
+    while d.now < until_ms && !d.policy.state().is_terminal() {
+        let (_, command) = d.reconnect(from);
+        assert_eq!(command, Command::Identify);
+        sent.push(d.now);
+        d.advance(100);
+        from = d.mark();
+        for event in answer {
+            let _ = d.send(event.clone());
+        }
+        if d.policy.poll_timeout().is_none() {
+            break;
+        }
+    }
+    sent
+}
+
+fn loop_notes(d: &Driver) -> Vec<support::Out> {
+    d.outputs_since(0)
+        .into_iter()
+        .map(|(_, o)| o)
+        .filter(|o| {
+            matches!(
+                o,
+                support::Out::Note(reconnect_policy::Note::IdentifyLoop { .. })
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn rejected_identifies_switch_to_the_long_wait_after_the_limit() {
+    let config = PolicyConfig::default();
+    let rule = config.identify_loop;
+    let mut d = Driver::new(config);
+    let sent = reject_identifies(&mut d, &[closed(Some(4002))], 3_600_000);
+    let k = rule.max_rejected as usize;
+    // The first K come at the backoff's pace, every later one a long wait
+    // after the one before.
+    assert!(sent[k - 1] - sent[0] < 60_000, "{sent:?}");
+    for pair in sent[k - 1..].windows(2) {
+        assert!(pair[1] - pair[0] >= rule.wait_ms, "{sent:?}");
+    }
+    // An hour: K, then one per 10 minutes.
+    assert!(sent.len() <= k + 6, "{sent:?}");
+    let notes = loop_notes(&d);
+    assert_eq!(notes.len(), sent.len() - k + 1, "{notes:?}");
+    let support::Out::Note(reconnect_policy::Note::IdentifyLoop {
+        rejected,
+        last_code,
+        ..
+    }) = &notes[0]
+    else {
+        unreachable!()
+    };
+    assert_eq!(*rejected, rule.max_rejected);
+    assert_eq!(*last_code, Some(reconnect_policy::CloseCode::DecodeError));
+}
+
+#[test]
+fn op9_answering_identify_counts_toward_the_loop() {
+    let mut d = Driver::new(PolicyConfig::default());
+    let answer = [
+        Event::InvalidSession { resumable: false },
+        closed(Some(1000)),
+    ];
+    let sent = reject_identifies(&mut d, &answer, 1_800_000);
+    assert!(sent.len() <= 3 + 3, "{sent:?}");
+    assert!(!loop_notes(&d).is_empty());
+}
+
+#[test]
+fn a_ready_ends_the_loop() {
+    let config = PolicyConfig::default();
+    let mut d = Driver::new(config);
+    let mut from = 0;
+    for _ in 0..2 {
+        assert_eq!(d.reconnect(from).1, Command::Identify);
+        d.advance(100);
+        from = d.mark();
+        let _ = d.send(closed(Some(4000)));
+    }
+    assert_eq!(loop_notes(&d).len(), 0, "two rejections are no loop yet");
+    // The next Identify gets READY; rejections then start from zero.
+    assert_eq!(d.reconnect(from).1, Command::Identify);
+    assert_eq!(d.dispatch(1, support::ready()), Handled::Accepted);
+    d.advance(1_000);
+    let _ = d.send(closed(Some(4009)));
+    let mut from = d.mark();
+    for _ in 0..2 {
+        assert_eq!(d.reconnect(from).1, Command::Identify);
+        d.advance(100);
+        from = d.mark();
+        let _ = d.send(closed(Some(4000)));
+    }
+    assert_eq!(loop_notes(&d).len(), 0);
+}
+
+#[test]
+fn the_daily_share_holds_the_shard_until_the_day_is_over() {
+    let mut config = PolicyConfig::default();
+    config.identify_loop.daily_share = 5;
+    config.identify_loop.wait_ms = 60_000;
+    let mut d = Driver::new(config);
+    let day = 24 * 3_600_000;
+    let sent = reject_identifies(&mut d, &[closed(Some(4000))], day + 3_600_000);
+    // Five in the first day; the sixth only once the day has passed.
+    assert_eq!(
+        sent.iter().filter(|&&at| at < sent[0] + day).count(),
+        5,
+        "{sent:?}"
+    );
+    assert!(sent.len() >= 6, "{sent:?}");
+}
+
+#[test]
+fn give_up_limits_can_end_an_identify_loop() {
+    let mut config = PolicyConfig::default();
+    config.give_up.on_identify_loop = true;
+    let rule = config.identify_loop;
+    let mut d = Driver::new(config);
+    let sent = reject_identifies(&mut d, &[closed(Some(4000))], 3_600_000);
+    assert_eq!(sent.len(), rule.max_rejected as usize);
+    assert_eq!(
+        d.policy.state(),
+        PolicyState::GivenUp {
+            reason: reconnect_policy::GiveUpReason::IdentifyLoop {
+                rejected: rule.max_rejected,
+                last_code: Some(reconnect_policy::CloseCode::UnknownError),
+            }
+        }
+    );
 }

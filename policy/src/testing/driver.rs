@@ -513,6 +513,20 @@ impl<'a> Driver<'a> {
         match output {
             Output::Action(action) => self.on_action(action),
             Output::Note(Note::Planned(plan)) => self.check_plan(plan),
+            Output::Note(Note::IdentifyLoop {
+                rejected, until, ..
+            }) => {
+                // A loop only after the configured rejections, and only
+                // with its long wait.
+                let rule = self.config().identify_loop;
+                let now = self.now;
+                self.check(
+                    Prop::Plans,
+                    *rejected >= rule.max_rejected
+                        && until.as_millis() >= now.saturating_add(rule.wait_ms),
+                    || format!("identify loop note {output:?} against {rule:?} at {now}"),
+                )
+            }
             Output::Note(Note::ResumeUrlRefused { url, .. }) => {
                 // Only the URLs outside the base URL's domain or scheme.
                 self.check(
@@ -753,6 +767,10 @@ impl<'a> Driver<'a> {
                     }
                     GiveUpReason::TimeExhausted { elapsed_ms } => {
                         limits.max_elapsed_ms.is_some_and(|max| elapsed_ms >= max)
+                    }
+                    GiveUpReason::IdentifyLoop { rejected, .. } => {
+                        limits.on_identify_loop
+                            && rejected >= self.config().identify_loop.max_rejected
                     }
                 };
                 self.check(Prop::Lifecycle, justified, || {
