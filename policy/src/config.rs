@@ -162,6 +162,42 @@ impl Default for ServerRequests {
     }
 }
 
+/// The most connection attempts a shard makes in any window, whatever the
+/// backoff and the credit say: the ceiling that keeps a link which answers
+/// and then drops (so that the credit keeps the retry count low) from
+/// turning into a storm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AttemptRate {
+    /// Attempts allowed per window (default 10; at most
+    /// [`AttemptRate::MAX_ATTEMPTS`]). Ten a minute is what a gateway that
+    /// drops each socket 5 s after it resumed needs to keep the shard
+    /// connected about 80 % of the time, and what the simulator's referee
+    /// still calls calm.
+    pub max_attempts: u32,
+    /// The window, in ms (default 61 s: a minute, plus a second of room for
+    /// link jitter, which can bring the attempts' arrivals at the gateway
+    /// closer together than the attempts themselves).
+    pub window_ms: u64,
+}
+
+impl AttemptRate {
+    /// The largest `max_attempts` (the planner keeps that many start times).
+    pub const MAX_ATTEMPTS: u32 = 32;
+
+    /// The defaults.
+    pub const DEFAULT: Self = Self {
+        max_attempts: 10,
+        window_ms: 61_000,
+    };
+}
+
+impl Default for AttemptRate {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
 /// What a 4008 close (the gateway's "you sent too fast") changes. The docs
 /// say "slow it down": reconnecting at once with the same pace would earn
 /// another 4008.
@@ -277,6 +313,8 @@ pub struct PolicyConfig {
     pub stability: StabilityRule,
     /// When the server's requests to reconnect stop being free.
     pub server_requests: ServerRequests,
+    /// The most attempts in any window.
+    pub attempt_rate: AttemptRate,
     /// What a 4008 close slows down.
     pub rate_limited: RateLimited,
     /// When rejected Identifies are a loop.
@@ -301,6 +339,7 @@ impl Default for PolicyConfig {
             zombie: ZombieRule::AckOnly,
             stability: StabilityRule::DEFAULT,
             server_requests: ServerRequests::DEFAULT,
+            attempt_rate: AttemptRate::DEFAULT,
             rate_limited: RateLimited::DEFAULT,
             identify_loop: IdentifyLoop::DEFAULT,
             resume: ResumeBreaker::DEFAULT,
@@ -370,6 +409,7 @@ impl PolicyConfig {
             ("stability.credit_ms", self.stability.credit_ms),
             ("server_requests.window_ms", self.server_requests.window_ms),
             ("rate_limited.wait_ms", self.rate_limited.wait_ms),
+            ("attempt_rate.window_ms", self.attempt_rate.window_ms),
             ("identify_loop.wait_ms", self.identify_loop.wait_ms),
             ("timeouts.connect_ms", self.timeouts.connect_ms),
             ("timeouts.hello_ms", self.timeouts.hello_ms),
@@ -394,6 +434,15 @@ impl PolicyConfig {
             if value == 0 {
                 return Err(ConfigError::Zero { field });
             }
+        }
+        if self.attempt_rate.max_attempts == 0
+            || self.attempt_rate.max_attempts > AttemptRate::MAX_ATTEMPTS
+        {
+            return Err(ConfigError::OutOfRange {
+                field: "attempt_rate.max_attempts",
+                min: 1,
+                max: u64::from(AttemptRate::MAX_ATTEMPTS),
+            });
         }
         if self.identify_loop.max_rejected == 0 {
             return Err(ConfigError::Zero {
@@ -442,6 +491,15 @@ pub enum ConfigError {
         /// The fields.
         field: &'static str,
     },
+    /// A count outside the range the policy supports.
+    OutOfRange {
+        /// The field.
+        field: &'static str,
+        /// The smallest value allowed.
+        min: u64,
+        /// The largest value allowed.
+        max: u64,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -460,6 +518,9 @@ impl fmt::Display for ConfigError {
             Self::TooLong { field, max_ms } => write!(f, "{field} is above {max_ms} ms"),
             Self::Zero { field } => write!(f, "{field} must be positive"),
             Self::EmptyRange { field } => write!(f, "{field}: the minimum is above the maximum"),
+            Self::OutOfRange { field, min, max } => {
+                write!(f, "{field} must be between {min} and {max}")
+            }
         }
     }
 }

@@ -116,7 +116,7 @@ pub mod testing;
 pub use backoff::{Backoff, BackoffConfig, BackoffStrategy, MAX_DELAY_MS};
 pub use close_code::{CloseAction, CloseCode};
 pub use config::{
-    ConfigError, GiveUpLimits, IdentifyLoop, PolicyConfig, RateLimited, ResumeBreaker,
+    AttemptRate, ConfigError, GiveUpLimits, IdentifyLoop, PolicyConfig, RateLimited, ResumeBreaker,
     ServerRequests, StabilityRule, Timeouts,
 };
 pub use decision::{

@@ -26,10 +26,15 @@
 //!   open after Hello repays one failure. A link that accepts and drops at
 //!   once earns nothing and climbs to the cap as before; a link that stays
 //!   up as long as it takes to fail repays what it cost.
+//!
+//! Over both sits a ceiling: never more than
+//! [`AttemptRate::max_attempts`] attempts start in any
+//! [`AttemptRate::window_ms`], so a link that answers just long enough to
+//! earn its credit and then drops cannot make the shard storm either.
 
 use crate::backoff::Backoff;
 use crate::close_code::CloseCode;
-use crate::config::PolicyConfig;
+use crate::config::{AttemptRate, PolicyConfig};
 use crate::decision::{Decision, GiveUpReason, Recovery, Trigger};
 use crate::jitter::Jitter;
 use crate::output::ReconnectPlan;
@@ -76,6 +81,11 @@ pub(crate) struct RetryPlanner {
     failed_resumes: u32,
     /// When the last connection attempt started.
     last_attempt_at: Option<Timestamp>,
+    /// When the last attempts started, a ring of
+    /// [`AttemptRate::MAX_ATTEMPTS`] (the oldest is overwritten).
+    recent_attempts: [Option<Timestamp>; AttemptRate::MAX_ATTEMPTS as usize],
+    /// Where the next start goes in `recent_attempts`.
+    next_slot: usize,
     /// When the current window of server requests began.
     requests_since: Option<Timestamp>,
     /// Server requests in that window.
@@ -98,6 +108,8 @@ impl RetryPlanner {
             unstable_since: None,
             failed_resumes: 0,
             last_attempt_at: None,
+            recent_attempts: [None; AttemptRate::MAX_ATTEMPTS as usize],
+            next_slot: 0,
             requests_since: None,
             requests_in_window: 0,
             rejected_identifies: 0,
@@ -144,6 +156,20 @@ impl RetryPlanner {
     /// A connection attempt starts now: the guard counts from here.
     pub(crate) const fn attempt_started(&mut self, now: Timestamp) {
         self.last_attempt_at = Some(now);
+        self.recent_attempts[self.next_slot] = Some(now);
+        self.next_slot = (self.next_slot + 1) % self.recent_attempts.len();
+    }
+
+    /// The earliest start that keeps `max_attempts` in any window: the
+    /// `max_attempts`-th most recent start plus the window.
+    fn rate_floor(&self, config: &PolicyConfig) -> Option<Timestamp> {
+        let rule = config.attempt_rate;
+        let len = self.recent_attempts.len();
+        let back = usize::try_from(rule.max_attempts)
+            .unwrap_or(len)
+            .clamp(1, len);
+        let slot = (self.next_slot + len - back) % len;
+        self.recent_attempts[slot].map(|at| at.saturating_add(rule.window_ms))
     }
 
     /// The connection proved stable: the backoff, the give-up clock and the
@@ -274,6 +300,9 @@ impl RetryPlanner {
         let mut at = now.saturating_add(wait);
         if let Some(last) = self.last_attempt_at {
             at = at.max(last.saturating_add(config.guard_ms));
+        }
+        if let Some(floor) = self.rate_floor(config) {
+            at = at.max(floor);
         }
         Ok(ReconnectPlan {
             trigger,
