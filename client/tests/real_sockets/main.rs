@@ -11,5 +11,6 @@ mod compression;
 mod faults;
 mod gateway_bot;
 mod link_faults;
+mod rules;
 mod scenarios;
 mod support;
