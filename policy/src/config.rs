@@ -177,7 +177,8 @@ pub struct AttemptRate {
     pub max_attempts: u32,
     /// The window, in ms (default 61 s: a minute, plus a second of room for
     /// link jitter, which can bring the attempts' arrivals at the gateway
-    /// closer together than the attempts themselves).
+    /// closer together than the attempts themselves). 0 turns the ceiling
+    /// off, as the simulator's storm baseline does.
     pub window_ms: u64,
 }
 

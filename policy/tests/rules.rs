@@ -612,7 +612,10 @@ fn a_link_that_answers_just_past_the_credit_never_storms() {
         .map(|&s| starts.iter().filter(|&&t| t >= s && t < s + 60_000).count())
         .max()
         .unwrap();
-    assert!(most <= rate.max_attempts as usize, "{most} attempts in 60 s");
+    assert!(
+        most <= rate.max_attempts as usize,
+        "{most} attempts in 60 s"
+    );
     // And the count did stay low: the ceiling, not the backoff, paced it.
     assert!(d.policy.retries() <= 2, "{}", d.policy.retries());
 }
