@@ -162,12 +162,10 @@ impl Default for ServerRequests {
     }
 }
 
-/// The most connection attempts that reach the gateway (their socket
-/// opened) a shard starts in any window, whatever the backoff and the
-/// credit say: the ceiling that keeps a link which answers and then drops
-/// (so that the credit keeps the retry count low) from turning into a
-/// storm. Dials that never open are paced by the backoff alone, so an
-/// outage's retries are not held back by it.
+/// The most connection attempts a shard makes in any window, whatever the
+/// backoff and the credit say: the ceiling that keeps a link which answers
+/// and then drops (so that the credit keeps the retry count low) from
+/// turning into a storm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AttemptRate {

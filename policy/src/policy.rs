@@ -676,7 +676,6 @@ impl Policy {
         let Phase::Dialing { conn, recovery, .. } = self.phase else {
             return Handled::Ignored;
         };
-        self.retries.attempt_opened();
         self.phase = Phase::AwaitingHello {
             conn,
             link: Link::opened(now),

@@ -28,11 +28,9 @@
 //!   up as long as it takes to fail repays what it cost.
 //!
 //! Over both sits a ceiling: never more than
-//! [`AttemptRate::max_attempts`] attempts whose socket opened start in any
+//! [`AttemptRate::max_attempts`] attempts start in any
 //! [`AttemptRate::window_ms`], so a link that answers just long enough to
 //! earn its credit and then drops cannot make the shard storm either.
-//! Dials that never open (an outage) reach no gateway and are paced by
-//! the backoff alone.
 
 use crate::backoff::Backoff;
 use crate::close_code::CloseCode;
@@ -83,7 +81,7 @@ pub(crate) struct RetryPlanner {
     failed_resumes: u32,
     /// When the last connection attempt started.
     last_attempt_at: Option<Timestamp>,
-    /// When the last attempts whose socket opened started, a ring of
+    /// When the last attempts started, a ring of
     /// [`AttemptRate::MAX_ATTEMPTS`] (the oldest is overwritten).
     recent_attempts: [Option<Timestamp>; AttemptRate::MAX_ATTEMPTS as usize],
     /// Where the next start goes in `recent_attempts`.
@@ -158,16 +156,8 @@ impl RetryPlanner {
     /// A connection attempt starts now: the guard counts from here.
     pub(crate) const fn attempt_started(&mut self, now: Timestamp) {
         self.last_attempt_at = Some(now);
-    }
-
-    /// The current attempt's socket opened: it reached the gateway, and
-    /// counts against the attempt ceiling. Dials the network refused or
-    /// lost never reach a gateway and are paced by the backoff alone.
-    pub(crate) const fn attempt_opened(&mut self) {
-        if let Some(started) = self.last_attempt_at {
-            self.recent_attempts[self.next_slot] = Some(started);
-            self.next_slot = (self.next_slot + 1) % self.recent_attempts.len();
-        }
+        self.recent_attempts[self.next_slot] = Some(now);
+        self.next_slot = (self.next_slot + 1) % self.recent_attempts.len();
     }
 
     /// The earliest start that keeps `max_attempts` in any window: the
