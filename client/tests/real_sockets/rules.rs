@@ -2,10 +2,11 @@
 //! a socket dropped after every resume is not punished, and an
 //! Identify-rejecting gateway sees no more than the loop limit.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reconnect_client::testkit::gateway::Fault;
 use reconnect_policy::Trigger;
+use tokio::time::Instant;
 
 use crate::support::{Harness, bounded, builder, gateway, gateway_config, policy};
 
