@@ -192,6 +192,20 @@ impl CloseCode {
         matches!(self.action(), CloseAction::GiveUp)
     }
 
+    /// Whether this code, sent by the server, asks for a reconnect rather
+    /// than reporting a failure: 1000 and 1001 (a server going away during
+    /// a restart), 1012 (service restart) and 4000 (the docs' "try
+    /// reconnecting"). After a connection that reached READY or RESUMED
+    /// such a close is a request of the server, like op 7, and does not
+    /// count as a failure (see [`ServerRequests`](crate::ServerRequests)).
+    #[must_use]
+    pub const fn asks_for_reconnect(self) -> bool {
+        matches!(
+            self,
+            Self::Normal | Self::GoingAway | Self::ServiceRestart | Self::UnknownError
+        )
+    }
+
     /// Whether a *client* may close with this code and still resume.
     ///
     /// A client close with 1000 or 1001 invalidates the session; every other

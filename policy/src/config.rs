@@ -64,6 +64,18 @@ pub struct StabilityRule {
     /// (default off: an early first heartbeat can be ACKed within
     /// milliseconds, before a link that drops at once has dropped).
     pub reset_on_first_ack: bool,
+    /// Every full `credit_ms` a connection stays open after Hello repays
+    /// one failure of the retry count, whether or not it lives to the
+    /// window (default 2 s; 0 turns the credit off, leaving only the
+    /// window). 2 s is the shortest retry cycle (the 1 s guard plus the
+    /// first retry's longest wait): a link up as long as it is down repays
+    /// as fast as it fails, so a socket dropped every 5 s resumes after the
+    /// first retry's 0.5–1 s every time instead of climbing to the cap,
+    /// while a link that drops within 2 s of Hello earns nothing and climbs
+    /// as it always did. A shard whose count does not climb has held each
+    /// connection at least this long, so it never makes more than one
+    /// attempt per `credit_ms` plus the guard.
+    pub credit_ms: u64,
 }
 
 impl StabilityRule {
@@ -71,6 +83,7 @@ impl StabilityRule {
     pub const DEFAULT: Self = Self {
         window_ms: 60_000,
         reset_on_first_ack: false,
+        credit_ms: 2_000,
     };
 }
 
@@ -113,7 +126,111 @@ impl Default for ResumeBreaker {
     }
 }
 
-/// Optional limits after which the policy gives up. Both are off by
+/// When requests of the server (op 7 after READY or RESUMED, op 9 from a
+/// gateway that said Hello, a close that asks for a reconnect after READY
+/// or RESUMED) stop being free.
+///
+/// A free request neither counts as a failure nor waits for the backoff:
+/// the shard resumes at once (the guard still holds, op 9 still waits its
+/// own 1–5 s). A gateway that asks again and again is in a loop, and its
+/// requests go through the backoff like failures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerRequests {
+    /// Requests that are free within one window (default 3). A gateway
+    /// draining its nodes sends op 7 to a healthy session once, sometimes
+    /// twice in a few minutes; a third within a minute is already rare,
+    /// and a fourth is a loop.
+    pub max_free: u32,
+    /// The window, in ms, counted from the first request after the previous
+    /// window ended (default 60 s, the stability window: requests further
+    /// apart than a connection needs to prove stable are never a loop).
+    pub window_ms: u64,
+}
+
+impl ServerRequests {
+    /// The defaults.
+    pub const DEFAULT: Self = Self {
+        max_free: 3,
+        window_ms: 60_000,
+    };
+}
+
+impl Default for ServerRequests {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// The most connection attempts a shard makes in any window, whatever the
+/// backoff and the credit say: the ceiling that keeps a link which answers
+/// and then drops (so that the credit keeps the retry count low) from
+/// turning into a storm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AttemptRate {
+    /// Attempts allowed per window (default 10; at most
+    /// [`AttemptRate::MAX_ATTEMPTS`]). Ten a minute is what a gateway that
+    /// drops each socket 5 s after it resumed needs to keep the shard
+    /// connected about 80 % of the time, and what the simulator's referee
+    /// still calls calm.
+    pub max_attempts: u32,
+    /// The window, in ms (default 61 s: a minute, plus a second of room for
+    /// link jitter, which can bring the attempts' arrivals at the gateway
+    /// closer together than the attempts themselves). 0 turns the ceiling
+    /// off, as the simulator's storm baseline does.
+    pub window_ms: u64,
+}
+
+impl AttemptRate {
+    /// The largest `max_attempts` (the planner keeps that many start times).
+    pub const MAX_ATTEMPTS: u32 = 32;
+
+    /// The defaults.
+    pub const DEFAULT: Self = Self {
+        max_attempts: 10,
+        window_ms: 61_000,
+    };
+}
+
+impl Default for AttemptRate {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// What a 4008 close (the gateway's "you sent too fast") changes. The docs
+/// say "slow it down": reconnecting at once with the same pace would earn
+/// another 4008.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RateLimited {
+    /// The next attempt waits at least this long, in ms, on top of the
+    /// backoff it counts for (default 10 s: queued commands that caused it
+    /// are not replayed at once, and a session's resume window of minutes
+    /// is far away).
+    pub wait_ms: u64,
+    /// The share of the driver's command budget, in percent, on every
+    /// connection after a 4008 until one proves stable (default 50: half
+    /// the pace that was too fast).
+    pub budget_percent: u8,
+}
+
+impl RateLimited {
+    /// The defaults.
+    pub const DEFAULT: Self = Self {
+        wait_ms: 10_000,
+        budget_percent: 50,
+    };
+}
+
+impl Default for RateLimited {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// Optional limits after which the policy gives up. All are off by
 /// default: a bot should come back when the network does.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(default)]
@@ -122,6 +239,52 @@ pub struct GiveUpLimits {
     pub max_retries: Option<u32>,
     /// Give up after this long without a stable connection, in ms.
     pub max_elapsed_ms: Option<u64>,
+    /// Give up when the shard is in an identify loop
+    /// ([`IdentifyLoop::max_rejected`] Identifies in a row answered before
+    /// READY) instead of switching to the loop's long wait.
+    pub on_identify_loop: bool,
+}
+
+/// When Identifies that the gateway keeps answering with a close (or op 9)
+/// before READY are a loop, and what the loop costs.
+///
+/// A token a server rejects without 4004, or a gateway that refuses every
+/// handshake, would otherwise be retried at the backoff's pace for ever:
+/// about 1,400 Identifies a day at the cap, more than a bot's whole daily
+/// session-start budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IdentifyLoop {
+    /// Identifies in a row answered before READY that make a loop (default
+    /// 3: one refused Identify is a hiccup, two can be an unlucky restart,
+    /// three with nothing in between are the server's answer).
+    pub max_rejected: u32,
+    /// The wait before each attempt while in a loop, in ms (default 10
+    /// minutes: an operator has time to read the notice and fix the token
+    /// or the server, and a loop costs at most 144 Identifies a day).
+    pub wait_ms: u64,
+    /// This shard's share of the bot's daily session-start budget: rejected
+    /// Identifies allowed in 24 h, counted from the first (default 50, a
+    /// twentieth of the default budget of 1,000, so twenty shards looping
+    /// all day cannot spend it). Once spent, the shard waits for the 24 h
+    /// to pass. A bot with many shards should set it to its daily total
+    /// divided by its shard count.
+    pub daily_share: u32,
+}
+
+impl IdentifyLoop {
+    /// The defaults.
+    pub const DEFAULT: Self = Self {
+        max_rejected: 3,
+        wait_ms: 600_000,
+        daily_share: 50,
+    };
+}
+
+impl Default for IdentifyLoop {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
 }
 
 /// Everything the [`Policy`](crate::Policy) can be told.
@@ -147,8 +310,16 @@ pub struct PolicyConfig {
     pub timeouts: Timeouts,
     /// What proves a connection alive between heartbeats.
     pub zombie: ZombieRule,
-    /// When the backoff resets.
+    /// When the backoff resets, and how time connected repays it.
     pub stability: StabilityRule,
+    /// When the server's requests to reconnect stop being free.
+    pub server_requests: ServerRequests,
+    /// The most attempts in any window.
+    pub attempt_rate: AttemptRate,
+    /// What a 4008 close slows down.
+    pub rate_limited: RateLimited,
+    /// When rejected Identifies are a loop.
+    pub identify_loop: IdentifyLoop,
     /// When resuming stops.
     pub resume: ResumeBreaker,
     /// Optional give-up limits.
@@ -168,6 +339,10 @@ impl Default for PolicyConfig {
             timeouts: Timeouts::DEFAULT,
             zombie: ZombieRule::AckOnly,
             stability: StabilityRule::DEFAULT,
+            server_requests: ServerRequests::DEFAULT,
+            attempt_rate: AttemptRate::DEFAULT,
+            rate_limited: RateLimited::DEFAULT,
+            identify_loop: IdentifyLoop::DEFAULT,
             resume: ResumeBreaker::DEFAULT,
             give_up: GiveUpLimits::default(),
             send_limit: SendLimit::DISCORD,
@@ -232,6 +407,11 @@ impl PolicyConfig {
                 d.invalid_session_wait_max_ms,
             ),
             ("stability.window_ms", self.stability.window_ms),
+            ("stability.credit_ms", self.stability.credit_ms),
+            ("server_requests.window_ms", self.server_requests.window_ms),
+            ("rate_limited.wait_ms", self.rate_limited.wait_ms),
+            ("attempt_rate.window_ms", self.attempt_rate.window_ms),
+            ("identify_loop.wait_ms", self.identify_loop.wait_ms),
             ("timeouts.connect_ms", self.timeouts.connect_ms),
             ("timeouts.hello_ms", self.timeouts.hello_ms),
             ("timeouts.handshake_ms", self.timeouts.handshake_ms),
@@ -255,6 +435,20 @@ impl PolicyConfig {
             if value == 0 {
                 return Err(ConfigError::Zero { field });
             }
+        }
+        if self.attempt_rate.max_attempts == 0
+            || self.attempt_rate.max_attempts > AttemptRate::MAX_ATTEMPTS
+        {
+            return Err(ConfigError::OutOfRange {
+                field: "attempt_rate.max_attempts",
+                min: 1,
+                max: u64::from(AttemptRate::MAX_ATTEMPTS),
+            });
+        }
+        if self.identify_loop.max_rejected == 0 {
+            return Err(ConfigError::Zero {
+                field: "identify_loop.max_rejected",
+            });
         }
         if self.resume.max_failed_resumes == 0 {
             return Err(ConfigError::Zero {
@@ -298,6 +492,15 @@ pub enum ConfigError {
         /// The fields.
         field: &'static str,
     },
+    /// A count outside the range the policy supports.
+    OutOfRange {
+        /// The field.
+        field: &'static str,
+        /// The smallest value allowed.
+        min: u64,
+        /// The largest value allowed.
+        max: u64,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -316,6 +519,9 @@ impl fmt::Display for ConfigError {
             Self::TooLong { field, max_ms } => write!(f, "{field} is above {max_ms} ms"),
             Self::Zero { field } => write!(f, "{field} must be positive"),
             Self::EmptyRange { field } => write!(f, "{field}: the minimum is above the maximum"),
+            Self::OutOfRange { field, min, max } => {
+                write!(f, "{field} must be between {min} and {max}")
+            }
         }
     }
 }

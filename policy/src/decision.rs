@@ -134,6 +134,15 @@ pub enum GiveUpReason {
         /// Milliseconds since the connection was last stable.
         elapsed_ms: u64,
     },
+    /// Identifies in a row were answered before READY, and the
+    /// configuration says to stop then
+    /// ([`GiveUpLimits::on_identify_loop`](crate::GiveUpLimits)).
+    IdentifyLoop {
+        /// Identifies in a row answered before READY.
+        rejected: u32,
+        /// The close code of the last answer (`None`: op 9).
+        last_code: Option<CloseCode>,
+    },
 }
 
 impl fmt::Display for GiveUpReason {
@@ -156,6 +165,19 @@ impl fmt::Display for GiveUpReason {
                     f,
                     "gave up after {elapsed_ms} ms without a stable connection"
                 )
+            }
+            Self::IdentifyLoop {
+                rejected,
+                last_code,
+            } => {
+                write!(
+                    f,
+                    "gave up after {rejected} Identifies in a row were answered before READY (last: "
+                )?;
+                match last_code {
+                    Some(code) => write!(f, "close {code})"),
+                    None => f.write_str("op 9)"),
+                }
             }
         }
     }

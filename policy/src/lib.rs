@@ -118,7 +118,10 @@ pub mod testing;
 
 pub use backoff::{Backoff, BackoffConfig, BackoffStrategy, MAX_DELAY_MS};
 pub use close_code::{CloseAction, CloseCode};
-pub use config::{ConfigError, GiveUpLimits, PolicyConfig, ResumeBreaker, StabilityRule, Timeouts};
+pub use config::{
+    AttemptRate, ConfigError, GiveUpLimits, IdentifyLoop, PolicyConfig, RateLimited, ResumeBreaker,
+    ServerRequests, StabilityRule, Timeouts,
+};
 pub use decision::{
     ConnectFailure, Deadline, Decision, DecisionConfig, GiveUpReason, Recovery, Trigger, decide,
 };

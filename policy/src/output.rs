@@ -59,10 +59,17 @@ pub struct ReconnectPlan {
     pub decision: Decision,
     /// What the next connection will do.
     pub recovery: Recovery,
-    /// Retry number since the connection was last stable (1 = first retry).
+    /// Failures not yet repaid since the connection was last stable,
+    /// including this one when it counted (1 = first retry).
     pub retry: u32,
-    /// The delay the backoff strategy drew, in ms (0 for an immediate
-    /// first retry after op 7).
+    /// Whether this reconnect counted as a failure. A request of the
+    /// server (op 7 after READY or RESUMED, op 9 from a gateway that said
+    /// Hello, a close that asks for a reconnect after READY or RESUMED)
+    /// does not, unless the gateway asked too often
+    /// ([`ServerRequests`](crate::ServerRequests)).
+    pub counted: bool,
+    /// The delay the backoff strategy drew for `retry`, in ms (0 when the
+    /// reconnect did not count).
     pub backoff_ms: u64,
     /// When the attempt may start: the latest of the backoff, the
     /// protocol wait and the guard. Identify limits may push it later.
@@ -164,6 +171,21 @@ pub enum Action {
 pub enum Note {
     /// A reconnect was planned.
     Planned(ReconnectPlan),
+    /// The shard is in an identify loop: this many Identifies in a row were
+    /// answered by a close (or op 9) before READY. Until a READY, each
+    /// attempt waits the loop's long wait, and once the shard's daily share
+    /// of session starts is spent, for the rest of the day. Worth an alert:
+    /// the token or the server needs a person.
+    IdentifyLoop {
+        /// Identifies in a row answered before READY.
+        rejected: u32,
+        /// The close code of the last answer (`None`: op 9).
+        last_code: Option<CloseCode>,
+        /// Rejected Identifies in the current 24 h.
+        rejected_today: u32,
+        /// When the next attempt may start.
+        until: Timestamp,
+    },
     /// READY, or a saved session the policy was started from
     /// ([`Policy::resuming`](crate::Policy::resuming)), named a resume URL
     /// the policy will not dial: the session was dropped and the next

@@ -31,7 +31,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use crate::close_code::CloseCode;
+use crate::close_code::{CloseAction, CloseCode};
 use crate::config::{ConfigError, PolicyConfig};
 use crate::decision::{Deadline, Decision, GiveUpReason, Recovery, Trigger, decide};
 use crate::event::{Dispatch, Event};
@@ -40,7 +40,7 @@ use crate::heartbeat::{Beat, Heartbeat};
 use crate::identify::SETTLE_HOLD_MS;
 use crate::jitter::Jitter;
 use crate::output::{Action, Command, ConnectionId, IdentifyAnswer, IdentifyRequest, Note, Output};
-use crate::retry::RetryPlanner;
+use crate::retry::{Ending, RetryPlanner};
 use crate::saved_session::{SavedSession, Unusable};
 use crate::send_budget::{SendBudget, SendError};
 use crate::session::{Sequence, Session};
@@ -71,6 +71,7 @@ enum AfterClose {
     Reconnect {
         trigger: Trigger,
         decision: Decision,
+        ending: Ending,
     },
     Stop,
 }
@@ -80,6 +81,8 @@ enum AfterClose {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Link {
     opened_at: Timestamp,
+    /// When Hello arrived: from then on the gateway was answering.
+    hello_at: Option<Timestamp>,
     /// From Hello on: the heartbeat schedule.
     heartbeat: Option<Heartbeat>,
     /// From Hello on: the send budget.
@@ -90,6 +93,7 @@ impl Link {
     const fn opened(at: Timestamp) -> Self {
         Self {
             opened_at: at,
+            hello_at: None,
             heartbeat: None,
             budget: None,
         }
@@ -154,14 +158,15 @@ enum Phase {
         since: Timestamp,
         stable: bool,
     },
-    /// `Close` emitted; waiting for `Closed`. `dispatches`: whether the
-    /// session was live on this socket (Identify or Resume sent), so that
-    /// dispatches still in flight belong to it.
+    /// `Close` emitted with `sent`; waiting for `Closed`. `dispatches`:
+    /// whether the session was live on this socket (Identify or Resume
+    /// sent), so that dispatches still in flight belong to it.
     Closing {
         conn: ConnectionId,
         deadline: Timestamp,
         then: AfterClose,
         dispatches: bool,
+        sent: CloseCode,
     },
     GivenUp(GiveUpReason),
     Stopped,
@@ -254,6 +259,9 @@ pub struct Policy {
     next_connection: u64,
     /// Failures in a row: backoff, guard, give-up limits, resume breaker.
     retries: RetryPlanner,
+    /// The gateway closed with 4008 (we sent too fast): the driver's send
+    /// budget is cut on every connection until one proves stable.
+    slowed: bool,
     outputs: VecDeque<Output>,
     stats: PolicyStats,
 }
@@ -282,6 +290,7 @@ impl Policy {
         let now = now.min(Timestamp::CEILING);
         let mut policy = Self {
             retries: RetryPlanner::new(&config),
+            slowed: false,
             config,
             shard,
             rng: Jitter::for_shard(seed, shard),
@@ -469,6 +478,7 @@ impl Policy {
                 conn,
                 deadline,
                 dispatches,
+                sent,
                 ..
             } => {
                 self.phase = Phase::Closing {
@@ -476,6 +486,7 @@ impl Policy {
                     deadline,
                     then: AfterClose::Stop,
                     dispatches,
+                    sent,
                 };
             }
             phase if phase.is_open() => {
@@ -489,6 +500,7 @@ impl Policy {
                     deadline: now.saturating_add(self.config.timeouts.close_ms),
                     then: AfterClose::Stop,
                     dispatches: phase.carries_dispatches(),
+                    sent: CloseCode::Normal,
                 };
             }
             Phase::GivenUp(_) => {}
@@ -685,12 +697,19 @@ impl Policy {
             return Handled::Ignored;
         };
         let heartbeat = Heartbeat::start(now, interval_ms, &mut self.rng);
+        let share = if self.slowed {
+            self.config.rate_limited.budget_percent
+        } else {
+            100
+        };
         link.budget = Some(SendBudget::new(
             self.config.send_limit,
             heartbeat.interval_ms(),
             now,
+            share,
         ));
         link.heartbeat = Some(heartbeat);
+        link.hello_at = Some(now);
         match (&self.session, recovery) {
             (Some(session), Recovery::Resume) => {
                 let command = Command::Resume {
@@ -751,6 +770,7 @@ impl Policy {
             ) => {
                 self.stats.ready += 1;
                 self.settle_identify(true);
+                self.retries.identify_succeeded();
                 self.session = match check_resume_url(
                     &resume_gateway_url,
                     &self.config.gateway_url,
@@ -827,18 +847,13 @@ impl Policy {
 
     fn on_closed(&mut self, now: Timestamp, code: Option<CloseCode>) -> Handled {
         match self.phase {
-            Phase::Closing { then, .. } => {
-                // The close we asked for. A fatal code can only be the
-                // server's own (the policy never sends one): `decide` says
-                // what it means, as for every other close.
-                let fatal = code.filter(|c| c.is_fatal());
-                if let Some(code) = fatal {
-                    self.stats.last_close_code = Some(code);
-                    let trigger = Trigger::Closed { code: fatal };
-                    let decision = self.decide(trigger);
-                    self.schedule(now, trigger, decision);
-                } else {
-                    self.finish_close(now, then);
+            Phase::Closing { then, sent, .. } => {
+                // The close we asked for, or the server's own close that
+                // crossed ours: a code other than the one we sent is the
+                // server's, and counts like any other close.
+                match code.filter(|&c| c != sent) {
+                    Some(code) => self.server_closed_while_closing(now, code, then),
+                    None => self.finish_close(now, then),
                 }
                 Handled::Accepted
             }
@@ -849,6 +864,9 @@ impl Policy {
             phase if phase.is_open() => {
                 if code.is_some() {
                     self.stats.last_close_code = code;
+                }
+                if code == Some(CloseCode::RateLimited) {
+                    self.slowed = true;
                 }
                 self.connection_lost(now, Trigger::Closed { code });
                 Handled::Accepted
@@ -1012,6 +1030,7 @@ impl Policy {
         if let Phase::Active { stable, .. } = &mut self.phase {
             *stable = true;
         }
+        self.slowed = false;
         self.retries.stable();
     }
 
@@ -1056,9 +1075,10 @@ impl Policy {
 
     /// The socket is already gone: decide and schedule.
     fn connection_lost(&mut self, now: Timestamp, trigger: Trigger) {
+        let ending = self.ending(trigger);
         self.account_for_end();
         let decision = self.decide(trigger);
-        self.schedule(now, trigger, decision);
+        self.schedule(now, trigger, decision, ending);
     }
 
     /// The socket is open and the policy wants it gone: decide now, close,
@@ -1068,6 +1088,7 @@ impl Policy {
             return;
         };
         let dispatches = self.phase.carries_dispatches();
+        let ending = self.ending(trigger);
         self.account_for_end();
         let decision = self.decide(trigger);
         // A code that keeps the session whenever the session is to be
@@ -1083,14 +1104,65 @@ impl Policy {
         self.phase = Phase::Closing {
             conn,
             deadline: now.saturating_add(self.config.timeouts.close_ms),
-            then: AfterClose::Reconnect { trigger, decision },
+            then: AfterClose::Reconnect {
+                trigger,
+                decision,
+                ending,
+            },
             dispatches,
+            sent: code,
         };
+    }
+
+    /// The server closed with its own `code` while our close was in
+    /// flight. A fatal code gives up; a code that drops the session (4003,
+    /// 4007, 4009) re-identifies instead of sending a Resume the server has
+    /// already refused; 4008 slows the next attempt. Any other code changes
+    /// nothing: the plan made when we closed stands. A protocol wait already
+    /// owed (op 9's) is kept.
+    fn server_closed_while_closing(&mut self, now: Timestamp, code: CloseCode, then: AfterClose) {
+        self.stats.last_close_code = Some(code);
+        let overrides = code.action() != CloseAction::Resume || code == CloseCode::RateLimited;
+        if !overrides {
+            return self.finish_close(now, then);
+        }
+        if code == CloseCode::RateLimited {
+            self.slowed = true;
+        }
+        let trigger = Trigger::Closed { code: Some(code) };
+        let mut decision = self.decide(trigger);
+        let mut ending = Ending::default();
+        if let AfterClose::Reconnect {
+            decision: planned,
+            ending: planned_ending,
+            ..
+        } = then
+        {
+            if let (Decision::Wait { delay_ms, .. }, Some(then)) = (planned, decision.recovery()) {
+                decision = Decision::Wait { delay_ms, then };
+            }
+            // The reconnect the server asked for stays free, unless the
+            // server now says we sent too fast.
+            ending = planned_ending;
+            ending.server_request &= code != CloseCode::RateLimited;
+        }
+        match then {
+            AfterClose::Reconnect { .. } => self.schedule(now, trigger, decision, ending),
+            // Shutting down: only a fatal code changes how it ends.
+            AfterClose::Stop => match decision {
+                Decision::GiveUp { reason } => self.give_up(reason),
+                _ => self.finish_close(now, then),
+            },
+        }
     }
 
     fn finish_close(&mut self, now: Timestamp, then: AfterClose) {
         match then {
-            AfterClose::Reconnect { trigger, decision } => self.schedule(now, trigger, decision),
+            AfterClose::Reconnect {
+                trigger,
+                decision,
+                ending,
+            } => self.schedule(now, trigger, decision, ending),
             AfterClose::Stop => self.phase = Phase::Stopped,
         }
     }
@@ -1111,8 +1183,42 @@ impl Policy {
         self.retries.resumes_reset();
     }
 
+    /// How the current connection, ending with `trigger`, counts for the
+    /// retry planner: whether the gateway asked for the reconnect, and
+    /// from when it was answering. Read before the phase moves on.
+    fn ending(&self, trigger: Trigger) -> Ending {
+        let hello_at = self.phase.link().and_then(|link| link.hello_at);
+        let established = matches!(self.phase, Phase::Active { .. });
+        let server_request = match trigger {
+            Trigger::Reconnect => established,
+            Trigger::InvalidSession { .. } => hello_at.is_some(),
+            Trigger::Closed { code: Some(code) } => established && code.asks_for_reconnect(),
+            _ => false,
+        };
+        // A deadline or a zombie ends a connection that had stopped
+        // answering long before: its open time proves nothing.
+        let credit = !matches!(trigger, Trigger::Timeout { .. } | Trigger::Zombie);
+        // An Identify out on this socket, answered by the server before
+        // READY (a drop or a deadline is no answer).
+        let identify_rejected = matches!(
+            self.phase,
+            Phase::Handshaking {
+                recovery: Recovery::Reidentify,
+                ..
+            }
+        ) && matches!(
+            trigger,
+            Trigger::Closed { code: Some(_) } | Trigger::InvalidSession { .. }
+        );
+        Ending {
+            answered_since: hello_at.filter(|_| credit),
+            server_request,
+            identify_rejected,
+        }
+    }
+
     /// Plans the next attempt after a connection ended.
-    fn schedule(&mut self, now: Timestamp, trigger: Trigger, decision: Decision) {
+    fn schedule(&mut self, now: Timestamp, trigger: Trigger, decision: Decision, ending: Ending) {
         let Some(recovery) = decision.recovery() else {
             if let Decision::GiveUp { reason } = decision {
                 self.give_up(reason);
@@ -1124,6 +1230,7 @@ impl Policy {
             trigger,
             decision,
             recovery,
+            ending,
             &self.config,
             &mut self.rng,
         ) {
@@ -1133,13 +1240,25 @@ impl Policy {
         let at = plan.at;
         self.stats.reconnects += 1;
         self.note(Note::Planned(plan));
+        if let Some(state) = self.retries.take_loop() {
+            let last_code = match trigger {
+                Trigger::Closed { code } => code,
+                _ => None,
+            };
+            self.note(Note::IdentifyLoop {
+                rejected: state.rejected,
+                last_code,
+                rejected_today: state.rejected_today,
+                until: at,
+            });
+        }
         self.phase = Phase::Waiting {
             at,
             slot: StartSlot::Unasked,
         };
         if at <= now {
-            // No wait at all (op 7 after a stable connection): the attempt
-            // starts with this input, not at a timer.
+            // No wait at all (op 7 after READY, past the guard): the
+            // attempt starts with this input, not at a timer.
             self.proceed(now);
         }
     }
@@ -1293,6 +1412,7 @@ impl Policy {
                 conn,
                 deadline,
                 dispatches,
+                sent,
                 ..
             } => {
                 self.phase = Phase::Closing {
@@ -1300,6 +1420,7 @@ impl Policy {
                     deadline,
                     then: AfterClose::Stop,
                     dispatches,
+                    sent,
                 };
             }
             phase if phase.is_open() => {
@@ -1313,6 +1434,7 @@ impl Policy {
                     deadline: now.saturating_add(self.config.timeouts.close_ms),
                     then: AfterClose::Stop,
                     dispatches: phase.carries_dispatches(),
+                    sent: CloseCode::UnknownError,
                 };
             }
             Phase::GivenUp(_) => {}

@@ -143,8 +143,14 @@ const HEARTBEAT_REQUEST_CAPACITY: u32 = 1;
 
 impl SendBudget {
     /// The budget for a connection whose heartbeat interval is
-    /// `interval_ms`, opened at `now`.
-    pub(crate) fn new(limit: SendLimit, interval_ms: u64, now: Timestamp) -> Self {
+    /// `interval_ms`, opened at `now`; the driver gets `share_percent` of
+    /// its usual share (100: all of it; less after a 4008).
+    pub(crate) fn new(
+        limit: SendLimit,
+        interval_ms: u64,
+        now: Timestamp,
+        share_percent: u8,
+    ) -> Self {
         let window = limit.window_ms.max(1);
         // Scheduled heartbeats that can fall in one window, plus one
         // Identify or Resume, plus the op 1 replies.
@@ -154,6 +160,10 @@ impl SendBudget {
             .saturating_add(1)
             .saturating_add(2 * HEARTBEAT_REQUEST_CAPACITY);
         let for_driver = limit.commands.saturating_sub(reserved);
+        let for_driver = u32::try_from(
+            u64::from(for_driver).saturating_mul(u64::from(share_percent.min(100))) / 100,
+        )
+        .unwrap_or(0);
         Self {
             heartbeat_requests: TokenBucket::for_window(HEARTBEAT_REQUEST_CAPACITY, window, now),
             commands: TokenBucket::for_window(for_driver / 2, window, now),
@@ -169,7 +179,7 @@ mod tests {
     fn the_total_in_any_window_stays_within_the_limit() {
         let t0 = Timestamp::from_millis(0);
         let interval = 41_250;
-        let mut budget = SendBudget::new(SendLimit::DISCORD, interval, t0);
+        let mut budget = SendBudget::new(SendLimit::DISCORD, interval, t0, 100);
         // Greedy driver: send whenever allowed, for 10 minutes, step 10 ms.
         let mut sent: Vec<u64> = Vec::new();
         let mut t = 0;
@@ -199,6 +209,16 @@ mod tests {
     }
 
     #[test]
+    fn a_cut_share_halves_the_drivers_bucket() {
+        let t0 = Timestamp::from_millis(0);
+        let full = SendBudget::new(SendLimit::DISCORD, 41_250, t0, 100);
+        let half = SendBudget::new(SendLimit::DISCORD, 41_250, t0, 50);
+        assert_eq!(half.commands.capacity, full.commands.capacity / 2);
+        let none = SendBudget::new(SendLimit::DISCORD, 41_250, t0, 0);
+        assert_eq!(none.commands.capacity, 0);
+    }
+
+    #[test]
     fn a_tiny_limit_leaves_the_driver_nothing_but_never_panics() {
         let t0 = Timestamp::from_millis(0);
         let mut budget = SendBudget::new(
@@ -208,6 +228,7 @@ mod tests {
             },
             0,
             t0,
+            100,
         );
         assert_eq!(budget.commands.try_take(t0), Err(SendError::NoBudget));
     }

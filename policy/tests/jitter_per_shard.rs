@@ -93,7 +93,7 @@ fn shards_given_one_seed_plan_different_backoffs() {
             let mut d = Driver::for_shard(config.clone(), shard, SEED, limiter);
             d.establish();
             let from = d.mark();
-            d.send(closed(Some(4000)));
+            d.send(closed(Some(1011)));
             d.only_plan_since(from).1.backoff_ms
         })
         .collect();

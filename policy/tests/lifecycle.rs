@@ -58,6 +58,7 @@ fn give_up_after_the_configured_number_of_retries() {
         give_up: GiveUpLimits {
             max_retries: Some(3),
             max_elapsed_ms: None,
+            ..GiveUpLimits::default()
         },
         ..PolicyConfig::default()
     });
@@ -91,6 +92,7 @@ fn give_up_after_the_configured_time_without_a_stable_connection() {
         give_up: GiveUpLimits {
             max_retries: None,
             max_elapsed_ms: Some(120_000),
+            ..GiveUpLimits::default()
         },
         ..PolicyConfig::default()
     });
@@ -126,6 +128,7 @@ fn the_first_ack_proves_stability_when_configured() {
         stability: StabilityRule {
             window_ms: 3_600_000,
             reset_on_first_ack: true,
+            credit_ms: 0,
         },
         ..PolicyConfig::default()
     };

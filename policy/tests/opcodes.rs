@@ -60,7 +60,7 @@ fn op7_closes_with_4000_waits_for_closed_then_resumes_without_backoff() {
     let (_, plan) = d.only_plan_since(from);
     assert_eq!(plan.trigger, Trigger::Reconnect);
     assert_eq!(plan.backoff_ms, 0);
-    assert_eq!(plan.retry, 1);
+    assert_eq!((plan.retry, plan.counted), (0, false));
     assert_eq!(
         plan.at,
         t(d.now),
@@ -112,20 +112,19 @@ fn op7_before_hello_on_the_first_connection_closes_and_identifies() {
 
 #[test]
 fn op7_on_an_unproven_connection_still_backs_off() {
-    // A gateway that keeps sending op 7 right after each resume must not
-    // get an immediate reconnect every time.
+    // op 7 before RESUMED answered the Resume: the gateway asked before
+    // the connection proved anything, so it counts as a failure.
     let mut d = Driver::connected(3);
     d.advance(1_000);
     let from = d.mark();
     let _ = d.send(closed(None));
     let (_, command) = d.reconnect(from);
     assert_eq!(command, resume(3));
-    assert_eq!(d.dispatch(4, Dispatch::Resumed), Handled::Accepted);
     let from = d.mark();
     assert_eq!(d.send(Event::Reconnect), Handled::Accepted);
     let _ = d.send(closed(None));
     let (_, plan) = d.only_plan_since(from);
-    assert_eq!(plan.retry, 2);
+    assert_eq!((plan.retry, plan.counted), (2, true));
     let (low, high) = d.policy.config().backoff.bounds(2);
     assert!(
         low > 0 && (low..=high).contains(&plan.backoff_ms),

@@ -103,8 +103,10 @@ pub fn model(name: &str) -> Option<ModelSpec> {
         let mut config = PolicyConfig::default();
         config.backoff.strategy = strategy;
         if strategy == BackoffStrategy::None {
+            // The storm baseline: no backoff, no guard, no attempt ceiling.
             config.backoff.base_ms = 0;
             config.guard_ms = 0;
+            config.attempt_rate.window_ms = 0;
         }
         return Some(ModelSpec::Policy {
             name: name.to_owned(),

@@ -310,7 +310,7 @@ impl Default for Scenario {
 }
 
 /// The names of the built-in scenarios, in the order `compare` shows them.
-pub const BUILTIN: [&str; 8] = [
+pub const BUILTIN: [&str; 9] = [
     "outage-30s",
     "flapping-link",
     "rolling-restart",
@@ -319,6 +319,7 @@ pub const BUILTIN: [&str; 8] = [
     "repeated-outage",
     "session-limit",
     "overload",
+    "connect-then-drop",
 ];
 
 /// Where every built-in fault schedule begins, ms after the last shard's
@@ -493,6 +494,27 @@ impl Scenario {
                         kind: FaultKind::Overload {
                             admission_per_s: 20,
                         },
+                    },
+                ],
+                ..base
+            },
+            "connect-then-drop" => Self {
+                description: "the server closes every socket with 1011 over 10 s, and for 5 minutes every new socket drops 300 ms after it opened: the link accepts and the gateway says Hello, then it is gone (why a connection must prove itself before the backoff resets)"
+                    .into(),
+                heal_at_ms: at(300_000),
+                duration_ms: at(300_000 + 600_000),
+                faults: vec![
+                    Fault {
+                        at_ms: at(0),
+                        duration_ms: 10_000,
+                        scope: Scope::All,
+                        kind: FaultKind::ServerClose { code: 1011 },
+                    },
+                    Fault {
+                        at_ms: at(0),
+                        duration_ms: 300_000,
+                        scope: Scope::All,
+                        kind: FaultKind::ConnectThenDrop { after_ms: 300 },
                     },
                 ],
                 ..base

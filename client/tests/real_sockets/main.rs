@@ -12,6 +12,7 @@ mod compression;
 mod faults;
 mod gateway_bot;
 mod link_faults;
+mod rules;
 mod runner;
 mod scenarios;
 mod sessions;

@@ -14,8 +14,8 @@ use reconnect_client::{
     Client, ClientBuilder, ClientError, Clock, DispatchEvent, Figures, Notice, Token,
 };
 use reconnect_policy::{
-    BackoffConfig, BackoffStrategy, Command, DecisionConfig, PolicyConfig, ReconnectPlan,
-    SavedSession, StabilityRule, Timeouts, Timestamp,
+    AttemptRate, BackoffConfig, BackoffStrategy, Command, DecisionConfig, PolicyConfig,
+    ReconnectPlan, SavedSession, StabilityRule, Timeouts, Timestamp,
 };
 use tokio::task::JoinHandle;
 
@@ -32,8 +32,8 @@ pub(crate) async fn bounded<F: Future<Output = T>, T>(seconds: u64, test: F) -> 
 
 /// Policy timings small enough for tests to run in seconds: exponential
 /// backoff 50 ms to 500 ms, a 50 ms guard, op 9 waits of 50–150 ms, 1 s to
-/// connect or get Hello, 2 s for READY/RESUMED, 500 ms to close, and a 1 s
-/// stability window.
+/// connect or get Hello, 2 s for READY/RESUMED, 500 ms to close, a 1 s
+/// stability window and at most ten attempts a second.
 pub(crate) fn policy(url: &str) -> PolicyConfig {
     PolicyConfig {
         gateway_url: url.to_owned(),
@@ -56,6 +56,12 @@ pub(crate) fn policy(url: &str) -> PolicyConfig {
         stability: StabilityRule {
             window_ms: 1_000,
             reset_on_first_ack: false,
+            ..StabilityRule::DEFAULT
+        },
+        // The attempt ceiling scaled with the rest: ten a second.
+        attempt_rate: AttemptRate {
+            max_attempts: 10,
+            window_ms: 1_000,
         },
         ..PolicyConfig::default()
     }

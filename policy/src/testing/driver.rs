@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::{
     Action, CloseCode, Command, ConnectionId, Dispatch, Event, GiveUpReason, Handled,
     IdentifyAnswer, IdentifyLimiter, IdentifyRequest, Note, Output, Policy, PolicyConfig,
-    PolicyState, PolicyStats, ReconnectPlan, Recovery, Timestamp, Trigger,
+    PolicyState, PolicyStats, ReconnectPlan, Recovery, Timestamp,
 };
 
 use super::{
@@ -613,6 +613,20 @@ impl<'a> Driver<'a> {
         match output {
             Output::Action(action) => self.on_action(action),
             Output::Note(Note::Planned(plan)) => self.check_plan(plan),
+            Output::Note(Note::IdentifyLoop {
+                rejected, until, ..
+            }) => {
+                // A loop only after the configured rejections, and only
+                // with its long wait.
+                let rule = self.config().identify_loop;
+                let now = self.now;
+                self.check(
+                    Prop::Plans,
+                    *rejected >= rule.max_rejected
+                        && until.as_millis() >= now.saturating_add(rule.wait_ms),
+                    || format!("identify loop note {output:?} against {rule:?} at {now}"),
+                )
+            }
             Output::Note(Note::ResumeUrlRefused { url, .. }) => {
                 // Only the URLs outside the base URL's domain or scheme.
                 self.check(
@@ -855,6 +869,10 @@ impl<'a> Driver<'a> {
                     GiveUpReason::TimeExhausted { elapsed_ms } => {
                         limits.max_elapsed_ms.is_some_and(|max| elapsed_ms >= max)
                     }
+                    GiveUpReason::IdentifyLoop { rejected, .. } => {
+                        limits.on_identify_loop
+                            && rejected >= self.config().identify_loop.max_rejected
+                    }
                 };
                 self.check(Prop::Lifecycle, justified, || {
                     format!("GiveUp({reason:?}) is not justified by {limits:?}")
@@ -878,8 +896,10 @@ impl<'a> Driver<'a> {
                 self.plan
             )
         })?;
-        self.check(Prop::Plans, plan.retry >= 1, || {
-            format!("Plan with retry 0: {plan:?}")
+        // A counted reconnect adds a failure; a free one (a request of the
+        // server) leaves the count as it was, which may be 0.
+        self.check(Prop::Plans, plan.retry >= 1 || !plan.counted, || {
+            format!("counted Plan with retry 0: {plan:?}")
         })?;
         self.check(
             Prop::Plans,
@@ -887,18 +907,19 @@ impl<'a> Driver<'a> {
             || format!("Plan's recovery disagrees with its decision: {plan:?}"),
         )?;
         let (low, high) = backoff.bounds(plan.retry);
-        // op 7 after a stable connection: reconnect at once (documented).
-        let immediate = plan.trigger == Trigger::Reconnect && plan.retry == 1;
-        self.check(
-            Prop::Plans,
-            (low..=high).contains(&plan.backoff_ms) || (immediate && plan.backoff_ms == 0),
-            || {
-                format!(
-                    "backoff {}ms outside {low}..={high} for {plan:?}",
-                    plan.backoff_ms
-                )
-            },
-        )?;
+        // A request of the server that did not count draws no backoff
+        // (documented); a counted one draws within the strategy's bounds.
+        let drawn_ok = if plan.counted {
+            (low..=high).contains(&plan.backoff_ms)
+        } else {
+            plan.backoff_ms == 0
+        };
+        self.check(Prop::Plans, drawn_ok, || {
+            format!(
+                "backoff {}ms outside {low}..={high} for {plan:?}",
+                plan.backoff_ms
+            )
+        })?;
         self.check(Prop::Plans, plan.backoff_ms <= backoff.cap_ms, || {
             format!(
                 "backoff {}ms above the cap {}",

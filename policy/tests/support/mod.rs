@@ -73,6 +73,8 @@ pub(crate) enum Out {
         url: String,
         reason: UrlError,
     },
+    /// Any other note, kept whole.
+    Note(Note),
 }
 
 impl Out {
@@ -103,7 +105,7 @@ impl Out {
             Output::Note(Note::ResumeUrlRefused { url, reason }) => {
                 Self::ResumeUrlRefused { url, reason }
             }
-            Output::Note(other) => panic!("a note these tests do not know: {other:?}"),
+            Output::Note(other) => Self::Note(other),
         })
     }
 }
