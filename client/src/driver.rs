@@ -25,7 +25,8 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use reconnect_policy::{
-    Action, ConnectionId, Event, Fleet, Handled, Note, Output, SavedSessions, SendError, Timestamp,
+    Action, CloseCode, ConnectionId, Event, Fleet, Handled, Note, Output, SavedSessions, SendError,
+    Timestamp,
 };
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::Message;
@@ -582,6 +583,29 @@ impl Driver {
                     "READY's resume URL refused; the next connection identifies against the base URL"
                 );
                 self.notify(index, Notice::ResumeUrlRefused { url, reason });
+            }
+            Note::IdentifyLoop {
+                rejected,
+                last_code,
+                rejected_today,
+                until,
+            } => {
+                error!(
+                    rejected,
+                    last_code = ?last_code.map(CloseCode::as_u16),
+                    rejected_today,
+                    wait_ms = until.saturating_since(now),
+                    "identify loop: the gateway answers every Identify with a close before READY; check the token and the gateway"
+                );
+                self.notify(
+                    index,
+                    Notice::IdentifyLoop {
+                        rejected,
+                        last_code,
+                        rejected_today,
+                        until,
+                    },
+                );
             }
             other => debug!(?other, "a note this client does not know"),
         }

@@ -7,8 +7,8 @@
 //! same facts are also logged through `tracing`.
 
 use reconnect_policy::{
-    Command, ConnectFailure, ConnectionId, GiveUpReason, ReconnectPlan, Recovery, Timestamp,
-    UrlError,
+    CloseCode, Command, ConnectFailure, ConnectionId, GiveUpReason, ReconnectPlan, Recovery,
+    Timestamp, UrlError,
 };
 
 /// One thing the client did.
@@ -90,6 +90,21 @@ pub enum Notice {
     },
     /// The policy planned a reconnect.
     Planned(ReconnectPlan),
+    /// The policy found the shard in an identify loop (the policy's
+    /// `Note::IdentifyLoop`): Identifies in a row were answered by a close
+    /// or op 9 before READY, so the token or the server needs a person.
+    /// The shard now waits the loop's long wait between attempts; the
+    /// client also logs this at `error` level.
+    IdentifyLoop {
+        /// Identifies in a row answered before READY.
+        rejected: u32,
+        /// The close code of the last answer (`None`: op 9).
+        last_code: Option<CloseCode>,
+        /// Rejected Identifies in the current 24 h.
+        rejected_today: u32,
+        /// When the next attempt may start, on the client's clock.
+        until: Timestamp,
+    },
     /// READY named a resume URL the policy refused to dial.
     ResumeUrlRefused {
         /// The URL (at most 256 bytes of it).

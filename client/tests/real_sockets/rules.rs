@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
+use reconnect_client::Notice;
 use reconnect_client::testkit::gateway::Fault;
-use reconnect_policy::Trigger;
+use reconnect_policy::{CloseCode, Trigger};
 use tokio::time::Instant;
 
 use crate::support::{Harness, bounded, builder, gateway, gateway_config, policy};
@@ -105,6 +106,20 @@ async fn an_identify_rejecting_gateway_sees_no_more_than_the_loop_limit() {
         assert_eq!(h.identifies_sent().len(), limit as usize);
         let last = h.plans().last().copied().unwrap();
         assert!(last.at.saturating_since(h.identifies_sent()[0]) >= 600_000);
+        // The operator is told, with the code that answered.
+        let noticed = h.notices().into_iter().find_map(|n| match n {
+            Notice::IdentifyLoop {
+                rejected,
+                last_code,
+                until,
+                ..
+            } => Some((rejected, last_code, until)),
+            _ => None,
+        });
+        let (rejected, last_code, until) = noticed.expect("an IdentifyLoop notice");
+        assert_eq!(rejected, limit);
+        assert_eq!(last_code.map(CloseCode::as_u16), Some(4000));
+        assert!(until.saturating_since(h.identifies_sent()[0]) >= 600_000);
         h.close().await.unwrap();
     })
     .await;
