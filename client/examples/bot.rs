@@ -20,9 +20,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use futures_util::StreamExt;
-use reconnect_client::testkit::gateway::{Fault, Gateway, GatewayConfig, ScheduledFault};
 use reconnect_client::{ClientBuilder, Token};
 use reconnect_policy::PolicyConfig;
+use reconnect_testkit::gateway::{Fault, Gateway, GatewayConfig, ScheduledFault};
 use tracing::info;
 use tracing_subscriber::EnvFilter;
 

@@ -20,8 +20,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use reconnect_client::testkit::gateway::{Fault, Gateway, GatewayConfig};
-use reconnect_client::testkit::proxy::{Direction, DownMode, FaultProxy, Flap, Toxic, ToxicSpec};
+use reconnect_testkit::gateway::{Fault, Gateway, GatewayConfig};
+use reconnect_testkit::proxy::{Direction, DownMode, FaultProxy, Flap, Toxic, ToxicSpec};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;

@@ -35,9 +35,9 @@ use clap::Parser;
 use futures_util::StreamExt;
 use reconnect_client::gateway_bot::GatewayBotRequest;
 use reconnect_client::gateway_command::{ActivityKind, GatewayCommand, Presence};
-use reconnect_client::testkit::gateway::{Fault, Gateway, GatewayConfig, ScheduledFault};
-use reconnect_client::testkit::http_api::{ApiAnswer, ApiServer};
 use reconnect_client::{ClientBuilder, RunnerBuilder, SavedSessions, SendCommandError, Token};
+use reconnect_testkit::gateway::{Fault, Gateway, GatewayConfig, ScheduledFault};
+use reconnect_testkit::http_api::{ApiAnswer, ApiServer};
 use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
 

@@ -222,7 +222,7 @@ fn inflate_zlib(
 
 /// How far a zlib counter moved during one call (`before` to `after`), as
 /// an index into a buffer of `len` bytes: never past its end.
-pub(crate) fn advanced(before: u64, after: u64, len: usize) -> usize {
+fn advanced(before: u64, after: u64, len: usize) -> usize {
     usize::try_from(after.saturating_sub(before))
         .unwrap_or(usize::MAX)
         .min(len)
@@ -270,10 +270,17 @@ fn inflate_zstd(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testkit::compress::Deflater;
+    use reconnect_testkit::compress::{self, Deflater};
+
+    /// The gateway's side of `compression`, from the testkit (which has its
+    /// own `Compression`, read from the same query value).
+    fn deflater(compression: Compression) -> Deflater {
+        let theirs = compress::Compression::from_query_value(compression.query_value());
+        Deflater::new(theirs).unwrap().unwrap()
+    }
 
     fn round_trip(compression: Compression) {
-        let mut deflater = Deflater::new(compression).unwrap().unwrap();
+        let mut deflater = deflater(compression);
         let mut inflater = Inflater::new(compression, 1 << 20).unwrap();
         for i in 0..50 {
             let message = format!(r#"{{"op":0,"s":{i},"t":"MESSAGE_CREATE","d":{{"n":{i}}}}}"#);
@@ -290,7 +297,7 @@ mod tests {
 
     #[test]
     fn a_zlib_message_may_span_frames() {
-        let mut deflater = Deflater::new(Compression::ZlibStream).unwrap().unwrap();
+        let mut deflater = deflater(Compression::ZlibStream);
         let mut inflater = Inflater::new(Compression::ZlibStream, 1 << 20).unwrap();
         let message = "x".repeat(10_000);
         let frame = deflater.push(&message).unwrap();
@@ -302,7 +309,7 @@ mod tests {
     #[test]
     fn a_fresh_context_cannot_read_the_middle_of_an_old_stream() {
         for compression in [Compression::ZlibStream, Compression::ZstdStream] {
-            let mut deflater = Deflater::new(compression).unwrap().unwrap();
+            let mut deflater = deflater(compression);
             let _first = deflater.push(r#"{"op":10,"d":{"heartbeat_interval":41250}}"#);
             let second = deflater.push(r#"{"op":11}"#).unwrap();
             let mut fresh = Inflater::new(compression, 1 << 20).unwrap();
@@ -316,7 +323,7 @@ mod tests {
     #[test]
     fn a_decompression_bomb_is_refused_at_the_limit() {
         for compression in [Compression::ZlibStream, Compression::ZstdStream] {
-            let mut deflater = Deflater::new(compression).unwrap().unwrap();
+            let mut deflater = deflater(compression);
             // 64 MiB of zeros compress to a few tens of kilobytes.
             let bomb = deflater.push(&"\0".repeat(64 << 20)).unwrap();
             assert!(bomb.len() < 1 << 20, "{compression}: {}", bomb.len());

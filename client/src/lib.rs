@@ -58,9 +58,11 @@
 //!
 //! # Testing tools
 //!
-//! [`testkit`] holds a loopback gateway that injects faults and a fault
-//! proxy for link faults, both real socket servers on `127.0.0.1`, used by
-//! this crate's tests and its examples.
+//! The `reconnect-testkit` crate holds a loopback gateway that injects
+//! faults, a fault proxy for link faults and a stand-in for
+//! `GET /gateway/bot`, all real socket servers on `127.0.0.1`. This crate's
+//! tests and examples use it as a dev-dependency; a bot can do the same
+//! for its own tests.
 
 mod builder;
 mod client;
@@ -80,7 +82,6 @@ mod notice;
 pub mod payload;
 mod runner;
 mod shard_handle;
-pub mod testkit;
 mod token;
 mod transport;
 

@@ -11,7 +11,7 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use reconnect_client::testkit::gateway::Fault;
+use reconnect_testkit::gateway::Fault;
 
 #[allow(dead_code, unreachable_pub)]
 #[path = "real_sockets/support.rs"]

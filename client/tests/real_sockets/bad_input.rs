@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use reconnect_client::testkit::gateway::Fault;
+use reconnect_testkit::gateway::Fault;
 
 use crate::support::{
     Harness, assert_continuous, bounded, builder, gateway, gateway_config, policy,

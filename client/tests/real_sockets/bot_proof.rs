@@ -26,13 +26,13 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use reconnect_client::gateway_bot::GatewayBotRequest;
 use reconnect_client::gateway_command::{ActivityKind, GatewayCommand, Presence};
-use reconnect_client::testkit::gateway::{Gateway, GatewayConfig};
-use reconnect_client::testkit::http_api::{ApiAnswer, ApiServer};
-use reconnect_client::testkit::proxy::{DownMode, FaultProxy, Flap};
 use reconnect_client::{
     Clock, Compression, Runner, RunnerBuilder, SendCommandError, ShardEvents, ShardHandle,
 };
 use reconnect_policy::SavedSessions;
+use reconnect_testkit::gateway::{Gateway, GatewayConfig};
+use reconnect_testkit::http_api::{ApiAnswer, ApiServer};
+use reconnect_testkit::proxy::{DownMode, FaultProxy, Flap};
 use tokio::task::JoinHandle;
 
 use crate::support::{

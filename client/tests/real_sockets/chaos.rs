@@ -12,9 +12,9 @@
 
 use std::time::Duration;
 
-use reconnect_client::testkit::gateway::{Fault, GatewayConfig};
-use reconnect_client::testkit::proxy::{Direction, DownMode, Flap, Period, Toxic, ToxicSpec};
 use reconnect_policy::{BackoffConfig, BackoffStrategy, PolicyConfig, Timestamp};
+use reconnect_testkit::gateway::{Fault, GatewayConfig};
+use reconnect_testkit::proxy::{Direction, DownMode, Flap, Period, Toxic, ToxicSpec};
 
 use crate::support::{
     Harness, bounded, builder, continuity, gateway_behind_proxy, gateway_config, link_policy,

@@ -4,7 +4,7 @@
 //! connection, and the bandwidth saved on a realistic dispatch mix.
 
 use reconnect_client::Compression;
-use reconnect_client::testkit::gateway::{Fault, GatewayConfig};
+use reconnect_testkit::gateway::{Fault, GatewayConfig};
 
 use crate::support::{
     Harness, assert_continuous, bounded, builder, gateway, gateway_config, policy,

@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use reconnect_client::testkit::gateway::{Fault, GatewayConfig};
 use reconnect_client::{ClientError, Notice, Token};
 use reconnect_policy::{Decision, IDENTIFY_WINDOW_MS, PolicyState, Recovery, UrlError};
+use reconnect_testkit::gateway::{Fault, GatewayConfig};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 

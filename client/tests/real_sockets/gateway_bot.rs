@@ -5,8 +5,8 @@
 
 use reconnect_client::Token;
 use reconnect_client::gateway_bot::{GatewayBotError, GatewayBotRequest, MAX_BODY_BYTES};
-use reconnect_client::testkit::http_api::{ApiAnswer, ApiServer};
 use reconnect_policy::{SessionStartLimit, UrlError};
+use reconnect_testkit::http_api::{ApiAnswer, ApiServer};
 
 use crate::support::{TOKEN, bounded};
 

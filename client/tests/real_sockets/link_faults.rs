@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use reconnect_client::Notice;
-use reconnect_client::testkit::proxy::{Direction, DownMode, Toxic, ToxicSpec};
+use reconnect_testkit::proxy::{Direction, DownMode, Toxic, ToxicSpec};
 
 use crate::support::{
     Harness, assert_continuous, bounded, builder, gateway_behind_proxy, gateway_config, link_policy,
@@ -71,10 +71,10 @@ async fn a_slow_close_never_leaves_two_sockets_on_the_session() {
         }
         let h = Harness::start(builder(link_policy(&proxy.url())));
         h.wait_streaming_past(5, 5).await;
-        gw.inject(reconnect_client::testkit::gateway::Fault::Reconnect);
+        gw.inject(reconnect_testkit::gateway::Fault::Reconnect);
         h.wait("resume 1", 5, |h| h.figures().resumes_succeeded == 1)
             .await;
-        gw.inject(reconnect_client::testkit::gateway::Fault::Close { code: 4000 });
+        gw.inject(reconnect_testkit::gateway::Fault::Close { code: 4000 });
         h.wait("resume 2", 5, |h| h.figures().resumes_succeeded == 2)
             .await;
         h.wait_streaming_past(h.events().len() as u64 + 5, 5).await;
@@ -166,7 +166,7 @@ async fn a_byte_limit_cuts_frames_and_the_resume_picks_up_exactly() {
             Toxic::LimitData { bytes: 2_000 },
             Direction::Downstream,
         ));
-        gw.inject(reconnect_client::testkit::gateway::Fault::Drop);
+        gw.inject(reconnect_testkit::gateway::Fault::Drop);
         h.wait("three cut connections resumed", 10, |h| {
             h.figures().resumes_succeeded >= 3
         })

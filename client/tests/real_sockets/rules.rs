@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use reconnect_client::Notice;
-use reconnect_client::testkit::gateway::Fault;
 use reconnect_policy::{CloseCode, Trigger};
+use reconnect_testkit::gateway::Fault;
 use tokio::time::Instant;
 
 use crate::support::{Harness, bounded, builder, gateway, gateway_config, policy};

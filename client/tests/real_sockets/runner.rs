@@ -12,12 +12,12 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use reconnect_client::gateway_bot::{GatewayBot, GatewayBotError, GatewayBotRequest};
 use reconnect_client::gateway_command::{ActivityKind, CommandError, GatewayCommand, Presence};
-use reconnect_client::testkit::gateway::{Fault, Gateway, GatewayConfig};
-use reconnect_client::testkit::http_api::{ApiAnswer, ApiServer};
 use reconnect_client::{
     Clock, Notice, Runner, RunnerBuilder, RunnerError, SendCommandError, ShardEvents,
 };
 use reconnect_policy::{Command, SessionStartLimit, Timestamp};
+use reconnect_testkit::gateway::{Fault, Gateway, GatewayConfig};
+use reconnect_testkit::http_api::{ApiAnswer, ApiServer};
 use tokio::task::JoinHandle;
 
 use crate::support::{

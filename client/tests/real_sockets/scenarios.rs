@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use reconnect_client::Notice;
-use reconnect_client::testkit::gateway::{Fault, UNKNOWN_EVENT_NAME};
 use reconnect_policy::{ConnectionId, PolicyConfig, Recovery};
+use reconnect_testkit::gateway::{Fault, UNKNOWN_EVENT_NAME};
 
 use crate::support::{
     Harness, assert_continuous, bounded, builder, gateway, gateway_config, policy,
@@ -303,7 +303,7 @@ async fn the_backoff_is_not_reset_by_a_link_that_drops_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_events_and_opcodes_do_not_break_the_loop() {
     bounded(20, async {
-        let gw = gateway(reconnect_client::testkit::gateway::GatewayConfig {
+        let gw = gateway(reconnect_testkit::gateway::GatewayConfig {
             unknown_event_every: 4,
             ..gateway_config()
         })

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use reconnect_client::gateway_bot::GatewayBot;
-use reconnect_client::testkit::gateway::GatewayConfig;
 use reconnect_client::{Clock, Runner, RunnerBuilder, ShardEvents};
 use reconnect_policy::{SavedSessions, SessionStartLimit};
+use reconnect_testkit::gateway::GatewayConfig;
 use tokio::task::JoinHandle;
 
 use crate::support::{

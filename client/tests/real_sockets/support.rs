@@ -8,8 +8,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use reconnect_client::testkit::gateway::{Gateway, GatewayConfig};
-use reconnect_client::testkit::proxy::FaultProxy;
 use reconnect_client::{
     Client, ClientBuilder, ClientError, Clock, DispatchEvent, Figures, Notice, Token,
 };
@@ -17,6 +15,8 @@ use reconnect_policy::{
     AttemptRate, BackoffConfig, BackoffStrategy, Command, DecisionConfig, PolicyConfig,
     ReconnectPlan, SavedSession, StabilityRule, Timeouts, Timestamp,
 };
+use reconnect_testkit::gateway::{Gateway, GatewayConfig};
+use reconnect_testkit::proxy::FaultProxy;
 use tokio::task::JoinHandle;
 
 /// The token the test gateway expects.

@@ -10,7 +10,7 @@
 //!
 //! ```no_run
 //! # async fn run(upstream: std::net::SocketAddr) -> std::io::Result<()> {
-//! use reconnect_client::testkit::proxy::{Direction, FaultProxy, Toxic, ToxicSpec};
+//! use reconnect_testkit::proxy::{Direction, FaultProxy, Toxic, ToxicSpec};
 //!
 //! let proxy = FaultProxy::start(upstream, 7).await?;
 //! proxy.add_toxic(ToxicSpec::new(

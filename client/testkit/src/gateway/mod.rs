@@ -15,7 +15,7 @@
 //!
 //! ```no_run
 //! # async fn run() -> std::io::Result<()> {
-//! use reconnect_client::testkit::gateway::{Fault, Gateway, GatewayConfig};
+//! use reconnect_testkit::gateway::{Fault, Gateway, GatewayConfig};
 //!
 //! let gateway = Gateway::start(GatewayConfig::default()).await?;
 //! println!("listening on {}", gateway.url());

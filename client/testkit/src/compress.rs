@@ -1,13 +1,57 @@
 //! The gateway's side of transport compression: one compressed stream per
 //! connection, flushed after every message, as the gateway sends it (the
-//! client's side is [`crate::compression`]).
+//! client's side is `reconnect_client::compression`).
+
+use std::fmt;
 
 use flate2::{Compress, Compression as Level, FlushCompress, Status};
 
-use crate::compression::{Compression, advanced};
-
 /// Output is produced at most this much at a time.
 const STEP_BYTES: usize = 64 * 1024;
+
+/// Which transport compression a client asked for, read from the `compress`
+/// query parameter of its gateway URL.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Compression {
+    /// Plain JSON text frames (no `compress` parameter, or one the gateway
+    /// does not know).
+    #[default]
+    None,
+    /// `compress=zlib-stream`: one zlib stream per connection.
+    ZlibStream,
+    /// `compress=zstd-stream`: one zstd stream per connection.
+    ZstdStream,
+}
+
+impl Compression {
+    /// The compression a `compress` query value asks for ([`Self::None`]
+    /// for a missing or unknown value).
+    #[must_use]
+    pub fn from_query_value(value: Option<&str>) -> Self {
+        match value {
+            Some("zlib-stream") => Self::ZlibStream,
+            Some("zstd-stream") => Self::ZstdStream,
+            _ => Self::None,
+        }
+    }
+
+    /// The value of the `compress` query parameter, if any.
+    #[must_use]
+    pub const fn query_value(self) -> Option<&'static str> {
+        match self {
+            Self::None => None,
+            Self::ZlibStream => Some("zlib-stream"),
+            Self::ZstdStream => Some("zstd-stream"),
+        }
+    }
+}
+
+impl fmt::Display for Compression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.query_value().unwrap_or("none"))
+    }
+}
 
 /// Compresses the messages of one connection into binary frames.
 pub struct Deflater {
@@ -19,8 +63,8 @@ enum State {
     Zstd(Box<zstd::stream::raw::Encoder<'static>>),
 }
 
-impl std::fmt::Debug for Deflater {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Debug for Deflater {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match self.state {
             State::Zlib(_) => Compression::ZlibStream,
             State::Zstd(_) => Compression::ZstdStream,
@@ -60,6 +104,14 @@ impl Deflater {
             State::Zstd(encoder) => deflate_zstd(encoder, message.as_bytes()),
         }
     }
+}
+
+/// How far a flate2 counter moved in one call, as an index bounded by the
+/// buffer it moved through.
+fn advanced(before: u64, after: u64, len: usize) -> usize {
+    usize::try_from(after.saturating_sub(before))
+        .unwrap_or(usize::MAX)
+        .min(len)
 }
 
 fn deflate_zlib(context: &mut Compress, mut input: &[u8]) -> std::io::Result<Vec<u8>> {
@@ -115,7 +167,7 @@ fn deflate_zstd(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testkit::gateway::dispatch_mix::realistic_body;
+    use crate::gateway::dispatch_mix::realistic_body;
 
     /// What each compression saves on the loopback gateway's realistic
     /// dispatch mix, one stream for 5,000 dispatches (deterministic: the

@@ -20,9 +20,8 @@ use tracing::{debug, info};
 
 use super::session::{ReplayError, Session};
 use super::{Fault, Shared};
-use crate::compression::Compression;
-use crate::testkit::compress::Deflater;
-use crate::testkit::rst::arm_reset;
+use crate::compress::{Compression, Deflater};
+use crate::rst::arm_reset;
 
 /// Whether to keep serving the socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -653,9 +652,5 @@ fn requested_compression(query: Option<&str>) -> Compression {
         .unwrap_or_default()
         .split('&')
         .find_map(|pair| pair.strip_prefix("compress="));
-    match asked {
-        Some("zlib-stream") => Compression::ZlibStream,
-        Some("zstd-stream") => Compression::ZstdStream,
-        _ => Compression::None,
-    }
+    Compression::from_query_value(asked)
 }

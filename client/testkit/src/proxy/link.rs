@@ -19,7 +19,7 @@ use tracing::debug;
 
 use super::toxic::{draw_latency, slice_sizes, transfer_us};
 use super::{Direction, DownMode, Kill, LinkState, ProxyShared, Toxic, ToxicSpec};
-use crate::testkit::rst::arm_reset;
+use crate::rst::arm_reset;
 
 /// The most bytes held for a connection waiting out a black hole.
 const MAX_HELD_BYTES: usize = 1 << 20;
