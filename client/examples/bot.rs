@@ -144,12 +144,12 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     match client.join().await {
         Ok(figures) => {
             info!(
-                attempts = figures.attempts,
-                resumes_succeeded = figures.resumes_succeeded,
-                reidentifies = figures.reidentifies,
+                attempts = figures.policy.attempts,
+                resumes_succeeded = figures.policy.resumes_succeeded,
+                reidentifies = figures.reidentifies(),
                 events = figures.events_delivered,
-                duplicates_dropped = figures.duplicates_dropped,
-                last_close_code = ?figures.last_close_code,
+                duplicate_dispatches = figures.policy.duplicate_dispatches,
+                last_close_code = ?figures.policy.last_close_code,
                 "stopped"
             );
             Ok(())

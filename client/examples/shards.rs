@@ -222,11 +222,11 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     for (shard, f) in figures {
         info!(
             shard,
-            attempts = f.attempts,
-            identifies = f.identifies,
-            resumes_succeeded = f.resumes_succeeded,
+            attempts = f.policy.attempts,
+            identifies_sent = f.policy.identifies_sent,
+            resumes_succeeded = f.policy.resumes_succeeded,
             events = f.events_delivered,
-            duplicates_dropped = f.duplicates_dropped,
+            duplicate_dispatches = f.policy.duplicate_dispatches,
             "stopped"
         );
     }

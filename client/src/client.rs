@@ -44,9 +44,9 @@ impl Client {
         }
     }
 
-    /// The latest figures: attempts, resumes, re-identifies, the last
-    /// close code, the uptime of the current connection, and the counts of
-    /// odd input.
+    /// The latest figures: the policy's stats (attempts, resumes,
+    /// identifies sent, the last close code, ...), the uptime of the
+    /// current connection, and the counts of odd input.
     #[must_use]
     pub fn figures(&self) -> Figures {
         self.shard.figures()

@@ -865,7 +865,7 @@ impl Driver {
                 self.pending.push_back((slot.parts.id, event));
             }
             Handled::Duplicate => {
-                slot.counters.duplicates_dropped += 1;
+                // Counted by the policy (`PolicyStats::duplicate_dispatches`).
                 debug!(seq = ?event.seq, name = %event.name, "already delivered; dropped");
             }
             Handled::Ignored => {

@@ -1,6 +1,7 @@
-//! The figures a user can read while the client runs: the policy's
-//! counters, the client's own counts of what it received, and the uptime of
-//! the current connection.
+//! The figures a user can read while the client runs: the policy's own
+//! [`PolicyStats`], the client's counts of what only it sees (frames it
+//! could not read, events delivered, sockets open), and the uptime of the
+//! current connection.
 //!
 //! The driver publishes a snapshot after every step; [`Client::figures`]
 //! reads the latest one and brings the uptime up to date.
@@ -11,31 +12,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use reconnect_policy::{Policy, PolicyState, Timestamp};
+use reconnect_policy::{Policy, PolicyState, PolicyStats, Timestamp};
 
 use crate::clock::Clock;
 
-/// A snapshot of the client's figures.
+/// A snapshot of the client's figures: the policy's own counters, as the
+/// policy keeps them, and what only the client can count.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Figures {
     /// Where the policy is.
     pub state: PolicyState,
-    /// Connection attempts (dials) so far.
-    pub attempts: u64,
-    /// Resumes that succeeded (RESUMED received).
-    pub resumes_succeeded: u64,
-    /// Resume commands sent.
-    pub resumes_sent: u64,
-    /// Identify commands sent.
-    pub identifies: u64,
-    /// Identify commands sent after the first: each one started a new
-    /// session because the old one could not be resumed.
-    pub reidentifies: u64,
-    /// Reconnects the policy planned.
-    pub reconnects: u64,
-    /// The last close code received from the gateway.
-    pub last_close_code: Option<u16>,
+    /// The policy's counters, under the policy's names: connection
+    /// attempts, resumes and identifies sent, resumes that succeeded,
+    /// reconnects planned, zombies, heartbeats and their ACKs, dispatches
+    /// dropped as duplicates, refused resume URLs, the last close code, ...
+    pub policy: PolicyStats,
     /// How long the current socket has been open; `None` without one.
     /// Starts again from zero with every new connection.
     pub uptime: Option<Duration>,
@@ -43,9 +35,6 @@ pub struct Figures {
     pub heartbeat_latency: Option<Duration>,
     /// Dispatches handed to the user.
     pub events_delivered: u64,
-    /// Dispatches dropped because their sequence number was not new
-    /// (replayed after a resume, or repeated by the server).
-    pub duplicates_dropped: u64,
     /// Dispatches that arrived outside a session (before Identify or
     /// Resume was sent) and were not delivered.
     pub dispatches_ignored: u64,
@@ -63,24 +52,25 @@ pub struct Figures {
     /// Dispatches with an event name the client does not know (still
     /// delivered).
     pub unknown_events: u64,
-    /// READY resume URLs the policy refused.
-    pub resume_urls_refused: u64,
-    /// Connections found to be zombies.
-    pub zombies: u64,
-    /// Heartbeats sent.
-    pub heartbeats_sent: u64,
-    /// Heartbeat ACKs received.
-    pub heartbeat_acks: u64,
     /// The most sockets this client ever held open at once (dialling
     /// included). 1 in a correct client.
     pub max_sockets_open: u64,
+}
+
+impl Figures {
+    /// Identify commands sent after the first: each one started a new
+    /// session because the old one could not be resumed (a shard started
+    /// from a saved session that resumed has sent none).
+    #[must_use]
+    pub const fn reidentifies(&self) -> u64 {
+        self.policy.identifies_sent.saturating_sub(1)
+    }
 }
 
 /// What the driver counts itself (the rest comes from the policy).
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) events_delivered: u64,
-    pub(crate) duplicates_dropped: u64,
     pub(crate) dispatches_ignored: u64,
     pub(crate) malformed_frames: u64,
     pub(crate) oversized_frames: u64,
@@ -187,16 +177,9 @@ fn snapshot(
     gauge: &SocketGauge,
     open: bool,
 ) -> Figures {
-    let stats = policy.stats();
     Figures {
         state: policy.state(),
-        attempts: stats.attempts,
-        resumes_succeeded: stats.resumes_succeeded,
-        resumes_sent: stats.resumes_sent,
-        identifies: stats.identifies_sent,
-        reidentifies: stats.identifies_sent.saturating_sub(1),
-        reconnects: stats.reconnects,
-        last_close_code: stats.last_close_code.map(u16::from),
+        policy: *policy.stats(),
         // The policy keeps its open time after a shutdown; the client only
         // reports an uptime while it holds the socket.
         uptime: policy
@@ -205,7 +188,6 @@ fn snapshot(
             .map(Duration::from_millis),
         heartbeat_latency: policy.heartbeat_latency_ms().map(Duration::from_millis),
         events_delivered: counters.events_delivered,
-        duplicates_dropped: counters.duplicates_dropped,
         dispatches_ignored: counters.dispatches_ignored,
         malformed_frames: counters.malformed_frames,
         oversized_frames: counters.oversized_frames,
@@ -213,10 +195,6 @@ fn snapshot(
         protocol_errors: counters.protocol_errors,
         unknown_opcodes: counters.unknown_opcodes,
         unknown_events: counters.unknown_events,
-        resume_urls_refused: stats.resume_urls_refused,
-        zombies: stats.zombies,
-        heartbeats_sent: stats.heartbeats_sent,
-        heartbeat_acks: stats.heartbeat_acks,
         max_sockets_open: gauge.max(),
     }
 }
@@ -252,7 +230,7 @@ mod tests {
         published.publish(clock.now(), &policy, &Counters::default(), &gauge, true);
         tokio::time::sleep(Duration::from_millis(1_500)).await;
         assert_eq!(published.read().uptime, Some(Duration::from_millis(1_500)));
-        assert_eq!(published.read().attempts, 1);
+        assert_eq!(published.read().policy.attempts, 1);
         published.publish(clock.now(), &policy, &Counters::default(), &gauge, false);
         assert_eq!(published.read().uptime, None);
     }

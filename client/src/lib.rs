@@ -24,7 +24,7 @@
 //! }
 //! // The stream ended: a fatal close code, a refused token, or a shutdown.
 //! let figures = client.join().await?;
-//! println!("{} attempts, {} resumes", figures.attempts, figures.resumes_succeeded);
+//! println!("{} attempts, {} resumes", figures.policy.attempts, figures.policy.resumes_succeeded);
 //! # Ok(())
 //! # }
 //! ```

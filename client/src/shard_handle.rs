@@ -92,9 +92,9 @@ impl ShardHandle {
         self.count
     }
 
-    /// The latest figures of this shard: its state, attempts, resumes,
-    /// re-identifies, last close code, uptime of the current connection,
-    /// and the counts of odd input.
+    /// The latest figures of this shard: its state, the policy's stats
+    /// (attempts, resumes, identifies sent, last close code, ...), the
+    /// uptime of the current connection, and the counts of odd input.
     #[must_use]
     pub fn figures(&self) -> Figures {
         self.published.read()

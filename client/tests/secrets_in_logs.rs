@@ -53,8 +53,10 @@ async fn the_token_never_reaches_the_logs_or_debug_output() {
         h.wait_streaming_past(3, 5).await;
         // Identify and Resume both carry the token.
         gw.inject(Fault::Reconnect);
-        h.wait("the resume", 5, |h| h.figures().resumes_succeeded == 1)
-            .await;
+        h.wait("the resume", 5, |h| {
+            h.figures().policy.resumes_succeeded == 1
+        })
+        .await;
         let shown = format!(
             "{:?} {:?} {:?} {:?}",
             h.client,

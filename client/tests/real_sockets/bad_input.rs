@@ -49,8 +49,8 @@ async fn a_flood_of_bad_frames_is_counted_and_changes_nothing() {
         .await;
         h.wait_streaming_past(h.events().len() as u64 + 10, 5).await;
         let figures = h.figures();
-        assert_eq!(figures.attempts, 1, "{figures:?}");
-        assert_eq!(figures.reconnects, 0);
+        assert_eq!(figures.policy.attempts, 1, "{figures:?}");
+        assert_eq!(figures.policy.reconnects, 0);
         assert_eq!(gw.stats().connections, 1);
         assert_continuous(&h.events());
         h.close().await.unwrap();
@@ -73,11 +73,11 @@ async fn a_repeated_sequence_number_is_delivered_once() {
             });
         }
         h.wait("the repeats dropped", 5, |h| {
-            h.figures().duplicates_dropped == 4
+            h.figures().policy.duplicate_dispatches == 4
         })
         .await;
         h.wait_streaming_past(h.events().len() as u64 + 5, 5).await;
-        assert_eq!(h.figures().attempts, 1);
+        assert_eq!(h.figures().policy.attempts, 1);
         assert_continuous(&h.events());
         h.close().await.unwrap();
     })
@@ -99,12 +99,14 @@ async fn an_oversized_frame_ends_its_connection_but_not_the_session() {
         assert_eq!(h.figures().oversized_frames, 0);
         // Over it: counted, the socket dropped, the session resumed.
         gw.inject(Fault::SendOversized { bytes: 200_000 });
-        h.wait("the resume", 5, |h| h.figures().resumes_succeeded == 1)
-            .await;
+        h.wait("the resume", 5, |h| {
+            h.figures().policy.resumes_succeeded == 1
+        })
+        .await;
         h.wait_streaming_past(h.events().len() as u64 + 5, 5).await;
         let figures = h.figures();
         assert_eq!(figures.oversized_frames, 1);
-        assert_eq!(figures.attempts, 2);
+        assert_eq!(figures.policy.attempts, 2);
         let stats = gw.stats();
         assert_eq!((stats.identifies, stats.resumes), (1, 1));
         assert_continuous(&h.events());

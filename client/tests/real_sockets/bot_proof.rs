@@ -115,10 +115,10 @@ impl Bot {
                 };
                 panic!(
                     "{what}: {behind} shards not there after {seconds} s; attempts {}, identifies {}, resumes {}, zombies {}, states {:?}",
-                    sum(|f| f.attempts),
-                    sum(|f| f.identifies),
-                    sum(|f| f.resumes_succeeded),
-                    sum(|f| f.zombies),
+                    sum(|f| f.policy.attempts),
+                    sum(|f| f.policy.identifies_sent),
+                    sum(|f| f.policy.resumes_succeeded),
+                    sum(|f| f.policy.zombies),
                     figures
                         .values()
                         .fold(BTreeMap::<String, u32>::new(), |mut by, f| {
@@ -343,9 +343,9 @@ async fn proof(setup: Setup) {
     let figures = figures_first.values().chain(figures_second.values());
     let (mut zombies, mut dropped, mut reidentifies) = (0, 0, 0);
     for f in figures {
-        zombies += f.zombies;
-        dropped += f.duplicates_dropped;
-        reidentifies += f.reidentifies;
+        zombies += f.policy.zombies;
+        dropped += f.policy.duplicate_dispatches;
+        reidentifies += f.reidentifies();
     }
     let resumed_at_restart = stats.resumes - before.resumes;
     let identified_at_restart = stats.identifies - before.identifies;

@@ -215,16 +215,16 @@ async fn flapping_link_soak() {
         );
         println!(
             "  attempts {} (bound {bound} = 1 + {episodes} outages x {per_outage}), most in any 5 s: {}",
-            figures.attempts,
+            figures.policy.attempts,
             busiest_window(&dials, 5_000)
         );
         println!(
             "  resumes {} (sent {}), identifies {}, re-identifies {}, zombies {}, dials held in a black hole {}",
-            figures.resumes_succeeded,
-            figures.resumes_sent,
-            figures.identifies,
-            figures.reidentifies,
-            figures.zombies,
+            figures.policy.resumes_succeeded,
+            figures.policy.resumes_sent,
+            figures.policy.identifies_sent,
+            figures.reidentifies(),
+            figures.policy.zombies,
             proxy_stats.held
         );
         println!(
@@ -233,7 +233,7 @@ async fn flapping_link_soak() {
             c.delivered,
             c.lost,
             c.duplicates,
-            figures.duplicates_dropped,
+            figures.policy.duplicate_dispatches,
             abandoned
         );
         println!(
@@ -259,14 +259,14 @@ async fn flapping_link_soak() {
         );
         // The black holes were long enough to be noticed: a zombie found,
         // or a dial held in the hole.
-        assert!(figures.zombies + proxy_stats.held >= 1, "{figures:?} {proxy_stats:?}");
-        assert!(figures.resumes_succeeded >= 5, "{figures:?}");
-        assert_eq!(figures.identifies, 1, "{figures:?}");
+        assert!(figures.policy.zombies + proxy_stats.held >= 1, "{figures:?} {proxy_stats:?}");
+        assert!(figures.policy.resumes_succeeded >= 5, "{figures:?}");
+        assert_eq!(figures.policy.identifies_sent, 1, "{figures:?}");
         assert_eq!((stats.identifies_rate_limited, stats.resumes_refused, stats.invalid_seq), (0, 0, 0));
         assert_eq!(stats.sessions_ended_by_client, 0);
         assert_eq!(stats.max_sockets_per_session, 1, "{stats:?}");
         assert_eq!(figures.max_sockets_open, 1);
-        assert!(figures.attempts <= bound, "storm: {} attempts > {bound}", figures.attempts);
+        assert!(figures.policy.attempts <= bound, "storm: {} attempts > {bound}", figures.policy.attempts);
         assert_eq!(dials.len(), plans.len() + 1, "a dial without a plan");
         for (plan, dial) in plans.iter().zip(&dials[1..]) {
             assert!(*dial >= plan.at, "dialled early: {plan:?} at {dial:?}");

@@ -30,7 +30,7 @@ async fn sessions_resume_across_drops_with_compression_on() {
                 h.wait_streaming_past(h.events().len() as u64 + 10, 5).await;
             }
             let figures = h.figures();
-            assert_eq!(figures.resumes_succeeded, 3, "{compression}: {figures:?}");
+            assert_eq!(figures.policy.resumes_succeeded, 3, "{compression}: {figures:?}");
             assert_eq!(
                 (figures.protocol_errors, figures.malformed_frames, figures.binary_frames),
                 (0, 0, 0),
@@ -72,7 +72,7 @@ async fn a_decompression_bomb_ends_only_its_connection() {
             .await;
             h.wait_streaming_past(h.events().len() as u64 + 5, 5).await;
             let stats = gw.stats();
-            assert_eq!(h.figures().resumes_succeeded, 1, "{compression}");
+            assert_eq!(h.figures().policy.resumes_succeeded, 1, "{compression}");
             assert!(
                 stats.wire_bytes_sent < 1 << 20,
                 "{compression}: the bomb was not small on the wire ({} bytes)",

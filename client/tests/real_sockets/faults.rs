@@ -78,9 +78,14 @@ async fn a_server_close_with_1000_or_1001_is_resumed() {
             h.wait_streaming_past(h.events().len() as u64 + 3, 5).await;
             gw.inject(Fault::Close { code });
             let round = u64::try_from(round).unwrap() + 1;
-            h.wait("the resume", 5, |h| h.figures().resumes_succeeded == round)
-                .await;
-            assert_eq!(h.figures().last_close_code, Some(code));
+            h.wait("the resume", 5, |h| {
+                h.figures().policy.resumes_succeeded == round
+            })
+            .await;
+            assert_eq!(
+                h.figures().policy.last_close_code.map(u16::from),
+                Some(code)
+            );
         }
         let stats = gw.stats();
         assert_eq!((stats.identifies, stats.resumes_refused), (1, 0));
@@ -139,8 +144,10 @@ async fn a_429_upgrade_is_retried_no_sooner_than_retry_after() {
             times: Some(1),
         });
         gw.inject(Fault::Drop);
-        h.wait("the resume", 5, |h| h.figures().resumes_succeeded == 1)
-            .await;
+        h.wait("the resume", 5, |h| {
+            h.figures().policy.resumes_succeeded == 1
+        })
+        .await;
         let plans = h.plans();
         assert_eq!(plans.len(), 2, "{plans:?}");
         assert_eq!(
@@ -187,8 +194,10 @@ async fn op9_resumable_waits_the_protocol_delay_then_resumes() {
         let h = Harness::start(builder(config));
         h.wait_streaming_past(5, 5).await;
         gw.inject(Fault::InvalidSession { resumable: true });
-        h.wait("the resume", 5, |h| h.figures().resumes_succeeded == 1)
-            .await;
+        h.wait("the resume", 5, |h| {
+            h.figures().policy.resumes_succeeded == 1
+        })
+        .await;
         let plan = h.plans()[0];
         let Decision::Wait { delay_ms, then } = plan.decision else {
             panic!("{plan:?}");
@@ -228,7 +237,7 @@ async fn op9_not_resumable_starts_a_new_session_within_the_identify_limits() {
         assert!(identifies[1].saturating_since(identifies[0]) >= IDENTIFY_WINDOW_MS);
         let stats = gw.stats();
         assert_eq!((stats.identifies, stats.identifies_rate_limited), (2, 0));
-        assert_eq!(h.figures().reidentifies, 1);
+        assert_eq!(h.figures().reidentifies(), 1);
         h.wait_streaming_past(5, 5).await;
         assert_continuous(&h.events());
         h.close().await.unwrap();
@@ -363,14 +372,17 @@ async fn a_gateway_that_stops_acking_is_found_to_be_a_zombie() {
         let clock = gw.clock();
         let stopped = clock.now();
         gw.inject(Fault::Acks { on: false });
-        h.wait("a zombie", 5, |h| h.figures().zombies == 1).await;
+        h.wait("a zombie", 5, |h| h.figures().policy.zombies == 1)
+            .await;
         // At most one unanswered heartbeat, then the next one finds it
         // (plus slack for a loaded machine).
         let took = clock.now().saturating_since(stopped);
         assert!(took <= 2 * interval_ms + 500, "{took} ms");
         gw.inject(Fault::Acks { on: true });
-        h.wait("the resume", 5, |h| h.figures().resumes_succeeded == 1)
-            .await;
+        h.wait("the resume", 5, |h| {
+            h.figures().policy.resumes_succeeded == 1
+        })
+        .await;
         let closing: Vec<u16> = h
             .notices()
             .iter()
@@ -402,13 +414,15 @@ async fn a_stalled_gateway_is_left_and_resumed_when_it_answers_again() {
                 .any(|n| matches!(n, Notice::Aborted { .. }))
         })
         .await;
-        assert_eq!(h.figures().zombies, 1);
+        assert_eq!(h.figures().policy.zombies, 1);
         // Let a connection or two find a gateway that does not even say
         // Hello.
         tokio::time::sleep(Duration::from_millis(1_500)).await;
         gw.inject(Fault::Stall { on: false });
-        h.wait("the resume", 10, |h| h.figures().resumes_succeeded == 1)
-            .await;
+        h.wait("the resume", 10, |h| {
+            h.figures().policy.resumes_succeeded == 1
+        })
+        .await;
         h.wait_streaming_past(h.events().len() as u64, 5).await;
         assert_eq!(gw.stats().max_sockets_per_session, 1);
         assert_eq!(gw.stats().identifies, 1);
@@ -464,7 +478,7 @@ async fn a_resume_url_outside_the_allowed_domain_never_gets_the_token() {
                 })
                 .collect();
             assert!(urls.iter().all(|u| *u == gw.url()), "{urls:?}");
-            assert_eq!(h.figures().resume_urls_refused, 2);
+            assert_eq!(h.figures().policy.resume_urls_refused, 2);
             assert_eq!(gw.stats().resumes, 0);
             h.close().await.unwrap();
         });
@@ -485,15 +499,17 @@ async fn uptime_is_the_current_connections_and_restarts_with_each() {
         let before = h.figures().uptime.unwrap();
         assert!(before >= Duration::from_millis(1_200), "{before:?}");
         gw.inject(Fault::Drop);
-        h.wait("the resume", 5, |h| h.figures().resumes_succeeded == 1)
-            .await;
+        h.wait("the resume", 5, |h| {
+            h.figures().policy.resumes_succeeded == 1
+        })
+        .await;
         let after = h.figures().uptime.unwrap();
         assert!(after < before, "{after:?} after {before:?}");
         let figures = h.close().await.unwrap();
         assert_eq!(figures.state, PolicyState::Stopped);
         assert_eq!(figures.uptime, None);
-        assert_eq!(figures.attempts, 2);
-        assert_eq!(figures.last_close_code, None);
+        assert_eq!(figures.policy.attempts, 2);
+        assert_eq!(figures.policy.last_close_code, None);
         // The shutdown ended the session; nothing reconnects after it.
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(gw.stats().connections, 2);

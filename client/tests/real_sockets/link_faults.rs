@@ -48,8 +48,8 @@ async fn latency_jitter_bandwidth_and_slicing_only_slow_the_session() {
         let h = Harness::start(builder(link_policy(&proxy.url())));
         h.wait_streaming_past(60, 10).await;
         let figures = h.figures();
-        assert_eq!(figures.attempts, 1, "{figures:?}");
-        assert_eq!(figures.zombies, 0);
+        assert_eq!(figures.policy.attempts, 1, "{figures:?}");
+        assert_eq!(figures.policy.zombies, 0);
         // A round trip crosses the latency twice (at least 5 ms each way).
         assert!(
             figures.heartbeat_latency.unwrap() >= Duration::from_millis(10),
@@ -72,13 +72,13 @@ async fn a_slow_close_never_leaves_two_sockets_on_the_session() {
         let h = Harness::start(builder(link_policy(&proxy.url())));
         h.wait_streaming_past(5, 5).await;
         gw.inject(reconnect_testkit::gateway::Fault::Reconnect);
-        h.wait("resume 1", 5, |h| h.figures().resumes_succeeded == 1)
+        h.wait("resume 1", 5, |h| h.figures().policy.resumes_succeeded == 1)
             .await;
         gw.inject(reconnect_testkit::gateway::Fault::Close { code: 4000 });
-        h.wait("resume 2", 5, |h| h.figures().resumes_succeeded == 2)
+        h.wait("resume 2", 5, |h| h.figures().policy.resumes_succeeded == 2)
             .await;
         h.wait_streaming_past(h.events().len() as u64 + 5, 5).await;
-        assert_eq!(h.figures().attempts, 3);
+        assert_eq!(h.figures().policy.attempts, 3);
         assert_eq!(h.figures().max_sockets_open, 1);
         assert_eq!(gw.stats().max_sockets_per_session, 1);
         assert_continuous(&h.events());
@@ -99,7 +99,8 @@ async fn a_black_hole_is_found_by_the_heartbeat_and_left() {
             Toxic::Timeout { timeout_ms: 0 },
             Direction::Downstream,
         ));
-        h.wait("a zombie", 5, |h| h.figures().zombies == 1).await;
+        h.wait("a zombie", 5, |h| h.figures().policy.zombies == 1)
+            .await;
         // Its close frame is never answered: dropped at the close deadline.
         h.wait("the socket dropped", 5, |h| {
             h.notices()
@@ -108,8 +109,10 @@ async fn a_black_hole_is_found_by_the_heartbeat_and_left() {
         })
         .await;
         proxy.remove_toxic("hole");
-        h.wait("the resume", 10, |h| h.figures().resumes_succeeded == 1)
-            .await;
+        h.wait("the resume", 10, |h| {
+            h.figures().policy.resumes_succeeded == 1
+        })
+        .await;
         h.wait_streaming_past(h.events().len() as u64 + 5, 5).await;
         assert_eq!(gw.stats().identifies, 1);
         assert_continuous(&h.events());
@@ -139,14 +142,16 @@ async fn a_black_hole_that_closes_or_a_reset_is_resumed_from() {
             .await;
             proxy.remove_toxic("cut");
             let round = u64::try_from(round).unwrap() + 1;
-            h.wait("the resume", 10, |h| h.figures().resumes_succeeded >= round)
-                .await;
+            h.wait("the resume", 10, |h| {
+                h.figures().policy.resumes_succeeded >= round
+            })
+            .await;
         }
         h.wait_streaming_past(h.events().len() as u64 + 5, 5).await;
         let stats = proxy.stats();
         assert!(stats.closes >= 1 && stats.resets >= 1, "{stats:?}");
         assert_eq!(gw.stats().identifies, 1);
-        assert_eq!(h.figures().duplicates_dropped, 0);
+        assert_eq!(h.figures().policy.duplicate_dispatches, 0);
         assert_continuous(&h.events());
         h.close().await.unwrap();
     })
@@ -168,7 +173,7 @@ async fn a_byte_limit_cuts_frames_and_the_resume_picks_up_exactly() {
         ));
         gw.inject(reconnect_testkit::gateway::Fault::Drop);
         h.wait("three cut connections resumed", 10, |h| {
-            h.figures().resumes_succeeded >= 3
+            h.figures().policy.resumes_succeeded >= 3
         })
         .await;
         // The socket open now (if its budget is not spent yet) or the next
@@ -182,7 +187,7 @@ async fn a_byte_limit_cuts_frames_and_the_resume_picks_up_exactly() {
             (stats.identifies, stats.invalid_seq, stats.resumes_refused),
             (1, 0, 0)
         );
-        assert_eq!(h.figures().duplicates_dropped, 0);
+        assert_eq!(h.figures().policy.duplicate_dispatches, 0);
         assert_continuous(&h.events());
         h.close().await.unwrap();
     })
@@ -209,8 +214,10 @@ async fn the_link_going_down_each_way_is_crossed_by_resuming() {
             tokio::time::sleep(Duration::from_millis(down_ms)).await;
             proxy.up();
             let round = u64::try_from(round).unwrap() + 1;
-            h.wait("the resume", 10, |h| h.figures().resumes_succeeded >= round)
-                .await;
+            h.wait("the resume", 10, |h| {
+                h.figures().policy.resumes_succeeded >= round
+            })
+            .await;
         }
         h.wait_streaming_past(h.events().len() as u64 + 10, 5).await;
         let stats = gw.stats();
@@ -219,7 +226,7 @@ async fn the_link_going_down_each_way_is_crossed_by_resuming() {
         let proxy_stats = proxy.stats();
         assert!(proxy_stats.refused >= 1, "{proxy_stats:?}");
         assert!(proxy_stats.held >= 1, "{proxy_stats:?}");
-        assert_eq!(h.figures().zombies, 1);
+        assert_eq!(h.figures().policy.zombies, 1);
         assert_eq!(h.figures().max_sockets_open, 1);
         assert_continuous(&h.events());
         h.close().await.unwrap();

@@ -29,7 +29,7 @@ async fn op7_on_a_healthy_session_resumes_at_once_every_time() {
             let sent = Instant::now();
             gw.inject(Fault::Reconnect);
             h.wait("the resume after op 7", 5, |h| {
-                h.figures().resumes_succeeded >= n
+                h.figures().policy.resumes_succeeded >= n
             })
             .await;
             let took = sent.elapsed();
@@ -77,7 +77,11 @@ async fn a_socket_dropped_after_every_resume_keeps_the_first_retrys_wait() {
             assert_eq!(plan.retry, 1, "the count climbed: {plans:?}");
             assert_eq!(plan.backoff_ms, backoff.exponential(1), "{plans:?}");
         }
-        assert!(h.figures().resumes_succeeded >= 9, "{:?}", h.figures());
+        assert!(
+            h.figures().policy.resumes_succeeded >= 9,
+            "{:?}",
+            h.figures()
+        );
         gw.inject(Fault::DropAfterEstablished { after_ms: None });
         h.close().await.unwrap();
     })
@@ -150,7 +154,7 @@ async fn by_hand_op7_every_45_s_for_5_minutes() {
             let sent = Instant::now();
             gw.inject(Fault::Reconnect);
             h.wait("the resume after op 7", 10, |h| {
-                h.figures().resumes_succeeded >= n
+                h.figures().policy.resumes_succeeded >= n
             })
             .await;
             took.push(sent.elapsed());

@@ -226,7 +226,7 @@ async fn fleet_scenario(shards: u32, buckets: u16) {
         r.runner
             .figures()
             .values()
-            .all(|f| f.resumes_succeeded >= 1 && f.state.is_connected())
+            .all(|f| f.policy.resumes_succeeded >= 1 && f.state.is_connected())
     })
     .await;
     r.wait_all_streaming(2, 20).await;
@@ -286,10 +286,10 @@ async fn fleet_scenario(shards: u32, buckets: u16) {
     let figures = r.close().await.unwrap();
     assert_eq!(figures.len(), shards as usize);
     for (id, f) in &figures {
-        assert_eq!(f.identifies, 1, "shard {id}: {f:?}");
+        assert_eq!(f.policy.identifies_sent, 1, "shard {id}: {f:?}");
         assert_eq!(f.max_sockets_open, 1, "shard {id}: {f:?}");
         assert_eq!(
-            f.duplicates_dropped + f.dispatches_ignored,
+            f.policy.duplicate_dispatches + f.dispatches_ignored,
             0,
             "shard {id}: {f:?}"
         );
@@ -474,7 +474,10 @@ async fn a_lone_client_sends_commands_only_with_a_session() {
         }
         let handle = client.shard();
         let figures = client.close().await.unwrap();
-        assert_eq!((figures.identifies, gw.stats().commands), (1, 2));
+        assert_eq!(
+            (figures.policy.identifies_sent, gw.stats().commands),
+            (1, 2)
+        );
         assert_eq!(handle.send(&presence).await, Err(SendCommandError::Stopped));
     })
     .await;

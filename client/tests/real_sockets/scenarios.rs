@@ -46,12 +46,17 @@ async fn one_op7_followed_by_a_server_close_is_one_reconnect() {
             let h = Harness::start(builder(policy(&gw.url())));
             h.wait_streaming_past(5, 5).await;
             gw.inject(Fault::ReconnectAndClose { code });
-            h.wait("the resume", 5, |h| h.figures().resumes_succeeded == 1)
-                .await;
+            h.wait("the resume", 5, |h| {
+                h.figures().policy.resumes_succeeded == 1
+            })
+            .await;
             // Give a second reconnect every chance to show up.
             tokio::time::sleep(Duration::from_millis(800)).await;
             let figures = h.figures();
-            assert_eq!(figures.attempts, 2, "server close {code}: {figures:?}");
+            assert_eq!(
+                figures.policy.attempts, 2,
+                "server close {code}: {figures:?}"
+            );
             assert_eq!(h.plans().len(), 1, "server close {code}: {:?}", h.plans());
             assert_eq!(gw.stats().connections, 2);
             assert_eq!(gw.stats().identifies, 1);
@@ -78,22 +83,27 @@ async fn the_old_socket_is_closed_before_the_new_one_opens() {
             Fault::InvalidSession { resumable: true },
         ];
         for (i, fault) in faults.into_iter().enumerate() {
-            let resumes = h.figures().resumes_succeeded;
+            let resumes = h.figures().policy.resumes_succeeded;
             gw.inject(fault.clone());
-            h.wait("the resume", 5, |h| h.figures().resumes_succeeded > resumes)
-                .await;
+            h.wait("the resume", 5, |h| {
+                h.figures().policy.resumes_succeeded > resumes
+            })
+            .await;
             assert_eq!(
-                h.figures().resumes_succeeded,
+                h.figures().policy.resumes_succeeded,
                 u64::try_from(i).unwrap() + 1,
                 "{fault:?}"
             );
         }
         // The zombie path: the client closes a socket it cannot hear from.
         gw.inject(Fault::Acks { on: false });
-        h.wait("a zombie", 5, |h| h.figures().zombies == 1).await;
-        gw.inject(Fault::Acks { on: true });
-        h.wait("the resume", 5, |h| h.figures().resumes_succeeded == 6)
+        h.wait("a zombie", 5, |h| h.figures().policy.zombies == 1)
             .await;
+        gw.inject(Fault::Acks { on: true });
+        h.wait("the resume", 5, |h| {
+            h.figures().policy.resumes_succeeded == 6
+        })
+        .await;
 
         let order = old_socket_gone_before_each_dial(&h.notices());
         assert_eq!(order.len(), 7, "{order:?}");
@@ -119,8 +129,10 @@ async fn resume_carries_the_last_sequence_received() {
         for round in 1..=3 {
             h.wait_streaming_past(10 * round, 5).await;
             gw.inject(Fault::Drop);
-            h.wait("the resume", 5, |h| h.figures().resumes_succeeded == round)
-                .await;
+            h.wait("the resume", 5, |h| {
+                h.figures().policy.resumes_succeeded == round
+            })
+            .await;
         }
         h.wait_streaming_past(50, 5).await;
         let stats = gw.stats();
@@ -136,7 +148,7 @@ async fn resume_carries_the_last_sequence_received() {
         // duplicates. Neither happened, and nothing is missing.
         assert_eq!(stats.invalid_seq, 0);
         assert_eq!(stats.resumes_refused, 0);
-        assert_eq!(h.figures().duplicates_dropped, 0);
+        assert_eq!(h.figures().policy.duplicate_dispatches, 0);
         let continuity = assert_continuous(&h.events());
         assert!(continuity.delivered > 50);
         h.close().await.unwrap();
@@ -154,15 +166,16 @@ async fn the_client_never_closes_with_1000_or_1001_before_a_resume() {
         h.wait_streaming_past(5, 5).await;
         // Every way the client itself closes a socket it means to resume.
         gw.inject(Fault::Reconnect);
-        h.wait("resume 1", 5, |h| h.figures().resumes_succeeded == 1)
+        h.wait("resume 1", 5, |h| h.figures().policy.resumes_succeeded == 1)
             .await;
         gw.inject(Fault::InvalidSession { resumable: true });
-        h.wait("resume 2", 5, |h| h.figures().resumes_succeeded == 2)
+        h.wait("resume 2", 5, |h| h.figures().policy.resumes_succeeded == 2)
             .await;
         gw.inject(Fault::Acks { on: false });
-        h.wait("a zombie", 5, |h| h.figures().zombies == 1).await;
+        h.wait("a zombie", 5, |h| h.figures().policy.zombies == 1)
+            .await;
         gw.inject(Fault::Acks { on: true });
-        h.wait("resume 3", 5, |h| h.figures().resumes_succeeded == 3)
+        h.wait("resume 3", 5, |h| h.figures().policy.resumes_succeeded == 3)
             .await;
 
         let stats = gw.stats();
@@ -206,8 +219,10 @@ async fn the_backoff_grows_once_per_failed_attempt() {
         gw.inject(Fault::Drop);
         h.wait("seven plans", 10, |h| h.plans().len() >= 7).await;
         gw.inject(Fault::Refuse { on: false });
-        h.wait("the resume", 5, |h| h.figures().resumes_succeeded == 1)
-            .await;
+        h.wait("the resume", 5, |h| {
+            h.figures().policy.resumes_succeeded == 1
+        })
+        .await;
 
         let plans = h.plans();
         for (i, plan) in plans.iter().take(7).enumerate() {
@@ -267,13 +282,17 @@ async fn the_backoff_is_not_reset_by_a_link_that_drops_at_once() {
             assert_eq!(plan.retry, retry, "the backoff was reset: {plans:?}");
             assert_eq!(plan.backoff_ms, backoff.exponential(retry));
         }
-        assert!(h.figures().resumes_succeeded >= 5, "{:?}", h.figures());
+        assert!(
+            h.figures().policy.resumes_succeeded >= 5,
+            "{:?}",
+            h.figures()
+        );
 
         // A connection that stays up past the window does reset it.
         gw.inject(Fault::DropAfterEstablished { after_ms: None });
-        let resumes = h.figures().resumes_succeeded;
+        let resumes = h.figures().policy.resumes_succeeded;
         h.wait("a lasting resume", 5, |h| {
-            h.figures().resumes_succeeded > resumes
+            h.figures().policy.resumes_succeeded > resumes
         })
         .await;
         h.wait("a stable connection", 5, |h| {
@@ -318,7 +337,7 @@ async fn unknown_events_and_opcodes_do_not_break_the_loop() {
         });
         h.wait_streaming_past(60, 5).await;
         let figures = h.figures();
-        assert_eq!(figures.attempts, 1, "{figures:?}");
+        assert_eq!(figures.policy.attempts, 1, "{figures:?}");
         assert_eq!(figures.unknown_opcodes, 1);
         assert!(figures.unknown_events >= 10, "{figures:?}");
         let events = h.events();

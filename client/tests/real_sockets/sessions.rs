@@ -66,8 +66,8 @@ async fn a_client_restarted_from_its_saved_session_resumes_without_identifying()
         let second = Harness::start(builder(policy(&gw.url())).resume_from(saved.clone()));
         wait_connected_past(&second, seq + 20, 10).await;
         let figures = second.figures();
-        assert_eq!(figures.identifies, 0, "{figures:?}");
-        assert_eq!(figures.resumes_succeeded, 1, "{figures:?}");
+        assert_eq!(figures.policy.identifies_sent, 0, "{figures:?}");
+        assert_eq!(figures.policy.resumes_succeeded, 1, "{figures:?}");
         let (again, second_events) = second.close_keeping_session().await;
         let again = again.unwrap().expect("the session is still kept");
         assert_eq!(again.session_id, saved.session_id);
@@ -118,9 +118,9 @@ async fn a_saved_session_the_gateway_forgot_falls_back_to_identify() {
         let second = Harness::start(builder(policy(&gw.url())).resume_from(saved.clone()));
         second.wait_streaming_past(3, 10).await;
         let figures = second.figures();
-        assert_eq!(figures.resumes_sent, 1, "{figures:?}");
-        assert_eq!(figures.resumes_succeeded, 0, "{figures:?}");
-        assert_eq!(figures.identifies, 1, "{figures:?}");
+        assert_eq!(figures.policy.resumes_sent, 1, "{figures:?}");
+        assert_eq!(figures.policy.resumes_succeeded, 0, "{figures:?}");
+        assert_eq!(figures.policy.identifies_sent, 1, "{figures:?}");
         let session = second.current_session().expect("a new session");
         assert_ne!(session, saved.session_id);
         let events = second.events();
@@ -262,7 +262,7 @@ async fn a_rolling_restart_of_fifty_shards_resumes_all_with_zero_identify() {
         assert_eq!(identifies, 0, "{after:?}");
         assert_eq!(resumes, u64::from(SHARDS));
         assert_eq!(after.resumes_refused, 0);
-        assert!(figures.values().all(|f| f.identifies == 0 && f.resumes_succeeded == 1));
+        assert!(figures.values().all(|f| f.policy.identifies_sent == 0 && f.policy.resumes_succeeded == 1));
         assert!(gw.sessions().iter().all(|s| s.max_sockets <= 1), "one socket per session");
 
         // Every shard: one session, every sequence number once.
