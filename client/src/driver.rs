@@ -563,52 +563,36 @@ impl Driver {
     }
 
     fn log_note(&self, now: Timestamp, index: usize, note: Note) {
-        match note {
-            Note::Planned(plan) => {
-                info!(
-                    trigger = ?plan.trigger,
-                    decision = ?plan.decision,
-                    recovery = ?plan.recovery,
-                    retry = plan.retry,
-                    backoff_ms = plan.backoff_ms,
-                    in_ms = plan.at.saturating_since(now),
-                    "reconnect planned"
-                );
-                self.notify(index, Notice::Planned(plan));
-            }
-            Note::ResumeUrlRefused { url, reason } => {
-                warn!(
-                    %url,
-                    %reason,
-                    "READY's resume URL refused; the next connection identifies against the base URL"
-                );
-                self.notify(index, Notice::ResumeUrlRefused { url, reason });
-            }
+        match &note {
+            Note::Planned(plan) => info!(
+                trigger = ?plan.trigger,
+                decision = ?plan.decision,
+                recovery = ?plan.recovery,
+                retry = plan.retry,
+                backoff_ms = plan.backoff_ms,
+                in_ms = plan.at.saturating_since(now),
+                "reconnect planned"
+            ),
+            Note::ResumeUrlRefused { url, reason } => warn!(
+                %url,
+                %reason,
+                "READY's resume URL refused; the next connection identifies against the base URL"
+            ),
             Note::IdentifyLoop {
                 rejected,
                 last_code,
                 rejected_today,
                 until,
-            } => {
-                error!(
-                    rejected,
-                    last_code = ?last_code.map(CloseCode::as_u16),
-                    rejected_today,
-                    wait_ms = until.saturating_since(now),
-                    "identify loop: the gateway answers every Identify with a close before READY; check the token and the gateway"
-                );
-                self.notify(
-                    index,
-                    Notice::IdentifyLoop {
-                        rejected,
-                        last_code,
-                        rejected_today,
-                        until,
-                    },
-                );
-            }
+            } => error!(
+                rejected,
+                last_code = ?last_code.map(CloseCode::as_u16),
+                rejected_today,
+                wait_ms = until.saturating_since(now),
+                "identify loop: the gateway answers every Identify with a close before READY; check the token and the gateway"
+            ),
             other => debug!(?other, "a note this client does not know"),
         }
+        self.notify(index, Notice::Note(note));
     }
 
     /// Sends a command from a handle if the shard's connection has a

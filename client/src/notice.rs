@@ -7,8 +7,7 @@
 //! same facts are also logged through `tracing`.
 
 use reconnect_policy::{
-    CloseCode, Command, ConnectFailure, ConnectionId, GiveUpReason, ReconnectPlan, Recovery,
-    Timestamp, UrlError,
+    Command, ConnectFailure, ConnectionId, GiveUpReason, Note, Recovery, Timestamp,
 };
 
 /// One thing the client did.
@@ -88,30 +87,14 @@ pub enum Notice {
         /// When.
         at: Timestamp,
     },
-    /// The policy planned a reconnect.
-    Planned(ReconnectPlan),
-    /// The policy found the shard in an identify loop (the policy's
-    /// `Note::IdentifyLoop`): Identifies in a row were answered by a close
-    /// or op 9 before READY, so the token or the server needs a person.
-    /// The shard now waits the loop's long wait between attempts; the
-    /// client also logs this at `error` level.
-    IdentifyLoop {
-        /// Identifies in a row answered before READY.
-        rejected: u32,
-        /// The close code of the last answer (`None`: op 9).
-        last_code: Option<CloseCode>,
-        /// Rejected Identifies in the current 24 h.
-        rejected_today: u32,
-        /// When the next attempt may start, on the client's clock.
-        until: Timestamp,
-    },
-    /// READY named a resume URL the policy refused to dial.
-    ResumeUrlRefused {
-        /// The URL (at most 256 bytes of it).
-        url: String,
-        /// Why.
-        reason: UrlError,
-    },
+    /// Something the policy noted, as the policy put it (its
+    /// [`Note`]): a reconnect planned ([`Note::Planned`]), an identify loop
+    /// ([`Note::IdentifyLoop`], which the client also logs at `error`
+    /// level: the token or the server needs a person), a READY resume URL
+    /// refused ([`Note::ResumeUrlRefused`]), or a note this version of the
+    /// client does not know yet. Its timestamps are on the client's
+    /// [`Clock`](crate::Clock), the clock the policy is driven by.
+    Note(Note),
     /// The policy gave up; the client stops.
     GaveUp(GiveUpReason),
     /// The client stopped after a shutdown.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use reconnect_client::{ClientError, Notice, Token};
-use reconnect_policy::{Decision, IDENTIFY_WINDOW_MS, PolicyState, Recovery, UrlError};
+use reconnect_policy::{Decision, IDENTIFY_WINDOW_MS, Note, PolicyState, Recovery, UrlError};
 use reconnect_testkit::gateway::{Fault, GatewayConfig};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
@@ -455,7 +455,7 @@ async fn a_resume_url_outside_the_allowed_domain_never_gets_the_token() {
             let h = Harness::start(builder(policy(&gw.url())));
             h.wait_streaming_past(2, 5).await;
             let refused = h.notices().into_iter().find_map(|n| match n {
-                Notice::ResumeUrlRefused { url, reason } => Some((url, reason)),
+                Notice::Note(Note::ResumeUrlRefused { url, reason }) => Some((url, reason)),
                 _ => None,
             });
             assert_eq!(refused, Some((resume_url.clone(), *reason)));

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use reconnect_client::Notice;
-use reconnect_policy::{CloseCode, Trigger};
+use reconnect_policy::{CloseCode, Note, Trigger};
 use reconnect_testkit::gateway::Fault;
 use tokio::time::Instant;
 
@@ -112,12 +112,12 @@ async fn an_identify_rejecting_gateway_sees_no_more_than_the_loop_limit() {
         assert!(last.at.saturating_since(h.identifies_sent()[0]) >= 600_000);
         // The operator is told, with the code that answered.
         let noticed = h.notices().into_iter().find_map(|n| match n {
-            Notice::IdentifyLoop {
+            Notice::Note(Note::IdentifyLoop {
                 rejected,
                 last_code,
                 until,
                 ..
-            } => Some((rejected, last_code, until)),
+            }) => Some((rejected, last_code, until)),
             _ => None,
         });
         let (rejected, last_code, until) = noticed.expect("an IdentifyLoop notice");

@@ -12,7 +12,7 @@ use reconnect_client::{
     Client, ClientBuilder, ClientError, Clock, DispatchEvent, Figures, Notice, Token,
 };
 use reconnect_policy::{
-    AttemptRate, BackoffConfig, BackoffStrategy, Command, DecisionConfig, PolicyConfig,
+    AttemptRate, BackoffConfig, BackoffStrategy, Command, DecisionConfig, Note, PolicyConfig,
     ReconnectPlan, SavedSession, StabilityRule, Timeouts, Timestamp,
 };
 use reconnect_testkit::gateway::{Gateway, GatewayConfig};
@@ -204,7 +204,7 @@ impl Harness {
         self.notices()
             .into_iter()
             .filter_map(|n| match n {
-                Notice::Planned(plan) => Some(plan),
+                Notice::Note(Note::Planned(plan)) => Some(plan),
                 _ => None,
             })
             .collect()
