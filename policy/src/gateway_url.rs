@@ -139,14 +139,18 @@ impl<'a> Parts<'a> {
         // Byte scan first (every URL a gateway sends is ASCII); the char
         // scan only for the rest. For ASCII the two agree: the one
         // whitespace `is_ascii_whitespace` leaves out (U+000B) is a control.
-        if url
-            .bytes()
-            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        // A table look-up per byte rather than a chain of comparisons: the
+        // policy checks a URL on every READY.
+        if url.bytes().any(|b| FORBIDDEN[usize::from(b)])
             || (!url.is_ascii() && url.chars().any(|c| c.is_whitespace() || c.is_control()))
         {
             return Err(UrlError::Authority);
         }
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        // Up to the first `/`, `?` or `#` (ASCII, so a char boundary).
+        let authority = rest
+            .bytes()
+            .position(|b| AUTHORITY_END[usize::from(b)])
+            .map_or(rest, |end| &rest[..end]);
         if authority.contains('@') || authority.contains('\\') {
             return Err(UrlError::Authority);
         }
@@ -164,9 +168,7 @@ impl<'a> Parts<'a> {
                 && !host.starts_with('.')
                 && !host.ends_with('.')
                 && !host.contains("..")
-                && host
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+                && host.bytes().all(|b| HOST[usize::from(b)]);
             if !valid {
                 return Err(UrlError::Authority);
             }
@@ -221,6 +223,33 @@ fn host_in_domain(host: &str, domain: &str) -> bool {
                 .is_some_and(|tail| tail.eq_ignore_ascii_case(domain))
             && host.as_bytes()[host.len() - domain.len() - 1] == b'.'
             && !host_is_ip(host))
+}
+
+/// The bytes never allowed in a URL: `is_ascii_whitespace() ||
+/// is_ascii_control()`. A look-up per byte instead of a chain of
+/// comparisons (a READY's URL is checked on every READY).
+static FORBIDDEN: [bool; 256] = byte_tables().0;
+
+/// The bytes allowed in a host name: `is_ascii_alphanumeric()`, `.`, `-`.
+static HOST: [bool; 256] = byte_tables().1;
+
+/// The bytes that end a URL's authority: `/`, `?`, `#`.
+static AUTHORITY_END: [bool; 256] = byte_tables().2;
+
+/// [`FORBIDDEN`], [`HOST`] and [`AUTHORITY_END`], built at compile time.
+const fn byte_tables() -> ([bool; 256], [bool; 256], [bool; 256]) {
+    let mut forbidden = [false; 256];
+    let mut host = [false; 256];
+    let mut end = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        forbidden[i] = b.is_ascii_whitespace() || b.is_ascii_control();
+        host[i] = b.is_ascii_alphanumeric() || b == b'.' || b == b'-';
+        end[i] = b == b'/' || b == b'?' || b == b'#';
+        i += 1;
+    }
+    (forbidden, host, end)
 }
 
 fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
@@ -341,6 +370,27 @@ mod tests {
                     "{url} against {base}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn the_byte_table_matches_the_ascii_predicates() {
+        for b in 0..=u8::MAX {
+            assert_eq!(
+                FORBIDDEN[usize::from(b)],
+                b.is_ascii_whitespace() || b.is_ascii_control(),
+                "{b}"
+            );
+            assert_eq!(
+                HOST[usize::from(b)],
+                b.is_ascii_alphanumeric() || b == b'.' || b == b'-',
+                "{b}"
+            );
+            assert_eq!(
+                AUTHORITY_END[usize::from(b)],
+                matches!(b, b'/' | b'?' | b'#'),
+                "{b}"
+            );
         }
     }
 
