@@ -66,67 +66,30 @@ impl GatewayUrl {
     ///
     /// [`UrlError::TooLong`], [`UrlError::Scheme`] or [`UrlError::Authority`].
     pub fn parse(url: &str) -> Result<Self, UrlError> {
-        if url.len() > MAX_URL_LEN {
-            return Err(UrlError::TooLong);
-        }
-        let (secure, rest) = if let Some(rest) = strip_prefix_ignore_case(url, "wss://") {
-            (true, rest)
-        } else if let Some(rest) = strip_prefix_ignore_case(url, "ws://") {
-            (false, rest)
-        } else {
-            return Err(UrlError::Scheme);
-        };
-        // Byte scan first (every URL a gateway sends is ASCII); the char
-        // scan only for the rest. For ASCII the two agree: the one
-        // whitespace `is_ascii_whitespace` leaves out (U+000B) is a control.
-        if url
-            .bytes()
-            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
-            || (!url.is_ascii() && url.chars().any(|c| c.is_whitespace() || c.is_control()))
-        {
-            return Err(UrlError::Authority);
-        }
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-        if authority.contains('@') || authority.contains('\\') {
-            return Err(UrlError::Authority);
-        }
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (inside, after) = v6.split_once(']').ok_or(UrlError::Authority)?;
-            if inside.is_empty() || !inside.chars().all(|c| c.is_ascii_hexdigit() || c == ':') {
-                return Err(UrlError::Authority);
-            }
-            (format!("[{}]", inside.to_ascii_lowercase()), after)
-        } else {
-            let end = authority.find(':').unwrap_or(authority.len());
-            let host = &authority[..end];
-            let valid = !host.is_empty()
-                && !host.starts_with('.')
-                && !host.ends_with('.')
-                && !host.contains("..")
-                && host
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
-            if !valid {
-                return Err(UrlError::Authority);
-            }
-            (host.to_ascii_lowercase(), &authority[end..])
-        };
-        let port = match port {
-            "" => None,
-            p => Some(
-                p.strip_prefix(':')
-                    .filter(|d| !d.is_empty() && d.chars().all(|c| c.is_ascii_digit()))
-                    .and_then(|d| d.parse::<u16>().ok())
-                    .ok_or(UrlError::Authority)?,
-            ),
-        };
-        Ok(Self { secure, host, port })
+        let parts = Parts::parse(url)?;
+        Ok(Self {
+            secure: parts.secure,
+            host: parts.host.to_ascii_lowercase(),
+            port: parts.port,
+        })
+    }
+
+    /// Checks a resume URL against this base URL and the allowed domains
+    /// (this URL's own domain when `allowed` is empty): the same check as
+    /// [`check_resume_url`], for a base URL parsed once. It allocates
+    /// nothing.
+    ///
+    /// # Errors
+    ///
+    /// Why the URL must not be dialled.
+    pub fn check_resume(&self, resume: &str, allowed: &[String]) -> Result<(), UrlError> {
+        Parts::parse(resume)?.check_against(self, allowed)
     }
 
     /// Whether the host is an IP address literal.
     #[must_use]
     pub fn is_ip(&self) -> bool {
-        self.host.starts_with('[') || self.host.parse::<std::net::Ipv4Addr>().is_ok()
+        host_is_ip(&self.host)
     }
 
     /// The domain a resume URL must fall in when none is configured.
@@ -145,16 +108,148 @@ impl GatewayUrl {
     /// Whether the host is `domain` or a subdomain of it.
     #[must_use]
     pub fn is_in_domain(&self, domain: &str) -> bool {
-        let domain = domain.trim_end_matches('.');
-        if domain.is_empty() {
-            return false;
-        }
-        self.host.eq_ignore_ascii_case(domain)
-            || (self.host.len() > domain.len()
-                && self.host[self.host.len() - domain.len()..].eq_ignore_ascii_case(domain)
-                && self.host.as_bytes()[self.host.len() - domain.len() - 1] == b'.'
-                && !self.is_ip())
+        host_in_domain(&self.host, domain)
     }
+}
+
+/// A URL's scheme and authority as written (the host not lower-cased):
+/// what the checks need, without allocating.
+struct Parts<'a> {
+    /// `true` for `wss`.
+    secure: bool,
+    /// The host as written (an IPv6 literal keeps its brackets).
+    host: &'a str,
+    /// The port, if given.
+    port: Option<u16>,
+}
+
+impl<'a> Parts<'a> {
+    /// Parses the scheme and authority of a `ws://` or `wss://` URL.
+    fn parse(url: &'a str) -> Result<Self, UrlError> {
+        if url.len() > MAX_URL_LEN {
+            return Err(UrlError::TooLong);
+        }
+        let (secure, rest) = if let Some(rest) = strip_prefix_ignore_case(url, "wss://") {
+            (true, rest)
+        } else if let Some(rest) = strip_prefix_ignore_case(url, "ws://") {
+            (false, rest)
+        } else {
+            return Err(UrlError::Scheme);
+        };
+        // Byte scan first (every URL a gateway sends is ASCII); the char
+        // scan only for the rest. For ASCII the two agree: the one
+        // whitespace `is_ascii_whitespace` leaves out (U+000B) is a control.
+        // A table look-up per byte rather than a chain of comparisons: the
+        // policy checks a URL on every READY.
+        if url.bytes().any(|b| FORBIDDEN[usize::from(b)])
+            || (!url.is_ascii() && url.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            return Err(UrlError::Authority);
+        }
+        // Up to the first `/`, `?` or `#` (ASCII, so a char boundary).
+        let authority = rest
+            .bytes()
+            .position(|b| AUTHORITY_END[usize::from(b)])
+            .map_or(rest, |end| &rest[..end]);
+        if authority.contains('@') || authority.contains('\\') {
+            return Err(UrlError::Authority);
+        }
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (inside, after) = v6.split_once(']').ok_or(UrlError::Authority)?;
+            if inside.is_empty() || !inside.chars().all(|c| c.is_ascii_hexdigit() || c == ':') {
+                return Err(UrlError::Authority);
+            }
+            // `[`, the address, `]`: all ASCII, so a char boundary.
+            (&authority[..inside.len() + 2], after)
+        } else {
+            let end = authority.find(':').unwrap_or(authority.len());
+            let host = &authority[..end];
+            let valid = !host.is_empty()
+                && !host.starts_with('.')
+                && !host.ends_with('.')
+                && !host.contains("..")
+                && host.bytes().all(|b| HOST[usize::from(b)]);
+            if !valid {
+                return Err(UrlError::Authority);
+            }
+            (host, &authority[end..])
+        };
+        let port = match port {
+            "" => None,
+            p => Some(
+                p.strip_prefix(':')
+                    .filter(|d| !d.is_empty() && d.chars().all(|c| c.is_ascii_digit()))
+                    .and_then(|d| d.parse::<u16>().ok())
+                    .ok_or(UrlError::Authority)?,
+            ),
+        };
+        Ok(Self { secure, host, port })
+    }
+
+    /// Checks these parts, a resume URL's, against the base URL and the
+    /// allowed domains (the base URL's own domain when `allowed` is empty).
+    fn check_against(&self, base: &GatewayUrl, allowed: &[String]) -> Result<(), UrlError> {
+        if self.secure != base.secure {
+            return Err(UrlError::SchemeMismatch);
+        }
+        let ok = if allowed.is_empty() {
+            host_in_domain(self.host, base.default_domain())
+        } else {
+            allowed.iter().any(|d| host_in_domain(self.host, d))
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(UrlError::HostNotAllowed)
+        }
+    }
+}
+
+/// Whether `host` is an IP address literal.
+fn host_is_ip(host: &str) -> bool {
+    host.starts_with('[') || host.parse::<std::net::Ipv4Addr>().is_ok()
+}
+
+/// Whether `host` is `domain` or a subdomain of it (ASCII case ignored).
+fn host_in_domain(host: &str, domain: &str) -> bool {
+    let domain = domain.trim_end_matches('.');
+    if domain.is_empty() {
+        return false;
+    }
+    host.eq_ignore_ascii_case(domain)
+        || (host.len() > domain.len()
+            && host
+                .get(host.len() - domain.len()..)
+                .is_some_and(|tail| tail.eq_ignore_ascii_case(domain))
+            && host.as_bytes()[host.len() - domain.len() - 1] == b'.'
+            && !host_is_ip(host))
+}
+
+/// The bytes never allowed in a URL: `is_ascii_whitespace() ||
+/// is_ascii_control()`. A look-up per byte instead of a chain of
+/// comparisons (a READY's URL is checked on every READY).
+static FORBIDDEN: [bool; 256] = byte_tables().0;
+
+/// The bytes allowed in a host name: `is_ascii_alphanumeric()`, `.`, `-`.
+static HOST: [bool; 256] = byte_tables().1;
+
+/// The bytes that end a URL's authority: `/`, `?`, `#`.
+static AUTHORITY_END: [bool; 256] = byte_tables().2;
+
+/// [`FORBIDDEN`], [`HOST`] and [`AUTHORITY_END`], built at compile time.
+const fn byte_tables() -> ([bool; 256], [bool; 256], [bool; 256]) {
+    let mut forbidden = [false; 256];
+    let mut host = [false; 256];
+    let mut end = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        forbidden[i] = b.is_ascii_whitespace() || b.is_ascii_control();
+        host[i] = b.is_ascii_alphanumeric() || b == b'.' || b == b'-';
+        end[i] = b == b'/' || b == b'?' || b == b'#';
+        i += 1;
+    }
+    (forbidden, host, end)
 }
 
 fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
@@ -170,21 +265,9 @@ fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
 ///
 /// Why the URL must not be dialled.
 pub fn check_resume_url(resume: &str, base: &str, allowed: &[String]) -> Result<(), UrlError> {
-    let resume = GatewayUrl::parse(resume)?;
+    let resume = Parts::parse(resume)?;
     let base = GatewayUrl::parse(base)?;
-    if resume.secure != base.secure {
-        return Err(UrlError::SchemeMismatch);
-    }
-    let ok = if allowed.is_empty() {
-        resume.is_in_domain(base.default_domain())
-    } else {
-        allowed.iter().any(|d| resume.is_in_domain(d))
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(UrlError::HostNotAllowed)
-    }
+    resume.check_against(&base, allowed)
 }
 
 #[cfg(test)]
@@ -253,6 +336,62 @@ mod tests {
             check_resume_url("wss://gateway.discord.gg", BASE, &allowed),
             Err(UrlError::HostNotAllowed)
         );
+    }
+
+    #[test]
+    fn a_base_parsed_once_checks_as_the_strings_do() {
+        for (base, allowed) in [
+            (BASE, vec![]),
+            ("ws://127.0.0.1:9000", vec![]),
+            ("ws://localhost:2", vec![]),
+            ("wss://Gateway.Discord.GG", vec!["example.net".to_owned()]),
+            ("ws://[::1]:80", vec![]),
+        ] {
+            let parsed = GatewayUrl::parse(base).unwrap();
+            for url in [
+                "wss://gateway-us-east1-b.discord.gg/?v=10",
+                "WSS://Gateway.Discord.GG:443",
+                "ws://gateway.discord.gg",
+                "wss://evil.example",
+                "wss://R.Example.NET.",
+                "wss://r.example.net",
+                "ws://127.0.0.1:9001/",
+                "ws://127.0.0.2",
+                "ws://LOCALHOST:1",
+                "ws://[::1]:81",
+                "ws://[::2]",
+                "wss://a..discord.gg",
+                "wss://é.gg",
+                "https://gateway.discord.gg",
+            ] {
+                assert_eq!(
+                    parsed.check_resume(url, &allowed),
+                    check_resume_url(url, base, &allowed),
+                    "{url} against {base}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_byte_table_matches_the_ascii_predicates() {
+        for b in 0..=u8::MAX {
+            assert_eq!(
+                FORBIDDEN[usize::from(b)],
+                b.is_ascii_whitespace() || b.is_ascii_control(),
+                "{b}"
+            );
+            assert_eq!(
+                HOST[usize::from(b)],
+                b.is_ascii_alphanumeric() || b == b'.' || b == b'-',
+                "{b}"
+            );
+            assert_eq!(
+                AUTHORITY_END[usize::from(b)],
+                matches!(b, b'/' | b'?' | b'#'),
+                "{b}"
+            );
+        }
     }
 
     #[test]

@@ -35,7 +35,7 @@ use crate::close_code::{CloseAction, CloseCode};
 use crate::config::{ConfigError, PolicyConfig};
 use crate::decision::{Deadline, Decision, GiveUpReason, Recovery, Trigger, decide};
 use crate::event::{Dispatch, Event};
-use crate::gateway_url::check_resume_url;
+use crate::gateway_url::GatewayUrl;
 use crate::heartbeat::{Beat, Heartbeat};
 use crate::identify::SETTLE_HOLD_MS;
 use crate::jitter::Jitter;
@@ -248,6 +248,9 @@ impl Phase {
 pub struct Policy {
     /// Shared by every shard of a fleet that uses the same configuration.
     config: Arc<PolicyConfig>,
+    /// `config.gateway_url`, parsed once: a READY's resume URL is checked
+    /// against it.
+    base_url: GatewayUrl,
     shard: u32,
     rng: Jitter,
     /// The latest time seen; earlier times passed in are raised to it.
@@ -287,8 +290,11 @@ impl Policy {
     ) -> Result<Self, ConfigError> {
         let config = config.into();
         config.validate()?;
+        let base_url =
+            GatewayUrl::parse(&config.gateway_url).map_err(|_| ConfigError::GatewayUrl)?;
         let now = now.min(Timestamp::CEILING);
         let mut policy = Self {
+            base_url,
             retries: RetryPlanner::new(&config),
             slowed: false,
             config,
@@ -771,11 +777,10 @@ impl Policy {
                 self.stats.ready += 1;
                 self.settle_identify(true);
                 self.retries.identify_succeeded();
-                self.session = match check_resume_url(
-                    &resume_gateway_url,
-                    &self.config.gateway_url,
-                    &self.config.resume_domains,
-                ) {
+                self.session = match self
+                    .base_url
+                    .check_resume(&resume_gateway_url, &self.config.resume_domains)
+                {
                     Ok(()) => Session::from_ready(&session_id, Some(resume_gateway_url)),
                     Err(reason) => {
                         self.stats.resume_urls_refused += 1;
@@ -1362,7 +1367,7 @@ impl Policy {
         saved: &SavedSession,
     ) -> Result<Self, ConfigError> {
         let mut policy = Self::new(config, shard, seed, now)?;
-        match saved.check(&policy.config) {
+        match saved.check(&policy.base_url, &policy.config) {
             Ok(session) => {
                 // `new` asked for a start slot to identify; nothing has
                 // been polled yet, so the request is withdrawn unseen and

@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::config::PolicyConfig;
-use crate::gateway_url::{UrlError, check_resume_url};
+use crate::gateway_url::{GatewayUrl, UrlError};
 use crate::policy::Policy;
 use crate::session::Session;
 
@@ -56,10 +56,15 @@ pub(crate) enum Unusable {
 }
 
 impl SavedSession {
-    /// The session to resume, checked against `config` as READY's would be.
-    pub(crate) fn check(&self, config: &PolicyConfig) -> Result<Session, Unusable> {
+    /// The session to resume, checked against `config` (whose gateway URL
+    /// is `base`, already parsed) as READY's would be.
+    pub(crate) fn check(
+        &self,
+        base: &GatewayUrl,
+        config: &PolicyConfig,
+    ) -> Result<Session, Unusable> {
         if let Some(url) = &self.resume_url {
-            check_resume_url(url, &config.gateway_url, &config.resume_domains)
+            base.check_resume(url, &config.resume_domains)
                 .map_err(Unusable::Url)?;
         }
         Session::from_ready(&self.session_id, self.resume_url.clone()).ok_or(Unusable::BadId)
