@@ -69,7 +69,8 @@ pub struct ReconnectPlan {
     /// ([`ServerRequests`](crate::ServerRequests)).
     pub counted: bool,
     /// The delay the backoff strategy drew for `retry`, in ms (0 when the
-    /// reconnect did not count).
+    /// reconnect did not count), kept short while a lost session is likely
+    /// resumable ([`ResumeBreaker::max_wait_while_resumable_ms`](crate::ResumeBreaker::max_wait_while_resumable_ms)).
     pub backoff_ms: u64,
     /// When the attempt may start: the latest of the backoff, the
     /// protocol wait and the guard. Identify limits may push it later.

@@ -1219,6 +1219,7 @@ impl Policy {
             answered_since: hello_at.filter(|_| credit),
             server_request,
             identify_rejected,
+            established,
         }
     }
 

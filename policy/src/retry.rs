@@ -4,7 +4,8 @@
 //! strategy and the retry number it is drawn for, the guard between two
 //! attempts, the give-up limits (retries in a row, time since the last
 //! stable connection), the resume breaker (resumes in a row sent and
-//! unanswered) and the identify-loop detector. The
+//! unanswered), the short waits of a lost session that is likely still
+//! resumable, and the identify-loop detector. The
 //! [`Policy`](crate::Policy) reports what happened (an attempt started, a
 //! connection proved stable, a resume failed or succeeded, an Identify was
 //! answered) and asks for a plan when a connection ended; the answers are a
@@ -53,6 +54,9 @@ pub(crate) struct Ending {
     /// An Identify was sent on it and the gateway answered with a close or
     /// op 9 before READY.
     pub(crate) identify_rejected: bool,
+    /// It reached READY or RESUMED: the session was live on it until it
+    /// ended.
+    pub(crate) established: bool,
 }
 
 /// Where a shard stands in an identify loop, once it is in one.
@@ -79,6 +83,9 @@ pub(crate) struct RetryPlanner {
     unstable_since: Option<Timestamp>,
     /// Resumes in a row that were sent and ended without RESUMED.
     failed_resumes: u32,
+    /// When the held session's connection was lost (the first failure
+    /// planned with a Resume since the session last resumed or started).
+    resumable_since: Option<Timestamp>,
     /// When the last connection attempt started.
     last_attempt_at: Option<Timestamp>,
     /// When the last attempts started, a ring of
@@ -107,6 +114,7 @@ impl RetryPlanner {
             retry: 0,
             unstable_since: None,
             failed_resumes: 0,
+            resumable_since: None,
             last_attempt_at: None,
             recent_attempts: [None; AttemptRate::MAX_ATTEMPTS as usize],
             next_slot: 0,
@@ -178,11 +186,14 @@ impl RetryPlanner {
         self.retry = 0;
         self.unstable_since = None;
         self.failed_resumes = 0;
+        self.resumable_since = None;
     }
 
-    /// RESUMED arrived, or the session is gone: the breaker starts over.
+    /// RESUMED arrived, or the session is gone: the breaker and the short
+    /// waits of a lost session start over.
     pub(crate) const fn resumes_reset(&mut self) {
         self.failed_resumes = 0;
+        self.resumable_since = None;
     }
 
     /// A Resume was sent and its connection ended without RESUMED. Returns
@@ -200,6 +211,50 @@ impl RetryPlanner {
         }
         let steps = u32::try_from(answered_ms / credit_ms).unwrap_or(u32::MAX);
         self.retry = self.retry.saturating_sub(steps);
+    }
+
+    /// The backoff's `delay` for a failure at `now`, kept short while a lost
+    /// session is still likely resumable. The session was lost when the
+    /// last connection on which it was live (`established`: it reached
+    /// READY or RESUMED) ended. With `recovery` a Resume, after an attempt
+    /// that did not bring the session back (a dial that failed, a
+    /// handshake cut or refused), within
+    /// [`short_waits_for_ms`](crate::ResumeBreaker::short_waits_for_ms) of
+    /// the loss, a delay above
+    /// [`max_wait_while_resumable_ms`](crate::ResumeBreaker::max_wait_while_resumable_ms)
+    /// is redrawn in `[max/2, max]`.
+    ///
+    /// The end of a live connection itself keeps the backoff's delay: a
+    /// link that accepts, resumes and drops at once still climbs to the
+    /// backoff's cap, which is what the stability rule is for. The guard
+    /// and the attempt rate still hold, and once the window has passed the
+    /// backoff alone rules, so a long outage costs at most a few minutes of
+    /// denser dials.
+    fn while_resumable(
+        &mut self,
+        now: Timestamp,
+        recovery: Recovery,
+        established: bool,
+        delay: u64,
+        config: &PolicyConfig,
+        jitter: &mut Jitter,
+    ) -> u64 {
+        if recovery != Recovery::Resume {
+            self.resumable_since = None;
+            return delay;
+        }
+        if established {
+            self.resumable_since = Some(now);
+            return delay;
+        }
+        let since = *self.resumable_since.get_or_insert(now);
+        let max = config.resume.max_wait_while_resumable_ms;
+        let within = now.saturating_since(since) < config.resume.short_waits_for_ms;
+        if max == 0 || !within || delay <= max {
+            return delay;
+        }
+        let half = max / 2;
+        half.saturating_add(jitter.between(0, max - half))
     }
 
     /// Counts a server request at `now`; returns whether it is still free
@@ -276,7 +331,8 @@ impl RetryPlanner {
             {
                 return Err(GiveUpReason::TimeExhausted { elapsed_ms });
             }
-            self.backoff.delay(self.retry, jitter)
+            let delay = self.backoff.delay(self.retry, jitter);
+            self.while_resumable(now, recovery, ending.established, delay, config, jitter)
         };
         let mut wait = backoff_ms.max(decision.protocol_delay_ms());
         if trigger

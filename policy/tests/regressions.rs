@@ -683,6 +683,84 @@ fn an_outage_of_failed_dials_never_costs_the_session() {
     assert_eq!(command, resume(9));
 }
 
+#[test]
+fn a_lost_session_is_dialled_often_until_its_resume_window_is_likely_over() {
+    // A link that flaps refuses every dial that lands in a down period; at
+    // the backoff's 30-60 s a shard dialled a handful of times in the
+    // gateway's resume window, all refused, and the session expired with
+    // the link up more than half the time. While the session is likely
+    // resumable the waits stay within `max_wait_while_resumable_ms`, drawn
+    // in its upper half; past `short_waits_for_ms` the backoff alone rules.
+    let rule = ResumeBreaker::DEFAULT;
+    let max = rule.max_wait_while_resumable_ms;
+    let mut d = Driver::new(PolicyConfig::default());
+    d.establish();
+    d.dispatches(2..=9);
+    d.run_for(5_000);
+    let mut from = d.mark();
+    let _ = d.send(closed(None));
+    let lost_at = d.plans_since(from)[0].0;
+    let mut waits = Vec::new();
+    let mut dials_in_window = 0;
+    for _ in 0..40 {
+        let connect = d.next_connect(from);
+        assert_eq!(connect.recovery, Recovery::Resume);
+        let (planned_at, plan) = *d.plans_since(from).last().unwrap();
+        let wait = plan.at.as_millis() - planned_at;
+        waits.push((planned_at - lost_at, wait));
+        if plan.at.as_millis() - lost_at < rule.short_waits_for_ms {
+            dials_in_window += 1;
+        }
+        from = d.mark();
+        let _ = d.send(Event::ConnectFailed {
+            failure: ConnectFailure::Refused,
+        });
+    }
+    let (inside, outside): (Vec<_>, Vec<_>) = waits
+        .iter()
+        .partition(|(since, _)| *since < rule.short_waits_for_ms);
+    assert!(inside.iter().all(|(_, wait)| *wait <= max), "{waits:?}");
+    // The capped waits are spread, not pinned to the cap.
+    let capped: Vec<u64> = inside
+        .iter()
+        .map(|(_, wait)| *wait)
+        .filter(|wait| *wait >= max / 2)
+        .collect();
+    assert!(capped.len() >= 5, "{waits:?}");
+    assert!(capped.iter().any(|wait| *wait < max), "{waits:?}");
+    assert!(dials_in_window >= 12, "{dials_in_window} dials: {waits:?}");
+    // Past the window the backoff's cap (60 s) is back.
+    assert!(outside.iter().any(|(_, wait)| *wait > max), "{waits:?}");
+    // The session was never dropped.
+    let (connect, command) = d.reconnect(from);
+    assert_eq!(connect.recovery, Recovery::Resume);
+    assert_eq!(command, resume(9));
+}
+
+#[test]
+fn without_a_session_the_backoff_alone_rules() {
+    // A shard that never reached READY has nothing to resume: its waits
+    // climb to the backoff's cap as before.
+    let mut d = Driver::new(PolicyConfig::default());
+    let mut from = d.mark();
+    let mut longest = 0;
+    for _ in 0..12 {
+        let connect = d.next_connect(from);
+        assert_eq!(connect.recovery, Recovery::Reidentify);
+        if let Some((planned_at, plan)) = d.plans_since(from).last() {
+            longest = longest.max(plan.at.as_millis() - planned_at);
+        }
+        from = d.mark();
+        let _ = d.send(Event::ConnectFailed {
+            failure: ConnectFailure::Refused,
+        });
+    }
+    assert!(
+        longest > ResumeBreaker::DEFAULT.max_wait_while_resumable_ms,
+        "{longest}"
+    );
+}
+
 // ----- (j) ------------------------------------------------------------------
 
 #[test]

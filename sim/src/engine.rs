@@ -666,6 +666,7 @@ impl<'a> Sim<'a> {
         c.identify_violations_strict = t.identify_violations_strict;
         c.identifies_while_resumable = t.identifies_while_resumable;
         c.session_starts = t.session_starts;
+        c.sessions_expired = t.sessions_expired;
     }
 
     // ----- clients ------------------------------------------------------

@@ -192,6 +192,9 @@ pub struct Tally {
     pub identifies_while_resumable: u64,
     /// Sessions started (READY sent).
     pub session_starts: u64,
+    /// Sessions that expired: detached for the whole resume window, the
+    /// client never resumed them in time.
+    pub sessions_expired: u64,
 }
 
 /// One session.
@@ -832,7 +835,10 @@ impl Gateway {
             return;
         }
         match s.detached_since {
-            Some(d) if d.saturating_add(window) <= now => self.kill_session(session),
+            Some(d) if d.saturating_add(window) <= now => {
+                self.tally.sessions_expired += 1;
+                self.kill_session(session);
+            }
             // It lost a later socket: check again when that one's window ends.
             Some(d) => {
                 s.expiry_armed = true;

@@ -45,6 +45,8 @@ pub struct Counters {
     pub identifies_while_resumable: u64,
     /// Sessions started (READY sent).
     pub session_starts: u64,
+    /// Sessions the gateway expired: detached for the whole resume window.
+    pub sessions_expired: u64,
     /// Client-initiated closes on a socket nothing was wrong with.
     pub healthy_link_reconnects: u64,
     /// Attempts made after the client had been told a close code the docs
@@ -73,6 +75,7 @@ impl std::ops::Sub for Counters {
             identifies_while_resumable: self
                 .identifies_while_resumable
                 .saturating_sub(o.identifies_while_resumable),
+            sessions_expired: self.sessions_expired.saturating_sub(o.sessions_expired),
             session_starts: self.session_starts.saturating_sub(o.session_starts),
             healthy_link_reconnects: self
                 .healthy_link_reconnects

@@ -13,7 +13,7 @@
 //! | `startup_ms` | how long the model took until every shard had a session (not judged) |
 //! | `max_handshakes_per_client_60s`, `max_attempts_per_client_60s`, `p99_attempts_per_client_60s`, `refused_dials` | M1: handshakes one shard brought to the gateway in any 60 s, and its dials of every kind (dials the link refused are counted apart) |
 //! | `peak_arrivals_1s`, `peak_arrivals_5s`, `peak_handshakes_100ms`, `admission_per_s`, `rejected_attempts`, `late_seconds_over_budget` | M2: handshakes reaching the gateway (and, only under an assumed cap, the ones turned away) |
-//! | `identifies`, `identify_violations`, `identify_violations_strict`, `identify_tolerance_ms`, `session_starts`, `token_reset`, `resumes`, `resumes_succeeded`, `identifies_while_resumable` | M3: identify discipline |
+//! | `identifies`, `identify_violations`, `identify_violations_strict`, `identify_tolerance_ms`, `session_starts`, `token_reset`, `resumes`, `resumes_succeeded`, `identifies_while_resumable`, `sessions_expired` | M3: identify discipline; a session lost is either dropped by the client (`identifies_while_resumable`: it identified while the gateway could still resume) or expired at the gateway (`sessions_expired`: the client did not resume it within the resume window) |
 //! | `recovery_p50_ms`, `recovery_p99_ms`, `recovery_max_ms`, `recovery_lower_bound_ms`, `unrecovered` | M4: time from the heal until each judged shard has a session again; a shard that never does counts as never (`null`), not as absent |
 //! | `attempts`, `disconnects`, `amplification`, `excess_attempts` | M5: attempts per session to win back |
 //! | `sync_index` | M6: peak-to-mean of attempts per second over the 5 minutes after the heal |
@@ -120,6 +120,9 @@ pub struct Report {
     pub resumes_succeeded: u64,
     /// M3: identifies from shards whose session was still resumable.
     pub identifies_while_resumable: u64,
+    /// M3: sessions the gateway expired: detached for the whole resume
+    /// window, never resumed in time.
+    pub sessions_expired: u64,
     /// M4: p50 over judged shards of the time from the heal to a session,
     /// ms; `null` when at least half never recovered.
     pub recovery_p50_ms: Option<u64>,
@@ -470,6 +473,7 @@ impl Report {
             resumes: c.resumes,
             resumes_succeeded: c.resumes_succeeded,
             identifies_while_resumable: c.identifies_while_resumable,
+            sessions_expired: c.sessions_expired,
             recovery_p50_ms: p50,
             recovery_p99_ms: p99,
             recovery_max_ms: max,

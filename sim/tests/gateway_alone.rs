@@ -507,8 +507,13 @@ fn the_resume_window_expires_a_detached_session() {
     h.msg(1_000, sock(0), ToServer::Drop);
     h.advance_to(1_000 + window - 1);
     assert!(h.gw.has_resumable_session(0));
+    assert_eq!(h.gw.tally().sessions_expired, 0);
     h.advance_to(1_000 + window);
     assert!(!h.gw.has_resumable_session(0));
+    // The referee counts it: the session was lost to the window, not
+    // dropped by the client.
+    assert_eq!(h.gw.tally().sessions_expired, 1);
+    assert_eq!(h.gw.tally().identifies_while_resumable, 0);
     h.connect(1_000 + window, sock(1), 0);
     h.msg(
         1_010 + window,
@@ -545,8 +550,10 @@ fn the_window_counts_from_the_last_socket_lost() {
     // The first loss's window ends with the session still resumable.
     h.advance_to(1_000 + window + 1);
     assert!(h.gw.has_resumable_session(0));
+    assert_eq!(h.gw.tally().sessions_expired, 0);
     h.advance_to(60_000 + window);
     assert!(!h.gw.has_resumable_session(0));
+    assert_eq!(h.gw.tally().sessions_expired, 1);
 }
 
 #[test]

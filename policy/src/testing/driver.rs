@@ -909,8 +909,16 @@ impl<'a> Driver<'a> {
         let (low, high) = backoff.bounds(plan.retry);
         // A request of the server that did not count draws no backoff
         // (documented); a counted one draws within the strategy's bounds.
+        // While a lost session is likely resumable, a draw above
+        // `max_wait_while_resumable_ms` is redrawn in its upper half
+        // (documented on `ResumeBreaker`).
+        let resumable_max = self.config().resume.max_wait_while_resumable_ms;
+        let short_ok = plan.recovery == Recovery::Resume
+            && resumable_max > 0
+            && resumable_max < high
+            && (resumable_max / 2..=resumable_max).contains(&plan.backoff_ms);
         let drawn_ok = if plan.counted {
-            (low..=high).contains(&plan.backoff_ms)
+            (low..=high).contains(&plan.backoff_ms) || short_ok
         } else {
             plan.backoff_ms == 0
         };
