@@ -196,10 +196,12 @@ pub struct AttemptRate {
     /// connected about 80 % of the time, and what the simulator's referee
     /// still calls calm.
     pub max_attempts: u32,
-    /// The window, in ms (default 61 s: a minute, plus a second of room for
-    /// link jitter, which can bring the attempts' arrivals at the gateway
-    /// closer together than the attempts themselves). 0 turns the ceiling
-    /// off, as the simulator's storm baseline does.
+    /// The window, in ms (default 62 s: a minute, plus two seconds of room
+    /// for differences in latency, which can bring the attempts' arrivals at
+    /// the gateway closer together than the attempts themselves; the
+    /// simulator's property test found a first attempt delayed by about
+    /// 1.1 s more than the eleventh, which 61 s did not cover). 0 turns the
+    /// ceiling off, as the simulator's storm baseline does.
     pub window_ms: u64,
 }
 
@@ -210,7 +212,7 @@ impl AttemptRate {
     /// The defaults.
     pub const DEFAULT: Self = Self {
         max_attempts: 10,
-        window_ms: 61_000,
+        window_ms: 62_000,
     };
 }
 

@@ -146,3 +146,58 @@ fn regression_a_lost_identify_does_not_time_out_the_next_shard_of_its_bucket() {
     assert_eq!(r.healthy_link_reconnects, 0);
     assert!(!r.storm, "{:?}", r.storm_reasons);
 }
+
+/// Extra latency on some links (378 ± 76 ms and 606 ± 10 ms, overlapping)
+/// while every socket is cut 3.2 s after it opens: the policy's attempt
+/// ceiling spaced a shard's first and eleventh dials 61 s apart, but the
+/// first reached the gateway about a second later than the eleventh would,
+/// so the gateway saw 11 handshakes within 60 s. The ceiling's window now
+/// leaves room for that much difference in latency.
+#[test]
+fn regression_latency_differences_do_not_squeeze_the_attempt_ceiling_into_a_storm() {
+    let sc = scenario(vec![
+        Fault {
+            at_ms: 315_578,
+            duration_ms: 112_417,
+            scope: Scope::All,
+            kind: FaultKind::InvalidSessions { resumable: false },
+        },
+        Fault {
+            at_ms: 382_426,
+            duration_ms: 62_535,
+            scope: Scope::Fraction {
+                fraction: 0.223_573_905_209_132_92,
+            },
+            kind: FaultKind::Latency {
+                extra_ms: 378,
+                jitter_ms: 76,
+            },
+        },
+        Fault {
+            at_ms: 443_838,
+            duration_ms: 37_278,
+            scope: Scope::Fraction {
+                fraction: 0.486_461_808_416_976_56,
+            },
+            kind: FaultKind::Latency {
+                extra_ms: 606,
+                jitter_ms: 10,
+            },
+        },
+        Fault {
+            at_ms: 392_608,
+            duration_ms: 161_354,
+            scope: Scope::All,
+            kind: FaultKind::ConnectThenDrop { after_ms: 3_156 },
+        },
+    ]);
+    let r = run_report(
+        &sc,
+        &model("policy").unwrap(),
+        2_808_660_887_054_864_795,
+        Budget::default(),
+    )
+    .unwrap();
+    assert!(!r.storm, "{:?}", r.storm_reasons);
+    assert_eq!(r.identify_violations, 0);
+}
