@@ -475,6 +475,13 @@ impl Policy {
         let now = self.clock(now);
         self.settle_identify(false);
         self.drop_session();
+        self.stop_closing_with(now, CloseCode::Normal);
+    }
+
+    /// Stops: a dial in progress is aborted, an open socket is closed with
+    /// `code`, a close already in flight finishes first. The one path both
+    /// shutdowns share; whether the session is kept is theirs to decide.
+    fn stop_closing_with(&mut self, now: Timestamp, code: CloseCode) {
         match self.phase {
             Phase::Dialing { conn, .. } => {
                 self.act(Action::Abort { connection: conn });
@@ -499,14 +506,14 @@ impl Policy {
                 let conn = phase.connection().unwrap_or_default();
                 self.act(Action::Close {
                     connection: conn,
-                    code: CloseCode::Normal,
+                    code,
                 });
                 self.phase = Phase::Closing {
                     conn,
                     deadline: now.saturating_add(self.config.timeouts.close_ms),
                     then: AfterClose::Stop,
                     dispatches: phase.carries_dispatches(),
-                    sent: CloseCode::Normal,
+                    sent: code,
                 };
             }
             Phase::GivenUp(_) => {}
@@ -1409,43 +1416,7 @@ impl Policy {
         }
         let now = self.clock(now);
         self.settle_identify(false);
-        match self.phase {
-            Phase::Dialing { conn, .. } => {
-                self.act(Action::Abort { connection: conn });
-                self.phase = Phase::Stopped;
-            }
-            Phase::Closing {
-                conn,
-                deadline,
-                dispatches,
-                sent,
-                ..
-            } => {
-                self.phase = Phase::Closing {
-                    conn,
-                    deadline,
-                    then: AfterClose::Stop,
-                    dispatches,
-                    sent,
-                };
-            }
-            phase if phase.is_open() => {
-                let conn = phase.connection().unwrap_or_default();
-                self.act(Action::Close {
-                    connection: conn,
-                    code: CloseCode::UnknownError,
-                });
-                self.phase = Phase::Closing {
-                    conn,
-                    deadline: now.saturating_add(self.config.timeouts.close_ms),
-                    then: AfterClose::Stop,
-                    dispatches: phase.carries_dispatches(),
-                    sent: CloseCode::UnknownError,
-                };
-            }
-            Phase::GivenUp(_) => {}
-            _ => self.phase = Phase::Stopped,
-        }
+        self.stop_closing_with(now, CloseCode::UnknownError);
     }
 }
 
