@@ -46,4 +46,16 @@ impl Clock {
             .checked_add(Duration::from_millis(ms))
             .unwrap_or(self.origin)
     }
+
+    /// `at` on this clock, read on `other`: the same instant in `other`'s
+    /// milliseconds (0 if it came before `other` started). Two servers'
+    /// records (the gateway's and the proxy's, say) are compared this way.
+    #[must_use]
+    pub fn translate(&self, at: Timestamp, other: Self) -> Timestamp {
+        let ms = self
+            .instant_at(at)
+            .saturating_duration_since(other.origin)
+            .as_millis();
+        Timestamp::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
+    }
 }

@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use super::toxic::{draw_latency, slice_sizes, transfer_us};
-use super::{Direction, DownMode, Kill, LinkState, ProxyShared, Toxic, ToxicSpec};
+use super::{DialOutcome, Direction, DownMode, Kill, LinkState, ProxyShared, Toxic, ToxicSpec};
 use crate::rst::arm_reset;
 
 /// The most bytes held for a connection waiting out a black hole.
@@ -43,8 +43,9 @@ pub(super) async fn run(shared: Arc<ProxyShared>, mut client: TcpStream, id: u64
     let mut first = Vec::new();
     let state = *link.borrow_and_update();
     match state {
-        LinkState::Up => {}
+        LinkState::Up => shared.log_dial(DialOutcome::Relayed),
         LinkState::Down(DownMode::BlackHole) => {
+            shared.log_dial(DialOutcome::Held);
             shared.lock().stats.held += 1;
             if !hold(&mut client, &mut link, &mut first).await {
                 return;
@@ -52,6 +53,7 @@ pub(super) async fn run(shared: Arc<ProxyShared>, mut client: TcpStream, id: u64
             shared.drained().await;
         }
         LinkState::Down(_) => {
+            shared.log_dial(DialOutcome::Refused);
             shared.lock().stats.refused += 1;
             arm_reset(&client);
             return;

@@ -2,7 +2,9 @@
 //! faults a server cannot fake: Toxiproxy's toxics ([`Toxic`]: latency with
 //! jitter, bandwidth, slow close, black hole then close, reset, slicing,
 //! byte limit), the link going down in three ways ([`DownMode`]), and a
-//! flapping schedule with minimum up and down times ([`Flap`]).
+//! flapping schedule with minimum up and down times ([`Flap`]), and a
+//! timed cut of every connection at once with a log of the dials that
+//! arrive meanwhile ([`FaultProxy::cut`], [`FaultProxy::dials`]).
 //!
 //! Toxics can be added and removed while connections are open; each
 //! connection decides once per toxic whether it applies (its
@@ -30,6 +32,7 @@
 //! `mockall_double` into normal dependencies. The toxics here keep
 //! Toxiproxy's names and attributes.
 
+mod cut;
 mod flap;
 mod link;
 mod toxic;
@@ -46,6 +49,7 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::{info, warn};
 
+pub use cut::{CutWindow, DialOutcome, DialRecord, MAX_DIAL_LOG};
 pub use flap::{Flap, Period};
 pub use toxic::{Direction, Toxic, ToxicSpec};
 
@@ -127,6 +131,8 @@ struct ProxyShared {
 struct ProxyState {
     stats: ProxyStats,
     kills: BTreeMap<u64, Arc<watch::Sender<Option<Kill>>>>,
+    /// Every dial accepted, with what became of it.
+    dials: Vec<DialRecord>,
 }
 
 impl ProxyShared {
