@@ -10,6 +10,7 @@ mod bot_proof;
 mod chaos;
 mod compression;
 mod faults;
+mod fleet_cut;
 mod gateway_bot;
 mod link_faults;
 mod rules;

@@ -1,0 +1,562 @@
+//! A fleet-wide cut over real sockets: 32 shards in 16 identify buckets,
+//! run by one [`Runner`] through the fault proxy to the loopback gateway,
+//! all READY; then the proxy cuts every connection at once and refuses
+//! every dial for 20 s, and heals.
+//!
+//! The summary is read from the servers' own records: the proxy's log of
+//! dials (each refused dial is an attempt made while cut off) and the
+//! gateway's connection log and resume log (the returns after the heal,
+//! each shard's RESUMED). The client's notices only say which shard each
+//! refused dial was, and must agree with the proxy's count.
+//!
+//! What must hold today and after fleet-aware recovery lands (issue 13) is
+//! asserted by [`assert_no_storm_and_all_resumed`], with bounds derived
+//! from the policy's documented configuration. What fleet-aware recovery
+//! adds (one probe for the fleet during the cut, a ramp after the heal) is
+//! asserted by [`assert_fleet_recovery`], in a test of its own that is
+//! ignored until that recovery is merged.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use reconnect_client::gateway_bot::GatewayBot;
+use reconnect_client::{Clock, Notice, Runner, RunnerBuilder, ShardEvents};
+use reconnect_policy::{PolicyConfig, SessionStartLimit, Timestamp};
+use reconnect_testkit::gateway::{Gateway, GatewayConfig};
+use reconnect_testkit::proxy::{CutWindow, DialOutcome, DownMode, FaultProxy};
+use tokio::task::JoinHandle;
+
+use crate::support::{Seen, bounded, builder, gateway, gateway_config};
+
+/// Shards in the runner.
+const SHARDS: u32 = 32;
+/// Identify buckets (`max_concurrency`): two rounds of identifies.
+const BUCKETS: u16 = 16;
+/// How long the proxy keeps the fleet cut off.
+const CUT: Duration = Duration::from_secs(20);
+/// The width of one bin of the returns' shape.
+const BIN_MS: u64 = 100;
+/// Room above a bound derived from the configuration for what the
+/// configuration does not count: the handshake after the dial (Hello,
+/// Resume, the replay, RESUMED) and a loaded machine running other tests
+/// at the same time.
+const SLACK_MS: u64 = 5_000;
+
+/// The policy the runner uses: the production defaults, whose documented
+/// values the bounds below are derived from.
+fn production_policy() -> PolicyConfig {
+    PolicyConfig::default()
+}
+
+/// What the servers' records say about one cut.
+#[derive(Clone, Debug)]
+pub(crate) struct CutSummary {
+    /// Shards in the runner.
+    pub(crate) shards: u32,
+    /// How long the link was down, ms (the proxy's measure).
+    pub(crate) cut_ms: u64,
+    /// Dials the proxy refused during the cut: the fleet's attempts while
+    /// cut off.
+    pub(crate) refused: u64,
+    /// The same dials by shard, from the client's notices of failed dials.
+    pub(crate) refused_by_shard: BTreeMap<u32, u64>,
+    /// Dials the gateway accepted from the heal to the last RESUMED: the
+    /// attempts of the return.
+    pub(crate) returns: u64,
+    /// The returns after the heal, in bins of [`BIN_MS`] (bin 0 starts at
+    /// the heal), up to the last RESUMED.
+    pub(crate) returns_per_bin: Vec<u64>,
+    /// From the heal to each shard's first RESUMED after it, ms.
+    pub(crate) resumed_after_heal_ms: BTreeMap<u32, u64>,
+    /// Identifies the gateway answered with READY since the cut.
+    pub(crate) identifies_since_cut: u64,
+    /// Resumes the gateway refused (op 9, 4007) since the cut: sessions lost.
+    pub(crate) resumes_refused: u64,
+    /// Identifies the gateway refused for coming too soon in their bucket,
+    /// over the whole run.
+    pub(crate) identify_window_violations: u64,
+}
+
+impl CutSummary {
+    /// From the heal to the last shard's RESUMED, ms.
+    pub(crate) fn last_resumed_ms(&self) -> u64 {
+        self.resumed_after_heal_ms
+            .values()
+            .copied()
+            .max()
+            .unwrap_or(u64::MAX)
+    }
+
+    /// The most returns in one bin.
+    pub(crate) fn peak_per_bin(&self) -> u64 {
+        self.returns_per_bin.iter().copied().max().unwrap_or(0)
+    }
+}
+
+impl fmt::Display for CutSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let per_shard: Vec<u64> = self.refused_by_shard.values().copied().collect();
+        let most = per_shard.iter().copied().max().unwrap_or(0);
+        let least = per_shard.iter().copied().min().unwrap_or(0);
+        writeln!(
+            f,
+            "fleet cut: {} shards, link down {} ms (refused dials)",
+            self.shards, self.cut_ms
+        )?;
+        writeln!(
+            f,
+            "  attempts during the cut (dials the proxy refused): {} in total, {:.2} per shard \
+             (per shard {least}..={most}: {per_shard:?})",
+            self.refused,
+            ratio(self.refused, u64::from(self.shards)),
+        )?;
+        writeln!(
+            f,
+            "  heal -> last shard's RESUMED: {} ms; dials of the return: {}; \
+             attempts over the outage: {:.2} per shard",
+            self.last_resumed_ms(),
+            self.returns,
+            ratio(self.refused + self.returns, u64::from(self.shards)),
+        )?;
+        writeln!(
+            f,
+            "  returns per {BIN_MS} ms after the heal (peak {}): {:?}",
+            self.peak_per_bin(),
+            self.returns_per_bin
+        )?;
+        write!(
+            f,
+            "  identifies since the cut: {}; resumes refused: {}; identify-window violations: {}",
+            self.identifies_since_cut, self.resumes_refused, self.identify_window_violations
+        )
+    }
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    // Test figures: far below 2^52.
+    #[allow(clippy::cast_precision_loss)]
+    let r = a as f64 / b.max(1) as f64;
+    r
+}
+
+/// The most attempts one shard can make in `window_ms` after its live
+/// connection ends, by the policy's documented rules: the first at once
+/// (counted, though the first retry waits its backoff), then each after the
+/// shortest wait of its retry: the backoff's lower bound (while the lost
+/// session is likely resumable, a draw above
+/// `resume.max_wait_while_resumable_ms` is redrawn in its upper half, so
+/// that half's lower end), never less than `guard_ms`; and never more than
+/// the attempt ceiling allows (`attempt_rate.max_attempts` per
+/// `attempt_rate.window_ms`).
+fn most_attempts_in(config: &PolicyConfig, window_ms: u64) -> u64 {
+    let short = config.resume.max_wait_while_resumable_ms;
+    let mut at = 0_u64;
+    let mut attempts = 1_u64;
+    let mut retry = 1_u32;
+    loop {
+        let (low, high) = config.backoff.bounds(retry);
+        let low = if short > 0 && short < high {
+            low.min(short / 2)
+        } else {
+            low
+        };
+        at = at.saturating_add(low.max(config.guard_ms).max(1));
+        if at > window_ms {
+            break;
+        }
+        attempts += 1;
+        retry = retry.saturating_add(1);
+    }
+    let ceiling = &config.attempt_rate;
+    // A window of 0 turns the ceiling off.
+    match window_ms.checked_div(ceiling.window_ms) {
+        Some(whole) => attempts.min(u64::from(ceiling.max_attempts).saturating_mul(whole + 1)),
+        None => attempts,
+    }
+}
+
+/// The longest a shard can still be waiting when the link comes back, by
+/// the documented rules: while its session is likely resumable, no wait
+/// after a failed attempt is longer than
+/// `resume.max_wait_while_resumable_ms` (the backoff's cap otherwise), and
+/// the guard holds between attempts. The attempt ceiling does not add to
+/// it here: a shard makes at most one identify, the attempts of
+/// [`most_attempts_in`] and its return within the ceiling's window, fewer
+/// than the ceiling (checked in the test).
+fn longest_wait_after_heal(config: &PolicyConfig) -> u64 {
+    let short = config.resume.max_wait_while_resumable_ms;
+    let wait = if short > 0 {
+        short.min(config.backoff.cap_ms)
+    } else {
+        config.backoff.cap_ms
+    };
+    wait.max(config.guard_ms)
+}
+
+/// What must hold with every shard backing off alone (today) and with
+/// fleet-aware recovery: no storm (each shard's attempts during the cut
+/// within what the documented configuration allows), every shard back and
+/// resumed (no Identify, no session lost) within the longest wait the
+/// configuration allows, no identify-window violation, and the proxy and
+/// the client agree on the attempts.
+fn assert_no_storm_and_all_resumed(summary: &CutSummary, config: &PolicyConfig) {
+    let bound = most_attempts_in(config, summary.cut_ms);
+    eprintln!(
+        "  bounds from the configuration: at most {bound} attempts per shard in the cut; \
+         the last RESUMED within {} ms of the heal (+{SLACK_MS} ms slack)",
+        longest_wait_after_heal(config)
+    );
+    // The ceiling does not bind the return (see `longest_wait_after_heal`):
+    // one identify, the attempts of the cut and the return fit in it.
+    assert!(
+        bound + 2 <= u64::from(config.attempt_rate.max_attempts),
+        "the scenario would hit the attempt ceiling ({bound} attempts in the cut); \
+         the recovery bound below does not cover that"
+    );
+    assert_eq!(
+        summary.refused_by_shard.len(),
+        summary.shards as usize,
+        "{summary}"
+    );
+    for (shard, attempts) in &summary.refused_by_shard {
+        assert!(
+            *attempts <= bound,
+            "storm: shard {shard} made {attempts} attempts in a {} ms cut, the configuration \
+             allows at most {bound}\n{summary}",
+            summary.cut_ms
+        );
+    }
+    assert_eq!(
+        summary.refused_by_shard.values().sum::<u64>(),
+        summary.refused,
+        "the client's failed dials and the proxy's refused dials disagree\n{summary}"
+    );
+    assert_eq!(
+        summary.resumed_after_heal_ms.len(),
+        summary.shards as usize,
+        "not every shard resumed after the heal\n{summary}"
+    );
+    assert_eq!(
+        (summary.identifies_since_cut, summary.resumes_refused),
+        (0, 0),
+        "a shard re-identified or lost its session\n{summary}"
+    );
+    assert_eq!(
+        summary.identify_window_violations, 0,
+        "identify-window violations\n{summary}"
+    );
+    let recovery = longest_wait_after_heal(config) + SLACK_MS;
+    assert!(
+        summary.last_resumed_ms() <= recovery,
+        "the last shard resumed {} ms after the heal; the configuration allows a wait of at most \
+         {} ms (plus {SLACK_MS} ms for the handshake and a loaded machine)\n{summary}",
+        summary.last_resumed_ms(),
+        longest_wait_after_heal(config)
+    );
+}
+
+/// Issue 13's targets for fleet-aware recovery, on a real socket: during
+/// the cut, one probe carries the fleet's attempts, so the attempts over
+/// the outage (the dials refused during the cut plus the dials of the
+/// return) average at most 1.2 per shard (the simulator's target); after
+/// the heal the shards come back in a ramp that starts small and grows
+/// (the first [`BIN_MS`] with returns holds at most a quarter of the
+/// fleet, and no bin holds it all); and the last shard is back within 3 s
+/// of the heal (the target's bound above the lower bound, which is near 0
+/// for resumable sessions with no admission cap).
+///
+/// This cannot pass while every shard backs off alone (each makes about
+/// five attempts in a 20 s cut, and the last returns up to 15 s after the
+/// heal); it is switched on by removing the `#[ignore]` of
+/// `fleet_recovery_probes_during_a_cut_and_ramps_after_it` once the
+/// recovery is merged.
+fn assert_fleet_recovery(summary: &CutSummary) {
+    let shards = u64::from(summary.shards);
+    // 1.2 per shard, in integers.
+    let most = shards * 12 / 10;
+    assert!(
+        summary.refused + summary.returns <= most,
+        "{} attempts over the outage ({} during the cut, {} in the return); \
+         fleet-aware recovery allows at most {most} for {shards} shards\n{summary}",
+        summary.refused + summary.returns,
+        summary.refused,
+        summary.returns
+    );
+    let first = summary
+        .returns_per_bin
+        .iter()
+        .copied()
+        .find(|&n| n > 0)
+        .unwrap_or(0);
+    assert!(
+        first <= (shards / 4).max(1),
+        "the ramp does not start small: {first} returns in its first {BIN_MS} ms\n{summary}"
+    );
+    assert!(
+        summary.peak_per_bin() < shards,
+        "the whole fleet returned within {BIN_MS} ms: a herd, not a ramp\n{summary}"
+    );
+    assert!(
+        summary.last_resumed_ms() <= 3_000,
+        "the last shard resumed {} ms after the heal; the target is 3 s\n{summary}",
+        summary.last_resumed_ms()
+    );
+}
+
+/// Today's guarantees through a 20 s cut of 32 shards. About 45 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_cut_for_twenty_seconds_brings_no_storm_and_every_shard_resumes() {
+    let summary = bounded(90, fleet_cut(DownMode::Reset)).await;
+    assert_no_storm_and_all_resumed(&summary, &production_policy());
+}
+
+/// Fleet-aware recovery through the same cut (issue 13): one probe during
+/// the cut, a ramp after it. Run by hand with
+/// `cargo test -p reconnect-client --test real_sockets fleet_recovery -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "fleet-aware recovery (issue 13) is not merged: today every shard backs off alone, \
+            making about five attempts in the cut and returning up to 15 s after the heal"]
+async fn fleet_recovery_probes_during_a_cut_and_ramps_after_it() {
+    let summary = bounded(90, fleet_cut(DownMode::Reset)).await;
+    assert_no_storm_and_all_resumed(&summary, &production_policy());
+    assert_fleet_recovery(&summary);
+}
+
+/// A runner whose events and notices are recorded, by shard.
+struct Recorded {
+    runner: Runner,
+    events: Arc<Mutex<BTreeMap<u32, Vec<Seen>>>>,
+    notices: Arc<Mutex<BTreeMap<u32, Vec<Notice>>>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Recorded {
+    fn start(runner: Runner, mut events: ShardEvents) -> Self {
+        let seen = Arc::new(Mutex::new(BTreeMap::<u32, Vec<Seen>>::new()));
+        let heard = Arc::new(Mutex::new(BTreeMap::<u32, Vec<Notice>>::new()));
+        let mut tasks = Vec::new();
+        {
+            let seen = Arc::clone(&seen);
+            tasks.push(tokio::spawn(async move {
+                while let Some((shard, event)) = events.next().await {
+                    let mut seen = seen.lock().unwrap();
+                    seen.entry(shard).or_default().push(Seen::of(&event));
+                }
+            }));
+        }
+        for handle in runner.shards() {
+            let mut notices = handle.notices();
+            let id = handle.id();
+            let heard = Arc::clone(&heard);
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    match notices.recv().await {
+                        Ok(notice) => heard.lock().unwrap().entry(id).or_default().push(notice),
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                            panic!("shard {id}'s notice recorder fell {n} behind")
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }));
+        }
+        Self {
+            runner,
+            events: seen,
+            notices: heard,
+            tasks,
+        }
+    }
+
+    /// Each shard's session, from the READY the gateway sent it.
+    fn sessions(&self) -> BTreeMap<String, u32> {
+        let events = self.events.lock().unwrap();
+        events
+            .iter()
+            .flat_map(|(shard, seen)| {
+                seen.iter()
+                    .filter(|s| s.name == "READY")
+                    .filter_map(|s| s.session.clone())
+                    .map(|session| (session, *shard))
+            })
+            .collect()
+    }
+
+    /// Failed dials, by shard.
+    fn failed_dials(&self) -> BTreeMap<u32, u64> {
+        let notices = self.notices.lock().unwrap();
+        self.runner
+            .shards()
+            .iter()
+            .map(|handle| {
+                let failed = notices.get(&handle.id()).map_or(0, |n| {
+                    n.iter()
+                        .filter(|n| matches!(n, Notice::ConnectFailed { .. }))
+                        .count() as u64
+                });
+                (handle.id(), failed)
+            })
+            .collect()
+    }
+
+    /// The last sequence number delivered to each shard.
+    fn last_seqs(&self) -> BTreeMap<u32, u64> {
+        let events = self.events.lock().unwrap();
+        events
+            .iter()
+            .map(|(shard, seen)| (*shard, seen.iter().filter_map(|s| s.seq).max().unwrap_or(0)))
+            .collect()
+    }
+
+    async fn wait(&self, what: &str, seconds: u64, condition: impl Fn(&Self) -> bool) {
+        let clock = Clock::start();
+        while !condition(self) {
+            assert!(
+                clock.elapsed() < Duration::from_secs(seconds),
+                "timed out waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until every shard is connected and has delivered an event
+    /// past the sequence number it had when this was called.
+    async fn wait_all_streaming(&self, seconds: u64) {
+        let from = self.last_seqs();
+        self.wait("every shard to stream", seconds, |r| {
+            let now = r.last_seqs();
+            r.runner.shards().iter().all(|shard| {
+                shard.figures().state.is_connected()
+                    && now.get(&shard.id()).copied().unwrap_or(0)
+                        > from.get(&shard.id()).copied().unwrap_or(0)
+            })
+        })
+        .await;
+    }
+
+    async fn close(mut self) {
+        self.runner
+            .close()
+            .await
+            .expect("every shard stops cleanly");
+        for task in self.tasks.drain(..) {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Starts [`SHARDS`] shards through the proxy, waits for all of them to be
+/// READY and streaming, cuts the proxy for [`CUT`] in `mode`, waits for
+/// every shard to resume, and reads the summary from the servers' records.
+async fn fleet_cut(mode: DownMode) -> CutSummary {
+    let gw = gateway(GatewayConfig {
+        max_concurrency: BUCKETS,
+        event_interval_ms: 200,
+        ..gateway_config()
+    })
+    .await;
+    let proxy = FaultProxy::start(gw.addr(), 13)
+        .await
+        .expect("bind the fault proxy");
+    // Resumes cross the proxy too.
+    gw.set_resume_url(proxy.url());
+    let answer = GatewayBot {
+        url: proxy.url(),
+        shards: SHARDS,
+        session_start_limit: SessionStartLimit {
+            max_concurrency: BUCKETS,
+            ..SessionStartLimit::DISCORD_DEFAULT
+        },
+    };
+    let (runner, events) = RunnerBuilder::new(builder(production_policy()))
+        .gateway_bot(answer)
+        .start()
+        .await
+        .expect("start the runner");
+    let r = Recorded::start(runner, events);
+    let rounds = SHARDS.div_ceil(u32::from(BUCKETS));
+    r.wait_all_streaming(10 + 6 * u64::from(rounds)).await;
+    let before = gw.stats();
+    assert_eq!(before.identifies, u64::from(SHARDS), "{before:?}");
+    assert_eq!(r.failed_dials().values().sum::<u64>(), 0);
+
+    let window = proxy.cut(mode, CUT).await;
+    let sessions = r.sessions();
+    assert_eq!(sessions.len(), SHARDS as usize, "one session per shard");
+    let heal = proxy.clock().translate(window.healed_at, gw.clock());
+    let resumed_after_heal = |gw: &Gateway| -> BTreeMap<u32, u64> {
+        let mut by_shard = BTreeMap::new();
+        for resume in gw.stats().resume_log.iter().filter(|r| r.at >= heal) {
+            if let Some(&shard) = sessions.get(&resume.session_id) {
+                by_shard
+                    .entry(shard)
+                    .or_insert_with(|| resume.at.saturating_since(heal));
+            }
+        }
+        by_shard
+    };
+    let recovery_wait = longest_wait_after_heal(&production_policy()) + SLACK_MS;
+    r.wait(
+        "every shard to resume after the heal",
+        recovery_wait / 1_000 + 5,
+        |_| resumed_after_heal(&gw).len() == SHARDS as usize,
+    )
+    .await;
+    r.wait_all_streaming(10).await;
+
+    let summary = summarise(&gw, &proxy, &window, &r, &before, resumed_after_heal(&gw));
+    eprintln!("{summary}");
+    r.close().await;
+    summary
+}
+
+/// Reads the summary from the gateway's and the proxy's records (and
+/// which shard each refused dial was from the client's notices).
+fn summarise(
+    gw: &Gateway,
+    proxy: &FaultProxy,
+    window: &CutWindow,
+    r: &Recorded,
+    before: &reconnect_testkit::gateway::GatewayStats,
+    resumed_after_heal_ms: BTreeMap<u32, u64>,
+) -> CutSummary {
+    let stats = gw.stats();
+    let refused = proxy
+        .dials()
+        .iter()
+        .filter(|d| d.outcome == DialOutcome::Refused && window.contains(d.at))
+        .count() as u64;
+    let heal = proxy.clock().translate(window.healed_at, gw.clock());
+    let last = resumed_after_heal_ms.values().copied().max().unwrap_or(0);
+    let end = heal.saturating_add(last);
+    let returning: Vec<Timestamp> = stats
+        .accepted_at
+        .iter()
+        .copied()
+        .filter(|&at| at >= heal && at <= end)
+        .collect();
+    let bins = usize::try_from(last / BIN_MS + 1).unwrap_or(usize::MAX);
+    let mut returns_per_bin = vec![0_u64; bins];
+    for at in &returning {
+        let bin = usize::try_from(at.saturating_since(heal) / BIN_MS).unwrap_or(usize::MAX);
+        if let Some(count) = returns_per_bin.get_mut(bin) {
+            *count += 1;
+        }
+    }
+    CutSummary {
+        shards: SHARDS,
+        cut_ms: window.duration_ms(),
+        refused,
+        refused_by_shard: r.failed_dials(),
+        returns: returning.len() as u64,
+        returns_per_bin,
+        resumed_after_heal_ms,
+        identifies_since_cut: stats.identifies.saturating_sub(before.identifies),
+        resumes_refused: (stats.resumes_refused + stats.invalid_seq)
+            .saturating_sub(before.resumes_refused + before.invalid_seq),
+        identify_window_violations: stats.identifies_rate_limited,
+    }
+}
