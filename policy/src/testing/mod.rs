@@ -10,7 +10,9 @@
 //! the policy's stable interface.
 //!
 //! [`shard`] holds the other shared driver: one shard on the hot path, for
-//! the policy benchmark and the zero-allocation test.
+//! the policy benchmark and the zero-allocation test. [`Observer`] checks
+//! the same guarantees passively, fed the inputs and outputs of a driver
+//! that runs on real sockets (the client's tests).
 //!
 //! The driver answers the policy's identify requests with an in-process
 //! [`IdentifyLimiter`](crate::IdentifyLimiter) at once, as a driver with the
@@ -34,6 +36,7 @@
 //! there: the policy must not panic or spin.
 
 mod driver;
+mod observer;
 pub mod shard;
 
 use crate::{
@@ -41,6 +44,7 @@ use crate::{
 };
 
 use driver::{Driver, Record};
+pub use observer::{Observed, Observer, Violation};
 
 // ----- the abstract inputs -------------------------------------------------
 
@@ -203,6 +207,10 @@ pub enum Prop {
     ResumeSeq,
     /// 6: the run loop ends and the next wake-up is in the future.
     Liveness,
+    /// 7: two Identify payloads of one bucket at least the gateway's
+    /// window apart. Checked by the [`Observer`] of a fleet; [`run`] drives
+    /// one shard whose clock may step back, and does not check it.
+    IdentifySpacing,
 }
 
 impl Prop {
@@ -221,6 +229,7 @@ pub const ALL_PROPS: &[Prop] = &[
     Prop::Fatal,
     Prop::ResumeSeq,
     Prop::Liveness,
+    Prop::IdentifySpacing,
 ];
 
 /// The close codes that must end the policy for good.
