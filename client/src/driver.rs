@@ -184,6 +184,9 @@ pub(crate) struct Driver {
     stopping: bool,
     /// Shards that gave up.
     gave_up: usize,
+    /// Where every input and output is reported, when a test watches.
+    #[cfg(feature = "testing")]
+    hook: Option<crate::testing::Hook>,
 }
 
 impl Driver {
@@ -203,6 +206,12 @@ impl Driver {
                 dirty: true,
             })
             .collect();
+        #[cfg(feature = "testing")]
+        let hook = crate::testing::Hook::attach(
+            &parts.fleet,
+            parts.identify.as_ref().map(IdentifyShare::buckets),
+            parts.clock.now(),
+        );
         Self {
             fleet: parts.fleet,
             identify: parts.identify,
@@ -220,6 +229,16 @@ impl Driver {
             pending: VecDeque::new(),
             stopping: false,
             gave_up: 0,
+            #[cfg(feature = "testing")]
+            hook,
+        }
+    }
+
+    /// Reports to the test's observer, if one watches.
+    #[cfg(feature = "testing")]
+    fn observe(&self, see: impl FnOnce(&mut reconnect_policy::testing::Observer)) {
+        if let Some(hook) = &self.hook {
+            hook.with(see);
         }
     }
 
@@ -286,7 +305,10 @@ impl Driver {
                     }
                 }
                 () = sleep_until(wake), if wake.is_some() => {
-                    self.fleet.handle_timeout(self.clock.now());
+                    let now = self.clock.now();
+                    self.fleet.handle_timeout(now);
+                    #[cfg(feature = "testing")]
+                    self.observe(|o| o.timeout(now));
                 }
             }
         }
@@ -366,13 +388,16 @@ impl Driver {
     /// Stops every shard: ending its session, or keeping it resumable.
     fn stop(&mut self, why: &str, keep_sessions: bool) {
         self.stopping = true;
+        let now = self.clock.now();
         if keep_sessions {
             info!(why, "shutting down: keeping every session resumable");
-            self.fleet.shutdown_keeping_sessions(self.clock.now());
+            self.fleet.shutdown_keeping_sessions(now);
         } else {
             info!(why, "shutting down: closing every session with 1000");
-            self.fleet.shutdown(self.clock.now());
+            self.fleet.shutdown(now);
         }
+        #[cfg(feature = "testing")]
+        self.observe(|o| o.shutdown(now));
     }
 
     /// Marks slot `index`'s figures as changed.
@@ -404,6 +429,8 @@ impl Driver {
     fn run_due_timers(&mut self, now: Timestamp) {
         if self.fleet.poll_timeout().is_some_and(|at| at <= now) {
             self.fleet.handle_timeout(now);
+            #[cfg(feature = "testing")]
+            self.observe(|o| o.timeout(now));
             self.drain(now);
         }
     }
@@ -411,13 +438,19 @@ impl Driver {
     /// Feeds an event about slot `index`'s connection `id` to the fleet.
     fn feed(&mut self, now: Timestamp, index: usize, id: ConnectionId, event: Event) -> Handled {
         self.touch(index);
-        let slot = &mut self.slots[index];
-        let shard = slot.parts.id;
+        let shard = self.slots[index].parts.id;
+        #[cfg(feature = "testing")]
+        let seen = self.hook.is_some().then(|| event.clone());
         // Every slot is one of the fleet's shards.
         let handled = self
             .fleet
             .handle_event(now, shard, id, event)
             .unwrap_or(Handled::Stale);
+        #[cfg(feature = "testing")]
+        if let Some(event) = seen {
+            self.observe(|o| o.event(now, shard, id, &event, handled));
+        }
+        let slot = &mut self.slots[index];
         if handled == Handled::Stale && slot.link.id() == Some(id) {
             warn!(connection = %id, "the policy calls this socket stale; dropping it");
             slot.link = Link::Idle;
@@ -433,6 +466,8 @@ impl Driver {
                 continue;
             };
             self.touch(index);
+            #[cfg(feature = "testing")]
+            self.observe(|o| o.output(shard, &output));
             let span = self.slots[index].span.clone();
             let _entered = span.enter();
             match output {
@@ -551,6 +586,8 @@ impl Driver {
                 if let Some(answer) = answer {
                     trace!(?request, ?answer, "identify limiter");
                     let _ = self.fleet.handle_identify(now, shard, answer);
+                    #[cfg(feature = "testing")]
+                    self.observe(|o| o.identify(now, shard, &answer));
                 }
             }
             Action::GiveUp(reason) => {

@@ -60,6 +60,12 @@ impl IdentifyShare {
         self.lock().answer(now, shard, request)
     }
 
+    /// The limiter's identify buckets, for the run loop's checks.
+    #[cfg(feature = "testing")]
+    pub(crate) fn buckets(&self) -> u32 {
+        self.lock().buckets()
+    }
+
     /// The limiter, locked. A poisoned lock is taken over: the limiter's
     /// state is a few counters that a panic elsewhere cannot leave
     /// half-written in a way that matters more than stopping every shard

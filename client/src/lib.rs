@@ -82,6 +82,8 @@ mod notice;
 pub mod payload;
 mod runner;
 mod shard_handle;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod token;
 mod transport;
 

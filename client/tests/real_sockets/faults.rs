@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use reconnect_client::testing::watch;
 use reconnect_client::{ClientError, Notice, Token};
 use reconnect_policy::{Decision, IDENTIFY_WINDOW_MS, Note, PolicyState, Recovery, UrlError};
 use reconnect_testkit::gateway::{Fault, GatewayConfig};
@@ -25,6 +26,9 @@ async fn fatal_close_codes_stop_the_client_with_the_code_named() {
             ..gateway_config()
         })
         .await;
+        // Each client's run loop is checked: it gives up at the fatal code
+        // and does nothing after.
+        let checked = watch(gw.url());
         for code in [4004, 4010, 4011, 4012, 4013, 4014] {
             let h = Harness::start(builder(policy(&gw.url())));
             h.wait_streaming_past(2, 5).await;
@@ -43,6 +47,8 @@ async fn fatal_close_codes_stop_the_client_with_the_code_named() {
                 "reconnected after {code}"
             );
         }
+        checked.assert_clean();
+        assert_eq!(checked.run_loops(), 6);
     })
     .await;
 }
@@ -216,6 +222,7 @@ async fn op9_resumable_waits_the_protocol_delay_then_resumes() {
 async fn op9_not_resumable_starts_a_new_session_within_the_identify_limits() {
     bounded(20, async {
         let gw = gateway(gateway_config()).await;
+        let checked = watch(gw.url());
         let h = Harness::start(builder(policy(&gw.url())));
         h.wait_streaming_past(5, 5).await;
         let first = h.current_session().unwrap();
@@ -241,6 +248,7 @@ async fn op9_not_resumable_starts_a_new_session_within_the_identify_limits() {
         h.wait_streaming_past(5, 5).await;
         assert_continuous(&h.events());
         h.close().await.unwrap();
+        assert_eq!(checked.assert_clean().identifies, 2);
     })
     .await;
 }

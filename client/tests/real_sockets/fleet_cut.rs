@@ -463,6 +463,9 @@ async fn fleet_cut(mode: DownMode) -> CutSummary {
         .expect("bind the fault proxy");
     // Resumes cross the proxy too.
     gw.set_resume_url(proxy.url());
+    // The run loop's inputs and outputs are checked against the policy's
+    // guarantees throughout.
+    let checked = reconnect_client::testing::watch(proxy.url());
     let answer = GatewayBot {
         url: proxy.url(),
         shards: SHARDS,
@@ -510,6 +513,8 @@ async fn fleet_cut(mode: DownMode) -> CutSummary {
     let summary = summarise(&gw, &proxy, &window, &r, &before, resumed_after_heal(&gw));
     eprintln!("{summary}");
     r.close().await;
+    let observed = checked.assert_clean();
+    assert_eq!(observed.identifies, u64::from(SHARDS), "{observed:?}");
     summary
 }
 

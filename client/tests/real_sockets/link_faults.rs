@@ -198,6 +198,7 @@ async fn a_byte_limit_cuts_frames_and_the_resume_picks_up_exactly() {
 async fn the_link_going_down_each_way_is_crossed_by_resuming() {
     bounded(30, async {
         let (gw, proxy) = gateway_behind_proxy(gateway_config(), 6).await;
+        let checked = reconnect_client::testing::watch(proxy.url());
         let h = Harness::start(builder(link_policy(&proxy.url())));
         // A black hole must outlast zombie detection (at most two heartbeat
         // intervals) plus the close deadline (500 ms) for the client to
@@ -230,6 +231,7 @@ async fn the_link_going_down_each_way_is_crossed_by_resuming() {
         assert_eq!(h.figures().max_sockets_open, 1);
         assert_continuous(&h.events());
         h.close().await.unwrap();
+        assert!(checked.assert_clean().resumes >= 3);
     })
     .await;
 }

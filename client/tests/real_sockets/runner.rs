@@ -159,6 +159,9 @@ async fn fleet_scenario(shards: u32, buckets: u16) {
         ..gateway_config()
     })
     .await;
+    // The run loop's inputs and outputs are checked against the policy's
+    // guarantees (single flight, guard, identify spacing per bucket, ...).
+    let checked = reconnect_client::testing::watch(gw.url());
     let api = ApiServer::start(
         TOKEN,
         ApiAnswer::gateway_bot(&gw.url(), shards, 1_000, buckets),
@@ -284,6 +287,8 @@ async fn fleet_scenario(shards: u32, buckets: u16) {
 
     let delivered = Arc::clone(&r.events);
     let figures = r.close().await.unwrap();
+    let observed = checked.assert_clean();
+    assert_eq!(observed.identifies, u64::from(shards));
     assert_eq!(figures.len(), shards as usize);
     for (id, f) in &figures {
         assert_eq!(f.policy.identifies_sent, 1, "shard {id}: {f:?}");

@@ -46,6 +46,9 @@ fn stored<T: serde::Serialize + serde::de::DeserializeOwned>(value: &T) -> T {
 async fn a_client_restarted_from_its_saved_session_resumes_without_identifying() {
     bounded(30, async {
         let gw = gateway(gateway_config()).await;
+        // Both processes' run loops are checked (the second learns the
+        // session from its first Resume).
+        let checked = reconnect_client::testing::watch(gw.url());
 
         // The first process: identify, stream, stop keeping the session.
         let first = Harness::start(builder(policy(&gw.url())));
@@ -88,6 +91,8 @@ async fn a_client_restarted_from_its_saved_session_resumes_without_identifying()
         let mut joined = first_events;
         joined.extend(second_events);
         let c = assert_continuous(&joined);
+        assert_eq!(checked.run_loops(), 2);
+        checked.assert_clean();
         eprintln!(
             "lone client restart: identifies {} (new 0), resumes {}, replayed {}, delivered {}, lost {}, duplicates {}",
             stats.identifies, stats.resumes, stats.replayed, c.delivered, c.lost, c.duplicates
