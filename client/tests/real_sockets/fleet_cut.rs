@@ -121,9 +121,14 @@ impl fmt::Display for CutSummary {
             self.returns,
             ratio(self.refused + self.returns, u64::from(self.shards)),
         )?;
+        let per_second: Vec<u64> = self
+            .returns_per_bin
+            .chunks(usize::try_from(1_000 / BIN_MS).unwrap_or(1))
+            .map(|c| c.iter().sum())
+            .collect();
         writeln!(
             f,
-            "  returns per {BIN_MS} ms after the heal (peak {}): {:?}",
+            "  returns per second after the heal: {per_second:?}; per {BIN_MS} ms (peak {}): {:?}",
             self.peak_per_bin(),
             self.returns_per_bin
         )?;
@@ -515,6 +520,10 @@ async fn fleet_cut(mode: DownMode) -> CutSummary {
     r.close().await;
     let observed = checked.assert_clean();
     assert_eq!(observed.identifies, u64::from(SHARDS), "{observed:?}");
+    eprintln!(
+        "  the run loop's checks: {} inputs, {} outputs, {} connects, {} resumes; no guarantee broken",
+        observed.inputs, observed.outputs, observed.connects, observed.resumes
+    );
     summary
 }
 
