@@ -263,19 +263,35 @@ fn assert_no_storm_and_all_resumed(summary: &CutSummary, config: &PolicyConfig) 
     );
 }
 
-/// Issue 13's targets for fleet-aware recovery, on a real socket: during
-/// the cut, one probe carries the fleet's attempts, so the attempts over
-/// the outage (the dials refused during the cut plus the dials of the
-/// return) average at most 1.2 per shard (the simulator's target); after
-/// the heal the shards come back in a ramp that starts small and grows
-/// (the first [`BIN_MS`] with returns holds at most a quarter of the
-/// fleet, and no bin holds it all); and the last shard is back within 3 s
-/// of the heal (the target's bound above the lower bound, which is near 0
-/// for resumable sessions with no admission cap).
+/// The fewest returns in one [`BIN_MS`] that make a herd, whatever the
+/// fleet's size: the simulator's referee's rule (`HERD_MIN_HANDSHAKES` in
+/// `sim/src/report.rs`), restated here because a test does not import its
+/// referee.
+const HERD_MIN_RETURNS: u64 = 20;
+
+/// Issue 13's targets for fleet-aware recovery, on real sockets:
 ///
-/// This cannot pass while every shard backs off alone (each makes about
-/// five attempts in a 20 s cut, and the last returns up to 15 s after the
-/// heal); it is switched on by removing the `#[ignore]` of
+/// - during the cut one probe carries the fleet's attempts, so the attempts
+///   over the outage (the dials refused during the cut plus the dials of
+///   the return, at least one per shard) average at most 1.2 per shard,
+///   the simulator's target: with 32 shards, at most 38, so at most 6
+///   refused dials for the whole fleet while it is cut off;
+/// - after the heal the shards return in a ramp, not a herd: no
+///   [`BIN_MS`] holds more than a tenth of the fleet or
+///   [`HERD_MIN_RETURNS`], whichever is more (the simulator's HERD rule,
+///   which the issue names as the proof of the ramp);
+/// - the last shard is back within 3 s of the heal (the target's bound
+///   above the lower bound, which is near 0 for resumable sessions with no
+///   admission cap).
+///
+/// A ramp that grows with each handshake that succeeds may pass through its
+/// first steps within one bin on loopback, where a handshake takes
+/// milliseconds; so the shape is printed, and only the referee's rule is
+/// asserted on it.
+///
+/// This cannot pass while every shard backs off alone (each makes four or
+/// five attempts in a 20 s cut, and the last returns about 12 s after the
+/// heal). It is switched on by removing the `#[ignore]` of
 /// `fleet_recovery_probes_during_a_cut_and_ramps_after_it` once the
 /// recovery is merged.
 fn assert_fleet_recovery(summary: &CutSummary) {
@@ -290,19 +306,11 @@ fn assert_fleet_recovery(summary: &CutSummary) {
         summary.refused,
         summary.returns
     );
-    let first = summary
-        .returns_per_bin
-        .iter()
-        .copied()
-        .find(|&n| n > 0)
-        .unwrap_or(0);
+    let herd = (shards / 10).max(HERD_MIN_RETURNS);
     assert!(
-        first <= (shards / 4).max(1),
-        "the ramp does not start small: {first} returns in its first {BIN_MS} ms\n{summary}"
-    );
-    assert!(
-        summary.peak_per_bin() < shards,
-        "the whole fleet returned within {BIN_MS} ms: a herd, not a ramp\n{summary}"
+        summary.peak_per_bin() <= herd,
+        "{} shards returned within {BIN_MS} ms: a herd (above {herd}), not a ramp\n{summary}",
+        summary.peak_per_bin()
     );
     assert!(
         summary.last_resumed_ms() <= 3_000,
@@ -323,7 +331,7 @@ async fn a_fleet_cut_for_twenty_seconds_brings_no_storm_and_every_shard_resumes(
 /// `cargo test -p reconnect-client --test real_sockets fleet_recovery -- --ignored --nocapture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "fleet-aware recovery (issue 13) is not merged: today every shard backs off alone, \
-            making about five attempts in the cut and returning up to 15 s after the heal"]
+            making four or five attempts in the cut and returning up to 15 s after the heal"]
 async fn fleet_recovery_probes_during_a_cut_and_ramps_after_it() {
     let summary = bounded(90, fleet_cut(DownMode::Reset)).await;
     assert_no_storm_and_all_resumed(&summary, &production_policy());
@@ -573,4 +581,52 @@ fn summarise(
             .saturating_sub(before.resumes_refused + before.invalid_seq),
         identify_window_violations: stats.identifies_rate_limited,
     }
+}
+
+/// The bounds derived from the documented defaults, worked by hand: at
+/// most one attempt at once, then after the guard (1 s, above the first
+/// two retries' shortest waits of 0.5 s and 1 s), 2 s, 4 s and 8 s, so at
+/// 0, 1, 2, 4, 8 and 16 s; the next retry's shortest wait is 7.5 s (a draw
+/// above 15 s redrawn in 7.5–15 s while the session is resumable), at
+/// 23.5 s, past the cut.
+#[test]
+fn the_documented_defaults_allow_six_attempts_in_a_twenty_second_cut() {
+    let config = PolicyConfig::default();
+    assert_eq!(most_attempts_in(&config, 20_000), 6);
+    assert_eq!(most_attempts_in(&config, 0), 1);
+    assert_eq!(longest_wait_after_heal(&config), 15_000);
+    // With the ceiling's window off, the backoff alone bounds a long cut.
+    let mut unceiled = config.clone();
+    unceiled.attempt_rate.window_ms = 0;
+    assert!(most_attempts_in(&unceiled, 3_600_000) > 10);
+    assert!(most_attempts_in(&config, 3_600_000) <= 10 * (3_600_000 / 62_000 + 1));
+}
+
+/// The fleet-recovery check passes a probe and a ramp, and fails the
+/// figures of a fleet whose shards back off alone (a run of today's code).
+#[test]
+fn the_fleet_recovery_check_passes_a_ramp_and_fails_shards_backing_off_alone() {
+    let summary = |refused: u64, per_bin: Vec<u64>, last_ms: u64| CutSummary {
+        shards: 32,
+        cut_ms: 20_000,
+        refused,
+        refused_by_shard: (0..32).map(|s| (s, 0)).collect(),
+        returns: per_bin.iter().sum(),
+        returns_per_bin: per_bin,
+        resumed_after_heal_ms: (0..32).map(|s| (s, last_ms)).collect(),
+        identifies_since_cut: 0,
+        resumes_refused: 0,
+        identify_window_violations: 0,
+    };
+    assert_fleet_recovery(&summary(4, vec![1, 2, 4, 8, 17], 500));
+    let storm = summary(
+        131,
+        vec![2, 3, 4, 3, 2, 1, 1, 1, 2, 1, 2, 1, 3, 4, 2],
+        12_300,
+    );
+    assert!(std::panic::catch_unwind(|| assert_fleet_recovery(&storm)).is_err());
+    let herd = summary(2, vec![0, 32], 150);
+    assert!(std::panic::catch_unwind(|| assert_fleet_recovery(&herd)).is_err());
+    let slow = summary(2, vec![1, 2, 4, 8, 17], 4_000);
+    assert!(std::panic::catch_unwind(|| assert_fleet_recovery(&slow)).is_err());
 }
