@@ -4,10 +4,11 @@
 //! every dial for 20 s, and heals.
 //!
 //! The summary is read from the servers' own records: the proxy's log of
-//! dials (each refused dial is an attempt made while cut off) and the
-//! gateway's connection log and resume log (the returns after the heal,
-//! each shard's RESUMED). The client's notices only say which shard each
-//! refused dial was, and must agree with the proxy's count.
+//! dials (each dial it refused, or held in a black hole, is an attempt made
+//! while cut off) and the gateway's connection log and resume log (the
+//! returns after the heal, each shard's RESUMED). The client's notices only
+//! say which shard each of those dials was, and must agree with the
+//! proxy's count.
 //!
 //! What must hold today and after fleet-aware recovery lands (issue 13) is
 //! asserted by [`assert_no_storm_and_all_resumed`], with bounds derived
@@ -58,11 +59,16 @@ pub(crate) struct CutSummary {
     pub(crate) shards: u32,
     /// How long the link was down, ms (the proxy's measure).
     pub(crate) cut_ms: u64,
-    /// Dials the proxy refused during the cut: the fleet's attempts while
-    /// cut off.
-    pub(crate) refused: u64,
-    /// The same dials by shard, from the client's notices of failed dials.
-    pub(crate) refused_by_shard: BTreeMap<u32, u64>,
+    /// How the link went down.
+    pub(crate) mode: DownMode,
+    /// Dials the proxy refused (or held, in a black hole) during the cut:
+    /// the fleet's attempts while cut off.
+    pub(crate) cut_dials: u64,
+    /// The same dials by shard, from the client's notices.
+    pub(crate) cut_dials_by_shard: BTreeMap<u32, u64>,
+    /// Of those, the dials the client started in the last [`BIN_MS`] of
+    /// the cut: one of them may reach the proxy after the heal.
+    pub(crate) late_dials: u64,
     /// Dials the gateway accepted from the heal to the last RESUMED: the
     /// attempts of the return.
     pub(crate) returns: u64,
@@ -98,20 +104,20 @@ impl CutSummary {
 
 impl fmt::Display for CutSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let per_shard: Vec<u64> = self.refused_by_shard.values().copied().collect();
+        let per_shard: Vec<u64> = self.cut_dials_by_shard.values().copied().collect();
         let most = per_shard.iter().copied().max().unwrap_or(0);
         let least = per_shard.iter().copied().min().unwrap_or(0);
         writeln!(
             f,
-            "fleet cut: {} shards, link down {} ms (refused dials)",
-            self.shards, self.cut_ms
+            "fleet cut: {} shards, link down {} ms ({:?})",
+            self.shards, self.cut_ms, self.mode
         )?;
         writeln!(
             f,
-            "  attempts during the cut (dials the proxy refused): {} in total, {:.2} per shard \
+            "  attempts during the cut (dials the proxy refused or held): {} in total, {:.2} per shard \
              (per shard {least}..={most}: {per_shard:?})",
-            self.refused,
-            ratio(self.refused, u64::from(self.shards)),
+            self.cut_dials,
+            ratio(self.cut_dials, u64::from(self.shards)),
         )?;
         writeln!(
             f,
@@ -119,7 +125,7 @@ impl fmt::Display for CutSummary {
              attempts over the outage: {:.2} per shard",
             self.last_resumed_ms(),
             self.returns,
-            ratio(self.refused + self.returns, u64::from(self.shards)),
+            ratio(self.cut_dials + self.returns, u64::from(self.shards)),
         )?;
         let per_second: Vec<u64> = self
             .returns_per_bin
@@ -222,11 +228,11 @@ fn assert_no_storm_and_all_resumed(summary: &CutSummary, config: &PolicyConfig) 
          the recovery bound below does not cover that"
     );
     assert_eq!(
-        summary.refused_by_shard.len(),
+        summary.cut_dials_by_shard.len(),
         summary.shards as usize,
         "{summary}"
     );
-    for (shard, attempts) in &summary.refused_by_shard {
+    for (shard, attempts) in &summary.cut_dials_by_shard {
         assert!(
             *attempts <= bound,
             "storm: shard {shard} made {attempts} attempts in a {} ms cut, the configuration \
@@ -234,10 +240,13 @@ fn assert_no_storm_and_all_resumed(summary: &CutSummary, config: &PolicyConfig) 
             summary.cut_ms
         );
     }
-    assert_eq!(
-        summary.refused_by_shard.values().sum::<u64>(),
-        summary.refused,
-        "the client's failed dials and the proxy's refused dials disagree\n{summary}"
+    let by_client = summary.cut_dials_by_shard.values().sum::<u64>();
+    assert!(
+        (summary.cut_dials..=summary.cut_dials + summary.late_dials).contains(&by_client),
+        "the client's dials ({by_client}, {} in the cut's last {BIN_MS} ms) and the proxy's \
+         ({}) disagree\n{summary}",
+        summary.late_dials,
+        summary.cut_dials
     );
     assert_eq!(
         summary.resumed_after_heal_ms.len(),
@@ -299,11 +308,11 @@ fn assert_fleet_recovery(summary: &CutSummary) {
     // 1.2 per shard, in integers.
     let most = shards * 12 / 10;
     assert!(
-        summary.refused + summary.returns <= most,
+        summary.cut_dials + summary.returns <= most,
         "{} attempts over the outage ({} during the cut, {} in the return); \
          fleet-aware recovery allows at most {most} for {shards} shards\n{summary}",
-        summary.refused + summary.returns,
-        summary.refused,
+        summary.cut_dials + summary.returns,
+        summary.cut_dials,
         summary.returns
     );
     let herd = (shards / 10).max(HERD_MIN_RETURNS);
@@ -334,6 +343,30 @@ async fn a_fleet_cut_for_twenty_seconds_brings_no_storm_and_every_shard_resumes(
             making four or five attempts in the cut and returning up to 15 s after the heal"]
 async fn fleet_recovery_probes_during_a_cut_and_ramps_after_it() {
     let summary = bounded(90, fleet_cut(DownMode::Reset)).await;
+    assert_no_storm_and_all_resumed(&summary, &production_policy());
+    assert_fleet_recovery(&summary);
+}
+
+/// Today's guarantees through a 20 s black hole: open sockets are frozen
+/// rather than ended (each shard finds its zombie by the heartbeat, closes,
+/// and dials into the hole, where its dials are held until it gives up on
+/// them or the link heals). About 45 s; run by hand with
+/// `cargo test -p reconnect-client --test real_sockets black_hole -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "about 45 s, a second run of the scenario; run by hand"]
+async fn a_fleet_black_holed_for_twenty_seconds_brings_no_storm_and_every_shard_resumes() {
+    let summary = bounded(120, fleet_cut(DownMode::BlackHole)).await;
+    assert_no_storm_and_all_resumed(&summary, &production_policy());
+}
+
+/// Fleet-aware recovery through the same black hole (issue 13 asks for
+/// refused and black-holed outages alike). Run by hand with
+/// `cargo test -p reconnect-client --test real_sockets fleet_recovery -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "fleet-aware recovery (issue 13) is not merged: today each shard keeps dials held in the \
+            hole, and the heal releases all of them within 100 ms (a herd)"]
+async fn fleet_recovery_probes_during_a_black_hole_and_ramps_after_it() {
+    let summary = bounded(120, fleet_cut(DownMode::BlackHole)).await;
     assert_no_storm_and_all_resumed(&summary, &production_policy());
     assert_fleet_recovery(&summary);
 }
@@ -411,6 +444,25 @@ impl Recorded {
                         .count() as u64
                 });
                 (handle.id(), failed)
+            })
+            .collect()
+    }
+
+    /// Dials started in `[from, to)` (client clock), by shard.
+    fn dials_started(&self, from: Timestamp, to: Timestamp) -> BTreeMap<u32, u64> {
+        let notices = self.notices.lock().unwrap();
+        self.runner
+            .shards()
+            .iter()
+            .map(|handle| {
+                let started = notices.get(&handle.id()).map_or(0, |n| {
+                    n.iter()
+                        .filter(|n| {
+                            matches!(n, Notice::Connecting { at, .. } if (from..to).contains(at))
+                        })
+                        .count() as u64
+                });
+                (handle.id(), started)
             })
             .collect()
     }
@@ -546,11 +598,25 @@ fn summarise(
     resumed_after_heal_ms: BTreeMap<u32, u64>,
 ) -> CutSummary {
     let stats = gw.stats();
-    let refused = proxy
+    let cut_dials = proxy
         .dials()
         .iter()
-        .filter(|d| d.outcome == DialOutcome::Refused && window.contains(d.at))
+        .filter(|d| d.outcome != DialOutcome::Relayed && window.contains(d.at))
         .count() as u64;
+    // The cut on the client's clock.
+    let on_client = |at| r.runner.clock().timestamp_of(proxy.clock().instant_at(at));
+    let (from, to) = (on_client(window.started_at), on_client(window.healed_at));
+    let late = to.saturating_sub(BIN_MS);
+    let (cut_dials_by_shard, late_dials) = match window.mode {
+        // Every refused dial fails, and only those do: exact.
+        DownMode::Reset | DownMode::Close => (r.failed_dials(), 0),
+        // A held dial fails only when the client gives up on it, maybe
+        // after the heal: count the dials started during the cut.
+        DownMode::BlackHole => (
+            r.dials_started(from, to),
+            r.dials_started(late, to).values().sum(),
+        ),
+    };
     let heal = proxy.clock().translate(window.healed_at, gw.clock());
     let last = resumed_after_heal_ms.values().copied().max().unwrap_or(0);
     let end = heal.saturating_add(last);
@@ -571,8 +637,10 @@ fn summarise(
     CutSummary {
         shards: SHARDS,
         cut_ms: window.duration_ms(),
-        refused,
-        refused_by_shard: r.failed_dials(),
+        mode: window.mode,
+        cut_dials,
+        cut_dials_by_shard,
+        late_dials,
         returns: returning.len() as u64,
         returns_per_bin,
         resumed_after_heal_ms,
@@ -606,11 +674,13 @@ fn the_documented_defaults_allow_six_attempts_in_a_twenty_second_cut() {
 /// figures of a fleet whose shards back off alone (a run of today's code).
 #[test]
 fn the_fleet_recovery_check_passes_a_ramp_and_fails_shards_backing_off_alone() {
-    let summary = |refused: u64, per_bin: Vec<u64>, last_ms: u64| CutSummary {
+    let summary = |cut_dials: u64, per_bin: Vec<u64>, last_ms: u64| CutSummary {
         shards: 32,
         cut_ms: 20_000,
-        refused,
-        refused_by_shard: (0..32).map(|s| (s, 0)).collect(),
+        mode: DownMode::Reset,
+        cut_dials,
+        cut_dials_by_shard: (0..32).map(|s| (s, 0)).collect(),
+        late_dials: 0,
         returns: per_bin.iter().sum(),
         returns_per_bin: per_bin,
         resumed_after_heal_ms: (0..32).map(|s| (s, last_ms)).collect(),
