@@ -125,6 +125,30 @@ impl RedisServer {
         self.launch().expect("redis-server restarts on its port");
     }
 
+    /// The names of every key (`KEYS *`), over a plain socket.
+    fn keys(&self) -> Vec<String> {
+        let mut stream = TcpStream::connect(self.addr()).expect("redis answers");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream
+            .write_all(b"*2\r\n$4\r\nKEYS\r\n$1\r\n*\r\n")
+            .unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let count: usize = line.trim().trim_start_matches('*').parse().unwrap();
+        (0..count)
+            .map(|_| {
+                let mut len = String::new();
+                reader.read_line(&mut len).unwrap();
+                let mut name = String::new();
+                reader.read_line(&mut name).unwrap();
+                name.trim_end().to_owned()
+            })
+            .collect()
+    }
+
     /// One command, over a plain socket: the reply's first line.
     fn command(&self, args: &[&str]) -> String {
         let mut stream = TcpStream::connect(self.addr()).expect("redis answers");
@@ -455,6 +479,33 @@ async fn four_processes_of_one_bot_share_the_buckets_and_the_budget() {
         (REMAINING - total).to_string(),
         "one start per Identify"
     );
+    // Every key carries the bot id, none the token, and each expires on
+    // its own: a bucket within its lease (15 s), unused start slots a
+    // minute after their time, the budget a period after its reset.
+    let keys = redis.keys();
+    assert!(!keys.is_empty());
+    for key in &keys {
+        assert!(
+            key.starts_with(&format!("reconnect:{{{BOT_ID}}}:")),
+            "{key}"
+        );
+        assert!(!key.contains("loopback-token"), "{key}");
+        let ttl: i64 = redis
+            .command(&["PTTL", key])
+            .trim_start_matches(':')
+            .parse()
+            .unwrap();
+        let most = if key.ends_with(":budget") {
+            3_600_000 + 24 * 3_600_000
+        } else if key.ends_with(":reservations") {
+            // A minute after the latest slot booked.
+            120_000
+        } else {
+            15_000
+        };
+        assert!(ttl > 0 && ttl <= most, "{key} expires in {ttl} ms");
+    }
+    println!("{} keys in Redis, each with its own expiry", keys.len());
     gateway.stop().await;
 }
 

@@ -46,6 +46,8 @@
 //! ```
 
 mod responder;
+#[cfg(test)]
+mod script_tests;
 mod scripts;
 
 use std::time::Duration;
