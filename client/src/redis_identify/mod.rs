@@ -144,9 +144,11 @@ impl RedisIdentify {
     }
 
     /// The most session starts this process grants on its own while Redis
-    /// is away, over its whole life. By default its part of the remaining
-    /// budget at start-up, in proportion to the shards it runs
-    /// (`remaining × its shards / total shards`, rounded down).
+    /// is away, per daily period (all its fallbacks together; it refills
+    /// at the budget's reset). By default its part of the remaining budget
+    /// at start-up, in proportion to the shards it runs (`remaining × its
+    /// shards / total shards`, rounded down). 0 makes the process wait for
+    /// Redis instead of starting shards on its own.
     #[must_use]
     pub const fn local_share(mut self, starts: u32) -> Self {
         self.local_share = Some(starts);
