@@ -19,6 +19,7 @@ use crate::error::BuildError;
 use crate::figures::{Published, SocketGauge};
 use crate::gateway_command::Presence;
 use crate::identify_share::IdentifyShare;
+use crate::identify_store::RemoteIdentify;
 use crate::shard_handle::ShardHandle;
 use crate::token::Token;
 use crate::transport::{DEFAULT_USER_AGENT, Dialer};
@@ -297,7 +298,7 @@ impl ClientBuilder {
         let seed = self
             .seed
             .unwrap_or_else(|| random_seed(shards.first().copied().unwrap_or(0)));
-        let (clock, fleet, identify) = match limiter {
+        let (clock, fleet, identify, remote) = match limiter {
             Limiter::Shared(share) => {
                 let clock = share.clock();
                 let fleet = Fleet::resuming(
@@ -308,7 +309,7 @@ impl ClientBuilder {
                     clock.now(),
                     saved,
                 )?;
-                (clock, fleet, Some(share))
+                (clock, fleet, Some(share), None)
             }
             Limiter::Own(limit) => {
                 let clock = Clock::start();
@@ -321,9 +322,30 @@ impl ClientBuilder {
                     clock.now(),
                     saved,
                 )?;
-                (clock, fleet, None)
+                (clock, fleet, None, None)
+            }
+            #[cfg(feature = "redis")]
+            Limiter::Redis(store, limit) => {
+                let clock = Clock::start();
+                let fleet = Fleet::resuming(
+                    self.policy,
+                    shards.iter().copied(),
+                    seed,
+                    None,
+                    clock.now(),
+                    saved,
+                )?;
+                let setup = crate::redis_identify::Setup {
+                    clock,
+                    limit,
+                    shards: shards.len(),
+                    total: count,
+                };
+                let remote = crate::redis_identify::spawn(*store, &runtime, &setup);
+                (clock, fleet, None, Some(remote))
             }
         };
+        let store_status = remote.as_ref().map(RemoteIdentify::status);
         let user_agent = HeaderValue::from_str(&self.user_agent)
             .ok()
             .filter(|_| !self.user_agent.trim().is_empty())
@@ -339,7 +361,9 @@ impl ClientBuilder {
         for (id, policy) in fleet.policies() {
             let (notices_tx, first_notices) = broadcast::channel(self.notice_capacity.max(1));
             let gauge = Arc::new(SocketGauge::default());
-            let published = Arc::new(Published::new(clock, policy, &gauge));
+            let published = Arc::new(
+                Published::new(clock, policy, &gauge).with_identify_store(store_status.clone()),
+            );
             handles.push(ShardHandle::new(
                 id,
                 count,
@@ -366,6 +390,7 @@ impl ClientBuilder {
         let driver = Driver::new(DriverParts {
             fleet,
             identify,
+            remote,
             clock,
             token: self.token,
             shards: parts,
@@ -397,6 +422,11 @@ pub(crate) enum Limiter {
     Shared(IdentifyShare),
     /// By the fleet's own limiter, for this limit.
     Own(SessionStartLimit),
+    /// By the bot's limiter in Redis, shared with its other processes;
+    /// the limit read from `GET /gateway/bot` fills the store when it has
+    /// none yet and sizes the local share.
+    #[cfg(feature = "redis")]
+    Redis(Box<crate::redis_identify::RedisIdentify>, SessionStartLimit),
 }
 
 /// A started fleet, before the user's handles are made of it.

@@ -8,7 +8,9 @@
 //! anything else. After every input it drains [`Fleet::poll_output`] and
 //! carries out each `(shard, action)` in order on that shard's socket (dial,
 //! send, close, drop; an identify request, when the limiter lives outside
-//! the fleet, is answered by the bot's [`IdentifyShare`] and handed back),
+//! the fleet, is answered by the bot's [`IdentifyShare`] and handed back,
+//! or posted to an asynchronous responder whose answer comes back later as
+//! one more input),
 //! logs each note, publishes the figures of the shards it touched, then
 //! waits for whichever comes first: the shutdown signal, any shard's socket
 //! (a finished dial, a frame, the end), a command from a shard's handle,
@@ -41,6 +43,7 @@ use crate::error::ClientError;
 use crate::event_names;
 use crate::figures::{Counters, Published, SocketGauge, SocketTicket, noteworthy};
 use crate::identify_share::IdentifyShare;
+use crate::identify_store::RemoteIdentify;
 use crate::notice::Notice;
 use crate::payload::{self, Inbound};
 use crate::token::Token;
@@ -112,6 +115,9 @@ pub(crate) struct DriverParts {
     /// The limiter that answers the fleet's identify requests when it
     /// lives outside the fleet.
     pub(crate) identify: Option<IdentifyShare>,
+    /// The responder that answers them asynchronously (a store shared
+    /// across processes), when that is where they go.
+    pub(crate) remote: Option<RemoteIdentify>,
     pub(crate) clock: Clock,
     pub(crate) token: Token,
     /// One per shard of the fleet.
@@ -164,6 +170,7 @@ struct Slot {
 pub(crate) struct Driver {
     fleet: Fleet,
     identify: Option<IdentifyShare>,
+    remote: Option<RemoteIdentify>,
     clock: Clock,
     token: Token,
     dialer: Dialer,
@@ -215,6 +222,7 @@ impl Driver {
         Self {
             fleet: parts.fleet,
             identify: parts.identify,
+            remote: parts.remote,
             clock: parts.clock,
             token: parts.token,
             dialer: parts.dialer,
@@ -281,6 +289,12 @@ impl Driver {
                         LinkEvent::Dialed(id, result) => self.on_dialed(now, index, id, result),
                         LinkEvent::Incoming(incoming) => self.on_incoming(now, index, incoming),
                     }
+                }
+                (shard, answer) = next_identify_answer(self.remote.as_mut()) => {
+                    let now = self.clock.now();
+                    self.run_due_timers(now);
+                    trace!(shard, ?answer, "identify store");
+                    let _ = self.fleet.handle_identify(now, shard, answer);
                 }
                 request = self.commands.recv(), if self.commands_open => {
                     match request {
@@ -578,7 +592,12 @@ impl Driver {
                 }
             }
             Action::Identify { shard, request } => {
-                // Only a fleet whose limiter lives outside it asks.
+                // Only a fleet whose limiter lives outside it asks. An
+                // asynchronous responder answers later, as an input.
+                if let Some(remote) = &self.remote {
+                    remote.ask(shard, request);
+                    return;
+                }
                 let answer = self
                     .identify
                     .as_ref()
@@ -941,6 +960,17 @@ fn log_odd(count: u64, message: std::fmt::Arguments<'_>) {
         warn!(count, "{message}");
     } else {
         debug!(count, "{message}");
+    }
+}
+
+/// The next answer of the asynchronous identify responder; pending
+/// forever without one.
+async fn next_identify_answer(
+    remote: Option<&mut RemoteIdentify>,
+) -> (u32, reconnect_policy::IdentifyAnswer) {
+    match remote {
+        Some(remote) => remote.next_answer().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -9,12 +9,13 @@
 //! [`Client::figures`]: crate::Client::figures
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use reconnect_policy::{Policy, PolicyState, PolicyStats, Timestamp};
 
 use crate::clock::Clock;
+use crate::identify_store::{IdentifyStoreFigures, StoreStatus};
 
 /// A snapshot of the client's figures: the policy's own counters, as the
 /// policy keeps them, and what only the client can count.
@@ -55,6 +56,11 @@ pub struct Figures {
     /// The most sockets this client ever held open at once (dialling
     /// included). 1 in a correct client.
     pub max_sockets_open: u64,
+    /// How the bot's identify limiter shared across processes is doing
+    /// (whether this process answers from its local share because the
+    /// store is away, and how often it was); `None` when the limiter lives
+    /// in this process.
+    pub identify_store: Option<IdentifyStoreFigures>,
 }
 
 impl Figures {
@@ -97,10 +103,10 @@ pub(crate) struct SocketGauge {
 
 impl SocketGauge {
     /// Takes a ticket for a new socket.
-    pub(crate) fn ticket(self: &std::sync::Arc<Self>) -> SocketTicket {
+    pub(crate) fn ticket(self: &Arc<Self>) -> SocketTicket {
         let open = self.open.fetch_add(1, Ordering::SeqCst).saturating_add(1);
         self.max.fetch_max(open, Ordering::SeqCst);
-        SocketTicket(std::sync::Arc::clone(self))
+        SocketTicket(Arc::clone(self))
     }
 
     /// The most sockets alive at once so far.
@@ -111,7 +117,7 @@ impl SocketGauge {
 
 /// Proof that a socket is alive; dropped with it.
 #[derive(Debug)]
-pub(crate) struct SocketTicket(std::sync::Arc<SocketGauge>);
+pub(crate) struct SocketTicket(Arc<SocketGauge>);
 
 impl Drop for SocketTicket {
     fn drop(&mut self) {
@@ -126,6 +132,8 @@ impl Drop for SocketTicket {
 pub(crate) struct Published {
     clock: Clock,
     inner: Mutex<(Figures, Timestamp)>,
+    /// The shared identify limiter's counters, read live.
+    store: Option<Arc<StoreStatus>>,
 }
 
 impl Published {
@@ -138,7 +146,14 @@ impl Published {
                 snapshot(now, policy, &Counters::default(), gauge, false),
                 now,
             )),
+            store: None,
         }
+    }
+
+    /// Reports the counters of the identify store the shards ask.
+    pub(crate) fn with_identify_store(mut self, store: Option<Arc<StoreStatus>>) -> Self {
+        self.store = store;
+        self
     }
 
     /// Publishes the figures as of `now`; `open`: whether the client holds
@@ -166,6 +181,7 @@ impl Published {
         figures.uptime = figures
             .uptime
             .map(|u| u.saturating_add(Duration::from_millis(since)));
+        figures.identify_store = self.store.as_ref().map(|store| store.figures());
         figures
     }
 }
@@ -196,13 +212,12 @@ fn snapshot(
         unknown_opcodes: counters.unknown_opcodes,
         unknown_events: counters.unknown_events,
         max_sockets_open: gauge.max(),
+        identify_store: None,
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use reconnect_policy::{
         Action, Event, IdentifyLimiter, Output, PolicyConfig, SessionStartLimit,
     };

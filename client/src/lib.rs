@@ -38,6 +38,10 @@
 //! [`ShardHandle`] per shard. A lone [`Client`] is the same loop with a
 //! fleet of one.
 //!
+//! With the `redis` feature, the shards of a bot split across processes
+//! and machines share their identify buckets and daily session-start
+//! budget through Redis (`RunnerBuilder::redis_identify`).
+//!
 //! # Bad input
 //!
 //! Network input is untrusted. Frames over the size limit and WebSocket
@@ -78,8 +82,11 @@ mod figures;
 pub mod gateway_bot;
 pub mod gateway_command;
 mod identify_share;
+mod identify_store;
 mod notice;
 pub mod payload;
+#[cfg(feature = "redis")]
+pub mod redis_identify;
 mod runner;
 mod shard_handle;
 #[cfg(feature = "testing")]
@@ -96,10 +103,13 @@ pub use dispatch::DispatchEvent;
 pub use error::{BuildError, ClientError};
 pub use figures::Figures;
 pub use identify_share::IdentifyShare;
+pub use identify_store::IdentifyStoreFigures;
 pub use notice::Notice;
 /// The saved sessions a shutdown that keeps them hands back, and a builder
 /// starts from (the policy's types).
 pub use reconnect_policy::{SavedSession, SavedSessions};
+#[cfg(feature = "redis")]
+pub use redis_identify::{RedisIdentify, RedisIdentifyError};
 pub use runner::{Runner, RunnerBuilder, RunnerError, ShardEvents};
 pub use shard_handle::{SendCommandError, ShardHandle};
 pub use token::{Token, TokenError};

@@ -107,6 +107,8 @@ pub struct RunnerBuilder {
     source: Source,
     shards: Option<(Range<u32>, u32)>,
     saved: SavedSessions,
+    #[cfg(feature = "redis")]
+    redis: Option<crate::RedisIdentify>,
 }
 
 impl RunnerBuilder {
@@ -127,6 +129,8 @@ impl RunnerBuilder {
             source: Source::Ask(GatewayBotRequest::default()),
             shards: None,
             saved: SavedSessions::new(),
+            #[cfg(feature = "redis")]
+            redis: None,
         }
     }
 
@@ -172,6 +176,21 @@ impl RunnerBuilder {
         self
     }
 
+    /// Shares the bot's identify buckets and daily session-start budget
+    /// with its other processes through Redis (see
+    /// [`RedisIdentify`](crate::RedisIdentify)): give every process of the
+    /// bot the same store and bot id, and each its own
+    /// [`RunnerBuilder::shards`] range. Replaces any
+    /// [`IdentifyShare`](crate::IdentifyShare) of the client. The answer of
+    /// `GET /gateway/bot` fills the store's budget when it has none yet,
+    /// and sizes this process's local share for when Redis is away.
+    #[cfg(feature = "redis")]
+    #[must_use]
+    pub fn redis_identify(mut self, store: crate::RedisIdentify) -> Self {
+        self.redis = Some(store);
+        self
+    }
+
     /// Learns the gateway (one request at most, never retried), then
     /// starts every shard on the current tokio runtime. The shards connect
     /// as the fleet's identify buckets allow: in a bucket, one Identify per
@@ -189,6 +208,8 @@ impl RunnerBuilder {
             source,
             shards,
             saved,
+            #[cfg(feature = "redis")]
+            redis,
         } = self;
         let gateway = match source {
             Source::Given(answer) => answer,
@@ -217,6 +238,8 @@ impl RunnerBuilder {
         let limiter = client
             .take_identify_share()
             .map_or(Limiter::Own(limit), Limiter::Shared);
+        #[cfg(feature = "redis")]
+        let limiter = redis.map_or(limiter, |store| Limiter::Redis(Box::new(store), limit));
         info!(
             url = %gateway.url,
             shards = ids.len(),

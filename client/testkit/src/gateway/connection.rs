@@ -444,6 +444,9 @@ impl ServerSocket {
             } else {
                 state.last_identify.insert(bucket, now);
                 state.stats.identifies += 1;
+                let shard = d["shard"][0].as_u64().unwrap_or(0);
+                let shard = u32::try_from(shard).unwrap_or(u32::MAX);
+                state.stats.identify_log.push((now, shard));
                 state.next_session += 1;
                 let id = format!("loopback-{}", state.next_session);
                 let ready = json!({

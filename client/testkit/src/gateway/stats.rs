@@ -55,6 +55,10 @@ pub struct GatewayStats {
     pub missing_user_agent: u64,
     /// Identify payloads answered with READY.
     pub identifies: u64,
+    /// Every Identify answered with READY: when (gateway clock) and its
+    /// shard id, in order; the spacing of a bucket's entries is what the
+    /// identify window is judged on.
+    pub identify_log: Vec<(Timestamp, u32)>,
     /// Identify payloads refused (op 9 `false`) because they came faster
     /// than the identify interval allows in their bucket.
     pub identifies_rate_limited: u64,

@@ -1,0 +1,196 @@
+//! The scripts alone, against a real `redis-server` started on a free
+//! loopback port (skipped, loudly, when it cannot be started), with short
+//! windows and leases so that expiry can be watched in a second.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+
+use super::scripts::{Keys, Scripts};
+use crate::clock::Clock;
+
+struct Server {
+    child: Child,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A fresh Redis and a connection to it, or `None` after saying why not.
+async fn redis(test: &str) -> Option<(Server, MultiplexedConnection)> {
+    let skip = |reason: String| {
+        eprintln!(
+            "\n!!!!!!!! SKIPPED {test}: {reason}\n!!!!!!!! install Redis (`apt-get install -y redis-server`) to run it\n"
+        );
+    };
+    let port = match TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
+        Ok(addr) => addr.port(),
+        Err(error) => {
+            skip(format!("no free port: {error}"));
+            return None;
+        }
+    };
+    let dir = std::env::temp_dir().join(format!(
+        "reconnect-redis-unit-{}-{port}",
+        std::process::id()
+    ));
+    let _ = std::fs::create_dir_all(&dir);
+    let child = match Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(error) => {
+            skip(format!("`redis-server` could not be started: {error}"));
+            return None;
+        }
+    };
+    let server = Server { child, dir };
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).ok()?;
+    let clock = Clock::start();
+    while clock.elapsed() < Duration::from_secs(10) {
+        if let Ok(connection) = client.get_multiplexed_async_connection().await {
+            return Some((server, connection));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    skip("`redis-server` did not accept connections within 10 s".to_owned());
+    None
+}
+
+const PERIOD: u64 = 86_400_000;
+
+/// Runs Acquire for `owner` in bucket 0: window 300 ms, lease 1,000 ms,
+/// a budget of 100 with `remaining` left resetting in `reset_in` ms.
+async fn acquire(
+    connection: &mut MultiplexedConnection,
+    owner: &str,
+    remaining: u32,
+    reset_in: u64,
+    deadline: i64,
+) -> (i64, i64, i64) {
+    let scripts = Scripts::new();
+    let keys = Keys::new(7);
+    scripts
+        .acquire
+        .key(keys.bucket(0))
+        .key(keys.budget())
+        .key(keys.reservations())
+        .arg(owner)
+        .arg(300)
+        .arg(1_000)
+        .arg(100)
+        .arg(remaining)
+        .arg(reset_in)
+        .arg(PERIOD)
+        .arg(250)
+        .arg(deadline)
+        .invoke_async(connection)
+        .await
+        .unwrap()
+}
+
+async fn remaining(connection: &mut MultiplexedConnection) -> i64 {
+    redis::cmd("HGET")
+        .arg(Keys::new(7).budget())
+        .arg("remaining")
+        .query_async(connection)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_grant_never_settled_holds_its_bucket_one_lease_at_most() {
+    let Some((_server, mut c)) = redis("a_grant_never_settled_holds_its_bucket").await else {
+        return;
+    };
+    let granted = acquire(&mut c, "crashed:0", 50, 60_000, 0).await;
+    assert_eq!((granted.0, granted.1), (1, 49));
+    // Within the window: ask again when it is over.
+    let (flag, wait, _) = acquire(&mut c, "other:1", 50, 60_000, 0).await;
+    assert_eq!(flag, 0);
+    assert!((200..=300).contains(&wait), "{wait}");
+    // After the window, the grant is still out: short polls.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(acquire(&mut c, "other:1", 50, 60_000, 0).await.0, 0);
+    // Its owner crashed: the lease runs out and the bucket is free again.
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(Keys::new(7).bucket(0))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(pttl > 0 && pttl <= 1_000, "{pttl}");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let (flag, left, _) = acquire(&mut c, "other:1", 50, 60_000, 0).await;
+    assert_eq!((flag, left), (1, 48));
+}
+
+#[tokio::test]
+async fn an_acquire_that_runs_past_its_deadline_takes_nothing() {
+    let Some((_server, mut c)) = redis("an_acquire_that_runs_past_its_deadline").await else {
+        return;
+    };
+    let (_, _, server_now) = acquire(&mut c, "a:0", 50, 60_000, 0).await;
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let (flag, ..) = acquire(&mut c, "a:2", 50, 60_000, server_now).await;
+    assert_eq!(flag, 2, "its caller has stopped waiting");
+    assert_eq!(remaining(&mut c).await, 49, "nothing spent");
+}
+
+#[tokio::test]
+async fn a_grant_whose_answer_was_lost_is_given_back() {
+    let Some((_server, mut c)) = redis("a_grant_whose_answer_was_lost").await else {
+        return;
+    };
+    assert_eq!(acquire(&mut c, "lost:0", 50, 60_000, 0).await.0, 1);
+    assert_eq!(remaining(&mut c).await, 49);
+    let keys = Keys::new(7);
+    let (left, _): (i64, i64) = Scripts::new()
+        .reconcile
+        .key(keys.budget())
+        .key(keys.bucket(0))
+        .arg(300)
+        .arg(0)
+        .arg(100)
+        .arg(50)
+        .arg(60_000)
+        .arg(PERIOD)
+        .arg(0)
+        .arg("lost:0")
+        .invoke_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(left, 50);
+    // Released: after the window, the bucket grants again at once.
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(acquire(&mut c, "next:2", 50, 60_000, 0).await.0, 1);
+}
+
+#[tokio::test]
+async fn the_budget_waits_for_its_reset_then_refills() {
+    let Some((_server, mut c)) = redis("the_budget_waits_for_its_reset").await else {
+        return;
+    };
+    let first = acquire(&mut c, "a:0", 1, 800, 0).await;
+    assert_eq!((first.0, first.1), (1, 0), "the last start of the period");
+    let (flag, wait, _) = acquire(&mut c, "b:1", 1, 800, 0).await;
+    assert_eq!(flag, 0);
+    assert!(wait > 0 && wait <= 800, "until the reset: {wait}");
+    // Past the reset (and the first grant's lease): the full allowance.
+    tokio::time::sleep(Duration::from_millis(1_050)).await;
+    let (flag, left, _) = acquire(&mut c, "b:1", 1, 800, 0).await;
+    assert_eq!((flag, left), (1, 99));
+}

@@ -1,0 +1,508 @@
+//! The identify buckets and the session-start budget shared through a real
+//! Redis (feature `redis`), against the loopback gateway, which enforces
+//! each bucket's window across every connection it gets.
+//!
+//! Each test starts its own `redis-server` on 127.0.0.1 on a free port
+//! (`--save '' --appendonly no`, in a temporary directory) and stops it
+//! when done. When `redis-server` cannot be started, the test says why,
+//! loudly, and is skipped (`.ci/run` installs it from the system's
+//! packages).
+//!
+//! - Four OS processes of one bot (this test binary, started again in
+//!   child mode), 25 shards each, share 32 buckets: no Identify inside a
+//!   bucket's window at the gateway, and the budget counts exactly one
+//!   start per Identify.
+//! - Redis restarted, and Redis behind a black-holed link: the runner falls
+//!   back to its local share, keeps every bucket's window, and returns to
+//!   Redis.
+//! - Two processes whose clocks differ by 3 s keep the window.
+
+#![cfg(feature = "redis")]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use reconnect_client::gateway_bot::GatewayBot;
+use reconnect_client::{ClientBuilder, Clock, RedisIdentify, Runner, RunnerBuilder, Token};
+use reconnect_policy::{PolicyConfig, SessionStartLimit, Timestamp};
+use reconnect_testkit::gateway::{Gateway, GatewayConfig, GatewayStats};
+use reconnect_testkit::proxy::{DownMode, FaultProxy};
+
+/// The bot id the tests' keys carry.
+const BOT_ID: u64 = 81_234_567_890_123_456;
+/// The session starts the tests' bot has left.
+const REMAINING: u32 = 900;
+/// The child-mode switch (see [`child_process`]).
+const CHILD: &str = "RECONNECT_REDIS_TEST_CHILD";
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "redis/server.rs"]
+mod server;
+
+use server::RedisServer;
+
+// ----- the gateway's verdict ----------------------------------------------
+
+/// The smallest gap between two accepted Identify payloads of each bucket
+/// (`None` for a bucket with fewer than two), and how many each had.
+fn spacing(stats: &GatewayStats, buckets: u32) -> BTreeMap<u32, (usize, Option<u64>)> {
+    let mut times: BTreeMap<u32, Vec<Timestamp>> = BTreeMap::new();
+    for &(at, shard) in &stats.identify_log {
+        times.entry(shard % buckets).or_default().push(at);
+    }
+    times
+        .into_iter()
+        .map(|(bucket, mut at)| {
+            at.sort_unstable();
+            let min = at
+                .windows(2)
+                .map(|pair| pair[1].saturating_since(pair[0]))
+                .min();
+            (bucket, (at.len(), min))
+        })
+        .collect()
+}
+
+/// Asserts the gateway saw `expected` Identify payloads, none refused, and
+/// each bucket's at least 5 s apart; prints the timeline.
+fn assert_windows_kept(what: &str, stats: &GatewayStats, buckets: u32, expected: u64) {
+    let per_bucket = spacing(stats, buckets);
+    let first = stats.identify_log.iter().map(|(at, _)| *at).min();
+    let last = stats.identify_log.iter().map(|(at, _)| *at).max();
+    let overall = per_bucket.values().filter_map(|(_, min)| *min).min();
+    println!(
+        "{what}: {} Identify in {} buckets over {} ms; minimum spacing in a bucket {overall:?} ms; refused by the gateway {}",
+        stats.identifies,
+        per_bucket.len(),
+        last.zip(first)
+            .map_or(0, |(last, first)| last.saturating_since(first)),
+        stats.identifies_rate_limited
+    );
+    for (bucket, (count, min)) in &per_bucket {
+        println!("  bucket {bucket:>2}: {count} Identify, minimum spacing {min:?} ms");
+    }
+    assert_eq!(
+        stats.identifies_rate_limited, 0,
+        "{what}: window violations"
+    );
+    assert_eq!(stats.identifies, expected, "{what}: {stats:?}");
+    assert!(
+        overall.is_none_or(|min| min >= 5_000),
+        "{what}: a bucket's Identify payloads came {overall:?} ms apart"
+    );
+}
+
+// ----- one process of a bot -----------------------------------------------
+
+fn gateway_config(buckets: u16) -> GatewayConfig {
+    GatewayConfig {
+        max_concurrency: buckets,
+        event_interval_ms: 0,
+        ..GatewayConfig::default()
+    }
+}
+
+fn limit(buckets: u16) -> SessionStartLimit {
+    SessionStartLimit {
+        total: 1_000,
+        remaining: REMAINING,
+        reset_after_ms: 3_600_000,
+        max_concurrency: buckets,
+    }
+}
+
+/// Starts a runner of shards `range` of `total` on the current runtime,
+/// its identify requests going to `store`; its events are read and
+/// dropped.
+async fn start_runner(
+    gateway_url: &str,
+    store: RedisIdentify,
+    range: std::ops::Range<u32>,
+    total: u32,
+    buckets: u16,
+) -> Runner {
+    let client = ClientBuilder::new(Token::new("loopback-token")).policy(PolicyConfig {
+        gateway_url: gateway_url.to_owned(),
+        ..PolicyConfig::default()
+    });
+    let (runner, mut events) = RunnerBuilder::new(client)
+        .gateway_bot(GatewayBot {
+            url: gateway_url.to_owned(),
+            shards: total,
+            session_start_limit: limit(buckets),
+        })
+        .shards(range, total)
+        .redis_identify(store)
+        .start()
+        .await
+        .expect("the runner starts");
+    tokio::spawn(async move { while events.recv().await.is_some() {} });
+    runner
+}
+
+/// Waits until `done` holds, at most `seconds`.
+async fn wait_for(what: &str, seconds: u64, mut done: impl FnMut() -> bool) {
+    let clock = Clock::start();
+    while !done() {
+        assert!(
+            clock.elapsed() < Duration::from_secs(seconds),
+            "timed out after {seconds} s waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn all_connected(runner: &Runner) -> bool {
+    runner
+        .figures()
+        .values()
+        .all(|figures| figures.state.is_connected())
+}
+
+/// In child mode (the environment variable [`CHILD`] set by
+/// [`four_processes_of_one_bot_share_the_buckets_and_the_budget`]), this
+/// is one process of the bot: it runs its shards until every one is
+/// connected, prints `READY` and its figures, and closes when its standard
+/// input ends. Otherwise it has nothing to do.
+#[test]
+fn child_process() {
+    let Ok(spec) = std::env::var(CHILD) else {
+        return;
+    };
+    let parts: Vec<&str> = spec.split(' ').collect();
+    let [gateway_url, redis_url, start, end, total, buckets] = parts[..] else {
+        panic!("bad child spec {spec:?}");
+    };
+    let range = start.parse().unwrap()..end.parse().unwrap();
+    let total: u32 = total.parse().unwrap();
+    let buckets: u16 = buckets.parse().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let store = RedisIdentify::new(redis_url, BOT_ID).unwrap();
+        let runner = start_runner(gateway_url, store, range, total, buckets).await;
+        wait_for("every shard of this process to connect", 120, || {
+            all_connected(&runner)
+        })
+        .await;
+        let figures = runner.figures();
+        let identifies: u64 = figures.values().map(|f| f.policy.identifies_sent).sum();
+        let store_figures = figures.values().next().and_then(|f| f.identify_store);
+        println!("READY identifies={identifies} store={store_figures:?}");
+        // The parent closes our stdin when it has seen every process ready.
+        tokio::task::spawn_blocking(|| {
+            let mut sink = Vec::new();
+            let _ = std::io::stdin().read_to_end(&mut sink);
+        })
+        .await
+        .unwrap();
+        runner.close().await.expect("the runner closes cleanly");
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_processes_of_one_bot_share_the_buckets_and_the_budget() {
+    let test = "four_processes_of_one_bot_share_the_buckets_and_the_budget";
+    let Some(redis) = RedisServer::start(test) else {
+        return;
+    };
+    const PROCESSES: u32 = 4;
+    const PER_PROCESS: u32 = 25;
+    const BUCKETS: u16 = 32;
+    let total = PROCESSES * PER_PROCESS;
+    let gateway = Gateway::start(gateway_config(BUCKETS)).await.unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let mut children: Vec<Child> = (0..PROCESSES)
+        .map(|p| {
+            let spec = format!(
+                "{} {} {} {} {total} {BUCKETS}",
+                gateway.url(),
+                redis.url(),
+                p * PER_PROCESS,
+                (p + 1) * PER_PROCESS
+            );
+            Command::new(&exe)
+                .args([
+                    "--exact",
+                    "child_process",
+                    "--nocapture",
+                    "--test-threads",
+                    "1",
+                ])
+                .env(CHILD, spec)
+                .env("RUST_LOG", "warn")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("the test binary starts again as a child")
+        })
+        .collect();
+    // Each child's `READY` line, read on its own thread.
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    for (p, child) in children.iter_mut().enumerate() {
+        let stdout = child.stdout.take().unwrap();
+        let ready_tx = ready_tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                // libtest's own `test child_process ... ` has no line end.
+                if let Some(at) = line.find("READY") {
+                    let _ = ready_tx.send((p, line[at..].to_owned()));
+                }
+            }
+        });
+    }
+    let started = Clock::start();
+    let mut ready = Vec::new();
+    while ready.len() < PROCESSES as usize {
+        let left = Duration::from_secs(150).saturating_sub(started.elapsed());
+        match ready_rx.recv_timeout(left) {
+            Ok(line) => ready.push(line),
+            Err(_) => {
+                for child in &mut children {
+                    let _ = child.kill();
+                }
+                panic!(
+                    "only {} of {PROCESSES} processes got every shard connected: {:?}",
+                    ready.len(),
+                    gateway.stats()
+                );
+            }
+        }
+    }
+    ready.sort();
+    for (p, line) in &ready {
+        println!("process {p}: {line}");
+    }
+    let stats = gateway.stats();
+    // Every child closes once its stdin ends.
+    for child in &mut children {
+        drop(child.stdin.take());
+    }
+    for child in &mut children {
+        let waiting = Clock::start();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(status.success(), "a child process failed: {status}");
+                break;
+            }
+            if waiting.elapsed() > Duration::from_secs(30) {
+                let _ = child.kill();
+                panic!("a child process did not close within 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    assert_windows_kept(
+        "4 processes x 25 shards, 32 buckets",
+        &stats,
+        u32::from(BUCKETS),
+        u64::from(total),
+    );
+    let shards: std::collections::BTreeSet<u32> =
+        stats.identify_log.iter().map(|(_, shard)| *shard).collect();
+    assert_eq!(shards.len(), total as usize, "each shard identified once");
+    let left = redis.command(&[
+        "HGET",
+        &format!("reconnect:{{{BOT_ID}}}:budget"),
+        "remaining",
+    ]);
+    println!("session starts left in Redis: {left} (of {REMAINING})");
+    assert_eq!(
+        left,
+        (REMAINING - total).to_string(),
+        "one start per Identify"
+    );
+    // Every key carries the bot id, none the token, and each expires on
+    // its own: a bucket within its lease (15 s), unused start slots a
+    // minute after their time, the budget a period after its reset.
+    let keys = redis.keys();
+    assert!(!keys.is_empty());
+    for key in &keys {
+        assert!(
+            key.starts_with(&format!("reconnect:{{{BOT_ID}}}:")),
+            "{key}"
+        );
+        assert!(!key.contains("loopback-token"), "{key}");
+        let ttl: i64 = redis
+            .command(&["PTTL", key])
+            .trim_start_matches(':')
+            .parse()
+            .unwrap();
+        let most = if key.ends_with(":budget") {
+            3_600_000 + 24 * 3_600_000
+        } else if key.ends_with(":reservations") {
+            // A minute after the latest slot booked.
+            120_000
+        } else {
+            15_000
+        };
+        assert!(ttl > 0 && ttl <= most, "{key} expires in {ttl} ms");
+    }
+    println!("{} keys in Redis, each with its own expiry", keys.len());
+    gateway.stop().await;
+}
+
+/// A runner of `shards` shards in `buckets` buckets whose Redis goes away
+/// after the first Identify payloads and comes back `outage` later, as
+/// `cut` and `mend` say.
+async fn store_outage(
+    what: &str,
+    redis_url: String,
+    buckets: u16,
+    shards: u32,
+    outage: Duration,
+    cut: impl FnOnce(),
+    mend: impl FnOnce(),
+) {
+    let gateway = Gateway::start(gateway_config(buckets)).await.unwrap();
+    let store = RedisIdentify::new(&redis_url, BOT_ID)
+        .unwrap()
+        .call_timeout(Duration::from_millis(200))
+        .retry_every(Duration::from_millis(300));
+    let runner = start_runner(&gateway.url(), store, 0..shards, shards, buckets).await;
+    wait_for("the first Identify payloads", 60, || {
+        gateway.stats().identifies >= u64::from(buckets)
+    })
+    .await;
+    cut();
+    let store_figures = |runner: &Runner| {
+        runner
+            .shard(0)
+            .and_then(|shard| shard.figures().identify_store)
+            .unwrap_or_default()
+    };
+    wait_for("the runner to fall back", 30, || {
+        store_figures(&runner).in_fallback
+    })
+    .await;
+    tokio::time::sleep(outage).await;
+    let during = store_figures(&runner);
+    mend();
+    wait_for("every shard to connect", 120, || all_connected(&runner)).await;
+    wait_for("the runner to return to Redis", 30, || {
+        !store_figures(&runner).in_fallback
+    })
+    .await;
+    let after = store_figures(&runner);
+    println!("{what}: during the outage {during:?}; at the end {after:?}");
+    assert_windows_kept(
+        what,
+        &gateway.stats(),
+        u32::from(buckets),
+        u64::from(shards),
+    );
+    assert_eq!(after.fallbacks, 1, "one fallback for one outage: {after:?}");
+    assert_eq!(after.recoveries, 1, "{after:?}");
+    assert!(
+        during.local_grants >= 1,
+        "the local share kept shards starting: {during:?}"
+    );
+    assert!(
+        after.store_grants > during.store_grants,
+        "Redis granted again once back: {during:?} then {after:?}"
+    );
+    assert_eq!(
+        after.store_grants + after.local_grants,
+        u64::from(shards),
+        "{after:?}"
+    );
+    runner.close().await.expect("the runner closes cleanly");
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_is_a_fallback_to_the_local_share_then_back() {
+    let test = "a_redis_restart_is_a_fallback_to_the_local_share_then_back";
+    let Some(redis) = RedisServer::start(test) else {
+        return;
+    };
+    let redis = std::sync::Arc::new(std::sync::Mutex::new(redis));
+    let url = redis.lock().unwrap().url();
+    let (down, up) = (std::sync::Arc::clone(&redis), std::sync::Arc::clone(&redis));
+    store_outage(
+        "Redis killed and restarted",
+        url,
+        2,
+        10,
+        Duration::from_secs(6),
+        move || down.lock().unwrap().stop(),
+        move || {
+            let mut server = up.lock().unwrap();
+            let port = server.port;
+            server
+                .launch()
+                .unwrap_or_else(|e| panic!("restart on {port}: {e}"));
+        },
+    )
+    .await;
+    // The restarted Redis lost the budget; the process filled it back
+    // from what it knew, less every start it granted.
+    let left = redis.lock().unwrap().command(&[
+        "HGET",
+        &format!("reconnect:{{{BOT_ID}}}:budget"),
+        "remaining",
+    ]);
+    assert_eq!(left, (REMAINING - 10).to_string());
+    redis.lock().unwrap().restart();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_to_redis_is_a_fallback_to_the_local_share_then_back() {
+    let test = "a_partition_to_redis_is_a_fallback_to_the_local_share_then_back";
+    let Some(redis) = RedisServer::start(test) else {
+        return;
+    };
+    let proxy = FaultProxy::start(redis.addr(), 7).await.unwrap();
+    let url = proxy.url().replace("ws://", "redis://");
+    store_outage(
+        "Redis behind a black-holed link",
+        url,
+        2,
+        10,
+        Duration::from_secs(6),
+        || proxy.down(DownMode::BlackHole),
+        || proxy.up(),
+    )
+    .await;
+    let left = redis.command(&[
+        "HGET",
+        &format!("reconnect:{{{BOT_ID}}}:budget"),
+        "remaining",
+    ]);
+    assert_eq!(
+        left,
+        (REMAINING - 10).to_string(),
+        "local starts charged on return"
+    );
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_whose_clocks_differ_keep_the_window() {
+    let test = "processes_whose_clocks_differ_keep_the_window";
+    let Some(redis) = RedisServer::start(test) else {
+        return;
+    };
+    // One bucket, two processes of the bot. Each process's timestamps
+    // count from its own start, so the second's clock reads 3 s less than
+    // the first's at every instant; only Redis's clock decides.
+    let gateway = Gateway::start(gateway_config(1)).await.unwrap();
+    let store = || RedisIdentify::new(&redis.url(), BOT_ID).unwrap();
+    let first = start_runner(&gateway.url(), store(), 0..2, 4, 1).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let second = start_runner(&gateway.url(), store(), 2..4, 4, 1).await;
+    assert!(first.clock().now().saturating_since(second.clock().now()) >= 2_900);
+    wait_for("every shard to connect", 120, || {
+        all_connected(&first) && all_connected(&second)
+    })
+    .await;
+    assert_windows_kept("clocks 3 s apart, 1 bucket", &gateway.stats(), 1, 4);
+    first.close().await.unwrap();
+    second.close().await.unwrap();
+    gateway.stop().await;
+}
