@@ -221,8 +221,8 @@ pub struct AttemptRate {
     /// Handshakes allowed per window (default 10; at most
     /// [`AttemptRate::MAX_ATTEMPTS`]). Ten a minute is what a gateway that
     /// drops each socket 5 s after it resumed needs to keep the shard
-    /// connected about 80 % of the time, and what the simulator's referee
-    /// still calls calm.
+    /// connected over 80 % of the time (50 s of service a minute, 83 % at
+    /// most), and what the simulator's referee still calls calm.
     pub max_attempts: u32,
     /// The window, in ms (default 60 s, a minute: no room for differences
     /// in latency is needed, since attempts are counted by when they
@@ -363,7 +363,7 @@ pub struct PolicyConfig {
     pub stability: StabilityRule,
     /// When the server's requests to reconnect stop being free.
     pub server_requests: ServerRequests,
-    /// The most attempts in any window.
+    /// The most handshakes at the gateway in any window.
     pub attempt_rate: AttemptRate,
     /// What a 4008 close slows down.
     pub rate_limited: RateLimited,
