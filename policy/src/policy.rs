@@ -690,6 +690,8 @@ impl Policy {
         let Phase::Dialing { conn, recovery, .. } = self.phase else {
             return Handled::Ignored;
         };
+        // The upgrade was answered: the handshake reached the gateway.
+        self.retries.attempt_reached(now);
         self.phase = Phase::AwaitingHello {
             conn,
             link: Link::opened(now),

@@ -29,14 +29,20 @@
 //!   up as long as it takes to fail repays what it cost.
 //!
 //! Over both sits a ceiling: never more than
-//! [`AttemptRate::max_attempts`] attempts start in any
+//! [`AttemptRate::max_attempts`] handshakes reach the gateway in any
 //! [`AttemptRate::window_ms`], so a link that answers just long enough to
 //! earn its credit and then drops cannot make the shard storm either.
+//! Attempts are counted by when they reached the gateway, which the
+//! policy bounds from above (see [`AttemptRate`] for the guarantee and
+//! its argument): an attempt that opened is stamped when it opened, one
+//! that ended with its outcome unknown when it ended, one still in flight
+//! at its connect deadline, and one that cannot have reached the gateway
+//! (a name that did not resolve, a failed TLS handshake) not at all.
 
 use crate::backoff::Backoff;
 use crate::close_code::CloseCode;
 use crate::config::{AttemptRate, PolicyConfig};
-use crate::decision::{Decision, GiveUpReason, Recovery, Trigger};
+use crate::decision::{ConnectFailure, Decision, GiveUpReason, Recovery, Trigger};
 use crate::jitter::Jitter;
 use crate::output::ReconnectPlan;
 use crate::time::Timestamp;
@@ -71,6 +77,56 @@ pub(crate) struct LoopState {
 /// A day, in ms: the period of the daily session-start budget.
 const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 
+/// Slots of the ring of counted attempts: the most the ceiling looks back
+/// ([`AttemptRate::MAX_ATTEMPTS`]) plus one, so that the slot of an attempt
+/// found not to have reached the gateway, once freed, never leaves fewer
+/// than that many counted attempts behind.
+const RING: usize = AttemptRate::MAX_ATTEMPTS as usize + 1;
+
+/// An attempt the ceiling counts, as far as the policy knows when it
+/// reached the gateway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Counted {
+    /// Dialled then; not yet known whether or when it reached the gateway.
+    InFlight {
+        /// When it was dialled.
+        dialled: Timestamp,
+    },
+    /// Reached the gateway at or before `by`: when the upgrade was
+    /// answered, or when the attempt ended with its outcome unknown.
+    Reached {
+        /// The latest time it can have reached the gateway.
+        by: Timestamp,
+    },
+}
+
+impl Counted {
+    /// The latest time the attempt can have reached the gateway, as seen
+    /// at `now`: a stamp for one that ended; for one still in flight, the
+    /// later of `now` and its connect deadline (the policy abandons it
+    /// then, and an abandoned handshake finds nobody to answer).
+    fn latest_arrival(self, now: Timestamp, connect_ms: u64) -> Timestamp {
+        match self {
+            Self::InFlight { dialled } => dialled.saturating_add(connect_ms).max(now),
+            Self::Reached { by } => by,
+        }
+    }
+}
+
+/// Whether an attempt that ended with `trigger` cannot have reached the
+/// gateway: the host name did not resolve, or the TLS handshake failed,
+/// so no upgrade request was ever sent. A refused or reset connection is
+/// not among them (a gateway or a proxy in front of it may refuse a
+/// handshake it has read), nor is a timeout.
+const fn never_reached(trigger: Trigger) -> bool {
+    matches!(
+        trigger,
+        Trigger::ConnectFailed {
+            failure: ConnectFailure::Dns | ConnectFailure::Tls
+        }
+    )
+}
+
 /// The failures in a row of one shard, and what they mean for the next
 /// attempt.
 #[derive(Clone, Debug, PartialEq)]
@@ -88,9 +144,9 @@ pub(crate) struct RetryPlanner {
     resumable_since: Option<Timestamp>,
     /// When the last connection attempt started.
     last_attempt_at: Option<Timestamp>,
-    /// When the last attempts started, a ring of
-    /// [`AttemptRate::MAX_ATTEMPTS`] (the oldest is overwritten).
-    recent_attempts: [Option<Timestamp>; AttemptRate::MAX_ATTEMPTS as usize],
+    /// The last attempts the ceiling counts, in the order they started, a
+    /// ring of [`RING`] (the oldest is overwritten).
+    recent_attempts: [Option<Counted>; RING],
     /// Where the next start goes in `recent_attempts`.
     next_slot: usize,
     /// When the current window of server requests began.
@@ -116,7 +172,7 @@ impl RetryPlanner {
             failed_resumes: 0,
             resumable_since: None,
             last_attempt_at: None,
-            recent_attempts: [None; AttemptRate::MAX_ATTEMPTS as usize],
+            recent_attempts: [None; RING],
             next_slot: 0,
             requests_since: None,
             requests_in_window: 0,
@@ -161,23 +217,76 @@ impl RetryPlanner {
         self.retry
     }
 
-    /// A connection attempt starts now: the guard counts from here.
+    /// A connection attempt starts now: the guard counts from here, and
+    /// the ceiling counts it as in flight until it is known to have
+    /// reached the gateway or not.
     pub(crate) const fn attempt_started(&mut self, now: Timestamp) {
         self.last_attempt_at = Some(now);
-        self.recent_attempts[self.next_slot] = Some(now);
-        self.next_slot = (self.next_slot + 1) % self.recent_attempts.len();
+        self.recent_attempts[self.next_slot] = Some(Counted::InFlight { dialled: now });
+        self.next_slot = (self.next_slot + 1) % RING;
     }
 
-    /// The earliest start that keeps `max_attempts` in any window: the
-    /// `max_attempts`-th most recent start plus the window.
-    fn rate_floor(&self, config: &PolicyConfig) -> Option<Timestamp> {
+    /// The slot of the last attempt started.
+    const fn last_slot(&self) -> usize {
+        (self.next_slot + RING - 1) % RING
+    }
+
+    /// The last attempt's upgrade was answered at `now` (the WebSocket
+    /// opened): it reached the gateway no later than that. A `now` before
+    /// the dial (a clock that stepped back) counts as the dial.
+    pub(crate) fn attempt_reached(&mut self, now: Timestamp) {
+        let slot = self.last_slot();
+        if let Some(Counted::InFlight { dialled }) = self.recent_attempts[slot] {
+            self.recent_attempts[slot] = Some(Counted::Reached {
+                by: now.max(dialled),
+            });
+        }
+    }
+
+    /// The last attempt ended at `now` with `trigger`, before its upgrade
+    /// was answered if it is still in flight: one that cannot have reached
+    /// the gateway is no longer counted (its slot is freed for the next);
+    /// any other is counted as reaching it at `now`, the latest it can
+    /// have. One already stamped keeps its stamp.
+    fn attempt_ended(&mut self, now: Timestamp, trigger: Trigger) {
+        let slot = self.last_slot();
+        let Some(Counted::InFlight { dialled }) = self.recent_attempts[slot] else {
+            return;
+        };
+        if never_reached(trigger) {
+            self.recent_attempts[slot] = None;
+            self.next_slot = slot;
+        } else {
+            self.recent_attempts[slot] = Some(Counted::Reached {
+                by: now.max(dialled),
+            });
+        }
+    }
+
+    /// The earliest start at `now` that keeps `max_attempts` handshakes
+    /// at the gateway in any window: the `max_attempts`-th latest arrival
+    /// bound among the counted attempts, plus the window. The arrival of
+    /// the new attempt comes no earlier than its dial, so only the
+    /// `max_attempts - 1` others whose bounds are later can share a window
+    /// with it (see [`AttemptRate`]). `None` when fewer have been counted,
+    /// or the ceiling is off.
+    fn rate_floor(&self, now: Timestamp, config: &PolicyConfig) -> Option<Timestamp> {
         let rule = config.attempt_rate;
-        let len = self.recent_attempts.len();
+        if rule.window_ms == 0 {
+            return None;
+        }
+        let connect_ms = config.timeouts.connect_ms;
+        let mut bounds = [None; RING];
+        for (bound, counted) in bounds.iter_mut().zip(&self.recent_attempts) {
+            *bound = counted.map(|c| c.latest_arrival(now, connect_ms));
+        }
+        // Latest first; the empty slots (`None`) sort last. A fixed-size
+        // array on the stack: nothing is allocated.
+        bounds.sort_unstable_by(|a, b| b.cmp(a));
         let back = usize::try_from(rule.max_attempts)
-            .unwrap_or(len)
-            .clamp(1, len);
-        let slot = (self.next_slot + len - back) % len;
-        self.recent_attempts[slot].map(|at| at.saturating_add(rule.window_ms))
+            .unwrap_or(RING)
+            .clamp(1, RING - 1);
+        bounds[back - 1].map(|at| at.saturating_add(rule.window_ms))
     }
 
     /// The connection proved stable: the backoff, the give-up clock and the
@@ -291,6 +400,7 @@ impl RetryPlanner {
         config: &PolicyConfig,
         jitter: &mut Jitter,
     ) -> Result<ReconnectPlan, GiveUpReason> {
+        self.attempt_ended(now, trigger);
         if let Some(since) = ending.answered_since {
             self.repay(now.saturating_since(since), config);
         }
@@ -357,7 +467,7 @@ impl RetryPlanner {
         if let Some(last) = self.last_attempt_at {
             at = at.max(last.saturating_add(config.guard_ms));
         }
-        if let Some(floor) = self.rate_floor(config) {
+        if let Some(floor) = self.rate_floor(now, config) {
             at = at.max(floor);
         }
         Ok(ReconnectPlan {
@@ -478,5 +588,305 @@ mod tests {
         assert!(!planner.resume_failed(&config));
         assert!(!planner.resume_failed(&config));
         assert!(planner.resume_failed(&config));
+    }
+
+    // ----- the attempt ceiling ------------------------------------------
+
+    /// Backoff and guard out of the way: a plan's `at` is the ceiling's.
+    fn ceiling_only(max_attempts: u32, window_ms: u64) -> PolicyConfig {
+        PolicyConfig {
+            backoff: crate::BackoffConfig {
+                strategy: crate::BackoffStrategy::None,
+                base_ms: 0,
+                cap_ms: 0,
+            },
+            guard_ms: 0,
+            attempt_rate: AttemptRate {
+                max_attempts,
+                window_ms,
+            },
+            ..PolicyConfig::default()
+        }
+    }
+
+    /// Ends the last attempt at `now` with `trigger`; returns the plan's
+    /// start.
+    fn end(
+        planner: &mut RetryPlanner,
+        now: u64,
+        trigger: Trigger,
+        config: &PolicyConfig,
+        jitter: &mut Jitter,
+    ) -> Timestamp {
+        planner
+            .plan(
+                t(now),
+                trigger,
+                Decision::Resume,
+                Recovery::Resume,
+                Ending::default(),
+                config,
+                jitter,
+            )
+            .unwrap()
+            .at
+    }
+
+    const DROPPED: Trigger = Trigger::Closed { code: None };
+
+    const fn failed(failure: ConnectFailure) -> Trigger {
+        Trigger::ConnectFailed { failure }
+    }
+
+    #[test]
+    fn the_ceiling_counts_an_attempt_from_when_its_upgrade_was_answered() {
+        let config = ceiling_only(3, 60_000);
+        let mut planner = RetryPlanner::new(&config);
+        let mut jitter = Jitter::new(1);
+        // Dialled at 0, 1 000, 2 000; each answered 1.5 s later (a slow
+        // link: the gateway saw the first somewhere in [0, 1 500]).
+        for i in 0..3 {
+            planner.attempt_started(t(i * 1_000));
+            planner.attempt_reached(t(i * 1_000 + 1_500));
+        }
+        // The fourth may start a window after the first was answered, not
+        // a window after it was dialled.
+        assert_eq!(
+            end(&mut planner, 4_000, DROPPED, &config, &mut jitter),
+            t(61_500)
+        );
+    }
+
+    #[test]
+    fn an_attempt_that_ended_unanswered_counts_from_when_it_ended() {
+        let config = ceiling_only(2, 60_000);
+        let mut jitter = Jitter::new(1);
+        for trigger in [
+            DROPPED,
+            failed(ConnectFailure::Refused),
+            failed(ConnectFailure::TimedOut),
+            failed(ConnectFailure::Rejected { status: 503 }),
+            failed(ConnectFailure::RateLimited { retry_after_ms: 0 }),
+            Trigger::Timeout {
+                deadline: crate::Deadline::Connect,
+            },
+        ] {
+            let mut planner = RetryPlanner::new(&config);
+            planner.attempt_started(t(0));
+            let _ = end(&mut planner, 3_000, trigger, &config, &mut jitter);
+            planner.attempt_started(t(4_000));
+            // Whether and when it reached the gateway is unknown: no later
+            // than the end, 3 000.
+            assert_eq!(
+                end(&mut planner, 4_200, trigger, &config, &mut jitter),
+                t(63_000),
+                "{trigger:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn attempts_that_never_reached_the_gateway_are_not_counted() {
+        let config = ceiling_only(3, 60_000);
+        let mut planner = RetryPlanner::new(&config);
+        let mut jitter = Jitter::new(1);
+        planner.attempt_started(t(0));
+        planner.attempt_reached(t(100));
+        let _ = end(&mut planner, 1_000, DROPPED, &config, &mut jitter);
+        // A name that did not resolve, a TLS handshake that failed: no
+        // upgrade request was ever sent.
+        for i in 1..=40 {
+            planner.attempt_started(t(i * 1_000));
+            let failure = if i % 2 == 0 {
+                ConnectFailure::Dns
+            } else {
+                ConnectFailure::Tls
+            };
+            let at = end(
+                &mut planner,
+                i * 1_000 + 10,
+                failed(failure),
+                &config,
+                &mut jitter,
+            );
+            assert_eq!(at, t(i * 1_000 + 10), "attempt {i} was counted");
+        }
+        planner.attempt_started(t(50_000));
+        planner.attempt_reached(t(50_100));
+        let _ = end(&mut planner, 51_000, DROPPED, &config, &mut jitter);
+        planner.attempt_started(t(52_000));
+        planner.attempt_reached(t(52_100));
+        // Three counted, the first answered at 100.
+        assert_eq!(
+            end(&mut planner, 53_000, DROPPED, &config, &mut jitter),
+            t(60_100)
+        );
+    }
+
+    #[test]
+    fn a_freed_slot_keeps_every_counted_attempt_the_largest_ceiling_needs() {
+        let max = AttemptRate::MAX_ATTEMPTS;
+        let config = ceiling_only(max, 600_000);
+        let mut planner = RetryPlanner::new(&config);
+        let mut jitter = Jitter::new(1);
+        for i in 0..u64::from(max) {
+            planner.attempt_started(t(i * 1_000));
+            planner.attempt_reached(t(i * 1_000 + 10));
+            let _ = end(&mut planner, i * 1_000 + 20, DROPPED, &config, &mut jitter);
+        }
+        // Its start overwrites the oldest slot; freeing it must not forget
+        // the oldest counted attempt, which still bounds the next start.
+        planner.attempt_started(t(40_000));
+        let at = end(
+            &mut planner,
+            40_010,
+            failed(ConnectFailure::Dns),
+            &config,
+            &mut jitter,
+        );
+        assert_eq!(at, t(600_010));
+    }
+
+    #[test]
+    fn attempts_in_flight_count_at_their_connect_deadline() {
+        let config = ceiling_only(2, 60_000);
+        let connect_ms = config.timeouts.connect_ms;
+        let mut planner = RetryPlanner::new(&config);
+        // Two dials in flight at once: neither outcome is known, and
+        // either may still reach the gateway until its deadline.
+        planner.attempt_started(t(0));
+        planner.attempt_started(t(100));
+        assert_eq!(
+            planner.rate_floor(t(200), &config),
+            Some(t(connect_ms + 60_000))
+        );
+        // Past a deadline the driver has not reported yet: no earlier
+        // than now.
+        assert_eq!(
+            planner.rate_floor(t(30_000), &config),
+            Some(t(30_000 + 60_000))
+        );
+        // The later one is answered; the earlier still counts, at its
+        // deadline, which is now the later of the two bounds.
+        planner.attempt_reached(t(300));
+        assert_eq!(planner.rate_floor(t(400), &config), Some(t(60_300)));
+        let config = ceiling_only(1, 60_000);
+        assert_eq!(
+            planner.rate_floor(t(400), &config),
+            Some(t(connect_ms + 60_000))
+        );
+    }
+
+    #[test]
+    fn a_clock_that_steps_back_never_stamps_an_attempt_before_its_dial() {
+        let config = ceiling_only(1, 60_000);
+        let mut planner = RetryPlanner::new(&config);
+        let mut jitter = Jitter::new(1);
+        planner.attempt_started(t(10_000));
+        planner.attempt_reached(t(5_000));
+        assert_eq!(
+            end(&mut planner, 4_000, DROPPED, &config, &mut jitter),
+            t(70_000)
+        );
+        planner.attempt_started(t(80_000));
+        assert_eq!(
+            end(&mut planner, 1_000, DROPPED, &config, &mut jitter),
+            t(140_000)
+        );
+        // At the end of time nothing overflows.
+        planner.attempt_started(Timestamp::MAX);
+        planner.attempt_reached(Timestamp::MAX);
+        assert_eq!(
+            end(&mut planner, u64::MAX, DROPPED, &config, &mut jitter),
+            Timestamp::MAX
+        );
+    }
+
+    #[test]
+    fn a_window_of_zero_turns_the_ceiling_off() {
+        let config = ceiling_only(1, 0);
+        let mut planner = RetryPlanner::new(&config);
+        planner.attempt_started(t(0));
+        assert_eq!(planner.rate_floor(t(0), &config), None);
+    }
+
+    /// The guarantee itself: dials at the plans' times, each handshake
+    /// reaching the gateway after a random latency (or not at all), the
+    /// answer after another, sockets held for a random time that often
+    /// repays the failure. The gateway never sees more than `max_attempts`
+    /// handshakes within a window, whatever the latencies.
+    #[test]
+    fn whatever_the_latencies_the_gateway_never_sees_more_than_the_ceiling() {
+        let config = PolicyConfig::default();
+        let rule = config.attempt_rate;
+        for seed in 0..40 {
+            let mut planner = RetryPlanner::new(&config);
+            let mut jitter = Jitter::new(seed);
+            let mut links = Jitter::new(seed ^ 0x5eed);
+            let mut arrivals = Vec::new();
+            let mut now = 0;
+            for _ in 0..400 {
+                planner.attempt_started(t(now));
+                // Slow or fast, so that an early handshake can arrive late.
+                let out = links.below(2) * 2_500 + links.between(0, 500);
+                let back = links.between(0, 500);
+                let (ended, trigger, answered_since) = match links.below(10) {
+                    // Answered, held long enough to repay its failure: the
+                    // backoff stays short and the ceiling paces the shard.
+                    0..=6 => {
+                        arrivals.push(now + out);
+                        let opened = now + out + back;
+                        planner.attempt_reached(t(opened));
+                        let held = links.between(2_000, 2_600);
+                        (opened + held, DROPPED, Some(t(opened)))
+                    }
+                    // Reached the gateway, refused or unanswered in time.
+                    7 => {
+                        arrivals.push(now + out);
+                        let trigger = if links.below(2) == 0 {
+                            failed(ConnectFailure::Refused)
+                        } else {
+                            failed(ConnectFailure::TimedOut)
+                        };
+                        (now + out + back, trigger, None)
+                    }
+                    // Refused on the way, never reaching it.
+                    8 => (now + out, failed(ConnectFailure::Refused), None),
+                    // No name, or no TLS: never reaching it.
+                    _ => (now + out, failed(ConnectFailure::Dns), None),
+                };
+                let plan = planner
+                    .plan(
+                        t(ended),
+                        trigger,
+                        Decision::Resume,
+                        Recovery::Resume,
+                        Ending {
+                            answered_since,
+                            ..Ending::default()
+                        },
+                        &config,
+                        &mut jitter,
+                    )
+                    .unwrap();
+                now = plan.at.as_millis();
+            }
+            arrivals.sort_unstable();
+            let most = arrivals
+                .iter()
+                .map(|&a| {
+                    arrivals
+                        .iter()
+                        .filter(|&&b| b >= a && b - a < rule.window_ms)
+                        .count()
+                })
+                .max()
+                .unwrap();
+            assert!(
+                most <= rule.max_attempts as usize,
+                "seed {seed}: {most} handshakes within {} ms",
+                rule.window_ms
+            );
+        }
     }
 }

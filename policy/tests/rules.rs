@@ -625,3 +625,74 @@ fn a_link_that_answers_just_past_the_credit_never_storms() {
     // And the count did stay low: the ceiling, not the backoff, paced it.
     assert!(d.policy.retries() <= 2, "{}", d.policy.retries());
 }
+
+#[test]
+fn the_ceiling_counts_an_attempt_from_when_the_gateway_answered_it() {
+    // Each upgrade is answered 1.5 s after its dial (the gateway saw the
+    // handshake somewhere in between), and each socket drops 2.006 s
+    // after it opened, repaying the failure: the ceiling paces the shard.
+    let rate = PolicyConfig::default().attempt_rate;
+    let (window, max) = (rate.window_ms, rate.max_attempts as usize);
+    let mut d = Driver::connected(3);
+    d.advance(500);
+    let _ = d.send(closed(None));
+    let (mut starts, mut answers) = (Vec::new(), Vec::new());
+    let mut seq = 3;
+    while d.now < 600_000 {
+        let from = d.mark();
+        starts.push(d.next_connect(from).at);
+        d.advance(1_500);
+        answers.push(d.now);
+        assert_eq!(d.open(), resume(seq));
+        seq += 1;
+        assert_eq!(d.dispatch(seq, Dispatch::Resumed), Handled::Accepted);
+        d.advance(2_006);
+        let _ = d.send(closed(None));
+    }
+    // No attempt starts sooner than a window after the answer to the one
+    // `max` before it, so whatever the latencies, the gateway never saw
+    // more than `max` handshakes within a window.
+    for (i, &start) in starts.iter().enumerate().skip(max) {
+        assert!(
+            start >= answers[i - max] + window,
+            "attempt {i} at {start}, {} after the answer to attempt {}",
+            start - answers[i - max],
+            i - max
+        );
+    }
+    // And the answer, not the dial plus a margin, is what held them back.
+    let held_by_the_answer = starts
+        .iter()
+        .enumerate()
+        .skip(max)
+        .filter(|&(i, &start)| start == answers[i - max] + window)
+        .count();
+    assert!(held_by_the_answer > 10, "{held_by_the_answer}: {starts:?}");
+}
+
+#[test]
+fn a_socket_dropped_5_s_after_each_resume_stays_connected_four_fifths_of_the_time() {
+    // The by-hand test on real sockets, at the policy's level: loopback
+    // latencies (the upgrade answered 2 ms after the dial, RESUMED 2 ms
+    // after Hello), each socket dropped 5 s after RESUMED, for 10 minutes.
+    let mut d = Driver::connected(3);
+    d.advance(500);
+    let _ = d.send(closed(None));
+    let first = d.now;
+    let mut connected = 0;
+    let mut seq = 3;
+    while d.now < 600_000 {
+        let from = d.mark();
+        let _ = d.next_connect(from);
+        d.advance(2);
+        assert_eq!(d.open(), resume(seq));
+        seq += 1;
+        d.advance(2);
+        assert_eq!(d.dispatch(seq, Dispatch::Resumed), Handled::Accepted);
+        d.advance(5_000);
+        connected += 5_000;
+        let _ = d.send(closed(None));
+    }
+    let share = connected as f64 / (d.now - first) as f64;
+    assert!(share >= 0.8, "connected {:.2} % of the time", share * 100.0);
+}

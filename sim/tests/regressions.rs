@@ -149,10 +149,13 @@ fn regression_a_lost_identify_does_not_time_out_the_next_shard_of_its_bucket() {
 
 /// Extra latency on some links (378 ± 76 ms and 606 ± 10 ms, overlapping)
 /// while every socket is cut 3.2 s after it opens: the policy's attempt
-/// ceiling spaced a shard's first and eleventh dials 61 s apart, but the
-/// first reached the gateway about a second later than the eleventh would,
-/// so the gateway saw 11 handshakes within 60 s. The ceiling's window now
-/// leaves room for that much difference in latency.
+/// ceiling, counting attempts by when they were dialled, spaced a shard's
+/// first and eleventh dials 61 s apart, but the first reached the gateway
+/// about a second later than the eleventh would, so the gateway saw 11
+/// handshakes within 60 s. The ceiling now counts each attempt by when it
+/// reached the gateway (when its upgrade was answered, or when it ended
+/// unanswered), which no difference in latency can move earlier than the
+/// gateway saw it, over a window of exactly a minute.
 #[test]
 fn regression_latency_differences_do_not_squeeze_the_attempt_ceiling_into_a_storm() {
     let sc = scenario(vec![
