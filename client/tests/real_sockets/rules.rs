@@ -232,12 +232,16 @@ async fn by_hand_identify_rejecting_gateway() {
     .await;
 }
 
-/// A gateway that drops each socket 5 s after it resumed, for 2 minutes:
-/// connected at least 80 % of the time.
+/// A gateway that drops each socket 5 s after it resumed, for 5 minutes:
+/// connected at least 80 % of the time. The span is as long as the op 7
+/// test's: the attempt ceiling (10 handshakes a minute) caps a link that
+/// lives 5 s at 50 s of 60, and a 2-minute span that also holds the
+/// handshake of the connection the fault started on measures that start
+/// more than the steady state (79.8 %).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "by hand: about 2 minutes"]
+#[ignore = "by hand: about 5 minutes"]
 async fn by_hand_socket_dropped_every_5_s() {
-    bounded(200, async {
+    bounded(400, async {
         let gw = gateway(gateway_config()).await;
         let h = Harness::start(builder(defaults(&gw.url())));
         h.wait_streaming_past(5, 10).await;
@@ -246,7 +250,7 @@ async fn by_hand_socket_dropped_every_5_s() {
         });
         gw.inject(Fault::Drop);
         let start = gw.stats().accepted_at.len();
-        tokio::time::sleep(Duration::from_secs(120)).await;
+        tokio::time::sleep(Duration::from_secs(300)).await;
         let accepted = gw.stats().accepted_at;
         let accepted = &accepted[start..];
         // Each connection is up about 5 s from its start (plus the
