@@ -53,7 +53,7 @@ const INLINE_SOCKETS: usize = 3;
 
 /// The sockets one shard's client still holds, in the order it opened them.
 ///
-/// Up to [`INLINE_SOCKETS`] live in the record itself; a model that leaves
+/// Up to three live in the record itself; a model that leaves
 /// sockets behind spills onto the heap, keeping the order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HeldSockets {
