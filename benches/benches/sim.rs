@@ -1,5 +1,6 @@
-//! The simulator's speed: events per second, and the cost of a run as the
-//! fleet grows from 100 to 10,000 shards.
+//! The simulator's speed and memory: events per second, and the cost of a
+//! run and its memory per shard as the fleet grows from 100 to 100,000
+//! shards.
 //!
 //! ```text
 //! cargo bench -p reconnect-benches --bench sim
@@ -7,20 +8,30 @@
 //!
 //! One fixed workload at every size: the built-in `flapping-link` scenario
 //! stretched over the whole run (as `sim/examples/scale.rs` does, but
-//! [`MINUTES`] of simulated time instead of an hour), the default `policy`
-//! model, seed [`SEED`]. The gateway grows with the fleet, so that every
-//! shard sees the same conditions whatever the fleet's size: one identify
-//! bucket per [`SHARDS_PER_BUCKET`] shards (every fleet finishes starting
-//! after the same number of identify windows) and the built-ins' admission
-//! capacity per shard (200 handshakes/s per 1,000 shards). The events per
-//! shard then hardly change with the size, and a simulator that scales
-//! linearly takes the same time per shard at every size.
+//! [`MINUTES`] of simulated time instead of an hour; the largest fleet,
+//! [`LARGEST`] shards, [`LARGEST_MINUTES`], so that its ten samples fit in a
+//! couple of minutes), the default `policy` model, seed [`SEED`]. The
+//! gateway grows with the fleet, so that every shard sees the same
+//! conditions whatever the fleet's size: one identify bucket per
+//! [`SHARDS_PER_BUCKET`] shards (every fleet finishes starting after the
+//! same number of identify windows), the built-ins' admission capacity per
+//! shard (200 handshakes/s per 1,000 shards) and [`STARTS_PER_SHARD`]
+//! session starts per shard (with the default allowance of 5,000, a larger
+//! fleet would start only 5,000 of its shards). The events per shard then
+//! hardly change with the size, and a simulator that scales linearly takes
+//! the same time per event at every size.
 //!
-//! Each size's events are counted once before it is measured (a run is
-//! deterministic), so criterion reports events per second. Afterwards the
-//! benchmark prints a table built from the medians criterion saved in this
-//! run: events per second, nanoseconds per event, and the cost per shard
-//! relative to the smallest fleet, from which linearity can be read off.
+//! Each size is run once before it is measured, to count its events (a run
+//! is deterministic, so criterion reports events per second) and the peak
+//! of the heap during the run, read from this binary's global allocator
+//! (`allocation-counter`'s, which adds a few thread-local counter updates
+//! to each allocation, the same at every size; a run allocates little once
+//! its tables have grown). Afterwards the benchmark prints a table built from the
+//! medians criterion saved in this run: events per second, nanoseconds per
+//! event and its ratio to the smallest fleet's, from which flatness can be
+//! read off, and the heap per shard: the peak over the fleet, and the
+//! growth from the previous size (the cost of one more shard, without the
+//! fixed cost of the event wheels and the tables every run has).
 //! Wall time is criterion's to measure; nothing here reads a clock.
 
 use std::hint::black_box;
@@ -32,9 +43,18 @@ use reconnect_sim::metrics::Recorder;
 use reconnect_sim::{Budget, DEFAULT_MODEL, ModelSpec, Scenario, model, run};
 
 /// The fleet sizes, in shards.
-const SIZES: [u32; 5] = [100, 300, 1_000, 3_000, 10_000];
+const SIZES: [u32; 4] = [100, 1_000, 10_000, LARGEST];
+/// The largest fleet, run for [`LARGEST_MINUTES`].
+const LARGEST: u32 = 100_000;
 /// Simulated minutes per run.
 const MINUTES: u64 = 15;
+/// Simulated minutes per run of the largest fleet: its start and four
+/// minutes of flapping.
+const LARGEST_MINUTES: u64 = 5;
+/// Session starts per shard in the gateway's allowance (Discord grants
+/// `max(2000, guilds / 1000 × 5)` a day, about five per shard of 1,000
+/// guilds).
+const STARTS_PER_SHARD: u32 = 5;
 /// The flapping starts here, when every fleet is three quarters through its
 /// start (12 of its 16 identify windows).
 const FAULT_AT_MS: u64 = 60_000;
@@ -61,9 +81,18 @@ const GROUP: &str = "sim";
 /// The benchmark function, named after the workload.
 const FUNCTION: &str = "flapping-link";
 
+/// Simulated minutes for a fleet of `shards`.
+const fn minutes(shards: u32) -> u64 {
+    if shards >= LARGEST {
+        LARGEST_MINUTES
+    } else {
+        MINUTES
+    }
+}
+
 /// The workload for a fleet of `shards`.
 fn workload(shards: u32) -> Scenario {
-    let duration_ms = MINUTES * 60_000;
+    let duration_ms = minutes(shards) * 60_000;
     let mut scenario = Scenario::builtin("flapping-link").expect("the built-in flapping-link");
     scenario.shards = shards;
     scenario.heal_at_ms = duration_ms;
@@ -71,6 +100,9 @@ fn workload(shards: u32) -> Scenario {
     scenario.gateway.max_concurrency =
         u16::try_from(shards.div_ceil(SHARDS_PER_BUCKET)).expect("at most 65,535 identify buckets");
     scenario.gateway.admission_per_s = (shards * ADMISSION_PER_1000_SHARDS).div_ceil(1_000);
+    let starts = shards.saturating_mul(STARTS_PER_SHARD).max(5_000);
+    scenario.gateway.session_start_total = starts;
+    scenario.gateway.session_start_remaining = starts;
     for fault in &mut scenario.faults {
         fault.at_ms = FAULT_AT_MS;
         fault.duration_ms = duration_ms;
@@ -79,6 +111,26 @@ fn workload(shards: u32) -> Scenario {
         .validate()
         .unwrap_or_else(|e| panic!("the benchmark's own scenario: {e}"));
     scenario
+}
+
+/// One size's figures from its counting run.
+#[derive(Clone, Copy, Debug)]
+struct Counted {
+    shards: u32,
+    events: u64,
+    /// The heap's peak during the run, less what was in use before it.
+    heap_peak: u64,
+}
+
+/// Runs the workload of `shards` once, counting its events and its heap.
+fn count(scenario: &Scenario, model: &ModelSpec) -> Counted {
+    let mut events = 0;
+    let heap = allocation_counter::measure(|| events = simulate(scenario, model).events);
+    Counted {
+        shards: scenario.shards,
+        events,
+        heap_peak: heap.bytes_max,
+    }
 }
 
 /// One whole run.
@@ -104,9 +156,10 @@ fn main() {
         .warm_up_time(Duration::from_secs(1));
     for shards in SIZES {
         let scenario = workload(shards);
-        let events = simulate(&scenario, &model).events;
+        let one = count(&scenario, &model);
+        let events = one.events;
         assert!(events > 0, "{shards} shards: the run processed no events");
-        counted.push((shards, events));
+        counted.push(one);
         group
             .throughput(Throughput::Elements(events))
             .measurement_time(measurement_time(events));
@@ -122,37 +175,66 @@ fn main() {
 }
 
 /// The table of this run's medians, one row per fleet size.
-fn print_table(counted: &[(u32, u64)]) {
+fn print_table(counted: &[Counted]) {
     println!();
     println!(
-        "{GROUP}/{FUNCTION}: {MINUTES} simulated minutes, model {DEFAULT_MODEL}, seed {SEED}; \
-         medians of this run"
+        "{GROUP}/{FUNCTION}: {MINUTES} simulated minutes ({LARGEST_MINUTES} for {LARGEST} shards), \
+         model {DEFAULT_MODEL}, seed {SEED}; medians of this run"
     );
     println!(
-        "{:>7} {:>11} {:>8} {:>10} {:>12} {:>9} {:>11} {:>12}",
-        "shards", "events", "ev/shard", "median", "events/s", "ns/event", "µs/shard", "per shard ×"
+        "{:>7} {:>4} {:>11} {:>8} {:>10} {:>12} {:>9} {:>10} {:>12} {:>12}",
+        "shards",
+        "min",
+        "events",
+        "ev/shard",
+        "median",
+        "events/s",
+        "ns/event",
+        "ns/event ×",
+        "heap/shard",
+        "added/shard"
     );
-    let mut first_per_shard = None;
-    for &(shards, events) in counted {
-        let Some(ns) = median_ns(&format!("{GROUP}/{FUNCTION}/{shards}")) else {
-            println!("{shards:>7} {events:>11}   (not measured in this run)");
+    let mut first_ns_per_event = None;
+    let mut previous: Option<Counted> = None;
+    for &c in counted {
+        let heap_per_shard = c.heap_peak as f64 / f64::from(c.shards);
+        let added = previous.map_or_else(
+            || "".to_owned(),
+            |p| {
+                let bytes = c.heap_peak as f64 - p.heap_peak as f64;
+                format!("{:.0} B", bytes / f64::from(c.shards - p.shards))
+            },
+        );
+        previous = Some(c);
+        let Some(ns) = median_ns(&format!("{GROUP}/{FUNCTION}/{}", c.shards)) else {
+            println!(
+                "{:>7} {:>4} {:>11}   (not measured in this run) {:>38.0} B {added:>12}",
+                c.shards,
+                minutes(c.shards),
+                c.events,
+                heap_per_shard
+            );
             continue;
         };
-        let per_shard = ns / f64::from(shards);
-        let relative = per_shard / *first_per_shard.get_or_insert(per_shard);
+        let ns_per_event = ns / c.events as f64;
+        let relative = ns_per_event / *first_ns_per_event.get_or_insert(ns_per_event);
         println!(
-            "{shards:>7} {events:>11} {:>8.1} {:>10} {:>10.2} M {:>9.1} {:>11.1} {:>11.2}×",
-            events as f64 / f64::from(shards),
+            "{:>7} {:>4} {:>11} {:>8.1} {:>10} {:>10.2} M {:>9.1} {:>9.2}× {:>10.0} B {added:>12}",
+            c.shards,
+            minutes(c.shards),
+            c.events,
+            c.events as f64 / f64::from(c.shards),
             duration(ns),
-            events as f64 / ns * 1e3,
-            ns / events as f64,
-            per_shard / 1e3,
+            c.events as f64 / ns * 1e3,
+            ns_per_event,
             relative,
+            heap_per_shard,
         );
     }
     println!(
-        "(per shard ×: the median per shard over that of the first size listed; \
-         1.00× throughout is linear)"
+        "(ns/event ×: over the first size listed, 1.00× throughout is a flat cost per event; \
+         heap/shard: the heap's peak during one run over its shards; added/shard: its growth \
+         from the previous size, per shard added)"
     );
 }
 

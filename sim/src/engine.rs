@@ -22,7 +22,7 @@ use reconnect_policy::{
 use crate::client::{Action, Clients, Cx, FleetClient, PeerClient, PeerKind, PeerShared, Timer};
 use crate::gateway::{self, Gateway, ServerFault};
 use crate::metrics::{Recorder, SessionTally};
-use crate::net::{LinkRng, Sockets};
+use crate::net::{LinkRng, ShardLink, Sockets};
 use crate::queue::Queue;
 use crate::rng::{self, Stream};
 use crate::rules;
@@ -226,10 +226,9 @@ pub(crate) struct Sim<'a> {
     established_now: u32,
     queue: Queue<Ev>,
     sockets: Sockets,
-    /// Sockets each shard's client still holds.
-    shard_socks: Vec<Vec<SockId>>,
-    links: Vec<LinkRng>,
-    flap_down: Vec<bool>,
+    /// Each shard's side of its link (its draws, the sockets its client
+    /// holds, whether a flap has it down, whether it was told a fatal code).
+    links: Vec<ShardLink>,
     /// Faults in force now (indices into `sc.faults`).
     active: Vec<u16>,
     clients: Clients,
@@ -239,8 +238,6 @@ pub(crate) struct Sim<'a> {
     /// The peer models' bot-wide pacing.
     peers: PeerShared,
     gateway: Gateway,
-    /// The client was told a fatal close code.
-    fatal_seen: Vec<bool>,
     rec: Recorder,
     actions: Vec<Action>,
 }
@@ -335,11 +332,11 @@ impl<'a> Sim<'a> {
             established_now: 0,
             queue: Queue::default(),
             sockets: Sockets::default(),
-            shard_socks: vec![Vec::new(); shards as usize],
             links: (0..shards)
-                .map(|s| LinkRng::new(rng::derive(seed, Stream::Link, u64::from(s))))
+                .map(|s| {
+                    ShardLink::new(LinkRng::new(rng::derive(seed, Stream::Link, u64::from(s))))
+                })
                 .collect(),
-            flap_down: vec![false; shards as usize],
             active: Vec::new(),
             clients,
             wake_at: vec![u64::MAX; timers],
@@ -356,7 +353,6 @@ impl<'a> Sim<'a> {
                 sc.identify_tolerance(),
                 rng::derive(seed, Stream::Server, 0),
             ),
-            fatal_seen: vec![false; shards as usize],
             rec: Recorder::new(shards, span),
             actions: Vec::new(),
         };
@@ -721,10 +717,11 @@ impl<'a> Sim<'a> {
                 to_resume_url,
             } => {
                 self.rec.attempt(shard, self.now);
-                if self.fatal_seen[shard as usize] {
+                let link = &mut self.links[shard as usize];
+                if link.fatal_seen {
                     self.rec.count.retries_after_fatal += 1;
                 }
-                let held = &mut self.shard_socks[shard as usize];
+                let held = &mut link.held;
                 held.push(sock);
                 let held = u32::try_from(held.len()).unwrap_or(u32::MAX);
                 self.rec.max_open_per_shard = self.rec.max_open_per_shard.max(held);
@@ -763,7 +760,7 @@ impl<'a> Sim<'a> {
         if let Some(s) = self.sockets.get_mut(sock) {
             s.client_open = false;
             let shard = s.shard as usize;
-            self.shard_socks[shard].retain(|x| *x != sock);
+            self.links[shard].held.remove(sock);
         }
         self.sockets.release_if_done(sock);
     }
@@ -780,7 +777,7 @@ impl<'a> Sim<'a> {
             ToClient::Closed { code } => {
                 // Judged by the referee's own table, not the policy's.
                 if code.is_some_and(rules::forbids_reconnect) {
-                    self.fatal_seen[shard as usize] = true;
+                    self.links[shard as usize].fatal_seen = true;
                 }
                 self.client_let_go(sock);
             }
@@ -814,7 +811,7 @@ impl<'a> Sim<'a> {
             let f = f as usize;
             match self.sc.faults[f].kind {
                 FaultKind::Outage { mode } if self.hits(f, shard) => return Some(mode),
-                FaultKind::Flapping { mode, .. } if self.flap_down[shard as usize] => {
+                FaultKind::Flapping { mode, .. } if self.links[shard as usize].flap_down => {
                     return Some(mode);
                 }
                 _ => {}
@@ -877,12 +874,12 @@ impl<'a> Sim<'a> {
                 FaultKind::Latency {
                     extra_ms,
                     jitter_ms,
-                } => extra += extra_ms + self.links[shard as usize].upto(jitter_ms),
+                } => extra += extra_ms + self.links[shard as usize].rng.upto(jitter_ms),
                 FaultKind::Loss { probability } => loss = loss.max(probability.min(0.95)),
                 _ => {}
             }
         }
-        let link = &mut self.links[shard as usize];
+        let link = &mut self.links[shard as usize].rng;
         let mut ms = self.sc.link.latency_ms + link.upto(self.sc.link.jitter_ms) + extra;
         while loss > 0.0 && link.unit() < loss {
             ms += 200;
@@ -961,7 +958,7 @@ impl<'a> Sim<'a> {
                     self.schedule(self.now + up, Ev::Flap { shard, fault });
                 }
                 FaultKind::HalfOpen => {
-                    for &sock in &self.shard_socks[shard as usize] {
+                    for &sock in self.links[shard as usize].held.as_slice() {
                         if let Some(s) = self.sockets.get_mut(sock) {
                             s.dead = true;
                         }
@@ -987,7 +984,7 @@ impl<'a> Sim<'a> {
         ) {
             for shard in 0..self.sc.shards {
                 if self.hits(fault as usize, shard) {
-                    self.flap_down[shard as usize] = false;
+                    self.links[shard as usize].flap_down = false;
                 }
             }
         }
@@ -1007,13 +1004,13 @@ impl<'a> Sim<'a> {
         else {
             return;
         };
-        let down = !self.flap_down[shard as usize];
-        self.flap_down[shard as usize] = down;
         let link = &mut self.links[shard as usize];
+        let down = !link.flap_down;
+        link.flap_down = down;
         let next = if down {
-            min_down_ms + link.upto(max_down_ms - min_down_ms)
+            min_down_ms + link.rng.upto(max_down_ms - min_down_ms)
         } else {
-            min_up_ms + link.upto(max_up_ms - min_up_ms)
+            min_up_ms + link.rng.upto(max_up_ms - min_up_ms)
         };
         if down {
             self.link_goes_down(shard, mode);
@@ -1023,8 +1020,8 @@ impl<'a> Sim<'a> {
 
     /// The shard's link fails: sockets are reset, or go silent.
     fn link_goes_down(&mut self, shard: u32, mode: DownMode) {
-        let socks = self.shard_socks[shard as usize].clone();
-        for sock in socks {
+        let socks = self.links[shard as usize].held.clone();
+        for &sock in socks.as_slice() {
             match mode {
                 DownMode::Refuse => {
                     self.gateway.handle_socket_reset(self.now, sock);
@@ -1050,7 +1047,7 @@ impl<'a> Sim<'a> {
     fn heal(&mut self) {
         self.active.clear();
         self.gateway.set_admission_per_s(self.admission_per_s());
-        self.flap_down.iter_mut().for_each(|d| *d = false);
+        self.links.iter_mut().for_each(|l| l.flap_down = false);
         let g = &self.sc.gateway;
         // A client learns that a black-holed socket is dead only when a
         // heartbeat goes unanswered: one interval after the last heartbeat
@@ -1064,7 +1061,7 @@ impl<'a> Sim<'a> {
                 continue;
             }
             let mut zombie = false;
-            for &sock in &self.shard_socks[shard as usize] {
+            for &sock in self.links[shard as usize].held.as_slice() {
                 let last_heartbeat = self.gateway.last_heartbeat(sock).unwrap_or(0);
                 if let Some(s) = self.sockets.get(sock)
                     && s.dead

@@ -1,5 +1,10 @@
 //! Sockets and the links they run over.
 //!
+//! Each shard's side of its link is one small record ([`ShardLink`]): its
+//! random source, the sockets its client holds (kept inline, so a fleet
+//! allocates nothing per shard for them) and two flags, so an event for a
+//! shard reads one place rather than one table per field.
+//!
 //! The socket table is a slab whose slots carry a generation, so a message
 //! still in flight for a socket that is gone is dropped rather than handed
 //! to the slot's next socket. Each socket keeps the time of the last message
@@ -39,6 +44,123 @@ impl LinkRng {
     /// Uniform in `[0, 1)`.
     pub fn unit(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Sockets held inline before a shard's list moves to the heap: a sound
+/// client holds one socket, two while it replaces it.
+const INLINE_SOCKETS: usize = 3;
+
+/// The sockets one shard's client still holds, in the order it opened them.
+///
+/// Up to three live in the record itself; a model that leaves
+/// sockets behind spills onto the heap, keeping the order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HeldSockets {
+    /// Few: the first `len` of `socks`.
+    Inline {
+        /// How many of `socks` are held.
+        len: u8,
+        /// The sockets, oldest first.
+        socks: [SockId; INLINE_SOCKETS],
+    },
+    /// More than fit inline, oldest first.
+    Spilled(Vec<SockId>),
+}
+
+impl Default for HeldSockets {
+    fn default() -> Self {
+        Self::Inline {
+            len: 0,
+            socks: [SockId {
+                index: 0,
+                generation: 0,
+            }; INLINE_SOCKETS],
+        }
+    }
+}
+
+impl HeldSockets {
+    /// The sockets, oldest first.
+    #[must_use]
+    pub fn as_slice(&self) -> &[SockId] {
+        match self {
+            Self::Inline { len, socks } => &socks[..usize::from(*len)],
+            Self::Spilled(socks) => socks,
+        }
+    }
+
+    /// How many are held.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    /// Whether none is held.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Holds one more, newest.
+    pub fn push(&mut self, sock: SockId) {
+        match self {
+            Self::Inline { len, socks } if usize::from(*len) < INLINE_SOCKETS => {
+                socks[usize::from(*len)] = sock;
+                *len += 1;
+            }
+            Self::Inline { socks, .. } => {
+                let mut spilled = socks.to_vec();
+                spilled.push(sock);
+                *self = Self::Spilled(spilled);
+            }
+            Self::Spilled(socks) => socks.push(sock),
+        }
+    }
+
+    /// Lets go of `sock`, keeping the others' order.
+    pub fn remove(&mut self, sock: SockId) {
+        match self {
+            Self::Inline { len, socks } => {
+                let mut kept = 0;
+                for i in 0..usize::from(*len) {
+                    if socks[i] != sock {
+                        socks[kept] = socks[i];
+                        kept += 1;
+                    }
+                }
+                // At most `INLINE_SOCKETS` were held.
+                *len = u8::try_from(kept).unwrap_or(u8::MAX);
+            }
+            Self::Spilled(socks) => socks.retain(|x| *x != sock),
+        }
+    }
+}
+
+/// One shard's side of its link: everything the engine keeps per shard
+/// about it, in one record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShardLink {
+    /// The link's draws (latency jitter, loss, flap lengths).
+    pub rng: LinkRng,
+    /// The sockets the shard's client still holds.
+    pub held: HeldSockets,
+    /// A flapping fault has the link down now.
+    pub flap_down: bool,
+    /// The client was told a fatal close code.
+    pub fatal_seen: bool,
+}
+
+impl ShardLink {
+    /// A link drawing from `rng`, up, holding nothing.
+    #[must_use]
+    pub fn new(rng: LinkRng) -> Self {
+        Self {
+            rng,
+            held: HeldSockets::default(),
+            flap_down: false,
+            fatal_seen: false,
+        }
     }
 }
 
@@ -165,6 +287,37 @@ mod tests {
         assert!(t.get(a).is_none());
         assert_eq!(t.get(b).unwrap().shard, 2);
         assert_eq!(t.high_water(), 1, "the slot was reused");
+    }
+
+    #[test]
+    fn held_sockets_keep_their_order_inline_and_spilled() {
+        let id = |index| SockId {
+            index,
+            generation: 0,
+        };
+        let mut held = HeldSockets::default();
+        assert!(held.is_empty());
+        let mut model = Vec::new();
+        // Pushes past the inline capacity and removals, checked against a
+        // plain list.
+        for i in 0..6 {
+            held.push(id(i));
+            model.push(id(i));
+            assert_eq!(held.as_slice(), &model[..]);
+        }
+        for i in [2, 0, 5, 9] {
+            held.remove(id(i));
+            model.retain(|x| *x != id(i));
+            assert_eq!(held.as_slice(), &model[..]);
+        }
+        let mut held = HeldSockets::default();
+        held.push(id(1));
+        held.push(id(2));
+        held.remove(id(1));
+        held.push(id(3));
+        assert_eq!(held.as_slice(), &[id(2), id(3)]);
+        assert_eq!(held.len(), 2);
+        assert!(matches!(held, HeldSockets::Inline { .. }));
     }
 
     #[test]

@@ -9,6 +9,9 @@
 //! memory in order, where a binary heap over a fleet's tens of thousands of
 //! pending events spent most of its time on cache misses.
 //!
+//! A payload and the link to the next one in its slot share one entry of
+//! the slab, so pushing and popping an event touches one place in it.
+//!
 //! Order: events pop by time, and events of the same millisecond in the
 //! order they were pushed, as long as nothing is pushed before the time of
 //! the last pop (no caller does; earlier times are raised to it). An event
@@ -37,10 +40,8 @@ const NIL: u32 = u32::MAX;
 #[derive(Debug)]
 pub(crate) struct Queue<T> {
     /// Each slot's FIFO as (first, last) payload indices, linked through
-    /// `next` (8 bytes a slot).
+    /// each entry's `next` (8 bytes a slot).
     slots: Vec<(u32, u32)>,
-    /// The payload after each payload in its slot.
-    next: Vec<u32>,
     /// One bit per slot: it holds events.
     occupied: Vec<u64>,
     /// The time of the slot being drained; nothing earlier is pending.
@@ -48,16 +49,22 @@ pub(crate) struct Queue<T> {
     /// Events at or after `base + WINDOW_MS`: (time, order, payload index).
     overflow: BinaryHeap<Reverse<(u64, u64, u32)>>,
     order: u64,
-    slab: Vec<Option<T>>,
+    slab: Vec<Entry<T>>,
     free: Vec<u32>,
     len: usize,
+}
+
+/// A payload, and the index of the payload after it in its slot.
+#[derive(Debug)]
+struct Entry<T> {
+    item: Option<T>,
+    next: u32,
 }
 
 impl<T> Default for Queue<T> {
     fn default() -> Self {
         Self {
             slots: vec![(NIL, NIL); WINDOW_MS as usize],
-            next: Vec::new(),
             occupied: vec![0; WORDS],
             base: 0,
             overflow: BinaryHeap::new(),
@@ -75,11 +82,13 @@ impl<T> Queue<T> {
     pub(crate) fn push(&mut self, at: u64, item: T) {
         let at = at.max(self.base);
         let index = if let Some(index) = self.free.pop() {
-            self.slab[index as usize] = Some(item);
+            self.slab[index as usize].item = Some(item);
             index
         } else {
-            self.slab.push(Some(item));
-            self.next.push(NIL);
+            self.slab.push(Entry {
+                item: Some(item),
+                next: NIL,
+            });
             u32::try_from(self.slab.len() - 1)
                 .ok()
                 .filter(|&i| i != NIL)
@@ -97,13 +106,13 @@ impl<T> Queue<T> {
     #[inline]
     fn put_on_wheel(&mut self, at: u64, index: u32) {
         let slot = (at & MASK) as usize;
-        self.next[index as usize] = NIL;
+        self.slab[index as usize].next = NIL;
         let (first, last) = self.slots[slot];
         if first == NIL {
             self.slots[slot] = (index, index);
             self.occupied[slot / 64] |= 1 << (slot % 64);
         } else {
-            self.next[last as usize] = index;
+            self.slab[last as usize].next = index;
             self.slots[slot].1 = index;
         }
     }
@@ -130,7 +139,9 @@ impl<T> Queue<T> {
                 if self.base > limit {
                     return None;
                 }
-                let after = self.next[first as usize];
+                let entry = &mut self.slab[first as usize];
+                let after = entry.next;
+                let item = entry.item.take().expect("queued once");
                 self.slots[slot].0 = after;
                 if after == NIL {
                     self.slots[slot].1 = NIL;
@@ -138,7 +149,6 @@ impl<T> Queue<T> {
                 }
                 self.len -= 1;
                 self.free.push(first);
-                let item = self.slab[first as usize].take().expect("queued once");
                 return Some((self.base, item));
             }
             // The current slot is drained: turn to the next time with an
