@@ -265,6 +265,9 @@ pub struct Policy {
     /// The gateway closed with 4008 (we sent too fast): the driver's send
     /// budget is cut on every connection until one proves stable.
     slowed: bool,
+    /// Held by its fleet during a fleet-wide outage (see
+    /// [`Policy::set_held`]): the next attempt does not start until released.
+    held: bool,
     outputs: VecDeque<Output>,
     stats: PolicyStats,
 }
@@ -297,6 +300,7 @@ impl Policy {
             base_url,
             retries: RetryPlanner::new(&config),
             slowed: false,
+            held: false,
             config,
             shard,
             rng: Jitter::for_shard(seed, shard),
@@ -567,6 +571,10 @@ impl Policy {
                 slot: StartSlot::Asked,
                 ..
             } => None,
+            Phase::Waiting {
+                slot: StartSlot::Unasked,
+                ..
+            } if self.held => None,
             Phase::Waiting { at, .. } => Some(at),
             Phase::AwaitingIdentifySlot {
                 deadline,
@@ -950,7 +958,9 @@ impl Policy {
                 self.finish_close(now, then);
                 return true;
             }
-            Phase::Waiting { at, slot } if at <= now && slot != StartSlot::Asked => {
+            Phase::Waiting { at, slot }
+                if at <= now && slot != StartSlot::Asked && !self.holds(slot) =>
+            {
                 self.proceed(now);
                 return true;
             }
@@ -1294,7 +1304,7 @@ impl Policy {
     /// identify); after Hello, ask for an identify grant.
     fn proceed(&mut self, now: Timestamp) {
         match self.phase {
-            Phase::Waiting { at, slot } if at <= now => {
+            Phase::Waiting { at, slot } if at <= now && !self.holds(slot) => {
                 let recovery = self.next_recovery();
                 match slot {
                     StartSlot::Unasked if recovery == Recovery::Reidentify => {
@@ -1349,6 +1359,46 @@ impl Policy {
             url,
             recovery,
         });
+    }
+}
+
+/// The fleet's hold: how a [`Fleet`](crate::Fleet) keeps a shard from
+/// dialling while the whole fleet has lost the gateway.
+impl Policy {
+    /// Holds (`true`) or releases (`false`) the shard's next attempt. A held
+    /// policy that is waiting to start an attempt does not start it (nor ask
+    /// for its start slot) until released; nothing else changes: the plan it
+    /// made, its guard, its attempt ceiling and its identify limiter all
+    /// still apply once released, and a start slot already booked is used.
+    /// A release takes effect at the next [`Policy::handle_timeout`] (the
+    /// wake-up time returns), never inside this call: timers run in one
+    /// place only.
+    pub fn set_held(&mut self, held: bool) {
+        self.held = held;
+    }
+
+    /// Whether the shard is held (see [`Policy::set_held`]).
+    #[must_use]
+    pub const fn is_held(&self) -> bool {
+        self.held
+    }
+
+    /// When the shard, waiting between attempts with no start slot asked
+    /// for, may start its next attempt; `None` in every other phase.
+    #[must_use]
+    pub const fn waiting_until(&self) -> Option<Timestamp> {
+        match self.phase {
+            Phase::Waiting {
+                at,
+                slot: StartSlot::Unasked,
+            } => Some(at),
+            _ => None,
+        }
+    }
+
+    /// Whether the hold keeps an attempt waiting in `slot` from starting.
+    const fn holds(&self, slot: StartSlot) -> bool {
+        self.held && matches!(slot, StartSlot::Unasked)
     }
 }
 
