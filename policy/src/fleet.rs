@@ -673,7 +673,11 @@ impl Fleet {
                 probing = probing.saturating_add(1);
             }
         }
-        recovery.ramp = crate::fleet_recovery::RampWindow::start(&recovery.config, probing);
+        recovery.ramp = crate::fleet_recovery::RampWindow::start(
+            &recovery.config,
+            recovery.marks.len(),
+            probing,
+        );
         recovery.ramp_moved = true;
     }
 
@@ -737,7 +741,7 @@ impl Fleet {
                         | PolicyState::Resuming
                         | PolicyState::Connected { .. }
                 ) {
-                    self.recovery.ramp.succeeded(&self.recovery.config);
+                    self.recovery.ramp.succeeded();
                 } else if policy.stats().attempts > attempts
                     && (matches!(state, PolicyState::BackingOff { .. } | PolicyState::Closing)
                         || state.is_terminal())

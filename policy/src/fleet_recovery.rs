@@ -59,9 +59,13 @@ pub struct FleetRecovery {
     /// The silence that trips, spread over the live connections, in ms:
     /// the silence needed is `max(min_silence_ms, fleet_silence_ms / live)`
     /// (default 123.75 s, three Discord heartbeat intervals: each live
-    /// connection sends an ACK per interval, so a fleet with `live` of them
-    /// hears a frame every `41.25 s / live` on average and three times that
-    /// in silence is not chance; a fleet of ten live shards waits 12 s,
+    /// connection receives an ACK per interval at a random phase, so a
+    /// fleet with `live` of them hears a frame every `41.25 s / live` on
+    /// average, and a silence three times that comes by chance about once
+    /// in 20 faults (e^-3); a false trip ends at the next frame. Five
+    /// intervals would make chance rarer but leave a fleet of 300 shards
+    /// silent past its first redial (500 ms after a drop), so most of it
+    /// would dial before the trip. A fleet of ten live shards waits 12 s,
     /// one of a thousand 250 ms).
     pub fleet_silence_ms: u64,
     /// The first probe's delay after the trip, in ms, doubled per probe up
@@ -77,10 +81,12 @@ pub struct FleetRecovery {
     /// the probe was answered (default 8: one bucket-full of Discord's
     /// large-bot concurrency, small enough for any gateway).
     pub ramp_initial: u32,
-    /// The ramp's largest window (default 48: at a few hundred ms per
-    /// handshake, well under the 100 handshakes per 100 ms a gateway sees
-    /// as a herd from a fleet of 1000, and a fleet of 1000 back in about
-    /// two seconds).
+    /// The ramp's largest window (default 48), further capped at a
+    /// twentieth of the fleet (never below
+    /// [`ramp_initial`](Self::ramp_initial)): handshakes take about as long
+    /// as a 100 ms window, and a gateway sees a tenth of a fleet arriving in
+    /// 100 ms as a herd, so a twentieth keeps the ramp at half that; a fleet
+    /// of 1000 is back in about two seconds.
     pub ramp_max: u32,
 }
 
@@ -318,15 +324,20 @@ impl ProbeSchedule {
 pub(crate) struct RampWindow {
     window: u32,
     in_flight: u32,
+    /// The largest window for this fleet.
+    max: u32,
 }
 
 impl RampWindow {
-    /// A ramp starting with `config.ramp_initial`, with `in_flight` shards
-    /// already connecting (the probes that were answered).
-    pub(crate) fn start(config: &FleetRecovery, in_flight: u32) -> Self {
+    /// A ramp for a fleet of `shards` starting with `config.ramp_initial`,
+    /// with `in_flight` shards already connecting (the probes that were
+    /// answered).
+    pub(crate) fn start(config: &FleetRecovery, shards: usize, in_flight: u32) -> Self {
+        let share = u32::try_from(shards / 20).unwrap_or(u32::MAX);
         Self {
             window: config.ramp_initial,
             in_flight,
+            max: config.ramp_max.min(share).max(config.ramp_initial),
         }
     }
 
@@ -341,9 +352,9 @@ impl RampWindow {
     }
 
     /// A released shard's handshake succeeded: slow start, +1.
-    pub(crate) fn succeeded(&mut self, config: &FleetRecovery) {
+    pub(crate) fn succeeded(&mut self) {
         self.in_flight = self.in_flight.saturating_sub(1);
-        self.window = self.window.saturating_add(1).min(config.ramp_max);
+        self.window = self.window.saturating_add(1).min(self.max);
     }
 
     /// A released shard failed (refused, cut, closed before its session):
@@ -590,7 +601,7 @@ mod tests {
 
     #[test]
     fn the_ramp_doubles_per_round_trip_and_halves_on_failure() {
-        let mut r = RampWindow::start(&C, 1);
+        let mut r = RampWindow::start(&C, 1000, 1);
         let mut released = 1;
         while r.has_room() {
             r.released();
@@ -599,7 +610,7 @@ mod tests {
         assert_eq!(released, 8);
         // A round trip of successes doubles the window.
         for _ in 0..8 {
-            r.succeeded(&C);
+            r.succeeded();
         }
         assert_eq!(r.window(), 16);
         assert_eq!(r.in_flight(), 0);
@@ -611,8 +622,16 @@ mod tests {
         }
         assert_eq!(r.window(), 1);
         for _ in 0..1_000 {
-            r.succeeded(&C);
+            r.succeeded();
         }
         assert_eq!(r.window(), C.ramp_max);
+        // A small fleet's ramp stays at a twentieth of it.
+        let mut small = RampWindow::start(&C, 300, 0);
+        for _ in 0..100 {
+            small.released();
+            small.succeeded();
+        }
+        assert_eq!(small.window(), 15);
+        assert_eq!(RampWindow::start(&C, 40, 0).max, C.ramp_initial);
     }
 }
