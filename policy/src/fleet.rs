@@ -587,6 +587,10 @@ impl Fleet {
             self.trip(now);
         }
         let recovery = &mut self.recovery;
+        if recovery.mode == Mode::Ramp && recovery.checks_until.is_some_and(|at| at <= now) {
+            recovery.checks_until = None;
+            recovery.ramp_moved = true;
+        }
         if recovery.mode == Mode::Outage && recovery.probes.due(now, &config, &mut recovery.jitter)
         {
             self.probe(now);
@@ -615,9 +619,16 @@ impl Fleet {
         recovery
             .probes
             .start(now, &recovery.config, &mut recovery.jitter);
+        let check_ms = recovery.config.check_ms;
+        // Room for the check's heartbeat to go out and its deadline to run.
+        recovery.checks_until = Some(now.saturating_add(check_ms.saturating_add(1_000)));
         for index in 0..self.policies.len() {
-            if self.policies[index].state().is_terminal() {
+            let state = self.policies[index].state();
+            if state.is_terminal() {
                 continue;
+            }
+            if state.is_connected() {
+                self.policies[index].check_alive(now, check_ms);
             }
             self.policies[index].set_held(true);
             self.recovery.marks[index] = Mark::Held;
@@ -700,7 +711,8 @@ impl Fleet {
             self.recovery.cursor = (index + 1) % n.max(1);
             self.release(index, now, true);
         }
-        if exhausted && self.recovery.ramp.in_flight() == 0 {
+        if exhausted && self.recovery.ramp.in_flight() == 0 && self.recovery.checks_until.is_none()
+        {
             self.recovery.mode = Mode::Healthy;
             for index in 0..n {
                 self.recovery.marks[index] = Mark::Free;

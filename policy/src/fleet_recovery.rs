@@ -77,6 +77,12 @@ pub struct FleetRecovery {
     /// 3.5 s on average costs a fleet of 1000 shards 0.17 attempts per
     /// shard over a 600 s outage, and finds the heal within 4 s).
     pub probe_cap_ms: u64,
+    /// How long a shard that still looks connected at the trip has to
+    /// answer a heartbeat sent at once, in ms (default 3 s: a live link
+    /// answers within a round trip; a black hole otherwise hides a dead
+    /// socket until its next heartbeat, up to 41.25 s later, and a
+    /// heartbeat costs the gateway nothing like an attempt does).
+    pub check_ms: u64,
     /// The ramp's first window: released shards connecting at once after
     /// the probe was answered (default 8: one bucket-full of Discord's
     /// large-bot concurrency, small enough for any gateway).
@@ -100,6 +106,7 @@ impl FleetRecovery {
         fleet_silence_ms: 123_750,
         probe_base_ms: 1_000,
         probe_cap_ms: 4_000,
+        check_ms: 3_000,
         ramp_initial: 8,
         ramp_max: 48,
     };
@@ -129,6 +136,7 @@ impl FleetRecovery {
             ("fleet_recovery.fleet_silence_ms", self.fleet_silence_ms),
             ("fleet_recovery.probe_base_ms", self.probe_base_ms),
             ("fleet_recovery.probe_cap_ms", self.probe_cap_ms),
+            ("fleet_recovery.check_ms", self.check_ms),
         ] {
             if value > MAX_DELAY_MS {
                 return Err(ConfigError::TooLong {
@@ -434,6 +442,9 @@ pub(crate) struct RecoveryState {
     pub(crate) cursor: usize,
     /// Outages tripped so far.
     pub(crate) outages: u64,
+    /// Until when the checks asked at the trip may still find dead
+    /// sockets: the ramp does not end before.
+    pub(crate) checks_until: Option<Timestamp>,
 }
 
 impl RecoveryState {
@@ -451,6 +462,7 @@ impl RecoveryState {
             marks: vec![Mark::Free; shards],
             cursor: 0,
             outages: 0,
+            checks_until: None,
         }
     }
 
@@ -459,10 +471,15 @@ impl RecoveryState {
         if !self.config.enabled {
             return None;
         }
-        match (self.detector.poll_timeout(), self.probes.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let checks = self.checks_until.filter(|_| self.mode == Mode::Ramp);
+        [
+            self.detector.poll_timeout(),
+            self.probes.poll_timeout(),
+            checks,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }
 

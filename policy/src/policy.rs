@@ -1396,6 +1396,21 @@ impl Policy {
         }
     }
 
+    /// Asks an open connection to prove itself alive: a heartbeat goes out
+    /// at the next [`Policy::handle_timeout`] (or the one already out
+    /// counts), and one not acknowledged within `within_ms` of being sent
+    /// makes the connection a zombie, as at the end of an interval. Does
+    /// nothing before Hello or without a connection. A fleet asks this of
+    /// every live shard when it trips an outage: a black hole leaves
+    /// sockets that look open until their next heartbeat, up to an
+    /// interval later.
+    pub fn check_alive(&mut self, now: Timestamp, within_ms: u64) {
+        let now = self.clock(now);
+        if let Some(hb) = self.phase.heartbeat_mut() {
+            hb.check(now, within_ms);
+        }
+    }
+
     /// Whether the hold keeps an attempt waiting in `slot` from starting.
     const fn holds(&self, slot: StartSlot) -> bool {
         self.held && matches!(slot, StartSlot::Unasked)
