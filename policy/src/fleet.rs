@@ -270,7 +270,12 @@ impl Fleet {
             event,
             Event::ConnectFailed { .. } | Event::Closed { code: None }
         ) && !ours;
+        let resuming = self.recovery.mode == Mode::Ramp
+            && matches!(self.policies[index].state(), PolicyState::Resuming);
         let handled = self.policies[index].handle_event(now, conn, event);
+        if resuming {
+            self.resume_answered(now, index);
+        }
         // A frame on a socket the shard has left behind was sent before
         // whatever ended it: it proves nothing about the link now.
         let signal = if frame && handled != Handled::Stale {
@@ -573,6 +578,38 @@ impl Fleet {
         }
     }
 
+    /// A Resume of shard `index` was answered during the ramp: once enough
+    /// are refused and none accepted, the held shards' sessions are
+    /// forgotten (see `FleetRecovery::forget_after_refused`).
+    fn resume_answered(&mut self, now: Timestamp, index: usize) {
+        let policy = &self.policies[index];
+        let recovery = &mut self.recovery;
+        if policy.state().is_connected() {
+            recovery.resumes_succeeded = recovery.resumes_succeeded.saturating_add(1);
+            return;
+        }
+        if policy.session().is_some() || matches!(policy.state(), PolicyState::Resuming) {
+            return;
+        }
+        recovery.resumes_refused = recovery.resumes_refused.saturating_add(1);
+        if matches!(recovery.marks[index], Mark::Ramping { .. }) {
+            // Answered: the gateway is serving; the shard goes its own way.
+            recovery.ramp.succeeded();
+            recovery.marks[index] = Mark::OnItsOwn;
+            recovery.ramp_moved = true;
+        }
+        let limit = recovery.config.forget_after_refused;
+        if limit == 0 || recovery.resumes_refused != limit || recovery.resumes_succeeded > 0 {
+            return;
+        }
+        for other in 0..self.policies.len() {
+            if self.recovery.marks[other] == Mark::Held {
+                self.policies[other].forget_session();
+                self.route(other, now);
+            }
+        }
+    }
+
     /// Runs the detector's and the probes' timers.
     fn recovery_timers(&mut self, now: Timestamp) {
         if !self.recovery.config.enabled {
@@ -690,6 +727,8 @@ impl Fleet {
             probing,
         );
         recovery.ramp_moved = true;
+        recovery.resumes_refused = 0;
+        recovery.resumes_succeeded = 0;
     }
 
     /// Releases held shards while the ramp has room; ends the episode when
@@ -743,16 +782,22 @@ impl Fleet {
             }
             Mark::Ramping { attempts } => {
                 let state = policy.state();
-                // The gateway answered the handshake (Hello came): what
-                // the ramp paces is the gateway's load, so an op 9 that
-                // follows is the shard's own business.
+                // The gateway answered the handshake: Hello before an
+                // Identify (the limiter paces the rest), RESUMED to a
+                // Resume (a refused Resume is counted where it is seen, in
+                // `resume_answered`) until one Resume succeeded. What the ramp paces is the gateway's
+                // load, and until a Resume is answered the fleet does not
+                // know whether the sessions survived.
+                // Once one Resume succeeded, the sessions survived: a Resume
+                // sent counts as soon as Hello came.
+                let resumes_work = self.recovery.resumes_succeeded > 0;
                 if matches!(
                     state,
                     PolicyState::WaitingForIdentifySlot { .. }
                         | PolicyState::Identifying
-                        | PolicyState::Resuming
                         | PolicyState::Connected { .. }
-                ) {
+                ) || (resumes_work && matches!(state, PolicyState::Resuming))
+                {
                     self.recovery.ramp.succeeded();
                 } else if policy.stats().attempts > attempts
                     && (matches!(state, PolicyState::BackingOff { .. } | PolicyState::Closing)

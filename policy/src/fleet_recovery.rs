@@ -83,6 +83,14 @@ pub struct FleetRecovery {
     /// socket until its next heartbeat, up to 41.25 s later, and a
     /// heartbeat costs the gateway nothing like an attempt does).
     pub check_ms: u64,
+    /// Resumes refused during a ramp, with none accepted, after which the
+    /// held shards' sessions are taken as forgotten by the gateway and they
+    /// identify at once (default 3; 0 never). Every held shard lost its
+    /// session in the same outage, so a gateway that refused three of them
+    /// and resumed none has dropped them all (Discord keeps a session for
+    /// minutes, not hours); each shard would otherwise spend an attempt on
+    /// a Resume it is sure to be refused.
+    pub forget_after_refused: u32,
     /// The ramp's first window: released shards connecting at once after
     /// the probe was answered (default 8: one bucket-full of Discord's
     /// large-bot concurrency, small enough for any gateway).
@@ -107,6 +115,7 @@ impl FleetRecovery {
         probe_base_ms: 1_000,
         probe_cap_ms: 4_000,
         check_ms: 3_000,
+        forget_after_refused: 3,
         ramp_initial: 8,
         ramp_max: 48,
     };
@@ -445,6 +454,10 @@ pub(crate) struct RecoveryState {
     /// Until when the checks asked at the trip may still find dead
     /// sockets: the ramp does not end before.
     pub(crate) checks_until: Option<Timestamp>,
+    /// Resumes refused (the session dropped) during this ramp.
+    pub(crate) resumes_refused: u32,
+    /// Resumes that succeeded during this ramp.
+    pub(crate) resumes_succeeded: u32,
 }
 
 impl RecoveryState {
@@ -463,6 +476,8 @@ impl RecoveryState {
             cursor: 0,
             outages: 0,
             checks_until: None,
+            resumes_refused: 0,
+            resumes_succeeded: 0,
         }
     }
 

@@ -1411,6 +1411,25 @@ impl Policy {
         }
     }
 
+    /// Drops the session of a shard that is waiting between attempts, so
+    /// that its next attempt identifies instead of sending a Resume the
+    /// gateway will refuse. A fleet does this for its held shards once the
+    /// gateway has refused the resumes of several shards that lost their
+    /// sessions in the same outage and resumed none: it has forgotten them
+    /// all. Does nothing in any other phase (a Resume may be out).
+    pub fn forget_session(&mut self) {
+        if matches!(
+            self.phase,
+            Phase::Waiting {
+                slot: StartSlot::Unasked,
+                ..
+            }
+        ) && self.session.is_some()
+        {
+            self.drop_session();
+        }
+    }
+
     /// Whether the hold keeps an attempt waiting in `slot` from starting.
     const fn holds(&self, slot: StartSlot) -> bool {
         self.held && matches!(slot, StartSlot::Unasked)

@@ -49,6 +49,26 @@ fn a_fleet_wide_outage_costs_about_one_attempt_per_shard_and_no_herd() {
 }
 
 #[test]
+fn after_the_gateway_forgot_the_sessions_a_thousand_shards_spend_at_most_one_and_a_fifth_attempts()
+{
+    // Past the gateway's resume window every session is gone: after three
+    // refused Resumes the held shards identify at once instead of each
+    // spending an attempt on a Resume sure to be refused. The probes of a
+    // long outage are the rest of the budget (about 0.17 per shard over
+    // 600 s for 1000 shards; a smaller fleet pays more per shard).
+    for (outage_s, mode) in [(180, DownMode::Refuse), (600, DownMode::Blackhole)] {
+        let sc = frontier::scenario(1000, outage_s, mode);
+        let on = report(&sc, "policy", 1);
+        let what = format!("{} {outage_s} s", frontier::mode_name(mode));
+        let per_shard = on.attempts as f64 / on.judged_shards as f64;
+        assert!(per_shard <= 1.2, "{what}: {per_shard} attempts per shard");
+        assert!(!on.storm && !on.herd, "{what}: {}", on.verdict);
+        assert_eq!(on.unrecovered, 0, "{what}");
+        assert_eq!(on.identify_violations, 0, "{what}");
+    }
+}
+
+#[test]
 fn under_an_admission_cap_the_ramp_adapts_without_a_storm() {
     let sc = Scenario::builtin("overload").unwrap();
     let on = report(&sc, "policy", 1);
