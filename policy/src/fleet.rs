@@ -1002,6 +1002,94 @@ mod tests {
         ));
     }
 
+    /// Drops shards `0..shards` at `at` and refuses every dial for
+    /// `for_ms`, while the gateway answers the other shards' heartbeats:
+    /// returns the times of the dials.
+    fn refuse_everything(fleet: &mut Fleet, shards: u32, at: u64, for_ms: u64) -> Vec<u64> {
+        for shard in 0..shards {
+            let conn = fleet.policy(shard).unwrap().connection().unwrap();
+            fleet
+                .handle_event(t(at), shard, conn, Event::Closed { code: None })
+                .unwrap();
+        }
+        let mut dials = Vec::new();
+        let mut now = at;
+        while now < at + for_ms {
+            while let Some((shard, output)) = fleet.poll_output() {
+                if let Output::Action(Action::Send {
+                    connection,
+                    command: Command::Heartbeat { .. },
+                }) = output
+                    && shard >= shards
+                {
+                    fleet
+                        .handle_event(t(now), shard, connection, Event::HeartbeatAck)
+                        .unwrap();
+                }
+                if let Output::Action(Action::Connect { connection, .. }) = output {
+                    dials.push(now);
+                    let failure = crate::decision::ConnectFailure::Refused;
+                    fleet
+                        .handle_event(t(now), shard, connection, Event::ConnectFailed { failure })
+                        .unwrap();
+                }
+            }
+            match fleet.poll_timeout() {
+                Some(next) if next.as_millis() < at + for_ms => {
+                    now = next.as_millis().max(now);
+                    fleet.handle_timeout(t(now));
+                }
+                _ => break,
+            }
+        }
+        dials
+    }
+
+    #[test]
+    fn a_fleet_that_loses_the_gateway_holds_its_shards_and_probes_one_at_a_time() {
+        let mut fleet = Fleet::new(PolicyConfig::default(), 0..10, 5, limiter(16), t(0)).unwrap();
+        run(&mut fleet, 30_000);
+        assert!(fleet.policies().all(|(_, p)| p.state().is_connected()));
+        let dials = refuse_everything(&mut fleet, 10, 40_000, 120_000);
+        assert_eq!(fleet.outages(), 1);
+        assert!(fleet.is_recovering());
+        // Once tripped, the probes are the only dials, at least 750 ms apart.
+        let first_probe = dials.iter().position(|&at| at >= 40_000 + 1_000).unwrap();
+        assert!(first_probe <= 10, "{dials:?}");
+        assert!(
+            dials[first_probe..].windows(2).all(|w| w[1] - w[0] >= 750),
+            "{dials:?}"
+        );
+        assert!(dials.len() <= 10 + 120 / 3 + 2, "{}", dials.len());
+        assert!((0..10).filter(|&s| fleet.is_held(s)).count() >= 9);
+        // The same fleet without it: every shard climbs its own backoff.
+        let config = PolicyConfig {
+            fleet_recovery: crate::FleetRecovery::OFF,
+            ..PolicyConfig::default()
+        };
+        let mut alone = Fleet::new(config, 0..10, 5, limiter(16), t(0)).unwrap();
+        run(&mut alone, 30_000);
+        let alone_dials = refuse_everything(&mut alone, 10, 40_000, 120_000);
+        assert_eq!(alone.outages(), 0);
+        assert!(
+            alone_dials.len() > 2 * dials.len(),
+            "{} vs {}",
+            alone_dials.len(),
+            dials.len()
+        );
+    }
+
+    #[test]
+    fn one_shard_failing_alone_is_never_held() {
+        let mut fleet = Fleet::new(PolicyConfig::default(), 0..10, 5, limiter(16), t(0)).unwrap();
+        run(&mut fleet, 30_000);
+        let dials = refuse_everything(&mut fleet, 1, 40_000, 120_000);
+        assert_eq!(fleet.outages(), 0);
+        assert!(!fleet.is_recovering());
+        assert!(!fleet.is_held(0));
+        assert!(dials.len() > 3, "{dials:?}");
+    }
+
     #[test]
     fn bad_shard_ids_are_errors() {
         let err = Fleet::new(PolicyConfig::default(), [1, 2, 1], 0, limiter(1), t(0)).unwrap_err();
