@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backoff::{BackoffConfig, BackoffStrategy, MAX_DELAY_MS};
 use crate::decision::DecisionConfig;
+use crate::fleet_recovery::FleetRecovery;
 use crate::gateway_url::GatewayUrl;
 use crate::heartbeat::ZombieRule;
 use crate::send_budget::SendLimit;
@@ -375,6 +376,9 @@ pub struct PolicyConfig {
     pub give_up: GiveUpLimits,
     /// The gateway's send limit per connection.
     pub send_limit: SendLimit,
+    /// How a [`Fleet`](crate::Fleet) recovers from a fleet-wide outage (on
+    /// by default; a lone policy ignores it).
+    pub fleet_recovery: FleetRecovery,
 }
 
 impl Default for PolicyConfig {
@@ -395,6 +399,7 @@ impl Default for PolicyConfig {
             resume: ResumeBreaker::DEFAULT,
             give_up: GiveUpLimits::default(),
             send_limit: SendLimit::DISCORD,
+            fleet_recovery: FleetRecovery::DEFAULT,
         }
     }
 }
@@ -509,7 +514,7 @@ impl PolicyConfig {
                 field: "resume.max_failed_resumes",
             });
         }
-        Ok(())
+        self.fleet_recovery.validate()
     }
 }
 

@@ -30,11 +30,13 @@ use std::sync::Arc;
 
 use crate::config::{ConfigError, PolicyConfig};
 use crate::event::Event;
+use crate::fleet_recovery::{Mark, Mode, RecoveryState};
 use crate::identify::IdentifyLimiter;
 use crate::output::{Action, ConnectionId, IdentifyAnswer, Output};
 use crate::policy::{Handled, Policy};
 use crate::saved_session::SavedSessions;
 use crate::send_budget::SendError;
+use crate::state::PolicyState;
 use crate::time::Timestamp;
 
 /// Why a fleet could not be built, or refused an input.
@@ -121,6 +123,20 @@ pub struct Fleet {
     /// The shards due in one `handle_timeout`, kept to reuse its memory.
     due: Vec<usize>,
     outputs: VecDeque<(u32, Output)>,
+    /// Fleet-wide outages: detector, probes, ramp (see
+    /// [`FleetRecovery`](crate::FleetRecovery)).
+    recovery: RecoveryState,
+}
+
+/// What an input says about the fleet's link to the gateway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Signal {
+    /// A frame arrived: the gateway is reachable.
+    Life,
+    /// A failure that means the network or the gateway may be gone.
+    Failure,
+    /// Nothing about the fleet.
+    Nothing,
 }
 
 impl Fleet {
@@ -202,6 +218,7 @@ impl Fleet {
                 None => Policy::new(Arc::clone(&config), id, seed, now),
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let recovery = RecoveryState::new(config.fleet_recovery, ids.len(), seed);
         let mut fleet = Self {
             wakes: vec![None; ids.len()],
             filed: vec![None; ids.len()],
@@ -211,6 +228,7 @@ impl Fleet {
             timers: BinaryHeap::new(),
             due: Vec::new(),
             outputs: VecDeque::new(),
+            recovery,
         };
         for index in 0..fleet.ids.len() {
             fleet.route(index, now);
@@ -235,8 +253,41 @@ impl Fleet {
         event: Event,
     ) -> Result<Handled, FleetError> {
         let index = self.index(shard)?;
+        let ours = matches!(event, Event::Closed { code: None })
+            && self.recovery.config.enabled
+            && matches!(self.policies[index].state(), PolicyState::Closing);
+        let frame = matches!(
+            event,
+            Event::Hello { .. }
+                | Event::Dispatch { .. }
+                | Event::HeartbeatAck
+                | Event::HeartbeatRequest
+                | Event::Reconnect
+                | Event::InvalidSession { .. }
+                | Event::OtherFrame
+        );
+        let failure = matches!(
+            event,
+            Event::ConnectFailed { .. } | Event::Closed { code: None }
+        ) && !ours;
+        let resuming = self.recovery.mode == Mode::Ramp
+            && matches!(self.policies[index].state(), PolicyState::Resuming);
         let handled = self.policies[index].handle_event(now, conn, event);
+        if resuming {
+            self.resume_answered(now, index);
+        }
+        // A frame on a socket the shard has left behind was sent before
+        // whatever ended it: it proves nothing about the link now.
+        let signal = if frame && handled != Handled::Stale {
+            Signal::Life
+        } else if failure && handled == Handled::Accepted {
+            Signal::Failure
+        } else {
+            Signal::Nothing
+        };
+        self.observe(index, now, signal);
         self.route(index, now);
+        self.after_input(now);
         Ok(handled)
     }
 
@@ -255,12 +306,14 @@ impl Fleet {
         let index = self.index(shard)?;
         let handled = self.policies[index].handle_identify(now, answer);
         self.route(index, now);
+        self.after_input(now);
         Ok(handled)
     }
 
     /// Runs the timers of every shard due at or before `now`. The only place
     /// timers run; safe to call at any time.
     pub fn handle_timeout(&mut self, now: Timestamp) {
+        self.recovery_timers(now);
         let mut due = std::mem::take(&mut self.due);
         // The top is always a shard due at its time (see `settle`).
         while let Some(&Reverse((at, index))) = self.timers.peek()
@@ -272,12 +325,34 @@ impl Fleet {
             due.push(index);
             self.settle();
         }
+        let watch = self.recovery.config.enabled;
         for &index in &due {
-            self.policies[index].handle_timeout(now);
+            let policy = &mut self.policies[index];
+            let (zombies, connecting) = if watch {
+                (
+                    policy.stats().zombies,
+                    matches!(policy.state(), PolicyState::Connecting { .. }),
+                )
+            } else {
+                (0, false)
+            };
+            policy.handle_timeout(now);
+            if watch {
+                // A zombie, or a dial or a Hello that timed out.
+                let failed = policy.stats().zombies > zombies
+                    || (connecting && !matches!(policy.state(), PolicyState::Connecting { .. }));
+                let signal = if failed {
+                    Signal::Failure
+                } else {
+                    Signal::Nothing
+                };
+                self.observe(index, now, signal);
+            }
             self.route(index, now);
         }
         due.clear();
         self.due = due;
+        self.after_input(now);
     }
 
     /// Closes every shard's session for good (see [`Policy::shutdown`]).
@@ -333,7 +408,11 @@ impl Fleet {
     /// when none has (all stopped, or waiting for inputs only).
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        self.timers.peek().map(|&Reverse((at, _))| at)
+        let shards = self.timers.peek().map(|&Reverse((at, _))| at);
+        match (shards, self.recovery.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     // ----- getters ------------------------------------------------------
@@ -353,6 +432,27 @@ impl Fleet {
     #[must_use]
     pub const fn limiter(&self) -> Option<&IdentifyLimiter> {
         self.limiter.as_ref()
+    }
+
+    /// Whether the fleet is recovering from a fleet-wide outage: holding
+    /// its shards while probes carry its attempts, or releasing them in the
+    /// ramp (see [`FleetRecovery`](crate::FleetRecovery)).
+    #[must_use]
+    pub fn is_recovering(&self) -> bool {
+        self.recovery.mode != Mode::Healthy
+    }
+
+    /// Whether shard `shard` is held by the fleet's outage recovery.
+    #[must_use]
+    pub fn is_held(&self, shard: u32) -> bool {
+        self.index(shard)
+            .is_ok_and(|index| self.policies[index].is_held())
+    }
+
+    /// Fleet-wide outages tripped so far.
+    #[must_use]
+    pub const fn outages(&self) -> u64 {
+        self.recovery.outages
     }
 
     /// Whether every shard has stopped for good.
@@ -388,6 +488,9 @@ impl Fleet {
                 continue;
             }
             self.outputs.push_back((shard, output));
+        }
+        if self.recovery.mode != Mode::Healthy {
+            self.track(index);
         }
         let wake = self.policies[index].poll_timeout();
         if wake != self.wakes[index] {
@@ -437,6 +540,277 @@ impl Fleet {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Fleet-wide outage recovery (see [`FleetRecovery`](crate::FleetRecovery)).
+impl Fleet {
+    /// Feeds the detector with what an input on shard `index` said.
+    fn observe(&mut self, index: usize, now: Timestamp, signal: Signal) {
+        let recovery = &mut self.recovery;
+        if !recovery.config.enabled {
+            return;
+        }
+        match signal {
+            Signal::Life => {
+                recovery.detector.sign_of_life(now);
+                if recovery.mode == Mode::Outage {
+                    self.start_ramp();
+                }
+            }
+            Signal::Failure if recovery.mode != Mode::Outage => {
+                let policies = &self.policies;
+                let live = || {
+                    policies
+                        .iter()
+                        .filter(|policy| policy.state().is_connected())
+                        .count()
+                };
+                if recovery
+                    .detector
+                    .failure(now, index, &recovery.config, live)
+                {
+                    recovery.trip_pending = true;
+                }
+            }
+            Signal::Failure | Signal::Nothing => {}
+        }
+    }
+
+    /// A Resume of shard `index` was answered during the ramp: once enough
+    /// are refused and none accepted, the held shards' sessions are
+    /// forgotten (see `FleetRecovery::forget_after_refused`).
+    fn resume_answered(&mut self, now: Timestamp, index: usize) {
+        let policy = &self.policies[index];
+        let recovery = &mut self.recovery;
+        if policy.state().is_connected() {
+            recovery.resumes_succeeded = recovery.resumes_succeeded.saturating_add(1);
+            return;
+        }
+        if policy.session().is_some() || matches!(policy.state(), PolicyState::Resuming) {
+            return;
+        }
+        recovery.resumes_refused = recovery.resumes_refused.saturating_add(1);
+        if matches!(recovery.marks[index], Mark::Ramping { .. }) {
+            // Answered: the gateway is serving; the shard goes its own way.
+            recovery.ramp.succeeded();
+            recovery.marks[index] = Mark::OnItsOwn;
+            recovery.ramp_moved = true;
+        }
+        let limit = recovery.config.forget_after_refused;
+        if limit == 0 || recovery.resumes_refused != limit || recovery.resumes_succeeded > 0 {
+            return;
+        }
+        for other in 0..self.policies.len() {
+            if self.recovery.marks[other] == Mark::Held {
+                self.policies[other].forget_session();
+                self.route(other, now);
+            }
+        }
+    }
+
+    /// Runs the detector's and the probes' timers.
+    fn recovery_timers(&mut self, now: Timestamp) {
+        if !self.recovery.config.enabled {
+            return;
+        }
+        let config = self.recovery.config;
+        if self.recovery.mode != Mode::Outage && self.recovery.detector.handle_timeout(now, &config)
+        {
+            self.recovery.trip_pending = true;
+        }
+        if self.recovery.trip_pending {
+            self.trip(now);
+        }
+        let recovery = &mut self.recovery;
+        if recovery.mode == Mode::Ramp && recovery.checks_until.is_some_and(|at| at <= now) {
+            recovery.checks_until = None;
+            recovery.ramp_moved = true;
+        }
+        if recovery.mode == Mode::Outage && recovery.probes.due(now, &config, &mut recovery.jitter)
+        {
+            self.probe(now);
+        }
+    }
+
+    /// What is left to do at the end of an input: hold the fleet if an
+    /// outage tripped, release shards if the ramp has room.
+    fn after_input(&mut self, now: Timestamp) {
+        if self.recovery.trip_pending {
+            self.trip(now);
+        }
+        if self.recovery.mode == Mode::Ramp && self.recovery.ramp_moved {
+            self.fill_ramp(now);
+        }
+    }
+
+    /// The fleet lost the gateway: hold every shard still running, start
+    /// probing.
+    fn trip(&mut self, now: Timestamp) {
+        let recovery = &mut self.recovery;
+        recovery.trip_pending = false;
+        recovery.mode = Mode::Outage;
+        recovery.outages = recovery.outages.saturating_add(1);
+        recovery.ramp = crate::fleet_recovery::RampWindow::default();
+        recovery
+            .probes
+            .start(now, &recovery.config, &mut recovery.jitter);
+        let check_ms = recovery.config.check_ms;
+        // Room for the check's heartbeat to go out and its deadline to run.
+        recovery.checks_until = Some(now.saturating_add(check_ms.saturating_add(1_000)));
+        for index in 0..self.policies.len() {
+            let state = self.policies[index].state();
+            if state.is_terminal() {
+                continue;
+            }
+            if state.is_connected() {
+                self.policies[index].check_alive(now, check_ms);
+            }
+            self.policies[index].set_held(true);
+            self.recovery.marks[index] = Mark::Held;
+            self.route(index, now);
+        }
+    }
+
+    /// Releases one held shard as a probe: one due to start by its own plan
+    /// if any (one that would resume first: a Resume costs no identify
+    /// slot), else the one due soonest.
+    fn probe(&mut self, now: Timestamp) {
+        let mut best: Option<((bool, bool, Timestamp), usize)> = None;
+        for (index, policy) in self.policies.iter().enumerate() {
+            if self.recovery.marks[index] != Mark::Held {
+                continue;
+            }
+            let Some(at) = policy.waiting_until() else {
+                continue;
+            };
+            let key = (at > now, policy.session().is_none(), at);
+            if best.is_none_or(|(k, _)| key < k) {
+                best = Some((key, index));
+            }
+        }
+        if let Some((_, index)) = best {
+            self.release(index, now, false);
+        }
+    }
+
+    /// Lets shard `index` dial by its own plan, as a probe or in the ramp.
+    fn release(&mut self, index: usize, now: Timestamp, ramp: bool) {
+        let attempts = self.policies[index].stats().attempts;
+        self.policies[index].set_held(false);
+        self.recovery.marks[index] = if ramp {
+            self.recovery.ramp.released();
+            Mark::Ramping { attempts }
+        } else {
+            Mark::Probing { attempts }
+        };
+        self.route(index, now);
+    }
+
+    /// A frame arrived during the outage: the probes still out count in
+    /// the ramp's first window, and the ramp begins.
+    fn start_ramp(&mut self) {
+        let recovery = &mut self.recovery;
+        recovery.mode = Mode::Ramp;
+        recovery.probes.stop();
+        let mut probing = 0u32;
+        for mark in &mut recovery.marks {
+            if let Mark::Probing { attempts } = *mark {
+                *mark = Mark::Ramping { attempts };
+                probing = probing.saturating_add(1);
+            }
+        }
+        recovery.ramp = crate::fleet_recovery::RampWindow::start(
+            &recovery.config,
+            recovery.marks.len(),
+            probing,
+        );
+        recovery.ramp_moved = true;
+        recovery.resumes_refused = 0;
+        recovery.resumes_succeeded = 0;
+    }
+
+    /// Releases held shards while the ramp has room; ends the episode when
+    /// none is held and none released is still connecting.
+    fn fill_ramp(&mut self, now: Timestamp) {
+        self.recovery.ramp_moved = false;
+        let n = self.policies.len();
+        let mut exhausted = false;
+        while self.recovery.ramp.has_room() {
+            let start = self.recovery.cursor;
+            let found = (0..n).map(|step| (start + step) % n).find(|&index| {
+                self.recovery.marks[index] == Mark::Held
+                    && self.policies[index].waiting_until().is_some()
+            });
+            let Some(index) = found else {
+                exhausted = true;
+                break;
+            };
+            self.recovery.cursor = (index + 1) % n.max(1);
+            self.release(index, now, true);
+        }
+        if exhausted && self.recovery.ramp.in_flight() == 0 && self.recovery.checks_until.is_none()
+        {
+            self.recovery.mode = Mode::Healthy;
+            for index in 0..n {
+                self.recovery.marks[index] = Mark::Free;
+                if self.policies[index].is_held() {
+                    self.policies[index].set_held(false);
+                    self.route(index, now);
+                }
+            }
+        }
+    }
+
+    /// Follows shard `index` through the episode: a probe that failed is
+    /// held again, a shard released by the ramp moves the window when it
+    /// settles.
+    fn track(&mut self, index: usize) {
+        let policy = &self.policies[index];
+        match self.recovery.marks[index] {
+            Mark::Probing { attempts } => {
+                if policy.stats().attempts > attempts
+                    && matches!(
+                        policy.state(),
+                        PolicyState::BackingOff { .. } | PolicyState::GivenUp { .. }
+                    )
+                {
+                    self.policies[index].set_held(true);
+                    self.recovery.marks[index] = Mark::Held;
+                }
+            }
+            Mark::Ramping { attempts } => {
+                let state = policy.state();
+                // The gateway answered the handshake: Hello before an
+                // Identify (the limiter paces the rest), RESUMED to a
+                // Resume (a refused Resume is counted where it is seen, in
+                // `resume_answered`) until one Resume succeeded. What the ramp paces is the gateway's
+                // load, and until a Resume is answered the fleet does not
+                // know whether the sessions survived.
+                // Once one Resume succeeded, the sessions survived: a Resume
+                // sent counts as soon as Hello came.
+                let resumes_work = self.recovery.resumes_succeeded > 0;
+                if matches!(
+                    state,
+                    PolicyState::WaitingForIdentifySlot { .. }
+                        | PolicyState::Identifying
+                        | PolicyState::Connected { .. }
+                ) || (resumes_work && matches!(state, PolicyState::Resuming))
+                {
+                    self.recovery.ramp.succeeded();
+                } else if policy.stats().attempts > attempts
+                    && (matches!(state, PolicyState::BackingOff { .. } | PolicyState::Closing)
+                        || state.is_terminal())
+                {
+                    self.recovery.ramp.failed();
+                } else {
+                    return;
+                }
+                self.recovery.marks[index] = Mark::OnItsOwn;
+                self.recovery.ramp_moved = true;
+            }
+            Mark::Free | Mark::Held | Mark::OnItsOwn => {}
         }
     }
 }
@@ -626,6 +1000,94 @@ mod tests {
             fleet.poll_output(),
             Some((4, Output::Action(Action::Connect { .. })))
         ));
+    }
+
+    /// Drops shards `0..shards` at `at` and refuses every dial for
+    /// `for_ms`, while the gateway answers the other shards' heartbeats:
+    /// returns the times of the dials.
+    fn refuse_everything(fleet: &mut Fleet, shards: u32, at: u64, for_ms: u64) -> Vec<u64> {
+        for shard in 0..shards {
+            let conn = fleet.policy(shard).unwrap().connection().unwrap();
+            fleet
+                .handle_event(t(at), shard, conn, Event::Closed { code: None })
+                .unwrap();
+        }
+        let mut dials = Vec::new();
+        let mut now = at;
+        while now < at + for_ms {
+            while let Some((shard, output)) = fleet.poll_output() {
+                if let Output::Action(Action::Send {
+                    connection,
+                    command: Command::Heartbeat { .. },
+                }) = output
+                    && shard >= shards
+                {
+                    fleet
+                        .handle_event(t(now), shard, connection, Event::HeartbeatAck)
+                        .unwrap();
+                }
+                if let Output::Action(Action::Connect { connection, .. }) = output {
+                    dials.push(now);
+                    let failure = crate::decision::ConnectFailure::Refused;
+                    fleet
+                        .handle_event(t(now), shard, connection, Event::ConnectFailed { failure })
+                        .unwrap();
+                }
+            }
+            match fleet.poll_timeout() {
+                Some(next) if next.as_millis() < at + for_ms => {
+                    now = next.as_millis().max(now);
+                    fleet.handle_timeout(t(now));
+                }
+                _ => break,
+            }
+        }
+        dials
+    }
+
+    #[test]
+    fn a_fleet_that_loses_the_gateway_holds_its_shards_and_probes_one_at_a_time() {
+        let mut fleet = Fleet::new(PolicyConfig::default(), 0..10, 5, limiter(16), t(0)).unwrap();
+        run(&mut fleet, 30_000);
+        assert!(fleet.policies().all(|(_, p)| p.state().is_connected()));
+        let dials = refuse_everything(&mut fleet, 10, 40_000, 120_000);
+        assert_eq!(fleet.outages(), 1);
+        assert!(fleet.is_recovering());
+        // Once tripped, the probes are the only dials, at least 750 ms apart.
+        let first_probe = dials.iter().position(|&at| at >= 40_000 + 1_000).unwrap();
+        assert!(first_probe <= 10, "{dials:?}");
+        assert!(
+            dials[first_probe..].windows(2).all(|w| w[1] - w[0] >= 750),
+            "{dials:?}"
+        );
+        assert!(dials.len() <= 10 + 120 / 3 + 2, "{}", dials.len());
+        assert!((0..10).filter(|&s| fleet.is_held(s)).count() >= 9);
+        // The same fleet without it: every shard climbs its own backoff.
+        let config = PolicyConfig {
+            fleet_recovery: crate::FleetRecovery::OFF,
+            ..PolicyConfig::default()
+        };
+        let mut alone = Fleet::new(config, 0..10, 5, limiter(16), t(0)).unwrap();
+        run(&mut alone, 30_000);
+        let alone_dials = refuse_everything(&mut alone, 10, 40_000, 120_000);
+        assert_eq!(alone.outages(), 0);
+        assert!(
+            alone_dials.len() > 2 * dials.len(),
+            "{} vs {}",
+            alone_dials.len(),
+            dials.len()
+        );
+    }
+
+    #[test]
+    fn one_shard_failing_alone_is_never_held() {
+        let mut fleet = Fleet::new(PolicyConfig::default(), 0..10, 5, limiter(16), t(0)).unwrap();
+        run(&mut fleet, 30_000);
+        let dials = refuse_everything(&mut fleet, 1, 40_000, 120_000);
+        assert_eq!(fleet.outages(), 0);
+        assert!(!fleet.is_recovering());
+        assert!(!fleet.is_held(0));
+        assert!(dials.len() > 3, "{dials:?}");
     }
 
     #[test]

@@ -52,6 +52,9 @@ pub(crate) struct Heartbeat {
     sent_at: Option<Timestamp>,
     /// Round trip of the last acknowledged heartbeat.
     latency_ms: Option<u64>,
+    /// A check asked for (see [`Heartbeat::check`]): the next heartbeat
+    /// must be answered within this many ms.
+    check_ms: Option<u64>,
 }
 
 impl Heartbeat {
@@ -68,6 +71,7 @@ impl Heartbeat {
             awaiting: false,
             sent_at: None,
             latency_ms: None,
+            check_ms: None,
         }
     }
 
@@ -92,11 +96,27 @@ impl Heartbeat {
         self.sent_at = Some(now);
         // Keep the cadence even if the driver woke late, but never schedule
         // in the past (a late wake-up must not cause a burst).
-        self.next_at = self
-            .next_at
-            .saturating_add(self.interval_ms)
-            .max(now.saturating_add(1));
+        self.next_at = match self.check_ms.take() {
+            Some(within) => now.saturating_add(within.max(1)),
+            None => self
+                .next_at
+                .saturating_add(self.interval_ms)
+                .max(now.saturating_add(1)),
+        };
         Beat::Send
+    }
+
+    /// Asks whether the connection is still alive: a heartbeat goes out at
+    /// the next timer (or the one already out counts), and a missing answer
+    /// `within_ms` after it was sent is a zombie.
+    pub(crate) fn check(&mut self, now: Timestamp, within_ms: u64) {
+        if self.awaiting {
+            let by = self.sent_at.unwrap_or(now).saturating_add(within_ms);
+            self.next_at = self.next_at.min(by.max(now.saturating_add(1)));
+        } else {
+            self.check_ms = Some(within_ms);
+            self.next_at = self.next_at.min(now.saturating_add(1));
+        }
     }
 
     /// A Heartbeat ACK arrived. Returns whether it answered a heartbeat.
@@ -136,6 +156,24 @@ mod tests {
         assert!(firsts.iter().all(|&d| (1..41_250).contains(&d)));
         let distinct: std::collections::BTreeSet<_> = firsts.iter().collect();
         assert!(distinct.len() > 190, "jitter is dead: {}", distinct.len());
+    }
+
+    #[test]
+    fn a_check_sends_at_once_and_wants_its_answer_soon() {
+        let mut hb = Heartbeat::start(Timestamp::from_millis(0), 41_250, &mut Jitter::new(1));
+        hb.check(Timestamp::from_millis(100), 3_000);
+        assert_eq!(hb.next_at(), Timestamp::from_millis(101));
+        assert_eq!(hb.fire(Timestamp::from_millis(101)), Beat::Send);
+        assert_eq!(hb.next_at(), Timestamp::from_millis(3_101));
+        assert_eq!(hb.fire(Timestamp::from_millis(3_101)), Beat::Zombie);
+        // With a heartbeat already out, the answer is due within the check.
+        let mut hb = Heartbeat::start(Timestamp::from_millis(0), 41_250, &mut Jitter::new(1));
+        let first = hb.next_at();
+        assert_eq!(hb.fire(first), Beat::Send);
+        hb.check(first.saturating_add(10), 3_000);
+        assert_eq!(hb.next_at(), first.saturating_add(3_000));
+        // An answered check goes back to the interval.
+        assert!(hb.ack(first.saturating_add(20)));
     }
 
     #[test]

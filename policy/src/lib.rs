@@ -100,6 +100,7 @@ mod config;
 mod decision;
 mod event;
 mod fleet;
+mod fleet_recovery;
 mod gateway_url;
 mod heartbeat;
 mod identify;
@@ -127,6 +128,7 @@ pub use decision::{
 };
 pub use event::{Dispatch, Event};
 pub use fleet::{Fleet, FleetError};
+pub use fleet_recovery::FleetRecovery;
 pub use gateway_url::{GatewayUrl, MAX_URL_LEN, UrlError, check_resume_url};
 pub use heartbeat::{MAX_HEARTBEAT_INTERVAL_MS, MIN_HEARTBEAT_INTERVAL_MS, ZombieRule};
 pub use identify::{

@@ -265,6 +265,9 @@ pub struct Policy {
     /// The gateway closed with 4008 (we sent too fast): the driver's send
     /// budget is cut on every connection until one proves stable.
     slowed: bool,
+    /// Held by its fleet during a fleet-wide outage (see
+    /// [`Policy::set_held`]): the next attempt does not start until released.
+    held: bool,
     outputs: VecDeque<Output>,
     stats: PolicyStats,
 }
@@ -297,6 +300,7 @@ impl Policy {
             base_url,
             retries: RetryPlanner::new(&config),
             slowed: false,
+            held: false,
             config,
             shard,
             rng: Jitter::for_shard(seed, shard),
@@ -567,6 +571,10 @@ impl Policy {
                 slot: StartSlot::Asked,
                 ..
             } => None,
+            Phase::Waiting {
+                slot: StartSlot::Unasked,
+                ..
+            } if self.held => None,
             Phase::Waiting { at, .. } => Some(at),
             Phase::AwaitingIdentifySlot {
                 deadline,
@@ -952,7 +960,9 @@ impl Policy {
                 self.finish_close(now, then);
                 return true;
             }
-            Phase::Waiting { at, slot } if at <= now && slot != StartSlot::Asked => {
+            Phase::Waiting { at, slot }
+                if at <= now && slot != StartSlot::Asked && !self.holds(slot) =>
+            {
                 self.proceed(now);
                 return true;
             }
@@ -1296,7 +1306,7 @@ impl Policy {
     /// identify); after Hello, ask for an identify grant.
     fn proceed(&mut self, now: Timestamp) {
         match self.phase {
-            Phase::Waiting { at, slot } if at <= now => {
+            Phase::Waiting { at, slot } if at <= now && !self.holds(slot) => {
                 let recovery = self.next_recovery();
                 match slot {
                     StartSlot::Unasked if recovery == Recovery::Reidentify => {
@@ -1351,6 +1361,80 @@ impl Policy {
             url,
             recovery,
         });
+    }
+}
+
+/// The fleet's hold: how a [`Fleet`](crate::Fleet) keeps a shard from
+/// dialling while the whole fleet has lost the gateway.
+impl Policy {
+    /// Holds (`true`) or releases (`false`) the shard's next attempt. A held
+    /// policy that is waiting to start an attempt does not start it (nor ask
+    /// for its start slot) until released; nothing else changes: the plan it
+    /// made, its guard, its attempt ceiling and its identify limiter all
+    /// still apply once released, and a start slot already booked is used.
+    /// A release takes effect at the next [`Policy::handle_timeout`] (the
+    /// wake-up time returns), never inside this call: timers run in one
+    /// place only.
+    pub fn set_held(&mut self, held: bool) {
+        self.held = held;
+    }
+
+    /// Whether the shard is held (see [`Policy::set_held`]).
+    #[must_use]
+    pub const fn is_held(&self) -> bool {
+        self.held
+    }
+
+    /// When the shard, waiting between attempts with no start slot asked
+    /// for, may start its next attempt; `None` in every other phase.
+    #[must_use]
+    pub const fn waiting_until(&self) -> Option<Timestamp> {
+        match self.phase {
+            Phase::Waiting {
+                at,
+                slot: StartSlot::Unasked,
+            } => Some(at),
+            _ => None,
+        }
+    }
+
+    /// Asks an open connection to prove itself alive: a heartbeat goes out
+    /// at the next [`Policy::handle_timeout`] (or the one already out
+    /// counts), and one not acknowledged within `within_ms` of being sent
+    /// makes the connection a zombie, as at the end of an interval. Does
+    /// nothing before Hello or without a connection. A fleet asks this of
+    /// every live shard when it trips an outage: a black hole leaves
+    /// sockets that look open until their next heartbeat, up to an
+    /// interval later.
+    pub fn check_alive(&mut self, now: Timestamp, within_ms: u64) {
+        let now = self.clock(now);
+        if let Some(hb) = self.phase.heartbeat_mut() {
+            hb.check(now, within_ms);
+        }
+    }
+
+    /// Drops the session of a shard that is waiting between attempts, so
+    /// that its next attempt identifies instead of sending a Resume the
+    /// gateway will refuse. A fleet does this for its held shards once the
+    /// gateway has refused the resumes of several shards that lost their
+    /// sessions in the same outage and resumed none: it has forgotten them
+    /// all. Does nothing in any other phase (a Resume may be out).
+    pub fn forget_session(&mut self) {
+        if matches!(
+            self.phase,
+            Phase::Waiting {
+                slot: StartSlot::Unasked,
+                ..
+            }
+        ) && self.session.is_some()
+        {
+            self.drop_session();
+        }
+    }
+
+    /// Whether the hold keeps an attempt waiting in `slot` from starting.
+    const fn holds(&self, slot: StartSlot) -> bool {
+        self.held && matches!(slot, StartSlot::Unasked)
     }
 }
 

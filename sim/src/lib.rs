@@ -69,12 +69,17 @@ pub use scenario::Scenario;
 /// The name of the policy with its production defaults.
 pub const DEFAULT_MODEL: &str = "policy";
 
+/// The policy with its defaults but fleet recovery off: every shard backs
+/// off on its own, as before the fleet learned to tell a fleet-wide outage
+/// (see `reconnect_policy::FleetRecovery`).
+pub const FLEET_OFF_MODEL: &str = "policy:fleet-off";
+
 /// Every model `compare` runs, by name, in display order: the policy with
 /// its defaults, the policy with each other backoff strategy, then the peer
 /// models.
 #[must_use]
 pub fn model_names() -> Vec<String> {
-    let mut names = vec![DEFAULT_MODEL.to_owned()];
+    let mut names = vec![DEFAULT_MODEL.to_owned(), FLEET_OFF_MODEL.to_owned()];
     for strategy in BackoffStrategy::ALL {
         if strategy != BackoffConfig::DEFAULT.strategy {
             names.push(format!("policy:{}", strategy.name()));
@@ -85,6 +90,7 @@ pub fn model_names() -> Vec<String> {
 }
 
 /// The model called `name`: `policy` (the production defaults),
+/// `policy:fleet-off` (the defaults without fleet recovery),
 /// `policy:<strategy>` (the defaults with another backoff strategy, same
 /// base and cap; `policy:none` also drops the guard, as the storm
 /// baseline), or a peer model's name.
@@ -94,6 +100,16 @@ pub fn model(name: &str) -> Option<ModelSpec> {
         return Some(ModelSpec::Policy {
             name: name.to_owned(),
             config: Box::default(),
+        });
+    }
+    if name == FLEET_OFF_MODEL {
+        let config = PolicyConfig {
+            fleet_recovery: reconnect_policy::FleetRecovery::OFF,
+            ..PolicyConfig::default()
+        };
+        return Some(ModelSpec::Policy {
+            name: name.to_owned(),
+            config: Box::new(config),
         });
     }
     if let Some(strategy) = name.strip_prefix("policy:") {
