@@ -50,7 +50,8 @@ pub fn case(u: &mut Unstructured<'_>) -> Result<Case> {
         2 => u64::MAX - u.int_in_range(0..=500_000)?,
         _ => u.arbitrary()?,
     };
-    let mut steps = Vec::new();
+    // A step takes at least one byte: reserve once instead of growing.
+    let mut steps = Vec::with_capacity(u.len().min(MAX_STEPS));
     while !u.is_empty() && steps.len() < MAX_STEPS {
         steps.push(step(u)?);
     }

@@ -86,7 +86,7 @@ enum Sock {
     Closing(CloseCode),
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 struct Transport {
     id: ConnectionId,
     sock: Sock,
@@ -454,7 +454,7 @@ impl<'a> Driver<'a> {
     }
 
     fn deliver_live(&mut self, index: usize, event: Event) -> Res {
-        let t = self.live[index].clone();
+        let t = self.live[index];
         let handled = self.handle_event(t.id, &event)?;
         let at = self.clock;
         self.log(|| Logged::In {
@@ -758,7 +758,7 @@ impl<'a> Driver<'a> {
                 command,
             } => {
                 let index = self.find(*connection);
-                let t = index.map(|i| self.live[i].clone());
+                let t = index.map(|i| self.live[i]);
                 self.check(
                     Prop::Lifecycle,
                     t.as_ref().is_some_and(|t| t.sock == Sock::Open && t.hello),
@@ -960,6 +960,8 @@ impl<'a> Driver<'a> {
         if self.halted {
             return Ok(());
         }
+        // Read once: the policy's state does not change between the checks.
+        let wake_up = self.policy.poll_timeout();
         if let Some(reason) = self.gave_up {
             let prop = match reason {
                 GiveUpReason::FatalCloseCode { .. } => Prop::Fatal,
@@ -969,14 +971,11 @@ impl<'a> Driver<'a> {
             self.check(prop, state.is_terminal(), || {
                 format!("gave up ({reason:?}) but the state is {state:?}")
             })?;
-            self.check(prop, self.policy.poll_timeout().is_none(), || {
-                format!(
-                    "gave up ({reason:?}) but wants a wake-up at {:?}",
-                    self.policy.poll_timeout()
-                )
+            self.check(prop, wake_up.is_none(), || {
+                format!("gave up ({reason:?}) but wants a wake-up at {wake_up:?}")
             })?;
         }
-        if let Some(at) = self.policy.poll_timeout() {
+        if let Some(at) = wake_up {
             self.check(Prop::Liveness, at.as_millis() > self.now, || {
                 format!("after a full drain the next wake-up {at} is not in the future")
             })?;
