@@ -276,17 +276,23 @@ impl RetryPlanner {
             return None;
         }
         let connect_ms = config.timeouts.connect_ms;
-        let mut bounds = [None; RING];
-        for (bound, counted) in bounds.iter_mut().zip(&self.recent_attempts) {
-            *bound = counted.map(|c| c.latest_arrival(now, connect_ms));
-        }
-        // Latest first; the empty slots (`None`) sort last. A fixed-size
-        // array on the stack: nothing is allocated.
-        bounds.sort_unstable_by(|a, b| b.cmp(a));
         let back = usize::try_from(rule.max_attempts)
             .unwrap_or(RING)
             .clamp(1, RING - 1);
-        bounds[back - 1].map(|at| at.saturating_add(rule.window_ms))
+        // The counted bounds only, in a fixed-size array on the stack:
+        // nothing is allocated, and with fewer than `back` counted there
+        // is nothing to select.
+        let mut bounds = [Timestamp::ZERO; RING];
+        let mut counted = 0;
+        for c in self.recent_attempts.iter().flatten() {
+            bounds[counted] = c.latest_arrival(now, connect_ms);
+            counted += 1;
+        }
+        if counted < back {
+            return None;
+        }
+        let (_, bound, _) = bounds[..counted].select_nth_unstable(counted - back);
+        Some(bound.saturating_add(rule.window_ms))
     }
 
     /// The connection proved stable: the backoff, the give-up clock and the
