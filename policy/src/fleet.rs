@@ -655,7 +655,7 @@ impl Fleet {
         recovery.ramp = crate::fleet_recovery::RampWindow::default();
         recovery
             .probes
-            .start(now, &recovery.config, &mut recovery.jitter);
+            .start(now, &recovery.config, self.ids.len(), &mut recovery.jitter);
         let check_ms = recovery.config.check_ms;
         // Room for the check's heartbeat to go out and its deadline to run.
         recovery.checks_until = Some(now.saturating_add(check_ms.saturating_add(1_000)));

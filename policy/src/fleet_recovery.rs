@@ -73,10 +73,30 @@ pub struct FleetRecovery {
     /// (default 1 s: a short outage is found healed within a second or
     /// two).
     pub probe_base_ms: u64,
-    /// The longest delay between probes, in ms (default 4 s: a probe every
-    /// 3.5 s on average costs a fleet of 1000 shards 0.17 attempts per
-    /// shard over a 600 s outage, and finds the heal within 4 s).
+    /// The longest delay between probes early in an outage, in ms
+    /// (default 4 s). A large fleet probes more often, up to
+    /// [`probe_share_per_min`](Self::probe_share_per_min) (never more
+    /// often than [`probe_base_ms`](Self::probe_base_ms)), so that the
+    /// short outages, which are the common ones, are found healed sooner.
     pub probe_cap_ms: u64,
+    /// Probes a minute that the fleet may spend early in an outage, per
+    /// 1000 shards (default 36: a fleet of 1000 probes every 1.67 s at
+    /// most, which finds the heal of a short outage within 1.67 s for
+    /// 0.036 attempts per shard a minute; a fleet of 416 shards or fewer
+    /// probes every [`probe_cap_ms`](Self::probe_cap_ms); 0 always uses
+    /// the cap).
+    pub probe_share_per_min: u32,
+    /// How long an outage is young, in ms (default 180 s, Discord's
+    /// resume window as observed). Past it the gateway has expired the
+    /// sessions the outage detached, every shard must identify, a few
+    /// seconds more to find the heal cost little against the minutes the
+    /// identify buckets take, and probes are spaced up to
+    /// [`probe_slow_cap_ms`](Self::probe_slow_cap_ms).
+    pub probe_slow_after_ms: u64,
+    /// The longest delay between probes once the outage is no longer
+    /// young, in ms (default 10 s: a 600 s outage costs a fleet of 1000
+    /// about 165 probes, 0.17 attempts per shard).
+    pub probe_slow_cap_ms: u64,
     /// How long a shard that still looks connected at the trip has to
     /// answer a heartbeat sent at once, in ms (default 3 s: a live link
     /// answers within a round trip; a black hole otherwise hides a dead
@@ -114,6 +134,9 @@ impl FleetRecovery {
         fleet_silence_ms: 123_750,
         probe_base_ms: 1_000,
         probe_cap_ms: 4_000,
+        probe_share_per_min: 36,
+        probe_slow_after_ms: 180_000,
+        probe_slow_cap_ms: 10_000,
         check_ms: 3_000,
         forget_after_refused: 3,
         ramp_initial: 8,
@@ -145,6 +168,11 @@ impl FleetRecovery {
             ("fleet_recovery.fleet_silence_ms", self.fleet_silence_ms),
             ("fleet_recovery.probe_base_ms", self.probe_base_ms),
             ("fleet_recovery.probe_cap_ms", self.probe_cap_ms),
+            (
+                "fleet_recovery.probe_slow_after_ms",
+                self.probe_slow_after_ms,
+            ),
+            ("fleet_recovery.probe_slow_cap_ms", self.probe_slow_cap_ms),
             ("fleet_recovery.check_ms", self.check_ms),
         ] {
             if value > MAX_DELAY_MS {
@@ -159,6 +187,13 @@ impl FleetRecovery {
                 field: "fleet_recovery.probe_base_ms",
                 min: 1,
                 max: self.probe_cap_ms,
+            });
+        }
+        if self.probe_slow_cap_ms < self.probe_base_ms {
+            return Err(ConfigError::OutOfRange {
+                field: "fleet_recovery.probe_slow_cap_ms",
+                min: self.probe_base_ms,
+                max: MAX_DELAY_MS,
             });
         }
         if self.ramp_initial == 0 || self.ramp_initial > self.ramp_max {
@@ -291,13 +326,36 @@ impl OutageDetector {
 pub(crate) struct ProbeSchedule {
     next_at: Option<Timestamp>,
     sent: u32,
+    /// When the outage tripped.
+    started_at: Timestamp,
+    /// The longest delay while the outage is young, for this fleet's size.
+    young_cap_ms: u64,
 }
 
 impl ProbeSchedule {
-    /// Starts the schedule at the trip, `now`.
-    pub(crate) fn start(&mut self, now: Timestamp, config: &FleetRecovery, jitter: &mut Jitter) {
+    /// Starts the schedule at the trip, `now`, for a fleet of `shards`.
+    pub(crate) fn start(
+        &mut self,
+        now: Timestamp,
+        config: &FleetRecovery,
+        shards: usize,
+        jitter: &mut Jitter,
+    ) {
         self.sent = 0;
-        self.next_at = Some(now.saturating_add(self.delay(config, jitter)));
+        self.started_at = now;
+        self.young_cap_ms = Self::young_cap(config, shards);
+        self.next_at = Some(now.saturating_add(self.delay(now, config, jitter)));
+    }
+
+    /// The longest delay while an outage is young: the fleet's share of
+    /// probes a minute, between the base and the cap.
+    fn young_cap(config: &FleetRecovery, shards: usize) -> u64 {
+        let shards = u64::try_from(shards).unwrap_or(u64::MAX);
+        let per_min = u64::from(config.probe_share_per_min).saturating_mul(shards) / 1_000;
+        if per_min == 0 {
+            return config.probe_cap_ms;
+        }
+        (60_000 / per_min).clamp(config.probe_base_ms, config.probe_cap_ms)
     }
 
     /// Stops it (the outage ended).
@@ -321,17 +379,22 @@ impl ProbeSchedule {
             return false;
         }
         self.sent = self.sent.saturating_add(1);
-        self.next_at = Some(now.saturating_add(self.delay(config, jitter)));
+        self.next_at = Some(now.saturating_add(self.delay(now, config, jitter)));
         true
     }
 
-    /// `d = min(cap, base · 2^sent)`, drawn in `[¾d, d]`.
-    fn delay(&self, config: &FleetRecovery, jitter: &mut Jitter) -> u64 {
+    /// `d = min(cap, base · 2^sent)`, drawn in `[¾d, d]`; the cap is the
+    /// young one for [`FleetRecovery::probe_slow_after_ms`] after the trip,
+    /// then [`FleetRecovery::probe_slow_cap_ms`].
+    fn delay(&self, now: Timestamp, config: &FleetRecovery, jitter: &mut Jitter) -> u64 {
+        let young = now.saturating_since(self.started_at) < config.probe_slow_after_ms;
+        let cap = if young {
+            self.young_cap_ms
+        } else {
+            config.probe_slow_cap_ms.max(self.young_cap_ms)
+        };
         let factor = 1u64.checked_shl(self.sent.min(63)).unwrap_or(u64::MAX);
-        let d = config
-            .probe_base_ms
-            .saturating_mul(factor)
-            .min(config.probe_cap_ms);
+        let d = config.probe_base_ms.saturating_mul(factor).min(cap);
         jitter.between(d - d / 4, d)
     }
 }
@@ -613,12 +676,14 @@ mod tests {
     fn probes_grow_to_the_cap_and_stay_jittered_below_it() {
         let mut jitter = Jitter::new(5);
         let mut p = ProbeSchedule::default();
-        p.start(t(0), &C, &mut jitter);
+        // 300 shards: their share (12 a minute) is below the cap's rate.
+        p.start(t(0), &C, 300, &mut jitter);
         let first = p.poll_timeout().unwrap().as_millis();
         assert!((750..=1_000).contains(&first), "{first}");
         let mut now = first;
         let mut gaps = Vec::new();
-        for _ in 0..50 {
+        // While the outage is young (the slow cap after it is tested below).
+        while now < C.probe_slow_after_ms {
             assert!(!p.due(t(now - 1), &C, &mut jitter));
             assert!(p.due(t(now), &C, &mut jitter));
             let next = p.poll_timeout().unwrap().as_millis();
@@ -626,9 +691,50 @@ mod tests {
             now = next;
         }
         assert!(gaps.iter().all(|&g| (750..=4_000).contains(&g)), "{gaps:?}");
+        assert!(gaps.len() > 30, "{gaps:?}");
         assert!(gaps[5..].iter().all(|&g| g >= 3_000), "{gaps:?}");
         p.stop();
         assert_eq!(p.poll_timeout(), None);
+    }
+
+    #[test]
+    fn a_large_fleet_probes_its_share_while_the_outage_is_young_then_slows() {
+        let mut jitter = Jitter::new(9);
+        let mut p = ProbeSchedule::default();
+        // 1000 shards at 36 a minute per 1000: every 1.67 s at most.
+        p.start(t(0), &C, 1_000, &mut jitter);
+        let mut now = p.poll_timeout().unwrap().as_millis();
+        let (mut young, mut old) = (Vec::new(), Vec::new());
+        while now < 600_000 {
+            assert!(p.due(t(now), &C, &mut jitter));
+            let next = p.poll_timeout().unwrap().as_millis();
+            if now < C.probe_slow_after_ms {
+                young.push(next - now);
+            } else {
+                old.push(next - now);
+            }
+            now = next;
+        }
+        assert!(
+            young.iter().all(|&g| (750..=1_666).contains(&g)),
+            "{young:?}"
+        );
+        assert!(
+            old.iter().all(|&g| (7_500..=10_000).contains(&g)),
+            "{old:?}"
+        );
+        // About 165 probes over 600 s: 0.17 attempts per shard.
+        let probes = young.len() + old.len();
+        assert!((140..=185).contains(&probes), "{probes}");
+        // A fleet too large for the base is held to it; a share of 0 is
+        // the cap.
+        assert_eq!(ProbeSchedule::young_cap(&C, 100_000), C.probe_base_ms);
+        let no_share = FleetRecovery {
+            probe_share_per_min: 0,
+            ..C
+        };
+        assert_eq!(ProbeSchedule::young_cap(&no_share, 1_000), C.probe_cap_ms);
+        assert_eq!(ProbeSchedule::young_cap(&C, usize::MAX), C.probe_base_ms);
     }
 
     #[test]
