@@ -66,7 +66,12 @@ pub struct FleetRecovery {
     /// intervals would make chance rarer but leave a fleet of 300 shards
     /// silent past its first redial (500 ms after a drop), so most of it
     /// would dial before the trip. A fleet of ten live shards waits 12 s,
-    /// one of a thousand 250 ms).
+    /// one of a thousand 250 ms). When at least half of the live
+    /// connections failed since the last frame, the silence needed is
+    /// only `min_silence_ms`: half a fleet failing at once is not chance,
+    /// and a small fleet, whose frames are seconds apart, would otherwise
+    /// redial through the wait; a partial fault of a tenth of the fleet
+    /// never gets there.
     pub fleet_silence_ms: u64,
     /// The first probe's delay after the trip, in ms, doubled per probe up
     /// to [`probe_cap_ms`](Self::probe_cap_ms), each drawn in `[¾d, d]`
@@ -228,6 +233,10 @@ pub(crate) struct OutageDetector {
     /// silence is judged against the fleet as it was, not as the outage
     /// left it.
     live_before: u64,
+    /// Failures since the last sign of life (or since the window emptied),
+    /// counted per failure: when they reach half of `live_before`, the
+    /// fleet needs only [`FleetRecovery::min_silence_ms`] of silence.
+    burst: u64,
 }
 
 impl OutageDetector {
@@ -239,6 +248,7 @@ impl OutageDetector {
             failures: Vec::with_capacity(config.min_shards.min(64) as usize),
             check_at: None,
             live_before: 0,
+            burst: 0,
         }
     }
 
@@ -247,6 +257,7 @@ impl OutageDetector {
         self.last_life = Some(self.last_life.map_or(now, |last| last.max(now)));
         self.failures.clear();
         self.check_at = None;
+        self.burst = 0;
     }
 
     /// Shard `index` failed at `now` in a way that means the network may be
@@ -266,7 +277,9 @@ impl OutageDetector {
         if self.failures.is_empty() {
             // The failed shard was live a moment ago, or was dialling.
             self.live_before = u64::try_from(live()).unwrap_or(u64::MAX).saturating_add(1);
+            self.burst = 0;
         }
+        self.burst = self.burst.saturating_add(1);
         if !self.failures.iter().any(|&(i, _)| i == index) {
             if self.failures.len() >= needed {
                 self.failures.remove(0);
@@ -276,9 +289,17 @@ impl OutageDetector {
         if self.failures.len() < needed {
             return false;
         }
-        let silence = config
-            .min_silence_ms
-            .max(config.fleet_silence_ms / self.live_before.max(1));
+        // Half the fleet failing at once is not chance whatever its size: a
+        // small fleet, whose frames are seconds apart, need not wait for a
+        // silence its shards would redial through.
+        let majority = self.burst.saturating_mul(2) >= self.live_before;
+        let silence = if majority {
+            config.min_silence_ms
+        } else {
+            config
+                .min_silence_ms
+                .max(config.fleet_silence_ms / self.live_before.max(1))
+        };
         let since = match (self.last_life, self.failures.first()) {
             (Some(life), _) => life,
             (None, Some(&(_, first))) => first,
@@ -318,6 +339,7 @@ impl OutageDetector {
     fn tripped(&mut self) {
         self.failures.clear();
         self.check_at = None;
+        self.burst = 0;
     }
 }
 
@@ -661,6 +683,22 @@ mod tests {
             assert!(!d.failure(t(1_000), shard, &C, || 9 - shard));
         }
         assert_eq!(d.poll_timeout(), Some(t(12_375)));
+    }
+
+    #[test]
+    fn half_of_a_small_fleet_failing_at_once_needs_only_the_short_silence() {
+        // 32 live shards: a third of them is not enough, half is.
+        let mut d = OutageDetector::new(&C);
+        d.sign_of_life(t(1_000));
+        for shard in 0..10 {
+            assert!(!d.failure(t(1_100), shard, &C, || 31 - shard));
+        }
+        assert_eq!(d.poll_timeout(), Some(t(1_000 + 123_750 / 32)));
+        for shard in 10..16 {
+            assert!(!d.failure(t(1_100), shard, &C, || 31 - shard));
+        }
+        assert_eq!(d.poll_timeout(), Some(t(1_250)));
+        assert!(d.handle_timeout(t(1_250), &C));
     }
 
     #[test]

@@ -4,13 +4,16 @@
 //! once, due shards woken in order of their wake-up times), and its
 //! wake-up time is the earliest of theirs. Property-tested over random
 //! fleets, events and clock jumps, so a wake-up the fleet forgets to file,
-//! or files twice, shows up as a difference.
+//! or files twice, shows up as a difference. Fleet-wide recovery is off
+//! here: it is the one thing a fleet adds to its policies (it holds and
+//! releases them), tested in `policy/src/fleet_recovery.rs`,
+//! `policy/src/fleet.rs` and the simulator's `sim/tests/fleet_recovery.rs`.
 
 use std::collections::VecDeque;
 
 use proptest::prelude::*;
 use reconnect_policy::{
-    Action, Dispatch, Event, Fleet, IdentifyLimiter, Output, Policy, PolicyConfig,
+    Action, Dispatch, Event, Fleet, FleetRecovery, IdentifyLimiter, Output, Policy, PolicyConfig,
     SessionStartLimit, Timestamp,
 };
 
@@ -70,7 +73,10 @@ proptest! {
         // Ids need not be contiguous.
         let ids: Vec<u32> = (0..shards).map(|i| i * 3 + 1).collect();
         let limit = SessionStartLimit { max_concurrency, ..SessionStartLimit::DISCORD_DEFAULT };
-        let config = PolicyConfig::default();
+        let config = PolicyConfig {
+            fleet_recovery: FleetRecovery::OFF,
+            ..PolicyConfig::default()
+        };
         let mut fleet =
             Fleet::new(config.clone(), ids.clone(), seed, IdentifyLimiter::new(limit, t(0)), t(0))
                 .unwrap();
