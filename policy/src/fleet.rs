@@ -489,6 +489,18 @@ impl Fleet {
             }
             self.outputs.push_back((shard, output));
         }
+        if self.recovery.config.enabled {
+            let connected = self.policies[index].state().is_connected();
+            let recovery = &mut self.recovery;
+            if connected != recovery.connected[index] {
+                recovery.connected[index] = connected;
+                recovery.live = if connected {
+                    recovery.live.saturating_add(1)
+                } else {
+                    recovery.live.saturating_sub(1)
+                };
+            }
+        }
         if self.recovery.mode != Mode::Healthy {
             self.track(index);
         }
@@ -555,6 +567,10 @@ impl Fleet {
         match signal {
             Signal::Life => {
                 recovery.detector.sign_of_life(now);
+                if recovery.config.quiet_check_ms > 0 && recovery.live > 0 {
+                    let silence = recovery.config.quiet_silence_ms(recovery.live);
+                    recovery.quiet_at = Some(now.saturating_add(silence));
+                }
                 if recovery.mode == Mode::Outage {
                     self.start_ramp();
                 }
@@ -623,6 +639,9 @@ impl Fleet {
         if self.recovery.trip_pending {
             self.trip(now);
         }
+        if self.recovery.quiet_at.is_some_and(|at| at <= now) {
+            self.quiet(now);
+        }
         let recovery = &mut self.recovery;
         if recovery.mode == Mode::Ramp && recovery.checks_until.is_some_and(|at| at <= now) {
             recovery.checks_until = None;
@@ -631,6 +650,38 @@ impl Fleet {
         if recovery.mode == Mode::Outage && recovery.probes.due(now, &config, &mut recovery.jitter)
         {
             self.probe(now);
+        }
+    }
+
+    /// The fleet has heard nothing since its last frame: once the silence
+    /// is long enough for its live connections (see
+    /// `FleetRecovery::quiet_check_ms`), every shard that looks connected
+    /// must answer a heartbeat soon; a black hole's dead sockets then fail
+    /// together and trip the outage.
+    fn quiet(&mut self, now: Timestamp) {
+        self.recovery.quiet_at = None;
+        let Some(last) = self.recovery.detector.last_life() else {
+            return;
+        };
+        if self.recovery.mode != Mode::Healthy {
+            return;
+        }
+        let live = self.recovery.live;
+        if live == 0 {
+            return;
+        }
+        let config = self.recovery.config;
+        let silence = config.quiet_silence_ms(live);
+        let due = last.saturating_add(silence);
+        if due > now {
+            self.recovery.quiet_at = Some(due);
+            return;
+        }
+        for index in 0..self.policies.len() {
+            if self.policies[index].state().is_connected() {
+                self.policies[index].check_alive(now, config.check_ms);
+                self.route(index, now);
+            }
         }
     }
 

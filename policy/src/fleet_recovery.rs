@@ -66,9 +66,10 @@ pub struct FleetRecovery {
     /// intervals would make chance rarer but leave a fleet of 300 shards
     /// silent past its first redial (500 ms after a drop), so most of it
     /// would dial before the trip. A fleet of ten live shards waits 12 s,
-    /// one of a thousand 250 ms). When at least half of the live
-    /// connections failed since the last frame, the silence needed is
-    /// only `min_silence_ms`: half a fleet failing at once is not chance,
+    /// one of a thousand 250 ms). When failures since the last frame
+    /// number at least half of the fleet's shards (not of its live
+    /// connections), the silence needed is only `min_silence_ms`: half a
+    /// fleet failing at once is not chance,
     /// and a small fleet, whose frames are seconds apart, would otherwise
     /// redial through the wait; a partial fault of a tenth of the fleet
     /// never gets there.
@@ -108,6 +109,20 @@ pub struct FleetRecovery {
     /// socket until its next heartbeat, up to 41.25 s later, and a
     /// heartbeat costs the gateway nothing like an attempt does).
     pub check_ms: u64,
+    /// The shortest fleet-wide silence after which every shard that looks
+    /// connected is asked for a heartbeat answered within
+    /// [`check_ms`](Self::check_ms), before any shard has failed, in ms
+    /// (default 2 s; 0 never). The silence needed is
+    /// `max(quiet_check_ms, 8 × fleet_silence_ms / live)`: eight times the
+    /// silence that trips on failures, about 24 frames missed in a row, a
+    /// chance of e^-24, so a fleet that is heard never pays for it. A fleet
+    /// of 1000 live shards is asked after 2 s of silence, one of 100 after
+    /// 10 s; a fleet of 10 after 99 s, later than its own heartbeats would
+    /// find the dead sockets, so it never is. A black hole sends nothing
+    /// and closes nothing: without this, each shard finds its dead socket
+    /// only when its own heartbeat goes unanswered, up to one interval
+    /// (41.25 s) after the hole opened.
+    pub quiet_check_ms: u64,
     /// Resumes refused during a ramp, with none accepted, after which the
     /// held shards' sessions are taken as forgotten by the gateway and they
     /// identify at once (default 3; 0 never). Every held shard lost its
@@ -143,6 +158,7 @@ impl FleetRecovery {
         probe_slow_after_ms: 180_000,
         probe_slow_cap_ms: 10_000,
         check_ms: 3_000,
+        quiet_check_ms: 2_000,
         forget_after_refused: 3,
         ramp_initial: 8,
         ramp_max: 48,
@@ -179,6 +195,7 @@ impl FleetRecovery {
             ),
             ("fleet_recovery.probe_slow_cap_ms", self.probe_slow_cap_ms),
             ("fleet_recovery.check_ms", self.check_ms),
+            ("fleet_recovery.quiet_check_ms", self.quiet_check_ms),
         ] {
             if value > MAX_DELAY_MS {
                 return Err(ConfigError::TooLong {
@@ -212,6 +229,15 @@ impl FleetRecovery {
     }
 }
 
+impl FleetRecovery {
+    /// The fleet-wide silence after which a fleet with `live` connections
+    /// asks them for a heartbeat (see [`quiet_check_ms`](Self::quiet_check_ms)).
+    pub(crate) fn quiet_silence_ms(&self, live: u64) -> u64 {
+        self.quiet_check_ms
+            .max(self.fleet_silence_ms.saturating_mul(8) / live.max(1))
+    }
+}
+
 impl Default for FleetRecovery {
     fn default() -> Self {
         Self::DEFAULT
@@ -234,9 +260,11 @@ pub(crate) struct OutageDetector {
     /// left it.
     live_before: u64,
     /// Failures since the last sign of life (or since the window emptied),
-    /// counted per failure: when they reach half of `live_before`, the
-    /// fleet needs only [`FleetRecovery::min_silence_ms`] of silence.
+    /// counted per failure: when they reach half of `fleet`, the fleet
+    /// needs only [`FleetRecovery::min_silence_ms`] of silence.
     burst: u64,
+    /// The fleet's shards (0: the rule above never applies).
+    fleet: u64,
 }
 
 impl OutageDetector {
@@ -249,7 +277,20 @@ impl OutageDetector {
             check_at: None,
             live_before: 0,
             burst: 0,
+            fleet: 0,
         }
+    }
+
+    /// The same detector for a fleet of `shards` shards, so that half of
+    /// them failing since the last frame needs only the short silence.
+    pub(crate) fn for_fleet(mut self, shards: usize) -> Self {
+        self.fleet = u64::try_from(shards).unwrap_or(u64::MAX);
+        self
+    }
+
+    /// The last frame any shard received.
+    pub(crate) const fn last_life(&self) -> Option<Timestamp> {
+        self.last_life
     }
 
     /// A frame reached some shard at `now`: the fleet is alive.
@@ -291,8 +332,11 @@ impl OutageDetector {
         }
         // Half the fleet failing at once is not chance whatever its size: a
         // small fleet, whose frames are seconds apart, need not wait for a
-        // silence its shards would redial through.
-        let majority = self.burst.saturating_mul(2) >= self.live_before;
+        // silence its shards would redial through. Half of the fleet, not
+        // of the connections still live: a few failures among the few
+        // shards connected while the rest wait out their backoffs are not
+        // a fleet-wide cut.
+        let majority = self.fleet > 0 && self.burst.saturating_mul(2) >= self.fleet;
         let silence = if majority {
             config.min_silence_ms
         } else {
@@ -543,13 +587,21 @@ pub(crate) struct RecoveryState {
     pub(crate) resumes_refused: u32,
     /// Resumes that succeeded during this ramp.
     pub(crate) resumes_succeeded: u32,
+    /// When to look at the fleet's silence next (see
+    /// [`FleetRecovery::quiet_check_ms`]): set by each frame, cleared
+    /// once the fleet was asked, until the next frame.
+    pub(crate) quiet_at: Option<Timestamp>,
+    /// Whether each shard, by index, was connected when last routed.
+    pub(crate) connected: Vec<bool>,
+    /// How many of them were: the fleet's live connections.
+    pub(crate) live: u64,
 }
 
 impl RecoveryState {
     /// The state of a healthy fleet of `shards` shards.
     pub(crate) fn new(config: FleetRecovery, shards: usize, seed: u64) -> Self {
         Self {
-            detector: OutageDetector::new(&config),
+            detector: OutageDetector::new(&config).for_fleet(shards),
             config,
             mode: Mode::Healthy,
             probes: ProbeSchedule::default(),
@@ -563,6 +615,9 @@ impl RecoveryState {
             checks_until: None,
             resumes_refused: 0,
             resumes_succeeded: 0,
+            quiet_at: None,
+            connected: vec![false; shards],
+            live: 0,
         }
     }
 
@@ -576,6 +631,7 @@ impl RecoveryState {
             self.detector.poll_timeout(),
             self.probes.poll_timeout(),
             checks,
+            self.quiet_at,
         ]
         .into_iter()
         .flatten()
@@ -688,7 +744,7 @@ mod tests {
     #[test]
     fn half_of_a_small_fleet_failing_at_once_needs_only_the_short_silence() {
         // 32 live shards: a third of them is not enough, half is.
-        let mut d = OutageDetector::new(&C);
+        let mut d = OutageDetector::new(&C).for_fleet(32);
         d.sign_of_life(t(1_000));
         for shard in 0..10 {
             assert!(!d.failure(t(1_100), shard, &C, || 31 - shard));

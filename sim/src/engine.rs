@@ -1050,9 +1050,13 @@ impl<'a> Sim<'a> {
         self.links.iter_mut().for_each(|l| l.flap_down = false);
         let g = &self.sc.gateway;
         // A client learns that a black-holed socket is dead only when a
-        // heartbeat goes unanswered: one interval after the last heartbeat
-        // the gateway heard on it, less the link's delay, at the earliest.
-        let link_delay = self.sc.link.latency_ms + self.sc.link.jitter_ms;
+        // heartbeat goes unanswered. It may send one at any time (the
+        // gateway answers every heartbeat), so the earliest is just after
+        // the last heartbeat the gateway heard on it (the hole opened after
+        // that one; a round trip more, but no less). This bound once waited
+        // a whole interval, which assumed heartbeats only on the gateway's
+        // schedule; a fleet that asks its quiet shards for a heartbeat beat
+        // it.
         let mut down = 0;
         let mut must_identify = 0;
         let mut zombie_until = self.now;
@@ -1068,8 +1072,7 @@ impl<'a> Sim<'a> {
                     && last_heartbeat > 0
                 {
                     zombie = true;
-                    let noticed =
-                        (last_heartbeat + g.heartbeat_interval_ms).saturating_sub(link_delay);
+                    let noticed = last_heartbeat;
                     zombie_until = zombie_until.max(noticed);
                 }
             }

@@ -33,7 +33,19 @@ fn a_fleet_wide_outage_costs_about_one_attempt_per_shard_and_no_herd() {
             let what = format!("{} {outage_s} s", frontier::mode_name(mode));
             let per_shard = on.attempts as f64 / on.judged_shards as f64;
             assert!(per_shard <= 1.2, "{what}: {per_shard} attempts per shard");
-            assert!(on.attempts <= off.attempts, "{what}");
+            // A black hole shorter than a heartbeat interval is found while
+            // it lasts (the fleet's quiet check), and probing it costs a few
+            // attempts that shards finding their dead sockets only after the
+            // heal never pay; they pay in recovery time instead (checked
+            // below for both modes).
+            if mode == DownMode::Refuse {
+                assert!(
+                    on.attempts <= off.attempts,
+                    "{what}: {} > {}",
+                    on.attempts,
+                    off.attempts
+                );
+            }
             assert!(!on.storm && !on.herd, "{what}: {}", on.verdict);
             assert_eq!(on.unrecovered, 0, "{what}");
             assert_eq!(on.identify_violations, 0, "{what}");

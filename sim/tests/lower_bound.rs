@@ -1,7 +1,7 @@
 //! The gateway's lower bound on recovery is a bound: no model, however
 //! eager, gets its slowest shard back sooner. It counts zombie detection
-//! (a black-holed socket is noticed one heartbeat interval after the last
-//! heartbeat at the earliest), identify windows and the daily refill.
+//! (a black-holed socket is noticed no sooner than the last heartbeat the
+//! gateway heard on it: a client may heartbeat at any time), identify windows and the daily refill.
 
 use reconnect_sim::frontier;
 use reconnect_sim::scenario::{DownMode, Scenario};
@@ -26,13 +26,14 @@ fn check(sc: &Scenario) -> Vec<u64> {
 }
 
 #[test]
-fn a_black_hole_bounds_recovery_by_zombie_detection() {
+fn a_black_hole_bounds_recovery_only_until_its_last_heartbeat() {
     let sc = frontier::scenario(40, 5, DownMode::Blackhole);
     let interval = sc.gateway.heartbeat_interval_ms;
     for bound in check(&sc) {
         // The heal comes 5 s after the black hole began, and a socket last
-        // heard just before it is noticed about one interval later.
-        assert!(bound > 0 && bound <= interval, "{bound}");
+        // heard just before it can be noticed soon after: long before the
+        // heal, so detection does not bound recovery.
+        assert!(bound < interval, "{bound}");
     }
 }
 
