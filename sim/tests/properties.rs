@@ -161,3 +161,52 @@ proptest! {
         prop_assert!(r.storm, "the naive client did not storm: {r:?}");
     }
 }
+
+/// A schedule the property above found (seed 11810132535974940100): one
+/// socket on a healthy link is closed by the policy with no reason the
+/// gateway can see. The same schedule fails on the code of the previous
+/// stop and with fleet recovery off, so it predates this stop's changes;
+/// it is kept here, named, until it is understood and fixed, rather than
+/// in the regressions file, where it would fail every run.
+#[test]
+#[ignore = "known failure, found by the property test, not yet fixed: one reconnect on a healthy \
+            link under half-open links, a 4009 wave, resumable op 9 and a rolling restart"]
+fn known_failure_a_healthy_link_reconnect_under_four_overlapping_faults() {
+    let faults = vec![
+        Fault {
+            at_ms: 237_858,
+            duration_ms: 59_192,
+            scope: Scope::Fraction {
+                fraction: 0.559_064_107_579_816_2,
+            },
+            kind: FaultKind::HalfOpen,
+        },
+        Fault {
+            at_ms: 222_236,
+            duration_ms: 51_537,
+            scope: Scope::All,
+            kind: FaultKind::ServerClose { code: 4009 },
+        },
+        Fault {
+            at_ms: 321_688,
+            duration_ms: 61_034,
+            scope: Scope::Shards { from: 7, to: 15 },
+            kind: FaultKind::InvalidSessions { resumable: true },
+        },
+        Fault {
+            at_ms: 349_643,
+            duration_ms: 79_547,
+            scope: Scope::All,
+            kind: FaultKind::RollingRestart,
+        },
+    ];
+    let sc = scenario(faults);
+    let r = run_report(
+        &sc,
+        &model("policy").unwrap(),
+        11_810_132_535_974_940_100,
+        Budget::default(),
+    )
+    .unwrap();
+    assert_eq!(r.healthy_link_reconnects, 0);
+}
