@@ -435,6 +435,20 @@ impl Policy {
                 },
             ) => {
                 self.stats.identify_waits += 1;
+                // An answer is proof that the limiter is alive and that this
+                // shard is in line: a bucket held by other shards' Identifies
+                // (each for up to a handshake and its settle window) is no
+                // reason to drop a healthy socket and dial again, so a retry
+                // within one slot wait renews the deadline. The deadline
+                // still ends a wait for an answer that never comes, and a
+                // retry further off (the daily allowance) closes the socket
+                // to wait without one.
+                let wait = self.slot_wait_ms();
+                let deadline = if retry_at <= now.saturating_add(wait) {
+                    deadline.max(retry_at.max(now).saturating_add(wait))
+                } else {
+                    deadline
+                };
                 self.phase = Phase::AwaitingIdentifySlot {
                     conn,
                     link,
@@ -752,14 +766,7 @@ impl Policy {
                 };
             }
             _ => {
-                // Another shard's Identify can hold the bucket for its whole
-                // handshake and the settle window after it (plus a second
-                // of polling slack): wait that long for a grant, no less.
-                let wait = self
-                    .config
-                    .timeouts
-                    .handshake_ms
-                    .saturating_add(SETTLE_HOLD_MS + 1_000);
+                let wait = self.slot_wait_ms();
                 self.phase = Phase::AwaitingIdentifySlot {
                     conn,
                     link,
@@ -1103,6 +1110,17 @@ impl Policy {
         self.account_for_end();
         let decision = self.decide(trigger);
         self.schedule(now, trigger, decision, ending);
+    }
+
+    /// How long a shard with an open socket waits for an identify grant
+    /// before it gives up on the socket: another shard's Identify can hold
+    /// the bucket for its whole handshake and the settle window after it
+    /// (plus a second of polling slack), so no less than that.
+    fn slot_wait_ms(&self) -> u64 {
+        self.config
+            .timeouts
+            .handshake_ms
+            .saturating_add(SETTLE_HOLD_MS + 1_000)
     }
 
     /// The socket is open and the policy wants it gone: decide now, close,

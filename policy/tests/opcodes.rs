@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 
 use reconnect_policy::{
     Action, CloseCode, Command, ConnectFailure, Deadline, Decision, Dispatch, Event, GiveUpReason,
-    Handled, IdentifyLimiter, Output, Policy, PolicyConfig, PolicyState, Recovery,
-    SessionStartLimit, Timestamp, Trigger, ZombieRule,
+    Handled, IdentifyAnswer, IdentifyLimiter, IdentifyRequest, Output, Policy, PolicyConfig,
+    PolicyState, Recovery, SessionStartLimit, Timestamp, Trigger, ZombieRule,
 };
 use support::{
     BASE_URL, Driver, HOUR_MS, INTERVAL_MS, Out, RESUME_URL, SESSION_ID, closed, ready, t,
@@ -463,6 +463,120 @@ fn handshake_deadline_closes_then_reconnects() {
     );
     let (_, command) = d.reconnect(from);
     assert_eq!(command, Command::Identify);
+}
+
+/// Another shard of the bucket holds it with an Identify that never
+/// settles (its answer lost), so the limiter keeps answering "retry in
+/// 250 ms" until the grant's 60 s lease runs out.
+fn limiter_held_by_another_shard() -> IdentifyLimiter {
+    let limit = SessionStartLimit {
+        max_concurrency: 1,
+        ..SessionStartLimit::DISCORD_DEFAULT
+    };
+    let mut limiter = IdentifyLimiter::new(limit, t(0));
+    limiter
+        .try_acquire(t(0), 1)
+        .expect("the bucket starts free");
+    limiter
+}
+
+#[test]
+fn a_shard_the_limiter_keeps_answering_waits_on_its_healthy_socket() {
+    let mut d = Driver::with_limiter(PolicyConfig::default(), 7, limiter_held_by_another_shard());
+    d.auto_ack = true;
+    let from = d.mark();
+    let (connect, command) = d.reconnect(from);
+    assert_eq!(command, Command::Identify);
+    let (identified_at, _) = d.expect_output(from, |o| {
+        matches!(
+            o,
+            Out::Send {
+                command: Command::Identify,
+                ..
+            }
+        )
+    });
+    // Hello came at the reserved slot (5.25 s); the slot wait alone (38 s)
+    // would have ended at 43.25 s. The limiter answered all along, so the
+    // socket is kept until the other shard's lease ends at 60 s.
+    assert_eq!(
+        connect.at, 5_250,
+        "the start reserved one window after the grant"
+    );
+    assert!(identified_at >= 60_000, "identified at {identified_at}");
+    assert!(
+        d.closes_since(from).is_empty(),
+        "{:?}",
+        d.closes_since(from)
+    );
+    assert_eq!(d.connects_since(from).len(), 1);
+}
+
+/// What [`drain_unanswered`] saw of a policy whose Identify grants are
+/// never answered.
+#[derive(Default)]
+struct Unanswered {
+    conn: Option<reconnect_policy::ConnectionId>,
+    acquires: u32,
+    heartbeats: Vec<u64>,
+    closed_at: Option<u64>,
+}
+
+/// Drains `policy` at `now`: a start reservation is answered at once, a
+/// request for a grant never; heartbeats are noted so they can be acked.
+fn drain_unanswered(policy: &mut Policy, now: u64, seen: &mut Unanswered) {
+    while let Some(output) = policy.poll_output() {
+        match output {
+            Output::Action(Action::Connect { connection, .. }) => seen.conn = Some(connection),
+            Output::Action(Action::Identify {
+                request: IdentifyRequest::ReserveStart,
+                ..
+            }) => {
+                let _ = policy.handle_identify(t(now), IdentifyAnswer::StartAt(t(now)));
+            }
+            Output::Action(Action::Identify { .. }) => seen.acquires += 1,
+            Output::Action(Action::Send {
+                command: Command::Heartbeat { .. },
+                ..
+            }) => seen.heartbeats.push(now),
+            Output::Action(Action::Close { .. }) => {
+                seen.closed_at.get_or_insert(now);
+            }
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn an_identify_request_never_answered_ends_at_the_slot_wait() {
+    let mut policy = Policy::new(PolicyConfig::default(), 0, 7, t(0)).expect("valid config");
+    let mut seen = Unanswered::default();
+    drain_unanswered(&mut policy, 0, &mut seen);
+    let conn = seen.conn.expect("the policy dials at once");
+    let _ = policy.handle_event(t(0), conn, Event::Opened);
+    let hello = Event::Hello {
+        heartbeat_interval_ms: INTERVAL_MS,
+    };
+    let _ = policy.handle_event(t(0), conn, hello);
+    drain_unanswered(&mut policy, 0, &mut seen);
+    let mut now = 0;
+    while seen.closed_at.is_none() && now < 120_000 {
+        now = policy
+            .poll_timeout()
+            .map_or(now + 1, Timestamp::as_millis)
+            .max(now + 1);
+        policy.handle_timeout(t(now));
+        let beats = seen.heartbeats.len();
+        drain_unanswered(&mut policy, now, &mut seen);
+        if seen.heartbeats.len() > beats {
+            // The socket itself is healthy: every heartbeat is acked.
+            let _ = policy.handle_event(t(now), conn, Event::HeartbeatAck);
+            drain_unanswered(&mut policy, now, &mut seen);
+        }
+    }
+    assert_eq!(seen.acquires, 1, "one request, never answered");
+    // The handshake timeout (30 s) and the settle hold (7 s) plus 1 s.
+    assert_eq!(seen.closed_at, Some(38_000));
 }
 
 #[test]
