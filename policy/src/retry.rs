@@ -1115,8 +1115,8 @@ mod tests {
     /// and connect deadlines up to the end of time.
     fn ceilings() -> Vec<PolicyConfig> {
         let mut configs = Vec::new();
-        for max_attempts in [1, 2, 3, 10, 31, 32, 33, u32::MAX, 0] {
-            for (window_ms, connect_ms) in [(60_000, 30_000), (1, 0), (u64::MAX, u64::MAX)] {
+        for max_attempts in [1, 2, 10, 32, u32::MAX, 0] {
+            for (window_ms, connect_ms) in [(60_000, 30_000), (u64::MAX, u64::MAX)] {
                 let mut config = ceiling_only(max_attempts, window_ms);
                 config.timeouts.connect_ms = connect_ms;
                 configs.push(config);
@@ -1138,7 +1138,7 @@ mod tests {
             #[test]
             fn the_attempt_log_answers_as_a_sort_of_every_bound(
                 start in prop_oneof![Just(0u64), Just(u64::MAX - 100_000), any::<u64>()],
-                steps in proptest::collection::vec((clock_step(), log_step()), 0..400),
+                steps in proptest::collection::vec((clock_step(), log_step()), 0..300),
             ) {
                 let configs = ceilings();
                 let mut planner = RetryPlanner::new(&configs[0]);
