@@ -83,33 +83,158 @@ const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 /// than that many counted attempts behind.
 const RING: usize = AttemptRate::MAX_ATTEMPTS as usize + 1;
 
-/// An attempt the ceiling counts, as far as the policy knows when it
-/// reached the gateway.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Counted {
-    /// Dialled then; not yet known whether or when it reached the gateway.
-    InFlight {
-        /// When it was dialled.
-        dialled: Timestamp,
-    },
-    /// Reached the gateway at or before `by`: when the upgrade was
-    /// answered, or when the attempt ended with its outcome unknown.
-    Reached {
-        /// The latest time it can have reached the gateway.
-        by: Timestamp,
-    },
+/// The last attempts the ceiling counts, as far as the policy knows when
+/// each reached the gateway.
+///
+/// A ring of [`RING`] slots in the order the attempts started (the oldest
+/// is overwritten). A slot is free, *in flight* (dialled at its stamp; not
+/// yet known whether or when it reached the gateway), or *reached* (it
+/// reached the gateway at or before its stamp: when the upgrade was
+/// answered, or when the attempt ended with its outcome unknown).
+///
+/// Beside the ring the stamps of the reached slots are kept in ascending
+/// order, updated as a slot changes (a binary search and a shift of at
+/// most [`RING`] stamps, no allocation), so that the ceiling, asked on
+/// every plan, reads its answer at an index instead of sorting or
+/// selecting among the slots. Only while another attempt is in flight,
+/// whose bound moves with the clock, does it select among all of them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct AttemptLog {
+    /// Per slot: the dial (in flight) or the arrival bound (reached);
+    /// [`Timestamp::ZERO`] when free.
+    stamps: [Timestamp; RING],
+    /// Bit `i` set: slot `i` is in flight.
+    in_flight: u64,
+    /// Bit `i` set: slot `i` has reached the gateway by its stamp.
+    reached: u64,
+    /// Where the next start goes.
+    next_slot: usize,
+    /// The stamps of the reached slots in ascending order: the first
+    /// `reached.count_ones()` are used, the rest are [`Timestamp::ZERO`].
+    sorted: [Timestamp; RING],
 }
 
-impl Counted {
-    /// The latest time the attempt can have reached the gateway, as seen
-    /// at `now`: a stamp for one that ended; for one still in flight, the
-    /// later of `now` and its connect deadline (the policy abandons it
-    /// then, and an abandoned handshake finds nobody to answer).
-    fn latest_arrival(self, now: Timestamp, connect_ms: u64) -> Timestamp {
-        match self {
-            Self::InFlight { dialled } => dialled.saturating_add(connect_ms).max(now),
-            Self::Reached { by } => by,
+// The slot masks are `u64`s.
+const _: () = assert!(RING <= 64);
+
+impl AttemptLog {
+    const fn new() -> Self {
+        Self {
+            stamps: [Timestamp::ZERO; RING],
+            in_flight: 0,
+            reached: 0,
+            next_slot: 0,
+            sorted: [Timestamp::ZERO; RING],
         }
+    }
+
+    /// The slot of the last attempt started.
+    const fn last_slot(&self) -> usize {
+        (self.next_slot + RING - 1) % RING
+    }
+
+    /// How many reached slots there are (the used length of `sorted`).
+    const fn reached_count(&self) -> usize {
+        self.reached.count_ones() as usize
+    }
+
+    /// An attempt is dialled at `now`: it takes the next slot (the oldest
+    /// attempt's, which stops counting) and is in flight.
+    fn started(&mut self, now: Timestamp) {
+        let slot = self.next_slot;
+        let bit = 1u64 << slot;
+        if self.reached & bit != 0 {
+            self.remove_sorted(self.stamps[slot]);
+            self.reached &= !bit;
+        }
+        self.in_flight |= bit;
+        self.stamps[slot] = now;
+        self.next_slot = (slot + 1) % RING;
+    }
+
+    /// The last attempt, if still in flight, reached the gateway by `at`
+    /// (by its dial, when `at` is earlier: a clock that stepped back).
+    fn last_reached(&mut self, at: Timestamp) {
+        let slot = self.last_slot();
+        let bit = 1u64 << slot;
+        if self.in_flight & bit == 0 {
+            return;
+        }
+        let by = at.max(self.stamps[slot]);
+        self.in_flight &= !bit;
+        self.reached |= bit;
+        self.stamps[slot] = by;
+        self.insert_sorted(by);
+    }
+
+    /// The last attempt, if still in flight, is found never to have
+    /// reached the gateway: its slot is freed for the next start.
+    fn last_not_counted(&mut self) {
+        let slot = self.last_slot();
+        let bit = 1u64 << slot;
+        if self.in_flight & bit == 0 {
+            return;
+        }
+        self.in_flight &= !bit;
+        self.stamps[slot] = Timestamp::ZERO;
+        self.next_slot = slot;
+    }
+
+    /// Whether the last attempt started is still in flight.
+    const fn last_in_flight(&self) -> bool {
+        self.in_flight & (1u64 << self.last_slot()) != 0
+    }
+
+    /// Adds `stamp` to `sorted` (called once `reached` counts its slot).
+    fn insert_sorted(&mut self, stamp: Timestamp) {
+        let len = self.reached_count().saturating_sub(1).min(RING - 1);
+        // Attempts usually reach the gateway in the order they started.
+        let at = match len.checked_sub(1).map(|last| self.sorted[last]) {
+            Some(last) if last > stamp => self.sorted[..len].partition_point(|&s| s <= stamp),
+            _ => len,
+        };
+        self.sorted.copy_within(at..len, at + 1);
+        self.sorted[at] = stamp;
+    }
+
+    /// Removes one `stamp` from `sorted` (called while `reached` still
+    /// counts its slot).
+    fn remove_sorted(&mut self, stamp: Timestamp) {
+        let len = self.reached_count().min(RING);
+        let at = self.sorted[..len].partition_point(|&s| s < stamp);
+        if at < len {
+            self.sorted.copy_within(at + 1..len, at);
+            self.sorted[len - 1] = Timestamp::ZERO;
+        }
+    }
+
+    /// The `back`-th latest arrival bound among the counted attempts, as
+    /// seen at `now` (an attempt in flight may reach the gateway until the
+    /// later of `now` and its connect deadline, `connect_ms` after its
+    /// dial: the policy abandons it then, and an abandoned handshake finds
+    /// nobody to answer). `None` when fewer than `back` are counted.
+    fn latest_bound(&self, back: usize, now: Timestamp, connect_ms: u64) -> Option<Timestamp> {
+        let reached = self.reached_count();
+        if self.in_flight == 0 {
+            // Every counted bound is in `sorted`.
+            return reached
+                .checked_sub(back)
+                .and_then(|at| self.sorted.get(at).copied());
+        }
+        // Bounds that move with the clock: select among all of them, in a
+        // fixed-size array on the stack.
+        let mut bounds = self.sorted;
+        let mut counted = reached.min(RING);
+        let mut flying = self.in_flight;
+        while flying != 0 && counted < RING {
+            let slot = flying.trailing_zeros() as usize;
+            flying &= flying - 1;
+            bounds[counted] = self.stamps[slot].saturating_add(connect_ms).max(now);
+            counted += 1;
+        }
+        let at = counted.checked_sub(back)?;
+        let (_, bound, _) = bounds[..counted].select_nth_unstable(at);
+        Some(*bound)
     }
 }
 
@@ -144,11 +269,8 @@ pub(crate) struct RetryPlanner {
     resumable_since: Option<Timestamp>,
     /// When the last connection attempt started.
     last_attempt_at: Option<Timestamp>,
-    /// The last attempts the ceiling counts, in the order they started, a
-    /// ring of [`RING`] (the oldest is overwritten).
-    recent_attempts: [Option<Counted>; RING],
-    /// Where the next start goes in `recent_attempts`.
-    next_slot: usize,
+    /// The last attempts the ceiling counts.
+    attempts: AttemptLog,
     /// When the current window of server requests began.
     requests_since: Option<Timestamp>,
     /// Server requests in that window.
@@ -172,8 +294,7 @@ impl RetryPlanner {
             failed_resumes: 0,
             resumable_since: None,
             last_attempt_at: None,
-            recent_attempts: [None; RING],
-            next_slot: 0,
+            attempts: AttemptLog::new(),
             requests_since: None,
             requests_in_window: 0,
             rejected_identifies: 0,
@@ -220,27 +341,16 @@ impl RetryPlanner {
     /// A connection attempt starts now: the guard counts from here, and
     /// the ceiling counts it as in flight until it is known to have
     /// reached the gateway or not.
-    pub(crate) const fn attempt_started(&mut self, now: Timestamp) {
+    pub(crate) fn attempt_started(&mut self, now: Timestamp) {
         self.last_attempt_at = Some(now);
-        self.recent_attempts[self.next_slot] = Some(Counted::InFlight { dialled: now });
-        self.next_slot = (self.next_slot + 1) % RING;
-    }
-
-    /// The slot of the last attempt started.
-    const fn last_slot(&self) -> usize {
-        (self.next_slot + RING - 1) % RING
+        self.attempts.started(now);
     }
 
     /// The last attempt's upgrade was answered at `now` (the WebSocket
     /// opened): it reached the gateway no later than that. A `now` before
     /// the dial (a clock that stepped back) counts as the dial.
     pub(crate) fn attempt_reached(&mut self, now: Timestamp) {
-        let slot = self.last_slot();
-        if let Some(Counted::InFlight { dialled }) = self.recent_attempts[slot] {
-            self.recent_attempts[slot] = Some(Counted::Reached {
-                by: now.max(dialled),
-            });
-        }
+        self.attempts.last_reached(now);
     }
 
     /// The last attempt ended at `now` with `trigger`, before its upgrade
@@ -249,17 +359,13 @@ impl RetryPlanner {
     /// any other is counted as reaching it at `now`, the latest it can
     /// have. One already stamped keeps its stamp.
     fn attempt_ended(&mut self, now: Timestamp, trigger: Trigger) {
-        let slot = self.last_slot();
-        let Some(Counted::InFlight { dialled }) = self.recent_attempts[slot] else {
+        if !self.attempts.last_in_flight() {
             return;
-        };
+        }
         if never_reached(trigger) {
-            self.recent_attempts[slot] = None;
-            self.next_slot = slot;
+            self.attempts.last_not_counted();
         } else {
-            self.recent_attempts[slot] = Some(Counted::Reached {
-                by: now.max(dialled),
-            });
+            self.attempts.last_reached(now);
         }
     }
 
@@ -275,24 +381,12 @@ impl RetryPlanner {
         if rule.window_ms == 0 {
             return None;
         }
-        let connect_ms = config.timeouts.connect_ms;
         let back = usize::try_from(rule.max_attempts)
             .unwrap_or(RING)
             .clamp(1, RING - 1);
-        // The counted bounds only, in a fixed-size array on the stack:
-        // nothing is allocated, and with fewer than `back` counted there
-        // is nothing to select.
-        let mut bounds = [Timestamp::ZERO; RING];
-        let mut counted = 0;
-        for c in self.recent_attempts.iter().flatten() {
-            bounds[counted] = c.latest_arrival(now, connect_ms);
-            counted += 1;
-        }
-        if counted < back {
-            return None;
-        }
-        let (_, bound, _) = bounds[..counted].select_nth_unstable(counted - back);
-        Some(bound.saturating_add(rule.window_ms))
+        self.attempts
+            .latest_bound(back, now, config.timeouts.connect_ms)
+            .map(|bound| bound.saturating_add(rule.window_ms))
     }
 
     /// The connection proved stable: the backoff, the give-up clock and the
@@ -893,6 +987,195 @@ mod tests {
                 "seed {seed}: {most} handshakes within {} ms",
                 rule.window_ms
             );
+        }
+    }
+
+    // ----- the attempt log against a plain reference --------------------
+
+    /// A slot of [`ReferenceLog`].
+    #[derive(Clone, Copy, Debug)]
+    enum ReferenceSlot {
+        InFlight { dialled: Timestamp },
+        Reached { by: Timestamp },
+    }
+
+    /// The attempt ceiling written the plain way: a ring of optional
+    /// slots, and on every question all counted bounds collected and
+    /// sorted. What [`AttemptLog`] keeps incrementally must answer exactly
+    /// as this does.
+    struct ReferenceLog {
+        slots: [Option<ReferenceSlot>; RING],
+        next_slot: usize,
+    }
+
+    impl ReferenceLog {
+        const fn new() -> Self {
+            Self {
+                slots: [None; RING],
+                next_slot: 0,
+            }
+        }
+
+        const fn last_slot(&self) -> usize {
+            (self.next_slot + RING - 1) % RING
+        }
+
+        const fn started(&mut self, now: Timestamp) {
+            self.slots[self.next_slot] = Some(ReferenceSlot::InFlight { dialled: now });
+            self.next_slot = (self.next_slot + 1) % RING;
+        }
+
+        fn reached(&mut self, now: Timestamp) {
+            let slot = self.last_slot();
+            if let Some(ReferenceSlot::InFlight { dialled }) = self.slots[slot] {
+                self.slots[slot] = Some(ReferenceSlot::Reached {
+                    by: now.max(dialled),
+                });
+            }
+        }
+
+        fn ended(&mut self, now: Timestamp, trigger: Trigger) {
+            let slot = self.last_slot();
+            let Some(ReferenceSlot::InFlight { dialled }) = self.slots[slot] else {
+                return;
+            };
+            if never_reached(trigger) {
+                self.slots[slot] = None;
+                self.next_slot = slot;
+            } else {
+                self.slots[slot] = Some(ReferenceSlot::Reached {
+                    by: now.max(dialled),
+                });
+            }
+        }
+
+        fn rate_floor(&self, now: Timestamp, config: &PolicyConfig) -> Option<Timestamp> {
+            let rule = config.attempt_rate;
+            if rule.window_ms == 0 {
+                return None;
+            }
+            let back = usize::try_from(rule.max_attempts)
+                .unwrap_or(RING)
+                .clamp(1, RING - 1);
+            let mut bounds: Vec<Timestamp> = self
+                .slots
+                .iter()
+                .flatten()
+                .map(|slot| match *slot {
+                    ReferenceSlot::InFlight { dialled } => {
+                        dialled.saturating_add(config.timeouts.connect_ms).max(now)
+                    }
+                    ReferenceSlot::Reached { by } => by,
+                })
+                .collect();
+            bounds.sort_unstable();
+            let at = bounds.len().checked_sub(back)?;
+            Some(bounds[at].saturating_add(rule.window_ms))
+        }
+    }
+
+    /// What happens to the shard's attempts, one step of a sequence.
+    #[derive(Clone, Copy, Debug)]
+    enum LogStep {
+        Start,
+        Reached,
+        Ended(Trigger),
+        /// Only the clock moves.
+        Wait,
+    }
+
+    fn log_step() -> impl proptest::strategy::Strategy<Value = LogStep> {
+        use proptest::prelude::*;
+        prop_oneof![
+            4 => Just(LogStep::Start),
+            3 => Just(LogStep::Reached),
+            1 => Just(LogStep::Ended(DROPPED)),
+            1 => Just(LogStep::Ended(failed(ConnectFailure::Refused))),
+            1 => Just(LogStep::Ended(failed(ConnectFailure::TimedOut))),
+            1 => Just(LogStep::Ended(failed(ConnectFailure::Dns))),
+            1 => Just(LogStep::Ended(failed(ConnectFailure::Tls))),
+            1 => Just(LogStep::Wait),
+        ]
+    }
+
+    /// How far the clock moves before a step: mostly forward by a little,
+    /// sometimes back, sometimes anywhere at all.
+    fn clock_step() -> impl proptest::strategy::Strategy<Value = i128> {
+        use proptest::prelude::*;
+        prop_oneof![
+            8 => 0..20_000i128,
+            2 => -20_000..0i128,
+            1 => any::<u64>().prop_map(|to| -i128::from(to)),
+            1 => any::<u64>().prop_map(i128::from),
+        ]
+    }
+
+    /// Ceilings the answers are compared under: the default, the extremes
+    /// of `max_attempts` (and values past them, which are clamped), windows
+    /// and connect deadlines up to the end of time.
+    fn ceilings() -> Vec<PolicyConfig> {
+        let mut configs = Vec::new();
+        for max_attempts in [1, 2, 10, 32, u32::MAX, 0] {
+            for (window_ms, connect_ms) in [(60_000, 30_000), (u64::MAX, u64::MAX)] {
+                let mut config = ceiling_only(max_attempts, window_ms);
+                config.timeouts.connect_ms = connect_ms;
+                configs.push(config);
+            }
+        }
+        configs
+    }
+
+    mod against_a_sort {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            /// After every step of any sequence (clocks that step back, the end
+            /// of time, many more attempts than the ring holds), the ceiling
+            /// kept incrementally answers exactly as the plain sort of every
+            /// counted bound does, under every ceiling.
+            #[test]
+            fn the_attempt_log_answers_as_a_sort_of_every_bound(
+                start in prop_oneof![Just(0u64), Just(u64::MAX - 100_000), any::<u64>()],
+                steps in proptest::collection::vec((clock_step(), log_step()), 0..300),
+            ) {
+                let configs = ceilings();
+                let mut planner = RetryPlanner::new(&configs[0]);
+                let mut reference = ReferenceLog::new();
+                let mut clock = i128::from(start);
+                for (moved, step) in steps {
+                    clock = (clock + moved).clamp(0, i128::from(u64::MAX));
+                    let now = t(u64::try_from(clock).unwrap_or(u64::MAX));
+                    match step {
+                        LogStep::Start => {
+                            planner.attempt_started(now);
+                            reference.started(now);
+                        }
+                        LogStep::Reached => {
+                            planner.attempt_reached(now);
+                            reference.reached(now);
+                        }
+                        LogStep::Ended(trigger) => {
+                            planner.attempt_ended(now, trigger);
+                            reference.ended(now, trigger);
+                        }
+                        LogStep::Wait => {}
+                    }
+                    let log = &planner.attempts;
+                    let used = log.reached_count();
+                    prop_assert!(log.sorted[..used].is_sorted());
+                    prop_assert!(log.sorted[used..].iter().all(|&s| s == Timestamp::ZERO));
+                    for config in &configs {
+                        prop_assert_eq!(
+                            planner.rate_floor(now, config),
+                            reference.rate_floor(now, config),
+                            "{:?}",
+                            config.attempt_rate
+                        );
+                    }
+                }
+            }
         }
     }
 }
