@@ -609,6 +609,10 @@ impl Driver {
                     self.observe(|o| o.identify(now, shard, &answer));
                 }
             }
+            // Only a fleet built to share its outage probes asks; the
+            // runner builds none yet, and an ask left unanswered makes the
+            // fleet probe on its own schedule.
+            Action::Probe(request) => trace!(?request, "probe coordinator"),
             Action::GiveUp(reason) => {
                 error!(%reason, "giving up");
                 self.notify(index, Notice::GaveUp(reason));
