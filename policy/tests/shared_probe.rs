@@ -361,7 +361,11 @@ fn answers_at_a_clock_that_stepped_back_or_at_its_end_never_panic() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(24))]
+    // `..default()` keeps the case count from PROPTEST_CASES.
+    #![proptest_config(ProptestConfig {
+        max_shrink_iters: 2_000,
+        ..ProptestConfig::default()
+    })]
 
     /// Whatever the cut's length, the answers' delay and how many are
     /// lost: no fleet probes more than it would alone (plus the one probe
@@ -384,6 +388,7 @@ proptest! {
             shared_probes.len() <= alone_probes + fleets,
             "shared {} alone {}", shared_probes.len(), alone_probes
         );
+        prop_assert!(shared.outages.iter().all(|&n| n >= 1), "{:?}", shared.outages);
         prop_assert!(shared.back_at.iter().all(Option::is_some), "{:?}", shared.back_at);
         if lose_every == 0 && rtt_ms < SharedRecovery::DEFAULT.answer_timeout_ms {
             prop_assert!(
