@@ -898,3 +898,85 @@ async fn four_processes_cut_together_probing_alone() {
     cut.print("4 processes x 25 shards, cut together for 20 s, each probing alone");
     assert!(cut.resumed.iter().all(|r| r.len() == 25));
 }
+
+/// Redis gone when the fleet loses the gateway: the process probes on its
+/// own schedule (no deadlock: every shard resumes after the heal; no
+/// storm: the proxy sees no more dials than one fleet's probes), says so
+/// once, counts it in its figures, and goes back to Redis when it returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_away_a_fleet_wide_cut_is_probed_on_the_process_own_schedule() {
+    let test = "with_redis_away_a_fleet_wide_cut_is_probed_on_the_process_own_schedule";
+    let Some(mut redis) = RedisServer::start(test) else {
+        return;
+    };
+    const SHARDS: u32 = 10;
+    const CUT: Duration = Duration::from_secs(10);
+    let gateway = Gateway::start(GatewayConfig {
+        event_interval_ms: 200,
+        ..gateway_config(10)
+    })
+    .await
+    .unwrap();
+    let proxy = FaultProxy::start(gateway.addr(), 77).await.unwrap();
+    gateway.set_resume_url(proxy.url());
+    let store = RedisIdentify::new(&redis.url(), BOT_ID)
+        .unwrap()
+        .call_timeout(Duration::from_millis(200))
+        .retry_every(Duration::from_millis(300));
+    let runner = start_runner(&proxy.url(), store, 0..SHARDS, SHARDS, 10).await;
+    wait_for("every shard to connect", 60, || all_connected(&runner)).await;
+    let store_figures = |runner: &Runner| {
+        runner
+            .shard(0)
+            .and_then(|shard| shard.figures().identify_store)
+            .unwrap_or_default()
+    };
+    assert_eq!(store_figures(&runner).fallbacks, 0);
+    redis.stop();
+    let before = gateway.stats().identifies;
+    let window = proxy.cut(DownMode::Reset, CUT).await;
+    let heal = proxy.clock().translate(window.healed_at, gateway.clock());
+    wait_for("every shard to resume after the heal", 30, || {
+        let resumed: std::collections::BTreeSet<String> = gateway
+            .stats()
+            .resume_log
+            .iter()
+            .filter(|r| r.at >= heal)
+            .map(|r| r.session_id.clone())
+            .collect();
+        resumed.len() as u64 + (gateway.stats().identifies - before) >= u64::from(SHARDS)
+    })
+    .await;
+    let during = store_figures(&runner);
+    let refused: Vec<u64> = proxy
+        .dials()
+        .iter()
+        .filter(|d| d.outcome == DialOutcome::Refused && window.contains(d.at))
+        .map(|d| d.at.saturating_since(window.started_at))
+        .collect();
+    println!(
+        "Redis away during a 10 s cut of 10 shards: {} dials refused at {refused:?} ms; {during:?}",
+        refused.len()
+    );
+    let recovery = PolicyConfig::default().fleet_recovery;
+    let most = u64::from(recovery.min_shards) + 2 + 10_000 / (recovery.probe_cap_ms * 3 / 4);
+    assert!(
+        refused.len() as u64 <= most,
+        "{} dials in the cut; one fleet's probes allow {most}",
+        refused.len()
+    );
+    assert!(during.in_fallback, "{during:?}");
+    assert_eq!(during.fallbacks, 1, "said once: {during:?}");
+    assert!(during.probe_local_grants >= 1, "{during:?}");
+    assert_eq!(during.probe_grants, 0, "{during:?}");
+    // Redis back: the process returns to it.
+    redis.launch().expect("Redis starts again");
+    wait_for("the runner to return to Redis", 30, || {
+        !store_figures(&runner).in_fallback
+    })
+    .await;
+    assert_eq!(store_figures(&runner).recoveries, 1);
+    runner.close().await.expect("the runner closes cleanly");
+    proxy.stop().await;
+    gateway.stop().await;
+}
