@@ -342,6 +342,11 @@ impl ClientBuilder {
                     total: count,
                 };
                 let remote = crate::redis_identify::spawn(*store, &runtime, &setup);
+                let fleet = if remote.shares_probe() {
+                    fleet.with_shared_recovery(reconnect_policy::SharedRecovery::DEFAULT)
+                } else {
+                    fleet
+                };
                 (clock, fleet, None, Some(remote))
             }
         };

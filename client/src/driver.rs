@@ -43,7 +43,7 @@ use crate::error::ClientError;
 use crate::event_names;
 use crate::figures::{Counters, Published, SocketGauge, SocketTicket, noteworthy};
 use crate::identify_share::IdentifyShare;
-use crate::identify_store::RemoteIdentify;
+use crate::identify_store::{RemoteIdentify, StoreAnswer};
 use crate::notice::Notice;
 use crate::payload::{self, Inbound};
 use crate::token::Token;
@@ -290,11 +290,19 @@ impl Driver {
                         LinkEvent::Incoming(incoming) => self.on_incoming(now, index, incoming),
                     }
                 }
-                (shard, answer) = next_identify_answer(self.remote.as_mut()) => {
+                answer = next_store_answer(self.remote.as_mut()) => {
                     let now = self.clock.now();
                     self.run_due_timers(now);
-                    trace!(shard, ?answer, "identify store");
-                    let _ = self.fleet.handle_identify(now, shard, answer);
+                    match answer {
+                        StoreAnswer::Identify(shard, answer) => {
+                            trace!(shard, ?answer, "identify store");
+                            let _ = self.fleet.handle_identify(now, shard, answer);
+                        }
+                        StoreAnswer::Probe(answer) => {
+                            trace!(?answer, "probe coordinator");
+                            self.fleet.handle_probe(now, answer);
+                        }
+                    }
                 }
                 request = self.commands.recv(), if self.commands_open => {
                     match request {
@@ -607,6 +615,15 @@ impl Driver {
                     let _ = self.fleet.handle_identify(now, shard, answer);
                     #[cfg(feature = "testing")]
                     self.observe(|o| o.identify(now, shard, &answer));
+                }
+            }
+            // Only a fleet built to share its outage probes asks, and the
+            // runner builds one only with a responder; an ask left
+            // unanswered makes the fleet probe on its own schedule.
+            Action::Probe(request) => {
+                trace!(?request, "probe coordinator");
+                if let Some(remote) = &self.remote {
+                    remote.ask_probe(request);
                 }
             }
             Action::GiveUp(reason) => {
@@ -965,9 +982,7 @@ fn log_odd(count: u64, message: std::fmt::Arguments<'_>) {
 
 /// The next answer of the asynchronous identify responder; pending
 /// forever without one.
-async fn next_identify_answer(
-    remote: Option<&mut RemoteIdentify>,
-) -> (u32, reconnect_policy::IdentifyAnswer) {
+async fn next_store_answer(remote: Option<&mut RemoteIdentify>) -> StoreAnswer {
     match remote {
         Some(remote) => remote.next_answer().await,
         None => std::future::pending().await,

@@ -10,12 +10,20 @@
 //! [`Fleet::handle_identify`] at the time they arrive. Nothing is called
 //! from inside a poll.
 //!
+//! A fleet built with [`Fleet::with_shared_recovery`] hands its outage
+//! probe requests out the same way (`Action::Probe`); they travel on the
+//! same channel, so the responder sees a process's requests in the order
+//! the fleet raised them, and the answers come back to
+//! [`Fleet::handle_probe`].
+//!
 //! [`IdentifyStoreFigures`] is what the responder reports in every shard's
 //! [`Figures`](crate::Figures): whether it is answering from the store or
 //! from its conservative local share, and how often it fell back.
 //!
 //! [`Fleet::with_remote_identify`]: reconnect_policy::Fleet::with_remote_identify
 //! [`Fleet::handle_identify`]: reconnect_policy::Fleet::handle_identify
+//! [`Fleet::with_shared_recovery`]: reconnect_policy::Fleet::with_shared_recovery
+//! [`Fleet::handle_probe`]: reconnect_policy::Fleet::handle_probe
 //! [`IdentifyShare`]: crate::IdentifyShare
 
 // Without a responder compiled in (the `redis` feature), the run loop's
@@ -25,7 +33,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use reconnect_policy::{IdentifyAnswer, IdentifyRequest};
+use reconnect_policy::{IdentifyAnswer, IdentifyRequest, ProbeAnswer, ProbeRequest};
 use tokio::sync::mpsc;
 
 /// How the bot's shared identify limiter is doing, as seen by this
@@ -52,6 +60,17 @@ pub struct IdentifyStoreFigures {
     pub local_grants: u64,
     /// Session starts the local share still allows.
     pub local_share_left: u64,
+    /// Outage probes the store granted this process (it probed for the
+    /// whole bot).
+    pub probe_grants: u64,
+    /// Asks to probe the store answered "another process holds the probe".
+    pub probe_not_yet: u64,
+    /// Asks the store answered "another process's probe was answered": this
+    /// process ramped without probing.
+    pub probe_gateway_back: u64,
+    /// Asks answered locally while the store was away: the process probed
+    /// on its own schedule, as a process that shares nothing.
+    pub probe_local_grants: u64,
 }
 
 /// The responder's live counters, shared with the shards' handles.
@@ -65,6 +84,10 @@ pub(crate) struct StoreStatus {
     pub(crate) store_grants: AtomicU64,
     pub(crate) local_grants: AtomicU64,
     pub(crate) local_share_left: AtomicU64,
+    pub(crate) probe_grants: AtomicU64,
+    pub(crate) probe_not_yet: AtomicU64,
+    pub(crate) probe_gateway_back: AtomicU64,
+    pub(crate) probe_local_grants: AtomicU64,
 }
 
 impl StoreStatus {
@@ -79,6 +102,10 @@ impl StoreStatus {
             store_grants: self.store_grants.load(Ordering::Relaxed),
             local_grants: self.local_grants.load(Ordering::Relaxed),
             local_share_left: self.local_share_left.load(Ordering::Relaxed),
+            probe_grants: self.probe_grants.load(Ordering::Relaxed),
+            probe_not_yet: self.probe_not_yet.load(Ordering::Relaxed),
+            probe_gateway_back: self.probe_gateway_back.load(Ordering::Relaxed),
+            probe_local_grants: self.probe_local_grants.load(Ordering::Relaxed),
         }
     }
 
@@ -88,29 +115,49 @@ impl StoreStatus {
     }
 }
 
+/// A request of the fleet to the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StoreRequest {
+    /// Shard `.0`'s identify request.
+    Identify(u32, IdentifyRequest),
+    /// The fleet's outage probe request.
+    Probe(ProbeRequest),
+}
+
+/// An answer of the store to the fleet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StoreAnswer {
+    /// To shard `.0`'s identify request.
+    Identify(u32, IdentifyAnswer),
+    /// To the fleet's probe request.
+    Probe(ProbeAnswer),
+}
+
 /// The run loop's end of an asynchronous identify responder.
 ///
 /// Both channels are unbounded, yet bounded by the fleet: a shard has at
 /// most one request waiting for an answer (plus the settle of its last
-/// grant), so neither side holds more than about two messages per shard.
+/// grant), and the fleet at most one probe ask (plus a report or two), so
+/// neither side holds more than about two messages per shard.
 #[derive(Debug)]
 pub(crate) struct RemoteIdentify {
-    requests: mpsc::UnboundedSender<(u32, IdentifyRequest)>,
-    answers: mpsc::UnboundedReceiver<(u32, IdentifyAnswer)>,
+    requests: mpsc::UnboundedSender<StoreRequest>,
+    answers: mpsc::UnboundedReceiver<StoreAnswer>,
     status: Arc<StoreStatus>,
+    shares_probe: bool,
 }
 
 /// The responder's end: requests in, answers out.
 #[derive(Debug)]
 pub(crate) struct ResponderEnd {
-    pub(crate) requests: mpsc::UnboundedReceiver<(u32, IdentifyRequest)>,
-    pub(crate) answers: mpsc::UnboundedSender<(u32, IdentifyAnswer)>,
+    pub(crate) requests: mpsc::UnboundedReceiver<StoreRequest>,
+    pub(crate) answers: mpsc::UnboundedSender<StoreAnswer>,
     pub(crate) status: Arc<StoreStatus>,
 }
 
 impl RemoteIdentify {
     /// A connected pair: the run loop's end and the responder's.
-    pub(crate) fn pair() -> (Self, ResponderEnd) {
+    pub(crate) fn pair(shares_probe: bool) -> (Self, ResponderEnd) {
         let (requests_tx, requests_rx) = mpsc::unbounded_channel();
         let (answers_tx, answers_rx) = mpsc::unbounded_channel();
         let status = Arc::new(StoreStatus::default());
@@ -119,6 +166,7 @@ impl RemoteIdentify {
                 requests: requests_tx,
                 answers: answers_rx,
                 status: Arc::clone(&status),
+                shares_probe,
             },
             ResponderEnd {
                 requests: requests_rx,
@@ -132,11 +180,24 @@ impl RemoteIdentify {
     /// stopped drops it: the shard then waits for an answer that does not
     /// come, which stops it identifying, never makes it identify early.
     pub(crate) fn ask(&self, shard: u32, request: IdentifyRequest) {
-        let _ = self.requests.send((shard, request));
+        let _ = self.requests.send(StoreRequest::Identify(shard, request));
+    }
+
+    /// Posts the fleet's probe request; never waits. A responder that has
+    /// stopped drops it: the fleet's ask then times out and it probes on
+    /// its own schedule.
+    pub(crate) fn ask_probe(&self, request: ProbeRequest) {
+        let _ = self.requests.send(StoreRequest::Probe(request));
+    }
+
+    /// Whether the responder shares the fleet's outage probes (the fleet is
+    /// then built with `Fleet::with_shared_recovery`).
+    pub(crate) const fn shares_probe(&self) -> bool {
+        self.shares_probe
     }
 
     /// The next answer; pending forever once the responder has stopped.
-    pub(crate) async fn next_answer(&mut self) -> (u32, IdentifyAnswer) {
+    pub(crate) async fn next_answer(&mut self) -> StoreAnswer {
         match self.answers.recv().await {
             Some(answer) => answer,
             None => std::future::pending().await,

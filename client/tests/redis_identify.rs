@@ -16,6 +16,10 @@
 //!   back to its local share, keeps every bucket's window, and returns to
 //!   Redis.
 //! - Two processes whose clocks differ by 3 s keep the window.
+//! - Four OS processes of one bot, 25 shards each, each behind its own
+//!   fault proxy, cut together for 20 s: the proxies see one probe stream
+//!   for the bot (never two probes within the grant's shortest gap), then
+//!   every shard of every process resumes in the ramp.
 
 #![cfg(feature = "redis")]
 
@@ -28,7 +32,7 @@ use reconnect_client::gateway_bot::GatewayBot;
 use reconnect_client::{ClientBuilder, Clock, RedisIdentify, Runner, RunnerBuilder, Token};
 use reconnect_policy::{PolicyConfig, SessionStartLimit, Timestamp};
 use reconnect_testkit::gateway::{Gateway, GatewayConfig, GatewayStats};
-use reconnect_testkit::proxy::{DownMode, FaultProxy};
+use reconnect_testkit::proxy::{CutWindow, DialOutcome, DownMode, FaultProxy};
 
 /// The bot id the tests' keys carry.
 const BOT_ID: u64 = 81_234_567_890_123_456;
@@ -36,6 +40,9 @@ const BOT_ID: u64 = 81_234_567_890_123_456;
 const REMAINING: u32 = 900;
 /// The child-mode switch (see [`child_process`]).
 const CHILD: &str = "RECONNECT_REDIS_TEST_CHILD";
+/// The child-mode switch of the fleet-wide cut (see
+/// [`probe_child_process`]).
+const PROBE_CHILD: &str = "RECONNECT_REDIS_PROBE_CHILD";
 
 #[allow(dead_code, unreachable_pub)]
 #[path = "redis/server.rs"]
@@ -333,7 +340,9 @@ async fn four_processes_of_one_bot_share_the_buckets_and_the_budget() {
             .trim_start_matches(':')
             .parse()
             .unwrap();
-        let most = if key.ends_with(":budget") {
+        let most = if key.ends_with(":probe") {
+            600_000
+        } else if key.ends_with(":budget") {
             3_600_000 + 24 * 3_600_000
         } else if key.ends_with(":reservations") {
             // A minute after the latest slot booked.
@@ -504,5 +513,470 @@ async fn processes_whose_clocks_differ_keep_the_window() {
     assert_windows_kept("clocks 3 s apart, 1 bucket", &gateway.stats(), 1, 4);
     first.close().await.unwrap();
     second.close().await.unwrap();
+    gateway.stop().await;
+}
+
+// ----- one probe for the bot ----------------------------------------------
+
+/// In child mode (the environment variable [`PROBE_CHILD`] set by
+/// [`four_processes_cut_together`]), one process of the bot: it runs its
+/// shards through its own proxy, prints `READY` once every one is
+/// connected, keeps running through the cut, and when its standard input
+/// ends prints its store figures as `FIGURES …` and closes.
+#[test]
+fn probe_child_process() {
+    let Ok(spec) = std::env::var(PROBE_CHILD) else {
+        return;
+    };
+    let parts: Vec<&str> = spec.split(' ').collect();
+    let [gateway_url, redis_url, start, end, total, buckets, share] = parts[..] else {
+        panic!("bad child spec {spec:?}");
+    };
+    let range = start.parse().unwrap()..end.parse().unwrap();
+    let total: u32 = total.parse().unwrap();
+    let buckets: u16 = buckets.parse().unwrap();
+    let share = share == "share";
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let store = RedisIdentify::new(redis_url, BOT_ID)
+            .unwrap()
+            .share_probe(share);
+        let runner = start_runner(gateway_url, store, range, total, buckets).await;
+        wait_for("every shard of this process to connect", 120, || {
+            all_connected(&runner)
+        })
+        .await;
+        println!("READY");
+        tokio::task::spawn_blocking(|| {
+            let mut sink = Vec::new();
+            let _ = std::io::stdin().read_to_end(&mut sink);
+        })
+        .await
+        .unwrap();
+        let figures = runner.figures();
+        let store_figures = figures.values().next().and_then(|f| f.identify_store);
+        let attempts: u64 = figures.values().map(|f| f.policy.attempts).sum();
+        println!("FIGURES attempts={attempts} store={store_figures:?}");
+        runner.close().await.expect("the runner closes cleanly");
+    });
+}
+
+/// What the proxies and gateways saw of one fleet-wide cut of a bot's
+/// processes.
+struct BotCut {
+    /// Per process, the dials its proxy refused during the cut, in ms
+    /// after the cut started (on one clock for all).
+    refused: Vec<Vec<u64>>,
+    /// Per process, its shards' RESUMED after the heal, in ms after it.
+    resumed: Vec<Vec<u64>>,
+    /// Identify payloads the gateways accepted after the cut.
+    identifies_after: u64,
+    /// Each process's closing `FIGURES` line.
+    figures: Vec<String>,
+}
+
+impl BotCut {
+    /// Every refused dial from `from_ms` after the cut on, by time, with
+    /// its process.
+    fn stream(&self, from_ms: u64) -> Vec<(u64, usize)> {
+        let mut all: Vec<(u64, usize)> = self
+            .refused
+            .iter()
+            .enumerate()
+            .flat_map(|(p, at)| at.iter().map(move |&at| (at, p)))
+            .filter(|&(at, _)| at >= from_ms)
+            .collect();
+        all.sort_unstable();
+        all
+    }
+
+    fn last_resumed(&self) -> u64 {
+        self.resumed.iter().flatten().copied().max().unwrap_or(0)
+    }
+
+    fn print(&self, what: &str) {
+        println!("{what}:");
+        for (p, at) in self.refused.iter().enumerate() {
+            let resumed = &self.resumed[p];
+            println!(
+                "  process {p}: {} dials refused during the cut at {at:?} ms; {} shards resumed {}..{} ms after the heal",
+                at.len(),
+                resumed.len(),
+                resumed.iter().min().unwrap_or(&0),
+                resumed.iter().max().unwrap_or(&0),
+            );
+        }
+        let total: usize = self.refused.iter().map(Vec::len).sum();
+        println!(
+            "  the bot: {total} dials refused during the cut; last RESUMED {} ms after the heal; {} Identify after the cut",
+            self.last_resumed(),
+            self.identifies_after
+        );
+        let mut bins = vec![0_u32; usize::try_from(self.last_resumed() / 100 + 1).unwrap()];
+        for &at in self.resumed.iter().flatten() {
+            bins[usize::try_from(at / 100).unwrap()] += 1;
+        }
+        println!("  RESUMED per 100 ms after the heal: {bins:?}");
+        for line in &self.figures {
+            println!("  {line}");
+        }
+    }
+}
+
+/// Runs 4 OS processes of one bot (25 shards each, each process through
+/// its own fault proxy in front of its own loopback gateway, identify
+/// through one Redis), cuts every proxy at once for 20 s (connections
+/// reset, dials refused), waits until every shard has resumed, and reads
+/// what the proxies and gateways saw. `share` turns the shared probe on.
+async fn four_processes_cut_together(redis: &RedisServer, share: bool) -> BotCut {
+    const PROCESSES: usize = 4;
+    const PER_PROCESS: u32 = 25;
+    const BUCKETS: u16 = 100;
+    const CUT: Duration = Duration::from_secs(20);
+    let total = PER_PROCESS * PROCESSES as u32;
+    let mut gateways = Vec::new();
+    let mut proxies = Vec::new();
+    for p in 0..PROCESSES {
+        let gateway = Gateway::start(GatewayConfig {
+            event_interval_ms: 200,
+            ..gateway_config(BUCKETS)
+        })
+        .await
+        .unwrap();
+        let proxy = FaultProxy::start(gateway.addr(), 40 + p as u64)
+            .await
+            .unwrap();
+        // Resumes cross the proxy too.
+        gateway.set_resume_url(proxy.url());
+        gateways.push(gateway);
+        proxies.push(proxy);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let mut children: Vec<Child> = (0..PROCESSES)
+        .map(|p| {
+            let first = p as u32 * PER_PROCESS;
+            let spec = format!(
+                "{} {} {first} {} {total} {BUCKETS} {}",
+                proxies[p].url(),
+                redis.url(),
+                first + PER_PROCESS,
+                if share { "share" } else { "alone" }
+            );
+            Command::new(&exe)
+                .args([
+                    "--exact",
+                    "probe_child_process",
+                    "--nocapture",
+                    "--test-threads",
+                    "1",
+                ])
+                .env(PROBE_CHILD, spec)
+                .env("RUST_LOG", "warn")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("the test binary starts again as a child")
+        })
+        .collect();
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+    for (p, child) in children.iter_mut().enumerate() {
+        let stdout = child.stdout.take().unwrap();
+        let lines_tx = lines_tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                for word in ["READY", "FIGURES"] {
+                    if let Some(at) = line.find(word) {
+                        let _ = lines_tx.send((p, line[at..].to_owned()));
+                    }
+                }
+            }
+        });
+    }
+    let kill = |children: &mut Vec<Child>| {
+        for child in children.iter_mut() {
+            let _ = child.kill();
+        }
+    };
+    let started = Clock::start();
+    let mut ready = 0;
+    while ready < PROCESSES {
+        let left = Duration::from_secs(150).saturating_sub(started.elapsed());
+        match lines_rx.recv_timeout(left) {
+            Ok((_, line)) if line.starts_with("READY") => ready += 1,
+            Ok(_) => {}
+            Err(_) => {
+                kill(&mut children);
+                panic!("only {ready} of {PROCESSES} processes got every shard connected");
+            }
+        }
+    }
+    // Let the sessions settle into their heartbeats.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before: Vec<u64> = gateways.iter().map(|g| g.stats().identifies).collect();
+    let (w0, w1, w2, w3) = tokio::join!(
+        proxies[0].cut(DownMode::Reset, CUT),
+        proxies[1].cut(DownMode::Reset, CUT),
+        proxies[2].cut(DownMode::Reset, CUT),
+        proxies[3].cut(DownMode::Reset, CUT),
+    );
+    let windows: [CutWindow; PROCESSES] = [w0, w1, w2, w3];
+    // One clock for the whole bot: the first proxy's.
+    let base = proxies[0].clock();
+    let cut_at = windows[0].started_at;
+    let heals: Vec<Timestamp> = (0..PROCESSES)
+        .map(|p| {
+            proxies[p]
+                .clock()
+                .translate(windows[p].healed_at, gateways[p].clock())
+        })
+        .collect();
+    let resumed_after = |p: usize| -> Vec<u64> {
+        let mut first: BTreeMap<String, u64> = BTreeMap::new();
+        for resume in gateways[p]
+            .stats()
+            .resume_log
+            .iter()
+            .filter(|r| r.at >= heals[p])
+        {
+            first
+                .entry(resume.session_id.clone())
+                .or_insert_with(|| resume.at.saturating_since(heals[p]));
+        }
+        first.into_values().collect()
+    };
+    let back = Clock::start();
+    loop {
+        let done = (0..PROCESSES).all(|p| {
+            let identified = gateways[p].stats().identifies - before[p];
+            resumed_after(p).len() as u64 + identified >= u64::from(PER_PROCESS)
+        });
+        if done {
+            break;
+        }
+        if back.elapsed() > Duration::from_secs(60) {
+            kill(&mut children);
+            panic!("not every shard was back within 60 s of the heal");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let refused: Vec<Vec<u64>> = (0..PROCESSES)
+        .map(|p| {
+            proxies[p]
+                .dials()
+                .iter()
+                .filter(|d| d.outcome == DialOutcome::Refused && windows[p].contains(d.at))
+                .map(|d| {
+                    proxies[p]
+                        .clock()
+                        .translate(d.at, base)
+                        .saturating_since(cut_at)
+                })
+                .collect()
+        })
+        .collect();
+    let resumed: Vec<Vec<u64>> = (0..PROCESSES).map(resumed_after).collect();
+    let identifies_after = (0..PROCESSES)
+        .map(|p| gateways[p].stats().identifies - before[p])
+        .sum();
+    for child in &mut children {
+        drop(child.stdin.take());
+    }
+    let mut figures = Vec::new();
+    while figures.len() < PROCESSES {
+        match lines_rx.recv_timeout(Duration::from_secs(30)) {
+            Ok((p, line)) if line.starts_with("FIGURES") => {
+                figures.push(format!("process {p}: {line}"));
+            }
+            Ok(_) => {}
+            Err(_) => {
+                kill(&mut children);
+                panic!("a child process did not report its figures");
+            }
+        }
+    }
+    figures.sort();
+    for child in &mut children {
+        let waiting = Clock::start();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(status.success(), "a child process failed: {status}");
+                break;
+            }
+            if waiting.elapsed() > Duration::from_secs(30) {
+                let _ = child.kill();
+                panic!("a child process did not close within 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    for proxy in proxies {
+        proxy.stop().await;
+    }
+    for gateway in gateways {
+        gateway.stop().await;
+    }
+    BotCut {
+        refused,
+        resumed,
+        identifies_after,
+        figures,
+    }
+}
+
+/// The shortest gap between two probes of the bot the shared probe allows
+/// (`ProbeCoordinator::MIN_GRANT_GAP_MS`), less 50 ms for the translation
+/// between the proxies' clocks and the way from the process to its proxy.
+const PROBE_GAP_MS: u64 = reconnect_policy::ProbeCoordinator::MIN_GRANT_GAP_MS - 50;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_processes_cut_together_send_one_probe_stream_then_ramp() {
+    let test = "four_processes_cut_together_send_one_probe_stream_then_ramp";
+    let Some(redis) = RedisServer::start(test) else {
+        return;
+    };
+    let cut = four_processes_cut_together(&redis, true).await;
+    cut.print("4 processes x 25 shards, cut together for 20 s, one shared probe");
+    let recovery = PolicyConfig::default().fleet_recovery;
+    // Each process trips on its own within a second of the cut; after it,
+    // what reaches the proxies are the bot's probes.
+    let probes = cut.stream(recovery.probe_base_ms * 3 / 4);
+    let gaps: Vec<u64> = probes.windows(2).map(|w| w[1].0 - w[0].0).collect();
+    assert!(
+        gaps.iter().all(|&gap| gap >= PROBE_GAP_MS),
+        "two probes of the bot {gaps:?} ms apart: not one stream {probes:?}"
+    );
+    // One fleet's probe bound over the cut (as in the fleet-cut test): one
+    // per shortest probe gap once the gaps reach the cap, and two more.
+    let gap = (recovery.probe_cap_ms * 3 / 4).max(1);
+    let most = 2 + 20_000 / gap;
+    assert!(
+        probes.len() as u64 <= most,
+        "{} probes for the bot; one fleet's schedule allows {most}: {probes:?}",
+        probes.len()
+    );
+    // Every shard of every process resumed (none identified again), the
+    // last within one probe gap, the poll of the shared probe and 3 s of
+    // ramp after the heal.
+    assert_eq!(cut.identifies_after, 0, "sessions kept");
+    assert!(cut.resumed.iter().all(|r| r.len() == 25));
+    let bound = recovery.probe_cap_ms + reconnect_policy::ProbeCoordinator::POLL_MS + 3_000;
+    assert!(
+        cut.last_resumed() <= bound,
+        "the last shard resumed {} ms after the heal (at most {bound})",
+        cut.last_resumed()
+    );
+    // The store saw the probes through: its key carries the bot id and
+    // expires on its own.
+    let key = format!("reconnect:{{{BOT_ID}}}:probe");
+    let ttl: i64 = redis
+        .command(&["PTTL", &key])
+        .trim_start_matches(':')
+        .parse()
+        .unwrap();
+    assert!(ttl > 0 && ttl <= 600_000, "{key} expires in {ttl} ms");
+    println!(
+        "  probe key: grants {}, answered {}",
+        redis.command(&["HGET", &key, "grants"]),
+        redis.command(&["HGET", &key, "answered"])
+    );
+}
+
+/// The same cut with each process probing alone, for comparison (prints
+/// its figures; asserts only that every shard came back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a comparison run: 4 processes probing alone"]
+async fn four_processes_cut_together_probing_alone() {
+    let test = "four_processes_cut_together_probing_alone";
+    let Some(redis) = RedisServer::start(test) else {
+        return;
+    };
+    let cut = four_processes_cut_together(&redis, false).await;
+    cut.print("4 processes x 25 shards, cut together for 20 s, each probing alone");
+    assert!(cut.resumed.iter().all(|r| r.len() == 25));
+}
+
+/// Redis gone when the fleet loses the gateway: the process probes on its
+/// own schedule (no deadlock: every shard resumes after the heal; no
+/// storm: the proxy sees no more dials than one fleet's probes), says so
+/// once, counts it in its figures, and goes back to Redis when it returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_away_a_fleet_wide_cut_is_probed_on_the_process_own_schedule() {
+    let test = "with_redis_away_a_fleet_wide_cut_is_probed_on_the_process_own_schedule";
+    let Some(mut redis) = RedisServer::start(test) else {
+        return;
+    };
+    const SHARDS: u32 = 10;
+    const CUT: Duration = Duration::from_secs(10);
+    let gateway = Gateway::start(GatewayConfig {
+        event_interval_ms: 200,
+        ..gateway_config(10)
+    })
+    .await
+    .unwrap();
+    let proxy = FaultProxy::start(gateway.addr(), 77).await.unwrap();
+    gateway.set_resume_url(proxy.url());
+    let store = RedisIdentify::new(&redis.url(), BOT_ID)
+        .unwrap()
+        .call_timeout(Duration::from_millis(200))
+        .retry_every(Duration::from_millis(300));
+    let runner = start_runner(&proxy.url(), store, 0..SHARDS, SHARDS, 10).await;
+    wait_for("every shard to connect", 60, || all_connected(&runner)).await;
+    let store_figures = |runner: &Runner| {
+        runner
+            .shard(0)
+            .and_then(|shard| shard.figures().identify_store)
+            .unwrap_or_default()
+    };
+    assert_eq!(store_figures(&runner).fallbacks, 0);
+    redis.stop();
+    let before = gateway.stats().identifies;
+    let window = proxy.cut(DownMode::Reset, CUT).await;
+    let heal = proxy.clock().translate(window.healed_at, gateway.clock());
+    wait_for("every shard to resume after the heal", 30, || {
+        let resumed: std::collections::BTreeSet<String> = gateway
+            .stats()
+            .resume_log
+            .iter()
+            .filter(|r| r.at >= heal)
+            .map(|r| r.session_id.clone())
+            .collect();
+        resumed.len() as u64 + (gateway.stats().identifies - before) >= u64::from(SHARDS)
+    })
+    .await;
+    let during = store_figures(&runner);
+    let refused: Vec<u64> = proxy
+        .dials()
+        .iter()
+        .filter(|d| d.outcome == DialOutcome::Refused && window.contains(d.at))
+        .map(|d| d.at.saturating_since(window.started_at))
+        .collect();
+    println!(
+        "Redis away during a 10 s cut of 10 shards: {} dials refused at {refused:?} ms; {during:?}",
+        refused.len()
+    );
+    let recovery = PolicyConfig::default().fleet_recovery;
+    let most = u64::from(recovery.min_shards) + 2 + 10_000 / (recovery.probe_cap_ms * 3 / 4);
+    assert!(
+        refused.len() as u64 <= most,
+        "{} dials in the cut; one fleet's probes allow {most}",
+        refused.len()
+    );
+    assert!(during.in_fallback, "{during:?}");
+    assert_eq!(during.fallbacks, 1, "said once: {during:?}");
+    assert!(during.probe_local_grants >= 1, "{during:?}");
+    assert_eq!(during.probe_grants, 0, "{during:?}");
+    // Redis back: the process returns to it.
+    redis.launch().expect("Redis starts again");
+    wait_for("the runner to return to Redis", 30, || {
+        !store_figures(&runner).in_fallback
+    })
+    .await;
+    assert_eq!(store_figures(&runner).recoveries, 1);
+    runner.close().await.expect("the runner closes cleanly");
+    proxy.stop().await;
     gateway.stop().await;
 }

@@ -180,7 +180,7 @@ fn main() {
                         policy.handle_identify(t(now), answer);
                     }
                 }
-                Action::Abort { .. } | Action::GiveUp(_) => {}
+                Action::Abort { .. } | Action::GiveUp(_) | Action::Probe(_) => {}
             }
         }
         pending.make_contiguous().sort_by_key(|(at, ..)| *at);
@@ -253,6 +253,7 @@ fn print_output(now: u64, output: &Output) {
         Output::Action(Action::Abort { connection }) => println!("{at}  abort   {connection}"),
         Output::Action(Action::Identify { request, .. }) => println!("{at}  limiter {request:?}"),
         Output::Action(Action::GiveUp(reason)) => println!("{at}  give up: {reason}"),
+        Output::Action(Action::Probe(request)) => println!("{at}  probe   {request:?}"),
         Output::Note(note) => println!("{at}  {note:?}"),
     }
 }

@@ -32,8 +32,9 @@ use crate::config::{ConfigError, PolicyConfig};
 use crate::event::Event;
 use crate::fleet_recovery::{Mark, Mode, RecoveryState};
 use crate::identify::IdentifyLimiter;
-use crate::output::{Action, ConnectionId, IdentifyAnswer, Output};
+use crate::output::{Action, ConnectionId, IdentifyAnswer, Output, ProbeAnswer, ProbeRequest};
 use crate::policy::{Handled, Policy};
+use crate::probe_share::{SharedProbe, SharedRecovery};
 use crate::saved_session::SavedSessions;
 use crate::send_budget::SendError;
 use crate::state::PolicyState;
@@ -573,6 +574,7 @@ impl Fleet {
                 }
                 if recovery.mode == Mode::Outage {
                     self.start_ramp();
+                    self.report_probe(ProbeRequest::Answered);
                 }
             }
             Signal::Failure if recovery.mode != Mode::Outage => {
@@ -649,7 +651,21 @@ impl Fleet {
         }
         if recovery.mode == Mode::Outage && recovery.probes.due(now, &config, &mut recovery.jitter)
         {
-            self.probe(now);
+            if recovery.shared.is_some() {
+                self.ask_probe(now);
+            } else {
+                self.probe(now);
+            }
+        }
+        if let Some(shared) = &mut self.recovery.shared
+            && shared.pending.is_some_and(|at| at <= now)
+        {
+            // No answer in time: probe on the fleet's own schedule.
+            shared.pending = None;
+            shared.timeouts = shared.timeouts.saturating_add(1);
+            if self.recovery.mode == Mode::Outage {
+                self.probe(now);
+            }
         }
     }
 
@@ -804,6 +820,7 @@ impl Fleet {
         if exhausted && self.recovery.ramp.in_flight() == 0 && self.recovery.checks_until.is_none()
         {
             self.recovery.mode = Mode::Healthy;
+            self.report_probe(ProbeRequest::Over);
             for index in 0..n {
                 self.recovery.marks[index] = Mark::Free;
                 if self.policies[index].is_held() {
@@ -829,6 +846,7 @@ impl Fleet {
                 {
                     self.policies[index].set_held(true);
                     self.recovery.marks[index] = Mark::Held;
+                    self.report_probe(ProbeRequest::Failed);
                 }
             }
             Mark::Ramping { attempts } => {
@@ -863,6 +881,104 @@ impl Fleet {
             }
             Mark::Free | Mark::Held | Mark::OnItsOwn => {}
         }
+    }
+}
+
+/// Outage probes shared with the bot's other processes (see
+/// [`SharedRecovery`]).
+impl Fleet {
+    /// This fleet, sharing its fleet-wide outage probes with the bot's
+    /// other processes: when its own schedule says probe, it asks the
+    /// bot-wide coordinator instead ([`Action::Probe`] with
+    /// [`ProbeRequest::Acquire`]) and probes only once granted; it reports
+    /// an answered probe, a failed one and the end of its ramp the same
+    /// way. The answers go back through [`Fleet::handle_probe`]. An ask
+    /// unanswered after [`SharedRecovery::answer_timeout_ms`] makes it probe
+    /// on its own schedule, as a fleet that shares nothing. Without this,
+    /// the fleet decides alone and never emits [`Action::Probe`].
+    ///
+    /// ```
+    /// use reconnect_policy::{Fleet, PolicyConfig, SharedRecovery, Timestamp};
+    ///
+    /// let fleet = Fleet::with_remote_identify(PolicyConfig::default(), 0..4, 1, Timestamp::ZERO)
+    ///     .unwrap()
+    ///     .with_shared_recovery(SharedRecovery::DEFAULT);
+    /// assert!(fleet.shares_recovery());
+    /// ```
+    #[must_use]
+    pub fn with_shared_recovery(mut self, config: SharedRecovery) -> Self {
+        self.recovery.shared = Some(SharedProbe::new(config));
+        self
+    }
+
+    /// Whether the fleet shares its outage probes (see
+    /// [`Fleet::with_shared_recovery`]).
+    #[must_use]
+    pub const fn shares_recovery(&self) -> bool {
+        self.recovery.shared.is_some()
+    }
+
+    /// Asks that got no answer within
+    /// [`SharedRecovery::answer_timeout_ms`], after which the fleet probed
+    /// on its own.
+    #[must_use]
+    pub fn probe_answer_timeouts(&self) -> u64 {
+        self.recovery.shared.map_or(0, |shared| shared.timeouts)
+    }
+
+    /// Applies the bot-wide coordinator's answer to the fleet's last
+    /// [`ProbeRequest::Acquire`], received at `now`:
+    /// [`ProbeAnswer::Granted`] releases one held shard as the probe,
+    /// [`ProbeAnswer::NotYet`] moves the next ask to `retry_at` (within
+    /// [`SharedRecovery`]'s bounds), [`ProbeAnswer::GatewayBack`] starts the
+    /// ramp at once. An answer nobody waits for any more (it came after
+    /// the timeout, or the outage is over) is ignored, except
+    /// `GatewayBack`, which ends an outage whenever it comes. A fleet that
+    /// does not share its probes ignores every answer.
+    pub fn handle_probe(&mut self, now: Timestamp, answer: ProbeAnswer) {
+        let Some(shared) = &mut self.recovery.shared else {
+            return;
+        };
+        let waited = shared.pending.take().is_some();
+        let outage = self.recovery.mode == Mode::Outage;
+        match answer {
+            ProbeAnswer::Granted if waited && outage => self.probe(now),
+            ProbeAnswer::NotYet { retry_at } if waited && outage => {
+                let at = shared.retry_at(now, retry_at);
+                self.recovery.probes.defer_to(at);
+            }
+            ProbeAnswer::GatewayBack if outage => self.start_ramp(),
+            ProbeAnswer::Granted | ProbeAnswer::NotYet { .. } | ProbeAnswer::GatewayBack => {}
+        }
+        self.after_input(now);
+    }
+
+    /// Asks the coordinator whether this fleet may probe now (at most one
+    /// ask out at a time).
+    fn ask_probe(&mut self, now: Timestamp) {
+        let recovery = &mut self.recovery;
+        let Some(shared) = &mut recovery.shared else {
+            return;
+        };
+        if shared.pending.is_some() {
+            return;
+        }
+        shared.pending = Some(now.saturating_add(shared.config.answer_timeout_ms));
+        let request = ProbeRequest::Acquire {
+            next_at: recovery.probes.poll_timeout().unwrap_or(now),
+            since: recovery.probes.started_at(),
+        };
+        self.report_probe(request);
+    }
+
+    /// Emits `request` to the coordinator, if the fleet shares its probes.
+    fn report_probe(&mut self, request: ProbeRequest) {
+        if self.recovery.shared.is_none() {
+            return;
+        }
+        let shard = self.ids.first().copied().unwrap_or(0);
+        self.outputs
+            .push_back((shard, Output::Action(Action::Probe(request))));
     }
 }
 
@@ -941,6 +1057,7 @@ mod tests {
                         pending.push((now + 40, shard, connection, Event::Closed { code: None }));
                     }
                     Action::Identify { .. } => panic!("the fleet answers identify requests"),
+                    Action::Probe(_) => panic!("the fleet shares no probe"),
                     Action::Abort { .. } | Action::GiveUp(_) => {}
                 }
             }

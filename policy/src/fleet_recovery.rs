@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::backoff::MAX_DELAY_MS;
 use crate::config::ConfigError;
 use crate::jitter::Jitter;
+use crate::probe_share::SharedProbe;
 use crate::time::Timestamp;
 
 /// How a [`Fleet`](crate::Fleet) recovers from a fleet-wide outage (part
@@ -434,6 +435,16 @@ impl ProbeSchedule {
         self.next_at
     }
 
+    /// When the outage tripped.
+    pub(crate) const fn started_at(&self) -> Timestamp {
+        self.started_at
+    }
+
+    /// Moves the next probe to `at` (a shared probe held elsewhere).
+    pub(crate) const fn defer_to(&mut self, at: Timestamp) {
+        self.next_at = Some(at);
+    }
+
     /// Returns whether a probe is due at `now`; if so, plans the next one.
     pub(crate) fn due(
         &mut self,
@@ -595,6 +606,9 @@ pub(crate) struct RecoveryState {
     pub(crate) connected: Vec<bool>,
     /// How many of them were: the fleet's live connections.
     pub(crate) live: u64,
+    /// The probe shared with the bot's other processes, when the fleet
+    /// shares it (see [`SharedRecovery`](crate::SharedRecovery)).
+    pub(crate) shared: Option<SharedProbe>,
 }
 
 impl RecoveryState {
@@ -618,6 +632,7 @@ impl RecoveryState {
             quiet_at: None,
             connected: vec![false; shards],
             live: 0,
+            shared: None,
         }
     }
 
@@ -632,6 +647,7 @@ impl RecoveryState {
             self.probes.poll_timeout(),
             checks,
             self.quiet_at,
+            self.shared.and_then(|shared| shared.pending),
         ]
         .into_iter()
         .flatten()

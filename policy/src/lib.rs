@@ -72,6 +72,7 @@
 //!             Action::Identify { shard, request } => if let Some(answer) = limiter.answer(now, shard, request) {
 //!                 policy.handle_identify(now, answer);
 //!             },
+//!             Action::Probe(_) => {} // only a fleet that shares its probes asks
 //!         }
 //!     }
 //! }
@@ -107,6 +108,7 @@ mod identify;
 mod jitter;
 mod output;
 mod policy;
+mod probe_share;
 mod retry;
 mod saved_session;
 mod send_budget;
@@ -136,9 +138,11 @@ pub use identify::{
 };
 pub use jitter::Jitter;
 pub use output::{
-    Action, Command, ConnectionId, IdentifyAnswer, IdentifyRequest, Note, Output, ReconnectPlan,
+    Action, Command, ConnectionId, IdentifyAnswer, IdentifyRequest, Note, Output, ProbeAnswer,
+    ProbeRequest, ReconnectPlan,
 };
 pub use policy::{Handled, Policy};
+pub use probe_share::{ProbeCoordinator, SharedRecovery};
 pub use saved_session::{SavedSession, SavedSessions};
 pub use send_budget::{SendError, SendLimit};
 pub use session::{MAX_SESSION_ID_LEN, Session};

@@ -3,8 +3,9 @@
 //! The driver drains [`Output`]s with
 //! [`Policy::poll_output`](crate::Policy::poll_output) after every input and
 //! carries each one out in order. An output is an [`Action`] (connect, send,
-//! close, abort, ask the identify limiter, stop), which the driver matches
-//! exhaustively, or a [`Note`] for its logs. None of them carries a secret:
+//! close, abort, ask the identify limiter or the probe coordinator, stop),
+//! which the driver matches exhaustively, or a [`Note`] for its logs. None
+//! of them carries a secret:
 //! the driver fills in the token when it builds Identify or Resume.
 
 use serde::{Deserialize, Serialize};
@@ -112,6 +113,53 @@ pub enum IdentifyAnswer {
     RetryAt(Timestamp),
 }
 
+/// A request of a [`Fleet`](crate::Fleet) built with
+/// [`Fleet::with_shared_recovery`](crate::Fleet::with_shared_recovery) to
+/// whatever coordinates fleet-wide outage probes across the bot's
+/// processes (a [`ProbeCoordinator`](crate::ProbeCoordinator) in this
+/// process, or a store shared between processes). The fleet never calls
+/// it: it emits the request as [`Action::Probe`]; the answer to an
+/// [`ProbeRequest::Acquire`] comes back through
+/// [`Fleet::handle_probe`](crate::Fleet::handle_probe). Times are on the
+/// fleet's own clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "request")]
+pub enum ProbeRequest {
+    /// The fleet is in a fleet-wide outage and its own schedule says
+    /// probe now: may it? Answer with a [`ProbeAnswer`].
+    Acquire {
+        /// When the fleet's own schedule would probe next: a coordinator
+        /// that grants this probe gives no other process one before then.
+        next_at: Timestamp,
+        /// When the fleet's outage began: a probe answered since then
+        /// means the gateway is back for this fleet too.
+        since: Timestamp,
+    },
+    /// The fleet heard from the gateway during its outage (its probe, or
+    /// any frame, was answered): the gateway is back. No answer expected.
+    Answered,
+    /// A probe of this fleet failed. No answer expected.
+    Failed,
+    /// The fleet's outage and ramp are over. No answer expected.
+    Over,
+}
+
+/// The answer to a [`ProbeRequest::Acquire`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "answer")]
+pub enum ProbeAnswer {
+    /// This process holds the bot's probe: it probes now.
+    Granted,
+    /// Another process holds the probe: ask again at this time.
+    NotYet {
+        /// When to ask again (the fleet clamps it to its own bounds).
+        retry_at: Timestamp,
+    },
+    /// Another process's probe was answered after this fleet's outage
+    /// began: ramp at once, without probing.
+    GatewayBack,
+}
+
 /// Something the driver must carry out. The enum is exhaustive on purpose:
 /// a driver matches every action, and a new action is a breaking change,
 /// never one silently swallowed by a catch-all arm.
@@ -161,6 +209,15 @@ pub enum Action {
         /// What it asks.
         request: IdentifyRequest,
     },
+    /// Ask the bot-wide probe coordinator (only from a fleet built with
+    /// [`Fleet::with_shared_recovery`](crate::Fleet::with_shared_recovery)),
+    /// and feed its answer, if the request expects one, back with
+    /// [`Fleet::handle_probe`](crate::Fleet::handle_probe).
+    /// [`ProbeCoordinator::answer`](crate::ProbeCoordinator::answer)
+    /// answers it in process. The shard paired with it in
+    /// [`Fleet::poll_output`](crate::Fleet::poll_output) is the fleet's
+    /// lowest, for logs only.
+    Probe(ProbeRequest),
     /// The policy has stopped for good; see the reason. Nothing follows.
     GiveUp(crate::decision::GiveUpReason),
 }

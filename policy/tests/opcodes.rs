@@ -741,7 +741,7 @@ fn run_fleet(
                             let _ = policy.handle_identify(t(now), answer);
                         }
                     }
-                    Action::Abort { .. } | Action::GiveUp(_) => {}
+                    Action::Abort { .. } | Action::GiveUp(_) | Action::Probe(_) => {}
                 }
             }
         }

@@ -27,6 +27,14 @@
 //!   Redis again every [`RedisIdentify::retry_every`], and on its return
 //!   charges the budget with the starts it granted meanwhile and marks the
 //!   buckets it used.
+//! - The fleet-wide outage probe is shared too (unless
+//!   [`RedisIdentify::share_probe`] turns it off): when the processes of a
+//!   bot lose the gateway together, one process at a time holds the bot's
+//!   probe (key `probe`, on the server's clock, expiring on its own), the
+//!   others hold their shards, and once a probe is answered every process
+//!   learns it on its next ask (within half a second) and ramps. When
+//!   Redis is away, each process probes on its own schedule, as it would
+//!   alone.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -88,6 +96,7 @@ pub struct RedisIdentify {
     pub(crate) lease: Duration,
     pub(crate) retry_every: Duration,
     pub(crate) local_share: Option<u32>,
+    pub(crate) share_probe: bool,
 }
 
 impl RedisIdentify {
@@ -114,6 +123,7 @@ impl RedisIdentify {
             lease: DEFAULT_LEASE,
             retry_every: DEFAULT_RETRY_EVERY,
             local_share: None,
+            share_probe: true,
         })
     }
 
@@ -155,6 +165,17 @@ impl RedisIdentify {
         self
     }
 
+    /// Whether the processes of the bot share one fleet-wide outage probe
+    /// through the store (default `true`): after a cut that every process
+    /// sees, one process probes for the whole bot at a time and, once its
+    /// probe is answered, every process ramps its shards back. `false`
+    /// leaves each process to probe on its own.
+    #[must_use]
+    pub const fn share_probe(mut self, share: bool) -> Self {
+        self.share_probe = share;
+        self
+    }
+
     /// The bot id the keys carry.
     #[must_use]
     pub const fn bot_id(&self) -> u64 {
@@ -171,6 +192,7 @@ impl core::fmt::Debug for RedisIdentify {
             .field("lease", &self.lease)
             .field("retry_every", &self.retry_every)
             .field("local_share", &self.local_share)
+            .field("share_probe", &self.share_probe)
             .finish_non_exhaustive()
     }
 }

@@ -1,7 +1,10 @@
 //! The responder task: answers the run loop's identify requests from Redis
 //! (one script per request, each bounded by the call timeout), or from
 //! the process's local share while Redis is away, and goes back to Redis
-//! when a check says it is back.
+//! when a check says it is back. The fleet's outage probe requests are
+//! answered the same way: from the bot's probe key in Redis, or, while
+//! Redis is away, with a grant, so the fleet probes on its own schedule as
+//! a process that shares nothing would.
 //!
 //! Requests are answered one at a time, in the order the fleet raised
 //! them, so a shard's settle always follows its grant. Two rules hold
@@ -18,8 +21,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use reconnect_policy::{
-    IDENTIFY_WINDOW_MS, IdentifyAnswer, IdentifyLimiter, IdentifyRequest, SESSION_START_PERIOD_MS,
-    SessionStartLimit, Timestamp,
+    IDENTIFY_WINDOW_MS, IdentifyAnswer, IdentifyLimiter, IdentifyRequest, ProbeAnswer,
+    ProbeCoordinator, ProbeRequest, SESSION_START_PERIOD_MS, SessionStartLimit, Timestamp,
 };
 use redis::RedisError;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -27,9 +30,9 @@ use tokio::runtime::Handle;
 use tracing::{debug, info, warn};
 
 use super::RedisIdentify;
-use super::scripts::{Keys, Scripts};
+use super::scripts::{Keys, PROBE_TTL_MS, Scripts};
 use crate::clock::Clock;
-use crate::identify_store::{RemoteIdentify, ResponderEnd, StoreStatus};
+use crate::identify_store::{RemoteIdentify, ResponderEnd, StoreAnswer, StoreRequest, StoreStatus};
 
 /// The spacing of one bucket's grants: the gateway's window plus the same
 /// margin the policy's own limiter keeps (for the jitter of the way to
@@ -58,7 +61,7 @@ pub(crate) struct Setup {
 
 /// Starts the responder of `store` on `runtime`; returns the run loop's end.
 pub(crate) fn spawn(store: RedisIdentify, runtime: &Handle, setup: &Setup) -> RemoteIdentify {
-    let (remote, end) = RemoteIdentify::pair();
+    let (remote, end) = RemoteIdentify::pair(store.share_probe);
     let responder = Responder::new(store, end, setup);
     runtime.spawn(responder.run());
     remote
@@ -171,7 +174,8 @@ impl Responder {
             };
             tokio::select! {
                 request = self.end.requests.recv() => match request {
-                    Some((shard, request)) => self.answer(shard, request).await,
+                    Some(StoreRequest::Identify(shard, request)) => self.answer(shard, request).await,
+                    Some(StoreRequest::Probe(request)) => self.probe(request).await,
                     // The run loop has ended.
                     None => return,
                 },
@@ -194,7 +198,86 @@ impl Responder {
 
     fn send(&self, shard: u32, answer: IdentifyAnswer) {
         // The run loop stopping first is fine.
-        let _ = self.end.answers.send((shard, answer));
+        let _ = self.end.answers.send(StoreAnswer::Identify(shard, answer));
+    }
+
+    fn send_probe(&self, answer: ProbeAnswer) {
+        let _ = self.end.answers.send(StoreAnswer::Probe(answer));
+    }
+
+    /// Answers the fleet's probe request from the store, or, while it is
+    /// away, lets the fleet probe on its own schedule.
+    async fn probe(&mut self, request: ProbeRequest) {
+        if self.mode == Mode::Store {
+            match self.ask_probe(request).await {
+                Ok(answer) => {
+                    if let Some(answer) = answer {
+                        self.send_probe(answer);
+                    }
+                    return;
+                }
+                Err(error) => self.fall_back(&error),
+            }
+        }
+        if let ProbeRequest::Acquire { .. } = request {
+            StoreStatus::bump(&self.status().probe_local_grants);
+            self.send_probe(ProbeAnswer::Granted);
+        }
+    }
+
+    /// Runs the probe script; `Ok(None)` for a report, which has no answer.
+    async fn ask_probe(
+        &mut self,
+        request: ProbeRequest,
+    ) -> Result<Option<ProbeAnswer>, StoreError> {
+        let now = self.clock.now();
+        let (op, next_in, age) = match request {
+            ProbeRequest::Acquire { next_at, since } => (
+                "acquire",
+                next_at.saturating_since(now),
+                now.saturating_since(since),
+            ),
+            ProbeRequest::Answered => ("answered", 0, 0),
+            ProbeRequest::Failed => ("failed", 0, 0),
+            // Nothing for the store to keep: the grant ends on its own.
+            ProbeRequest::Over => return Ok(None),
+        };
+        let mut connection = self.connection()?;
+        let mut call = self.scripts.probe.prepare_invoke();
+        call.key(self.keys.probe())
+            .arg(op)
+            .arg(format!("{:016x}", self.nonce))
+            .arg(next_in)
+            .arg(age)
+            .arg(ProbeCoordinator::MIN_GRANT_GAP_MS)
+            .arg(ProbeCoordinator::MAX_GRANT_MS)
+            .arg(ProbeCoordinator::POLL_MS)
+            .arg(PROBE_TTL_MS);
+        let (kind, ms, server_now): (i64, i64, i64) =
+            timed(self.store.call_timeout, call.invoke_async(&mut connection)).await?;
+        self.learn_offset(self.clock.now(), server_now);
+        StoreStatus::bump(&self.status().store_answers);
+        let status = self.status();
+        let answer = match kind {
+            0 => {
+                StoreStatus::bump(&status.probe_grants);
+                debug!("outage probe granted by the store: this process probes for the bot");
+                Some(ProbeAnswer::Granted)
+            }
+            1 => {
+                StoreStatus::bump(&status.probe_not_yet);
+                Some(ProbeAnswer::NotYet {
+                    retry_at: self.in_ms(ms),
+                })
+            }
+            2 => {
+                StoreStatus::bump(&status.probe_gateway_back);
+                info!("another process's outage probe was answered: ramping without probing");
+                Some(ProbeAnswer::GatewayBack)
+            }
+            _ => None,
+        };
+        Ok(answer)
     }
 
     async fn answer(&mut self, shard: u32, request: IdentifyRequest) {
@@ -370,7 +453,7 @@ impl Responder {
                 store = %self.store.url_shown,
                 %error,
                 local_share_left = self.local.remaining(),
-                "the identify store is unreachable or slow: answering from this process's local share (one Identify per bucket per window here) until it is back"
+                "the identify store is unreachable or slow: answering from this process's local share (one Identify per bucket per window here, outage probes on this process's own schedule) until it is back"
             );
             self.debt = 0;
             self.local_last.iter_mut().for_each(|last| *last = None);

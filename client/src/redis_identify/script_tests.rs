@@ -194,3 +194,65 @@ async fn the_budget_waits_for_its_reset_then_refills() {
     let (flag, left, _) = acquire(&mut c, "b:1", 1, 800, 0).await;
     assert_eq!((flag, left), (1, 99));
 }
+
+/// Runs the probe script: `op` for `holder`, its fleet's next probe in
+/// `next_in` ms, its outage `age` ms old; grants of 100..=2,000 ms, polls
+/// of 150 ms, a key that lives 5 s.
+async fn probe(
+    connection: &mut MultiplexedConnection,
+    op: &str,
+    holder: &str,
+    next_in: u64,
+    age: u64,
+) -> (i64, i64) {
+    let (kind, ms, _now): (i64, i64, i64) = Scripts::new()
+        .probe
+        .key(Keys::new(7).probe())
+        .arg(op)
+        .arg(holder)
+        .arg(next_in)
+        .arg(age)
+        .arg(100)
+        .arg(2_000)
+        .arg(150)
+        .arg(5_000)
+        .invoke_async(connection)
+        .await
+        .unwrap();
+    (kind, ms)
+}
+
+#[tokio::test]
+async fn one_probe_per_grant_for_the_bot_then_gateway_back_for_every_process() {
+    let Some((_server, mut c)) = redis("one_probe_per_grant_for_the_bot").await else {
+        return;
+    };
+    // The first process to ask holds the probe until its own next probe.
+    assert_eq!(probe(&mut c, "acquire", "a", 400, 1_000).await, (0, 0));
+    // The others are told to poll, at the poll or the grant's end.
+    let (kind, wait) = probe(&mut c, "acquire", "b", 300, 1_000).await;
+    assert_eq!(kind, 1);
+    assert!((100..=150).contains(&wait), "{wait}");
+    // A failed probe does not shorten the grant.
+    assert_eq!(probe(&mut c, "failed", "a", 0, 0).await.0, 3);
+    assert_eq!(probe(&mut c, "acquire", "c", 300, 1_000).await.0, 1);
+    // After it, one other process gets the next probe.
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    assert_eq!(probe(&mut c, "acquire", "b", 10, 1_500).await, (0, 0));
+    // Shorter than the minimum is the minimum.
+    assert_eq!(probe(&mut c, "acquire", "c", 10, 1_500).await.0, 1);
+    // Its probe is answered: every process whose outage began before
+    // learns the gateway is back; one whose outage began later does not.
+    assert_eq!(probe(&mut c, "answered", "b", 0, 0).await.0, 3);
+    assert_eq!(probe(&mut c, "acquire", "a", 400, 2_000).await.0, 2);
+    assert_eq!(probe(&mut c, "acquire", "c", 400, 2_000).await.0, 2);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(probe(&mut c, "acquire", "d", 400, 0).await, (0, 0));
+    // The key expires on its own.
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(Keys::new(7).probe())
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(pttl > 0 && pttl <= 5_000, "{pttl}");
+}

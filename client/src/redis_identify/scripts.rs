@@ -17,6 +17,10 @@
 //! - `reservations`, a sorted set of the start slots booked and not yet
 //!   used (one per shard, scored by slot), each dropped a minute after its
 //!   slot.
+//! - `probe`, a hash for the fleet-wide outage probe: `until` (the current
+//!   grant holds the bot's probe until then), `holder` (the process it was
+//!   granted to), `back_at` (when a probe was last answered) and counters.
+//!   It expires [`PROBE_TTL_MS`] after its last change.
 //!
 //! Every script answers in milliseconds *from now*: the caller turns them
 //! into its own timestamps when the answer arrives.
@@ -177,12 +181,67 @@ save_budget(KEYS[1], left, reset_at, period)
 return {left, now}
 ";
 
-/// The four scripts, hashed once.
+/// How long the probe key outlives its last change: an outage whose
+/// processes have not heard for this long that the gateway is back probes
+/// again (no process waits on a stale answer).
+pub(super) const PROBE_TTL_MS: u64 = 600_000;
+
+/// The fleet-wide outage probe: KEYS probe; ARGV op (`acquire`,
+/// `answered`, `failed`, `over`), holder, `next_in` (ms until the asking
+/// fleet's own next probe), `age` (ms since its outage began), minimum
+/// grant, maximum grant, poll, ttl. `acquire` returns `{2, 0, now}` when a
+/// probe was answered since the asker's outage began (the gateway is
+/// back), `{1, ms, now}` when another grant holds the probe (ask again in
+/// `ms`: at its end, or the poll, whichever is sooner), `{0, 0, now}` for a
+/// grant, which holds the probe for `next_in` (between the minimum and the
+/// maximum). A grant that looks further away than the maximum is over (a
+/// server clock that stepped back cannot wedge the bot). The reports
+/// return `{3, 0, now}`.
+const PROBE: &str = r"
+local key = KEYS[1]
+local op = ARGV[1]
+local holder = ARGV[2]
+local min_grant = tonumber(ARGV[5])
+local max_grant = tonumber(ARGV[6])
+local ttl = tonumber(ARGV[8])
+if op == 'acquire' then
+  local since = now - tonumber(ARGV[4])
+  local h = redis.call('HMGET', key, 'back_at', 'until')
+  local back = tonumber(h[1])
+  if back and back >= since then
+    return {2, 0, now}
+  end
+  local held = tonumber(h[2])
+  if held and held > now and held <= now + max_grant then
+    return {1, math.min(held - now, tonumber(ARGV[7])), now}
+  end
+  local gap = math.min(math.max(tonumber(ARGV[3]), min_grant), max_grant)
+  redis.call('HSET', key, 'until', s(now + gap), 'holder', holder)
+  redis.call('HINCRBY', key, 'grants', 1)
+  redis.call('PEXPIRE', key, s(ttl))
+  return {0, 0, now}
+elseif op == 'answered' then
+  redis.call('HSET', key, 'back_at', s(now))
+  redis.call('HDEL', key, 'until', 'holder')
+  redis.call('HINCRBY', key, 'answered', 1)
+  redis.call('PEXPIRE', key, s(ttl))
+elseif op == 'failed' then
+  if redis.call('HGET', key, 'holder') == holder then
+    redis.call('HDEL', key, 'holder')
+  end
+  redis.call('HINCRBY', key, 'failed', 1)
+  redis.call('PEXPIRE', key, s(ttl))
+end
+return {3, 0, now}
+";
+
+/// The five scripts, hashed once.
 pub(super) struct Scripts {
     pub(super) acquire: Script,
     pub(super) reserve: Script,
     pub(super) settle: Script,
     pub(super) reconcile: Script,
+    pub(super) probe: Script,
 }
 
 impl Scripts {
@@ -193,6 +252,7 @@ impl Scripts {
             reserve: with_prelude(RESERVE),
             settle: with_prelude(SETTLE),
             reconcile: with_prelude(RECONCILE),
+            probe: with_prelude(PROBE),
         }
     }
 }
@@ -220,5 +280,9 @@ impl Keys {
 
     pub(super) fn reservations(&self) -> String {
         format!("{}reservations", self.prefix)
+    }
+
+    pub(super) fn probe(&self) -> String {
+        format!("{}probe", self.prefix)
     }
 }

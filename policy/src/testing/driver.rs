@@ -679,6 +679,9 @@ impl<'a> Driver<'a> {
         let guard = self.config().guard_ms;
         match action {
             Action::Identify { shard, request } => self.on_identify(*shard, *request)?,
+            Action::Probe(request) => self.check(Prop::Lifecycle, false, || {
+                format!("a lone policy asked the probe coordinator: {request:?}")
+            })?,
             Action::Connect {
                 connection,
                 url,

@@ -407,7 +407,9 @@ impl Observer {
                 }
                 view.gave_up = Some(*reason);
             }
-            Action::Identify { .. } => {}
+            // Neither concerns a connection: the limiter and the probe
+            // coordinator answer through inputs of their own.
+            Action::Identify { .. } | Action::Probe(_) => {}
         }
     }
 

@@ -147,7 +147,10 @@ impl Shard {
                             self.policy.handle_identify(t(at), answer);
                         }
                     }
-                    Action::Close { .. } | Action::Abort { .. } | Action::GiveUp(_) => {}
+                    Action::Close { .. }
+                    | Action::Abort { .. }
+                    | Action::GiveUp(_)
+                    | Action::Probe(_) => {}
                 }
             }
             black_box(output);

@@ -78,7 +78,8 @@ pub(crate) enum Out {
 }
 
 impl Out {
-    /// The output as a test reads it; `None` for an identify request.
+    /// The output as a test reads it; `None` for an identify or probe
+    /// request.
     fn of(output: Output) -> Option<Self> {
         Some(match output {
             Output::Action(Action::Connect {
@@ -100,7 +101,7 @@ impl Out {
             Output::Action(Action::Close { connection, code }) => Self::Close { connection, code },
             Output::Action(Action::Abort { connection }) => Self::Abort { connection },
             Output::Action(Action::GiveUp(reason)) => Self::GiveUp(reason),
-            Output::Action(Action::Identify { .. }) => return None,
+            Output::Action(Action::Identify { .. } | Action::Probe(_)) => return None,
             Output::Note(Note::Planned(plan)) => Self::Plan(plan),
             Output::Note(Note::ResumeUrlRefused { url, reason }) => {
                 Self::ResumeUrlRefused { url, reason }

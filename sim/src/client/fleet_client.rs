@@ -244,6 +244,9 @@ impl FleetClient {
                 // The fleet's own limiter answers identify requests; a fleet
                 // built with one never hands them out.
                 Action::Identify { .. } => {}
+                // The simulator's fleets share no probe with other
+                // processes; only a fleet built to share one asks.
+                Action::Probe(_) => {}
                 // The policy has stopped; `gave_up` reports it.
                 Action::GiveUp(_) => {}
             }
