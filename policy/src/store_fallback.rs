@@ -20,15 +20,14 @@
 //!   from breaking a window at the gateway while other processes fall back
 //!   too or were granted by the store just before it went away:
 //!   - a process grants only in the buckets it **owns** in a fallback
-//!     ([`FallbackBuckets::Owned`]: bucket `b` belongs to the process that
-//!     runs shard `b`, the bucket's first shard, so each bucket has one
-//!     owner among the bot's processes and no two fallbacks share one);
-//!     the shards of other buckets wait for the store;
+//!     ([`FallbackBuckets::Owned`]: each bucket has one owner among the
+//!     bot's processes, found from the shard ids alone, so no two
+//!     fallbacks share one);
+//!     the requests of the shards of other buckets are parked and asked of
+//!     the store when it is back (they wait without a socket, and the store
+//!     spaces them on its return instead of all at one check);
 //!   - a bucket opens one window after the fallback began: the store may
 //!     have granted it to another process until then.
-//!
-//!   Every wait is cut at the next check of the store, so no shard sleeps
-//!   through its return.
 //! - **Return**: every [`StoreFallbackConfig::check_every_ms`] a
 //!   [`StoreOutput::Reconcile`] asks whether the store is back and hands it
 //!   what the local share did (starts granted, the last local grant of each
@@ -57,10 +56,14 @@ pub const STORE_WINDOW_MS: u64 = IDENTIFY_WINDOW_MS + 250;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FallbackBuckets {
-    /// Only the buckets whose first shard (shard id = bucket) this process
-    /// runs: one owner per bucket across the bot, so several processes in a
-    /// fallback at once never share a bucket. The shards of the other
-    /// buckets wait for the store.
+    /// Only the buckets this process owns: bucket `b`'s owner is the
+    /// process running shard `b + max_concurrency × (b mod n)`, `n` being
+    /// the shards per bucket (rounded up; shard `b` when that shard is past
+    /// the last one). Every process can tell from its own shards and the
+    /// bot's shard count alone; there is one owner per bucket across the
+    /// bot, so several processes in a fallback at once never share a
+    /// bucket, and with contiguous shard ranges the buckets are spread over
+    /// the processes. The shards of the other buckets wait for the store.
     #[default]
     Owned,
     /// Every bucket, one Identify per bucket per window *in this process*:
@@ -192,6 +195,8 @@ pub struct StoreFallbackStats {
     pub timeouts: u64,
     /// Checks of the store sent while away.
     pub checks: u64,
+    /// Requests parked until the store was back (buckets not owned).
+    pub parked: u64,
 }
 
 /// Whether requests go to the store.
@@ -223,15 +228,15 @@ struct Pending {
 /// let t = Timestamp::from_millis;
 /// let limit = SessionStartLimit { max_concurrency: 2, ..SessionStartLimit::DISCORD_DEFAULT };
 /// // This process runs shards 0 and 2 (bucket 0 is its own in a fallback).
-/// let mut store = StoreFallback::new(StoreFallbackConfig::with_local_share(10), limit, &[0, 2], t(0));
+/// let mut store = StoreFallback::new(StoreFallbackConfig::with_local_share(10), limit, &[0, 2], 4, t(0));
 /// store.handle_request(t(0), 2, IdentifyRequest::Acquire);
 /// let Some(StoreOutput::Ask { .. }) = store.poll_output() else { panic!() };
 /// // No answer within 500 ms: the store is away.
 /// store.handle_timeout(t(500));
 /// assert!(matches!(store.poll_output(), Some(StoreOutput::FellBack { .. })));
-/// // Bucket 0 opens a window after the fallback began; the wait is cut
-/// // at the next check of the store, a second later.
-/// assert_eq!(store.poll_output(), Some(StoreOutput::Answer { shard: 2, answer: IdentifyAnswer::RetryAt(t(1_500)) }));
+/// // Bucket 0 opens a window after the fallback began.
+/// assert_eq!(store.poll_output(), Some(StoreOutput::Answer { shard: 2, answer: IdentifyAnswer::RetryAt(t(5_750)) }));
+/// // The store is checked a second later.
 /// assert_eq!(store.poll_timeout(), Some(t(1_500)));
 /// ```
 #[derive(Clone, Debug)]
@@ -257,6 +262,9 @@ pub struct StoreFallback {
     pending: BTreeMap<StoreRequestId, Pending>,
     /// Shards whose Acquire went unanswered.
     lost: Vec<u32>,
+    /// Requests of buckets this process does not own, held during a
+    /// fallback and asked of the store on its return.
+    parked: Vec<(u32, IdentifyRequest)>,
     /// The check out, and when it times out.
     check: Option<(StoreRequestId, Timestamp)>,
     next_id: u64,
@@ -266,20 +274,24 @@ pub struct StoreFallback {
 
 impl StoreFallback {
     /// The store side of a process running `shards` (gateway shard ids) of
-    /// a bot with `limit` (`max_concurrency` gives the buckets), its local
-    /// share from `config`, at `now`.
+    /// a bot of `shards_total` shards with `limit` (`max_concurrency` gives
+    /// the buckets), its local share from `config`, at `now`.
     #[must_use]
     pub fn new(
         config: StoreFallbackConfig,
         limit: SessionStartLimit,
         shards: &[u32],
+        shards_total: u32,
         now: Timestamp,
     ) -> Self {
         let buckets = u32::from(limit.max_concurrency.max(1));
+        let mine: BTreeSet<u32> = shards.iter().copied().collect();
         let owned = (0..buckets)
             .map(|bucket| match config.buckets {
                 FallbackBuckets::Every => true,
-                FallbackBuckets::Owned => shards.contains(&bucket),
+                FallbackBuckets::Owned => {
+                    mine.contains(&Self::owner_shard(bucket, buckets, shards_total))
+                }
             })
             .collect();
         let local = IdentifyLimiter::new(
@@ -305,10 +317,24 @@ impl StoreFallback {
             owed_settles: Vec::new(),
             pending: BTreeMap::new(),
             lost: Vec::new(),
+            parked: Vec::new(),
             check: None,
             next_id: 0,
             outputs: VecDeque::new(),
             stats: StoreFallbackStats::default(),
+        }
+    }
+
+    /// The shard whose process owns `bucket` in a fallback
+    /// ([`FallbackBuckets::Owned`]).
+    #[must_use]
+    pub fn owner_shard(bucket: u32, buckets: u32, shards_total: u32) -> u32 {
+        let buckets = buckets.max(1);
+        let per_bucket = shards_total.div_ceil(buckets).max(1);
+        let spread = u64::from(bucket) + u64::from(buckets) * u64::from(bucket % per_bucket);
+        match u32::try_from(spread) {
+            Ok(shard) if shard < shards_total => shard,
+            _ => bucket,
         }
     }
 
@@ -421,10 +447,9 @@ impl StoreFallback {
     }
 
     /// The store applied the reconcile of fallback `fallback` at `now`: it
-    /// is back. An answer for an earlier fallback, or while on the store,
+    /// is back, and the parked requests are asked of it. An answer for an earlier fallback, or while on the store,
     /// changes nothing.
     pub fn handle_reconciled(&mut self, now: Timestamp, fallback: u64) {
-        let _ = now;
         if !self.in_fallback() || fallback != self.stats.fallbacks {
             return;
         }
@@ -438,6 +463,9 @@ impl StoreFallback {
         self.local_last.iter_mut().for_each(|last| *last = None);
         self.lost.clear();
         self.owed_settles.clear();
+        for (shard, request) in std::mem::take(&mut self.parked) {
+            self.handle_request(now, shard, request);
+        }
     }
 
     /// Runs what is due at `now`: requests unanswered for the call timeout
@@ -537,13 +565,10 @@ impl StoreFallback {
         });
     }
 
-    /// Answers from the local share; waits are cut at the next check.
+    /// Answers from the local share in an owned bucket; parks the request
+    /// until the store is back otherwise.
     fn answer_locally(&mut self, now: Timestamp, shard: u32, request: IdentifyRequest) {
-        let Mode::Fallback {
-            opens_at,
-            next_check,
-        } = self.mode
-        else {
+        let Mode::Fallback { opens_at, .. } = self.mode else {
             return;
         };
         let bucket = self.bucket_of(shard);
@@ -555,21 +580,18 @@ impl StoreFallback {
             }
             return;
         }
-        let owned = self.owned.get(bucket).copied().unwrap_or(false);
-        let wait_until = if owned { opens_at } else { next_check };
-        let cut = |at: Timestamp| at.min(next_check).max(now);
+        if !self.owned.get(bucket).copied().unwrap_or(false) {
+            // A shard has one request out at a time: a new one replaces it.
+            self.parked.retain(|(parked, _)| *parked != shard);
+            self.parked.push((shard, request));
+            self.stats.parked = self.stats.parked.saturating_add(1);
+            return;
+        }
         let answer = match request {
             IdentifyRequest::ReserveStart => {
-                let at = if owned {
-                    self.local.reserve(now, shard)
-                } else {
-                    now
-                };
-                IdentifyAnswer::StartAt(cut(at.max(wait_until)))
+                IdentifyAnswer::StartAt(self.local.reserve(now, shard).max(opens_at))
             }
-            IdentifyRequest::Acquire if !owned || now < opens_at => {
-                IdentifyAnswer::RetryAt(cut(wait_until).max(now.saturating_add(1)))
-            }
+            IdentifyRequest::Acquire if now < opens_at => IdentifyAnswer::RetryAt(opens_at),
             IdentifyRequest::Acquire => match self.local.try_acquire(now, shard) {
                 Ok(()) => {
                     self.last_grant[bucket] = Some(now);
@@ -578,7 +600,7 @@ impl StoreFallback {
                     self.stats.local_grants = self.stats.local_grants.saturating_add(1);
                     IdentifyAnswer::Granted
                 }
-                Err(at) => IdentifyAnswer::RetryAt(cut(at).max(now.saturating_add(1))),
+                Err(at) => IdentifyAnswer::RetryAt(at.max(now.saturating_add(1))),
             },
             IdentifyRequest::Settle { .. } => return,
         };
@@ -621,6 +643,7 @@ mod tests {
             StoreFallbackConfig::with_local_share(5),
             limit(2),
             &[0, 1, 2],
+            3,
             t(0),
         );
         s.handle_request(t(0), 0, IdentifyRequest::Acquire);
@@ -660,6 +683,7 @@ mod tests {
             StoreFallbackConfig::with_local_share(2),
             limit(4),
             &[0, 1, 3, 5, 6],
+            7,
             t(0),
         );
         assert_eq!(s.owned_buckets().collect::<Vec<_>>(), [0, 1, 3]);
@@ -674,31 +698,27 @@ mod tests {
                 local_share_left: 2
             }
         ));
-        // Bucket 1 is owned but opens a window after the fallback; the
-        // wait is cut at the next check.
+        // Bucket 1 is owned but opens a window after the fallback.
         assert_eq!(
-            out[1],
-            StoreOutput::Answer {
+            out[1..],
+            [StoreOutput::Answer {
                 shard: 5,
-                answer: IdentifyAnswer::RetryAt(t(1_500))
-            }
+                answer: IdentifyAnswer::RetryAt(t(5_750))
+            }]
         );
         assert_eq!(s.poll_timeout(), Some(t(510)));
         s.handle_timeout(t(510));
-        // Bucket 2 is not owned: wait for the store.
-        assert_eq!(
-            drain(&mut s),
-            [StoreOutput::Answer {
-                shard: 6,
-                answer: IdentifyAnswer::RetryAt(t(1_500))
-            }]
-        );
+        // Bucket 2 is not owned: parked until the store is back.
+        assert!(drain(&mut s).is_empty());
         assert_eq!(s.stats().fallbacks, 1);
-        // Checks every second, unanswered: the bucket opens at 5,750.
+        // Checks every second, unanswered.
         let mut now = 1_500;
         while now < 5_750 {
             s.handle_timeout(t(now));
-            drain(&mut s);
+            assert!(matches!(
+                drain(&mut s)[..],
+                [StoreOutput::Reconcile { .. }] | []
+            ));
             now = s.poll_timeout().unwrap().as_millis();
         }
         s.handle_request(t(5_750), 5, IdentifyRequest::Acquire);
@@ -709,37 +729,41 @@ mod tests {
                 answer: IdentifyAnswer::Granted
             }]
         );
-        s.handle_request(t(5_800), 6, IdentifyRequest::Acquire);
-        assert!(matches!(
-            drain(&mut s)[..],
-            [StoreOutput::Answer {
-                shard: 6,
-                answer: IdentifyAnswer::RetryAt(_)
-            }]
-        ));
+        // A second request of a parked shard replaces its first.
+        s.handle_request(t(5_800), 6, IdentifyRequest::ReserveStart);
+        assert!(drain(&mut s).is_empty());
         // The next check hands over what was done.
-        let at = s.poll_timeout().unwrap();
-        s.handle_timeout(at);
-        s.handle_timeout(at.saturating_add(500));
-        let at = s.poll_timeout().unwrap();
-        s.handle_timeout(at);
-        let out = drain(&mut s);
-        let Some(StoreOutput::Reconcile { reconcile, .. }) = out.last() else {
-            panic!("{out:?}");
+        let at = loop {
+            let at = s.poll_timeout().unwrap();
+            s.handle_timeout(at);
+            let out = drain(&mut s);
+            if let Some(StoreOutput::Reconcile { reconcile, .. }) = out.last() {
+                assert_eq!(reconcile.fallback, 1);
+                assert_eq!(reconcile.debt, 1);
+                assert_eq!(reconcile.used, [(1, t(5_750))]);
+                assert_eq!(reconcile.lost, [5, 6]);
+                if at > t(5_800) {
+                    break at;
+                }
+            }
         };
-        assert_eq!(reconcile.fallback, 1);
-        assert_eq!(reconcile.debt, 1);
-        assert_eq!(reconcile.used, [(1, t(5_750))]);
-        assert_eq!(reconcile.lost, [5, 6]);
         s.handle_reconciled(at, 1);
-        assert_eq!(drain(&mut s), [StoreOutput::Returned { local_grants: 1 }]);
+        let out = drain(&mut s);
+        assert_eq!(out[0], StoreOutput::Returned { local_grants: 1 });
+        // Back on the store, which is asked the parked request.
+        assert!(
+            matches!(
+                out[1..],
+                [StoreOutput::Ask {
+                    shard: 6,
+                    request: IdentifyRequest::ReserveStart,
+                    ..
+                }]
+            ),
+            "{out:?}"
+        );
         assert!(!s.in_fallback());
-        // Back on the store.
-        s.handle_request(at.saturating_add(1), 6, IdentifyRequest::Acquire);
-        assert!(matches!(
-            drain(&mut s)[..],
-            [StoreOutput::Ask { shard: 6, .. }]
-        ));
+        assert_eq!(s.stats().parked, 2);
     }
 
     #[test]
@@ -748,7 +772,7 @@ mod tests {
             buckets: FallbackBuckets::Every,
             ..StoreFallbackConfig::with_local_share(1)
         };
-        let mut s = StoreFallback::new(config, limit(16), &[0, 1], t(0));
+        let mut s = StoreFallback::new(config, limit(16), &[0, 1], 2, t(0));
         s.handle_request(t(0), 0, IdentifyRequest::ReserveStart);
         drain(&mut s);
         s.handle_timeout(t(500));
@@ -785,6 +809,7 @@ mod tests {
             StoreFallbackConfig::with_local_share(5),
             limit(1),
             &[0],
+            1,
             t(0),
         );
         s.handle_request(t(0), 0, IdentifyRequest::Acquire);
@@ -802,6 +827,34 @@ mod tests {
             matches!(&out[..], [StoreOutput::Reconcile { reconcile, .. }] if reconcile.lost == [0]),
             "{out:?}"
         );
+    }
+
+    #[test]
+    fn every_bucket_has_one_owner_and_contiguous_processes_share_them() {
+        // 10,000 shards, 625 buckets, 40 processes of 250 shards.
+        let (total, buckets, processes) = (10_000u32, 625u16, 40u32);
+        let per = total / processes;
+        let owners: Vec<Vec<u32>> = (0..processes)
+            .map(|p| {
+                let shards: Vec<u32> = (p * per..(p + 1) * per).collect();
+                let s = StoreFallback::new(
+                    StoreFallbackConfig::with_local_share(1),
+                    limit(buckets),
+                    &shards,
+                    total,
+                    t(0),
+                );
+                s.owned_buckets().collect()
+            })
+            .collect();
+        let mut all: Vec<u32> = owners.iter().flatten().copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..u32::from(buckets)).collect::<Vec<_>>());
+        let most = owners.iter().map(Vec::len).max().unwrap();
+        let least = owners.iter().map(Vec::len).min().unwrap();
+        assert!(least >= 10 && most <= 25, "{least}..{most}");
+        // A shard id past the fleet falls back to the bucket's first shard.
+        assert_eq!(StoreFallback::owner_shard(3, 4, 5), 3);
     }
 
     #[test]
