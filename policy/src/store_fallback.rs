@@ -219,8 +219,14 @@ struct Pending {
     timeout_at: Timestamp,
 }
 
-/// The process's side of a shared identify store (see the
-/// [module documentation](self)).
+/// The process's side of an identify store shared by the bot's processes:
+/// each request is asked of the store with a deadline; a request left
+/// unanswered for the call timeout sends the process to a fallback, where
+/// its local share grants only in the buckets it owns, a window after the
+/// fallback began, and the other buckets' requests wait for the store; a
+/// check every period hands the store what was done, and its answer ends
+/// the fallback. Driven like a fleet: inputs with a timestamp, outputs
+/// polled, one wake-up time.
 ///
 /// ```
 /// use reconnect_policy::{IdentifyAnswer, IdentifyRequest, SessionStartLimit, StoreFallback, StoreFallbackConfig, StoreOutput, Timestamp};

@@ -55,6 +55,7 @@ pub mod report;
 pub mod rng;
 pub mod rules;
 pub mod scenario;
+pub mod store;
 pub mod svg;
 pub mod sweep;
 pub mod wire;
@@ -62,7 +63,9 @@ pub mod wire;
 use reconnect_policy::{BackoffConfig, BackoffStrategy, PolicyConfig};
 
 pub use client::PeerKind;
-pub use engine::{Budget, ModelSpec, PENDING_BASE, PENDING_PER_SHARD, RunError, pending_cap, run};
+pub use engine::{
+    Budget, ModelSpec, PENDING_BASE, PENDING_PER_SHARD, RunError, pending_cap, run, run_with_store,
+};
 pub use report::{Report, infeasibility, table};
 pub use scenario::Scenario;
 
