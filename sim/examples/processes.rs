@@ -17,7 +17,7 @@
 //! each process's fallbacks.
 
 use reconnect_sim::scenario::STORE_OUTAGE;
-use reconnect_sim::{Budget, Report, Scenario, model, run_with_store};
+use reconnect_sim::{Budget, Scenario, compare_processes, model};
 
 /// Shards per identify bucket.
 const SHARDS_PER_BUCKET: u32 = 16;
@@ -49,114 +49,74 @@ fn main() {
         std::process::exit(2);
     }
     let policy = model("policy").expect("the policy");
-    let (rec, figures) = run_with_store(&scenario, &policy, seed, Budget::default())
-        .unwrap_or_else(|e| {
+    let result =
+        compare_processes(&scenario, &policy, seed, Budget::default()).unwrap_or_else(|e| {
             eprintln!("{e}");
             std::process::exit(1);
         });
-    let split = Report::new(&scenario, policy.name(), seed, &rec);
-    let figures = figures.expect("a run split over processes");
-    let mut one = scenario.clone();
-    one.store = None;
-    let (rec_one, _) = run_with_store(&one, &policy, seed, Budget::default()).unwrap_or_else(|e| {
-        eprintln!("{e}");
-        std::process::exit(1);
-    });
-    let single = Report::new(&one, policy.name(), seed, &rec_one);
-    let spec = scenario.store.as_ref().expect("the scenario's store");
     println!(
-        "scenario {} seed {seed}: {}",
-        scenario.name, scenario.description
+        "scenario {} seed {seed}: {shards} shards, {} buckets, {starts} session starts, {} handshakes/s admitted",
+        scenario.name, scenario.gateway.max_concurrency, scenario.gateway.admission_per_s
     );
-    println!(
-        "assumptions: {shards} shards, {} buckets, {} session starts, {} handshakes/s admitted; \
-         store round trip {} ms + 0..{} ms jitter each way, call timeout {} ms, check every {} ms, \
-         return hold {} ms, fallback buckets {:?}; store outages (from the schedule's start) {:?}; \
-         gateway cut {} ms from {} ms",
-        scenario.gateway.max_concurrency,
-        starts,
-        scenario.gateway.admission_per_s,
-        spec.round_trip_ms,
-        spec.jitter_ms,
-        spec.call_timeout_ms,
-        spec.check_every_ms,
-        figures.return_hold_ms,
-        spec.fallback_buckets,
-        spec.outages,
-        scenario.faults.first().map_or(0, |f| f.duration_ms),
-        scenario.faults.first().map_or(0, |f| f.at_ms),
-    );
-    for line in &split.assumptions {
+    println!("{}", scenario.description);
+    for line in &result.assumptions {
         println!("  assumption: {line}");
     }
     for (label, r) in [
-        (format!("{processes} processes"), &split),
-        ("1 process".to_owned(), &single),
+        (format!("{processes} processes"), &result.split),
+        ("1 process".to_owned(), &result.one_process),
     ] {
         println!(
-            "{label:>13}: verdict {}, identify violations {} (strict {}), identifies {}, session starts {} of {starts}, token reset {}, \
-             recovery p50 {:?} ms p99 {:?} ms max {:?} ms (lower bound {} ms), unrecovered {}, attempts {} ({:.2} per shard), startup {:?} ms",
+            "{label:>13}: verdict {}, identify violations {} (at 0 ms tolerance {}), session starts {} of {starts}, token reset {}, \
+             recovery p50 {} p99 {} max {} (lower bound {} ms), unrecovered {}, attempts {} ({:.2} per shard), start-up {}",
             r.verdict,
             r.identify_violations,
             r.identify_violations_strict,
-            r.identifies,
             r.session_starts,
             r.token_reset,
-            r.recovery_p50_ms,
-            r.recovery_p99_ms,
-            r.recovery_max_ms,
+            ms(r.recovery_p50_ms),
+            ms(r.recovery_p99_ms),
+            ms(r.recovery_max_ms),
             r.recovery_lower_bound_ms,
             r.unrecovered,
             r.attempts,
             r.attempts as f64 / f64::from(shards),
-            r.startup_ms,
+            ms(r.startup_ms),
         );
+        for reason in r.reasons() {
+            println!("{:>15}{reason}", "");
+        }
     }
-    let s = figures.store;
+    let s = result.figures.store;
     println!(
-        "store: grants {}, charged locally {}, given back {}, charged in all {} (the gateway saw {} identifies in the whole run, {} session starts), \
+        "store: grants {}, charged for local grants {}, given back {}, charged in all {} (the gateway: {} Identify payloads, {} session starts over the whole run, start-up included), \
          left {}, late acquires {}, held by the return hold {}, reconciles {}, messages lost {}",
         s.grants,
         s.charged_locally,
         s.given_back,
         s.charged(),
-        rec.count.identifies,
-        rec.count.session_starts,
+        result.identifies_whole_run,
+        result.session_starts_whole_run,
         s.remaining,
         s.late,
         s.held,
         s.reconciles,
         s.lost_messages
     );
-    let parked: u64 = figures.processes.iter().map(|p| p.fallback.parked).sum();
-    println!("requests parked until the store was back: {parked}");
-    let fell: Vec<u64> = figures
-        .processes
-        .iter()
-        .map(|p| p.fallback.fallbacks)
-        .collect();
-    let local: u64 = figures
-        .processes
-        .iter()
-        .map(|p| p.fallback.local_grants)
-        .sum();
+    let p = &result.figures.processes;
+    let fell: Vec<u64> = p.iter().map(|p| p.fallback.fallbacks).collect();
+    let local: Vec<u64> = p.iter().map(|p| p.fallback.local_grants).collect();
     println!(
-        "processes: fallbacks per process {:?} (returns {}), local grants {local}, local share {:?}, owned buckets {:?}",
-        fell,
-        figures
-            .processes
-            .iter()
-            .map(|p| p.fallback.returns)
-            .sum::<u64>(),
-        figures
-            .processes
-            .iter()
-            .map(|p| p.local_share)
-            .collect::<Vec<_>>(),
-        figures
-            .processes
-            .iter()
-            .map(|p| p.owned_buckets)
-            .collect::<Vec<_>>(),
+        "processes: fallbacks {fell:?}, returns {}, starts granted by local shares {local:?} (local share {} each at most), \
+         owned buckets {} to {} a process, requests parked until the store was back {}",
+        p.iter().map(|p| p.fallback.returns).sum::<u64>(),
+        p.iter().map(|p| p.local_share).max().unwrap_or(0),
+        p.iter().map(|p| p.owned_buckets).min().unwrap_or(0),
+        p.iter().map(|p| p.owned_buckets).max().unwrap_or(0),
+        p.iter().map(|p| p.fallback.parked).sum::<u64>(),
     );
+}
+
+fn ms(value: Option<u64>) -> String {
+    value.map_or_else(|| "-".to_owned(), |v| format!("{:.1} s", v as f64 / 1e3))
 }
