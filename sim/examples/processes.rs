@@ -3,10 +3,13 @@
 //! beside the same fleet in one process.
 //!
 //! ```text
-//! cargo run --release -p reconnect-sim --example processes -- [SHARDS] [PROCESSES] [SEED]
+//! cargo run --release -p reconnect-sim --example processes -- [SHARDS] [PROCESSES] [SEED] [VARIANT]
 //! ```
 //!
-//! Defaults: 10,000 shards over 40 processes, seed 1. Runs the built-in
+//! Defaults: 10,000 shards over 40 processes, seed 1. `VARIANT` is
+//! `outage` (the default), `no-outage` (the store never goes away: what the
+//! split alone costs) or `every` (the fallback grants every bucket in every
+//! process: the rule bucket ownership replaces). Runs the built-in
 //! `store-outage-in-recovery` scenario with the gateway grown with the
 //! fleet as the scale runs grow it (one bucket per 16 shards, 200
 //! handshakes/s per 1,000 shards, five session starts a day per shard),
@@ -31,6 +34,7 @@ fn main() {
     let shards: u32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
     let processes: u32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(40);
     let seed: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1);
+    let variant = args.next().unwrap_or_else(|| "outage".to_owned());
     let mut scenario = Scenario::builtin(STORE_OUTAGE).expect("a built-in scenario");
     scenario.shards = shards;
     scenario.gateway.max_concurrency =
@@ -43,6 +47,15 @@ fn main() {
     scenario.gateway.session_start_remaining = starts;
     if let Some(store) = &mut scenario.store {
         store.processes = processes;
+        match variant.as_str() {
+            "outage" => {}
+            "no-outage" => store.outages.clear(),
+            "every" => store.fallback_buckets = reconnect_policy::FallbackBuckets::Every,
+            other => {
+                eprintln!("unknown variant {other:?} (outage, no-outage, every)");
+                std::process::exit(2);
+            }
+        }
     }
     if let Err(e) = scenario.validate() {
         eprintln!("{e}");
@@ -55,7 +68,7 @@ fn main() {
             std::process::exit(1);
         });
     println!(
-        "scenario {} seed {seed}: {shards} shards, {} buckets, {starts} session starts, {} handshakes/s admitted",
+        "scenario {} ({variant}) seed {seed}: {shards} shards, {} buckets, {starts} session starts, {} handshakes/s admitted",
         scenario.name, scenario.gateway.max_concurrency, scenario.gateway.admission_per_s
     );
     println!("{}", scenario.description);
