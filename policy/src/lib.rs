@@ -19,7 +19,10 @@
 //!   driven the same way as one policy (events for shard N in,
 //!   `(shard, output)` out, one wake-up time);
 //! - [`SavedSession`]: a session saved across a restart of the process,
-//!   resumed by the next one instead of identifying again.
+//!   resumed by the next one instead of identifying again;
+//! - [`StoreFallback`]: a process's side of an identify store shared by
+//!   the bot's processes, and its conservative local limit while the store
+//!   is away.
 //!
 //! # The contract
 //!
@@ -114,6 +117,7 @@ mod saved_session;
 mod send_budget;
 mod session;
 mod state;
+mod store_fallback;
 mod time;
 
 #[cfg(feature = "testing")]
@@ -147,4 +151,8 @@ pub use saved_session::{SavedSession, SavedSessions};
 pub use send_budget::{SendError, SendLimit};
 pub use session::{MAX_SESSION_ID_LEN, Session};
 pub use state::{PolicyState, PolicyStats};
+pub use store_fallback::{
+    FallbackBuckets, Reconcile, STORE_WINDOW_MS, StoreFallback, StoreFallbackConfig,
+    StoreFallbackStats, StoreOutput, StoreRequestId,
+};
 pub use time::Timestamp;

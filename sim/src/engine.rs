@@ -19,7 +19,10 @@ use reconnect_policy::{
     ConnectFailure, FleetError, IdentifyLimiter, PolicyConfig, SessionStartLimit, Timestamp,
 };
 
-use crate::client::{Action, Clients, Cx, FleetClient, PeerClient, PeerKind, PeerShared, Timer};
+use crate::client::{
+    Action, Clients, Cx, FleetClient, PeerClient, PeerKind, PeerShared, ProcessesClient,
+    ProcessesFigures, Timer,
+};
 use crate::gateway::{self, Gateway, ServerFault};
 use crate::metrics::{Recorder, SessionTally};
 use crate::net::{LinkRng, ShardLink, Sockets};
@@ -256,6 +259,28 @@ pub fn run(
     run_capped(scenario, model, seed, budget, pending_cap(scenario.shards))
 }
 
+/// [`run`], also returning the figures of the store and the processes when
+/// the scenario splits the bot over processes ([`Scenario::store`]) and the
+/// model is the policy's.
+///
+/// # Errors
+///
+/// As [`run`].
+pub fn run_with_store(
+    scenario: &Scenario,
+    model: &ModelSpec,
+    seed: u64,
+    budget: Budget,
+) -> Result<(Recorder, Option<ProcessesFigures>), RunError> {
+    let mut sim = Sim::new(scenario, model, seed)?;
+    sim.run(budget, pending_cap(scenario.shards))?;
+    let figures = match &sim.clients {
+        Clients::Processes(c) => Some(c.figures()),
+        _ => None,
+    };
+    Ok((sim.finish(), figures))
+}
+
 /// [`run`] with `max_pending` events pending at most.
 fn run_capped(
     scenario: &Scenario,
@@ -284,6 +309,22 @@ impl<'a> Sim<'a> {
             // library that spawns its shards itself, it begins once the
             // process is up: at the end of the start spread (see
             // `PeerShared::with_start_spread`).
+            // The same fleets split over processes that share an identify
+            // store, when the scenario says so.
+            ModelSpec::Policy { config, .. } if let Some(spec) = &sc.store => {
+                Clients::Processes(Box::new(
+                    ProcessesClient::new(
+                        config,
+                        shards,
+                        limit,
+                        spec,
+                        rng::derive(seed, Stream::Client, u64::MAX),
+                        rng::derive(seed, Stream::Server, 1),
+                        sc.start_spread_ms,
+                    )
+                    .map_err(|e| RunError::Config(e.to_string()))?,
+                ))
+            }
             ModelSpec::Policy { config, .. } => Clients::Fleet(Box::new(
                 FleetClient::new(
                     config,
@@ -310,7 +351,7 @@ impl<'a> Sim<'a> {
             ),
         };
         let timers = match clients {
-            Clients::Fleet(_) => 1,
+            Clients::Fleet(_) | Clients::Processes(_) => 1,
             Clients::Peers(_) => shards as usize,
         };
         let span = if sc.faults_after_startup {
@@ -356,7 +397,7 @@ impl<'a> Sim<'a> {
             rec: Recorder::new(shards, span),
             actions: Vec::new(),
         };
-        if let Clients::Fleet(_) = sim.clients {
+        if let Clients::Fleet(_) | Clients::Processes(_) = sim.clients {
             // The fleet started every shard when it was built; its first
             // wake-up carries out what they asked for.
             sim.wake_at_least(Timer::Fleet, sc.start_spread_ms);
@@ -380,6 +421,9 @@ impl<'a> Sim<'a> {
     fn schedule_faults(&mut self, offset: u64) {
         let sc = self.sc;
         self.offset = Some(offset);
+        if let Clients::Processes(c) = &mut self.clients {
+            c.schedule(offset);
+        }
         self.rec.schedule_offset = Some(offset);
         self.end_ms = offset.saturating_add(sc.duration_ms);
         self.rec.end_at = self.end_ms;

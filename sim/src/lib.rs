@@ -55,6 +55,7 @@ pub mod report;
 pub mod rng;
 pub mod rules;
 pub mod scenario;
+pub mod store;
 pub mod svg;
 pub mod sweep;
 pub mod wire;
@@ -62,7 +63,9 @@ pub mod wire;
 use reconnect_policy::{BackoffConfig, BackoffStrategy, PolicyConfig};
 
 pub use client::PeerKind;
-pub use engine::{Budget, ModelSpec, PENDING_BASE, PENDING_PER_SHARD, RunError, pending_cap, run};
+pub use engine::{
+    Budget, ModelSpec, PENDING_BASE, PENDING_PER_SHARD, RunError, pending_cap, run, run_with_store,
+};
 pub use report::{Report, infeasibility, table};
 pub use scenario::Scenario;
 
@@ -145,6 +148,107 @@ pub fn run_report(
 ) -> Result<Report, RunError> {
     let recorder = run(scenario, model, seed, budget)?;
     Ok(Report::new(scenario, model.name(), seed, &recorder))
+}
+
+/// A bot split over processes that share an identify store, beside the
+/// same fleet in one process (its own limiter): the gateway's verdicts for
+/// both, the store's and the processes' counts, and every assumption of the
+/// split in words.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ProcessesComparison {
+    /// The split's assumptions (round trip, outages, hold, local shares)
+    /// followed by the report's own.
+    pub assumptions: Vec<String>,
+    /// The run split over the processes, judged by the gateway.
+    pub split: Report,
+    /// The same fleet in one process.
+    pub one_process: Report,
+    /// Identify payloads the gateway received over the whole split run,
+    /// start-up included (the report counts from judging on).
+    pub identifies_whole_run: u64,
+    /// Session starts the gateway counted over the whole split run.
+    pub session_starts_whole_run: u64,
+    /// What the store and each process did (never a verdict).
+    pub figures: client::ProcessesFigures,
+}
+
+/// Runs the policy's `model` through `scenario`, which must split the bot
+/// over processes ([`Scenario::store`]), and through the same scenario in
+/// one process.
+///
+/// # Errors
+///
+/// As [`run`]; [`RunError::Config`] when the scenario has no store or the
+/// model is not the policy's.
+pub fn compare_processes(
+    scenario: &Scenario,
+    model: &ModelSpec,
+    seed: u64,
+    budget: Budget,
+) -> Result<ProcessesComparison, RunError> {
+    let Some(spec) = &scenario.store else {
+        return Err(RunError::Config(
+            "the scenario does not split the bot over processes (no `store`)".to_owned(),
+        ));
+    };
+    let (rec, figures) = run_with_store(scenario, model, seed, budget)?;
+    let figures = figures.ok_or_else(|| {
+        RunError::Config(format!(
+            "{} is not one of the policy's models",
+            model.name()
+        ))
+    })?;
+    let split = Report::new(scenario, model.name(), seed, &rec);
+    let mut one = scenario.clone();
+    one.store = None;
+    let one_process = run_report(&one, model, seed, budget)?;
+    let shares: Vec<u32> = figures.processes.iter().map(|p| p.local_share).collect();
+    let (least, most) = (
+        shares.iter().min().copied().unwrap_or(0),
+        shares.iter().max().copied().unwrap_or(0),
+    );
+    let outages: Vec<String> = spec
+        .outages
+        .iter()
+        .map(|o| format!("{} ms for {} ms", o.at_ms, o.duration_ms))
+        .collect();
+    let mut assumptions = vec![
+        format!(
+            "the bot runs in {} processes of contiguous shard ranges, each with its own fleet and fleet recovery (the fleet-recovery probe and ramp are not shared through the store)",
+            figures.processes.len()
+        ),
+        format!(
+            "store round trip {} ms plus up to {} ms of jitter each way; a request unanswered for {} ms sends its process to the fallback; the store is checked every {} ms while away",
+            spec.round_trip_ms, spec.jitter_ms, spec.call_timeout_ms, spec.check_every_ms
+        ),
+        format!(
+            "store away (every message to or from it lost) at {} after the fault schedule starts; it grants nothing for {} ms after each outage (return hold)",
+            if outages.is_empty() {
+                "no time".to_owned()
+            } else {
+                outages.join(", ")
+            },
+            figures.return_hold_ms
+        ),
+        format!(
+            "local share of session starts per process {least} to {most}; fallback grants in {:?} buckets, one Identify per bucket per 5,250 ms per process, a window after the fallback began",
+            spec.fallback_buckets
+        ),
+    ];
+    if spec.broken {
+        assumptions.push(
+            "BROKEN store: it grants every Acquire at once (a test of the referee)".to_owned(),
+        );
+    }
+    assumptions.extend(split.assumptions.iter().cloned());
+    Ok(ProcessesComparison {
+        assumptions,
+        split,
+        one_process,
+        identifies_whole_run: rec.count.identifies,
+        session_starts_whole_run: rec.count.session_starts,
+        figures,
+    })
 }
 
 /// What a run looked like over time, for charts ([`svg`]): what the

@@ -156,6 +156,44 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Runs the policy with the bot split over processes that share an
+    /// identify store (the scenario's `store`, or the one these flags
+    /// describe), beside the same fleet in one process, and prints the
+    /// gateway's verdicts, the store's counts and every assumption.
+    Processes {
+        /// A built-in scenario name or a JSON file.
+        #[arg(long, default_value = reconnect_sim::scenario::STORE_OUTAGE)]
+        scenario: String,
+        /// Shards (default: the scenario's).
+        #[arg(long)]
+        shards: Option<u32>,
+        /// Identify buckets (default: the scenario's).
+        #[arg(long)]
+        max_concurrency: Option<u16>,
+        /// Processes the shards are split over.
+        #[arg(long)]
+        processes: Option<u32>,
+        /// Round trip to the store, ms.
+        #[arg(long)]
+        store_rtt_ms: Option<u64>,
+        /// Extra one-way jitter to the store, up to this, ms.
+        #[arg(long)]
+        store_jitter_ms: Option<u64>,
+        /// The store is away from AT for DURATION ms (`AT:DURATION`, times
+        /// from the fault schedule's start); repeat for several; replaces
+        /// the scenario's outages.
+        #[arg(long, value_name = "AT:DURATION")]
+        store_outage: Vec<String>,
+        /// Each process's local share of session starts.
+        #[arg(long)]
+        local_share: Option<u32>,
+        /// The master seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Lists the built-in scenarios and the models.
     List,
 }
@@ -326,6 +364,16 @@ fn main() -> ExitCode {
     }
 }
 
+/// `AT:DURATION` in ms, for `--store-outage`.
+fn parse_outage(text: &str) -> Result<reconnect_sim::scenario::StoreOutage, String> {
+    let bad = || format!("--store-outage {text:?}: expected AT:DURATION in ms");
+    let (at, duration) = text.split_once(':').ok_or_else(bad)?;
+    Ok(reconnect_sim::scenario::StoreOutage {
+        at_ms: at.trim().parse().map_err(|_| bad())?,
+        duration_ms: duration.trim().parse().map_err(|_| bad())?,
+    })
+}
+
 fn load_scenario(name: &str) -> Result<Scenario, String> {
     if let Some(s) = Scenario::builtin(name) {
         return Ok(s);
@@ -406,6 +454,100 @@ fn in_jobs<R: Send>(jobs: Option<usize>, f: impl FnOnce() -> R + Send) -> Result
 fn execute(command: Command) -> Result<ExitCode, String> {
     let budget = Budget::default();
     match command {
+        Command::Processes {
+            scenario,
+            shards,
+            max_concurrency,
+            processes,
+            store_rtt_ms,
+            store_jitter_ms,
+            store_outage,
+            local_share,
+            seed,
+            json,
+        } => {
+            let mut sc = load_scenario(&scenario)?;
+            if let Some(shards) = shards {
+                sc.shards = shards;
+            }
+            if let Some(buckets) = max_concurrency {
+                sc.gateway.max_concurrency = buckets;
+            }
+            let store = sc.store.get_or_insert_with(Default::default);
+            if let Some(p) = processes {
+                store.processes = p;
+            }
+            if let Some(rtt) = store_rtt_ms {
+                store.round_trip_ms = rtt;
+            }
+            if let Some(jitter) = store_jitter_ms {
+                store.jitter_ms = jitter;
+            }
+            if local_share.is_some() {
+                store.local_share = local_share;
+            }
+            if !store_outage.is_empty() {
+                store.outages = store_outage
+                    .iter()
+                    .map(|o| parse_outage(o))
+                    .collect::<Result<_, _>>()?;
+            }
+            sc.validate().map_err(|e| e.to_string())?;
+            let m = find_model(DEFAULT_MODEL)?;
+            let bar = spinner(&format!("{} over processes", sc.name));
+            let result = reconnect_sim::compare_processes(&sc, &m, seed, budget);
+            bar.finish_and_clear();
+            let result = result.map_err(|e| e.to_string())?;
+            if json {
+                print_json(&result)?;
+            } else {
+                let processes = result.figures.processes.len();
+                outln!("{} — {}", sc.name, sc.description);
+                let split = result.split.clone();
+                let mut one = result.one_process.clone();
+                one.model = format!("{} (1 process)", one.model);
+                let mut many = split;
+                many.model = format!("{} ({processes} processes)", many.model);
+                out!("{}", table(&[many, one]));
+                outln!("{}", reconnect_sim::report::TABLE_LEGEND);
+                print_assumptions(&result.assumptions)?;
+                let s = result.figures.store;
+                outln!(
+                    "store: {} grants, {} starts charged for local grants, {} given back, {} charged in all; the gateway received {} Identify payloads and counted {} session starts over the whole run",
+                    s.grants,
+                    s.charged_locally,
+                    s.given_back,
+                    s.charged(),
+                    result.identifies_whole_run,
+                    result.session_starts_whole_run
+                );
+                let fallbacks: Vec<u64> = result
+                    .figures
+                    .processes
+                    .iter()
+                    .map(|p| p.fallback.fallbacks)
+                    .collect();
+                let local: u64 = result
+                    .figures
+                    .processes
+                    .iter()
+                    .map(|p| p.fallback.local_grants)
+                    .sum();
+                let parked: u64 = result
+                    .figures
+                    .processes
+                    .iter()
+                    .map(|p| p.fallback.parked)
+                    .sum();
+                outln!(
+                    "processes: fallbacks {fallbacks:?}, {local} starts granted by local shares, {parked} requests parked until the store was back"
+                );
+                for reason in result.split.reasons() {
+                    outln!("{processes} processes: {reason}");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Run {
             scenario,
             strategy,
@@ -696,10 +838,10 @@ fn execute(command: Command) -> Result<ExitCode, String> {
         }
         Command::List => {
             outln!("scenarios:");
-            for name in BUILTIN
-                .into_iter()
-                .chain([reconnect_sim::scenario::NO_FAULT])
-            {
+            for name in BUILTIN.into_iter().chain([
+                reconnect_sim::scenario::NO_FAULT,
+                reconnect_sim::scenario::STORE_OUTAGE,
+            ]) {
                 let s = Scenario::builtin(name).expect("built-in");
                 outln!("  {name:<16} {}", s.description);
             }

@@ -442,6 +442,22 @@ impl Report {
                 "ASSUMED admission cap of {cap} handshakes/s (Discord documents none)"
             ));
         }
+        if let Some(store) = &sc.store {
+            let outages: Vec<String> = store
+                .outages
+                .iter()
+                .map(|o| format!("{} ms for {} ms", o.at_ms, o.duration_ms))
+                .collect();
+            assumptions.push(format!(
+                "the policy's models run split over {} processes sharing an identify store (round trip {} ms plus up to {} ms of jitter each way, call timeout {} ms, a check every {} ms while it is away, away at: {}); peer models run in one process",
+                store.processes,
+                store.round_trip_ms,
+                store.jitter_ms,
+                store.call_timeout_ms,
+                store.check_every_ms,
+                if outages.is_empty() { "never".to_owned() } else { outages.join(", ") }
+            ));
+        }
 
         Self {
             scenario: sc.name.clone(),

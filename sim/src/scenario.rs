@@ -68,6 +68,91 @@ pub struct Scenario {
     pub link: Link,
     /// What goes wrong, and when.
     pub faults: Vec<Fault>,
+    /// The bot split over several processes that share an identify store
+    /// (see [`StoreSpec`]); `None`: one process, with its own limiter. Only
+    /// the policy's models use it; peer models run as before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreSpec>,
+}
+
+/// A bot split over several processes sharing an identify store (Redis in
+/// the client), with the store's round trip and outages. Each process runs
+/// its share of the shards (contiguous ranges, as even as they go) in its
+/// own fleet and falls back to a local share while the store is away
+/// (`reconnect_policy::StoreFallback`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSpec {
+    /// Processes the shards are split over (1 to `shards`).
+    pub processes: u32,
+    /// Round trip between a process and the store, ms.
+    pub round_trip_ms: u64,
+    /// Extra one-way delay drawn uniformly from 0 to this, ms.
+    pub jitter_ms: u64,
+    /// A request unanswered this long sends its process to the fallback.
+    pub call_timeout_ms: u64,
+    /// While the store is away, each process checks it this often.
+    pub check_every_ms: u64,
+    /// Session starts each process may grant on its own per daily period;
+    /// `None`: the budget left times its part of the shards.
+    pub local_share: Option<u32>,
+    /// Which buckets a process grants in while the store is away.
+    pub fallback_buckets: reconnect_policy::FallbackBuckets,
+    /// When the store is away; times count like the faults' (from the
+    /// moment every shard has a session).
+    pub outages: Vec<StoreOutage>,
+    /// For tests: a broken store that grants every Acquire at once,
+    /// whatever the bucket's window (the referee must catch it).
+    pub broken: bool,
+}
+
+/// A time the store is away: every message to or from it is lost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreOutage {
+    /// When it starts.
+    pub at_ms: u64,
+    /// How long it lasts.
+    pub duration_ms: u64,
+}
+
+impl Default for StoreSpec {
+    fn default() -> Self {
+        Self {
+            processes: 8,
+            round_trip_ms: 2,
+            jitter_ms: 2,
+            call_timeout_ms: 500,
+            check_every_ms: 1_000,
+            local_share: None,
+            fallback_buckets: reconnect_policy::FallbackBuckets::Owned,
+            outages: Vec::new(),
+            broken: false,
+        }
+    }
+}
+
+impl StoreSpec {
+    /// How long the store grants nothing after an outage ends: long enough
+    /// for every process still in a fallback to notice (a call timeout and
+    /// a check period, plus a round trip with its jitter) and for its last
+    /// local grant to be a window old.
+    #[must_use]
+    pub fn return_hold_ms(&self) -> u64 {
+        self.call_timeout_ms
+            .saturating_add(self.check_every_ms)
+            .saturating_add(self.round_trip_ms)
+            .saturating_add(self.jitter_ms.saturating_mul(2))
+            .saturating_add(reconnect_policy::STORE_WINDOW_MS)
+    }
+
+    /// The first shard of `process` among `shards` (process `processes`
+    /// gives the end).
+    #[must_use]
+    pub fn first_shard(&self, process: u32, shards: u32) -> u32 {
+        let p = u64::from(self.processes.max(1));
+        u32::try_from(u64::from(process) * u64::from(shards) / p).unwrap_or(u32::MAX)
+    }
 }
 
 /// The largest fleet a scenario may ask for.
@@ -305,6 +390,7 @@ impl Default for Scenario {
             gateway: Gateway::default(),
             link: Link::default(),
             faults: Vec::new(),
+            store: None,
         }
     }
 }
@@ -329,6 +415,13 @@ const FAULT_AT_MS: u64 = 10_000;
 /// A built-in scenario with no fault: start-up, then ten quiet minutes. On
 /// it every model must be judged healthy.
 pub const NO_FAULT: &str = "no-fault";
+
+/// A built-in scenario (not in [`BUILTIN`]: only the policy's models run
+/// it as a bot split over processes) where the bot runs in 8 processes
+/// sharing an identify store: every link is cut for 200 s, longer than the
+/// 180 s resume window, so every shard must identify again, and the store
+/// goes away for 30 s, 20 s into the recovery.
+pub const STORE_OUTAGE: &str = "store-outage-in-recovery";
 
 impl Scenario {
     /// Reads a scenario from JSON and checks it.
@@ -371,6 +464,25 @@ impl Scenario {
             kind: FaultKind::Outage { mode },
         };
         let s = match name {
+            STORE_OUTAGE => Self {
+                description: "the bot split over processes sharing an identify store (8 unless set); every link refused for 200 s (past the resume window, so every shard identifies again); the store away for 30 s from 20 s into the recovery".into(),
+                heal_at_ms: at(200_000),
+                duration_ms: at(200_000 + 600_000),
+                gateway: Gateway {
+                    // 16 shards a bucket, as the scale runs.
+                    max_concurrency: 64,
+                    ..Gateway::default()
+                },
+                faults: vec![outage(0, 200_000, DownMode::Refuse)],
+                store: Some(StoreSpec {
+                    outages: vec![StoreOutage {
+                        at_ms: at(220_000),
+                        duration_ms: 30_000,
+                    }],
+                    ..StoreSpec::default()
+                }),
+                ..base
+            },
             NO_FAULT => Self {
                 description: "no fault: the fleet starts, then ten quiet minutes".into(),
                 heal_at_ms: 0,
@@ -564,6 +676,17 @@ impl Scenario {
         if self.link.latency_ms > 60_000 || self.link.jitter_ms > 60_000 {
             return err("link latency and jitter must be at most 60 s");
         }
+        if let Some(store) = &self.store {
+            if store.processes == 0 || store.processes > self.shards {
+                return err("store.processes must be 1 to shards");
+            }
+            if store.call_timeout_ms == 0 || store.check_every_ms == 0 {
+                return err("store.call_timeout_ms and store.check_every_ms must be positive");
+            }
+            if store.round_trip_ms > 60_000 || store.jitter_ms > 60_000 {
+                return err("store round trip and jitter must be at most 60 s");
+            }
+        }
         for (i, f) in self.faults.iter().enumerate() {
             let bad = match f.kind {
                 FaultKind::Flapping {
@@ -607,7 +730,7 @@ mod tests {
 
     #[test]
     fn every_builtin_is_valid_and_round_trips() {
-        for name in BUILTIN.into_iter().chain([NO_FAULT]) {
+        for name in BUILTIN.into_iter().chain([NO_FAULT, STORE_OUTAGE]) {
             let s = Scenario::builtin(name).unwrap();
             s.validate().unwrap();
             assert!(s.faults_after_startup, "{name}");

@@ -1,6 +1,8 @@
 //! The clients of the simulation: every shard of the run driven by one
-//! `reconnect_policy::Fleet`, as a bot process would drive it, or one model
-//! of another library's behaviour per shard.
+//! `reconnect_policy::Fleet`, as a bot process would drive it, the shards
+//! split over several processes sharing an identify store
+//! ([`ProcessesClient`]), or one model of another library's behaviour per
+//! shard.
 //!
 //! Both kinds implement the same contract: they see [`ToClient`] messages on
 //! sockets and act through a [`Cx`] (open a socket, send on it, report a
@@ -11,12 +13,14 @@
 
 mod fleet_client;
 mod peer;
+mod processes;
 
 pub use fleet_client::{BASE_URL, FleetClient, RESUME_URL};
 pub use peer::{
     Bugs, Close, CloseCodes, Delay, Fate, FirstHeartbeat, IdentifyHook, OnOpen, Pacing, PeerClient,
     PeerKind, PeerRules, PeerShared, Reaction, Reactions, Reset, Ticket, Wait, Zombie,
 };
+pub use processes::{ProcessFigures, ProcessesClient, ProcessesFigures};
 
 use crate::wire::{SessionId, SockId, ToClient, ToServer};
 
@@ -111,6 +115,9 @@ pub enum Clients {
     Fleet(Box<FleetClient>),
     /// One model of another library per shard, indexed by shard id.
     Peers(Vec<PeerClient>),
+    /// The shards split over processes sharing an identify store (one
+    /// timer, [`Timer::Fleet`], for all of them).
+    Processes(Box<ProcessesClient>),
 }
 
 impl Clients {
@@ -118,7 +125,7 @@ impl Clients {
     #[must_use]
     pub const fn timer_of(&self, shard: u32) -> Timer {
         match self {
-            Self::Fleet(_) => Timer::Fleet,
+            Self::Fleet(_) | Self::Processes(_) => Timer::Fleet,
             Self::Peers(_) => Timer::Shard(shard),
         }
     }
@@ -127,7 +134,7 @@ impl Clients {
     /// started every shard when it was built, so it has nothing to do.
     pub fn start(&mut self, shard: u32, now: u64, cx: &mut Cx<'_>) {
         match self {
-            Self::Fleet(_) => {}
+            Self::Fleet(_) | Self::Processes(_) => {}
             Self::Peers(peers) => {
                 if let Some(c) = peers.get_mut(shard as usize) {
                     c.start(now, cx);
@@ -147,6 +154,7 @@ impl Clients {
     ) {
         match self {
             Self::Fleet(c) => c.on_message(now, shard, sock, msg, cx),
+            Self::Processes(c) => c.on_message(now, shard, sock, msg, cx),
             Self::Peers(peers) => {
                 if let Some(c) = peers.get_mut(shard as usize) {
                     c.on_message(now, sock, msg, cx);
@@ -159,6 +167,7 @@ impl Clients {
     pub fn wake(&mut self, timer: Timer, now: u64, cx: &mut Cx<'_>) {
         match (self, timer) {
             (Self::Fleet(c), Timer::Fleet) => c.wake(now, cx),
+            (Self::Processes(c), Timer::Fleet) => c.wake(now, cx),
             (Self::Peers(peers), Timer::Shard(shard)) => {
                 if let Some(c) = peers.get_mut(shard as usize) {
                     c.wake(now, cx);
@@ -173,6 +182,7 @@ impl Clients {
     pub fn next_wake(&self, timer: Timer) -> Option<u64> {
         match (self, timer) {
             (Self::Fleet(c), Timer::Fleet) => c.next_wake(),
+            (Self::Processes(c), Timer::Fleet) => c.next_wake(),
             (Self::Peers(peers), Timer::Shard(shard)) => {
                 peers.get(shard as usize).and_then(PeerClient::next_wake)
             }
@@ -185,6 +195,7 @@ impl Clients {
     pub fn gave_up(&self) -> u64 {
         match self {
             Self::Fleet(c) => c.gave_up(),
+            Self::Processes(c) => c.gave_up(),
             Self::Peers(peers) => peers.iter().filter(|c| c.gave_up()).count() as u64,
         }
     }

@@ -1,0 +1,135 @@
+//! A bot split over processes that share an identify store, through a
+//! fleet-wide cut with the store going away in the middle of the recovery,
+//! beside the same fleet in one process.
+//!
+//! ```text
+//! cargo run --release -p reconnect-sim --example processes -- [SHARDS] [PROCESSES] [SEED] [VARIANT]
+//! ```
+//!
+//! Defaults: 10,000 shards over 40 processes, seed 1. `VARIANT` is
+//! `outage` (the default), `no-outage` (the store never goes away: what the
+//! split alone costs) or `every` (the fallback grants every bucket in every
+//! process: the rule bucket ownership replaces). Runs the built-in
+//! `store-outage-in-recovery` scenario with the gateway grown with the
+//! fleet as the scale runs grow it (one bucket per 16 shards, 200
+//! handshakes/s per 1,000 shards, five session starts a day per shard),
+//! once split over the processes and once in one process with its own
+//! limiter, and prints every assumption and the figures: identify-window
+//! violations and session starts at the gateway (the referee's counts),
+//! the starts the store charged, recovery p99 and attempts per shard, and
+//! each process's fallbacks.
+
+use reconnect_sim::scenario::STORE_OUTAGE;
+use reconnect_sim::{Budget, Scenario, compare_processes, model};
+
+/// Shards per identify bucket.
+const SHARDS_PER_BUCKET: u32 = 16;
+/// Handshakes per second the gateway admits for every 1,000 shards.
+const ADMISSION_PER_1000_SHARDS: u32 = 200;
+/// Session starts a day per shard.
+const STARTS_PER_SHARD: u32 = 5;
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let shards: u32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
+    let processes: u32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(40);
+    let seed: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1);
+    let variant = args.next().unwrap_or_else(|| "outage".to_owned());
+    let mut scenario = Scenario::builtin(STORE_OUTAGE).expect("a built-in scenario");
+    scenario.shards = shards;
+    scenario.gateway.max_concurrency =
+        u16::try_from(shards.div_ceil(SHARDS_PER_BUCKET)).unwrap_or(u16::MAX);
+    scenario.gateway.admission_per_s = shards
+        .saturating_mul(ADMISSION_PER_1000_SHARDS)
+        .div_ceil(1_000);
+    let starts = shards.saturating_mul(STARTS_PER_SHARD).max(5_000);
+    scenario.gateway.session_start_total = starts;
+    scenario.gateway.session_start_remaining = starts;
+    if let Some(store) = &mut scenario.store {
+        store.processes = processes;
+        match variant.as_str() {
+            "outage" => {}
+            "no-outage" => store.outages.clear(),
+            "every" => store.fallback_buckets = reconnect_policy::FallbackBuckets::Every,
+            other => {
+                eprintln!("unknown variant {other:?} (outage, no-outage, every)");
+                std::process::exit(2);
+            }
+        }
+    }
+    if let Err(e) = scenario.validate() {
+        eprintln!("{e}");
+        std::process::exit(2);
+    }
+    let policy = model("policy").expect("the policy");
+    let result =
+        compare_processes(&scenario, &policy, seed, Budget::default()).unwrap_or_else(|e| {
+            eprintln!("{e}");
+            std::process::exit(1);
+        });
+    println!(
+        "scenario {} ({variant}) seed {seed}: {shards} shards, {} buckets, {starts} session starts, {} handshakes/s admitted",
+        scenario.name, scenario.gateway.max_concurrency, scenario.gateway.admission_per_s
+    );
+    println!("{}", scenario.description);
+    for line in &result.assumptions {
+        println!("  assumption: {line}");
+    }
+    for (label, r) in [
+        (format!("{processes} processes"), &result.split),
+        ("1 process".to_owned(), &result.one_process),
+    ] {
+        println!(
+            "{label:>13}: verdict {}, identify violations {} (at 0 ms tolerance {}), session starts {} of {starts}, token reset {}, \
+             recovery p50 {} p99 {} max {} (lower bound {} ms), unrecovered {}, attempts {} ({:.2} per shard), start-up {}",
+            r.verdict,
+            r.identify_violations,
+            r.identify_violations_strict,
+            r.session_starts,
+            r.token_reset,
+            ms(r.recovery_p50_ms),
+            ms(r.recovery_p99_ms),
+            ms(r.recovery_max_ms),
+            r.recovery_lower_bound_ms,
+            r.unrecovered,
+            r.attempts,
+            r.attempts as f64 / f64::from(shards),
+            ms(r.startup_ms),
+        );
+        for reason in r.reasons() {
+            println!("{:>15}{reason}", "");
+        }
+    }
+    let s = result.figures.store;
+    println!(
+        "store: grants {}, charged for local grants {}, given back {}, charged in all {} (the gateway: {} Identify payloads, {} session starts over the whole run, start-up included), \
+         left {}, late acquires {}, held by the return hold {}, reconciles {}, messages lost {}",
+        s.grants,
+        s.charged_locally,
+        s.given_back,
+        s.charged(),
+        result.identifies_whole_run,
+        result.session_starts_whole_run,
+        s.remaining,
+        s.late,
+        s.held,
+        s.reconciles,
+        s.lost_messages
+    );
+    let p = &result.figures.processes;
+    let fell: Vec<u64> = p.iter().map(|p| p.fallback.fallbacks).collect();
+    let local: Vec<u64> = p.iter().map(|p| p.fallback.local_grants).collect();
+    println!(
+        "processes: fallbacks {fell:?}, returns {}, starts granted by local shares {local:?} (local share {} each at most), \
+         owned buckets {} to {} a process, requests parked until the store was back {}",
+        p.iter().map(|p| p.fallback.returns).sum::<u64>(),
+        p.iter().map(|p| p.local_share).max().unwrap_or(0),
+        p.iter().map(|p| p.owned_buckets).min().unwrap_or(0),
+        p.iter().map(|p| p.owned_buckets).max().unwrap_or(0),
+        p.iter().map(|p| p.fallback.parked).sum::<u64>(),
+    );
+}
+
+fn ms(value: Option<u64>) -> String {
+    value.map_or_else(|| "-".to_owned(), |v| format!("{:.1} s", v as f64 / 1e3))
+}
