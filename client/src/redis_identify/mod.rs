@@ -18,8 +18,11 @@
 //!   or the lease ([`RedisIdentify::lease`]) if its Identify never
 //!   settles, whichever is longer; never more.
 //! - When Redis is down or slower than the per-call timeout, the process
-//!   answers from a conservative local share: never more than one
-//!   Identify per bucket per window in this process, never more session
+//!   answers from a conservative local share: only in the buckets this
+//!   process owns (one owner per bucket across the bot, from the shard
+//!   ids alone: `reconnect_policy::StoreFallback::owner_shard`), one
+//!   Identify per window, the first a window after the fallback began, so
+//!   processes in a fallback at once never share a bucket; never more session
 //!   starts than its share ([`RedisIdentify::local_share`]; by default its
 //!   part of the budget, in proportion to the shards it runs). It logs
 //!   that once, shows it in every shard's

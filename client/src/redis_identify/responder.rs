@@ -57,6 +57,11 @@ pub(crate) struct Setup {
     pub(crate) shards: usize,
     /// The bot's shard count.
     pub(crate) total: u32,
+    /// For each bucket, whether this process owns it while the store is
+    /// away (`reconnect_policy::StoreFallback::owner_shard` runs here):
+    /// one owner per bucket across the bot, so processes in a fallback at
+    /// once never identify in the same bucket.
+    pub(crate) owned_buckets: Vec<bool>,
 }
 
 /// Starts the responder of `store` on `runtime`; returns the run loop's end.
@@ -102,6 +107,11 @@ struct Responder {
     store_granted: HashSet<u32>,
     /// The server's clock less this process's, as last estimated.
     offset: Option<i64>,
+    /// The buckets this process may grant in while the store is away.
+    owned_buckets: Vec<bool>,
+    /// When the current fallback began: the store may have granted in any
+    /// bucket just before, so the local share grants a window later.
+    fallback_began: Timestamp,
     /// Shards whose Acquire got no answer: the store may have granted it
     /// and the answer been lost, so the return from the fallback gives
     /// such grants back.
@@ -155,6 +165,8 @@ impl Responder {
             store_granted: HashSet::new(),
             offset: None,
             lost_grants: Vec::new(),
+            owned_buckets: setup.owned_buckets.clone(),
+            fallback_began: now,
             store,
         }
     }
@@ -408,12 +420,31 @@ impl Responder {
             }
             return;
         }
-        let Some(answer) = self.local.answer(now, shard, request) else {
-            return;
-        };
         let next_check = match self.mode {
             Mode::Fallback { next_check } => next_check,
             Mode::Store => now,
+        };
+        // Only the bucket's owner grants while the store is away, and only
+        // a window after the fallback began; the others wait for the store.
+        let bucket = self.bucket_of(shard);
+        let opens_at = self.fallback_began.saturating_add(WINDOW_MS);
+        let owned = self.owned_buckets.get(bucket).copied().unwrap_or(false);
+        if !owned || now < opens_at {
+            let at = if owned {
+                opens_at.min(next_check)
+            } else {
+                next_check
+            }
+            .max(now);
+            let answer = match request {
+                IdentifyRequest::ReserveStart => IdentifyAnswer::StartAt(at),
+                _ => IdentifyAnswer::RetryAt(at.max(now.saturating_add(1))),
+            };
+            self.send(shard, answer);
+            return;
+        }
+        let Some(answer) = self.local.answer(now, shard, request) else {
+            return;
         };
         let answer = match answer {
             IdentifyAnswer::Granted => {
@@ -453,10 +484,11 @@ impl Responder {
                 store = %self.store.url_shown,
                 %error,
                 local_share_left = self.local.remaining(),
-                "the identify store is unreachable or slow: answering from this process's local share (one Identify per bucket per window here, outage probes on this process's own schedule) until it is back"
+                "the identify store is unreachable or slow: answering from this process's local share (only in the buckets this process owns, one Identify per window, a window after the fallback began; outage probes on this process's own schedule) until it is back"
             );
             self.debt = 0;
             self.local_last.iter_mut().for_each(|last| *last = None);
+            self.fallback_began = self.clock.now();
         }
         self.mode = Mode::Fallback { next_check };
     }
