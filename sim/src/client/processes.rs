@@ -465,7 +465,8 @@ fn carry_out(action: Action, shard: u32, recent: &mut Recent, cx: &mut Cx<'_>) {
             }
         }
         // Handled by the caller (to the fallback); the policy stopping is
-        // read by `gave_up`.
-        Action::Identify { .. } | Action::GiveUp(_) => {}
+        // read by `gave_up`. No process here shares its outage probe
+        // (`Fleet::with_shared_recovery` is not used), so none asks.
+        Action::Identify { .. } | Action::GiveUp(_) | Action::Probe(_) => {}
     }
 }
