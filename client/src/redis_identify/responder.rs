@@ -448,7 +448,6 @@ impl Responder {
         };
         let answer = match answer {
             IdentifyAnswer::Granted => {
-                let bucket = self.bucket_of(shard);
                 self.last_grant[bucket] = Some(now);
                 self.local_last[bucket] = Some(now);
                 self.debt = self.debt.saturating_add(1);
