@@ -211,13 +211,15 @@ impl Fleet {
         if let Some(pair) = ids.windows(2).find(|pair| pair[0] == pair[1]) {
             return Err(FleetError::DuplicateShard(pair[0]));
         }
-        let policies = ids
-            .iter()
-            .map(|&id| match saved.and_then(|saved| saved.get(&id)) {
+        // Sized once: collecting through `Result` would grow the vector by
+        // doubling and keep up to twice the room the fleet needs.
+        let mut policies = Vec::with_capacity(ids.len());
+        for &id in &ids {
+            policies.push(match saved.and_then(|saved| saved.get(&id)) {
                 Some(session) => Policy::resuming(Arc::clone(&config), id, seed, now, session),
                 None => Policy::new(Arc::clone(&config), id, seed, now),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+            }?);
+        }
         let recovery = RecoveryState::new(config.fleet_recovery, ids.len(), seed);
         let mut fleet = Self {
             wakes: vec![None; ids.len()],
