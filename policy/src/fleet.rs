@@ -509,12 +509,26 @@ impl Fleet {
                 }
             }
             Signal::Failure if recovery.mode != Mode::Outage => {
+                // The shards connected now: the count kept as shards are
+                // routed, which every shard but this one (its input is not
+                // routed yet) is up to date in, rather than a scan of the
+                // whole fleet on every first failure of a window.
                 let policies = &self.policies;
                 let live = || {
-                    policies
-                        .iter()
-                        .filter(|policy| policy.state().is_connected())
-                        .count()
+                    let was = usize::from(recovery.connected[index]);
+                    let is = usize::from(policies[index].state().is_connected());
+                    let live = usize::try_from(recovery.live)
+                        .unwrap_or(usize::MAX)
+                        .saturating_sub(was)
+                        .saturating_add(is);
+                    debug_assert_eq!(
+                        live,
+                        policies
+                            .iter()
+                            .filter(|policy| policy.state().is_connected())
+                            .count()
+                    );
+                    live
                 };
                 if recovery
                     .detector
