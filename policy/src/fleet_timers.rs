@@ -342,7 +342,16 @@ impl ShardTimers {
             if self.filed[index] != Some(at) {
                 self.overflow.pop();
             } else if self.wakes[index] == Some(at) {
-                return Some(at);
+                // The wheel is empty: it turns to this entry, which moves
+                // onto it with those within a window after it, so the
+                // next searches find them on the wheel rather than
+                // scanning an empty wheel again each time.
+                self.advance(at.as_millis());
+                // At the end of the clock, where the window saturates, it
+                // stays in the overflow.
+                if self.overflow.peek() == Some(&Reverse((at, shard))) {
+                    return Some(at);
+                }
             } else {
                 self.overflow.pop();
                 self.filed[index] = self.wakes[index];
