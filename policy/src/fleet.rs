@@ -15,22 +15,18 @@
 //! [`Fleet::handle_identify`].
 //!
 //! Shard ids are the gateway's (`[shard_id, num_shards]`); a fleet may run
-//! any set of them. Timers are kept in one binary heap, so a wake-up costs
-//! `O(log n)` per due shard, not a scan of the fleet. Wake-ups move all the
-//! time (every heartbeat moves one), so the heap is updated lazily, the way
-//! a timer wheel is: a wake-up that moves earlier files a new entry, one
-//! that moves later keeps its old entry, which is moved to the new time only
-//! if it reaches the top first. Entries left behind are dropped when they
-//! reach the top, and the heap is rebuilt if they ever outnumber the shards.
+//! any set of them. The shards' wake-ups are kept on a timing wheel (see
+//! `fleet_timers`), so a wake-up costs about the same whatever the fleet's
+//! size, not a scan of the fleet; due shards run in order of time, then of
+//! id.
 
-use std::cmp::Reverse;
-use std::collections::binary_heap::PeekMut;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::config::{ConfigError, PolicyConfig};
 use crate::event::Event;
 use crate::fleet_recovery::{Mark, Mode, RecoveryState};
+use crate::fleet_timers::ShardTimers;
 use crate::identify::IdentifyLimiter;
 use crate::output::{Action, ConnectionId, IdentifyAnswer, Output, ProbeAnswer, ProbeRequest};
 use crate::policy::{Handled, Policy};
@@ -112,15 +108,8 @@ pub struct Fleet {
     policies: Vec<Policy>,
     /// The bot's limiter, or `None` when identify requests are handed out.
     limiter: Option<IdentifyLimiter>,
-    /// Each shard's wake-up time.
-    wakes: Vec<Option<Timestamp>>,
-    /// The time of each shard's live entry in `timers`: at or before its
-    /// wake-up, `None` when it has no entry.
-    filed: Vec<Option<Timestamp>>,
-    /// `(time, index)` entries, earliest on top: each shard's live entry,
-    /// and dead ones (not at their shard's `filed` time). The top is always
-    /// live and at its shard's wake-up, so it is the fleet's next wake-up.
-    timers: BinaryHeap<Reverse<(Timestamp, usize)>>,
+    /// Each shard's wake-up time, the earliest at hand.
+    timers: ShardTimers,
     /// The shards due in one `handle_timeout`, kept to reuse its memory.
     due: Vec<usize>,
     outputs: VecDeque<(u32, Output)>,
@@ -212,21 +201,21 @@ impl Fleet {
         if let Some(pair) = ids.windows(2).find(|pair| pair[0] == pair[1]) {
             return Err(FleetError::DuplicateShard(pair[0]));
         }
-        let policies = ids
-            .iter()
-            .map(|&id| match saved.and_then(|saved| saved.get(&id)) {
+        // Sized once: collecting through `Result` would grow the vector by
+        // doubling and keep up to twice the room the fleet needs.
+        let mut policies = Vec::with_capacity(ids.len());
+        for &id in &ids {
+            policies.push(match saved.and_then(|saved| saved.get(&id)) {
                 Some(session) => Policy::resuming(Arc::clone(&config), id, seed, now, session),
                 None => Policy::new(Arc::clone(&config), id, seed, now),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+            }?);
+        }
         let recovery = RecoveryState::new(config.fleet_recovery, ids.len(), seed);
         let mut fleet = Self {
-            wakes: vec![None; ids.len()],
-            filed: vec![None; ids.len()],
+            timers: ShardTimers::new(ids.len()),
             ids,
             policies,
             limiter,
-            timers: BinaryHeap::new(),
             due: Vec::new(),
             outputs: VecDeque::new(),
             recovery,
@@ -316,16 +305,7 @@ impl Fleet {
     pub fn handle_timeout(&mut self, now: Timestamp) {
         self.recovery_timers(now);
         let mut due = std::mem::take(&mut self.due);
-        // The top is always a shard due at its time (see `settle`).
-        while let Some(&Reverse((at, index))) = self.timers.peek()
-            && at <= now
-        {
-            self.timers.pop();
-            self.filed[index] = None;
-            self.wakes[index] = None;
-            due.push(index);
-            self.settle();
-        }
+        self.timers.take_due(now, &mut due);
         let watch = self.recovery.config.enabled;
         for &index in &due {
             let policy = &mut self.policies[index];
@@ -409,7 +389,7 @@ impl Fleet {
     /// when none has (all stopped, or waiting for inputs only).
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        let shards = self.timers.peek().map(|&Reverse((at, _))| at);
+        let shards = self.timers.next();
         match (shards, self.recovery.poll_timeout()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -506,54 +486,7 @@ impl Fleet {
             self.track(index);
         }
         let wake = self.policies[index].poll_timeout();
-        if wake != self.wakes[index] {
-            self.wakes[index] = wake;
-            // Earlier than the shard's entry: a new one. Later: the entry
-            // stays, and `settle` moves it if it reaches the top.
-            if let Some(new) = wake
-                && self.filed[index].is_none_or(|filed| new < filed)
-            {
-                self.filed[index] = Some(new);
-                self.timers.push(Reverse((new, index)));
-            }
-            self.settle();
-        }
-    }
-
-    /// Brings `timers` back to its invariant: dead entries off the top, a
-    /// live entry on top whose shard's wake-up moved later moved to it (or
-    /// removed, when the shard has none). Rebuilds the heap from `wakes`
-    /// once dead entries outnumber the shards, so it stays within twice the
-    /// fleet's size.
-    fn settle(&mut self) {
-        if self.timers.len() > 2 * self.wakes.len() + 16 {
-            let live = self
-                .wakes
-                .iter()
-                .enumerate()
-                .filter_map(|(index, wake)| wake.map(|at| Reverse((at, index))));
-            let mut timers = std::mem::take(&mut self.timers).into_vec();
-            timers.clear();
-            timers.extend(live);
-            self.timers = BinaryHeap::from(timers);
-            self.filed.clone_from(&self.wakes);
-        }
-        while let Some(mut top) = self.timers.peek_mut() {
-            let Reverse((at, index)) = *top;
-            if self.filed[index] != Some(at) {
-                PeekMut::pop(top);
-            } else if self.wakes[index] == Some(at) {
-                return;
-            } else {
-                self.filed[index] = self.wakes[index];
-                match self.wakes[index] {
-                    Some(wake) => *top = Reverse((wake, index)),
-                    None => {
-                        PeekMut::pop(top);
-                    }
-                }
-            }
-        }
+        self.timers.set(index, wake);
     }
 }
 
@@ -578,12 +511,26 @@ impl Fleet {
                 }
             }
             Signal::Failure if recovery.mode != Mode::Outage => {
+                // The shards connected now: the count kept as shards are
+                // routed, which every shard but this one (its input is not
+                // routed yet) is up to date in, rather than a scan of the
+                // whole fleet on every first failure of a window.
                 let policies = &self.policies;
                 let live = || {
-                    policies
-                        .iter()
-                        .filter(|policy| policy.state().is_connected())
-                        .count()
+                    let was = usize::from(recovery.connected[index]);
+                    let is = usize::from(policies[index].state().is_connected());
+                    let live = usize::try_from(recovery.live)
+                        .unwrap_or(usize::MAX)
+                        .saturating_sub(was)
+                        .saturating_add(is);
+                    debug_assert_eq!(
+                        live,
+                        policies
+                            .iter()
+                            .filter(|policy| policy.state().is_connected())
+                            .count()
+                    );
+                    live
                 };
                 if recovery
                     .detector
@@ -1107,7 +1054,11 @@ mod tests {
         let earliest = fleet.policies().filter_map(|(_, p)| p.poll_timeout()).min();
         assert!(earliest.is_some());
         assert_eq!(fleet.poll_timeout(), earliest);
-        assert!(fleet.timers.len() <= 2 * 40 + 16, "{}", fleet.timers.len());
+        assert!(
+            fleet.timers.entries() <= 2 * 40 + 16,
+            "{}",
+            fleet.timers.entries()
+        );
         // Nothing due yet: no shard's timer runs, and the wake-up stays.
         let before = fleet.poll_timeout();
         fleet.handle_timeout(t(600_000));

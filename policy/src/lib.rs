@@ -105,6 +105,7 @@ mod decision;
 mod event;
 mod fleet;
 mod fleet_recovery;
+mod fleet_timers;
 mod gateway_url;
 mod heartbeat;
 mod identify;

@@ -35,7 +35,7 @@ use crate::close_code::{CloseAction, CloseCode};
 use crate::config::{ConfigError, PolicyConfig};
 use crate::decision::{Deadline, Decision, GiveUpReason, Recovery, Trigger, decide};
 use crate::event::{Dispatch, Event};
-use crate::gateway_url::GatewayUrl;
+use crate::gateway_url::{GatewayUrl, UrlError};
 use crate::heartbeat::{Beat, Heartbeat};
 use crate::identify::SETTLE_HOLD_MS;
 use crate::jitter::Jitter;
@@ -246,11 +246,10 @@ impl Phase {
 /// for the run loop.
 #[derive(Clone, Debug)]
 pub struct Policy {
-    /// Shared by every shard of a fleet that uses the same configuration.
+    /// Shared by every shard of a fleet that uses the same configuration,
+    /// like everything cold: the base URL is parsed from it when a resume
+    /// URL is checked (once a session), not kept per shard.
     config: Arc<PolicyConfig>,
-    /// `config.gateway_url`, parsed once: a READY's resume URL is checked
-    /// against it.
-    base_url: GatewayUrl,
     shard: u32,
     rng: Jitter,
     /// The latest time seen; earlier times passed in are raised to it.
@@ -268,8 +267,46 @@ pub struct Policy {
     /// Held by its fleet during a fleet-wide outage (see
     /// [`Policy::set_held`]): the next attempt does not start until released.
     held: bool,
-    outputs: VecDeque<Output>,
+    outputs: Outputs,
     stats: PolicyStats,
+}
+
+/// The outputs not yet polled, in order: one inline, the rest behind it.
+///
+/// A driver that polls after every input (a [`Fleet`](crate::Fleet) does)
+/// never has more than one pending, so the common case needs no heap and
+/// no more room than one output; a driver that lets several pile up gets
+/// them all, in order, from the overflow queue, whose memory is kept for
+/// reuse (the hot path allocates nothing once warm).
+#[derive(Clone, Debug, Default)]
+struct Outputs {
+    /// The oldest pending output; `None` only when nothing is pending.
+    first: Option<Output>,
+    /// Those after `first`, oldest first.
+    rest: VecDeque<Output>,
+}
+
+impl Outputs {
+    fn push(&mut self, output: Output) {
+        if self.first.is_none() {
+            self.first = Some(output);
+        } else {
+            self.rest.push_back(output);
+        }
+    }
+
+    fn pop(&mut self) -> Option<Output> {
+        let output = self.first.take();
+        if output.is_some() {
+            self.first = self.rest.pop_front();
+        }
+        output
+    }
+
+    fn clear(&mut self) {
+        self.first = None;
+        self.rest.clear();
+    }
 }
 
 impl Policy {
@@ -293,11 +330,9 @@ impl Policy {
     ) -> Result<Self, ConfigError> {
         let config = config.into();
         config.validate()?;
-        let base_url =
-            GatewayUrl::parse(&config.gateway_url).map_err(|_| ConfigError::GatewayUrl)?;
+        Self::base_url(&config)?;
         let now = now.min(Timestamp::CEILING);
         let mut policy = Self {
-            base_url,
             retries: RetryPlanner::new(&config),
             slowed: false,
             held: false,
@@ -312,8 +347,7 @@ impl Policy {
             session: None,
             seq: Sequence::default(),
             next_connection: 0,
-            // Allocated on the first output and reused from then on.
-            outputs: VecDeque::new(),
+            outputs: Outputs::default(),
             stats: PolicyStats::default(),
         };
         policy.proceed(now);
@@ -570,7 +604,7 @@ impl Policy {
     /// time and calls nothing: every output was decided by an input.
     #[inline]
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.outputs.pop_front()
+        self.outputs.pop()
     }
 
     /// The next instant at which the policy has something to do, or `None`
@@ -651,6 +685,13 @@ impl Policy {
     #[must_use]
     pub const fn stats(&self) -> &PolicyStats {
         &self.stats
+    }
+
+    /// The configuration's gateway URL, parsed: what a resume URL is
+    /// checked against. Parsed when needed rather than kept, since a shard
+    /// needs it once a session; `new` has checked that it parses.
+    fn base_url(config: &PolicyConfig) -> Result<GatewayUrl, ConfigError> {
+        GatewayUrl::parse(&config.gateway_url).map_err(|_| ConfigError::GatewayUrl)
     }
 
     /// The configuration.
@@ -801,10 +842,11 @@ impl Policy {
                 self.stats.ready += 1;
                 self.settle_identify(true);
                 self.retries.identify_succeeded();
-                self.session = match self
-                    .base_url
-                    .check_resume(&resume_gateway_url, &self.config.resume_domains)
-                {
+                let checked = Self::base_url(&self.config)
+                    .map_or(Err(UrlError::Authority), |base| {
+                        base.check_resume(&resume_gateway_url, &self.config.resume_domains)
+                    });
+                self.session = match checked {
                     Ok(()) => Session::from_ready(&session_id, Some(resume_gateway_url)),
                     Err(reason) => {
                         self.stats.resume_urls_refused += 1;
@@ -1016,11 +1058,11 @@ impl Policy {
     }
 
     fn act(&mut self, action: Action) {
-        self.outputs.push_back(Output::Action(action));
+        self.outputs.push(Output::Action(action));
     }
 
     fn note(&mut self, note: Note) {
-        self.outputs.push_back(Output::Note(note));
+        self.outputs.push(Output::Note(note));
     }
 
     /// Reports how the Identify the limiter granted ended, when one is out
@@ -1479,7 +1521,8 @@ impl Policy {
         saved: &SavedSession,
     ) -> Result<Self, ConfigError> {
         let mut policy = Self::new(config, shard, seed, now)?;
-        match saved.check(&policy.base_url, &policy.config) {
+        let base = Self::base_url(&policy.config)?;
+        match saved.check(&base, &policy.config) {
             Ok(session) => {
                 // `new` asked for a start slot to identify; nothing has
                 // been polled yet, so the request is withdrawn unseen and
@@ -1664,7 +1707,7 @@ mod tests {
         assert!(matches!(
             &out[..],
             [Output::Note(Note::ResumeUrlRefused {
-                reason: crate::UrlError::HostNotAllowed,
+                reason: UrlError::HostNotAllowed,
                 ..
             })]
         ));
