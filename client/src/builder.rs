@@ -352,7 +352,9 @@ impl ClientBuilder {
                 };
                 let remote = crate::redis_identify::spawn(*store, &runtime, &setup);
                 let fleet = if remote.shares_probe() {
-                    fleet.with_shared_recovery(reconnect_policy::SharedRecovery::DEFAULT)
+                    fleet.with_shared_recovery(
+                        reconnect_policy::SharedRecovery::DEFAULT.for_bot(count),
+                    )
                 } else {
                     fleet
                 };

@@ -735,9 +735,11 @@ impl Fleet {
                 probing = probing.saturating_add(1);
             }
         }
+        let bot_shards = recovery.shared.map_or(0, |shared| shared.config.bot_shards);
         recovery.ramp = crate::fleet_recovery::RampWindow::start(
             &recovery.config,
             recovery.marks.len(),
+            bot_shards,
             probing,
         );
         recovery.ramp_moved = true;

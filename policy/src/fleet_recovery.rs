@@ -486,15 +486,33 @@ pub(crate) struct RampWindow {
 }
 
 impl RampWindow {
-    /// A ramp for a fleet of `shards` starting with `config.ramp_initial`,
-    /// with `in_flight` shards already connecting (the probes that were
-    /// answered).
-    pub(crate) fn start(config: &FleetRecovery, shards: usize, in_flight: u32) -> Self {
-        let share = u32::try_from(shards / 20).unwrap_or(u32::MAX);
+    /// A ramp for a fleet of `shards` in a bot of `bot_shards` (the
+    /// fleet's own size when smaller), with `in_flight` shards already
+    /// connecting (the probes that were answered). The bot's ramp starts at
+    /// `config.ramp_initial` and grows to `config.ramp_max`, at most a
+    /// twentieth of the bot; a fleet that is part of the bot takes its
+    /// share of both, rounded up, at least 1.
+    pub(crate) fn start(
+        config: &FleetRecovery,
+        shards: usize,
+        bot_shards: u32,
+        in_flight: u32,
+    ) -> Self {
+        let local = u64::try_from(shards).unwrap_or(u64::MAX);
+        let bot = u64::from(bot_shards).max(local);
+        let twentieth = u32::try_from(bot / 20).unwrap_or(u32::MAX);
+        let bot_max = config.ramp_max.min(twentieth).max(config.ramp_initial);
+        let share = |window: u32| -> u32 {
+            if bot == 0 {
+                return window;
+            }
+            let part = (u128::from(window) * u128::from(local)).div_ceil(u128::from(bot));
+            u32::try_from(part).unwrap_or(u32::MAX).max(1)
+        };
         Self {
-            window: config.ramp_initial,
+            window: share(config.ramp_initial),
             in_flight,
-            max: config.ramp_max.min(share).max(config.ramp_initial),
+            max: share(bot_max),
         }
     }
 
@@ -849,7 +867,7 @@ mod tests {
 
     #[test]
     fn the_ramp_doubles_per_round_trip_and_halves_on_failure() {
-        let mut r = RampWindow::start(&C, 1000, 1);
+        let mut r = RampWindow::start(&C, 1000, 0, 1);
         let mut released = 1;
         while r.has_room() {
             r.released();
@@ -874,12 +892,52 @@ mod tests {
         }
         assert_eq!(r.window(), C.ramp_max);
         // A small fleet's ramp stays at a twentieth of it.
-        let mut small = RampWindow::start(&C, 300, 0);
+        let mut small = RampWindow::start(&C, 300, 0, 0);
         for _ in 0..100 {
             small.released();
             small.succeeded();
         }
         assert_eq!(small.window(), 15);
-        assert_eq!(RampWindow::start(&C, 40, 0).max, C.ramp_initial);
+        assert_eq!(RampWindow::start(&C, 40, 0, 0).max, C.ramp_initial);
+    }
+
+    /// Grows a ramp with every released shard answered until it stops
+    /// growing; returns (first window, largest window).
+    fn windows(mut r: RampWindow) -> (u32, u32) {
+        let first = r.window();
+        for _ in 0..10_000 {
+            r.released();
+            r.succeeded();
+        }
+        (first, r.window())
+    }
+
+    #[test]
+    fn the_processes_of_one_bot_share_one_ramp() {
+        // A bot of 1,000 shards in one process, and split over 4 and 8.
+        let whole = windows(RampWindow::start(&C, 1000, 0, 0));
+        assert_eq!(whole, (8, 48));
+        assert_eq!(windows(RampWindow::start(&C, 1000, 1000, 0)), whole);
+        let quarter = windows(RampWindow::start(&C, 250, 1000, 0));
+        assert_eq!((4 * quarter.0, 4 * quarter.1), whole);
+        let eighth = windows(RampWindow::start(&C, 125, 1000, 0));
+        assert_eq!((8 * eighth.0, 8 * eighth.1), whole);
+        // Uneven parts round up: never more than one shard per process
+        // above the bot's window.
+        let parts = [100usize, 300, 600];
+        let (first, most) = parts.iter().fold((0, 0), |(a, b), &n| {
+            let (f, m) = windows(RampWindow::start(&C, n, 1000, 0));
+            (a + f, b + m)
+        });
+        assert!((8..=8 + 3).contains(&first), "{first}");
+        assert!((48..=48 + 3).contains(&most), "{most}");
+        // Processes far smaller than the window still ramp one at a time.
+        assert_eq!(windows(RampWindow::start(&C, 5, 10_000, 0)), (1, 1));
+        // A bot count below the fleet's own size is the fleet's size.
+        assert_eq!(windows(RampWindow::start(&C, 1000, 10, 0)), whole);
+        // Nothing overflows at the ends of the ranges.
+        let huge = RampWindow::start(&C, usize::MAX, u32::MAX, 0);
+        assert_eq!(huge.window(), C.ramp_initial);
+        assert_eq!(windows(RampWindow::start(&C, 0, 0, 0)).0, C.ramp_initial);
     }
 }

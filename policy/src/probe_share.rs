@@ -47,6 +47,18 @@ pub struct SharedRecovery {
     /// clock stepped, a bad answer) is cut to this. Default 10 s, the
     /// fleet's own longest probe gap by default.
     pub max_retry_ms: u64,
+    /// The bot's shards across all its processes, this fleet's included
+    /// (0, the default: this fleet is the whole bot). The ramp after an
+    /// outage is then the bot's, not one per process: this fleet's first
+    /// and largest windows are its share of the ones a single fleet of
+    /// `bot_shards` would use, rounded up, at least 1 (see
+    /// [`FleetRecovery::ramp_initial`](crate::FleetRecovery::ramp_initial)).
+    /// Each process's window grows by one per handshake it saw answered,
+    /// as the bot's single window would, so the processes together release
+    /// shards as one fleet of the bot's size does, give or take the
+    /// rounding (at most one shard per process). A count below this
+    /// fleet's own size is read as this fleet's size.
+    pub bot_shards: u32,
 }
 
 impl SharedRecovery {
@@ -55,7 +67,22 @@ impl SharedRecovery {
         answer_timeout_ms: 2_000,
         min_retry_ms: 100,
         max_retry_ms: 10_000,
+        bot_shards: 0,
     };
+
+    /// These settings for a bot of `bot_shards` shards over all its
+    /// processes (see [`SharedRecovery::bot_shards`]).
+    ///
+    /// ```
+    /// use reconnect_policy::SharedRecovery;
+    ///
+    /// let shared = SharedRecovery::DEFAULT.for_bot(100);
+    /// assert_eq!(shared.bot_shards, 100);
+    /// ```
+    #[must_use]
+    pub const fn for_bot(self, bot_shards: u32) -> Self {
+        Self { bot_shards, ..self }
+    }
 }
 
 impl Default for SharedRecovery {

@@ -21,6 +21,9 @@ struct Link {
     rtt_ms: u64,
     /// Every `lose_every`-th answer is lost (0: none).
     lose_every: u64,
+    /// Whether each fleet is told the bot's size
+    /// ([`SharedRecovery::for_bot`]), so the ramp is the bot's.
+    bot_wide: bool,
 }
 
 /// What happened in one run.
@@ -30,6 +33,9 @@ struct Run {
     cut_dials: Vec<(u64, usize)>,
     /// `(time, fleet)` of every dial after the heal.
     healed_dials: Vec<(u64, usize)>,
+    /// The most shards of the bot dialling at once after the heal
+    /// (dialled, no Hello yet, not failed): handshakes at the gateway.
+    most_connecting: usize,
     /// Per fleet, the time its last shard was connected again after the
     /// heal (`None`: not all were by the end).
     back_at: Vec<Option<u64>>,
@@ -69,10 +75,12 @@ fn run(fleets: usize, per_fleet: u32, cut_at: u64, cut_ms: u64, shared: Option<L
                 t(0),
             )
             .unwrap();
-            if shared.is_some() {
-                fleet.with_shared_recovery(SharedRecovery::DEFAULT)
-            } else {
-                fleet
+            match shared {
+                Some(link) if link.bot_wide => {
+                    fleet.with_shared_recovery(SharedRecovery::DEFAULT.for_bot(total))
+                }
+                Some(_) => fleet.with_shared_recovery(SharedRecovery::DEFAULT),
+                None => fleet,
             }
         })
         .collect();
@@ -88,6 +96,7 @@ fn run(fleets: usize, per_fleet: u32, cut_at: u64, cut_ms: u64, shared: Option<L
     let mut answers = 0u64;
     let mut now = 0u64;
     let mut cut_done = false;
+    let mut connecting = std::collections::BTreeSet::new();
     loop {
         if !cut_done && now >= cut_at {
             cut_done = true;
@@ -112,6 +121,12 @@ fn run(fleets: usize, per_fleet: u32, cut_at: u64, cut_ms: u64, shared: Option<L
             let (_, _, item) = pending.remove(0);
             match item {
                 Pending::Shard(p, shard, conn, event) => {
+                    if matches!(
+                        event,
+                        Event::Hello { .. } | Event::Closed { .. } | Event::ConnectFailed { .. }
+                    ) {
+                        connecting.remove(&(p, shard));
+                    }
                     let _ = bot[p].handle_event(t(now), shard, conn, event);
                 }
                 Pending::Answer(p, answer) => bot[p].handle_probe(t(now), answer),
@@ -133,6 +148,8 @@ fn run(fleets: usize, per_fleet: u32, cut_at: u64, cut_ms: u64, shared: Option<L
                             out.cut_dials.push((now, p));
                         } else if now >= heal_at {
                             out.healed_dials.push((now, p));
+                            connecting.insert((p, shard));
+                            out.most_connecting = out.most_connecting.max(connecting.len());
                         }
                         if up {
                             at(50, Pending::Shard(p, shard, connection, Event::Opened));
@@ -237,6 +254,7 @@ fn probes(run: &Run, cut_at: u64) -> Vec<(u64, usize)> {
 const LOSSLESS: Link = Link {
     rtt_ms: 2,
     lose_every: 0,
+    bot_wide: true,
 };
 
 #[test]
@@ -284,6 +302,43 @@ fn four_fleets_of_one_bot_send_one_probe_stream_and_all_ramp() {
 }
 
 #[test]
+fn fleets_told_the_bots_size_ramp_as_one_fleet_of_that_size() {
+    let (cut_at, cut_ms) = (30_000, 30_000);
+    // One fleet of 100: the ramp's window is 8 (a twentieth of 100 is
+    // less than the first window).
+    let one = run(1, 100, cut_at, cut_ms, None);
+    let per_process = run(
+        4,
+        25,
+        cut_at,
+        cut_ms,
+        Some(Link {
+            bot_wide: false,
+            ..LOSSLESS
+        }),
+    );
+    let bot_wide = run(4, 25, cut_at, cut_ms, Some(LOSSLESS));
+    for r in [&one, &per_process, &bot_wide] {
+        assert!(r.back_at.iter().all(Option::is_some), "{:?}", r.back_at);
+    }
+    assert_eq!(one.most_connecting, 8);
+    // Four ramps of 8 each, against the bot's one: three times as many
+    // handshakes at once here.
+    assert!(
+        per_process.most_connecting >= 2 * one.most_connecting,
+        "{} against {}",
+        per_process.most_connecting,
+        one.most_connecting
+    );
+    assert!(
+        bot_wide.most_connecting <= one.most_connecting,
+        "{} against {}",
+        bot_wide.most_connecting,
+        one.most_connecting
+    );
+}
+
+#[test]
 fn lost_answers_fall_back_to_each_fleets_own_schedule() {
     let (cut_at, cut_ms) = (30_000, 20_000);
     let alone = run(4, 25, cut_at, cut_ms, None);
@@ -297,6 +352,7 @@ fn lost_answers_fall_back_to_each_fleets_own_schedule() {
         Some(Link {
             rtt_ms: 2,
             lose_every: 1,
+            bot_wide: true,
         }),
     );
     assert!(lost.timeouts > 0);
@@ -315,6 +371,7 @@ fn lost_answers_fall_back_to_each_fleets_own_schedule() {
         Some(Link {
             rtt_ms: 30,
             lose_every: 3,
+            bot_wide: true,
         }),
     );
     assert!(probes(&some, cut_at).len() <= probes(&alone, cut_at).len() + 4);
@@ -380,7 +437,7 @@ proptest! {
     ) {
         let (cut_at, cut_ms) = (30_000, cut_s * 1_000);
         let alone = run(fleets, 10, cut_at, cut_ms, None);
-        let link = Link { rtt_ms, lose_every };
+        let link = Link { rtt_ms, lose_every, bot_wide: true };
         let shared = run(fleets, 10, cut_at, cut_ms, Some(link));
         let alone_probes = probes(&alone, cut_at).len();
         let shared_probes = probes(&shared, cut_at);
