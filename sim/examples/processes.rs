@@ -8,8 +8,10 @@
 //!
 //! Defaults: 10,000 shards over 40 processes, seed 1. `VARIANT` is
 //! `outage` (the default), `no-outage` (the store never goes away: what the
-//! split alone costs) or `every` (the fallback grants every bucket in every
-//! process: the rule bucket ownership replaces). Runs the built-in
+//! split alone costs), `every` (the fallback grants every bucket in every
+//! process: the rule bucket ownership replaces) or `probe-alone` (each
+//! process probes and ramps alone instead of sharing the bot's probe and
+//! ramp through the store). Runs the built-in
 //! `store-outage-in-recovery` scenario with the gateway grown with the
 //! fleet as the scale runs grow it (one bucket per 16 shards, 200
 //! handshakes/s per 1,000 shards, five session starts a day per shard),
@@ -51,8 +53,9 @@ fn main() {
             "outage" => {}
             "no-outage" => store.outages.clear(),
             "every" => store.fallback_buckets = reconnect_policy::FallbackBuckets::Every,
+            "probe-alone" => store.share_probe = false,
             other => {
-                eprintln!("unknown variant {other:?} (outage, no-outage, every)");
+                eprintln!("unknown variant {other:?} (outage, no-outage, every, probe-alone)");
                 std::process::exit(2);
             }
         }

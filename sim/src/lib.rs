@@ -214,8 +214,13 @@ pub fn compare_processes(
         .collect();
     let mut assumptions = vec![
         format!(
-            "the bot runs in {} processes of contiguous shard ranges, each with its own fleet and fleet recovery (the fleet-recovery probe and ramp are not shared through the store)",
-            figures.processes.len()
+            "the bot runs in {} processes of contiguous shard ranges, each with its own fleet and fleet recovery; {}",
+            figures.processes.len(),
+            if spec.share_probe {
+                "the fleet-wide outage probe is shared through the store (one grant per probe gap for the bot; a process that hears nothing within 2 s probes on its own schedule) and each process ramps its share of the bot's window"
+            } else {
+                "each process probes and ramps alone (nothing of fleet recovery is shared)"
+            }
         ),
         format!(
             "store round trip {} ms plus up to {} ms of jitter each way; a request unanswered for {} ms sends its process to the fallback; the store is checked every {} ms while away",

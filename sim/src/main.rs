@@ -187,6 +187,10 @@ enum Command {
         /// Each process's local share of session starts.
         #[arg(long)]
         local_share: Option<u32>,
+        /// Each process probes and ramps alone after a fleet-wide outage
+        /// (by default they share one probe and one ramp through the store).
+        #[arg(long)]
+        probe_alone: bool,
         /// The master seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,
@@ -463,6 +467,7 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             store_jitter_ms,
             store_outage,
             local_share,
+            probe_alone,
             seed,
             json,
         } => {
@@ -485,6 +490,9 @@ fn execute(command: Command) -> Result<ExitCode, String> {
             }
             if local_share.is_some() {
                 store.local_share = local_share;
+            }
+            if probe_alone {
+                store.share_probe = false;
             }
             if !store_outage.is_empty() {
                 store.outages = store_outage

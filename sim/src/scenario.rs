@@ -104,6 +104,11 @@ pub struct StoreSpec {
     /// For tests: a broken store that grants every Acquire at once,
     /// whatever the bucket's window (the referee must catch it).
     pub broken: bool,
+    /// Whether the processes share their fleet-wide outage probes and
+    /// ramp through the store (`reconnect_policy::Fleet::with_shared_recovery`,
+    /// told the bot's size), as the Redis runner does by default; `false`:
+    /// each process probes and ramps alone.
+    pub share_probe: bool,
 }
 
 /// A time the store is away: every message to or from it is lost.
@@ -128,6 +133,7 @@ impl Default for StoreSpec {
             fallback_buckets: reconnect_policy::FallbackBuckets::Owned,
             outages: Vec::new(),
             broken: false,
+            share_probe: true,
         }
     }
 }

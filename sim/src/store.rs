@@ -25,14 +25,20 @@
 //! - **Network**: each message takes half the round trip plus a seeded
 //!   jitter; during an outage every message to or from the store is lost
 //!   (requests unanswered, as a partition or a stopped Redis).
+//! - **Shared probe**: the bot's fleet-wide outage probe, one
+//!   [`ProbeCoordinator`] for every process, as the Redis probe script
+//!   holds it (one grant per probe gap, "gateway back" to every process
+//!   whose outage began before an answered probe). Its messages travel and
+//!   are lost like the others; a process that hears nothing in time probes
+//!   on its own schedule (the fleet's rule).
 //! - **Broken** (for tests only): a store that grants every Acquire at
 //!   once, to show that the referee catches a store that breaks windows.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use reconnect_policy::{
-    IdentifyAnswer, IdentifyLimiter, IdentifyRequest, Reconcile, STORE_WINDOW_MS,
-    SessionStartLimit, StoreRequestId, Timestamp,
+    IdentifyAnswer, IdentifyLimiter, IdentifyRequest, ProbeAnswer, ProbeCoordinator, ProbeRequest,
+    Reconcile, STORE_WINDOW_MS, SessionStartLimit, StoreRequestId, Timestamp,
 };
 use serde::Serialize;
 
@@ -78,6 +84,20 @@ pub enum StoreMsg {
         /// Which fallback.
         fallback: u64,
     },
+    /// A process's fleet asks for the bot's outage probe or reports on it.
+    Probe {
+        /// The process.
+        process: u32,
+        /// The request.
+        request: ProbeRequest,
+    },
+    /// The store's answer to a probe request.
+    ProbeAnswer {
+        /// The process.
+        process: u32,
+        /// The answer.
+        answer: ProbeAnswer,
+    },
 }
 
 /// What the store did, for the run's figures.
@@ -99,6 +119,10 @@ pub struct StoreStats {
     pub lost_messages: u64,
     /// Session starts the store believes are left at the end.
     pub remaining: u32,
+    /// Outage probes granted to the bot's processes.
+    pub probe_grants: u64,
+    /// Outage probes reported answered (the gateway was back).
+    pub probes_answered: u64,
 }
 
 impl StoreStats {
@@ -125,6 +149,7 @@ pub struct Store {
     /// for it.
     applied: Vec<(u64, u64)>,
     broken: bool,
+    probe: ProbeCoordinator,
     stats: StoreStats,
 }
 
@@ -141,6 +166,7 @@ impl Store {
             closed_until: vec![Timestamp::ZERO; buckets],
             applied: vec![(0, 0); processes as usize],
             broken,
+            probe: ProbeCoordinator::new(),
             stats: StoreStats::default(),
         }
     }
@@ -150,6 +176,8 @@ impl Store {
     pub fn stats(&self) -> StoreStats {
         StoreStats {
             remaining: self.limiter.remaining(),
+            probe_grants: self.probe.grants(),
+            probes_answered: self.probe.answered(),
             ..self.stats
         }
     }
@@ -235,7 +263,13 @@ impl Store {
                     fallback: reconcile.fallback,
                 })
             }
-            StoreMsg::Answer { .. } | StoreMsg::Reconciled { .. } => None,
+            StoreMsg::Probe { process, request } => self
+                .probe
+                .answer(now, request)
+                .map(|answer| StoreMsg::ProbeAnswer { process, answer }),
+            StoreMsg::Answer { .. }
+            | StoreMsg::Reconciled { .. }
+            | StoreMsg::ProbeAnswer { .. } => None,
         }
     }
 

@@ -93,6 +93,42 @@ fn the_store_going_away_mid_recovery_breaks_no_window_and_loses_no_start() {
 }
 
 #[test]
+fn processes_sharing_the_probe_dial_less_in_the_cut_than_processes_probing_alone() {
+    let shared_sc = scenario(400, 8);
+    let mut alone_sc = shared_sc.clone();
+    alone_sc.store.as_mut().unwrap().share_probe = false;
+    let (shared, shared_rec, shared_figures) = run(&shared_sc);
+    let (alone, alone_rec, alone_figures) = run(&alone_sc);
+    assert_guarantees(&shared_sc, &shared, &shared_rec, &shared_figures);
+    assert_guarantees(&alone_sc, &alone, &alone_rec, &alone_figures);
+    eprintln!(
+        "refused dials {} shared, {} alone; attempts {} and {}; peak handshakes per 100 ms {} and {}; p99 recovery {:?} ms and {:?} ms; probe grants {}",
+        shared.refused_dials,
+        alone.refused_dials,
+        shared.attempts,
+        alone.attempts,
+        shared.peak_handshakes_100ms,
+        alone.peak_handshakes_100ms,
+        shared.recovery_p99_ms,
+        alone.recovery_p99_ms,
+        shared_figures.store.probe_grants
+    );
+    // The gateway's counts: one probe stream for the bot instead of eight.
+    assert!(
+        shared.refused_dials * 2 <= alone.refused_dials,
+        "{} against {}",
+        shared.refused_dials,
+        alone.refused_dials
+    );
+    assert!(shared.attempts < alone.attempts);
+    // The store granted the probes and heard of the heal; processes
+    // probing alone never asked.
+    assert!(shared_figures.store.probe_grants > 0);
+    assert!(shared_figures.store.probes_answered >= 1);
+    assert_eq!(alone_figures.store.probe_grants, 0);
+}
+
+#[test]
 fn a_store_away_for_the_rest_of_the_run_starts_the_owned_buckets_and_storms_nothing() {
     let mut sc = scenario(160, 4);
     let store = sc.store.as_mut().unwrap();

@@ -18,8 +18,8 @@ use std::sync::Arc;
 
 use reconnect_policy::{
     Action, Command, ConnectionId, Dispatch, Event, Fleet, FleetError, Handled, Output,
-    PolicyConfig, SessionStartLimit, StoreFallback, StoreFallbackConfig, StoreFallbackStats,
-    StoreOutput, Timestamp,
+    PolicyConfig, SessionStartLimit, SharedRecovery, StoreFallback, StoreFallbackConfig,
+    StoreFallbackStats, StoreOutput, Timestamp,
 };
 use serde::Serialize;
 
@@ -158,6 +158,11 @@ impl ProcessesClient {
             };
             let store = StoreFallback::new(fallback_config, limit, &ids, shards, t);
             let fleet = Fleet::with_remote_identify(Arc::clone(&config), ids, fleet_seed, t)?;
+            let fleet = if spec.share_probe {
+                fleet.with_shared_recovery(SharedRecovery::DEFAULT.for_bot(shards))
+            } else {
+                fleet
+            };
             processes.push(Process {
                 fleet,
                 store,
@@ -296,7 +301,7 @@ impl ProcessesClient {
         }
         let t = Timestamp::from_millis(at);
         match msg {
-            StoreMsg::Ask { .. } | StoreMsg::Reconcile { .. } => {
+            StoreMsg::Ask { .. } | StoreMsg::Reconcile { .. } | StoreMsg::Probe { .. } => {
                 let hold = Timestamp::from_millis(self.link.hold_until(at));
                 if let Some(reply) = self.store.handle(t, hold, msg) {
                     self.link.send(at, reply);
@@ -315,6 +320,12 @@ impl ProcessesClient {
             StoreMsg::Reconciled { process, fallback } => {
                 if let Some(p) = self.processes.get_mut(process as usize) {
                     p.store.handle_reconciled(t, fallback);
+                    self.pump(process, at, cx);
+                }
+            }
+            StoreMsg::ProbeAnswer { process, answer } => {
+                if let Some(p) = self.processes.get_mut(process as usize) {
+                    p.fleet.handle_probe(t, answer);
                     self.pump(process, at, cx);
                 }
             }
@@ -337,6 +348,16 @@ impl ProcessesClient {
                 };
                 if let Action::Identify { shard, request } = action {
                     process.store.handle_request(t, shard, request);
+                    continue;
+                }
+                if let Action::Probe(request) = action {
+                    self.link.send(
+                        now,
+                        StoreMsg::Probe {
+                            process: p,
+                            request,
+                        },
+                    );
                     continue;
                 }
                 let Some(recent) = shard
