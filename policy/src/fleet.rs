@@ -667,9 +667,14 @@ impl Fleet {
         recovery.mode = Mode::Outage;
         recovery.outages = recovery.outages.saturating_add(1);
         recovery.ramp = crate::fleet_recovery::RampWindow::default();
+        // A fleet that shares its probes with the bot's other processes
+        // probes at the rate of one fleet of the bot's size: the grants
+        // make it one stream for the bot.
+        let bot_shards = recovery.shared.map_or(0, |shared| shared.config.bot_shards);
+        let probing_for = self.ids.len().max(bot_shards as usize);
         recovery
             .probes
-            .start(now, &recovery.config, self.ids.len(), &mut recovery.jitter);
+            .start(now, &recovery.config, probing_for, &mut recovery.jitter);
         let check_ms = recovery.config.check_ms;
         // Room for the check's heartbeat to go out and its deadline to run.
         recovery.checks_until = Some(now.saturating_add(check_ms.saturating_add(1_000)));

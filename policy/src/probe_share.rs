@@ -48,8 +48,12 @@ pub struct SharedRecovery {
     /// fleet's own longest probe gap by default.
     pub max_retry_ms: u64,
     /// The bot's shards across all its processes, this fleet's included
-    /// (0, the default: this fleet is the whole bot). The ramp after an
-    /// outage is then the bot's, not one per process: this fleet's first
+    /// (0, the default: this fleet is the whole bot). The probe stream
+    /// the processes share then runs at the rate of one fleet of the bot's
+    /// size (see
+    /// [`FleetRecovery::probe_share_per_min`](crate::FleetRecovery::probe_share_per_min)),
+    /// not of this process's part. The ramp after an
+    /// outage is the bot's, not one per process: this fleet's first
     /// and largest windows are its share of the ones a single fleet of
     /// `bot_shards` would use, rounded up, at least 1 (see
     /// [`FleetRecovery::ramp_initial`](crate::FleetRecovery::ramp_initial)).

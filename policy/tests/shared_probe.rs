@@ -460,6 +460,12 @@ proptest! {
 #[ignore = "prints the figures of one run"]
 fn print_figures() {
     let (cut_at, cut_ms) = (30_000, 30_000);
+    let one = run(1, 100, cut_at, cut_ms, None);
+    println!(
+        "one fleet of 100: back_at={:?} probes={:?}",
+        one.back_at,
+        probes(&one, cut_at)
+    );
     for shared in [None, Some(LOSSLESS)] {
         let r = run(4, 25, cut_at, cut_ms, shared);
         let p = probes(&r, cut_at);

@@ -11,7 +11,8 @@
 //! split alone costs), `every` (the fallback grants every bucket in every
 //! process: the rule bucket ownership replaces) or `probe-alone` (each
 //! process probes and ramps alone instead of sharing the bot's probe and
-//! ramp through the store). Runs the built-in
+//! ramp through the store). Variants combine with `+`
+//! (`no-outage+probe-alone`). Runs the built-in
 //! `store-outage-in-recovery` scenario with the gateway grown with the
 //! fleet as the scale runs grow it (one bucket per 16 shards, 200
 //! handshakes/s per 1,000 shards, five session starts a day per shard),
@@ -49,14 +50,16 @@ fn main() {
     scenario.gateway.session_start_remaining = starts;
     if let Some(store) = &mut scenario.store {
         store.processes = processes;
-        match variant.as_str() {
-            "outage" => {}
-            "no-outage" => store.outages.clear(),
-            "every" => store.fallback_buckets = reconnect_policy::FallbackBuckets::Every,
-            "probe-alone" => store.share_probe = false,
-            other => {
-                eprintln!("unknown variant {other:?} (outage, no-outage, every, probe-alone)");
-                std::process::exit(2);
+        for part in variant.split('+') {
+            match part {
+                "outage" => {}
+                "no-outage" => store.outages.clear(),
+                "every" => store.fallback_buckets = reconnect_policy::FallbackBuckets::Every,
+                "probe-alone" => store.share_probe = false,
+                other => {
+                    eprintln!("unknown variant {other:?} (outage, no-outage, every, probe-alone)");
+                    std::process::exit(2);
+                }
             }
         }
     }
