@@ -488,10 +488,14 @@ pub(crate) struct RampWindow {
 impl RampWindow {
     /// A ramp for a fleet of `shards` in a bot of `bot_shards` (the
     /// fleet's own size when smaller), with `in_flight` shards already
-    /// connecting (the probes that were answered). The bot's ramp starts at
-    /// `config.ramp_initial` and grows to `config.ramp_max`, at most a
-    /// twentieth of the bot; a fleet that is part of the bot takes its
-    /// share of both, rounded up, at least 1.
+    /// connecting (the probes that were answered). The ramp starts at
+    /// `config.ramp_initial` and grows by one per answered handshake to
+    /// `config.ramp_max`, at most a twentieth of the fleet (never below the
+    /// first window). A fleet that is
+    /// part of a bot starts at its share of the bot's first window, rounded
+    /// up, at least 1, so the processes together start as one fleet of the
+    /// bot's size; its growth is clocked by the gateway's answers, up to
+    /// its own twentieth.
     pub(crate) fn start(
         config: &FleetRecovery,
         shards: usize,
@@ -500,19 +504,20 @@ impl RampWindow {
     ) -> Self {
         let local = u64::try_from(shards).unwrap_or(u64::MAX);
         let bot = u64::from(bot_shards).max(local);
-        let twentieth = u32::try_from(bot / 20).unwrap_or(u32::MAX);
-        let bot_max = config.ramp_max.min(twentieth).max(config.ramp_initial);
-        let share = |window: u32| -> u32 {
-            if bot == 0 {
-                return window;
-            }
-            let part = (u128::from(window) * u128::from(local)).div_ceil(u128::from(bot));
+        let window = if bot == 0 {
+            config.ramp_initial
+        } else {
+            let part =
+                (u128::from(config.ramp_initial) * u128::from(local)).div_ceil(u128::from(bot));
             u32::try_from(part).unwrap_or(u32::MAX).max(1)
         };
+        // A twentieth of the fleet, never below its first window.
+        let twentieth = u32::try_from(local / 20).unwrap_or(u32::MAX);
+        let max = config.ramp_max.min(twentieth).max(window);
         Self {
-            window: share(config.ramp_initial),
+            window,
             in_flight,
-            max: share(bot_max),
+            max,
         }
     }
 
@@ -913,26 +918,27 @@ mod tests {
     }
 
     #[test]
-    fn the_processes_of_one_bot_share_one_ramp() {
+    fn the_processes_of_one_bot_start_one_ramp() {
         // A bot of 1,000 shards in one process, and split over 4 and 8.
         let whole = windows(RampWindow::start(&C, 1000, 0, 0));
         assert_eq!(whole, (8, 48));
         assert_eq!(windows(RampWindow::start(&C, 1000, 1000, 0)), whole);
-        let quarter = windows(RampWindow::start(&C, 250, 1000, 0));
-        assert_eq!((4 * quarter.0, 4 * quarter.1), whole);
-        let eighth = windows(RampWindow::start(&C, 125, 1000, 0));
-        assert_eq!((8 * eighth.0, 8 * eighth.1), whole);
+        // The first window is split; each grows to its own twentieth.
+        assert_eq!(windows(RampWindow::start(&C, 250, 1000, 0)), (2, 12));
+        assert_eq!(windows(RampWindow::start(&C, 125, 1000, 0)), (1, 6));
+        // Small parts stay at their share: four of 25 ramp as one of 100.
+        assert_eq!(windows(RampWindow::start(&C, 25, 100, 0)), (2, 2));
+        assert_eq!(windows(RampWindow::start(&C, 100, 0, 0)), (8, 8));
         // Uneven parts round up: never more than one shard per process
-        // above the bot's window.
-        let parts = [100usize, 300, 600];
-        let (first, most) = parts.iter().fold((0, 0), |(a, b), &n| {
-            let (f, m) = windows(RampWindow::start(&C, n, 1000, 0));
-            (a + f, b + m)
-        });
+        // above the bot's first window.
+        let first: u32 = [100usize, 300, 600]
+            .iter()
+            .map(|&n| windows(RampWindow::start(&C, n, 1000, 0)).0)
+            .sum();
         assert!((8..=8 + 3).contains(&first), "{first}");
-        assert!((48..=48 + 3).contains(&most), "{most}");
-        // Processes far smaller than the window still ramp one at a time.
-        assert_eq!(windows(RampWindow::start(&C, 5, 10_000, 0)), (1, 1));
+        // Processes far smaller than the window still ramp one at a time
+        // at first.
+        assert_eq!(windows(RampWindow::start(&C, 5, 10_000, 0)).0, 1);
         // A bot count below the fleet's own size is the fleet's size.
         assert_eq!(windows(RampWindow::start(&C, 1000, 10, 0)), whole);
         // Nothing overflows at the ends of the ranges.

@@ -52,16 +52,16 @@ pub struct SharedRecovery {
     /// the processes share then runs at the rate of one fleet of the bot's
     /// size (see
     /// [`FleetRecovery::probe_share_per_min`](crate::FleetRecovery::probe_share_per_min)),
-    /// not of this process's part. The ramp after an
-    /// outage is the bot's, not one per process: this fleet's first
-    /// and largest windows are its share of the ones a single fleet of
-    /// `bot_shards` would use, rounded up, at least 1 (see
+    /// not of this process's part. The ramp after an outage starts as the
+    /// bot's, not one per process: this fleet's first window is its share
+    /// of the first window a single fleet of `bot_shards` would use
+    /// (rounded up, at least 1, so the processes together start at most
+    /// one shard per process above it; see
     /// [`FleetRecovery::ramp_initial`](crate::FleetRecovery::ramp_initial)).
-    /// Each process's window grows by one per handshake it saw answered,
-    /// as the bot's single window would, so the processes together release
-    /// shards as one fleet of the bot's size does, give or take the
-    /// rounding (at most one shard per process). A count below this
-    /// fleet's own size is read as this fleet's size.
+    /// The window then grows by one per handshake the gateway answered, up
+    /// to a twentieth of this fleet (never below its first window): growth
+    /// is clocked by the gateway's own answers. A count below this fleet's
+    /// own size is read as this fleet's size.
     pub bot_shards: u32,
 }
 

@@ -87,7 +87,7 @@ fn main() {
     ] {
         println!(
             "{label:>13}: verdict {}, identify violations {} (at 0 ms tolerance {}), session starts {} of {starts}, token reset {}, \
-             recovery p50 {} p99 {} max {} (lower bound {} ms), unrecovered {}, attempts {} ({:.2} per shard), start-up {}",
+             recovery p50 {} p99 {} max {} (lower bound {} ms), unrecovered {}, attempts {} ({:.2} per shard, {} refused by the link), most handshakes in 100 ms {}, start-up {}",
             r.verdict,
             r.identify_violations,
             r.identify_violations_strict,
@@ -100,6 +100,8 @@ fn main() {
             r.unrecovered,
             r.attempts,
             r.attempts as f64 / f64::from(shards),
+            r.refused_dials,
+            r.peak_handshakes_100ms,
             ms(r.startup_ms),
         );
         for reason in r.reasons() {
