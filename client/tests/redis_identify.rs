@@ -24,8 +24,7 @@
 #![cfg(feature = "redis")]
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
+use std::io::Read;
 use std::time::Duration;
 
 use reconnect_client::gateway_bot::GatewayBot;
@@ -48,6 +47,11 @@ const PROBE_CHILD: &str = "RECONNECT_REDIS_PROBE_CHILD";
 #[path = "redis/server.rs"]
 mod server;
 
+#[allow(dead_code, unreachable_pub)]
+#[path = "redis/children.rs"]
+mod children;
+
+use children::Children;
 use server::RedisServer;
 
 // ----- the gateway's verdict ----------------------------------------------
@@ -223,87 +227,33 @@ async fn four_processes_of_one_bot_share_the_buckets_and_the_budget() {
     const BUCKETS: u16 = 32;
     let total = PROCESSES * PER_PROCESS;
     let gateway = Gateway::start(gateway_config(BUCKETS)).await.unwrap();
-    let exe = std::env::current_exe().unwrap();
-    let mut children: Vec<Child> = (0..PROCESSES)
+    let specs: Vec<String> = (0..PROCESSES)
         .map(|p| {
-            let spec = format!(
+            format!(
                 "{} {} {} {} {total} {BUCKETS}",
                 gateway.url(),
                 redis.url(),
                 p * PER_PROCESS,
                 (p + 1) * PER_PROCESS
-            );
-            Command::new(&exe)
-                .args([
-                    "--exact",
-                    "child_process",
-                    "--nocapture",
-                    "--test-threads",
-                    "1",
-                ])
-                .env(CHILD, spec)
-                .env("RUST_LOG", "warn")
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()
-                .expect("the test binary starts again as a child")
+            )
         })
         .collect();
-    // Each child's `READY` line, read on its own thread.
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    for (p, child) in children.iter_mut().enumerate() {
-        let stdout = child.stdout.take().unwrap();
-        let ready_tx = ready_tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                // libtest's own `test child_process ... ` has no line end.
-                if let Some(at) = line.find("READY") {
-                    let _ = ready_tx.send((p, line[at..].to_owned()));
-                }
-            }
+    let mut children = Children::spawn("child_process", CHILD, &specs, &["READY"]);
+    let ready = children
+        .wait_each("READY", Duration::from_secs(150))
+        .unwrap_or_else(|got| {
+            panic!(
+                "only {got} of {PROCESSES} processes got every shard connected: {:?}",
+                gateway.stats()
+            )
         });
-    }
-    let started = Clock::start();
-    let mut ready = Vec::new();
-    while ready.len() < PROCESSES as usize {
-        let left = Duration::from_secs(150).saturating_sub(started.elapsed());
-        match ready_rx.recv_timeout(left) {
-            Ok(line) => ready.push(line),
-            Err(_) => {
-                for child in &mut children {
-                    let _ = child.kill();
-                }
-                panic!(
-                    "only {} of {PROCESSES} processes got every shard connected: {:?}",
-                    ready.len(),
-                    gateway.stats()
-                );
-            }
-        }
-    }
-    ready.sort();
     for (p, line) in &ready {
         println!("process {p}: {line}");
     }
     let stats = gateway.stats();
     // Every child closes once its stdin ends.
-    for child in &mut children {
-        drop(child.stdin.take());
-    }
-    for child in &mut children {
-        let waiting = Clock::start();
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                assert!(status.success(), "a child process failed: {status}");
-                break;
-            }
-            if waiting.elapsed() > Duration::from_secs(30) {
-                let _ = child.kill();
-                panic!("a child process did not close within 30 s");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
+    children.close_inputs();
+    children.wait_exit();
     assert_windows_kept(
         "4 processes x 25 shards, 32 buckets",
         &stats,
@@ -655,64 +605,26 @@ async fn four_processes_cut_together(redis: &RedisServer, share: bool) -> BotCut
         gateways.push(gateway);
         proxies.push(proxy);
     }
-    let exe = std::env::current_exe().unwrap();
-    let mut children: Vec<Child> = (0..PROCESSES)
+    let specs: Vec<String> = (0..PROCESSES)
         .map(|p| {
             let first = p as u32 * PER_PROCESS;
-            let spec = format!(
+            format!(
                 "{} {} {first} {} {total} {BUCKETS} {}",
                 proxies[p].url(),
                 redis.url(),
                 first + PER_PROCESS,
                 if share { "share" } else { "alone" }
-            );
-            Command::new(&exe)
-                .args([
-                    "--exact",
-                    "probe_child_process",
-                    "--nocapture",
-                    "--test-threads",
-                    "1",
-                ])
-                .env(PROBE_CHILD, spec)
-                .env("RUST_LOG", "warn")
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()
-                .expect("the test binary starts again as a child")
+            )
         })
         .collect();
-    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
-    for (p, child) in children.iter_mut().enumerate() {
-        let stdout = child.stdout.take().unwrap();
-        let lines_tx = lines_tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                for word in ["READY", "FIGURES"] {
-                    if let Some(at) = line.find(word) {
-                        let _ = lines_tx.send((p, line[at..].to_owned()));
-                    }
-                }
-            }
-        });
-    }
-    let kill = |children: &mut Vec<Child>| {
-        for child in children.iter_mut() {
-            let _ = child.kill();
-        }
-    };
-    let started = Clock::start();
-    let mut ready = 0;
-    while ready < PROCESSES {
-        let left = Duration::from_secs(150).saturating_sub(started.elapsed());
-        match lines_rx.recv_timeout(left) {
-            Ok((_, line)) if line.starts_with("READY") => ready += 1,
-            Ok(_) => {}
-            Err(_) => {
-                kill(&mut children);
-                panic!("only {ready} of {PROCESSES} processes got every shard connected");
-            }
-        }
+    let mut children = Children::spawn(
+        "probe_child_process",
+        PROBE_CHILD,
+        &specs,
+        &["READY", "FIGURES"],
+    );
+    if let Err(ready) = children.wait_each("READY", Duration::from_secs(150)) {
+        panic!("only {ready} of {PROCESSES} processes got every shard connected");
     }
     // Let the sessions settle into their heartbeats.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -758,7 +670,7 @@ async fn four_processes_cut_together(redis: &RedisServer, share: bool) -> BotCut
             break;
         }
         if back.elapsed() > Duration::from_secs(60) {
-            kill(&mut children);
+            children.kill();
             panic!("not every shard was back within 60 s of the heal");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -782,37 +694,16 @@ async fn four_processes_cut_together(redis: &RedisServer, share: bool) -> BotCut
     let identifies_after = (0..PROCESSES)
         .map(|p| gateways[p].stats().identifies - before[p])
         .sum();
-    for child in &mut children {
-        drop(child.stdin.take());
-    }
-    let mut figures = Vec::new();
-    while figures.len() < PROCESSES {
-        match lines_rx.recv_timeout(Duration::from_secs(30)) {
-            Ok((p, line)) if line.starts_with("FIGURES") => {
-                figures.push(format!("process {p}: {line}"));
-            }
-            Ok(_) => {}
-            Err(_) => {
-                kill(&mut children);
-                panic!("a child process did not report its figures");
-            }
-        }
-    }
-    figures.sort();
-    for child in &mut children {
-        let waiting = Clock::start();
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                assert!(status.success(), "a child process failed: {status}");
-                break;
-            }
-            if waiting.elapsed() > Duration::from_secs(30) {
-                let _ = child.kill();
-                panic!("a child process did not close within 30 s");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
+    children.close_inputs();
+    let figures = children
+        .wait_each("FIGURES", Duration::from_secs(30))
+        .unwrap_or_else(|got| {
+            panic!("only {got} of {PROCESSES} child processes reported their figures")
+        })
+        .into_iter()
+        .map(|(p, line)| format!("process {p}: {line}"))
+        .collect();
+    children.wait_exit();
     for proxy in proxies {
         proxy.stop().await;
     }
