@@ -99,6 +99,25 @@ impl StoreFallbackConfig {
         }
     }
 
+    /// How long the store grants nothing after it comes back from an
+    /// outage (its return hold), for a store whose answers take up to
+    /// `round_trip_ms` to come back: long enough for every process still in
+    /// a fallback to notice the return (its next check, at most a check
+    /// period away, answered within the call timeout and the round trip)
+    /// and for the last local grant of any of them to be a window old. A
+    /// process that never noticed the outage asks the store at once;
+    /// without the hold it could be granted a bucket whose owner had just
+    /// granted it locally. The store carries the hold out (it alone sees
+    /// every process); this is the rule for its length, one for every
+    /// driver.
+    #[must_use]
+    pub const fn return_hold_ms(&self, round_trip_ms: u64) -> u64 {
+        self.call_timeout_ms
+            .saturating_add(self.check_every_ms)
+            .saturating_add(round_trip_ms)
+            .saturating_add(STORE_WINDOW_MS)
+    }
+
     /// The default local share of a process running `shards_here` of the
     /// bot's `shards_total` shards: the budget left times its part of the
     /// shards, rounded down.
@@ -861,6 +880,18 @@ mod tests {
         assert!(least >= 10 && most <= 25, "{least}..{most}");
         // A shard id past the fleet falls back to the bucket's first shard.
         assert_eq!(StoreFallback::owner_shard(3, 4, 5), 3);
+    }
+
+    #[test]
+    fn the_return_hold_covers_a_check_a_round_trip_and_a_window() {
+        let config = StoreFallbackConfig::with_local_share(1);
+        // 500 ms call timeout + 1 s check + 6 ms round trip + 5,250 ms.
+        assert_eq!(config.return_hold_ms(6), 6_756);
+        let longest = StoreFallbackConfig {
+            call_timeout_ms: u64::MAX,
+            ..config
+        };
+        assert_eq!(longest.return_hold_ms(u64::MAX), u64::MAX);
     }
 
     #[test]
