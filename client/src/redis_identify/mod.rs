@@ -29,7 +29,12 @@
 //!   [`Figures::identify_store`](crate::Figures::identify_store), checks
 //!   Redis again every [`RedisIdentify::retry_every`], and on its return
 //!   charges the budget with the starts it granted meanwhile and marks the
-//!   buckets it used.
+//!   buckets it used. Redis then grants nothing for its return hold
+//!   (`reconnect_policy::StoreFallbackConfig::return_hold_ms`, the rule
+//!   the simulator's store follows), as it does when a process it had
+//!   answered before finds the bot's data gone (a restart): every process
+//!   still in a fallback notices the return meanwhile, so no grant of the
+//!   store meets a local grant in one bucket's window.
 //! - The fleet-wide outage probe is shared too (unless
 //!   [`RedisIdentify::share_probe`] turns it off): when the processes of a
 //!   bot lose the gateway together, one process at a time holds the bot's

@@ -21,8 +21,9 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use reconnect_policy::{
-    IDENTIFY_WINDOW_MS, IdentifyAnswer, IdentifyLimiter, IdentifyRequest, ProbeAnswer,
-    ProbeCoordinator, ProbeRequest, SESSION_START_PERIOD_MS, SessionStartLimit, Timestamp,
+    FallbackBuckets, IDENTIFY_WINDOW_MS, IdentifyAnswer, IdentifyLimiter, IdentifyRequest,
+    ProbeAnswer, ProbeCoordinator, ProbeRequest, SESSION_START_PERIOD_MS, SessionStartLimit,
+    StoreFallbackConfig, Timestamp,
 };
 use redis::RedisError;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -116,6 +117,13 @@ struct Responder {
     /// and the answer been lost, so the return from the fallback gives
     /// such grants back.
     lost_grants: Vec<u32>,
+    /// Whether the store has answered this process before: if it then
+    /// finds the bot's budget gone, the store lost its data (a restart)
+    /// and holds its grants.
+    answered_before: bool,
+    /// The store's return hold: how long it grants nothing after a process
+    /// reconciles a fallback or finds the store's data lost.
+    return_hold_ms: u64,
 }
 
 impl Responder {
@@ -167,6 +175,8 @@ impl Responder {
             lost_grants: Vec::new(),
             owned_buckets: setup.owned_buckets.clone(),
             fallback_began: now,
+            answered_before: false,
+            return_hold_ms: return_hold_ms(&store, share),
             store,
         }
     }
@@ -339,7 +349,9 @@ impl Responder {
                     .arg(remaining)
                     .arg(reset_in)
                     .arg(SESSION_START_PERIOD_MS)
-                    .arg(RESERVATION_TTL_MS);
+                    .arg(RESERVATION_TTL_MS)
+                    .arg(u8::from(self.answered_before))
+                    .arg(self.return_hold_ms);
                 let in_ms: i64 =
                     timed(self.store.call_timeout, call.invoke_async(&mut connection)).await?;
                 Some(IdentifyAnswer::StartAt(self.in_ms(in_ms)))
@@ -358,7 +370,9 @@ impl Responder {
                     .arg(reset_in)
                     .arg(SESSION_START_PERIOD_MS)
                     .arg(IN_FLIGHT_POLL_MS)
-                    .arg(self.deadline());
+                    .arg(self.deadline())
+                    .arg(u8::from(self.answered_before))
+                    .arg(self.return_hold_ms);
                 let reply =
                     timed(self.store.call_timeout, call.invoke_async(&mut connection)).await;
                 let (granted, value, server_now): (i64, i64, i64) = match reply {
@@ -374,6 +388,14 @@ impl Responder {
                 if granted == 2 {
                     // Ran after we had stopped waiting: nothing was taken.
                     Some(IdentifyAnswer::RetryAt(self.in_ms(0)))
+                } else if granted == 3 {
+                    StoreStatus::bump(&self.status().store_held);
+                    debug!(
+                        shard,
+                        wait_ms = value,
+                        "identify held by the store's return hold"
+                    );
+                    Some(IdentifyAnswer::RetryAt(self.in_ms(value)))
                 } else if granted == 1 {
                     let now = self.clock.now();
                     let bucket = self.bucket_of(shard);
@@ -405,6 +427,7 @@ impl Responder {
             }
         };
         StoreStatus::bump(&self.status().store_answers);
+        self.answered_before = true;
         Ok(answer)
     }
 
@@ -532,11 +555,13 @@ impl Responder {
             call.key(self.keys.bucket(shard % self.buckets))
                 .arg(self.owner(shard));
         }
+        call.arg(self.return_hold_ms);
         let result: Result<(i64, i64), StoreError> =
             timed(self.store.call_timeout, call.invoke_async(&mut connection)).await;
         match result {
             Ok((_, server_now)) => {
                 self.learn_offset(self.clock.now(), server_now);
+                self.answered_before = true;
                 self.lost_grants.clear();
                 let status = self.status();
                 status.in_fallback.store(false, Ordering::Relaxed);
@@ -544,7 +569,8 @@ impl Responder {
                 info!(
                     store = %self.store.url_shown,
                     local_grants = self.debt,
-                    "the identify store is back: session starts granted meanwhile charged to the shared budget"
+                    return_hold_ms = self.return_hold_ms,
+                    "the identify store is back: session starts granted meanwhile charged to the shared budget; it grants nothing for the return hold"
                 );
                 self.debt = 0;
                 self.local_last.iter_mut().for_each(|last| *last = None);
@@ -678,6 +704,21 @@ async fn timed<T>(
         Ok(result) => result.map_err(StoreError::from),
         Err(_) => Err(StoreError::Timeout(limit)),
     }
+}
+
+/// The store's return hold for `store`'s settings, by the policy's rule
+/// (`StoreFallbackConfig::return_hold_ms`, the one the simulator's store
+/// follows): a call timeout, a check period, a round trip (at most a call
+/// timeout: a later answer is a failure) and a window.
+fn return_hold_ms(store: &RedisIdentify, local_share: u32) -> u64 {
+    let call_timeout_ms = duration_ms(store.call_timeout);
+    StoreFallbackConfig {
+        call_timeout_ms,
+        check_every_ms: duration_ms(store.retry_every),
+        local_share,
+        buckets: FallbackBuckets::Owned,
+    }
+    .return_hold_ms(call_timeout_ms)
 }
 
 fn duration_ms(duration: Duration) -> u64 {
