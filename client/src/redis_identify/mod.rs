@@ -18,11 +18,16 @@
 //!   or the lease ([`RedisIdentify::lease`]) if its Identify never
 //!   settles, whichever is longer; never more.
 //! - When Redis is down or slower than the per-call timeout, the process
-//!   answers from a conservative local share: only in the buckets this
+//!   answers from a conservative local share (the rules are the policy's
+//!   `reconnect_policy::StoreFallback`, which the responder drives against
+//!   Redis as the simulator drives it against its model of the store): only
+//!   in the buckets this
 //!   process owns (one owner per bucket across the bot, from the shard
 //!   ids alone: `reconnect_policy::StoreFallback::owner_shard`), one
 //!   Identify per window, the first a window after the fallback began, so
-//!   processes in a fallback at once never share a bucket; never more session
+//!   processes in a fallback at once never share a bucket (the shards of
+//!   the other buckets wait, without a socket, and are asked of Redis when
+//!   it is back); never more session
 //!   starts than its share ([`RedisIdentify::local_share`]; by default its
 //!   part of the budget, in proportion to the shards it runs). It logs
 //!   that once, shows it in every shard's

@@ -187,6 +187,8 @@ async fn a_grant_whose_answer_was_lost_is_given_back() {
         .arg(0)
         .arg("lost:0")
         .arg(0)
+        .arg("p")
+        .arg(1)
         .invoke_async(&mut c)
         .await
         .unwrap();
@@ -260,6 +262,8 @@ async fn the_store_grants_nothing_during_its_return_hold() {
         .arg(PERIOD)
         .arg(0)
         .arg(500)
+        .arg("p")
+        .arg(1)
         .invoke_async(&mut c)
         .await
         .unwrap();
@@ -269,6 +273,44 @@ async fn the_store_grants_nothing_during_its_return_hold() {
     assert!(wait > 0 && wait <= 150, "{wait}");
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(acquire(&mut c, "d:2", 50, 60_000, 0).await.0, 1);
+}
+
+/// Runs the reconcile of `process`'s fallback `fallback`, whose local
+/// share granted `debt` starts in all; the session starts left.
+async fn reconcile(c: &mut MultiplexedConnection, process: &str, fallback: u64, debt: u64) -> i64 {
+    let keys = Keys::new(7);
+    let (left, _): (i64, i64) = Scripts::new()
+        .reconcile
+        .key(keys.budget())
+        .arg(300)
+        .arg(debt)
+        .arg(100)
+        .arg(50)
+        .arg(60_000)
+        .arg(PERIOD)
+        .arg(0)
+        .arg(0)
+        .arg(process)
+        .arg(fallback)
+        .invoke_async(c)
+        .await
+        .unwrap();
+    left
+}
+
+#[tokio::test]
+async fn each_start_of_a_fallback_is_charged_once_however_many_reconciles_arrive() {
+    let Some((_server, mut c)) = redis("each_start_of_a_fallback_is_charged_once").await else {
+        return;
+    };
+    assert_eq!(reconcile(&mut c, "a", 1, 2).await, 48);
+    // The same reconcile again (its answer was lost): nothing new.
+    assert_eq!(reconcile(&mut c, "a", 1, 2).await, 48);
+    // One more start in the same fallback.
+    assert_eq!(reconcile(&mut c, "a", 1, 3).await, 47);
+    // Another process, and a later fallback, are charged on their own.
+    assert_eq!(reconcile(&mut c, "b", 1, 1).await, 46);
+    assert_eq!(reconcile(&mut c, "a", 2, 1).await, 45);
 }
 
 #[tokio::test]

@@ -164,8 +164,11 @@ return 1
 /// the buckets of grants whose answers were lost; ARGV window, debt,
 /// total, remaining, `reset_in`, period, `n`, the `n` ages (ms since this
 /// process last granted in that bucket on its own), then the owner of
-/// each lost grant, and last the return hold's length: the store grants
-/// nothing for that long (see the `budget` key). A lost grant still held by its owner was never used
+/// each lost grant, and last the return hold's length (the store grants
+/// nothing for that long, see the `budget` key), the process's name and
+/// the fallback's number. `debt` counts every start of that fallback, so a
+/// reconcile sent again (its answer lost) charges only what is new: the
+/// budget remembers, per process, the last fallback and debt charged. A lost grant still held by its owner was never used
 /// (its answer never arrived, so no Identify was sent): it is released
 /// and its session start given back. The starts granted locally are
 /// taken off the budget (filled first if the store lost it), and each
@@ -175,6 +178,9 @@ return 1
 const RECONCILE: &str = r"
 local window = tonumber(ARGV[1])
 local debt = tonumber(ARGV[2])
+local hold = tonumber(ARGV[#ARGV - 2])
+local charged_field = 'charged:' .. ARGV[#ARGV - 1]
+local fallback = ARGV[#ARGV]
 local total = tonumber(ARGV[3])
 local period = tonumber(ARGV[6])
 local n = tonumber(ARGV[7])
@@ -198,9 +204,15 @@ for j = 1, #KEYS - 1 - n do
     left = math.min(left + 1, total)
   end
 end
+local before = redis.call('HGET', KEYS[1], charged_field)
+if before then
+  local f, d = string.match(before, '^(%d+):(%d+)$')
+  if f == fallback then debt = math.max(debt - tonumber(d), 0) end
+end
 left = math.max(left - debt, 0)
 save_budget(KEYS[1], left, reset_at, period)
-local hold_until = math.max(tonumber(redis.call('HGET', KEYS[1], 'hold_until')) or 0, now + tonumber(ARGV[#ARGV]))
+redis.call('HSET', KEYS[1], charged_field, fallback .. ':' .. ARGV[2])
+local hold_until = math.max(tonumber(redis.call('HGET', KEYS[1], 'hold_until')) or 0, now + hold)
 redis.call('HSET', KEYS[1], 'hold_until', s(hold_until))
 return {left, now}
 ";
