@@ -335,20 +335,11 @@ impl ClientBuilder {
                     clock.now(),
                     saved,
                 )?;
-                let buckets = u32::from(limit.max_concurrency.max(1));
-                let owned_buckets = (0..buckets)
-                    .map(|bucket| {
-                        shards.contains(&reconnect_policy::StoreFallback::owner_shard(
-                            bucket, buckets, count,
-                        ))
-                    })
-                    .collect();
                 let setup = crate::redis_identify::Setup {
                     clock,
                     limit,
-                    shards: shards.len(),
+                    shards: shards.to_vec(),
                     total: count,
-                    owned_buckets,
                 };
                 let remote = crate::redis_identify::spawn(*store, &runtime, &setup);
                 let fleet = if remote.shares_probe() {

@@ -71,6 +71,11 @@ pub struct IdentifyStoreFigures {
     /// Asks answered locally while the store was away: the process probed
     /// on its own schedule, as a process that shares nothing.
     pub probe_local_grants: u64,
+    /// Identify requests the store held back in its return hold (after a
+    /// process came back from a fallback, or Redis restarted without its
+    /// data), so that no grant of the store meets a local grant of a
+    /// process that fell back.
+    pub store_held: u64,
 }
 
 /// The responder's live counters, shared with the shards' handles.
@@ -88,6 +93,7 @@ pub(crate) struct StoreStatus {
     pub(crate) probe_not_yet: AtomicU64,
     pub(crate) probe_gateway_back: AtomicU64,
     pub(crate) probe_local_grants: AtomicU64,
+    pub(crate) store_held: AtomicU64,
 }
 
 impl StoreStatus {
@@ -106,6 +112,7 @@ impl StoreStatus {
             probe_not_yet: self.probe_not_yet.load(Ordering::Relaxed),
             probe_gateway_back: self.probe_gateway_back.load(Ordering::Relaxed),
             probe_local_grants: self.probe_local_grants.load(Ordering::Relaxed),
+            store_held: self.store_held.load(Ordering::Relaxed),
         }
     }
 

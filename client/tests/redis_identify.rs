@@ -15,6 +15,9 @@
 //! - Redis restarted, and Redis behind a black-holed link: the runner falls
 //!   back to its local share, keeps every bucket's window, and returns to
 //!   Redis.
+//! - Two processes of one bot, Redis killed during their fallback and
+//!   restarted empty: the store's return hold keeps every bucket's window
+//!   across both.
 //! - Two processes whose clocks differ by 3 s keep the window.
 //! - Four OS processes of one bot, 25 shards each, each behind its own
 //!   fault proxy, cut together for 20 s: the proxies see one probe stream
@@ -24,8 +27,7 @@
 #![cfg(feature = "redis")]
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
+use std::io::Read;
 use std::time::Duration;
 
 use reconnect_client::gateway_bot::GatewayBot;
@@ -48,6 +50,11 @@ const PROBE_CHILD: &str = "RECONNECT_REDIS_PROBE_CHILD";
 #[path = "redis/server.rs"]
 mod server;
 
+#[allow(dead_code, unreachable_pub)]
+#[path = "redis/children.rs"]
+mod children;
+
+use children::Children;
 use server::RedisServer;
 
 // ----- the gateway's verdict ----------------------------------------------
@@ -223,87 +230,33 @@ async fn four_processes_of_one_bot_share_the_buckets_and_the_budget() {
     const BUCKETS: u16 = 32;
     let total = PROCESSES * PER_PROCESS;
     let gateway = Gateway::start(gateway_config(BUCKETS)).await.unwrap();
-    let exe = std::env::current_exe().unwrap();
-    let mut children: Vec<Child> = (0..PROCESSES)
+    let specs: Vec<String> = (0..PROCESSES)
         .map(|p| {
-            let spec = format!(
+            format!(
                 "{} {} {} {} {total} {BUCKETS}",
                 gateway.url(),
                 redis.url(),
                 p * PER_PROCESS,
                 (p + 1) * PER_PROCESS
-            );
-            Command::new(&exe)
-                .args([
-                    "--exact",
-                    "child_process",
-                    "--nocapture",
-                    "--test-threads",
-                    "1",
-                ])
-                .env(CHILD, spec)
-                .env("RUST_LOG", "warn")
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()
-                .expect("the test binary starts again as a child")
+            )
         })
         .collect();
-    // Each child's `READY` line, read on its own thread.
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    for (p, child) in children.iter_mut().enumerate() {
-        let stdout = child.stdout.take().unwrap();
-        let ready_tx = ready_tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                // libtest's own `test child_process ... ` has no line end.
-                if let Some(at) = line.find("READY") {
-                    let _ = ready_tx.send((p, line[at..].to_owned()));
-                }
-            }
+    let mut children = Children::spawn("child_process", CHILD, &specs, &["READY"]);
+    let ready = children
+        .wait_each("READY", Duration::from_secs(150))
+        .unwrap_or_else(|got| {
+            panic!(
+                "only {got} of {PROCESSES} processes got every shard connected: {:?}",
+                gateway.stats()
+            )
         });
-    }
-    let started = Clock::start();
-    let mut ready = Vec::new();
-    while ready.len() < PROCESSES as usize {
-        let left = Duration::from_secs(150).saturating_sub(started.elapsed());
-        match ready_rx.recv_timeout(left) {
-            Ok(line) => ready.push(line),
-            Err(_) => {
-                for child in &mut children {
-                    let _ = child.kill();
-                }
-                panic!(
-                    "only {} of {PROCESSES} processes got every shard connected: {:?}",
-                    ready.len(),
-                    gateway.stats()
-                );
-            }
-        }
-    }
-    ready.sort();
     for (p, line) in &ready {
         println!("process {p}: {line}");
     }
     let stats = gateway.stats();
     // Every child closes once its stdin ends.
-    for child in &mut children {
-        drop(child.stdin.take());
-    }
-    for child in &mut children {
-        let waiting = Clock::start();
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                assert!(status.success(), "a child process failed: {status}");
-                break;
-            }
-            if waiting.elapsed() > Duration::from_secs(30) {
-                let _ = child.kill();
-                panic!("a child process did not close within 30 s");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
+    children.close_inputs();
+    children.wait_exit();
     assert_windows_kept(
         "4 processes x 25 shards, 32 buckets",
         &stats,
@@ -491,6 +444,95 @@ async fn a_partition_to_redis_is_a_fallback_to_the_local_share_then_back() {
     proxy.stop().await;
 }
 
+/// Two processes of one bot (two runners, each with its own responder,
+/// owner names and fallback, as Redis sees two processes) identify
+/// through one Redis in 2 buckets; Redis is killed while they do, both
+/// fall back (the first owns both buckets in a fallback and grants
+/// locally, the second parks its shards), and Redis comes back empty.
+/// The first process to reach it again finds the bot's data gone, or
+/// reconciles its fallback, and the store then grants nothing for its
+/// return hold (`StoreFallbackConfig::return_hold_ms`): at the gateway no
+/// bucket ever sees two Identify payloads within its window, across both
+/// processes, and the session starts are counted exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_redis_restart_the_store_holds_its_grants_and_no_window_breaks_across_processes() {
+    let test = "after_a_redis_restart_the_store_holds_its_grants";
+    let Some(mut redis) = RedisServer::start(test) else {
+        return;
+    };
+    const BUCKETS: u16 = 2;
+    const TOTAL: u32 = 12;
+    let gateway = Gateway::start(gateway_config(BUCKETS)).await.unwrap();
+    let store = || {
+        RedisIdentify::new(&redis.url(), BOT_ID)
+            .unwrap()
+            .call_timeout(Duration::from_millis(200))
+            .retry_every(Duration::from_millis(300))
+    };
+    let first = start_runner(&gateway.url(), store(), 0..6, TOTAL, BUCKETS).await;
+    let second = start_runner(&gateway.url(), store(), 6..12, TOTAL, BUCKETS).await;
+    let figures_of = |runner: &Runner, shard: u32| {
+        runner
+            .shard(shard)
+            .and_then(|shard| shard.figures().identify_store)
+            .unwrap_or_default()
+    };
+    wait_for("the first Identify payloads", 60, || {
+        gateway.stats().identifies >= u64::from(BUCKETS)
+    })
+    .await;
+    redis.stop();
+    wait_for("both processes to fall back", 30, || {
+        figures_of(&first, 0).in_fallback && figures_of(&second, 6).in_fallback
+    })
+    .await;
+    // Long enough for the owner of the buckets to grant locally (a window
+    // after its fallback began).
+    wait_for("a local grant", 30, || {
+        figures_of(&first, 0).local_grants >= 1
+    })
+    .await;
+    redis.launch().expect("redis-server starts again");
+    wait_for("every shard to connect", 120, || {
+        all_connected(&first) && all_connected(&second)
+    })
+    .await;
+    let (a, b) = (figures_of(&first, 0), figures_of(&second, 6));
+    println!("after a Redis restart: process 1 {a:?}; process 2 {b:?}");
+    assert_windows_kept(
+        "2 processes, Redis restarted during their fallback",
+        &gateway.stats(),
+        u32::from(BUCKETS),
+        u64::from(TOTAL),
+    );
+    for (p, f) in [(1, a), (2, b)] {
+        assert!(!f.in_fallback, "process {p} returned to Redis: {f:?}");
+        assert_eq!(f.fallbacks, 1, "process {p}: {f:?}");
+        assert_eq!(f.recoveries, 1, "process {p}: {f:?}");
+    }
+    assert_eq!(b.local_grants, 0, "the second process owns no bucket");
+    assert!(
+        a.store_held + b.store_held >= 1,
+        "the store held its grants after the restart: {a:?} {b:?}"
+    );
+    assert_eq!(
+        a.store_grants + a.local_grants + b.store_grants + b.local_grants,
+        u64::from(TOTAL)
+    );
+    // Redis lost the budget; the first process back filled it from what it
+    // knew (its own starts), so the other's starts before the restart are
+    // not in it: a restart without persistence loses them.
+    let left = redis.command(&[
+        "HGET",
+        &format!("reconnect:{{{BOT_ID}}}:budget"),
+        "remaining",
+    ]);
+    println!("session starts left in the restarted Redis: {left} (of {REMAINING}, {TOTAL} used)");
+    first.close().await.unwrap();
+    second.close().await.unwrap();
+    gateway.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn processes_whose_clocks_differ_keep_the_window() {
     let test = "processes_whose_clocks_differ_keep_the_window";
@@ -655,64 +697,26 @@ async fn four_processes_cut_together(redis: &RedisServer, share: bool) -> BotCut
         gateways.push(gateway);
         proxies.push(proxy);
     }
-    let exe = std::env::current_exe().unwrap();
-    let mut children: Vec<Child> = (0..PROCESSES)
+    let specs: Vec<String> = (0..PROCESSES)
         .map(|p| {
             let first = p as u32 * PER_PROCESS;
-            let spec = format!(
+            format!(
                 "{} {} {first} {} {total} {BUCKETS} {}",
                 proxies[p].url(),
                 redis.url(),
                 first + PER_PROCESS,
                 if share { "share" } else { "alone" }
-            );
-            Command::new(&exe)
-                .args([
-                    "--exact",
-                    "probe_child_process",
-                    "--nocapture",
-                    "--test-threads",
-                    "1",
-                ])
-                .env(PROBE_CHILD, spec)
-                .env("RUST_LOG", "warn")
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()
-                .expect("the test binary starts again as a child")
+            )
         })
         .collect();
-    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
-    for (p, child) in children.iter_mut().enumerate() {
-        let stdout = child.stdout.take().unwrap();
-        let lines_tx = lines_tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                for word in ["READY", "FIGURES"] {
-                    if let Some(at) = line.find(word) {
-                        let _ = lines_tx.send((p, line[at..].to_owned()));
-                    }
-                }
-            }
-        });
-    }
-    let kill = |children: &mut Vec<Child>| {
-        for child in children.iter_mut() {
-            let _ = child.kill();
-        }
-    };
-    let started = Clock::start();
-    let mut ready = 0;
-    while ready < PROCESSES {
-        let left = Duration::from_secs(150).saturating_sub(started.elapsed());
-        match lines_rx.recv_timeout(left) {
-            Ok((_, line)) if line.starts_with("READY") => ready += 1,
-            Ok(_) => {}
-            Err(_) => {
-                kill(&mut children);
-                panic!("only {ready} of {PROCESSES} processes got every shard connected");
-            }
-        }
+    let mut children = Children::spawn(
+        "probe_child_process",
+        PROBE_CHILD,
+        &specs,
+        &["READY", "FIGURES"],
+    );
+    if let Err(ready) = children.wait_each("READY", Duration::from_secs(150)) {
+        panic!("only {ready} of {PROCESSES} processes got every shard connected");
     }
     // Let the sessions settle into their heartbeats.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -758,7 +762,7 @@ async fn four_processes_cut_together(redis: &RedisServer, share: bool) -> BotCut
             break;
         }
         if back.elapsed() > Duration::from_secs(60) {
-            kill(&mut children);
+            children.kill();
             panic!("not every shard was back within 60 s of the heal");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -782,37 +786,16 @@ async fn four_processes_cut_together(redis: &RedisServer, share: bool) -> BotCut
     let identifies_after = (0..PROCESSES)
         .map(|p| gateways[p].stats().identifies - before[p])
         .sum();
-    for child in &mut children {
-        drop(child.stdin.take());
-    }
-    let mut figures = Vec::new();
-    while figures.len() < PROCESSES {
-        match lines_rx.recv_timeout(Duration::from_secs(30)) {
-            Ok((p, line)) if line.starts_with("FIGURES") => {
-                figures.push(format!("process {p}: {line}"));
-            }
-            Ok(_) => {}
-            Err(_) => {
-                kill(&mut children);
-                panic!("a child process did not report its figures");
-            }
-        }
-    }
-    figures.sort();
-    for child in &mut children {
-        let waiting = Clock::start();
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                assert!(status.success(), "a child process failed: {status}");
-                break;
-            }
-            if waiting.elapsed() > Duration::from_secs(30) {
-                let _ = child.kill();
-                panic!("a child process did not close within 30 s");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
+    children.close_inputs();
+    let figures = children
+        .wait_each("FIGURES", Duration::from_secs(30))
+        .unwrap_or_else(|got| {
+            panic!("only {got} of {PROCESSES} child processes reported their figures")
+        })
+        .into_iter()
+        .map(|(p, line)| format!("process {p}: {line}"))
+        .collect();
+    children.wait_exit();
     for proxy in proxies {
         proxy.stop().await;
     }

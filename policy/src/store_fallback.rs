@@ -99,6 +99,25 @@ impl StoreFallbackConfig {
         }
     }
 
+    /// How long the store grants nothing after it comes back from an
+    /// outage (its return hold), for a store whose answers take up to
+    /// `round_trip_ms` to come back: long enough for every process still in
+    /// a fallback to notice the return (its next check, at most a check
+    /// period away, answered within the call timeout and the round trip)
+    /// and for the last local grant of any of them to be a window old. A
+    /// process that never noticed the outage asks the store at once;
+    /// without the hold it could be granted a bucket whose owner had just
+    /// granted it locally. The store carries the hold out (it alone sees
+    /// every process); this is the rule for its length, one for every
+    /// driver.
+    #[must_use]
+    pub const fn return_hold_ms(&self, round_trip_ms: u64) -> u64 {
+        self.call_timeout_ms
+            .saturating_add(self.check_every_ms)
+            .saturating_add(round_trip_ms)
+            .saturating_add(STORE_WINDOW_MS)
+    }
+
     /// The default local share of a process running `shards_here` of the
     /// bot's `shards_total` shards: the budget left times its part of the
     /// shards, rounded down.
@@ -191,7 +210,7 @@ pub struct StoreFallbackStats {
     pub store_grants: u64,
     /// Grants answered by the local share.
     pub local_grants: u64,
-    /// Requests that went unanswered within the call timeout.
+    /// Requests that went unanswered within the call timeout, or failed.
     pub timeouts: u64,
     /// Checks of the store sent while away.
     pub checks: u64,
@@ -474,6 +493,22 @@ impl StoreFallback {
         }
     }
 
+    /// The store could not run request `id` (a refused connection, an
+    /// error reply) at `now`: the same as its call timeout, at once. An
+    /// unknown or already answered id changes nothing.
+    pub fn handle_failure(&mut self, now: Timestamp, id: StoreRequestId) {
+        if let Some(pending) = self.pending.remove(&id) {
+            self.give_up(now, pending);
+        }
+    }
+
+    /// Another call of this process to the same store (not one of this
+    /// type's requests, e.g. a shared probe) failed at `now`: the store is
+    /// away, so the process falls back as if a request had timed out.
+    pub fn handle_unreachable(&mut self, now: Timestamp) {
+        self.fall_back(now);
+    }
+
     /// Runs what is due at `now`: requests unanswered for the call timeout
     /// (the store is away: fall back, answer them locally), a check that
     /// went unanswered, the next check.
@@ -482,12 +517,7 @@ impl StoreFallback {
             && pending.timeout_at <= now
         {
             self.pending.remove(&id);
-            self.stats.timeouts = self.stats.timeouts.saturating_add(1);
-            if pending.request == IdentifyRequest::Acquire {
-                self.lost.push(pending.shard);
-            }
-            self.fall_back(now);
-            self.answer_locally(now, pending.shard, pending.request);
+            self.give_up(now, pending);
         }
         if let Some((_, timeout_at)) = self.check
             && timeout_at <= now
@@ -551,6 +581,18 @@ impl StoreFallback {
     fn answer(&mut self, shard: u32, answer: IdentifyAnswer) {
         self.outputs
             .push_back(StoreOutput::Answer { shard, answer });
+    }
+
+    /// A request the store did not answer: its Acquire may have been
+    /// granted with the answer lost; the process falls back and answers
+    /// it locally.
+    fn give_up(&mut self, now: Timestamp, pending: Pending) {
+        self.stats.timeouts = self.stats.timeouts.saturating_add(1);
+        if pending.request == IdentifyRequest::Acquire {
+            self.lost.push(pending.shard);
+        }
+        self.fall_back(now);
+        self.answer_locally(now, pending.shard, pending.request);
     }
 
     fn fall_back(&mut self, now: Timestamp) {
@@ -861,6 +903,62 @@ mod tests {
         assert!(least >= 10 && most <= 25, "{least}..{most}");
         // A shard id past the fleet falls back to the bucket's first shard.
         assert_eq!(StoreFallback::owner_shard(3, 4, 5), 3);
+    }
+
+    #[test]
+    fn a_failed_request_falls_back_at_once_and_so_does_a_failed_other_call() {
+        let mut s = StoreFallback::new(
+            StoreFallbackConfig::with_local_share(5),
+            limit(1),
+            &[0],
+            1,
+            t(0),
+        );
+        s.handle_request(t(0), 0, IdentifyRequest::Acquire);
+        let id = ask_id(&drain(&mut s));
+        s.handle_failure(t(3), id);
+        let out = drain(&mut s);
+        assert!(matches!(out[0], StoreOutput::FellBack { .. }), "{out:?}");
+        // Owned bucket: it opens a window after the fallback began.
+        assert_eq!(
+            out[1],
+            StoreOutput::Answer {
+                shard: 0,
+                answer: IdentifyAnswer::RetryAt(t(3 + STORE_WINDOW_MS))
+            }
+        );
+        assert_eq!(s.stats().timeouts, 1);
+        // The same id again, or its timeout later, changes nothing.
+        s.handle_failure(t(4), id);
+        s.handle_timeout(t(600));
+        assert!(drain(&mut s).is_empty());
+        assert_eq!(s.stats().fallbacks, 1);
+        // Another call failing while on the store: one fallback, no answer.
+        let mut s = StoreFallback::new(
+            StoreFallbackConfig::with_local_share(5),
+            limit(1),
+            &[0],
+            1,
+            t(0),
+        );
+        s.handle_unreachable(t(10));
+        assert!(matches!(drain(&mut s)[..], [StoreOutput::FellBack { .. }]));
+        s.handle_unreachable(t(20));
+        assert!(drain(&mut s).is_empty());
+        assert!(s.in_fallback());
+        assert_eq!(s.poll_timeout(), Some(t(1_010)));
+    }
+
+    #[test]
+    fn the_return_hold_covers_a_check_a_round_trip_and_a_window() {
+        let config = StoreFallbackConfig::with_local_share(1);
+        // 500 ms call timeout + 1 s check + 6 ms round trip + 5,250 ms.
+        assert_eq!(config.return_hold_ms(6), 6_756);
+        let longest = StoreFallbackConfig {
+            call_timeout_ms: u64::MAX,
+            ..config
+        };
+        assert_eq!(longest.return_hold_ms(u64::MAX), u64::MAX);
     }
 
     #[test]

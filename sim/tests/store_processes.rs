@@ -5,7 +5,7 @@
 //! a broken store, or a fallback that grants every bucket in every process,
 //! must be caught.
 
-use reconnect_policy::FallbackBuckets;
+use reconnect_policy::{FallbackBuckets, StoreFallbackConfig};
 use reconnect_sim::client::ProcessesFigures;
 use reconnect_sim::metrics::Recorder;
 use reconnect_sim::scenario::{STORE_OUTAGE, StoreOutage};
@@ -215,4 +215,24 @@ fn ten_thousand_shards_over_forty_processes() {
     let (report, rec, figures) = run(&sc);
     assert_guarantees(&sc, &report, &rec, &figures);
     assert_eq!(report.session_starts, 10_000, "{:?}", report.reasons());
+}
+
+/// The model's store holds its grants after an outage for as long as the
+/// policy's rule says (`StoreFallbackConfig::return_hold_ms`, which the
+/// Redis client follows too), the way to the store counted as its round
+/// trip and the jitter of both ways.
+#[test]
+fn the_store_model_holds_as_long_as_the_policy_rule() {
+    let sc = Scenario::builtin(STORE_OUTAGE).expect("built-in");
+    let spec = sc.store.as_ref().expect("a store");
+    let config = StoreFallbackConfig {
+        call_timeout_ms: spec.call_timeout_ms,
+        check_every_ms: spec.check_every_ms,
+        ..StoreFallbackConfig::with_local_share(1)
+    };
+    let way = spec
+        .round_trip_ms
+        .saturating_add(spec.jitter_ms.saturating_mul(2));
+    assert_eq!(spec.return_hold_ms(), config.return_hold_ms(way));
+    assert_eq!(spec.return_hold_ms(), 6_756);
 }

@@ -18,18 +18,28 @@
 //!   or the lease ([`RedisIdentify::lease`]) if its Identify never
 //!   settles, whichever is longer; never more.
 //! - When Redis is down or slower than the per-call timeout, the process
-//!   answers from a conservative local share: only in the buckets this
+//!   answers from a conservative local share (the rules are the policy's
+//!   `reconnect_policy::StoreFallback`, which the responder drives against
+//!   Redis as the simulator drives it against its model of the store): only
+//!   in the buckets this
 //!   process owns (one owner per bucket across the bot, from the shard
 //!   ids alone: `reconnect_policy::StoreFallback::owner_shard`), one
 //!   Identify per window, the first a window after the fallback began, so
-//!   processes in a fallback at once never share a bucket; never more session
+//!   processes in a fallback at once never share a bucket (the shards of
+//!   the other buckets wait, without a socket, and are asked of Redis when
+//!   it is back); never more session
 //!   starts than its share ([`RedisIdentify::local_share`]; by default its
 //!   part of the budget, in proportion to the shards it runs). It logs
 //!   that once, shows it in every shard's
 //!   [`Figures::identify_store`](crate::Figures::identify_store), checks
 //!   Redis again every [`RedisIdentify::retry_every`], and on its return
 //!   charges the budget with the starts it granted meanwhile and marks the
-//!   buckets it used.
+//!   buckets it used. Redis then grants nothing for its return hold
+//!   (`reconnect_policy::StoreFallbackConfig::return_hold_ms`, the rule
+//!   the simulator's store follows), as it does when a process it had
+//!   answered before finds the bot's data gone (a restart): every process
+//!   still in a fallback notices the return meanwhile, so no grant of the
+//!   store meets a local grant in one bucket's window.
 //! - The fleet-wide outage probe is shared too (unless
 //!   [`RedisIdentify::share_probe`] turns it off): when the processes of a
 //!   bot lose the gateway together, one process at a time holds the bot's

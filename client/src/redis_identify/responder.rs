@@ -1,28 +1,30 @@
-//! The responder task: answers the run loop's identify requests from Redis
-//! (one script per request, each bounded by the call timeout), or from
-//! the process's local share while Redis is away, and goes back to Redis
-//! when a check says it is back. The fleet's outage probe requests are
-//! answered the same way: from the bot's probe key in Redis, or, while
-//! Redis is away, with a grant, so the fleet probes on its own schedule as
-//! a process that shares nothing would.
+//! The responder task: the driver of the process's
+//! `reconnect_policy::StoreFallback` against Redis. The fallback holds
+//! every rule (in this process two grants of a bucket a window apart; a
+//! request left unanswered or failed sends the process to its local share,
+//! which grants only in the buckets it owns, a window after the fallback
+//! began, and parks the others' requests until the store is back; a check
+//! every period hands the store what was done): this task only carries its
+//! asks to Redis (one script each, bounded by the call timeout), its
+//! answers to the run loop, and its checks to the `RECONCILE` script, and
+//! says once in the logs when the process falls back and returns. The
+//! simulator drives the same type against its model of the store.
 //!
-//! Requests are answered one at a time, in the order the fleet raised
-//! them, so a shard's settle always follows its grant. Two rules hold
-//! whatever the store does:
-//! - in this process, two grants of one bucket are always a window apart
-//!   (checked here before the store is asked, and by the local share);
-//! - an answer that tells a shard to wait is cut short, while the store is
-//!   away, at the next check, so that no shard sleeps through its return
-//!   on the local share's say-so.
+//! The fleet's outage probe requests are answered from the bot's probe
+//! key in Redis, or, while Redis is away, with a grant, so the fleet probes
+//! on its own schedule as a process that shares nothing would.
+//!
+//! Requests are carried out one at a time, in the order the fleet raised
+//! them, so a shard's settle always follows its grant.
 
-use std::collections::HashSet;
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use reconnect_policy::{
-    IDENTIFY_WINDOW_MS, IdentifyAnswer, IdentifyLimiter, IdentifyRequest, ProbeAnswer,
-    ProbeCoordinator, ProbeRequest, SESSION_START_PERIOD_MS, SessionStartLimit, Timestamp,
+    FallbackBuckets, IDENTIFY_WINDOW_MS, IdentifyAnswer, IdentifyRequest, ProbeAnswer,
+    ProbeCoordinator, ProbeRequest, Reconcile, SESSION_START_PERIOD_MS, STORE_WINDOW_MS,
+    SessionStartLimit, StoreFallback, StoreFallbackConfig, StoreOutput, StoreRequestId, Timestamp,
 };
 use redis::RedisError;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -34,10 +36,6 @@ use super::scripts::{Keys, PROBE_TTL_MS, Scripts};
 use crate::clock::Clock;
 use crate::identify_store::{RemoteIdentify, ResponderEnd, StoreAnswer, StoreRequest, StoreStatus};
 
-/// The spacing of one bucket's grants: the gateway's window plus the same
-/// margin the policy's own limiter keeps (for the jitter of the way to
-/// the gateway).
-const WINDOW_MS: u64 = IDENTIFY_WINDOW_MS + 250;
 /// Extra wait after an Identify that ended without READY (as the policy's
 /// limiter).
 const UNSETTLED_MARGIN_MS: u64 = 2_000;
@@ -53,15 +51,10 @@ pub(crate) struct Setup {
     /// The budget and `max_concurrency` from `GET /gateway/bot`, read at
     /// the clock's start.
     pub(crate) limit: SessionStartLimit,
-    /// Shards this process runs.
-    pub(crate) shards: usize,
+    /// The shards this process runs.
+    pub(crate) shards: Vec<u32>,
     /// The bot's shard count.
     pub(crate) total: u32,
-    /// For each bucket, whether this process owns it while the store is
-    /// away (`reconnect_policy::StoreFallback::owner_shard` runs here):
-    /// one owner per bucket across the bot, so processes in a fallback at
-    /// once never identify in the same bucket.
-    pub(crate) owned_buckets: Vec<bool>,
 }
 
 /// Starts the responder of `store` on `runtime`; returns the run loop's end.
@@ -70,16 +63,6 @@ pub(crate) fn spawn(store: RedisIdentify, runtime: &Handle, setup: &Setup) -> Re
     let responder = Responder::new(store, end, setup);
     runtime.spawn(responder.run());
     remote
-}
-
-/// Whether requests go to the store.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Mode {
-    Store,
-    /// Answering locally; Redis is checked again at this time.
-    Fallback {
-        next_check: Timestamp,
-    },
 }
 
 struct Responder {
@@ -93,80 +76,53 @@ struct Responder {
     buckets: u32,
     /// Makes this process's grants its own in the store.
     nonce: u64,
-    mode: Mode,
-    /// The local share, used only while the store is away.
-    local: IdentifyLimiter,
-    /// Each bucket's last grant in this process, whoever gave it.
-    last_grant: Vec<Option<Timestamp>>,
-    /// Each bucket's last grant by the local share since the last fallback.
-    local_last: Vec<Option<Timestamp>>,
-    /// Session starts the local share granted since the last fallback.
-    debt: u64,
-    /// Shards whose last grant came from the store (their settle goes
-    /// there).
-    store_granted: HashSet<u32>,
+    /// The rules: the store, or the local share while it is away.
+    fallback: StoreFallback,
     /// The server's clock less this process's, as last estimated.
     offset: Option<i64>,
-    /// The buckets this process may grant in while the store is away.
-    owned_buckets: Vec<bool>,
-    /// When the current fallback began: the store may have granted in any
-    /// bucket just before, so the local share grants a window later.
-    fallback_began: Timestamp,
-    /// Shards whose Acquire got no answer: the store may have granted it
-    /// and the answer been lost, so the return from the fallback gives
-    /// such grants back.
-    lost_grants: Vec<u32>,
+    /// Whether the store has answered this process before: if it then
+    /// finds the bot's budget gone, the store lost its data (a restart)
+    /// and holds its grants.
+    answered_before: bool,
+    /// The store's return hold: how long it grants nothing after a process
+    /// reconciles a fallback or finds the store's data lost.
+    return_hold_ms: u64,
+    /// Why the last call to the store failed, for the fallback's warning.
+    last_error: Option<StoreError>,
 }
 
 impl Responder {
     fn new(store: RedisIdentify, end: ResponderEnd, setup: &Setup) -> Self {
         let limit = setup.limit;
         let buckets = u32::from(limit.max_concurrency.max(1));
-        let share = store.local_share.unwrap_or_else(|| {
-            let part = u64::from(limit.remaining.min(limit.total))
-                .saturating_mul(u64::try_from(setup.shards).unwrap_or(u64::MAX))
-                / u64::from(setup.total.max(1));
-            u32::try_from(part).unwrap_or(u32::MAX)
-        });
-        let now = setup.clock.now();
-        let local = IdentifyLimiter::new(
-            SessionStartLimit {
-                total: share,
-                remaining: share,
-                reset_after_ms: limit.reset_after_ms,
-                max_concurrency: limit.max_concurrency,
-            },
-            now,
-        )
-        .with_window_ms(WINDOW_MS);
+        let here = u32::try_from(setup.shards.len()).unwrap_or(u32::MAX);
+        let share = store
+            .local_share
+            .unwrap_or_else(|| StoreFallbackConfig::share_of(limit, here, setup.total));
+        let config = fallback_config(&store, share);
+        let fallback =
+            StoreFallback::new(config, limit, &setup.shards, setup.total, setup.clock.now());
         end.status
             .local_share_left
             .store(u64::from(share), Ordering::Relaxed);
-        let scripts = Scripts::new();
-        let keys = Keys::new(store.bot_id);
         let nonce = {
             use std::hash::BuildHasher;
             std::collections::hash_map::RandomState::new().hash_one(std::process::id())
         };
         Self {
             connection: None,
-            scripts,
-            keys,
+            scripts: Scripts::new(),
+            keys: Keys::new(store.bot_id),
             end,
             clock: setup.clock,
             limit,
             buckets,
             nonce,
-            mode: Mode::Store,
-            local,
-            last_grant: vec![None; buckets as usize],
-            local_last: vec![None; buckets as usize],
-            debt: 0,
-            store_granted: HashSet::new(),
+            fallback,
             offset: None,
-            lost_grants: Vec::new(),
-            owned_buckets: setup.owned_buckets.clone(),
-            fallback_began: now,
+            answered_before: false,
+            return_hold_ms: config.return_hold_ms(config.call_timeout_ms),
+            last_error: None,
             store,
         }
     }
@@ -176,32 +132,34 @@ impl Responder {
             store = %self.store.url_shown,
             bot_id = self.store.bot_id,
             buckets = self.buckets,
-            local_share = self.local.remaining(),
+            local_share = self.fallback.local_share_left(),
             "identify buckets and session starts shared through Redis"
         );
         loop {
-            let check = match self.mode {
-                Mode::Store => None,
-                Mode::Fallback { next_check } => Some(self.clock.instant_at(next_check)),
-            };
+            let wake = self
+                .fallback
+                .poll_timeout()
+                .map(|at| self.clock.instant_at(at));
             tokio::select! {
                 request = self.end.requests.recv() => match request {
-                    Some(StoreRequest::Identify(shard, request)) => self.answer(shard, request).await,
+                    Some(StoreRequest::Identify(shard, request)) => {
+                        self.fallback.handle_request(self.clock.now(), shard, request);
+                        self.carry_out().await;
+                    }
                     Some(StoreRequest::Probe(request)) => self.probe(request).await,
                     // The run loop has ended.
                     None => return,
                 },
-                () = sleep_until(check), if check.is_some() => self.check().await,
+                () = sleep_until(wake), if wake.is_some() => {
+                    self.fallback.handle_timeout(self.clock.now());
+                    self.carry_out().await;
+                }
             }
         }
     }
 
     fn status(&self) -> &StoreStatus {
         &self.end.status
-    }
-
-    fn bucket_of(&self, shard: u32) -> usize {
-        (shard % self.buckets) as usize
     }
 
     fn owner(&self, shard: u32) -> String {
@@ -217,10 +175,86 @@ impl Responder {
         let _ = self.end.answers.send(StoreAnswer::Probe(answer));
     }
 
+    /// Carries out everything the fallback asked for, until it has nothing
+    /// more.
+    async fn carry_out(&mut self) {
+        while let Some(output) = self.fallback.poll_output() {
+            match output {
+                StoreOutput::Ask {
+                    id,
+                    shard,
+                    request,
+                    deadline,
+                } => self.ask(id, shard, request, deadline).await,
+                StoreOutput::Answer { shard, answer } => self.send(shard, answer),
+                StoreOutput::Reconcile { id, reconcile } => self.reconcile(id, &reconcile).await,
+                StoreOutput::FellBack { local_share_left } => {
+                    let status = self.status();
+                    status.in_fallback.store(true, Ordering::Relaxed);
+                    StoreStatus::bump(&status.fallbacks);
+                    let error = self
+                        .last_error
+                        .as_ref()
+                        .map_or_else(|| "no answer".to_owned(), ToString::to_string);
+                    warn!(
+                        store = %self.store.url_shown,
+                        %error,
+                        local_share_left,
+                        "the identify store is unreachable or slow: answering from this process's local share (only in the buckets this process owns, one Identify per window, a window after the fallback began; the other buckets wait for the store; outage probes on this process's own schedule) until it is back"
+                    );
+                }
+                StoreOutput::Returned { local_grants } => {
+                    let status = self.status();
+                    status.in_fallback.store(false, Ordering::Relaxed);
+                    StoreStatus::bump(&status.recoveries);
+                    info!(
+                        store = %self.store.url_shown,
+                        local_grants,
+                        return_hold_ms = self.return_hold_ms,
+                        "the identify store is back: session starts granted meanwhile charged to the shared budget; it grants nothing for the return hold"
+                    );
+                }
+            }
+            let stats = *self.fallback.stats();
+            let status = self.status();
+            status
+                .store_grants
+                .store(stats.store_grants, Ordering::Relaxed);
+            status
+                .local_grants
+                .store(stats.local_grants, Ordering::Relaxed);
+            status.local_share_left.store(
+                u64::from(self.fallback.local_share_left()),
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    /// Carries one request to the store and its answer (or failure) back
+    /// to the fallback.
+    async fn ask(
+        &mut self,
+        id: StoreRequestId,
+        shard: u32,
+        request: IdentifyRequest,
+        deadline: Timestamp,
+    ) {
+        match self.ask_store(shard, request, deadline).await {
+            Ok(Some(answer)) => self.fallback.handle_answer(self.clock.now(), id, answer),
+            Ok(None) => {}
+            Err(error) => {
+                debug!(shard, %error, "a call to the identify store failed");
+                StoreStatus::bump(&self.status().store_failures);
+                self.last_error = Some(error);
+                self.fallback.handle_failure(self.clock.now(), id);
+            }
+        }
+    }
+
     /// Answers the fleet's probe request from the store, or, while it is
     /// away, lets the fleet probe on its own schedule.
     async fn probe(&mut self, request: ProbeRequest) {
-        if self.mode == Mode::Store {
+        if !self.fallback.in_fallback() {
             match self.ask_probe(request).await {
                 Ok(answer) => {
                     if let Some(answer) = answer {
@@ -228,7 +262,12 @@ impl Responder {
                     }
                     return;
                 }
-                Err(error) => self.fall_back(&error),
+                Err(error) => {
+                    StoreStatus::bump(&self.status().store_failures);
+                    self.last_error = Some(error);
+                    self.fallback.handle_unreachable(self.clock.now());
+                    self.carry_out().await;
+                }
             }
         }
         if let ProbeRequest::Acquire { .. } = request {
@@ -292,36 +331,14 @@ impl Responder {
         Ok(answer)
     }
 
-    async fn answer(&mut self, shard: u32, request: IdentifyRequest) {
-        let bucket = self.bucket_of(shard);
-        if request == IdentifyRequest::Acquire {
-            let now = self.clock.now();
-            if let Some(last) = self.last_grant[bucket] {
-                let free_at = last.saturating_add(WINDOW_MS);
-                if now < free_at {
-                    self.send(shard, IdentifyAnswer::RetryAt(free_at));
-                    return;
-                }
-            }
-        }
-        if self.mode == Mode::Store {
-            match self.ask_store(shard, request).await {
-                Ok(Some(answer)) => {
-                    self.send(shard, answer);
-                    return;
-                }
-                Ok(None) => return,
-                Err(error) => self.fall_back(&error),
-            }
-        }
-        self.answer_locally(shard, request);
-    }
-
-    /// Asks the store; `Ok(None)` for a settle, which has no answer.
+    /// Runs a request's script; `Ok(None)` for a settle, which has no
+    /// answer. An Acquire must grant nothing after `deadline` (this
+    /// process's clock).
     async fn ask_store(
         &mut self,
         shard: u32,
         request: IdentifyRequest,
+        deadline: Timestamp,
     ) -> Result<Option<IdentifyAnswer>, StoreError> {
         let bucket = self.keys.bucket(shard % self.buckets);
         let owner = self.owner(shard);
@@ -334,12 +351,14 @@ impl Responder {
                     .key(self.keys.budget())
                     .key(self.keys.reservations())
                     .arg(&owner)
-                    .arg(WINDOW_MS)
+                    .arg(STORE_WINDOW_MS)
                     .arg(total)
                     .arg(remaining)
                     .arg(reset_in)
                     .arg(SESSION_START_PERIOD_MS)
-                    .arg(RESERVATION_TTL_MS);
+                    .arg(RESERVATION_TTL_MS)
+                    .arg(u8::from(self.answered_before))
+                    .arg(self.return_hold_ms);
                 let in_ms: i64 =
                     timed(self.store.call_timeout, call.invoke_async(&mut connection)).await?;
                 Some(IdentifyAnswer::StartAt(self.in_ms(in_ms)))
@@ -351,46 +370,39 @@ impl Responder {
                     .key(self.keys.budget())
                     .key(self.keys.reservations())
                     .arg(&owner)
-                    .arg(WINDOW_MS)
+                    .arg(STORE_WINDOW_MS)
                     .arg(self.lease_ms())
                     .arg(total)
                     .arg(remaining)
                     .arg(reset_in)
                     .arg(SESSION_START_PERIOD_MS)
                     .arg(IN_FLIGHT_POLL_MS)
-                    .arg(self.deadline());
-                let reply =
-                    timed(self.store.call_timeout, call.invoke_async(&mut connection)).await;
-                let (granted, value, server_now): (i64, i64, i64) = match reply {
-                    Ok(reply) => reply,
-                    Err(error) => {
-                        // It may still run, or have run with its answer
-                        // lost: the return from the fallback settles it.
-                        self.lost_grants.push(shard);
-                        return Err(error);
-                    }
-                };
+                    .arg(self.server_time(deadline))
+                    .arg(u8::from(self.answered_before))
+                    .arg(self.return_hold_ms);
+                let (granted, value, server_now): (i64, i64, i64) =
+                    timed(self.store.call_timeout, call.invoke_async(&mut connection)).await?;
                 self.learn_offset(self.clock.now(), server_now);
-                if granted == 2 {
+                match granted {
                     // Ran after we had stopped waiting: nothing was taken.
-                    Some(IdentifyAnswer::RetryAt(self.in_ms(0)))
-                } else if granted == 1 {
-                    let now = self.clock.now();
-                    let bucket = self.bucket_of(shard);
-                    self.last_grant[bucket] = Some(now);
-                    self.store_granted.insert(shard);
-                    StoreStatus::bump(&self.status().store_grants);
-                    debug!(shard, left = value, "identify granted by the store");
-                    Some(IdentifyAnswer::Granted)
-                } else {
-                    Some(IdentifyAnswer::RetryAt(self.in_ms(value)))
+                    2 => Some(IdentifyAnswer::RetryAt(self.in_ms(0))),
+                    3 => {
+                        StoreStatus::bump(&self.status().store_held);
+                        debug!(
+                            shard,
+                            wait_ms = value,
+                            "identify held by the store's return hold"
+                        );
+                        Some(IdentifyAnswer::RetryAt(self.in_ms(value)))
+                    }
+                    1 => {
+                        debug!(shard, left = value, "identify granted by the store");
+                        Some(IdentifyAnswer::Granted)
+                    }
+                    _ => Some(IdentifyAnswer::RetryAt(self.in_ms(value))),
                 }
             }
             IdentifyRequest::Settle { ready } => {
-                if !self.store_granted.remove(&shard) {
-                    self.local_settle(shard, ready);
-                    return Ok(None);
-                }
                 let wait = if ready {
                     IDENTIFY_WINDOW_MS
                 } else {
@@ -405,102 +417,22 @@ impl Responder {
             }
         };
         StoreStatus::bump(&self.status().store_answers);
+        self.answered_before = true;
         Ok(answer)
     }
 
-    /// Answers from the local share; waits are cut at the next check of
-    /// the store.
-    fn answer_locally(&mut self, shard: u32, request: IdentifyRequest) {
-        let now = self.clock.now();
-        if let IdentifyRequest::Settle { ready } = request {
-            // A grant of the store's that cannot be settled there now
-            // keeps its bucket until its lease runs out.
-            if !self.store_granted.remove(&shard) {
-                self.local_settle(shard, ready);
-            }
-            return;
-        }
-        let next_check = match self.mode {
-            Mode::Fallback { next_check } => next_check,
-            Mode::Store => now,
-        };
-        // Only the bucket's owner grants while the store is away, and only
-        // a window after the fallback began; the others wait for the store.
-        let bucket = self.bucket_of(shard);
-        let opens_at = self.fallback_began.saturating_add(WINDOW_MS);
-        let owned = self.owned_buckets.get(bucket).copied().unwrap_or(false);
-        if !owned || now < opens_at {
-            let at = if owned {
-                opens_at.min(next_check)
-            } else {
-                next_check
-            }
-            .max(now);
-            let answer = match request {
-                IdentifyRequest::ReserveStart => IdentifyAnswer::StartAt(at),
-                _ => IdentifyAnswer::RetryAt(at.max(now.saturating_add(1))),
-            };
-            self.send(shard, answer);
-            return;
-        }
-        let Some(answer) = self.local.answer(now, shard, request) else {
-            return;
-        };
-        let answer = match answer {
-            IdentifyAnswer::Granted => {
-                self.last_grant[bucket] = Some(now);
-                self.local_last[bucket] = Some(now);
-                self.debt = self.debt.saturating_add(1);
-                let status = self.status();
-                StoreStatus::bump(&status.local_grants);
-                status
-                    .local_share_left
-                    .store(u64::from(self.local.remaining()), Ordering::Relaxed);
-                IdentifyAnswer::Granted
-            }
-            IdentifyAnswer::RetryAt(at) => IdentifyAnswer::RetryAt(at.min(next_check).max(now)),
-            IdentifyAnswer::StartAt(at) => IdentifyAnswer::StartAt(at.min(next_check).max(now)),
-        };
-        self.send(shard, answer);
-    }
-
-    fn local_settle(&mut self, shard: u32, ready: bool) {
-        let now = self.clock.now();
-        self.local.settle(now, shard, ready);
-    }
-
-    fn fall_back(&mut self, error: &StoreError) {
-        StoreStatus::bump(&self.status().store_failures);
-        let next_check = self
-            .clock
-            .now()
-            .saturating_add(duration_ms(self.store.retry_every));
-        if self.mode == Mode::Store {
-            let status = self.status();
-            status.in_fallback.store(true, Ordering::Relaxed);
-            StoreStatus::bump(&status.fallbacks);
-            warn!(
-                store = %self.store.url_shown,
-                %error,
-                local_share_left = self.local.remaining(),
-                "the identify store is unreachable or slow: answering from this process's local share (only in the buckets this process owns, one Identify per window, a window after the fallback began; outage probes on this process's own schedule) until it is back"
-            );
-            self.debt = 0;
-            self.local_last.iter_mut().for_each(|last| *last = None);
-            self.fallback_began = self.clock.now();
-        }
-        self.mode = Mode::Fallback { next_check };
-    }
-
-    /// Checks whether the store is back; if so, hands it what the local
-    /// share did meanwhile and goes back to it.
-    async fn check(&mut self) {
+    /// Hands the store what the local share did during fallback
+    /// `reconcile.fallback` (the `RECONCILE` script); its answer ends the
+    /// fallback. No answer leaves the fallback's check to time out, and it
+    /// checks again a period later. Settles the store could not be given
+    /// are not sent: such a grant keeps its bucket until its lease ends.
+    async fn reconcile(&mut self, _id: StoreRequestId, reconcile: &Reconcile) {
         let now = self.clock.now();
         let mut connection = match self.connection() {
             Ok(connection) => connection,
             Err(error) => {
                 debug!(%error, "the identify store is still away");
-                self.retry_later();
+                StoreStatus::bump(&self.status().store_failures);
                 return;
             }
         };
@@ -509,62 +441,40 @@ impl Responder {
         // it (a restart without persistence): this process's own grants
         // since the debt are not in `remaining` yet.
         let (total, remaining, reset_in) = self.budget_args();
-        let remaining = u64::from(remaining).saturating_add(self.debt);
+        let remaining = u64::from(remaining).saturating_add(reconcile.debt);
         call.key(self.keys.budget())
-            .arg(WINDOW_MS)
-            .arg(self.debt)
+            .arg(STORE_WINDOW_MS)
+            .arg(reconcile.debt)
             .arg(total)
             .arg(remaining)
             .arg(reset_in)
             .arg(SESSION_START_PERIOD_MS);
-        let used: Vec<(u32, Timestamp)> = self
-            .local_last
-            .iter()
-            .enumerate()
-            .filter_map(|(bucket, last)| Some((u32::try_from(bucket).ok()?, (*last)?)))
-            .collect();
-        call.arg(used.len());
-        for (bucket, last) in &used {
+        call.arg(reconcile.used.len());
+        for (bucket, last) in &reconcile.used {
             call.key(self.keys.bucket(*bucket))
                 .arg(now.saturating_since(*last));
         }
-        for &shard in &self.lost_grants {
+        for &shard in &reconcile.lost {
             call.key(self.keys.bucket(shard % self.buckets))
                 .arg(self.owner(shard));
         }
+        call.arg(self.return_hold_ms)
+            .arg(format!("{:016x}", self.nonce))
+            .arg(reconcile.fallback);
         let result: Result<(i64, i64), StoreError> =
             timed(self.store.call_timeout, call.invoke_async(&mut connection)).await;
         match result {
             Ok((_, server_now)) => {
                 self.learn_offset(self.clock.now(), server_now);
-                self.lost_grants.clear();
-                let status = self.status();
-                status.in_fallback.store(false, Ordering::Relaxed);
-                StoreStatus::bump(&status.recoveries);
-                info!(
-                    store = %self.store.url_shown,
-                    local_grants = self.debt,
-                    "the identify store is back: session starts granted meanwhile charged to the shared budget"
-                );
-                self.debt = 0;
-                self.local_last.iter_mut().for_each(|last| *last = None);
-                self.mode = Mode::Store;
+                self.answered_before = true;
+                self.fallback
+                    .handle_reconciled(self.clock.now(), reconcile.fallback);
             }
             Err(error) => {
                 debug!(%error, "the identify store is still away");
-                self.retry_later();
+                StoreStatus::bump(&self.status().store_failures);
             }
         }
-    }
-
-    fn retry_later(&mut self) {
-        StoreStatus::bump(&self.status().store_failures);
-        self.mode = Mode::Fallback {
-            next_check: self
-                .clock
-                .now()
-                .saturating_add(duration_ms(self.store.retry_every)),
-        };
     }
 
     /// The connection, made on first use (lazily: a Redis down at start is
@@ -591,11 +501,8 @@ impl Responder {
     /// (from now).
     fn budget_args(&self) -> (u32, u32, u64) {
         let elapsed = self.clock.now().as_millis();
-        let status = self.status();
-        let granted = status
-            .store_grants
-            .load(Ordering::Relaxed)
-            .saturating_add(status.local_grants.load(Ordering::Relaxed));
+        let stats = self.fallback.stats();
+        let granted = stats.store_grants.saturating_add(stats.local_grants);
         let granted = u32::try_from(granted).unwrap_or(u32::MAX);
         (
             self.limit.total,
@@ -617,16 +524,14 @@ impl Responder {
         self.offset = Some(server_now.saturating_sub(received));
     }
 
-    /// The server time after which an Acquire sent now must grant nothing
-    /// (this process will have stopped waiting for it); 0 until the
-    /// server's clock is known.
-    fn deadline(&self) -> i64 {
+    /// `at` (this process's clock) on the server's clock, for an Acquire's
+    /// deadline; 0 (no deadline) until the server's clock is known.
+    fn server_time(&self, at: Timestamp) -> i64 {
         let Some(offset) = self.offset else {
             return 0;
         };
-        let now = i64::try_from(self.clock.now().as_millis()).unwrap_or(i64::MAX);
-        let timeout = i64::try_from(duration_ms(self.store.call_timeout)).unwrap_or(i64::MAX);
-        now.saturating_add(timeout).saturating_add(offset).max(1)
+        let at = i64::try_from(at.as_millis()).unwrap_or(i64::MAX);
+        at.saturating_add(offset).max(1)
     }
 
     fn lease_ms(&self) -> u64 {
@@ -637,6 +542,17 @@ impl Responder {
     fn in_ms(&self, ms: i64) -> Timestamp {
         let ms = u64::try_from(ms).unwrap_or(0);
         self.clock.now().saturating_add(ms)
+    }
+}
+
+/// The fallback's settings from `store`'s: its call timeout, a check of
+/// the store every `retry_every`, the local share, only owned buckets.
+fn fallback_config(store: &RedisIdentify, local_share: u32) -> StoreFallbackConfig {
+    StoreFallbackConfig {
+        call_timeout_ms: duration_ms(store.call_timeout),
+        check_every_ms: duration_ms(store.retry_every),
+        local_share,
+        buckets: FallbackBuckets::Owned,
     }
 }
 

@@ -74,13 +74,27 @@ async fn redis(test: &str) -> Option<(Server, MultiplexedConnection)> {
 const PERIOD: u64 = 86_400_000;
 
 /// Runs Acquire for `owner` in bucket 0: window 300 ms, lease 1,000 ms,
-/// a budget of 100 with `remaining` left resetting in `reset_in` ms.
+/// a budget of 100 with `remaining` left resetting in `reset_in` ms, from
+/// a caller the store has not answered before.
 async fn acquire(
     connection: &mut MultiplexedConnection,
     owner: &str,
     remaining: u32,
     reset_in: u64,
     deadline: i64,
+) -> (i64, i64, i64) {
+    acquire_after(connection, owner, remaining, reset_in, deadline, (false, 0)).await
+}
+
+/// As [`acquire`], from a caller the store has answered before or not
+/// (`known`), with a return hold of `hold` ms.
+async fn acquire_after(
+    connection: &mut MultiplexedConnection,
+    owner: &str,
+    remaining: u32,
+    reset_in: u64,
+    deadline: i64,
+    (known, hold): (bool, u64),
 ) -> (i64, i64, i64) {
     let scripts = Scripts::new();
     let keys = Keys::new(7);
@@ -98,6 +112,8 @@ async fn acquire(
         .arg(PERIOD)
         .arg(250)
         .arg(deadline)
+        .arg(u8::from(known))
+        .arg(hold)
         .invoke_async(connection)
         .await
         .unwrap()
@@ -170,6 +186,9 @@ async fn a_grant_whose_answer_was_lost_is_given_back() {
         .arg(PERIOD)
         .arg(0)
         .arg("lost:0")
+        .arg(0)
+        .arg("p")
+        .arg(1)
         .invoke_async(&mut c)
         .await
         .unwrap();
@@ -177,6 +196,121 @@ async fn a_grant_whose_answer_was_lost_is_given_back() {
     // Released: after the window, the bucket grants again at once.
     tokio::time::sleep(Duration::from_millis(350)).await;
     assert_eq!(acquire(&mut c, "next:2", 50, 60_000, 0).await.0, 1);
+}
+
+#[tokio::test]
+async fn the_store_grants_nothing_during_its_return_hold() {
+    let Some((_server, mut c)) = redis("the_store_grants_nothing_during_its_return_hold").await
+    else {
+        return;
+    };
+    let known = |hold| (true, hold);
+    // A bot's first start: nothing was lost, no hold.
+    assert_eq!(acquire(&mut c, "a:0", 50, 60_000, 0).await.0, 1);
+    // Redis restarted without its data: a process it had answered before
+    // finds the budget gone, and the store holds for the hold's length.
+    let _: () = redis::cmd("FLUSHALL").query_async(&mut c).await.unwrap();
+    let (flag, wait, _) = acquire_after(&mut c, "b:1", 50, 60_000, 0, known(600)).await;
+    assert_eq!(flag, 3, "held");
+    assert!((500..=600).contains(&wait), "{wait}");
+    // Start slots are booked after it too.
+    let keys = Keys::new(7);
+    let slot_in: i64 = Scripts::new()
+        .reserve
+        .key(keys.bucket(1))
+        .key(keys.budget())
+        .key(keys.reservations())
+        .arg("c:1")
+        .arg(300)
+        .arg(100)
+        .arg(50)
+        .arg(60_000)
+        .arg(PERIOD)
+        .arg(60_000)
+        .arg(1)
+        .arg(600)
+        .invoke_async(&mut c)
+        .await
+        .unwrap();
+    assert!((400..=600).contains(&slot_in), "{slot_in}");
+    tokio::time::sleep(Duration::from_millis(650)).await;
+    assert_eq!(
+        acquire_after(&mut c, "b:1", 50, 60_000, 0, known(600))
+            .await
+            .0,
+        1
+    );
+    // Its Identify ended at once (no wait): the bucket is free again.
+    let settled: i64 = Scripts::new()
+        .settle
+        .key(keys.bucket(0))
+        .arg("b:1")
+        .arg(0)
+        .invoke_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(settled, 1);
+    // A process back from a fallback reconciles: the store holds again.
+    let (_, _): (i64, i64) = Scripts::new()
+        .reconcile
+        .key(keys.budget())
+        .arg(300)
+        .arg(0)
+        .arg(100)
+        .arg(50)
+        .arg(60_000)
+        .arg(PERIOD)
+        .arg(0)
+        .arg(500)
+        .arg("p")
+        .arg(1)
+        .invoke_async(&mut c)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let (flag, wait, _) = acquire(&mut c, "d:2", 50, 60_000, 0).await;
+    assert_eq!(flag, 3, "held after a reconcile, whoever asks");
+    assert!(wait > 0 && wait <= 150, "{wait}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(acquire(&mut c, "d:2", 50, 60_000, 0).await.0, 1);
+}
+
+/// Runs the reconcile of `process`'s fallback `fallback`, whose local
+/// share granted `debt` starts in all; the session starts left.
+async fn reconcile(c: &mut MultiplexedConnection, process: &str, fallback: u64, debt: u64) -> i64 {
+    let keys = Keys::new(7);
+    let (left, _): (i64, i64) = Scripts::new()
+        .reconcile
+        .key(keys.budget())
+        .arg(300)
+        .arg(debt)
+        .arg(100)
+        .arg(50)
+        .arg(60_000)
+        .arg(PERIOD)
+        .arg(0)
+        .arg(0)
+        .arg(process)
+        .arg(fallback)
+        .invoke_async(c)
+        .await
+        .unwrap();
+    left
+}
+
+#[tokio::test]
+async fn each_start_of_a_fallback_is_charged_once_however_many_reconciles_arrive() {
+    let Some((_server, mut c)) = redis("each_start_of_a_fallback_is_charged_once").await else {
+        return;
+    };
+    assert_eq!(reconcile(&mut c, "a", 1, 2).await, 48);
+    // The same reconcile again (its answer was lost): nothing new.
+    assert_eq!(reconcile(&mut c, "a", 1, 2).await, 48);
+    // One more start in the same fallback.
+    assert_eq!(reconcile(&mut c, "a", 1, 3).await, 47);
+    // Another process, and a later fallback, are charged on their own.
+    assert_eq!(reconcile(&mut c, "b", 1, 1).await, 46);
+    assert_eq!(reconcile(&mut c, "a", 2, 1).await, 45);
 }
 
 #[tokio::test]

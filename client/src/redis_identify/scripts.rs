@@ -13,7 +13,13 @@
 //! - `budget`, a hash: the session starts `remaining` and `reset_at`. The
 //!   first process to touch it fills it from its own `GET /gateway/bot`;
 //!   it refills to `total` every period and expires a period after the
-//!   reset it names.
+//!   reset it names. Also `hold_until`, the end of the store's **return
+//!   hold**: after a process reconciles a fallback, or when a process that
+//!   had been answered before finds the budget gone (Redis restarted
+//!   without its data), no Acquire is granted and no start slot booked
+//!   before it (the length is `StoreFallbackConfig::return_hold_ms`, the
+//!   simulator's rule): every process still in a fallback has noticed the
+//!   return by then, and its last local grant is a window old.
 //! - `reservations`, a sorted set of the start slots booked and not yet
 //!   used (one per shard, scored by slot), each dropped a minute after its
 //!   slot.
@@ -52,6 +58,12 @@ local function budget(key, total, remaining, reset_in, period)
   end
   return left, reset_at
 end
+local function return_hold(key, known, hold)
+  if known == 1 and redis.call('EXISTS', key) == 0 then
+    redis.call('HSET', key, 'hold_until', s(now + hold))
+  end
+  return tonumber(redis.call('HGET', key, 'hold_until')) or 0
+end
 local function save_budget(key, left, reset_at, period)
   redis.call('HSET', key, 'remaining', s(left), 'reset_at', s(reset_at))
   redis.call('PEXPIRE', key, s(reset_at - now + period))
@@ -59,9 +71,12 @@ end
 ";
 
 /// `Acquire`: KEYS bucket, budget, reservations; ARGV owner, window,
-/// lease, total, remaining, `reset_in`, period, poll, deadline. Returns
-/// `{1, left, now}` for a grant (`left` session starts after it),
-/// `{0, ms, now}` to ask again in `ms`, `{2, 0, now}` when it runs after
+/// lease, total, remaining, `reset_in`, period, poll, deadline, known (1
+/// if the caller has been answered by this store before), hold (the
+/// return hold's length). Returns `{1, left, now}` for a grant (`left`
+/// session starts after it), `{0, ms, now}` to ask again in `ms`,
+/// `{3, ms, now}` to ask again in `ms` at the end of the return hold,
+/// `{2, 0, now}` when it runs after
 /// `deadline` (server ms; 0 for none): the caller has given up waiting by
 /// then, so a call held up in the network and delivered late grants
 /// nothing and spends nothing.
@@ -74,8 +89,12 @@ local owner = ARGV[1]
 local window = tonumber(ARGV[2])
 local lease = tonumber(ARGV[3])
 local period = tonumber(ARGV[7])
+local hold_until = return_hold(KEYS[2], tonumber(ARGV[10]), tonumber(ARGV[11]))
 local left, reset_at = budget(KEYS[2], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), period)
 save_budget(KEYS[2], left, reset_at, period)
+if now < hold_until then
+  return {3, hold_until - now, now}
+end
 if left <= 0 then
   return {0, math.max(reset_at - now, 1), now}
 end
@@ -98,19 +117,21 @@ return {1, left - 1, now}
 ";
 
 /// `ReserveStart`: KEYS bucket, budget, reservations; ARGV owner, window,
-/// total, remaining, `reset_in`, period, reservation ttl. Returns the ms
-/// until the slot booked.
+/// total, remaining, `reset_in`, period, reservation ttl, known, hold (as
+/// `Acquire`). Returns the ms until the slot booked (never inside the
+/// return hold).
 const RESERVE: &str = r"
 local owner = ARGV[1]
 local window = tonumber(ARGV[2])
 local period = tonumber(ARGV[6])
 local ttl = tonumber(ARGV[7])
+local hold_until = return_hold(KEYS[2], tonumber(ARGV[8]), tonumber(ARGV[9]))
 local left, reset_at = budget(KEYS[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), period)
 save_budget(KEYS[2], left, reset_at, period)
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', s(now - ttl))
 redis.call('ZREM', KEYS[3], owner)
 local k = redis.call('HMGET', KEYS[1], 'last', 'not_before', 'booked')
-local slot = math.max(now, tonumber(k[2]) or 0, tonumber(k[3]) or 0)
+local slot = math.max(now, tonumber(k[2]) or 0, tonumber(k[3]) or 0, hold_until)
 local last = tonumber(k[1])
 if last then slot = math.max(slot, last + window) end
 if now < reset_at then
@@ -143,7 +164,11 @@ return 1
 /// the buckets of grants whose answers were lost; ARGV window, debt,
 /// total, remaining, `reset_in`, period, `n`, the `n` ages (ms since this
 /// process last granted in that bucket on its own), then the owner of
-/// each lost grant. A lost grant still held by its owner was never used
+/// each lost grant, and last the return hold's length (the store grants
+/// nothing for that long, see the `budget` key), the process's name and
+/// the fallback's number. `debt` counts every start of that fallback, so a
+/// reconcile sent again (its answer lost) charges only what is new: the
+/// budget remembers, per process, the last fallback and debt charged. A lost grant still held by its owner was never used
 /// (its answer never arrived, so no Identify was sent): it is released
 /// and its session start given back. The starts granted locally are
 /// taken off the budget (filled first if the store lost it), and each
@@ -153,6 +178,9 @@ return 1
 const RECONCILE: &str = r"
 local window = tonumber(ARGV[1])
 local debt = tonumber(ARGV[2])
+local hold = tonumber(ARGV[#ARGV - 2])
+local charged_field = 'charged:' .. ARGV[#ARGV - 1]
+local fallback = ARGV[#ARGV]
 local total = tonumber(ARGV[3])
 local period = tonumber(ARGV[6])
 local n = tonumber(ARGV[7])
@@ -176,8 +204,16 @@ for j = 1, #KEYS - 1 - n do
     left = math.min(left + 1, total)
   end
 end
+local before = redis.call('HGET', KEYS[1], charged_field)
+if before then
+  local f, d = string.match(before, '^(%d+):(%d+)$')
+  if f == fallback then debt = math.max(debt - tonumber(d), 0) end
+end
 left = math.max(left - debt, 0)
 save_budget(KEYS[1], left, reset_at, period)
+redis.call('HSET', KEYS[1], charged_field, fallback .. ':' .. ARGV[2])
+local hold_until = math.max(tonumber(redis.call('HGET', KEYS[1], 'hold_until')) or 0, now + hold)
+redis.call('HSET', KEYS[1], 'hold_until', s(hold_until))
 return {left, now}
 ";
 

@@ -8,61 +8,18 @@
 
 use std::sync::Arc;
 
-use reconnect_policy::{
-    Action, Command, ConnectionId, Dispatch, Event, Fleet, FleetError, Handled, IdentifyLimiter,
-    Output, PolicyConfig, Timestamp,
-};
+use reconnect_policy::{Fleet, FleetError, IdentifyLimiter, Output, PolicyConfig, Timestamp};
 
 use super::Cx;
-use crate::wire::{DispatchKind, SessionId, SockId, ToClient, ToServer};
-
-/// The base URL the simulated gateway serves.
-pub const BASE_URL: &str = "wss://gateway.discord.gg";
-/// The resume URL the simulated gateway hands out in READY.
-pub const RESUME_URL: &str = "wss://gateway-us-east1-b.discord.gg";
-
-/// How many recent connections the adapter remembers per shard, to tell the
-/// policy about late messages on old sockets (it answers `Stale`).
-const REMEMBERED: usize = 4;
-
-/// One shard's recent (connection, socket) pairs, oldest first.
-#[derive(Clone, Copy, Debug, Default)]
-struct Recent([Option<(ConnectionId, SockId)>; REMEMBERED]);
-
-impl Recent {
-    /// Remembers a new pair, forgetting the oldest when full.
-    fn push(&mut self, conn: ConnectionId, sock: SockId) {
-        if let Some(free) = self.0.iter_mut().find(|pair| pair.is_none()) {
-            *free = Some((conn, sock));
-        } else {
-            self.0.rotate_left(1);
-            self.0[REMEMBERED - 1] = Some((conn, sock));
-        }
-    }
-
-    fn connection_of(&self, sock: SockId) -> Option<ConnectionId> {
-        self.0
-            .iter()
-            .flatten()
-            .find(|(_, s)| *s == sock)
-            .map(|(c, _)| *c)
-    }
-
-    fn sock_of(&self, conn: ConnectionId) -> Option<SockId> {
-        self.0
-            .iter()
-            .flatten()
-            .find(|(c, _)| *c == conn)
-            .map(|(_, s)| *s)
-    }
-}
+use super::fleet_sockets::{BASE_URL, ShardSockets, hand_to_fleet};
+use crate::wire::{SockId, ToClient};
 
 /// The adapter between the simulated shards and the fleet that drives them.
 #[derive(Debug)]
 pub struct FleetClient {
     fleet: Fleet,
-    /// Each shard's recent sockets, indexed by shard id.
-    socks: Vec<Recent>,
+    /// Each shard's recent sockets.
+    socks: ShardSockets,
 }
 
 impl FleetClient {
@@ -92,7 +49,7 @@ impl FleetClient {
         )?;
         Ok(Self {
             fleet,
-            socks: vec![Recent::default(); shards as usize],
+            socks: ShardSockets::new(0, shards),
         })
     }
 
@@ -110,15 +67,7 @@ impl FleetClient {
         msg: ToClient,
         cx: &mut Cx<'_>,
     ) {
-        let Some(conn) = self
-            .socks
-            .get(shard as usize)
-            .and_then(|recent| recent.connection_of(sock))
-        else {
-            // Older than anything remembered: the policy moved on long ago.
-            if msg == ToClient::Opened {
-                cx.send(sock, ToServer::Drop);
-            }
+        let Some(conn) = self.socks.connection(shard, sock, msg, cx) else {
             return;
         };
         let t = Timestamp::from_millis(now);
@@ -127,49 +76,7 @@ impl FleetClient {
             self.fleet.handle_timeout(t);
             self.drain(cx);
         }
-        let (event, dispatch) = match msg {
-            ToClient::Opened => (Event::Opened, None),
-            ToClient::ConnectFailed(failure) => (Event::ConnectFailed { failure }, None),
-            ToClient::Hello { interval_ms } => (
-                Event::Hello {
-                    heartbeat_interval_ms: interval_ms,
-                },
-                None,
-            ),
-            ToClient::Dispatch { session, seq, kind } => {
-                let event = match kind {
-                    DispatchKind::Ready => Dispatch::Ready {
-                        session_id: session.to_wire(),
-                        resume_gateway_url: RESUME_URL.to_owned(),
-                    },
-                    DispatchKind::Resumed => Dispatch::Resumed,
-                    DispatchKind::Other => Dispatch::Other,
-                };
-                (
-                    Event::Dispatch {
-                        seq: Some(seq),
-                        event,
-                    },
-                    Some((session, seq)),
-                )
-            }
-            ToClient::HeartbeatAck => (Event::HeartbeatAck, None),
-            ToClient::HeartbeatRequest => (Event::HeartbeatRequest, None),
-            ToClient::Reconnect => (Event::Reconnect, None),
-            ToClient::InvalidSession { resumable } => (Event::InvalidSession { resumable }, None),
-            ToClient::Closed { code } => (Event::Closed { code }, None),
-        };
-        match self.fleet.handle_event(t, shard, conn, event) {
-            Ok(Handled::Accepted) => {
-                if let Some((session, seq)) = dispatch {
-                    cx.delivered(session, seq);
-                }
-            }
-            Ok(Handled::Stale) if msg == ToClient::Opened => cx.send(sock, ToServer::Drop),
-            // Every shard of the run is in the fleet; an unknown one is
-            // ignored like any message the policy does not take.
-            Ok(Handled::Stale | Handled::Duplicate | Handled::Ignored) | Err(_) => {}
-        }
+        hand_to_fleet(&mut self.fleet, t, shard, (conn, sock), msg, cx);
         self.drain(cx);
     }
 
@@ -196,59 +103,12 @@ impl FleetClient {
     fn drain(&mut self, cx: &mut Cx<'_>) {
         while let Some((shard, output)) = self.fleet.poll_output() {
             // Notes are for logs; the simulator reads the policy's counters.
-            let Output::Action(action) = output else {
-                continue;
-            };
-            let Some(recent) = self.socks.get_mut(shard as usize) else {
-                continue;
-            };
-            match action {
-                Action::Connect {
-                    connection, url, ..
-                } => {
-                    let sock = cx.connect(shard, url != BASE_URL);
-                    recent.push(connection, sock);
-                }
-                Action::Send {
-                    connection,
-                    command,
-                } => {
-                    let Some(sock) = recent.sock_of(connection) else {
-                        continue;
-                    };
-                    let msg = match command {
-                        Command::Identify => ToServer::Identify,
-                        Command::Resume { session_id, seq } => ToServer::Resume {
-                            session: SessionId::from_wire(&session_id),
-                            seq,
-                        },
-                        Command::Heartbeat { .. } => ToServer::Heartbeat,
-                    };
-                    cx.send(sock, msg);
-                }
-                Action::Close { connection, code } => {
-                    if let Some(sock) = recent.sock_of(connection) {
-                        cx.send(
-                            sock,
-                            ToServer::Close {
-                                code: code.as_u16(),
-                            },
-                        );
-                    }
-                }
-                Action::Abort { connection } => {
-                    if let Some(sock) = recent.sock_of(connection) {
-                        cx.send(sock, ToServer::Drop);
-                    }
-                }
-                // The fleet's own limiter answers identify requests; a fleet
-                // built with one never hands them out.
-                Action::Identify { .. } => {}
-                // The simulator's fleets share no probe with other
-                // processes; only a fleet built to share one asks.
-                Action::Probe(_) => {}
-                // The policy has stopped; `gave_up` reports it.
-                Action::GiveUp(_) => {}
+            // The fleet's own limiter answers identify requests (a fleet
+            // built with one never hands them out), it shares no probe
+            // with other processes, and `gave_up` reports a policy that
+            // stopped: only socket actions remain.
+            if let Output::Action(action) = output {
+                self.socks.carry_out(shard, action, cx);
             }
         }
     }
@@ -260,7 +120,7 @@ mod tests {
 
     use super::*;
     use crate::client::{Action as Did, PeerShared};
-    use crate::wire::SessionId;
+    use crate::wire::{DispatchKind, SessionId, ToServer};
 
     /// A fleet of `shards` in one identify bucket, started at 0.
     fn fleet(shards: u32) -> FleetClient {
@@ -369,29 +229,5 @@ mod tests {
                 msg: ToServer::Drop
             }]
         );
-    }
-
-    fn sock(index: u32) -> SockId {
-        SockId {
-            index,
-            generation: 0,
-        }
-    }
-
-    #[test]
-    fn a_shard_remembers_its_last_four_connections() {
-        let mut recent = Recent::default();
-        for i in 0..6 {
-            recent.push(ConnectionId(i), sock(i as u32 * 10));
-        }
-        assert_eq!(recent.sock_of(ConnectionId(0)), None);
-        assert_eq!(recent.sock_of(ConnectionId(1)), None);
-        for i in 2..6 {
-            assert_eq!(recent.sock_of(ConnectionId(i)), Some(sock(i as u32 * 10)));
-            assert_eq!(
-                recent.connection_of(sock(i as u32 * 10)),
-                Some(ConnectionId(i))
-            );
-        }
     }
 }

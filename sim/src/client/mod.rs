@@ -12,10 +12,12 @@
 //! its shards, a peer model one per shard.
 
 mod fleet_client;
+mod fleet_sockets;
 mod peer;
 mod processes;
 
-pub use fleet_client::{BASE_URL, FleetClient, RESUME_URL};
+pub use fleet_client::FleetClient;
+pub use fleet_sockets::{BASE_URL, RESUME_URL};
 pub use peer::{
     Bugs, Close, CloseCodes, Delay, Fate, FirstHeartbeat, IdentifyHook, OnOpen, Pacing, PeerClient,
     PeerKind, PeerRules, PeerShared, Reaction, Reactions, Reset, Ticket, Wait, Zombie,

@@ -17,51 +17,16 @@
 use std::sync::Arc;
 
 use reconnect_policy::{
-    Action, Command, ConnectionId, Dispatch, Event, Fleet, FleetError, Handled, Output,
-    PolicyConfig, SessionStartLimit, SharedRecovery, StoreFallback, StoreFallbackConfig,
-    StoreFallbackStats, StoreOutput, Timestamp,
+    Action, Fleet, FleetError, Output, PolicyConfig, SessionStartLimit, SharedRecovery,
+    StoreFallback, StoreFallbackConfig, StoreFallbackStats, StoreOutput, Timestamp,
 };
 use serde::Serialize;
 
-use super::{BASE_URL, Cx, RESUME_URL};
+use super::Cx;
+use super::fleet_sockets::{BASE_URL, ShardSockets, hand_to_fleet};
 use crate::scenario::StoreSpec;
 use crate::store::{Store, StoreLink, StoreMsg, StoreStats};
-use crate::wire::{DispatchKind, SessionId, SockId, ToClient, ToServer};
-
-/// How many recent connections are remembered per shard, to tell the
-/// policy about late messages on old sockets (it answers `Stale`).
-const REMEMBERED: usize = 4;
-
-/// One shard's recent (connection, socket) pairs, oldest first.
-#[derive(Clone, Copy, Debug, Default)]
-struct Recent([Option<(ConnectionId, SockId)>; REMEMBERED]);
-
-impl Recent {
-    fn push(&mut self, conn: ConnectionId, sock: SockId) {
-        if let Some(free) = self.0.iter_mut().find(|pair| pair.is_none()) {
-            *free = Some((conn, sock));
-        } else {
-            self.0.rotate_left(1);
-            self.0[REMEMBERED - 1] = Some((conn, sock));
-        }
-    }
-
-    fn connection_of(&self, sock: SockId) -> Option<ConnectionId> {
-        self.0
-            .iter()
-            .flatten()
-            .find(|(_, s)| *s == sock)
-            .map(|(c, _)| *c)
-    }
-
-    fn sock_of(&self, conn: ConnectionId) -> Option<SockId> {
-        self.0
-            .iter()
-            .flatten()
-            .find(|(c, _)| *c == conn)
-            .map(|(_, s)| *s)
-    }
-}
+use crate::wire::{SockId, ToClient};
 
 /// One process of the bot.
 #[derive(Debug)]
@@ -72,8 +37,8 @@ struct Process {
     first: u32,
     /// Its local share.
     share: u32,
-    /// Each of its shards' recent sockets, from `first` on.
-    socks: Vec<Recent>,
+    /// Its shards' recent sockets.
+    socks: ShardSockets,
 }
 
 /// One process's figures.
@@ -168,7 +133,7 @@ impl ProcessesClient {
                 store,
                 first,
                 share,
-                socks: vec![Recent::default(); here as usize],
+                socks: ShardSockets::new(first, here),
             });
         }
         Ok(Self {
@@ -197,7 +162,7 @@ impl ProcessesClient {
                 .iter()
                 .map(|p| ProcessFigures {
                     first_shard: p.first,
-                    shards: u32::try_from(p.socks.len()).unwrap_or(u32::MAX),
+                    shards: u32::try_from(p.socks.shards()).unwrap_or(u32::MAX),
                     local_share: p.share,
                     owned_buckets: u32::try_from(p.store.owned_buckets().count())
                         .unwrap_or(u32::MAX),
@@ -219,15 +184,7 @@ impl ProcessesClient {
             return;
         };
         let process = &mut self.processes[p as usize];
-        let Some(conn) = process
-            .socks
-            .get((shard - process.first) as usize)
-            .and_then(|recent| recent.connection_of(sock))
-        else {
-            // Older than anything remembered: the policy moved on long ago.
-            if msg == ToClient::Opened {
-                cx.send(sock, ToServer::Drop);
-            }
+        let Some(conn) = process.socks.connection(shard, sock, msg, cx) else {
             return;
         };
         let t = Timestamp::from_millis(now);
@@ -236,17 +193,8 @@ impl ProcessesClient {
             process.fleet.handle_timeout(t);
             self.pump(p, now, cx);
         }
-        let (event, dispatch) = to_event(msg);
         let process = &mut self.processes[p as usize];
-        match process.fleet.handle_event(t, shard, conn, event) {
-            Ok(Handled::Accepted) => {
-                if let Some((session, seq)) = dispatch {
-                    cx.delivered(session, seq);
-                }
-            }
-            Ok(Handled::Stale) if msg == ToClient::Opened => cx.send(sock, ToServer::Drop),
-            Ok(Handled::Stale | Handled::Duplicate | Handled::Ignored) | Err(_) => {}
-        }
+        hand_to_fleet(&mut process.fleet, t, shard, (conn, sock), msg, cx);
         self.pump(p, now, cx);
     }
 
@@ -360,13 +308,8 @@ impl ProcessesClient {
                     );
                     continue;
                 }
-                let Some(recent) = shard
-                    .checked_sub(process.first)
-                    .and_then(|i| process.socks.get_mut(i as usize))
-                else {
-                    continue;
-                };
-                carry_out(action, shard, recent, cx);
+                // The policy stopping is read by `gave_up`.
+                process.socks.carry_out(shard, action, cx);
             }
             while let Some(output) = process.store.poll_output() {
                 idle = false;
@@ -405,89 +348,5 @@ impl ProcessesClient {
                 break;
             }
         }
-    }
-}
-
-/// The policy's event for a message, and the dispatch it hands the bot.
-fn to_event(msg: ToClient) -> (Event, Option<(SessionId, u64)>) {
-    match msg {
-        ToClient::Opened => (Event::Opened, None),
-        ToClient::ConnectFailed(failure) => (Event::ConnectFailed { failure }, None),
-        ToClient::Hello { interval_ms } => (
-            Event::Hello {
-                heartbeat_interval_ms: interval_ms,
-            },
-            None,
-        ),
-        ToClient::Dispatch { session, seq, kind } => {
-            let event = match kind {
-                DispatchKind::Ready => Dispatch::Ready {
-                    session_id: session.to_wire(),
-                    resume_gateway_url: RESUME_URL.to_owned(),
-                },
-                DispatchKind::Resumed => Dispatch::Resumed,
-                DispatchKind::Other => Dispatch::Other,
-            };
-            (
-                Event::Dispatch {
-                    seq: Some(seq),
-                    event,
-                },
-                Some((session, seq)),
-            )
-        }
-        ToClient::HeartbeatAck => (Event::HeartbeatAck, None),
-        ToClient::HeartbeatRequest => (Event::HeartbeatRequest, None),
-        ToClient::Reconnect => (Event::Reconnect, None),
-        ToClient::InvalidSession { resumable } => (Event::InvalidSession { resumable }, None),
-        ToClient::Closed { code } => (Event::Closed { code }, None),
-    }
-}
-
-/// Carries out one of a shard's socket actions.
-fn carry_out(action: Action, shard: u32, recent: &mut Recent, cx: &mut Cx<'_>) {
-    match action {
-        Action::Connect {
-            connection, url, ..
-        } => {
-            let sock = cx.connect(shard, url != BASE_URL);
-            recent.push(connection, sock);
-        }
-        Action::Send {
-            connection,
-            command,
-        } => {
-            let Some(sock) = recent.sock_of(connection) else {
-                return;
-            };
-            let msg = match command {
-                Command::Identify => ToServer::Identify,
-                Command::Resume { session_id, seq } => ToServer::Resume {
-                    session: SessionId::from_wire(&session_id),
-                    seq,
-                },
-                Command::Heartbeat { .. } => ToServer::Heartbeat,
-            };
-            cx.send(sock, msg);
-        }
-        Action::Close { connection, code } => {
-            if let Some(sock) = recent.sock_of(connection) {
-                cx.send(
-                    sock,
-                    ToServer::Close {
-                        code: code.as_u16(),
-                    },
-                );
-            }
-        }
-        Action::Abort { connection } => {
-            if let Some(sock) = recent.sock_of(connection) {
-                cx.send(sock, ToServer::Drop);
-            }
-        }
-        // Handled by the caller (to the fallback); the policy stopping is
-        // read by `gave_up`. No process here shares its outage probe
-        // (`Fleet::with_shared_recovery` is not used), so none asks.
-        Action::Identify { .. } | Action::GiveUp(_) | Action::Probe(_) => {}
     }
 }

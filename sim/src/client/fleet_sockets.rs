@@ -1,0 +1,245 @@
+//! What lies between a bot process's `reconnect_policy::Fleet` and the
+//! simulated sockets, shared by the one-process client
+//! ([`FleetClient`](super::FleetClient)) and the processes sharing an
+//! identify store ([`ProcessesClient`](super::ProcessesClient)): each
+//! shard's table of its recent (connection, socket) pairs, the policy's
+//! event for each message a socket brings, and the socket action for each
+//! of the fleet's actions. Only translation lives here: no rule of the
+//! policy, and nothing either client decides.
+
+use reconnect_policy::{Action, Command, ConnectionId, Dispatch, Event, Fleet, Handled, Timestamp};
+
+use super::Cx;
+use crate::wire::{DispatchKind, SessionId, SockId, ToClient, ToServer};
+
+/// The base URL the simulated gateway serves.
+pub const BASE_URL: &str = "wss://gateway.discord.gg";
+/// The resume URL the simulated gateway hands out in READY.
+pub const RESUME_URL: &str = "wss://gateway-us-east1-b.discord.gg";
+
+/// How many recent connections are remembered per shard, to tell the
+/// policy about late messages on old sockets (it answers `Stale`).
+const REMEMBERED: usize = 4;
+
+/// One shard's recent (connection, socket) pairs, oldest first.
+#[derive(Clone, Copy, Debug, Default)]
+struct Recent([Option<(ConnectionId, SockId)>; REMEMBERED]);
+
+impl Recent {
+    /// Remembers a new pair, forgetting the oldest when full.
+    fn push(&mut self, conn: ConnectionId, sock: SockId) {
+        if let Some(free) = self.0.iter_mut().find(|pair| pair.is_none()) {
+            *free = Some((conn, sock));
+        } else {
+            self.0.rotate_left(1);
+            self.0[REMEMBERED - 1] = Some((conn, sock));
+        }
+    }
+
+    fn connection_of(&self, sock: SockId) -> Option<ConnectionId> {
+        self.0
+            .iter()
+            .flatten()
+            .find(|(_, s)| *s == sock)
+            .map(|(c, _)| *c)
+    }
+
+    fn sock_of(&self, conn: ConnectionId) -> Option<SockId> {
+        self.0
+            .iter()
+            .flatten()
+            .find(|(c, _)| *c == conn)
+            .map(|(_, s)| *s)
+    }
+}
+
+/// The recent sockets of a contiguous range of shards (one process's).
+#[derive(Clone, Debug)]
+pub(super) struct ShardSockets {
+    /// The range's first shard.
+    first: u32,
+    /// Each shard's recent sockets, from `first` on.
+    recent: Vec<Recent>,
+}
+
+impl ShardSockets {
+    /// No socket yet for shards `first..first + shards`.
+    pub(super) fn new(first: u32, shards: u32) -> Self {
+        Self {
+            first,
+            recent: vec![Recent::default(); shards as usize],
+        }
+    }
+
+    /// How many shards the table covers.
+    pub(super) fn shards(&self) -> usize {
+        self.recent.len()
+    }
+
+    fn recent_mut(&mut self, shard: u32) -> Option<&mut Recent> {
+        shard
+            .checked_sub(self.first)
+            .and_then(|i| self.recent.get_mut(i as usize))
+    }
+
+    /// The connection `msg` on `shard`'s `sock` belongs to. `None` for a
+    /// socket older than anything remembered (the policy moved on long
+    /// ago); such a socket that has just opened is dropped.
+    pub(super) fn connection(
+        &self,
+        shard: u32,
+        sock: SockId,
+        msg: ToClient,
+        cx: &mut Cx<'_>,
+    ) -> Option<ConnectionId> {
+        let conn = shard
+            .checked_sub(self.first)
+            .and_then(|i| self.recent.get(i as usize))
+            .and_then(|recent| recent.connection_of(sock));
+        if conn.is_none() && msg == ToClient::Opened {
+            cx.send(sock, ToServer::Drop);
+        }
+        conn
+    }
+
+    /// Carries out one of `shard`'s actions on its sockets. Actions that
+    /// are not about sockets (identify and probe requests, giving up) are
+    /// the caller's, and ignored here.
+    pub(super) fn carry_out(&mut self, shard: u32, action: Action, cx: &mut Cx<'_>) {
+        let Some(recent) = self.recent_mut(shard) else {
+            return;
+        };
+        match action {
+            Action::Connect {
+                connection, url, ..
+            } => {
+                let sock = cx.connect(shard, url != BASE_URL);
+                recent.push(connection, sock);
+            }
+            Action::Send {
+                connection,
+                command,
+            } => {
+                let Some(sock) = recent.sock_of(connection) else {
+                    return;
+                };
+                let msg = match command {
+                    Command::Identify => ToServer::Identify,
+                    Command::Resume { session_id, seq } => ToServer::Resume {
+                        session: SessionId::from_wire(&session_id),
+                        seq,
+                    },
+                    Command::Heartbeat { .. } => ToServer::Heartbeat,
+                };
+                cx.send(sock, msg);
+            }
+            Action::Close { connection, code } => {
+                if let Some(sock) = recent.sock_of(connection) {
+                    cx.send(
+                        sock,
+                        ToServer::Close {
+                            code: code.as_u16(),
+                        },
+                    );
+                }
+            }
+            Action::Abort { connection } => {
+                if let Some(sock) = recent.sock_of(connection) {
+                    cx.send(sock, ToServer::Drop);
+                }
+            }
+            Action::Identify { .. } | Action::Probe(_) | Action::GiveUp(_) => {}
+        }
+    }
+}
+
+/// Hands `msg`, which arrived at `now` on `shard`'s `sock` of connection
+/// `conn`, to `fleet` as the policy's event; a dispatch the fleet accepts
+/// is delivered to the bot, and a socket it no longer wants that has just
+/// opened is dropped. The caller drains the fleet's outputs afterwards.
+pub(super) fn hand_to_fleet(
+    fleet: &mut Fleet,
+    now: Timestamp,
+    shard: u32,
+    (conn, sock): (ConnectionId, SockId),
+    msg: ToClient,
+    cx: &mut Cx<'_>,
+) {
+    let (event, dispatch) = to_event(msg);
+    match fleet.handle_event(now, shard, conn, event) {
+        Ok(Handled::Accepted) => {
+            if let Some((session, seq)) = dispatch {
+                cx.delivered(session, seq);
+            }
+        }
+        Ok(Handled::Stale) if msg == ToClient::Opened => cx.send(sock, ToServer::Drop),
+        // A shard not in the fleet is ignored like any message the policy
+        // does not take.
+        Ok(Handled::Stale | Handled::Duplicate | Handled::Ignored) | Err(_) => {}
+    }
+}
+
+/// The policy's event for a message, and the dispatch it hands the bot.
+fn to_event(msg: ToClient) -> (Event, Option<(SessionId, u64)>) {
+    match msg {
+        ToClient::Opened => (Event::Opened, None),
+        ToClient::ConnectFailed(failure) => (Event::ConnectFailed { failure }, None),
+        ToClient::Hello { interval_ms } => (
+            Event::Hello {
+                heartbeat_interval_ms: interval_ms,
+            },
+            None,
+        ),
+        ToClient::Dispatch { session, seq, kind } => {
+            let event = match kind {
+                DispatchKind::Ready => Dispatch::Ready {
+                    session_id: session.to_wire(),
+                    resume_gateway_url: RESUME_URL.to_owned(),
+                },
+                DispatchKind::Resumed => Dispatch::Resumed,
+                DispatchKind::Other => Dispatch::Other,
+            };
+            (
+                Event::Dispatch {
+                    seq: Some(seq),
+                    event,
+                },
+                Some((session, seq)),
+            )
+        }
+        ToClient::HeartbeatAck => (Event::HeartbeatAck, None),
+        ToClient::HeartbeatRequest => (Event::HeartbeatRequest, None),
+        ToClient::Reconnect => (Event::Reconnect, None),
+        ToClient::InvalidSession { resumable } => (Event::InvalidSession { resumable }, None),
+        ToClient::Closed { code } => (Event::Closed { code }, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sock(index: u32) -> SockId {
+        SockId {
+            index,
+            generation: 0,
+        }
+    }
+
+    #[test]
+    fn a_shard_remembers_its_last_four_connections() {
+        let mut recent = Recent::default();
+        for i in 0..6 {
+            recent.push(ConnectionId(i), sock(i as u32 * 10));
+        }
+        assert_eq!(recent.sock_of(ConnectionId(0)), None);
+        assert_eq!(recent.sock_of(ConnectionId(1)), None);
+        for i in 2..6 {
+            assert_eq!(recent.sock_of(ConnectionId(i)), Some(sock(i as u32 * 10)));
+            assert_eq!(
+                recent.connection_of(sock(i as u32 * 10)),
+                Some(ConnectionId(i))
+            );
+        }
+    }
+}
