@@ -311,6 +311,76 @@ const fn never_reached(trigger: Trigger) -> bool {
     )
 }
 
+/// The planner's moments that may not have happened yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Moment {
+    /// When the current run of retries began.
+    UnstableSince,
+    /// When the held session's connection was lost (the first failure
+    /// planned with a Resume since the session last resumed or started).
+    ResumableSince,
+    /// When the last connection attempt started.
+    LastAttempt,
+    /// When the current window of server requests began.
+    RequestsSince,
+    /// When the current 24 h of the identify-loop budget began.
+    DaySince,
+}
+
+/// The planner's [`Moment`]s, packed: their times and one byte saying
+/// which are set (40 bytes and a byte where five `Option<Timestamp>`s take
+/// 80, every time up to [`Timestamp::MAX`] still valid).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Moments {
+    /// Per [`Moment`]: its time, [`Timestamp::ZERO`] while unset.
+    at: [Timestamp; 5],
+    /// Bit `m` set: moment `m` is set.
+    set: u8,
+}
+
+impl Moments {
+    /// None set.
+    const NONE: Self = Self {
+        at: [Timestamp::ZERO; 5],
+        set: 0,
+    };
+
+    /// When `moment` was, if it is set.
+    const fn get(&self, moment: Moment) -> Option<Timestamp> {
+        if self.set & (1 << moment as u8) != 0 {
+            Some(self.at[moment as usize])
+        } else {
+            None
+        }
+    }
+
+    /// Sets `moment` to `at`, or unsets it.
+    const fn put(&mut self, moment: Moment, at: Option<Timestamp>) {
+        let bit = 1 << moment as u8;
+        match at {
+            Some(at) => {
+                self.at[moment as usize] = at;
+                self.set |= bit;
+            }
+            None => {
+                self.at[moment as usize] = Timestamp::ZERO;
+                self.set &= !bit;
+            }
+        }
+    }
+
+    /// When `moment` was, set to `now` first if it was not.
+    const fn get_or_put(&mut self, moment: Moment, now: Timestamp) -> Timestamp {
+        match self.get(moment) {
+            Some(at) => at,
+            None => {
+                self.put(moment, Some(now));
+                now
+            }
+        }
+    }
+}
+
 /// The failures in a row of one shard, and what they mean for the next
 /// attempt.
 #[derive(Clone, Debug, PartialEq)]
@@ -319,25 +389,17 @@ pub(crate) struct RetryPlanner {
     /// Failures not yet repaid since the connection was last stable (0:
     /// stable, never failed, or repaid).
     retry: u32,
-    /// When the current run of retries began.
-    unstable_since: Option<Timestamp>,
+    /// When the run of retries, the loss of the session, the last attempt,
+    /// the window of server requests and the identify-loop day began.
+    moments: Moments,
     /// Resumes in a row that were sent and ended without RESUMED.
     failed_resumes: u32,
-    /// When the held session's connection was lost (the first failure
-    /// planned with a Resume since the session last resumed or started).
-    resumable_since: Option<Timestamp>,
-    /// When the last connection attempt started.
-    last_attempt_at: Option<Timestamp>,
     /// The last attempts the ceiling counts.
     attempts: AttemptLog,
-    /// When the current window of server requests began.
-    requests_since: Option<Timestamp>,
     /// Server requests in that window.
     requests_in_window: u32,
     /// Identifies in a row answered before READY.
     rejected_identifies: u32,
-    /// When the current 24 h of the identify-loop budget began.
-    day_since: Option<Timestamp>,
     /// Rejected Identifies in those 24 h.
     rejected_today: u32,
     /// Set by the last plan when the shard is in an identify loop.
@@ -351,15 +413,11 @@ impl RetryPlanner {
         Self {
             backoff: Backoff::new(config.backoff),
             retry: 0,
-            unstable_since: None,
+            moments: Moments::NONE,
             failed_resumes: 0,
-            resumable_since: None,
-            last_attempt_at: None,
             attempts: AttemptLog::new(looks_back(config.attempt_rate)),
-            requests_since: None,
             requests_in_window: 0,
             rejected_identifies: 0,
-            day_since: None,
             rejected_today: 0,
             in_loop: None,
         }
@@ -380,10 +438,11 @@ impl RetryPlanner {
     /// shard is in a loop.
     fn identify_rejected(&mut self, now: Timestamp, config: &PolicyConfig) -> Option<LoopState> {
         let in_day = self
-            .day_since
+            .moments
+            .get(Moment::DaySince)
             .is_some_and(|since| now.saturating_since(since) < DAY_MS);
         if !in_day {
-            self.day_since = Some(now);
+            self.moments.put(Moment::DaySince, Some(now));
             self.rejected_today = 0;
         }
         self.rejected_today = self.rejected_today.saturating_add(1);
@@ -403,7 +462,7 @@ impl RetryPlanner {
     /// the ceiling counts it as in flight until it is known to have
     /// reached the gateway or not.
     pub(crate) fn attempt_started(&mut self, now: Timestamp) {
-        self.last_attempt_at = Some(now);
+        self.moments.put(Moment::LastAttempt, Some(now));
         self.attempts.started(now);
     }
 
@@ -451,16 +510,16 @@ impl RetryPlanner {
     /// resume breaker start over.
     pub(crate) const fn stable(&mut self) {
         self.retry = 0;
-        self.unstable_since = None;
+        self.moments.put(Moment::UnstableSince, None);
         self.failed_resumes = 0;
-        self.resumable_since = None;
+        self.moments.put(Moment::ResumableSince, None);
     }
 
     /// RESUMED arrived, or the session is gone: the breaker and the short
     /// waits of a lost session start over.
     pub(crate) const fn resumes_reset(&mut self) {
         self.failed_resumes = 0;
-        self.resumable_since = None;
+        self.moments.put(Moment::ResumableSince, None);
     }
 
     /// A Resume was sent and its connection ended without RESUMED. Returns
@@ -507,14 +566,14 @@ impl RetryPlanner {
         jitter: &mut Jitter,
     ) -> u64 {
         if recovery != Recovery::Resume {
-            self.resumable_since = None;
+            self.moments.put(Moment::ResumableSince, None);
             return delay;
         }
         if established {
-            self.resumable_since = Some(now);
+            self.moments.put(Moment::ResumableSince, Some(now));
             return delay;
         }
-        let since = *self.resumable_since.get_or_insert(now);
+        let since = self.moments.get_or_put(Moment::ResumableSince, now);
         let max = config.resume.max_wait_while_resumable_ms;
         let within = now.saturating_since(since) < config.resume.short_waits_for_ms;
         if max == 0 || !within || delay <= max {
@@ -530,10 +589,11 @@ impl RetryPlanner {
     fn request_is_free(&mut self, now: Timestamp, config: &PolicyConfig) -> bool {
         let rule = config.server_requests;
         let in_window = self
-            .requests_since
+            .moments
+            .get(Moment::RequestsSince)
             .is_some_and(|since| now.saturating_since(since) < rule.window_ms);
         if !in_window {
-            self.requests_since = Some(now);
+            self.moments.put(Moment::RequestsSince, Some(now));
             self.requests_in_window = 0;
         }
         self.requests_in_window = self.requests_in_window.saturating_add(1);
@@ -586,7 +646,7 @@ impl RetryPlanner {
             0
         } else {
             self.retry = self.retry.saturating_add(1);
-            let unstable_since = *self.unstable_since.get_or_insert(now);
+            let unstable_since = self.moments.get_or_put(Moment::UnstableSince, now);
             let limits = config.give_up;
             if let Some(max) = limits.max_retries
                 && self.retry > max
@@ -614,7 +674,7 @@ impl RetryPlanner {
         if let Some(state) = in_loop {
             wait = wait.max(config.identify_loop.wait_ms);
             if state.rejected_today >= config.identify_loop.daily_share
-                && let Some(since) = self.day_since
+                && let Some(since) = self.moments.get(Moment::DaySince)
             {
                 // The shard's share of the day is spent: wait for the day.
                 wait = wait.max(since.saturating_add(DAY_MS).saturating_since(now));
@@ -622,7 +682,7 @@ impl RetryPlanner {
         }
         self.in_loop = in_loop;
         let mut at = now.saturating_add(wait);
-        if let Some(last) = self.last_attempt_at {
+        if let Some(last) = self.moments.get(Moment::LastAttempt) {
             at = at.max(last.saturating_add(config.guard_ms));
         }
         if let Some(floor) = self.rate_floor(now, config) {
@@ -958,6 +1018,40 @@ mod tests {
             end(&mut planner, u64::MAX, DROPPED, &config, &mut jitter),
             Timestamp::MAX
         );
+    }
+
+    #[test]
+    fn packed_moments_keep_every_time_apart_from_unset() {
+        let all = [
+            Moment::UnstableSince,
+            Moment::ResumableSince,
+            Moment::LastAttempt,
+            Moment::RequestsSince,
+            Moment::DaySince,
+        ];
+        let mut moments = Moments::NONE;
+        for (i, moment) in all.into_iter().enumerate() {
+            assert_eq!(moments.get(moment), None);
+            // The first time a moment can have, and the last.
+            let at = if i % 2 == 0 {
+                Timestamp::ZERO
+            } else {
+                Timestamp::MAX
+            };
+            assert_eq!(moments.get_or_put(moment, at), at);
+            assert_eq!(moments.get_or_put(moment, t(7)), at);
+        }
+        for (i, moment) in all.into_iter().enumerate() {
+            let at = if i % 2 == 0 {
+                Timestamp::ZERO
+            } else {
+                Timestamp::MAX
+            };
+            assert_eq!(moments.get(moment), Some(at));
+            moments.put(moment, None);
+            assert_eq!(moments.get(moment), None);
+        }
+        assert_eq!(moments, Moments::NONE);
     }
 
     #[test]
