@@ -276,14 +276,18 @@ pub struct Policy {
 /// A driver that polls after every input (a [`Fleet`](crate::Fleet) does)
 /// never has more than one pending, so the common case needs no heap and
 /// no more room than one output; a driver that lets several pile up gets
-/// them all, in order, from the overflow queue, whose memory is kept for
-/// reuse (the hot path allocates nothing once warm).
+/// them all, in order, from the overflow queue, which is put on the heap
+/// the first time it is needed (one pointer inline until then) and whose
+/// memory is kept for reuse (the hot path allocates nothing once warm).
 #[derive(Clone, Debug, Default)]
 struct Outputs {
     /// The oldest pending output; `None` only when nothing is pending.
     first: Option<Output>,
-    /// Those after `first`, oldest first.
-    rest: VecDeque<Output>,
+    /// Those after `first`, oldest first; `None` until more than one was
+    /// ever pending. Boxed so that the queue nearly every policy never
+    /// uses costs one pointer, not a `VecDeque`'s four words.
+    #[allow(clippy::box_collection)]
+    rest: Option<Box<VecDeque<Output>>>,
 }
 
 impl Outputs {
@@ -291,21 +295,23 @@ impl Outputs {
         if self.first.is_none() {
             self.first = Some(output);
         } else {
-            self.rest.push_back(output);
+            self.rest.get_or_insert_default().push_back(output);
         }
     }
 
     fn pop(&mut self) -> Option<Output> {
         let output = self.first.take();
         if output.is_some() {
-            self.first = self.rest.pop_front();
+            self.first = self.rest.as_mut().and_then(|rest| rest.pop_front());
         }
         output
     }
 
     fn clear(&mut self) {
         self.first = None;
-        self.rest.clear();
+        if let Some(rest) = &mut self.rest {
+            rest.clear();
+        }
     }
 }
 

@@ -77,71 +77,119 @@ pub(crate) struct LoopState {
 /// A day, in ms: the period of the daily session-start budget.
 const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 
-/// Slots of the ring of counted attempts: the most the ceiling looks back
-/// ([`AttemptRate::MAX_ATTEMPTS`]) plus one, so that the slot of an attempt
-/// found not to have reached the gateway, once freed, never leaves fewer
-/// than that many counted attempts behind.
+/// Slots of the largest ring of counted attempts: the most the ceiling
+/// looks back ([`AttemptRate::MAX_ATTEMPTS`]) plus one.
 const RING: usize = AttemptRate::MAX_ATTEMPTS as usize + 1;
+
+/// How many attempts back the ceiling of `rule` looks: its `max_attempts`,
+/// clamped to `1..=`[`AttemptRate::MAX_ATTEMPTS`].
+fn looks_back(rule: AttemptRate) -> usize {
+    usize::try_from(rule.max_attempts)
+        .unwrap_or(RING)
+        .clamp(1, RING - 1)
+}
 
 /// The last attempts the ceiling counts, as far as the policy knows when
 /// each reached the gateway.
 ///
-/// A ring of [`RING`] slots in the order the attempts started (the oldest
-/// is overwritten). A slot is free, *in flight* (dialled at its stamp; not
-/// yet known whether or when it reached the gateway), or *reached* (it
-/// reached the gateway at or before its stamp: when the upgrade was
-/// answered, or when the attempt ended with its outcome unknown).
+/// A ring of slots in the order the attempts started (the oldest is
+/// overwritten), one more than the ceiling looks back, so that the slot
+/// of an attempt found not to have reached the gateway, once freed, never
+/// leaves fewer than that many counted attempts behind. A slot is free,
+/// *in flight* (dialled at its stamp; not yet known whether or when it
+/// reached the gateway), or *reached* (it reached the gateway at or before
+/// its stamp: when the upgrade was answered, or when the attempt ended
+/// with its outcome unknown).
+///
+/// The ring is sized by the configured ceiling when the log is built (one
+/// allocation then; none afterwards): 11 slots for the default of 10
+/// instead of the 33 the largest ceiling needs. That keeps every answer the
+/// largest ring would give as long as the attempts are reported as a
+/// [`Policy`](crate::Policy) reports them, on a clock that never steps back
+/// and with every attempt but the last one ended: the bounds then never
+/// fall in the order the attempts started, so the latest ones are always
+/// those of the last attempts (a test checks it against the largest ring).
 ///
 /// Beside the ring the stamps of the reached slots are kept in ascending
 /// order, updated as a slot changes (a binary search and a shift of at
-/// most [`RING`] stamps, no allocation), so that the ceiling, asked on
+/// most a ring's stamps, no allocation), so that the ceiling, asked on
 /// every plan, reads its answer at an index instead of sorting or
 /// selecting among the slots. Only while another attempt is in flight,
 /// whose bound moves with the clock, does it select among all of them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct AttemptLog {
-    /// Per slot: the dial (in flight) or the arrival bound (reached);
-    /// [`Timestamp::ZERO`] when free.
-    stamps: [Timestamp; RING],
+    /// The ring's stamps, then the sorted copy, each `ring` long (one
+    /// allocation for both).
+    ///
+    /// Ring slot `i` holds the dial (in flight) or the arrival bound
+    /// (reached), [`Timestamp::ZERO`] when free. The sorted copy holds the
+    /// stamps of the reached slots in ascending order: the first
+    /// `reached.count_ones()` are used, the rest are [`Timestamp::ZERO`].
+    stamps: Box<[Timestamp]>,
     /// Bit `i` set: slot `i` is in flight.
     in_flight: u64,
     /// Bit `i` set: slot `i` has reached the gateway by its stamp.
     reached: u64,
     /// Where the next start goes.
-    next_slot: usize,
-    /// The stamps of the reached slots in ascending order: the first
-    /// `reached.count_ones()` are used, the rest are [`Timestamp::ZERO`].
-    sorted: [Timestamp; RING],
+    next_slot: u8,
+    /// Slots in the ring (at most [`RING`]).
+    ring: u8,
 }
 
-// The slot masks are `u64`s.
+// The slot masks are `u64`s, the slot numbers `u8`s.
 const _: () = assert!(RING <= 64);
 
 impl AttemptLog {
-    const fn new() -> Self {
+    /// A log for a ceiling that looks `back` attempts back (clamped to
+    /// `1..=`[`AttemptRate::MAX_ATTEMPTS`]).
+    fn new(back: usize) -> Self {
+        let ring = back.clamp(1, RING - 1) + 1;
         Self {
-            stamps: [Timestamp::ZERO; RING],
+            stamps: vec![Timestamp::ZERO; 2 * ring].into_boxed_slice(),
             in_flight: 0,
             reached: 0,
             next_slot: 0,
-            sorted: [Timestamp::ZERO; RING],
+            // At most `RING`, which fits.
+            ring: u8::try_from(ring).unwrap_or(u8::MAX),
         }
+    }
+
+    /// Slots in the ring.
+    const fn ring(&self) -> usize {
+        self.ring as usize
+    }
+
+    /// The most attempts back this log can answer for.
+    const fn capacity(&self) -> usize {
+        self.ring() - 1
     }
 
     /// The slot of the last attempt started.
     const fn last_slot(&self) -> usize {
-        (self.next_slot + RING - 1) % RING
+        (self.next_slot as usize + self.ring() - 1) % self.ring()
     }
 
-    /// How many reached slots there are (the used length of `sorted`).
+    /// How many reached slots there are (the used length of the sorted
+    /// copy).
     const fn reached_count(&self) -> usize {
         self.reached.count_ones() as usize
+    }
+
+    /// The ring's stamps and the sorted copy.
+    fn split_mut(&mut self) -> (&mut [Timestamp], &mut [Timestamp]) {
+        let ring = self.ring();
+        self.stamps.split_at_mut(ring)
+    }
+
+    /// The sorted copy (its whole length, used or not).
+    fn sorted(&self) -> &[Timestamp] {
+        &self.stamps[self.ring()..]
     }
 
     /// An attempt is dialled at `now`: it takes the next slot (the oldest
     /// attempt's, which stops counting) and is in flight.
     fn started(&mut self, now: Timestamp) {
-        let slot = self.next_slot;
+        let slot = self.next_slot as usize;
         let bit = 1u64 << slot;
         if self.reached & bit != 0 {
             self.remove_sorted(self.stamps[slot]);
@@ -149,7 +197,8 @@ impl AttemptLog {
         }
         self.in_flight |= bit;
         self.stamps[slot] = now;
-        self.next_slot = (slot + 1) % RING;
+        // Both below `RING`, which fits a `u8`.
+        self.next_slot = u8::try_from((slot + 1) % self.ring()).unwrap_or(0);
     }
 
     /// The last attempt, if still in flight, reached the gateway by `at`
@@ -177,7 +226,7 @@ impl AttemptLog {
         }
         self.in_flight &= !bit;
         self.stamps[slot] = Timestamp::ZERO;
-        self.next_slot = slot;
+        self.next_slot = u8::try_from(slot).unwrap_or(0);
     }
 
     /// Whether the last attempt started is still in flight.
@@ -185,26 +234,30 @@ impl AttemptLog {
         self.in_flight & (1u64 << self.last_slot()) != 0
     }
 
-    /// Adds `stamp` to `sorted` (called once `reached` counts its slot).
+    /// Adds `stamp` to the sorted copy (called once `reached` counts its
+    /// slot).
     fn insert_sorted(&mut self, stamp: Timestamp) {
-        let len = self.reached_count().saturating_sub(1).min(RING - 1);
+        let ring = self.ring();
+        let len = self.reached_count().saturating_sub(1).min(ring - 1);
+        let (_, sorted) = self.split_mut();
         // Attempts usually reach the gateway in the order they started.
-        let at = match len.checked_sub(1).map(|last| self.sorted[last]) {
-            Some(last) if last > stamp => self.sorted[..len].partition_point(|&s| s <= stamp),
+        let at = match len.checked_sub(1).map(|last| sorted[last]) {
+            Some(last) if last > stamp => sorted[..len].partition_point(|&s| s <= stamp),
             _ => len,
         };
-        self.sorted.copy_within(at..len, at + 1);
-        self.sorted[at] = stamp;
+        sorted.copy_within(at..len, at + 1);
+        sorted[at] = stamp;
     }
 
-    /// Removes one `stamp` from `sorted` (called while `reached` still
-    /// counts its slot).
+    /// Removes one `stamp` from the sorted copy (called while `reached`
+    /// still counts its slot).
     fn remove_sorted(&mut self, stamp: Timestamp) {
-        let len = self.reached_count().min(RING);
-        let at = self.sorted[..len].partition_point(|&s| s < stamp);
+        let len = self.reached_count().min(self.ring());
+        let (_, sorted) = self.split_mut();
+        let at = sorted[..len].partition_point(|&s| s < stamp);
         if at < len {
-            self.sorted.copy_within(at + 1..len, at);
-            self.sorted[len - 1] = Timestamp::ZERO;
+            sorted.copy_within(at + 1..len, at);
+            sorted[len - 1] = Timestamp::ZERO;
         }
     }
 
@@ -213,20 +266,26 @@ impl AttemptLog {
     /// later of `now` and its connect deadline, `connect_ms` after its
     /// dial: the policy abandons it then, and an abandoned handshake finds
     /// nobody to answer). `None` when fewer than `back` are counted.
+    /// `back` beyond what the log was sized for counts as its
+    /// [`capacity`](Self::capacity): a later answer, never an earlier one.
     fn latest_bound(&self, back: usize, now: Timestamp, connect_ms: u64) -> Option<Timestamp> {
+        let back = back.min(self.capacity());
         let reached = self.reached_count();
+        let sorted = self.sorted();
         if self.in_flight == 0 {
-            // Every counted bound is in `sorted`.
+            // Every counted bound is in the sorted copy.
             return reached
                 .checked_sub(back)
-                .and_then(|at| self.sorted.get(at).copied());
+                .and_then(|at| sorted.get(at).copied());
         }
         // Bounds that move with the clock: select among all of them, in a
         // fixed-size array on the stack.
-        let mut bounds = self.sorted;
-        let mut counted = reached.min(RING);
+        let ring = self.ring();
+        let mut bounds = [Timestamp::ZERO; RING];
+        let mut counted = reached.min(ring);
+        bounds[..counted].copy_from_slice(&sorted[..counted]);
         let mut flying = self.in_flight;
-        while flying != 0 && counted < RING {
+        while flying != 0 && counted < ring {
             let slot = flying.trailing_zeros() as usize;
             flying &= flying - 1;
             bounds[counted] = self.stamps[slot].saturating_add(connect_ms).max(now);
@@ -252,6 +311,76 @@ const fn never_reached(trigger: Trigger) -> bool {
     )
 }
 
+/// The planner's moments that may not have happened yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Moment {
+    /// When the current run of retries began.
+    UnstableSince,
+    /// When the held session's connection was lost (the first failure
+    /// planned with a Resume since the session last resumed or started).
+    ResumableSince,
+    /// When the last connection attempt started.
+    LastAttempt,
+    /// When the current window of server requests began.
+    RequestsSince,
+    /// When the current 24 h of the identify-loop budget began.
+    DaySince,
+}
+
+/// The planner's [`Moment`]s, packed: their times and one byte saying
+/// which are set (40 bytes and a byte where five `Option<Timestamp>`s take
+/// 80, every time up to [`Timestamp::MAX`] still valid).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Moments {
+    /// Per [`Moment`]: its time, [`Timestamp::ZERO`] while unset.
+    at: [Timestamp; 5],
+    /// Bit `m` set: moment `m` is set.
+    set: u8,
+}
+
+impl Moments {
+    /// None set.
+    const NONE: Self = Self {
+        at: [Timestamp::ZERO; 5],
+        set: 0,
+    };
+
+    /// When `moment` was, if it is set.
+    const fn get(&self, moment: Moment) -> Option<Timestamp> {
+        if self.set & (1 << moment as u8) != 0 {
+            Some(self.at[moment as usize])
+        } else {
+            None
+        }
+    }
+
+    /// Sets `moment` to `at`, or unsets it.
+    const fn put(&mut self, moment: Moment, at: Option<Timestamp>) {
+        let bit = 1 << moment as u8;
+        match at {
+            Some(at) => {
+                self.at[moment as usize] = at;
+                self.set |= bit;
+            }
+            None => {
+                self.at[moment as usize] = Timestamp::ZERO;
+                self.set &= !bit;
+            }
+        }
+    }
+
+    /// When `moment` was, set to `now` first if it was not.
+    const fn get_or_put(&mut self, moment: Moment, now: Timestamp) -> Timestamp {
+        match self.get(moment) {
+            Some(at) => at,
+            None => {
+                self.put(moment, Some(now));
+                now
+            }
+        }
+    }
+}
+
 /// The failures in a row of one shard, and what they mean for the next
 /// attempt.
 #[derive(Clone, Debug, PartialEq)]
@@ -260,25 +389,17 @@ pub(crate) struct RetryPlanner {
     /// Failures not yet repaid since the connection was last stable (0:
     /// stable, never failed, or repaid).
     retry: u32,
-    /// When the current run of retries began.
-    unstable_since: Option<Timestamp>,
+    /// When the run of retries, the loss of the session, the last attempt,
+    /// the window of server requests and the identify-loop day began.
+    moments: Moments,
     /// Resumes in a row that were sent and ended without RESUMED.
     failed_resumes: u32,
-    /// When the held session's connection was lost (the first failure
-    /// planned with a Resume since the session last resumed or started).
-    resumable_since: Option<Timestamp>,
-    /// When the last connection attempt started.
-    last_attempt_at: Option<Timestamp>,
     /// The last attempts the ceiling counts.
     attempts: AttemptLog,
-    /// When the current window of server requests began.
-    requests_since: Option<Timestamp>,
     /// Server requests in that window.
     requests_in_window: u32,
     /// Identifies in a row answered before READY.
     rejected_identifies: u32,
-    /// When the current 24 h of the identify-loop budget began.
-    day_since: Option<Timestamp>,
     /// Rejected Identifies in those 24 h.
     rejected_today: u32,
     /// Set by the last plan when the shard is in an identify loop.
@@ -286,19 +407,17 @@ pub(crate) struct RetryPlanner {
 }
 
 impl RetryPlanner {
-    pub(crate) const fn new(config: &PolicyConfig) -> Self {
+    /// A planner for `config`: the attempt log is sized by its ceiling
+    /// (the one allocation a planner makes).
+    pub(crate) fn new(config: &PolicyConfig) -> Self {
         Self {
             backoff: Backoff::new(config.backoff),
             retry: 0,
-            unstable_since: None,
+            moments: Moments::NONE,
             failed_resumes: 0,
-            resumable_since: None,
-            last_attempt_at: None,
-            attempts: AttemptLog::new(),
-            requests_since: None,
+            attempts: AttemptLog::new(looks_back(config.attempt_rate)),
             requests_in_window: 0,
             rejected_identifies: 0,
-            day_since: None,
             rejected_today: 0,
             in_loop: None,
         }
@@ -319,10 +438,11 @@ impl RetryPlanner {
     /// shard is in a loop.
     fn identify_rejected(&mut self, now: Timestamp, config: &PolicyConfig) -> Option<LoopState> {
         let in_day = self
-            .day_since
+            .moments
+            .get(Moment::DaySince)
             .is_some_and(|since| now.saturating_since(since) < DAY_MS);
         if !in_day {
-            self.day_since = Some(now);
+            self.moments.put(Moment::DaySince, Some(now));
             self.rejected_today = 0;
         }
         self.rejected_today = self.rejected_today.saturating_add(1);
@@ -342,7 +462,7 @@ impl RetryPlanner {
     /// the ceiling counts it as in flight until it is known to have
     /// reached the gateway or not.
     pub(crate) fn attempt_started(&mut self, now: Timestamp) {
-        self.last_attempt_at = Some(now);
+        self.moments.put(Moment::LastAttempt, Some(now));
         self.attempts.started(now);
     }
 
@@ -381,11 +501,8 @@ impl RetryPlanner {
         if rule.window_ms == 0 {
             return None;
         }
-        let back = usize::try_from(rule.max_attempts)
-            .unwrap_or(RING)
-            .clamp(1, RING - 1);
         self.attempts
-            .latest_bound(back, now, config.timeouts.connect_ms)
+            .latest_bound(looks_back(rule), now, config.timeouts.connect_ms)
             .map(|bound| bound.saturating_add(rule.window_ms))
     }
 
@@ -393,16 +510,16 @@ impl RetryPlanner {
     /// resume breaker start over.
     pub(crate) const fn stable(&mut self) {
         self.retry = 0;
-        self.unstable_since = None;
+        self.moments.put(Moment::UnstableSince, None);
         self.failed_resumes = 0;
-        self.resumable_since = None;
+        self.moments.put(Moment::ResumableSince, None);
     }
 
     /// RESUMED arrived, or the session is gone: the breaker and the short
     /// waits of a lost session start over.
     pub(crate) const fn resumes_reset(&mut self) {
         self.failed_resumes = 0;
-        self.resumable_since = None;
+        self.moments.put(Moment::ResumableSince, None);
     }
 
     /// A Resume was sent and its connection ended without RESUMED. Returns
@@ -449,14 +566,14 @@ impl RetryPlanner {
         jitter: &mut Jitter,
     ) -> u64 {
         if recovery != Recovery::Resume {
-            self.resumable_since = None;
+            self.moments.put(Moment::ResumableSince, None);
             return delay;
         }
         if established {
-            self.resumable_since = Some(now);
+            self.moments.put(Moment::ResumableSince, Some(now));
             return delay;
         }
-        let since = *self.resumable_since.get_or_insert(now);
+        let since = self.moments.get_or_put(Moment::ResumableSince, now);
         let max = config.resume.max_wait_while_resumable_ms;
         let within = now.saturating_since(since) < config.resume.short_waits_for_ms;
         if max == 0 || !within || delay <= max {
@@ -472,10 +589,11 @@ impl RetryPlanner {
     fn request_is_free(&mut self, now: Timestamp, config: &PolicyConfig) -> bool {
         let rule = config.server_requests;
         let in_window = self
-            .requests_since
+            .moments
+            .get(Moment::RequestsSince)
             .is_some_and(|since| now.saturating_since(since) < rule.window_ms);
         if !in_window {
-            self.requests_since = Some(now);
+            self.moments.put(Moment::RequestsSince, Some(now));
             self.requests_in_window = 0;
         }
         self.requests_in_window = self.requests_in_window.saturating_add(1);
@@ -528,7 +646,7 @@ impl RetryPlanner {
             0
         } else {
             self.retry = self.retry.saturating_add(1);
-            let unstable_since = *self.unstable_since.get_or_insert(now);
+            let unstable_since = self.moments.get_or_put(Moment::UnstableSince, now);
             let limits = config.give_up;
             if let Some(max) = limits.max_retries
                 && self.retry > max
@@ -556,7 +674,7 @@ impl RetryPlanner {
         if let Some(state) = in_loop {
             wait = wait.max(config.identify_loop.wait_ms);
             if state.rejected_today >= config.identify_loop.daily_share
-                && let Some(since) = self.day_since
+                && let Some(since) = self.moments.get(Moment::DaySince)
             {
                 // The shard's share of the day is spent: wait for the day.
                 wait = wait.max(since.saturating_add(DAY_MS).saturating_since(now));
@@ -564,7 +682,7 @@ impl RetryPlanner {
         }
         self.in_loop = in_loop;
         let mut at = now.saturating_add(wait);
-        if let Some(last) = self.last_attempt_at {
+        if let Some(last) = self.moments.get(Moment::LastAttempt) {
             at = at.max(last.saturating_add(config.guard_ms));
         }
         if let Some(floor) = self.rate_floor(now, config) {
@@ -903,6 +1021,152 @@ mod tests {
     }
 
     #[test]
+    fn packed_moments_keep_every_time_apart_from_unset() {
+        let all = [
+            Moment::UnstableSince,
+            Moment::ResumableSince,
+            Moment::LastAttempt,
+            Moment::RequestsSince,
+            Moment::DaySince,
+        ];
+        let mut moments = Moments::NONE;
+        for (i, moment) in all.into_iter().enumerate() {
+            assert_eq!(moments.get(moment), None);
+            // The first time a moment can have, and the last.
+            let at = if i % 2 == 0 {
+                Timestamp::ZERO
+            } else {
+                Timestamp::MAX
+            };
+            assert_eq!(moments.get_or_put(moment, at), at);
+            assert_eq!(moments.get_or_put(moment, t(7)), at);
+        }
+        for (i, moment) in all.into_iter().enumerate() {
+            let at = if i % 2 == 0 {
+                Timestamp::ZERO
+            } else {
+                Timestamp::MAX
+            };
+            assert_eq!(moments.get(moment), Some(at));
+            moments.put(moment, None);
+            assert_eq!(moments.get(moment), None);
+        }
+        assert_eq!(moments, Moments::NONE);
+    }
+
+    #[test]
+    fn the_log_is_sized_by_the_configured_ceiling() {
+        for (max_attempts, ring) in [(0, 2), (1, 2), (10, 11), (32, 33), (33, 33), (u32::MAX, 33)] {
+            let planner = RetryPlanner::new(&ceiling_only(max_attempts, 60_000));
+            assert_eq!(planner.attempts.ring(), ring, "{max_attempts}");
+            assert_eq!(planner.attempts.stamps.len(), 2 * ring, "{max_attempts}");
+        }
+        // The default ceiling's log: the slots on the heap, a few words
+        // inline.
+        assert!(size_of::<AttemptLog>() <= 40);
+    }
+
+    #[test]
+    fn a_ceiling_of_one_waits_a_window_after_the_last_attempt_only() {
+        let config = ceiling_only(1, 60_000);
+        let mut planner = RetryPlanner::new(&config);
+        let mut jitter = Jitter::new(1);
+        for i in 0..5 {
+            planner.attempt_started(t(i * 100_000));
+            planner.attempt_reached(t(i * 100_000 + 50));
+            assert_eq!(
+                end(
+                    &mut planner,
+                    i * 100_000 + 70,
+                    DROPPED,
+                    &config,
+                    &mut jitter
+                ),
+                t(i * 100_000 + 60_050)
+            );
+        }
+        // One that never reached the gateway frees its slot: the last
+        // counted attempt still rules.
+        planner.attempt_started(t(500_000));
+        assert_eq!(
+            end(
+                &mut planner,
+                500_010,
+                failed(ConnectFailure::Dns),
+                &config,
+                &mut jitter
+            ),
+            t(460_050).max(t(500_010))
+        );
+        planner.attempt_started(t(500_020));
+        planner.attempt_reached(t(500_030));
+        assert_eq!(
+            end(&mut planner, 500_040, DROPPED, &config, &mut jitter),
+            t(560_030)
+        );
+    }
+
+    #[test]
+    fn a_ceiling_of_thirty_two_counts_thirty_two_attempts() {
+        let config = ceiling_only(32, 600_000);
+        let mut planner = RetryPlanner::new(&config);
+        let mut jitter = Jitter::new(1);
+        for i in 0..31 {
+            planner.attempt_started(t(i * 1_000));
+            planner.attempt_reached(t(i * 1_000 + 10));
+            // Fewer than 32 counted: no floor.
+            assert_eq!(
+                end(&mut planner, i * 1_000 + 20, DROPPED, &config, &mut jitter),
+                t(i * 1_000 + 20)
+            );
+        }
+        planner.attempt_started(t(31_000));
+        planner.attempt_reached(t(31_010));
+        assert_eq!(
+            end(&mut planner, 31_020, DROPPED, &config, &mut jitter),
+            t(600_010)
+        );
+        // The 33rd overwrites nothing that still counts: the ring holds 33.
+        planner.attempt_started(t(600_010));
+        planner.attempt_reached(t(600_020));
+        assert_eq!(
+            end(&mut planner, 600_030, DROPPED, &config, &mut jitter),
+            t(601_010)
+        );
+    }
+
+    #[test]
+    fn a_sized_log_keeps_stamps_of_a_clock_that_steps_back_and_the_end_of_time() {
+        let config = ceiling_only(2, 60_000);
+        let mut planner = RetryPlanner::new(&config);
+        let mut jitter = Jitter::new(1);
+        planner.attempt_started(t(10_000));
+        planner.attempt_reached(t(5_000));
+        let _ = end(&mut planner, 4_000, DROPPED, &config, &mut jitter);
+        planner.attempt_started(t(2_000));
+        planner.attempt_reached(t(1_000));
+        // Stamped at their dials (10 000 and 2 000): the earlier rules.
+        assert_eq!(
+            end(&mut planner, 1_500, DROPPED, &config, &mut jitter),
+            t(62_000)
+        );
+        for _ in 0..3 {
+            planner.attempt_started(Timestamp::MAX);
+            planner.attempt_reached(Timestamp::MAX);
+            assert_eq!(
+                end(&mut planner, u64::MAX, DROPPED, &config, &mut jitter),
+                Timestamp::MAX
+            );
+        }
+        // In flight at the end of time: the bound saturates.
+        planner.attempt_started(Timestamp::MAX);
+        assert_eq!(
+            planner.rate_floor(Timestamp::MAX, &config),
+            Some(Timestamp::MAX)
+        );
+    }
+
+    #[test]
     fn a_window_of_zero_turns_the_ceiling_off() {
         let config = ceiling_only(1, 0);
         let mut planner = RetryPlanner::new(&config);
@@ -1002,27 +1266,34 @@ mod tests {
     /// The attempt ceiling written the plain way: a ring of optional
     /// slots, and on every question all counted bounds collected and
     /// sorted. What [`AttemptLog`] keeps incrementally must answer exactly
-    /// as this does.
+    /// as this does, with a ring of the same size; with the largest ring
+    /// ([`RING`]) it must answer the same for any sequence a
+    /// [`Policy`](crate::Policy) can report.
     struct ReferenceLog {
-        slots: [Option<ReferenceSlot>; RING],
+        slots: Vec<Option<ReferenceSlot>>,
         next_slot: usize,
     }
 
     impl ReferenceLog {
-        const fn new() -> Self {
+        fn new(ring: usize) -> Self {
             Self {
-                slots: [None; RING],
+                slots: vec![None; ring],
                 next_slot: 0,
             }
         }
 
-        const fn last_slot(&self) -> usize {
-            (self.next_slot + RING - 1) % RING
+        /// A ring of the size the planner gives `config`'s ceiling.
+        fn sized_for(config: &PolicyConfig) -> Self {
+            Self::new(looks_back(config.attempt_rate) + 1)
         }
 
-        const fn started(&mut self, now: Timestamp) {
+        const fn last_slot(&self) -> usize {
+            (self.next_slot + self.slots.len() - 1) % self.slots.len()
+        }
+
+        fn started(&mut self, now: Timestamp) {
             self.slots[self.next_slot] = Some(ReferenceSlot::InFlight { dialled: now });
-            self.next_slot = (self.next_slot + 1) % RING;
+            self.next_slot = (self.next_slot + 1) % self.slots.len();
         }
 
         fn reached(&mut self, now: Timestamp) {
@@ -1054,9 +1325,7 @@ mod tests {
             if rule.window_ms == 0 {
                 return None;
             }
-            let back = usize::try_from(rule.max_attempts)
-                .unwrap_or(RING)
-                .clamp(1, RING - 1);
+            let back = looks_back(rule).min(self.slots.len() - 1);
             let mut bounds: Vec<Timestamp> = self
                 .slots
                 .iter()
@@ -1130,43 +1399,98 @@ mod tests {
 
         use super::*;
 
+        /// Applies `step` at `now` to the planner and the reference.
+        fn apply(
+            planner: &mut RetryPlanner,
+            reference: &mut ReferenceLog,
+            now: Timestamp,
+            step: LogStep,
+        ) {
+            match step {
+                LogStep::Start => {
+                    planner.attempt_started(now);
+                    reference.started(now);
+                }
+                LogStep::Reached => {
+                    planner.attempt_reached(now);
+                    reference.reached(now);
+                }
+                LogStep::Ended(trigger) => {
+                    planner.attempt_ended(now, trigger);
+                    reference.ended(now, trigger);
+                }
+                LogStep::Wait => {}
+            }
+        }
+
         proptest! {
             /// After every step of any sequence (clocks that step back, the end
-            /// of time, many more attempts than the ring holds), the ceiling
-            /// kept incrementally answers exactly as the plain sort of every
-            /// counted bound does, under every ceiling.
+            /// of time, many more attempts than the ring holds, attempts
+            /// started while others are in flight), the ceiling kept
+            /// incrementally answers exactly as the plain sort of every
+            /// counted bound in a ring of the same size does, under every
+            /// ceiling (each with the log sized for it), and under the
+            /// others too (smaller or larger than it was sized for).
             #[test]
             fn the_attempt_log_answers_as_a_sort_of_every_bound(
                 start in prop_oneof![Just(0u64), Just(u64::MAX - 100_000), any::<u64>()],
                 steps in proptest::collection::vec((clock_step(), log_step()), 0..300),
             ) {
                 let configs = ceilings();
-                let mut planner = RetryPlanner::new(&configs[0]);
-                let mut reference = ReferenceLog::new();
+                let mut shards: Vec<(RetryPlanner, ReferenceLog)> = configs
+                    .iter()
+                    .map(|config| (RetryPlanner::new(config), ReferenceLog::sized_for(config)))
+                    .collect();
                 let mut clock = i128::from(start);
                 for (moved, step) in steps {
                     clock = (clock + moved).clamp(0, i128::from(u64::MAX));
                     let now = t(u64::try_from(clock).unwrap_or(u64::MAX));
-                    match step {
-                        LogStep::Start => {
-                            planner.attempt_started(now);
-                            reference.started(now);
+                    for (planner, reference) in &mut shards {
+                        apply(planner, reference, now, step);
+                        let log = &planner.attempts;
+                        let used = log.reached_count();
+                        prop_assert!(log.sorted()[..used].is_sorted());
+                        prop_assert!(log.sorted()[used..].iter().all(|&s| s == Timestamp::ZERO));
+                        for config in &configs {
+                            prop_assert_eq!(
+                                planner.rate_floor(now, config),
+                                reference.rate_floor(now, config),
+                                "{:?}",
+                                config.attempt_rate
+                            );
                         }
-                        LogStep::Reached => {
-                            planner.attempt_reached(now);
-                            reference.reached(now);
-                        }
-                        LogStep::Ended(trigger) => {
-                            planner.attempt_ended(now, trigger);
-                            reference.ended(now, trigger);
-                        }
-                        LogStep::Wait => {}
                     }
-                    let log = &planner.attempts;
-                    let used = log.reached_count();
-                    prop_assert!(log.sorted[..used].is_sorted());
-                    prop_assert!(log.sorted[used..].iter().all(|&s| s == Timestamp::ZERO));
-                    for config in &configs {
+                }
+            }
+
+            /// For the sequences a [`Policy`](crate::Policy) reports (its
+            /// clock never steps back, the driver's earlier times being
+            /// raised to the latest; an attempt starts only once the last
+            /// one has ended), the log sized for the ceiling answers exactly
+            /// as the largest ring does: sizing it by the configuration
+            /// changes no plan.
+            #[test]
+            fn a_log_sized_by_the_ceiling_answers_as_the_largest_ring(
+                start in prop_oneof![Just(0u64), Just(u64::MAX - 100_000), any::<u64>()],
+                steps in proptest::collection::vec(
+                    (prop_oneof![8 => 0..20_000u64, 1 => any::<u64>()], log_step()),
+                    0..400,
+                ),
+            ) {
+                let configs = ceilings();
+                let mut shards: Vec<(RetryPlanner, ReferenceLog)> = configs
+                    .iter()
+                    .map(|config| (RetryPlanner::new(config), ReferenceLog::new(RING)))
+                    .collect();
+                let mut now = t(start);
+                for (moved, step) in steps {
+                    now = now.saturating_add(moved);
+                    for ((planner, reference), config) in shards.iter_mut().zip(&configs) {
+                        let step = match step {
+                            LogStep::Start if planner.attempts.last_in_flight() => LogStep::Wait,
+                            step => step,
+                        };
+                        apply(planner, reference, now, step);
                         prop_assert_eq!(
                             planner.rate_floor(now, config),
                             reference.rate_floor(now, config),

@@ -9,8 +9,9 @@
 //! (default 60) of flapping links (up 1–120 s, down 0.5–45 s) on one
 //! thread, and prints one line: shards, simulated minutes, events, wall
 //! seconds, events per second, peak resident memory, and that memory per
-//! shard. Wall time is read here, in the measuring harness, never inside the
-//! simulator.
+//! shard; then the most pending events and open sockets, when the fleet
+//! was up, and the inline size of a shard's `Policy`. Wall time is read
+//! here, in the measuring harness, never inside the simulator.
 //!
 //! The gateway grows with the fleet, as the simulator's criterion benchmark
 //! (`benches/benches/sim.rs`) grows it, so that every shard sees the same
@@ -88,6 +89,11 @@ fn main() {
     println!(
         "{:>58}whole fleet up at {started}, session starts {}, identifies {}",
         "", rec.count.session_starts, rec.count.identifies
+    );
+    println!(
+        "{:>58}a shard's policy: {} bytes inline",
+        "",
+        size_of::<reconnect_policy::Policy>()
     );
 }
 
