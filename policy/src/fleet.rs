@@ -665,6 +665,10 @@ impl Fleet {
         let recovery = &mut self.recovery;
         recovery.trip_pending = false;
         recovery.mode = Mode::Outage;
+        // Failures seen in the input that tripped it, after the trip was
+        // decided, must not leave a check behind: the detector sleeps
+        // while the outage lasts.
+        recovery.detector.clear();
         recovery.outages = recovery.outages.saturating_add(1);
         recovery.ramp = crate::fleet_recovery::RampWindow::default();
         // A fleet that shares its probes with the bot's other processes

@@ -381,6 +381,11 @@ impl OutageDetector {
         false
     }
 
+    /// Forgets the failures and the pending check (the fleet tripped).
+    pub(crate) fn clear(&mut self) {
+        self.tripped();
+    }
+
     fn tripped(&mut self) {
         self.failures.clear();
         self.check_at = None;
@@ -664,10 +669,20 @@ impl RecoveryState {
         if !self.config.enabled {
             return None;
         }
+        // Only the timers `Fleet::handle_timeout` runs in this mode, so a
+        // timer it would skip can never make a driver spin.
         let checks = self.checks_until.filter(|_| self.mode == Mode::Ramp);
+        let detector = self
+            .detector
+            .poll_timeout()
+            .filter(|_| self.mode != Mode::Outage);
+        let probes = self
+            .probes
+            .poll_timeout()
+            .filter(|_| self.mode == Mode::Outage);
         [
-            self.detector.poll_timeout(),
-            self.probes.poll_timeout(),
+            detector,
+            probes,
             checks,
             self.quiet_at,
             self.shared.and_then(|shared| shared.pending),

@@ -490,6 +490,17 @@ mod tests {
     }
 
     #[test]
+    fn agrees_with_a_plain_list_over_many_shapes() {
+        for seed in 0..40 {
+            for shards in [1, 2, 3, 7, 64, 300] {
+                for spread in [300, 5_000, 70_000, 3_000_000] {
+                    agrees_with_a_plain_list(shards, spread, seed * 1_000 + shards as u64);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn times_at_the_end_of_the_clock_neither_overflow_nor_get_lost() {
         let mut timers = ShardTimers::new(3);
         timers.set(0, Some(Timestamp::MAX));

@@ -208,3 +208,79 @@ fn a_shard_waiting_for_its_bucket_keeps_a_healthy_socket_under_four_overlapping_
     .unwrap();
     assert_eq!(r.healthy_link_reconnects, 0);
 }
+
+/// A schedule the property above found (seed 16607163091095489859): a
+/// fleet-wide black hole tripped the outage in the same input in which
+/// three more shards failed, and the outage detector kept a check the
+/// fleet never runs during an outage, so its next wake-up stayed in the
+/// past and the run spun at one instant until the event budget ran out.
+/// It is cut off here at ten million events (a sound run takes about
+/// 12,000).
+#[test]
+fn an_outage_tripped_amid_more_failures_leaves_no_timer_behind() {
+    let faults = vec![
+        Fault {
+            at_ms: 501_230,
+            duration_ms: 138_996,
+            scope: Scope::Shards { from: 3, to: 11 },
+            kind: FaultKind::Outage {
+                mode: DownMode::Refuse,
+            },
+        },
+        Fault {
+            at_ms: 231_109,
+            duration_ms: 71_230,
+            scope: Scope::Fraction {
+                fraction: 0.703_252_098_796_260_6,
+            },
+            kind: FaultKind::ServerClose { code: 4001 },
+        },
+        Fault {
+            at_ms: 638_617,
+            duration_ms: 118_484,
+            scope: Scope::Shards { from: 18, to: 26 },
+            kind: FaultKind::ServerClose { code: 4009 },
+        },
+        Fault {
+            at_ms: 541_828,
+            duration_ms: 139_757,
+            scope: Scope::All,
+            kind: FaultKind::Flapping {
+                min_up_ms: 10_445,
+                max_up_ms: 21_064,
+                min_down_ms: 17_480,
+                max_down_ms: 32_594,
+                mode: DownMode::Blackhole,
+            },
+        },
+        Fault {
+            at_ms: 297_661,
+            duration_ms: 87_821,
+            scope: Scope::Fraction {
+                fraction: 0.458_586_308_590_713_86,
+            },
+            kind: FaultKind::Flapping {
+                min_up_ms: 29_786,
+                max_up_ms: 46_229,
+                min_down_ms: 20_199,
+                max_down_ms: 45_880,
+                mode: DownMode::Refuse,
+            },
+        },
+    ];
+    let sc = scenario(faults);
+    let budget = Budget {
+        max_events: 10_000_000,
+    };
+    let r = run_report(
+        &sc,
+        &model("policy").unwrap(),
+        16_607_163_091_095_489_859,
+        budget,
+    )
+    .expect("the run ends within its budget");
+    assert!(!r.storm, "storm: {:?}", r.storm_reasons);
+    assert_eq!(r.identify_violations, 0);
+    assert_eq!(r.healthy_link_reconnects, 0);
+    assert!(r.max_open_sockets_per_shard <= 1);
+}
