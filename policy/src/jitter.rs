@@ -425,9 +425,8 @@ mod tests {
             assert_eq!(new.position, old.position, "position after {draw:?}");
         }
 
+        // The case count comes from PROPTEST_CASES (default 256).
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(512))]
-
             #[test]
             fn single_block_draws_are_the_rebuilt_generators(
                 seed in any::<u64>(),
