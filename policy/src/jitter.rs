@@ -222,46 +222,99 @@ fn key_from_u64(mut state: u64) -> [u32; 8] {
     key
 }
 
-/// ChaCha's quarter round on four words of the working state.
+/// A row of ChaCha's 4×4 working state.
+type Row = [u32; 4];
+
+/// Lane-wise wrapping addition (written lane by lane so the compiler can
+/// keep a row in one vector register).
 #[inline(always)]
-fn quarter_round(x: &mut [u32; 16], a: usize, b: usize, c: usize, d: usize) {
-    x[a] = x[a].wrapping_add(x[b]);
-    x[d] = (x[d] ^ x[a]).rotate_left(16);
-    x[c] = x[c].wrapping_add(x[d]);
-    x[b] = (x[b] ^ x[c]).rotate_left(12);
-    x[a] = x[a].wrapping_add(x[b]);
-    x[d] = (x[d] ^ x[a]).rotate_left(8);
-    x[c] = x[c].wrapping_add(x[d]);
-    x[b] = (x[b] ^ x[c]).rotate_left(7);
+fn add(a: Row, b: Row) -> Row {
+    [
+        a[0].wrapping_add(b[0]),
+        a[1].wrapping_add(b[1]),
+        a[2].wrapping_add(b[2]),
+        a[3].wrapping_add(b[3]),
+    ]
 }
 
-/// A column round then a diagonal round.
+/// Lane-wise `(a ^ b) <<< n`.
 #[inline(always)]
-fn double_round(x: &mut [u32; 16]) {
-    quarter_round(x, 0, 4, 8, 12);
-    quarter_round(x, 1, 5, 9, 13);
-    quarter_round(x, 2, 6, 10, 14);
-    quarter_round(x, 3, 7, 11, 15);
-    quarter_round(x, 0, 5, 10, 15);
-    quarter_round(x, 1, 6, 11, 12);
-    quarter_round(x, 2, 7, 8, 13);
-    quarter_round(x, 3, 4, 9, 14);
+fn xor_rotate(a: Row, b: Row, n: u32) -> Row {
+    [
+        (a[0] ^ b[0]).rotate_left(n),
+        (a[1] ^ b[1]).rotate_left(n),
+        (a[2] ^ b[2]).rotate_left(n),
+        (a[3] ^ b[3]).rotate_left(n),
+    ]
+}
+
+/// Four quarter rounds at once, one per lane: lane `i` runs the quarter
+/// round on `(a[i], b[i], c[i], d[i])`.
+#[inline(always)]
+fn quarter_rounds(x: &mut [Row; 4]) {
+    let [mut a, mut b, mut c, mut d] = *x;
+    a = add(a, b);
+    d = xor_rotate(d, a, 16);
+    c = add(c, d);
+    b = xor_rotate(b, c, 12);
+    a = add(a, b);
+    d = xor_rotate(d, a, 8);
+    c = add(c, d);
+    b = xor_rotate(b, c, 7);
+    *x = [a, b, c, d];
+}
+
+/// A column round then a diagonal round. The rows are rotated so that the
+/// diagonals (0, 5, 10, 15), (1, 6, 11, 12), (2, 7, 8, 13), (3, 4, 9, 14)
+/// line up in the lanes, then rotated back.
+#[inline(always)]
+fn double_round(x: &mut [Row; 4]) {
+    quarter_rounds(x);
+    let [a, b, c, d] = *x;
+    *x = [
+        a,
+        [b[1], b[2], b[3], b[0]],
+        [c[2], c[3], c[0], c[1]],
+        [d[3], d[0], d[1], d[2]],
+    ];
+    quarter_rounds(x);
+    let [a, b, c, d] = *x;
+    *x = [
+        a,
+        [b[3], b[0], b[1], b[2]],
+        [c[2], c[3], c[0], c[1]],
+        [d[1], d[2], d[3], d[0]],
+    ];
 }
 
 /// The ChaCha8 block function (D. J. Bernstein, "ChaCha, a variant of
 /// Salsa20"): four double rounds over the input, then the input added back.
 /// Straight-line code: no loop, no branch.
 fn chacha8_block(input: &[u32; 16]) -> [u32; 16] {
-    let mut x = *input;
+    let rows = |w: &[u32; 16]| -> [Row; 4] {
+        [
+            [w[0], w[1], w[2], w[3]],
+            [w[4], w[5], w[6], w[7]],
+            [w[8], w[9], w[10], w[11]],
+            [w[12], w[13], w[14], w[15]],
+        ]
+    };
+    let start = rows(input);
+    let mut x = start;
     double_round(&mut x);
     double_round(&mut x);
     double_round(&mut x);
     double_round(&mut x);
-    let mut out = [0; 16];
-    for ((o, w), i) in out.iter_mut().zip(x).zip(input) {
-        *o = w.wrapping_add(*i);
-    }
-    out
+    let [a, b, c, d] = [
+        add(x[0], start[0]),
+        add(x[1], start[1]),
+        add(x[2], start[2]),
+        add(x[3], start[3]),
+    ];
+    [
+        a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3], c[0], c[1], c[2], c[3], d[0], d[1], d[2],
+        d[3],
+    ]
 }
 
 #[cfg(test)]
