@@ -9,13 +9,18 @@
 //! A ChaCha8 generator carries a 256-byte block buffer, more than the rest
 //! of a shard's reconnect state; the policy draws only a few numbers per
 //! connection, so [`Jitter`] keeps just the seed, the stream and the
-//! position, and rebuilds the generator at that position for each draw. No
-//! type of the `rand` crates appears in the public API: callers hand in a
-//! seed, or a [`Jitter`].
+//! position (32 bytes). A draw computes only the one 64-byte ChaCha8 block
+//! that holds the words it needs (and the next block, when a draw runs past
+//! the end of one), straight from (seed, stream, position): the words are
+//! those `rand_chacha`'s `ChaCha8Rng` yields at that position, which the
+//! tests check against it, and the sampling (ranges, floats) is `rand`'s
+//! own. No type of the `rand` crates appears in the public API: callers
+//! hand in a seed, or a [`Jitter`].
+
+use core::convert::Infallible;
 
 use rand::RngExt;
-use rand_chacha::ChaCha8Rng;
-use rand_core::SeedableRng;
+use rand_core::TryRng;
 
 /// A seeded random stream, stored as (seed, stream, position).
 ///
@@ -79,21 +84,244 @@ impl Jitter {
         self.draw(|r| r.random())
     }
 
-    /// Draws with the generator at the stream's current position, and moves
-    /// the position past what `f` used.
-    fn draw<T>(&mut self, f: impl FnOnce(&mut ChaCha8Rng) -> T) -> T {
-        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
-        rng.set_stream(self.stream);
-        rng.set_word_pos(self.position);
-        let value = f(&mut rng);
-        self.position = rng.get_word_pos();
+    /// Draws from the stream at its current position, and moves the
+    /// position past the words `f` used.
+    fn draw<T>(&mut self, f: impl FnOnce(&mut Keystream) -> T) -> T {
+        let mut keystream = Keystream::at(self.seed, self.stream, self.position);
+        let value = f(&mut keystream);
+        self.position = keystream.word_pos();
         value
     }
+}
+
+/// The constants of ChaCha's input block ("expand 32-byte k").
+const SIGMA: [u32; 4] = [0x6170_7865, 0x3320_646e, 0x7962_2d32, 0x6b20_6574];
+
+/// One stream of a ChaCha8 key, read word by word from a position: the
+/// words `ChaCha8Rng` (`rand_chacha`, seeded with `seed_from_u64`, stream
+/// set, word position set) yields from there, computed one 64-byte block
+/// at a time and only when a word of that block is read.
+struct Keystream {
+    /// ChaCha's input: constants, key, 64-bit block counter, 64-bit stream.
+    input: [u32; 16],
+    /// The output block of `input`'s counter (valid when `ready`).
+    block: [u32; 16],
+    /// The next word of `block` to hand out; 16 once it is used up.
+    index: usize,
+    /// Whether `block` holds the output of `input`.
+    ready: bool,
+    /// The block counter at the start (`position / 16`, its low 64 bits).
+    start_counter: u64,
+    /// The word of that block at the start (`position % 16`).
+    start_index: u64,
+    /// Words handed out so far.
+    used: u64,
+}
+
+impl Keystream {
+    /// The stream `stream` of the key `seed_from_u64(seed)` expands to, at
+    /// word `position` (modulo 2^68, as `ChaCha8Rng::set_word_pos`).
+    fn at(seed: u64, stream: u64, position: u128) -> Self {
+        let key = key_from_u64(seed);
+        // Truncation intended: the block counter is the low 64 bits of
+        // position / 16, as in `set_word_pos`.
+        let counter = (position >> 4) as u64;
+        let index = (position & 15) as u64;
+        let halves = |x: u64| [x as u32, (x >> 32) as u32];
+        let [c0, c1] = halves(counter);
+        let [s0, s1] = halves(stream);
+        Self {
+            input: [
+                SIGMA[0], SIGMA[1], SIGMA[2], SIGMA[3], key[0], key[1], key[2], key[3], key[4],
+                key[5], key[6], key[7], c0, c1, s0, s1,
+            ],
+            block: [0; 16],
+            index: index as usize,
+            ready: false,
+            start_counter: counter,
+            start_index: index,
+            used: 0,
+        }
+    }
+
+    /// The word position a `ChaCha8Rng` set to the start position reports
+    /// after handing out the same words (`get_word_pos`). It counts from
+    /// the start of its 64-word buffer, whose block counter wraps at 2^64,
+    /// plus the words used of it, and a buffer used up to its end counts as
+    /// the start of the next: so positions run up to 2^68 + 47, and wrap
+    /// to small ones after that.
+    fn word_pos(&self) -> u128 {
+        let words = self.start_index.saturating_add(self.used);
+        let buffers = words / 64;
+        let buffer = self.start_counter.wrapping_add(buffers.wrapping_mul(4));
+        u128::from(buffer) * 16 + u128::from(words % 64)
+    }
+
+    /// The next word of the stream.
+    fn next_word(&mut self) -> u32 {
+        if self.index >= 16 {
+            // Past the end of this block: the next one (the counter wraps
+            // at 2^64, as ChaCha's does).
+            let counter =
+                (u64::from(self.input[13]) << 32 | u64::from(self.input[12])).wrapping_add(1);
+            self.input[12] = counter as u32;
+            self.input[13] = (counter >> 32) as u32;
+            self.index = 0;
+            self.ready = false;
+        }
+        if !self.ready {
+            self.block = chacha8_block(&self.input);
+            self.ready = true;
+        }
+        let word = self.block[self.index];
+        self.index += 1;
+        self.used += 1;
+        word
+    }
+}
+
+impl TryRng for Keystream {
+    type Error = Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
+        Ok(self.next_word())
+    }
+
+    /// Two consecutive words, the first one low (as `ChaCha8Rng`).
+    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
+        let low = self.next_word();
+        let high = self.next_word();
+        Ok(u64::from(high) << 32 | u64::from(low))
+    }
+
+    /// Whole words, little-endian; a last partial word is used up (as
+    /// `ChaCha8Rng`).
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
+        for chunk in dst.chunks_mut(4) {
+            let bytes = self.next_word().to_le_bytes();
+            chunk.copy_from_slice(&bytes[..chunk.len()]);
+        }
+        Ok(())
+    }
+}
+
+/// The 32-byte key `SeedableRng::seed_from_u64(seed)` gives a ChaCha
+/// generator, as the eight little-endian words ChaCha reads from it: each
+/// word one output of `rand_core`'s PCG32 expansion.
+fn key_from_u64(mut state: u64) -> [u32; 8] {
+    const MUL: u64 = 0x5851_F42D_4C95_7F2D;
+    const INC: u64 = 0xA176_54E4_6FBE_17F3;
+    let mut key = [0; 8];
+    for word in &mut key {
+        state = state.wrapping_mul(MUL).wrapping_add(INC);
+        // Truncations intended: PCG's output function (XSH RR).
+        let xorshifted = (((state >> 18) ^ state) >> 27) as u32;
+        let rotation = (state >> 59) as u32;
+        *word = xorshifted.rotate_right(rotation);
+    }
+    key
+}
+
+/// A row of ChaCha's 4×4 working state.
+type Row = [u32; 4];
+
+/// Lane-wise wrapping addition (written lane by lane so the compiler can
+/// keep a row in one vector register).
+#[inline(always)]
+fn add(a: Row, b: Row) -> Row {
+    [
+        a[0].wrapping_add(b[0]),
+        a[1].wrapping_add(b[1]),
+        a[2].wrapping_add(b[2]),
+        a[3].wrapping_add(b[3]),
+    ]
+}
+
+/// Lane-wise `(a ^ b) <<< n`.
+#[inline(always)]
+fn xor_rotate(a: Row, b: Row, n: u32) -> Row {
+    [
+        (a[0] ^ b[0]).rotate_left(n),
+        (a[1] ^ b[1]).rotate_left(n),
+        (a[2] ^ b[2]).rotate_left(n),
+        (a[3] ^ b[3]).rotate_left(n),
+    ]
+}
+
+/// Four quarter rounds at once, one per lane: lane `i` runs the quarter
+/// round on `(a[i], b[i], c[i], d[i])`.
+#[inline(always)]
+fn quarter_rounds(x: &mut [Row; 4]) {
+    let [mut a, mut b, mut c, mut d] = *x;
+    a = add(a, b);
+    d = xor_rotate(d, a, 16);
+    c = add(c, d);
+    b = xor_rotate(b, c, 12);
+    a = add(a, b);
+    d = xor_rotate(d, a, 8);
+    c = add(c, d);
+    b = xor_rotate(b, c, 7);
+    *x = [a, b, c, d];
+}
+
+/// A column round then a diagonal round. The rows are rotated so that the
+/// diagonals (0, 5, 10, 15), (1, 6, 11, 12), (2, 7, 8, 13), (3, 4, 9, 14)
+/// line up in the lanes, then rotated back.
+#[inline(always)]
+fn double_round(x: &mut [Row; 4]) {
+    quarter_rounds(x);
+    let [a, b, c, d] = *x;
+    *x = [
+        a,
+        [b[1], b[2], b[3], b[0]],
+        [c[2], c[3], c[0], c[1]],
+        [d[3], d[0], d[1], d[2]],
+    ];
+    quarter_rounds(x);
+    let [a, b, c, d] = *x;
+    *x = [
+        a,
+        [b[3], b[0], b[1], b[2]],
+        [c[2], c[3], c[0], c[1]],
+        [d[1], d[2], d[3], d[0]],
+    ];
+}
+
+/// The ChaCha8 block function (D. J. Bernstein, "ChaCha, a variant of
+/// Salsa20"): four double rounds over the input, then the input added back.
+/// Straight-line code: no loop, no branch.
+fn chacha8_block(input: &[u32; 16]) -> [u32; 16] {
+    let rows = |w: &[u32; 16]| -> [Row; 4] {
+        [
+            [w[0], w[1], w[2], w[3]],
+            [w[4], w[5], w[6], w[7]],
+            [w[8], w[9], w[10], w[11]],
+            [w[12], w[13], w[14], w[15]],
+        ]
+    };
+    let start = rows(input);
+    let mut x = start;
+    double_round(&mut x);
+    double_round(&mut x);
+    double_round(&mut x);
+    double_round(&mut x);
+    let [a, b, c, d] = [
+        add(x[0], start[0]),
+        add(x[1], start[1]),
+        add(x[2], start[2]),
+        add(x[3], start[3]),
+    ];
+    [
+        a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3], c[0], c[1], c[2], c[3], d[0], d[1], d[2],
+        d[3],
+    ]
 }
 
 #[cfg(test)]
 mod tests {
     use rand::RngExt;
+    use rand_chacha::ChaCha8Rng;
+    use rand_core::{Rng, SeedableRng};
 
     use super::*;
 
@@ -128,5 +356,177 @@ mod tests {
         assert_eq!(jitter.below(0), 0);
         assert_eq!(jitter.between(9, 3), 9);
         assert_eq!(jitter.between(u64::MAX, u64::MAX), u64::MAX);
+    }
+
+    /// The stream as it was drawn before draws computed single blocks: a
+    /// `ChaCha8Rng` rebuilt at (seed, stream, position) for every draw,
+    /// its position read back after.
+    fn rebuilt<T>(jitter: &mut Jitter, f: impl FnOnce(&mut ChaCha8Rng) -> T) -> T {
+        let mut rng = ChaCha8Rng::seed_from_u64(jitter.seed);
+        rng.set_stream(jitter.stream);
+        rng.set_word_pos(jitter.position);
+        let value = f(&mut rng);
+        jitter.position = rng.get_word_pos();
+        value
+    }
+
+    #[test]
+    fn a_block_is_chacha8s_as_rand_chacha_computes_it() {
+        // Block 0 and 1 of the all-zero key and stream: the words
+        // `ChaCha8Rng::from_seed([0; 32])` yields, compared one by one.
+        let mut rng = ChaCha8Rng::from_seed([0; 32]);
+        let mut input = [
+            SIGMA[0], SIGMA[1], SIGMA[2], SIGMA[3], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        for block in 0..2 {
+            input[12] = block;
+            for word in chacha8_block(&input) {
+                assert_eq!(word, rng.next_u32());
+            }
+        }
+    }
+
+    mod against_a_rebuilt_generator {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// One draw, through every way the stream is read.
+        #[derive(Clone, Debug)]
+        enum Draw {
+            NextU64,
+            Between(u64, u64),
+            Below(u64),
+            Unit,
+            NextU32,
+            FillBytes(usize),
+        }
+
+        fn draw() -> impl Strategy<Value = Draw> {
+            // Ranges of every width, including those just above 2^63 whose
+            // samples `rand` rejects about half the time and redraws.
+            let bound = prop_oneof![
+                0..=100u64,
+                any::<u64>(),
+                (1u64 << 63)..=(1u64 << 63) + 1_000,
+                (u64::MAX - 1_000)..=u64::MAX,
+            ];
+            prop_oneof![
+                Just(Draw::NextU64),
+                (any::<u64>(), bound.clone())
+                    .prop_map(|(low, width)| Draw::Between(low, low.saturating_add(width))),
+                (any::<u64>(), any::<u64>()).prop_map(|(a, b)| Draw::Between(a, b)),
+                bound.prop_map(Draw::Below),
+                Just(Draw::Unit),
+                Just(Draw::NextU32),
+                (0usize..=70).prop_map(Draw::FillBytes),
+            ]
+        }
+
+        /// Positions anywhere, and on either side of every boundary the
+        /// stream has: a block (16 words), `ChaCha8Rng`'s buffer (64
+        /// words), the 64-bit block counter (2^68 words) and `u128`.
+        fn position() -> impl Strategy<Value = u128> {
+            let offset = prop_oneof![0u128..=3, 12u128..=19, 60u128..=67];
+            prop_oneof![
+                0u128..300,
+                (any::<u64>(), offset.clone())
+                    .prop_map(|(block, off)| (u128::from(block) * 64).wrapping_add(off)),
+                (0u128..80).prop_map(|back| (1u128 << 68) - back),
+                (0u128..80).prop_map(|ahead| (1u128 << 68) + ahead),
+                (0u128..80).prop_map(|back| u128::MAX - back),
+                any::<u128>(),
+            ]
+        }
+
+        /// Runs `draw` on both streams and checks that they answer the same
+        /// and stand at the same position after.
+        fn both(new: &mut Jitter, old: &mut Jitter, draw: &Draw) {
+            match *draw {
+                Draw::NextU64 => {
+                    let expected = rebuilt(old, |r| r.random::<u64>());
+                    assert_eq!(new.next_u64(), expected);
+                }
+                Draw::Between(low, high) => {
+                    let expected = rebuilt(old, |r| r.random_range(low..=high.max(low)));
+                    assert_eq!(new.between(low, high), expected);
+                }
+                Draw::Below(n) => {
+                    let expected = if n == 0 {
+                        0
+                    } else {
+                        rebuilt(old, |r| r.random_range(0..n))
+                    };
+                    assert_eq!(new.below(n), expected);
+                }
+                Draw::Unit => {
+                    let expected = rebuilt(old, |r| r.random::<f64>());
+                    assert_eq!(new.unit().to_bits(), expected.to_bits());
+                }
+                Draw::NextU32 => {
+                    let expected = rebuilt(old, Rng::next_u32);
+                    assert_eq!(new.draw(Rng::next_u32), expected);
+                }
+                Draw::FillBytes(len) => {
+                    let mut expected = vec![0u8; len];
+                    rebuilt(old, |r| r.fill_bytes(&mut expected));
+                    let mut got = vec![0u8; len];
+                    new.draw(|r| r.fill_bytes(&mut got));
+                    assert_eq!(got, expected);
+                }
+            }
+            assert_eq!(new.position, old.position, "position after {draw:?}");
+        }
+
+        // The case count comes from PROPTEST_CASES (default 256).
+        proptest! {
+            #[test]
+            fn single_block_draws_are_the_rebuilt_generators(
+                seed in any::<u64>(),
+                stream in prop_oneof![any::<u32>().prop_map(u64::from), any::<u64>()],
+                start in position(),
+                draws in proptest::collection::vec(draw(), 1..40),
+            ) {
+                let mut new = Jitter { seed, stream, position: start };
+                let mut old = new.clone();
+                for draw in &draws {
+                    both(&mut new, &mut old, draw);
+                }
+            }
+        }
+
+        #[test]
+        fn every_offset_of_a_buffer_and_the_counters_end() {
+            // Deterministic sweep: every word offset across two of
+            // `ChaCha8Rng`'s buffers, at the start of the stream, at the
+            // end of the block counter and past it, for a few seeds and
+            // shards.
+            for seed in [0, 1, 0x5eed, u64::MAX] {
+                for stream in [0, 1, 7, u64::from(u32::MAX), u64::MAX] {
+                    for base in [0, (1u128 << 68) - 128, u128::MAX - 127] {
+                        for offset in 0..128 {
+                            let start = base.wrapping_add(offset);
+                            for draw in
+                                [Draw::NextU64, Draw::Unit, Draw::Below(1_000), Draw::NextU32]
+                            {
+                                let mut new = Jitter {
+                                    seed,
+                                    stream,
+                                    position: start,
+                                };
+                                let mut old = new.clone();
+                                both(&mut new, &mut old, &draw);
+                                both(&mut new, &mut old, &Draw::Between(0, u64::MAX));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_jitter_is_still_32_bytes() {
+        assert_eq!(size_of::<Jitter>(), 32);
     }
 }
