@@ -13,7 +13,7 @@
 //! - **ours**: [`Backoff::delay`] with a [`Jitter`] stream, the API a
 //!   library that uses only the strategy calls and the way the `Policy`
 //!   draws (the stream kept as a seed, a stream number and a position, the
-//!   ChaCha8 generator rebuilt for each draw).
+//!   only the 64-byte ChaCha8 block that holds the drawn words computed for each draw).
 //! - **backon**: `ExponentialBuilder` (and `ConstantBuilder`) → an iterator
 //!   of `Duration`s; one `next()`. Its jitter uses its own `fastrand` state.
 //! - **backoff**: `ExponentialBackoff` (and `backoff::Constant`);
