@@ -12,8 +12,9 @@
 //!
 //! - **ours**: [`Backoff::delay`] with a [`Jitter`] stream, the API a
 //!   library that uses only the strategy calls and the way the `Policy`
-//!   draws (the stream kept as a seed, a stream number and a position, the
-//!   only the 64-byte ChaCha8 block that holds the drawn words computed for each draw).
+//!   draws (the stream kept as a seed, a stream number and a position;
+//!   each draw computes only the 64-byte ChaCha8 block that holds its
+//!   words).
 //! - **backon**: `ExponentialBuilder` (and `ConstantBuilder`) → an iterator
 //!   of `Duration`s; one `next()`. Its jitter uses its own `fastrand` state.
 //! - **backoff**: `ExponentialBackoff` (and `backoff::Constant`);
