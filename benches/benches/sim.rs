@@ -11,13 +11,13 @@
 //! [`MINUTES`] of simulated time instead of an hour; the largest fleet,
 //! [`LARGEST`] shards, [`LARGEST_MINUTES`], so that its ten samples fit in a
 //! couple of minutes), the default `policy` model, seed [`SEED`]. The
-//! gateway grows with the fleet, so that every shard sees the same
-//! conditions whatever the fleet's size: one identify bucket per
-//! [`SHARDS_PER_BUCKET`] shards (every fleet finishes starting after the
-//! same number of identify windows), the built-ins' admission capacity per
-//! shard (200 handshakes/s per 1,000 shards) and [`STARTS_PER_SHARD`]
-//! session starts per shard (with the default allowance of 5,000, a larger
-//! fleet would start only 5,000 of its shards). The events per shard then
+//! gateway grows with the fleet (`Gateway::grown_for`), so that every shard
+//! sees the same conditions whatever the fleet's size: one identify bucket
+//! per 16 shards (every fleet finishes starting after the same number of
+//! identify windows), the built-ins' admission capacity per shard (200
+//! handshakes/s per 1,000 shards) and five session starts per shard (with
+//! the default allowance of 5,000, a larger fleet would start only 5,000 of
+//! its shards). The events per shard then
 //! hardly change with the size, and a simulator that scales linearly takes
 //! the same time per event at every size.
 //!
@@ -51,18 +51,9 @@ const MINUTES: u64 = 15;
 /// Simulated minutes per run of the largest fleet: its start and four
 /// minutes of flapping.
 const LARGEST_MINUTES: u64 = 5;
-/// Session starts per shard in the gateway's allowance (Discord grants
-/// `max(2000, guilds / 1000 × 5)` a day, about five per shard of 1,000
-/// guilds).
-const STARTS_PER_SHARD: u32 = 5;
 /// The flapping starts here, when every fleet is three quarters through its
 /// start (12 of its 16 identify windows).
 const FAULT_AT_MS: u64 = 60_000;
-/// Shards per identify bucket: every fleet starts in this many 5 s windows.
-const SHARDS_PER_BUCKET: u32 = 16;
-/// Handshakes per second the gateway admits for every 1,000 shards (the
-/// built-in scenarios' 200/s for their 1,000 shards).
-const ADMISSION_PER_1000_SHARDS: u32 = 200;
 /// The master seed of every run.
 const SEED: u64 = 1;
 /// Criterion's smallest sample count; each sample of the largest fleet is
@@ -97,12 +88,7 @@ fn workload(shards: u32) -> Scenario {
     scenario.shards = shards;
     scenario.heal_at_ms = duration_ms;
     scenario.duration_ms = duration_ms;
-    scenario.gateway.max_concurrency =
-        u16::try_from(shards.div_ceil(SHARDS_PER_BUCKET)).expect("at most 65,535 identify buckets");
-    scenario.gateway.admission_per_s = (shards * ADMISSION_PER_1000_SHARDS).div_ceil(1_000);
-    let starts = shards.saturating_mul(STARTS_PER_SHARD).max(5_000);
-    scenario.gateway.session_start_total = starts;
-    scenario.gateway.session_start_remaining = starts;
+    scenario.gateway = scenario.gateway.grown_for(shards);
     for fault in &mut scenario.faults {
         fault.at_ms = FAULT_AT_MS;
         fault.duration_ms = duration_ms;

@@ -25,13 +25,6 @@
 use reconnect_sim::scenario::STORE_OUTAGE;
 use reconnect_sim::{Budget, Scenario, compare_processes, model};
 
-/// Shards per identify bucket.
-const SHARDS_PER_BUCKET: u32 = 16;
-/// Handshakes per second the gateway admits for every 1,000 shards.
-const ADMISSION_PER_1000_SHARDS: u32 = 200;
-/// Session starts a day per shard.
-const STARTS_PER_SHARD: u32 = 5;
-
 fn main() {
     let mut args = std::env::args().skip(1);
     let shards: u32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
@@ -40,14 +33,8 @@ fn main() {
     let variant = args.next().unwrap_or_else(|| "outage".to_owned());
     let mut scenario = Scenario::builtin(STORE_OUTAGE).expect("a built-in scenario");
     scenario.shards = shards;
-    scenario.gateway.max_concurrency =
-        u16::try_from(shards.div_ceil(SHARDS_PER_BUCKET)).unwrap_or(u16::MAX);
-    scenario.gateway.admission_per_s = shards
-        .saturating_mul(ADMISSION_PER_1000_SHARDS)
-        .div_ceil(1_000);
-    let starts = shards.saturating_mul(STARTS_PER_SHARD).max(5_000);
-    scenario.gateway.session_start_total = starts;
-    scenario.gateway.session_start_remaining = starts;
+    scenario.gateway = scenario.gateway.grown_for(shards);
+    let starts = scenario.gateway.session_start_total;
     if let Some(store) = &mut scenario.store {
         store.processes = processes;
         for part in variant.split('+') {

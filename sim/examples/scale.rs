@@ -13,24 +13,17 @@
 //! was up, and the inline size of a shard's `Policy`. Wall time is read
 //! here, in the measuring harness, never inside the simulator.
 //!
-//! The gateway grows with the fleet, as the simulator's criterion benchmark
-//! (`benches/benches/sim.rs`) grows it, so that every shard sees the same
-//! conditions whatever the fleet's size: one identify bucket per
-//! [`SHARDS_PER_BUCKET`] shards, the built-ins' admission capacity per shard
-//! (200 handshakes/s per 1,000 shards), and [`STARTS_PER_SHARD`] session
-//! starts a day per shard (Discord grants `max(2000, guilds / 1000 × 5)`,
-//! about five per shard of 1,000 guilds). With the default allowance of
+//! The gateway grows with the fleet (`Gateway::grown_for`, as the
+//! simulator's criterion benchmark, `benches/benches/sim.rs`, grows it), so
+//! that every shard sees the same conditions whatever the fleet's size: one
+//! identify bucket per 16 shards, the built-ins' admission capacity per
+//! shard (200 handshakes/s per 1,000 shards), and five session starts a
+//! day per shard (Discord grants `max(2000, guilds / 1000 × 5)`, about
+//! five per shard of 1,000 guilds). With the default allowance of
 //! 5,000 a fleet of more than 5,000 shards would only ever start 5,000 of
 //! them, and a larger fleet would measure the same run.
 
 use reconnect_sim::{Budget, Scenario, model, run};
-
-/// Shards per identify bucket: every fleet starts in 16 identify windows.
-const SHARDS_PER_BUCKET: u32 = 16;
-/// Handshakes per second the gateway admits for every 1,000 shards.
-const ADMISSION_PER_1000_SHARDS: u32 = 200;
-/// Session starts a day per shard.
-const STARTS_PER_SHARD: u32 = 5;
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -43,14 +36,7 @@ fn main() {
     scenario.shards = shards;
     scenario.heal_at_ms = duration_ms;
     scenario.duration_ms = duration_ms;
-    scenario.gateway.max_concurrency =
-        u16::try_from(shards.div_ceil(SHARDS_PER_BUCKET)).unwrap_or(u16::MAX);
-    scenario.gateway.admission_per_s = shards
-        .saturating_mul(ADMISSION_PER_1000_SHARDS)
-        .div_ceil(1_000);
-    let starts = shards.saturating_mul(STARTS_PER_SHARD).max(5_000);
-    scenario.gateway.session_start_total = starts;
-    scenario.gateway.session_start_remaining = starts;
+    scenario.gateway = scenario.gateway.grown_for(shards);
     for fault in &mut scenario.faults {
         fault.at_ms = 60_000;
         fault.duration_ms = duration_ms;

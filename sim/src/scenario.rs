@@ -230,6 +230,54 @@ impl Default for Gateway {
     }
 }
 
+impl Gateway {
+    /// Shards per identify bucket in a gateway grown with its fleet
+    /// ([`Gateway::grown_for`]): every fleet starts in this many 5 s
+    /// windows.
+    pub const GROWN_SHARDS_PER_BUCKET: u32 = 16;
+    /// Handshakes per second a grown gateway admits for every 1,000 shards
+    /// (the built-in scenarios' 200/s for their 1,000 shards).
+    pub const GROWN_ADMISSION_PER_1000_SHARDS: u32 = 200;
+    /// Session starts a day per shard in a grown gateway's allowance
+    /// (Discord grants `max(2000, guilds / 1000 × 5)`, about five per shard
+    /// of 1,000 guilds), never fewer than the default 5,000.
+    pub const GROWN_STARTS_PER_SHARD: u32 = 5;
+
+    /// This gateway grown with a fleet of `shards`, so that every shard
+    /// sees the same conditions whatever the fleet's size (the scale runs,
+    /// the simulator's benchmark and the split-bot runs use it): one
+    /// identify bucket per [`Gateway::GROWN_SHARDS_PER_BUCKET`] shards (at
+    /// most 65,535), [`Gateway::GROWN_ADMISSION_PER_1000_SHARDS`]
+    /// handshakes/s per 1,000 shards, and
+    /// [`Gateway::GROWN_STARTS_PER_SHARD`] session starts per shard (at
+    /// least 5,000), all left. The rest is kept.
+    ///
+    /// ```
+    /// use reconnect_sim::scenario::Gateway;
+    ///
+    /// let grown = Gateway::default().grown_for(10_000);
+    /// assert_eq!(grown.max_concurrency, 625);
+    /// assert_eq!(grown.admission_per_s, 2_000);
+    /// assert_eq!(grown.session_start_remaining, 50_000);
+    /// ```
+    #[must_use]
+    pub fn grown_for(self, shards: u32) -> Self {
+        let starts = shards
+            .saturating_mul(Self::GROWN_STARTS_PER_SHARD)
+            .max(5_000);
+        Self {
+            max_concurrency: u16::try_from(shards.div_ceil(Self::GROWN_SHARDS_PER_BUCKET))
+                .unwrap_or(u16::MAX),
+            admission_per_s: shards
+                .saturating_mul(Self::GROWN_ADMISSION_PER_1000_SHARDS)
+                .div_ceil(1_000),
+            session_start_total: starts,
+            session_start_remaining: starts,
+            ..self
+        }
+    }
+}
+
 /// Every link's normal behaviour.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -11,20 +11,13 @@ use reconnect_sim::metrics::Recorder;
 use reconnect_sim::scenario::{STORE_OUTAGE, StoreOutage};
 use reconnect_sim::{Budget, Report, Scenario, model, run_report, run_with_store};
 
-/// Shards per identify bucket, as the scale runs grow the gateway.
-const SHARDS_PER_BUCKET: u32 = 16;
-
 /// The built-in store scenario at `shards` over `processes`, the gateway
 /// grown with the fleet (one bucket per 16 shards, 200 handshakes/s per
 /// 1,000 shards, five session starts a day per shard).
 fn scenario(shards: u32, processes: u32) -> Scenario {
     let mut sc = Scenario::builtin(STORE_OUTAGE).expect("built-in");
     sc.shards = shards;
-    sc.gateway.max_concurrency = u16::try_from(shards.div_ceil(SHARDS_PER_BUCKET)).unwrap();
-    sc.gateway.admission_per_s = (shards * 200).div_ceil(1_000);
-    let starts = (shards * 5).max(5_000);
-    sc.gateway.session_start_total = starts;
-    sc.gateway.session_start_remaining = starts;
+    sc.gateway = sc.gateway.grown_for(shards);
     sc.store.as_mut().expect("a store").processes = processes;
     sc.validate().expect("valid");
     sc
