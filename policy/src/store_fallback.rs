@@ -851,15 +851,21 @@ mod tests {
         assert_eq!(s.local_share_left(), 0);
     }
 
-    #[test]
-    fn a_late_answer_is_dropped_and_a_stale_reconcile_changes_nothing() {
-        let mut s = StoreFallback::new(
+    /// A fallback for a bot of one shard in one bucket, with a local
+    /// share of 5 starts, built at 0.
+    fn lone_shard() -> StoreFallback {
+        StoreFallback::new(
             StoreFallbackConfig::with_local_share(5),
             limit(1),
             &[0],
             1,
             t(0),
-        );
+        )
+    }
+
+    #[test]
+    fn a_late_answer_is_dropped_and_a_stale_reconcile_changes_nothing() {
+        let mut s = lone_shard();
         s.handle_request(t(0), 0, IdentifyRequest::Acquire);
         let id = ask_id(&drain(&mut s));
         s.handle_timeout(t(500));
@@ -907,13 +913,7 @@ mod tests {
 
     #[test]
     fn a_failed_request_falls_back_at_once_and_so_does_a_failed_other_call() {
-        let mut s = StoreFallback::new(
-            StoreFallbackConfig::with_local_share(5),
-            limit(1),
-            &[0],
-            1,
-            t(0),
-        );
+        let mut s = lone_shard();
         s.handle_request(t(0), 0, IdentifyRequest::Acquire);
         let id = ask_id(&drain(&mut s));
         s.handle_failure(t(3), id);
@@ -934,13 +934,7 @@ mod tests {
         assert!(drain(&mut s).is_empty());
         assert_eq!(s.stats().fallbacks, 1);
         // Another call failing while on the store: one fallback, no answer.
-        let mut s = StoreFallback::new(
-            StoreFallbackConfig::with_local_share(5),
-            limit(1),
-            &[0],
-            1,
-            t(0),
-        );
+        let mut s = lone_shard();
         s.handle_unreachable(t(10));
         assert!(matches!(drain(&mut s)[..], [StoreOutput::FellBack { .. }]));
         s.handle_unreachable(t(20));
