@@ -24,7 +24,8 @@ use reconnect_client::{ClientBuilder, Token};
 use reconnect_policy::PolicyConfig;
 use reconnect_testkit::gateway::{Fault, Gateway, GatewayConfig, ScheduledFault};
 use tracing::info;
-use tracing_subscriber::EnvFilter;
+
+mod support;
 
 /// A gateway bot that prints what it receives.
 #[derive(Debug, Parser)]
@@ -78,21 +79,11 @@ fn demo_faults(every_ms: u64) -> Vec<ScheduledFault> {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    match run().await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    support::exit_code(run().await)
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    support::init_tracing();
     let args = Args::parse();
 
     let (url, token, _loopback) = match &args.url {

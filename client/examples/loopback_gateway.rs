@@ -24,7 +24,8 @@ use reconnect_testkit::gateway::{Fault, Gateway, GatewayConfig};
 use reconnect_testkit::proxy::{Direction, DownMode, FaultProxy, Flap, Toxic, ToxicSpec};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tracing::{info, warn};
-use tracing_subscriber::EnvFilter;
+
+mod support;
 
 /// A loopback gateway (and an optional fault proxy in front of it).
 #[derive(Debug, Parser)]
@@ -80,11 +81,7 @@ fn range(text: &str) -> Result<(u64, u64), String> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    support::init_tracing();
     let args = Args::parse();
     let faults = args
         .faults

@@ -26,7 +26,8 @@ use reconnect_client::gateway_bot::GatewayBot;
 use reconnect_client::{ClientBuilder, RedisIdentify, RunnerBuilder, Token};
 use reconnect_policy::{PolicyConfig, SessionStartLimit};
 use tracing::info;
-use tracing_subscriber::EnvFilter;
+
+mod support;
 
 /// One process of a bot whose shards identify through Redis.
 #[derive(Debug, Parser)]
@@ -41,7 +42,7 @@ struct Args {
     #[arg(long, default_value_t = 1)]
     bot_id: u64,
     /// The shards this process runs (`START..END`), of `--total`.
-    #[arg(long, value_parser = parse_range, default_value = "0..3")]
+    #[arg(long, value_parser = support::parse_range, default_value = "0..3")]
     range: std::ops::Range<u32>,
     /// The bot's total shard count.
     #[arg(long, default_value_t = 6)]
@@ -54,32 +55,13 @@ struct Args {
     seconds: u64,
 }
 
-fn parse_range(text: &str) -> Result<std::ops::Range<u32>, String> {
-    let (start, end) = text
-        .split_once("..")
-        .ok_or_else(|| format!("{text:?} is not START..END"))?;
-    let start = start.parse().map_err(|e| format!("{start:?}: {e}"))?;
-    let end = end.parse().map_err(|e| format!("{end:?}: {e}"))?;
-    Ok(start..end)
-}
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    match run().await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    support::exit_code(run().await)
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    support::init_tracing();
     let args = Args::parse();
     let store = RedisIdentify::new(&args.redis, args.bot_id)?;
     let client = ClientBuilder::new(Token::new("loopback-demo-token")).policy(PolicyConfig {

@@ -39,7 +39,8 @@ use reconnect_client::{ClientBuilder, RunnerBuilder, SavedSessions, SendCommandE
 use reconnect_testkit::gateway::{Fault, Gateway, GatewayConfig, ScheduledFault};
 use reconnect_testkit::http_api::{ApiAnswer, ApiServer};
 use tracing::{info, warn};
-use tracing_subscriber::EnvFilter;
+
+mod support;
 
 /// A sharded gateway bot that counts what it receives.
 #[derive(Debug, Parser)]
@@ -55,7 +56,7 @@ struct Args {
     #[arg(long, default_value_t = 513)]
     intents: u64,
     /// Run only these shards (`START..END`), of `--total`.
-    #[arg(long, value_parser = parse_range, requires = "total")]
+    #[arg(long, value_parser = support::parse_range, requires = "total")]
     range: Option<std::ops::Range<u32>>,
     /// The bot's total shard count, with `--range`.
     #[arg(long)]
@@ -72,32 +73,13 @@ struct Args {
     sessions: Option<std::path::PathBuf>,
 }
 
-fn parse_range(text: &str) -> Result<std::ops::Range<u32>, String> {
-    let (start, end) = text
-        .split_once("..")
-        .ok_or_else(|| format!("{text:?} is not START..END"))?;
-    let start = start.parse().map_err(|e| format!("{start:?}: {e}"))?;
-    let end = end.parse().map_err(|e| format!("{end:?}: {e}"))?;
-    Ok(start..end)
-}
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    match run().await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    support::exit_code(run().await)
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    support::init_tracing();
     let args = Args::parse();
 
     // The loopback stand-ins live as long as the bot.
