@@ -8,8 +8,6 @@
 
 #![cfg(feature = "redis")]
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reconnect_client::gateway_bot::GatewayBot;
@@ -17,43 +15,24 @@ use reconnect_client::{ClientBuilder, Clock, RedisIdentify, RunnerBuilder, Token
 use reconnect_policy::{PolicyConfig, SessionStartLimit};
 use reconnect_testkit::gateway::{Gateway, GatewayConfig};
 
+#[path = "logs/capture.rs"]
+mod capture;
+
 #[allow(dead_code, unreachable_pub)]
 #[path = "redis/server.rs"]
 mod server;
 
+use capture::CapturedLogs;
 use server::RedisServer;
 
 const PASSWORD: &str = "store-password-never-logged";
-
-/// A `Write` into a shared buffer, for capturing logs.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// Redis is down when the runner starts: its shards start on the local
 /// share, one window apart; Redis comes up after the first Identify and
 /// the runner goes back to it.
 #[tokio::test(flavor = "current_thread")]
 async fn a_store_down_at_start_is_said_once_and_its_return_once() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    tracing::subscriber::set_global_default(subscriber)
-        .expect("the only subscriber of this binary");
+    let captured = CapturedLogs::install();
     let test = "a_store_down_at_start_is_said_once_and_its_return_once";
     let Some(redis) = RedisServer::reserve(test) else {
         return;
@@ -127,7 +106,7 @@ async fn a_store_down_at_start_is_said_once_and_its_return_once() {
         "{figures:?}"
     );
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     let said = |what: &str| logs.lines().filter(|line| line.contains(what)).count();
     assert_eq!(
         said("the identify store is unreachable or slow"),

@@ -8,45 +8,23 @@
 //! its process, the capturing subscriber is global and installed before any
 //! call site is reached.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use reconnect_testkit::gateway::Fault;
+
+#[path = "logs/capture.rs"]
+mod capture;
 
 #[allow(dead_code, unreachable_pub)]
 #[path = "real_sockets/support.rs"]
 mod support;
 
+use capture::CapturedLogs;
 use support::{Harness, TOKEN, bounded, builder, gateway, gateway_config, policy};
-
-/// A `Write` into a shared buffer, for capturing logs.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// Everything on one thread, and the subscriber global before anything
 /// logs, so it sees every line of every task.
 #[tokio::test(flavor = "current_thread")]
 async fn the_token_never_reaches_the_logs_or_debug_output() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    tracing::subscriber::set_global_default(subscriber)
-        .expect("the only subscriber of this binary");
+    let captured = CapturedLogs::install();
     bounded(20, async {
         let gw = gateway(gateway_config()).await;
         let h = Harness::start(builder(policy(&gw.url())));
@@ -68,7 +46,7 @@ async fn the_token_never_reaches_the_logs_or_debug_output() {
         h.close().await.unwrap();
     })
     .await;
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(logs.contains("connecting"), "no logs captured");
     assert!(logs.contains("reconnect planned"), "no logs captured");
     assert!(!logs.contains(TOKEN), "the token is in the logs");
