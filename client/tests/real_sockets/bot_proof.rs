@@ -19,24 +19,22 @@
 //! `SOAK_SECS=600 nice -n 10 cargo test -p reconnect-client --test real_sockets bot_proof::soak -- --ignored --nocapture`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use reconnect_client::gateway_bot::GatewayBotRequest;
 use reconnect_client::gateway_command::{ActivityKind, GatewayCommand, Presence};
-use reconnect_client::{
-    Clock, Compression, Runner, RunnerBuilder, SendCommandError, ShardEvents, ShardHandle,
-};
-use reconnect_policy::SavedSessions;
+use reconnect_client::{Clock, Compression, RunnerBuilder, SendCommandError, ShardHandle};
 use reconnect_testkit::gateway::{Gateway, GatewayConfig};
 use reconnect_testkit::http_api::{ApiAnswer, ApiServer};
 use reconnect_testkit::proxy::{DownMode, FaultProxy, Flap};
 use tokio::task::JoinHandle;
 
+use crate::recorded::RecordedRunner;
 use crate::support::{
-    Seen, TOKEN, bounded, builder, continuity, gateway, gateway_config, link_policy, sessions,
+    TOKEN, bounded, builder, continuity, gateway, gateway_config, link_policy, sessions,
 };
 
 /// One run of the proof.
@@ -48,103 +46,6 @@ struct Setup {
     /// How long the links flap, in ms.
     flap_ms: u64,
     seed: u64,
-}
-
-/// The merged stream of one runner, recorded by shard.
-struct Bot {
-    runner: Runner,
-    events: Arc<Mutex<BTreeMap<u32, Vec<Seen>>>>,
-    task: JoinHandle<()>,
-}
-
-impl Bot {
-    fn record(runner: Runner, mut stream: ShardEvents) -> Self {
-        let events = Arc::new(Mutex::new(BTreeMap::<u32, Vec<Seen>>::new()));
-        let task = {
-            let events = Arc::clone(&events);
-            tokio::spawn(async move {
-                while let Some((shard, event)) = stream.next().await {
-                    events
-                        .lock()
-                        .unwrap()
-                        .entry(shard)
-                        .or_default()
-                        .push(Seen::of(&event));
-                }
-            })
-        };
-        Self {
-            runner,
-            events,
-            task,
-        }
-    }
-
-    fn last_seqs(&self) -> BTreeMap<u32, u64> {
-        self.events
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(shard, seen)| (*shard, max_seq(seen)))
-            .collect()
-    }
-
-    /// Waits until every shard is connected and has delivered a dispatch
-    /// past `past[shard]`.
-    async fn wait_all_past(&self, what: &str, past: &BTreeMap<u32, u64>, seconds: u64) {
-        let clock = Clock::start();
-        loop {
-            let last = self.last_seqs();
-            let behind = self
-                .runner
-                .shards()
-                .iter()
-                .filter(|shard| {
-                    !shard.figures().state.is_connected()
-                        || last.get(&shard.id()).copied().unwrap_or(0)
-                            <= past.get(&shard.id()).copied().unwrap_or(0)
-                })
-                .count();
-            if behind == 0 {
-                return;
-            }
-            if clock.elapsed() >= Duration::from_secs(seconds) {
-                let figures = self.runner.figures();
-                let sum = |f: fn(&reconnect_client::Figures) -> u64| -> u64 {
-                    figures.values().map(f).sum()
-                };
-                panic!(
-                    "{what}: {behind} shards not there after {seconds} s; attempts {}, identifies {}, resumes {}, zombies {}, states {:?}",
-                    sum(|f| f.policy.attempts),
-                    sum(|f| f.policy.identifies_sent),
-                    sum(|f| f.policy.resumes_succeeded),
-                    sum(|f| f.policy.zombies),
-                    figures
-                        .values()
-                        .fold(BTreeMap::<String, u32>::new(), |mut by, f| {
-                            *by.entry(format!("{:?}", f.state)).or_default() += 1;
-                            by
-                        }),
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn close_keeping_sessions(self) -> (SavedSessions, BTreeMap<u32, Vec<Seen>>) {
-        let saved = self
-            .runner
-            .close_keeping_sessions()
-            .await
-            .expect("stopped cleanly");
-        let _ = self.task.await;
-        let events = self.events.lock().unwrap().clone();
-        (saved, events)
-    }
-}
-
-fn max_seq(events: &[Seen]) -> u64 {
-    events.iter().filter_map(|e| e.seq).max().unwrap_or(0)
 }
 
 /// What the command senders got back.
@@ -257,10 +158,10 @@ async fn proof(setup: Setup) {
     // The first process: every shard identifies through its bucket.
     let (runner, events) = runner_builder(setup, &api, &proxy).start().await.unwrap();
     assert_eq!(runner.total_shards(), setup.shards);
-    let first = Bot::record(runner, events);
+    let first = RecordedRunner::events_only(runner, events);
     let rounds = setup.shards.div_ceil(u32::from(setup.buckets));
     first
-        .wait_all_past("start", &BTreeMap::new(), 15 + 6 * u64::from(rounds))
+        .wait_all_past("start", &BTreeMap::new(), 0, 15 + 6 * u64::from(rounds))
         .await;
     let started_ms = wall.elapsed().as_millis();
 
@@ -279,7 +180,7 @@ async fn proof(setup: Setup) {
     tokio::time::sleep(Duration::from_millis(setup.flap_ms)).await;
     proxy.stop_flapping();
     first
-        .wait_all_past("after the flapping", &first.last_seqs(), 30)
+        .wait_all_past("after the flapping", &first.last_seqs(), 0, 30)
         .await;
     stop.store(true, Ordering::Relaxed);
     for sender in senders {
@@ -301,8 +202,8 @@ async fn proof(setup: Setup) {
         .start()
         .await
         .unwrap();
-    let second = Bot::record(runner, events);
-    second.wait_all_past("the restart", &past, 30).await;
+    let second = RecordedRunner::events_only(runner, events);
+    second.wait_all_past("the restart", &past, 0, 30).await;
 
     // Catch up with everything the gateway generated for each session.
     let targets: BTreeMap<u32, u64> = saved
@@ -316,7 +217,7 @@ async fn proof(setup: Setup) {
             (*shard, last.saturating_sub(1))
         })
         .collect();
-    second.wait_all_past("the catch-up", &targets, 30).await;
+    second.wait_all_past("the catch-up", &targets, 0, 30).await;
     let figures_second = second.runner.figures();
     let (_, second_events) = second.close_keeping_sessions().await;
     let stats = gw.stats();

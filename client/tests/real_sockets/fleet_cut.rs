@@ -19,18 +19,16 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use reconnect_client::gateway_bot::GatewayBot;
-use reconnect_client::{Clock, Notice, Runner, RunnerBuilder, ShardEvents};
+use reconnect_client::{Notice, RunnerBuilder};
 use reconnect_policy::{PolicyConfig, SessionStartLimit, Timestamp};
 use reconnect_testkit::gateway::{Gateway, GatewayConfig};
 use reconnect_testkit::proxy::{CutWindow, DialOutcome, DownMode, FaultProxy};
-use tokio::task::JoinHandle;
 
-use crate::support::{Seen, bounded, builder, gateway, gateway_config};
+use crate::recorded::RecordedRunner;
+use crate::support::{bounded, builder, gateway, gateway_config};
 
 /// Shards in the runner.
 const SHARDS: u32 = 32;
@@ -408,146 +406,45 @@ async fn fleet_recovery_probes_during_a_black_hole_and_ramps_after_it() {
     assert_fleet_recovery(&summary);
 }
 
-/// A runner whose events and notices are recorded, by shard.
-struct Recorded {
-    runner: Runner,
-    events: Arc<Mutex<BTreeMap<u32, Vec<Seen>>>>,
-    notices: Arc<Mutex<BTreeMap<u32, Vec<Notice>>>>,
-    tasks: Vec<JoinHandle<()>>,
+/// Each shard's session, from the READY the gateway sent it.
+fn sessions(r: &RecordedRunner) -> BTreeMap<String, u32> {
+    r.events()
+        .iter()
+        .flat_map(|(shard, seen)| {
+            seen.iter()
+                .filter(|s| s.name == "READY")
+                .filter_map(|s| s.session.clone())
+                .map(|session| (session, *shard))
+        })
+        .collect()
 }
 
-impl Recorded {
-    fn start(runner: Runner, mut events: ShardEvents) -> Self {
-        let seen = Arc::new(Mutex::new(BTreeMap::<u32, Vec<Seen>>::new()));
-        let heard = Arc::new(Mutex::new(BTreeMap::<u32, Vec<Notice>>::new()));
-        let mut tasks = Vec::new();
-        {
-            let seen = Arc::clone(&seen);
-            tasks.push(tokio::spawn(async move {
-                while let Some((shard, event)) = events.next().await {
-                    let mut seen = seen.lock().unwrap();
-                    seen.entry(shard).or_default().push(Seen::of(&event));
-                }
-            }));
-        }
-        for handle in runner.shards() {
-            let mut notices = handle.notices();
-            let id = handle.id();
-            let heard = Arc::clone(&heard);
-            tasks.push(tokio::spawn(async move {
-                loop {
-                    match notices.recv().await {
-                        Ok(notice) => heard.lock().unwrap().entry(id).or_default().push(notice),
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                            panic!("shard {id}'s notice recorder fell {n} behind")
-                        }
-                        Err(_) => break,
-                    }
-                }
-            }));
-        }
-        Self {
-            runner,
-            events: seen,
-            notices: heard,
-            tasks,
-        }
-    }
-
-    /// Each shard's session, from the READY the gateway sent it.
-    fn sessions(&self) -> BTreeMap<String, u32> {
-        let events = self.events.lock().unwrap();
-        events
-            .iter()
-            .flat_map(|(shard, seen)| {
-                seen.iter()
-                    .filter(|s| s.name == "READY")
-                    .filter_map(|s| s.session.clone())
-                    .map(|session| (session, *shard))
-            })
-            .collect()
-    }
-
-    /// Failed dials, by shard.
-    fn failed_dials(&self) -> BTreeMap<u32, u64> {
-        let notices = self.notices.lock().unwrap();
-        self.runner
-            .shards()
-            .iter()
-            .map(|handle| {
-                let failed = notices.get(&handle.id()).map_or(0, |n| {
-                    n.iter()
-                        .filter(|n| matches!(n, Notice::ConnectFailed { .. }))
-                        .count() as u64
-                });
-                (handle.id(), failed)
-            })
-            .collect()
-    }
-
-    /// Dials started in `[from, to)` (client clock), by shard.
-    fn dials_started(&self, from: Timestamp, to: Timestamp) -> BTreeMap<u32, u64> {
-        let notices = self.notices.lock().unwrap();
-        self.runner
-            .shards()
-            .iter()
-            .map(|handle| {
-                let started = notices.get(&handle.id()).map_or(0, |n| {
-                    n.iter()
-                        .filter(|n| {
-                            matches!(n, Notice::Connecting { at, .. } if (from..to).contains(at))
-                        })
-                        .count() as u64
-                });
-                (handle.id(), started)
-            })
-            .collect()
-    }
-
-    /// The last sequence number delivered to each shard.
-    fn last_seqs(&self) -> BTreeMap<u32, u64> {
-        let events = self.events.lock().unwrap();
-        events
-            .iter()
-            .map(|(shard, seen)| (*shard, seen.iter().filter_map(|s| s.seq).max().unwrap_or(0)))
-            .collect()
-    }
-
-    async fn wait(&self, what: &str, seconds: u64, condition: impl Fn(&Self) -> bool) {
-        let clock = Clock::start();
-        while !condition(self) {
-            assert!(
-                clock.elapsed() < Duration::from_secs(seconds),
-                "timed out waiting for {what}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Waits until every shard is connected and has delivered an event
-    /// past the sequence number it had when this was called.
-    async fn wait_all_streaming(&self, seconds: u64) {
-        let from = self.last_seqs();
-        self.wait("every shard to stream", seconds, |r| {
-            let now = r.last_seqs();
-            r.runner.shards().iter().all(|shard| {
-                shard.figures().state.is_connected()
-                    && now.get(&shard.id()).copied().unwrap_or(0)
-                        > from.get(&shard.id()).copied().unwrap_or(0)
-            })
+/// How many of each shard's notices match `counted`, for every shard.
+fn count_notices(r: &RecordedRunner, counted: impl Fn(&Notice) -> bool) -> BTreeMap<u32, u64> {
+    let notices = r.notices();
+    r.runner
+        .shards()
+        .iter()
+        .map(|handle| {
+            let count = notices.get(&handle.id()).map_or(0, |n| {
+                n.iter().filter(|notice| counted(notice)).count() as u64
+            });
+            (handle.id(), count)
         })
-        .await;
-    }
+        .collect()
+}
 
-    async fn close(mut self) {
-        self.runner
-            .close()
-            .await
-            .expect("every shard stops cleanly");
-        for task in self.tasks.drain(..) {
-            let _ = task.await;
-        }
-    }
+/// Failed dials, by shard.
+fn failed_dials(r: &RecordedRunner) -> BTreeMap<u32, u64> {
+    count_notices(r, |n| matches!(n, Notice::ConnectFailed { .. }))
+}
+
+/// Dials started in `[from, to)` (client clock), by shard.
+fn dials_started(r: &RecordedRunner, from: Timestamp, to: Timestamp) -> BTreeMap<u32, u64> {
+    count_notices(
+        r,
+        |n| matches!(n, Notice::Connecting { at, .. } if (from..to).contains(at)),
+    )
 }
 
 /// Starts [`SHARDS`] shards through the proxy, waits for all of them to be
@@ -581,15 +478,15 @@ async fn fleet_cut(mode: DownMode) -> CutSummary {
         .start()
         .await
         .expect("start the runner");
-    let r = Recorded::start(runner, events);
+    let r = RecordedRunner::with_notices(runner, events);
     let rounds = SHARDS.div_ceil(u32::from(BUCKETS));
-    r.wait_all_streaming(10 + 6 * u64::from(rounds)).await;
+    r.wait_all_streaming(0, 10 + 6 * u64::from(rounds)).await;
     let before = gw.stats();
     assert_eq!(before.identifies, u64::from(SHARDS), "{before:?}");
-    assert_eq!(r.failed_dials().values().sum::<u64>(), 0);
+    assert_eq!(failed_dials(&r).values().sum::<u64>(), 0);
 
     let window = proxy.cut(mode, CUT).await;
-    let sessions = r.sessions();
+    let sessions = sessions(&r);
     assert_eq!(sessions.len(), SHARDS as usize, "one session per shard");
     let heal = proxy.clock().translate(window.healed_at, gw.clock());
     let resumed_after_heal = |gw: &Gateway| -> BTreeMap<u32, u64> {
@@ -610,11 +507,11 @@ async fn fleet_cut(mode: DownMode) -> CutSummary {
         |_| resumed_after_heal(&gw).len() == SHARDS as usize,
     )
     .await;
-    r.wait_all_streaming(10).await;
+    r.wait_all_streaming(0, 10).await;
 
     let summary = summarise(&gw, &proxy, &window, &r, &before, resumed_after_heal(&gw));
     eprintln!("{summary}");
-    r.close().await;
+    r.close().await.0.expect("every shard stops cleanly");
     let observed = checked.assert_clean();
     assert_eq!(observed.identifies, u64::from(SHARDS), "{observed:?}");
     eprintln!(
@@ -630,7 +527,7 @@ fn summarise(
     gw: &Gateway,
     proxy: &FaultProxy,
     window: &CutWindow,
-    r: &Recorded,
+    r: &RecordedRunner,
     before: &reconnect_testkit::gateway::GatewayStats,
     resumed_after_heal_ms: BTreeMap<u32, u64>,
 ) -> CutSummary {
@@ -646,12 +543,12 @@ fn summarise(
     let late = to.saturating_sub(BIN_MS);
     let (cut_dials_by_shard, late_dials) = match window.mode {
         // Every refused dial fails, and only those do: exact.
-        DownMode::Reset | DownMode::Close => (r.failed_dials(), 0),
+        DownMode::Reset | DownMode::Close => (failed_dials(r), 0),
         // A held dial fails only when the client gives up on it, maybe
         // after the heal: count the dials started during the cut.
         DownMode::BlackHole => (
-            r.dials_started(from, to),
-            r.dials_started(late, to).values().sum(),
+            dials_started(r, from, to),
+            dials_started(r, late, to).values().sum(),
         ),
     };
     let heal = proxy.clock().translate(window.healed_at, gw.clock());

@@ -13,6 +13,7 @@ mod faults;
 mod fleet_cut;
 mod gateway_bot;
 mod link_faults;
+mod recorded;
 mod rules;
 mod runner;
 mod scenarios;

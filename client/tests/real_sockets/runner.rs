@@ -5,131 +5,21 @@
 //! policy's send budget. Then the answers of `/gateway/bot` that must stop
 //! a runner before it opens a socket.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use reconnect_client::gateway_bot::{GatewayBot, GatewayBotError, GatewayBotRequest};
 use reconnect_client::gateway_command::{ActivityKind, CommandError, GatewayCommand, Presence};
-use reconnect_client::{
-    Clock, Notice, Runner, RunnerBuilder, RunnerError, SendCommandError, ShardEvents,
-};
-use reconnect_policy::{Command, SessionStartLimit, Timestamp};
+use reconnect_client::{Clock, RunnerBuilder, RunnerError, SendCommandError};
+use reconnect_policy::{SessionStartLimit, Timestamp};
 use reconnect_testkit::gateway::{Fault, Gateway, GatewayConfig};
 use reconnect_testkit::http_api::{ApiAnswer, ApiServer};
-use tokio::task::JoinHandle;
 
-use crate::support::{
-    Seen, TOKEN, assert_continuous, bounded, builder, gateway, gateway_config, policy,
-};
+use crate::recorded::RecordedRunner;
+use crate::support::{TOKEN, assert_continuous, bounded, builder, gateway, gateway_config, policy};
 
 /// The gateway's identify window, as the real one.
 const WINDOW_MS: u64 = 5_000;
-
-/// A runner whose merged events and per-shard Identify times are recorded.
-struct Recorded {
-    runner: Runner,
-    events: Arc<Mutex<BTreeMap<u32, Vec<Seen>>>>,
-    identifies: Arc<Mutex<BTreeMap<u32, Vec<Timestamp>>>>,
-    tasks: Vec<JoinHandle<()>>,
-}
-
-impl Recorded {
-    fn start(runner: Runner, mut events: ShardEvents) -> Self {
-        let seen = Arc::new(Mutex::new(BTreeMap::<u32, Vec<Seen>>::new()));
-        let identifies = Arc::new(Mutex::new(BTreeMap::<u32, Vec<Timestamp>>::new()));
-        let mut tasks = Vec::new();
-        {
-            let seen = Arc::clone(&seen);
-            tasks.push(tokio::spawn(async move {
-                while let Some((shard, event)) = events.next().await {
-                    seen.lock()
-                        .unwrap()
-                        .entry(shard)
-                        .or_default()
-                        .push(Seen::of(&event));
-                }
-            }));
-        }
-        for handle in runner.shards() {
-            let mut notices = handle.notices();
-            let id = handle.id();
-            let identifies = Arc::clone(&identifies);
-            tasks.push(tokio::spawn(async move {
-                while let Ok(notice) = notices.recv().await {
-                    if let Notice::Sent {
-                        command: Command::Identify,
-                        at,
-                        ..
-                    } = notice
-                    {
-                        identifies.lock().unwrap().entry(id).or_default().push(at);
-                    }
-                }
-            }));
-        }
-        Self {
-            runner,
-            events: seen,
-            identifies,
-            tasks,
-        }
-    }
-
-    fn events(&self) -> BTreeMap<u32, Vec<Seen>> {
-        self.events.lock().unwrap().clone()
-    }
-
-    /// The last sequence number delivered to each shard.
-    fn last_seqs(&self) -> BTreeMap<u32, u64> {
-        self.events()
-            .into_iter()
-            .map(|(shard, seen)| (shard, seen.iter().filter_map(|s| s.seq).max().unwrap_or(0)))
-            .collect()
-    }
-
-    async fn wait(&self, what: &str, seconds: u64, condition: impl Fn(&Self) -> bool) {
-        let clock = Clock::start();
-        while !condition(self) {
-            assert!(
-                clock.elapsed() < Duration::from_secs(seconds),
-                "timed out waiting for {what}; figures: {:?}",
-                self.runner.figures()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Waits until every shard is connected and has delivered an event
-    /// past the sequence number it had when this was called (plus `more`).
-    async fn wait_all_streaming(&self, more: u64, seconds: u64) {
-        let from = self.last_seqs();
-        let shards: Vec<u32> = self.runner.shards().iter().map(|s| s.id()).collect();
-        self.wait("every shard to stream", seconds, |r| {
-            let now = r.last_seqs();
-            shards.iter().all(|shard| {
-                r.runner
-                    .shard(*shard)
-                    .unwrap()
-                    .figures()
-                    .state
-                    .is_connected()
-                    && now.get(shard).copied().unwrap_or(0)
-                        > from.get(shard).copied().unwrap_or(0) + more
-            })
-        })
-        .await;
-    }
-
-    async fn close(mut self) -> Result<BTreeMap<u32, reconnect_client::Figures>, RunnerError> {
-        let outcome = self.runner.close().await;
-        for task in self.tasks.drain(..) {
-            let _ = task.await;
-        }
-        outcome
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixteen_shards_start_by_bucket_resume_together_and_send_within_budget() {
@@ -185,7 +75,7 @@ async fn fleet_scenario(shards: u32, buckets: u16) {
     );
     let ids: Vec<u32> = runner.shards().iter().map(|s| s.id()).collect();
     assert_eq!(ids, (0..shards).collect::<Vec<_>>());
-    let r = Recorded::start(runner, events);
+    let r = RecordedRunner::with_notices(runner, events);
 
     // Every shard READY, through the buckets, with no Identify refused.
     let rounds = shards.div_ceil(u32::from(buckets));
@@ -196,7 +86,7 @@ async fn fleet_scenario(shards: u32, buckets: u16) {
         stats.identifies_rate_limited, 0,
         "identify-window violations"
     );
-    let identifies = r.identifies.lock().unwrap().clone();
+    let identifies = r.identifies();
     assert_eq!(identifies.len(), shards as usize);
     let first = identifies.values().flatten().min().copied().unwrap();
     for bucket in 0..u32::from(buckets) {
@@ -285,8 +175,8 @@ async fn fleet_scenario(shards: u32, buckets: u16) {
     );
     assert_eq!(gw.stats().commands, sent);
 
-    let delivered = Arc::clone(&r.events);
-    let figures = r.close().await.unwrap();
+    let (figures, delivered) = r.close().await;
+    let figures = figures.unwrap();
     let observed = checked.assert_clean();
     assert_eq!(observed.identifies, u64::from(shards));
     assert_eq!(figures.len(), shards as usize);
@@ -301,7 +191,6 @@ async fn fleet_scenario(shards: u32, buckets: u16) {
     }
     // One merged stream: each shard's session delivered each sequence
     // number once, in order, with nothing lost.
-    let delivered = delivered.lock().unwrap().clone();
     assert_eq!(delivered.len(), shards as usize);
     for (id, seen) in &delivered {
         assert_continuous(seen);
@@ -427,11 +316,11 @@ async fn a_given_answer_and_a_shard_range_run_only_those_shards() {
         assert_eq!(ids, [2, 3]);
         assert!(runner.shard(0).is_none());
         assert_eq!(runner.shard(3).unwrap().count(), 4);
-        let r = Recorded::start(runner, events);
+        let r = RecordedRunner::with_notices(runner, events);
         r.wait_all_streaming(3, 20).await;
         let stats = gw.stats();
         assert_eq!((stats.identifies, stats.identifies_rate_limited), (2, 0));
-        let figures = r.close().await.unwrap();
+        let figures = r.close().await.0.unwrap();
         assert_eq!(figures.keys().copied().collect::<Vec<_>>(), [2, 3]);
         assert_eq!(gw.stats().sessions_ended_by_client, 2);
     })

@@ -6,24 +6,19 @@
 //! rolling restart of a 50-shard runner resumes all 50 with zero Identify.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use reconnect_client::RunnerBuilder;
 use reconnect_client::gateway_bot::GatewayBot;
-use reconnect_client::{Clock, Runner, RunnerBuilder, ShardEvents};
 use reconnect_policy::{SavedSessions, SessionStartLimit};
 use reconnect_testkit::gateway::GatewayConfig;
-use tokio::task::JoinHandle;
 
+use crate::recorded::RecordedRunner;
 use crate::support::{
-    Harness, Seen, TOKEN, assert_continuous, bounded, builder, gateway, gateway_config, policy,
+    Harness, Seen, TOKEN, assert_continuous, bounded, builder, gateway, gateway_config, max_seq,
+    policy,
 };
-
-/// The largest sequence number delivered in `events`.
-fn max_seq(events: &[Seen]) -> u64 {
-    events.iter().filter_map(|e| e.seq).max().unwrap_or(0)
-}
 
 /// Waits until the client is connected and has delivered a dispatch past
 /// `seq` (a resumed client has no READY of its own to wait for).
@@ -139,73 +134,6 @@ async fn a_saved_session_the_gateway_forgot_falls_back_to_identify() {
     .await;
 }
 
-/// A runner whose merged events are recorded by shard.
-struct Bot {
-    runner: Runner,
-    events: Arc<Mutex<BTreeMap<u32, Vec<Seen>>>>,
-    task: JoinHandle<()>,
-}
-
-impl Bot {
-    fn record(runner: Runner, mut stream: ShardEvents) -> Self {
-        let events = Arc::new(Mutex::new(BTreeMap::<u32, Vec<Seen>>::new()));
-        let task = {
-            let events = Arc::clone(&events);
-            tokio::spawn(async move {
-                while let Some((shard, event)) = stream.next().await {
-                    events
-                        .lock()
-                        .unwrap()
-                        .entry(shard)
-                        .or_default()
-                        .push(Seen::of(&event));
-                }
-            })
-        };
-        Self {
-            runner,
-            events,
-            task,
-        }
-    }
-
-    /// Waits until every shard is connected and has delivered a dispatch
-    /// past `past[shard] + more`.
-    async fn wait_all_past(&self, past: &BTreeMap<u32, u64>, more: u64, seconds: u64) {
-        let clock = Clock::start();
-        loop {
-            let events = self.events.lock().unwrap().clone();
-            let done = self.runner.shards().iter().all(|shard| {
-                shard.figures().state.is_connected()
-                    && events.get(&shard.id()).is_some_and(|seen| {
-                        max_seq(seen) > past.get(&shard.id()).copied().unwrap_or(0) + more
-                    })
-            });
-            if done {
-                return;
-            }
-            assert!(
-                clock.elapsed() < Duration::from_secs(seconds),
-                "not every shard streams; figures: {:?}",
-                self.runner.figures()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Stops keeping every session; the saved sessions and every event.
-    async fn close_keeping_sessions(self) -> (SavedSessions, BTreeMap<u32, Vec<Seen>>) {
-        let saved = self
-            .runner
-            .close_keeping_sessions()
-            .await
-            .expect("stopped cleanly");
-        let _ = self.task.await;
-        let events = self.events.lock().unwrap().clone();
-        (saved, events)
-    }
-}
-
 const SHARDS: u32 = 50;
 
 /// A runner of the 50 shards against `url`, all in one identify round.
@@ -232,8 +160,8 @@ async fn a_rolling_restart_of_fifty_shards_resumes_all_with_zero_identify() {
 
         // The first process: 50 shards identify and stream.
         let (runner, events) = fifty_shards(&gw.url()).start().await.unwrap();
-        let first = Bot::record(runner, events);
-        first.wait_all_past(&BTreeMap::new(), 3, 30).await;
+        let first = RecordedRunner::events_only(runner, events);
+        first.wait_all_past("the start", &BTreeMap::new(), 3, 30).await;
         let (saved, first_events) = first.close_keeping_sessions().await;
         assert_eq!(saved.len(), SHARDS as usize, "every shard's session");
         let before = gw.stats();
@@ -256,8 +184,8 @@ async fn a_rolling_restart_of_fifty_shards_resumes_all_with_zero_identify() {
             .start()
             .await
             .unwrap();
-        let second = Bot::record(runner, events);
-        second.wait_all_past(&past, 3, 30).await;
+        let second = RecordedRunner::events_only(runner, events);
+        second.wait_all_past("the restart", &past, 3, 30).await;
         let figures = second.runner.figures();
         let (_, second_events) = second.close_keeping_sessions().await;
 

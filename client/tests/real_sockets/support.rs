@@ -142,6 +142,11 @@ impl Seen {
     }
 }
 
+/// The largest sequence number in `events` (0 when none has one).
+pub(crate) fn max_seq(events: &[Seen]) -> u64 {
+    events.iter().filter_map(|e| e.seq).max().unwrap_or(0)
+}
+
 /// A running client whose events and notices are recorded.
 pub(crate) struct Harness {
     pub(crate) client: Option<Client>,
