@@ -372,7 +372,7 @@ impl<'a> Sim<'a> {
             },
             established_now: 0,
             queue: Queue::default(),
-            sockets: Sockets::default(),
+            sockets: Sockets::with_capacity(shards as usize),
             links: (0..shards)
                 .map(|s| {
                     ShardLink::new(LinkRng::new(rng::derive(seed, Stream::Link, u64::from(s))))

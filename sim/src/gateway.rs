@@ -299,9 +299,11 @@ impl Gateway {
             identify_tolerance_ms,
             now: 0,
             rng: LinkRng::new(seed),
-            sessions: Vec::new(),
+            // A fleet starts one session and holds one socket per shard:
+            // room for those, without a doubling's slack.
+            sessions: Vec::with_capacity(shards as usize),
             shard_session: vec![None; shards as usize],
-            sockets: Vec::new(),
+            sockets: Vec::with_capacity(shards as usize),
             accepted: 0,
             last_identify: vec![None; usize::from(config.max_concurrency.max(1))],
             starts_remaining: config.session_start_remaining,

@@ -196,6 +196,16 @@ pub struct Sockets {
 }
 
 impl Sockets {
+    /// An empty table with room for `sockets` sockets (a fleet holds one a
+    /// shard), so it need not grow by doubling to hold them.
+    #[must_use]
+    pub fn with_capacity(sockets: usize) -> Self {
+        Self {
+            slots: Vec::with_capacity(sockets),
+            free: Vec::new(),
+        }
+    }
+
     /// Opens a socket for `shard`.
     pub fn open(&mut self, shard: u32) -> SockId {
         let socket = Socket {
