@@ -372,7 +372,7 @@ impl<'a> Sim<'a> {
             },
             established_now: 0,
             queue: Queue::default(),
-            sockets: Sockets::default(),
+            sockets: Sockets::with_capacity(shards as usize),
             links: (0..shards)
                 .map(|s| {
                     ShardLink::new(LinkRng::new(rng::derive(seed, Stream::Link, u64::from(s))))
@@ -947,8 +947,8 @@ impl<'a> Sim<'a> {
         let Some(s) = self.sockets.get_mut(sock) else {
             return;
         };
-        let at = (self.now + lat).max(s.last_to_server);
-        s.last_to_server = at;
+        let at = (self.now + lat).max(u64::from(s.last_to_server));
+        s.last_to_server = u32::try_from(at).unwrap_or(u32::MAX);
         self.schedule(at, Ev::ToServer { sock, msg });
     }
 
@@ -968,8 +968,8 @@ impl<'a> Sim<'a> {
         let Some(s) = self.sockets.get_mut(sock) else {
             return;
         };
-        let at = (self.now + lat).max(s.last_to_client);
-        s.last_to_client = at;
+        let at = (self.now + lat).max(u64::from(s.last_to_client));
+        s.last_to_client = u32::try_from(at).unwrap_or(u32::MAX);
         self.schedule(at, Ev::ToClient { sock, msg });
     }
 

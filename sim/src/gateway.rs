@@ -70,6 +70,8 @@
 //! ));
 //! ```
 
+use std::num::NonZeroU32;
+
 use crate::net::LinkRng;
 use crate::queue::Queue;
 use crate::rules::{self, IDENTIFY_WINDOW_MS};
@@ -197,6 +199,19 @@ pub struct Tally {
     pub sessions_expired: u64,
 }
 
+/// A session id as a socket record keeps it (see `ServerSocket::session`).
+/// Ids count sessions started, each at least one event of a run whose
+/// budget is below 2^32 events, so the id plus one never saturates in a
+/// run; a saturated one would only name a session that does not exist.
+fn attach(id: u32) -> Option<NonZeroU32> {
+    NonZeroU32::new(id.saturating_add(1))
+}
+
+/// The session id a socket record keeps (see [`attach`]).
+const fn attached_id(kept: NonZeroU32) -> u32 {
+    kept.get() - 1
+}
+
 /// One session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Session {
@@ -206,8 +221,10 @@ struct Session {
     alive: bool,
     /// The socket it runs on, if any.
     attached: Option<SockId>,
-    /// Since when it has had no socket.
-    detached_since: Option<u64>,
+    /// When it last lost its socket: since then it has had none, while
+    /// `attached` is `None` (a session starts attached, and only a close
+    /// detaches it).
+    detached_since: u64,
     /// An expiry timer is armed (at most one per session, however often it
     /// loses its socket).
     expiry_armed: bool,
@@ -220,8 +237,10 @@ struct ServerSocket {
     shard: u32,
     /// Accepted and not closed.
     open: bool,
-    /// The session attached to it (after READY or RESUMED).
-    session: Option<u32>,
+    /// The session attached to it (after READY or RESUMED), as
+    /// [`attach`] stores it: the id plus one, so that a socket record
+    /// keeps it in four bytes (32 bytes a socket instead of 40).
+    session: Option<NonZeroU32>,
     /// When a heartbeat last arrived (or the socket was accepted).
     last_heartbeat: u64,
     /// op 7 or op 9 was sent on it, or the gateway closed it.
@@ -299,9 +318,11 @@ impl Gateway {
             identify_tolerance_ms,
             now: 0,
             rng: LinkRng::new(seed),
-            sessions: Vec::new(),
+            // A fleet starts one session and holds one socket per shard:
+            // room for those, without a doubling's slack.
+            sessions: Vec::with_capacity(shards as usize),
             shard_session: vec![None; shards as usize],
-            sockets: Vec::new(),
+            sockets: Vec::with_capacity(shards as usize),
             accepted: 0,
             last_identify: vec![None; usize::from(config.max_concurrency.max(1))],
             starts_remaining: config.session_start_remaining,
@@ -615,13 +636,13 @@ impl Gateway {
             seq: 1,
             alive: true,
             attached: Some(sock),
-            detached_since: None,
+            detached_since: 0,
             expiry_armed: false,
         });
         self.tally.session_starts += 1;
         self.shard_session[shard as usize] = Some(id);
         if let Some(s) = self.socket_mut(sock) {
-            s.session = Some(id);
+            s.session = attach(id);
         }
         let session = SessionId(id);
         let ready = ToClient::Dispatch {
@@ -693,11 +714,10 @@ impl Gateway {
         }
         let s = &mut self.sessions[id.0 as usize];
         s.attached = Some(sock);
-        s.detached_since = None;
         s.seq += 1;
         let resumed_seq = s.seq;
         if let Some(s) = self.socket_mut(sock) {
-            s.session = Some(id.0);
+            s.session = attach(id.0);
         }
         for k in seq + 1..resumed_seq {
             let missed = ToClient::Dispatch {
@@ -731,13 +751,13 @@ impl Gateway {
         s.open = false;
         s.told_to_reconnect = true;
         let shard = s.shard;
-        if let Some(id) = s.session.take() {
+        if let Some(id) = s.session.take().map(attached_id) {
             let ends = ends_session || code.is_some_and(rules::server_close_ends_session);
             let current = self.shard_session[shard as usize] == Some(id);
             let session = &mut self.sessions[id as usize];
             if session.attached == Some(sock) {
                 session.attached = None;
-                session.detached_since = Some(now);
+                session.detached_since = now;
                 let arm_expiry = !session.expiry_armed;
                 session.expiry_armed = true;
                 if current {
@@ -834,17 +854,14 @@ impl Gateway {
         if !s.alive || s.attached.is_some() {
             return;
         }
-        match s.detached_since {
-            Some(d) if d.saturating_add(window) <= now => {
-                self.tally.sessions_expired += 1;
-                self.kill_session(session);
-            }
+        let d = s.detached_since;
+        if d.saturating_add(window) <= now {
+            self.tally.sessions_expired += 1;
+            self.kill_session(session);
+        } else {
             // It lost a later socket: check again when that one's window ends.
-            Some(d) => {
-                s.expiry_armed = true;
-                self.arm(d.saturating_add(window), Timer::Expiry(SessionId(session)));
-            }
-            None => {}
+            s.expiry_armed = true;
+            self.arm(d.saturating_add(window), Timer::Expiry(SessionId(session)));
         }
     }
 

@@ -51,6 +51,7 @@ pub mod gateway;
 pub mod metrics;
 pub mod net;
 mod queue;
+pub mod recent_times;
 pub mod report;
 pub mod rng;
 pub mod rules;

@@ -7,6 +7,8 @@
 //! depends on wall time, so a report is a pure function of the scenario,
 //! the strategy and the seed.
 
+use crate::recent_times::RecentTimes;
+
 /// Per-session delivery bookkeeping.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SessionTally {
@@ -96,18 +98,21 @@ impl std::ops::Sub for Counters {
 /// figures [`max_in_window`] gives over the sorted times from then on.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WindowPeak {
-    /// The window's length, ms.
-    window: u32,
-    /// The times inside the window ending at the latest one.
-    recent: std::collections::VecDeque<u32>,
+    /// The times inside the window ending at the latest one (inline while
+    /// they are few: a fleet keeps two of these per shard).
+    recent: RecentTimes,
     /// Times counted since judging began.
     count: u64,
+    /// The window's length, ms.
+    window: u32,
     /// The most times inside one window since judging began.
     peak: u32,
+    /// The first time ever pushed, judged or not (read when `pushed`).
+    first: u32,
+    /// Whether a time was ever pushed.
+    pushed: bool,
     /// Whether judging has begun.
     judging: bool,
-    /// The first time ever pushed, judged or not.
-    first: Option<u32>,
 }
 
 impl WindowPeak {
@@ -121,16 +126,20 @@ impl WindowPeak {
     }
 
     /// A time, no earlier than the one before it.
+    #[inline]
     pub fn push(&mut self, at: u32) {
         while self
             .recent
             .front()
-            .is_some_and(|&t| at.saturating_sub(t) >= self.window)
+            .is_some_and(|t| at.saturating_sub(t) >= self.window)
         {
             self.recent.pop_front();
         }
         self.recent.push_back(at);
-        self.first.get_or_insert(at);
+        if !self.pushed {
+            self.pushed = true;
+            self.first = at;
+        }
         if self.judging {
             self.count = self.count.saturating_add(1);
             let held = u32::try_from(self.recent.len()).unwrap_or(u32::MAX);
@@ -141,7 +150,7 @@ impl WindowPeak {
     /// Judging begins at `from`: times before it are forgotten, the ones at
     /// or after it (pushed at the same instant) count.
     pub fn begin_judging(&mut self, from: u32) {
-        self.recent.retain(|&t| t >= from);
+        self.recent.retain(|t| t >= from);
         self.judging = true;
         self.count = self.recent.len() as u64;
         self.peak = u32::try_from(self.recent.len()).unwrap_or(u32::MAX);
@@ -162,7 +171,7 @@ impl WindowPeak {
     /// The first time ever pushed, judged or not.
     #[must_use]
     pub fn first(&self) -> Option<u32> {
-        self.first
+        self.pushed.then_some(self.first)
     }
 
     /// Times held now (at most the times inside one window).
@@ -260,6 +269,8 @@ impl Recorder {
             arrivals_per_s: vec![0; seconds],
             established: vec![None; shards as usize],
             judged: vec![true; shards as usize],
+            // One session per shard to begin with (see `Gateway::new`).
+            sessions: Vec::with_capacity(shards as usize),
             trace_hash: 0xcbf2_9ce4_8422_2325,
             ..Self::default()
         }

@@ -176,10 +176,13 @@ pub struct Socket {
     /// The gateway holds its end open (accepted, not yet closed); the
     /// gateway keeps the rest of its view of the socket itself.
     pub server_open: bool,
-    /// Arrival time of the last message scheduled towards the client.
-    pub last_to_client: u64,
-    /// Arrival time of the last message scheduled towards the server.
-    pub last_to_server: u64,
+    /// Arrival time of the last message scheduled towards the client, ms
+    /// (u32: a run lasts at most 7 days and a start-up, far below the
+    /// 49 days a u32 of ms holds; a later time saturates).
+    pub last_to_client: u32,
+    /// Arrival time of the last message scheduled towards the server, ms
+    /// (as `last_to_client`).
+    pub last_to_server: u32,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -196,6 +199,16 @@ pub struct Sockets {
 }
 
 impl Sockets {
+    /// An empty table with room for `sockets` sockets (a fleet holds one a
+    /// shard), so it need not grow by doubling to hold them.
+    #[must_use]
+    pub fn with_capacity(sockets: usize) -> Self {
+        Self {
+            slots: Vec::with_capacity(sockets),
+            free: Vec::new(),
+        }
+    }
+
     /// Opens a socket for `shard`.
     pub fn open(&mut self, shard: u32) -> SockId {
         let socket = Socket {

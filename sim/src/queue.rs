@@ -10,7 +10,11 @@
 //! pending events spent most of its time on cache misses.
 //!
 //! A payload and the link to the next one in its slot share one entry of
-//! the slab, so pushing and popping an event touches one place in it.
+//! the slab, so pushing and popping an event touches one place in it. The
+//! slab grows in fixed chunks rather than by doubling one array, so a
+//! fleet's queue holds at most one chunk more than its most pending events
+//! (where a doubled array held up to twice as many), and growing it never
+//! copies the events already pending.
 //!
 //! Order: events pop by time, and events of the same millisecond in the
 //! order they were pushed, as long as nothing is pushed before the time of
@@ -36,6 +40,11 @@ const WORDS: usize = (WINDOW_MS / 64) as usize;
 /// No event: the end of a slot's list.
 const NIL: u32 = u32::MAX;
 
+/// Entries in one chunk of the slab, as a power of two.
+const CHUNK_BITS: u32 = 12;
+/// Entries in one chunk of the slab (4,096).
+const CHUNK: usize = 1 << CHUNK_BITS;
+
 /// A queue of `T` ordered by time in milliseconds.
 #[derive(Debug)]
 pub(crate) struct Queue<T> {
@@ -49,7 +58,11 @@ pub(crate) struct Queue<T> {
     /// Events at or after `base + WINDOW_MS`: (time, order, payload index).
     overflow: BinaryHeap<Reverse<(u64, u64, u32)>>,
     order: u64,
-    slab: Vec<Entry<T>>,
+    /// The payloads, in chunks of [`CHUNK`] entries (each allocated full
+    /// size, never grown): entry `i` is `slab[i / CHUNK][i % CHUNK]`.
+    slab: Vec<Vec<Entry<T>>>,
+    /// Entries ever used: the most events pending at once.
+    used: usize,
     free: Vec<u32>,
     len: usize,
 }
@@ -70,6 +83,7 @@ impl<T> Default for Queue<T> {
             overflow: BinaryHeap::new(),
             order: 0,
             slab: Vec::new(),
+            used: 0,
             free: Vec::new(),
             len: 0,
         }
@@ -82,17 +96,24 @@ impl<T> Queue<T> {
     pub(crate) fn push(&mut self, at: u64, item: T) {
         let at = at.max(self.base);
         let index = if let Some(index) = self.free.pop() {
-            self.slab[index as usize].item = Some(item);
+            self.entry_mut(index).item = Some(item);
             index
         } else {
-            self.slab.push(Entry {
-                item: Some(item),
-                next: NIL,
-            });
-            u32::try_from(self.slab.len() - 1)
+            let index = u32::try_from(self.used)
                 .ok()
                 .filter(|&i| i != NIL)
-                .expect("fewer than 2^32 - 1 pending events")
+                .expect("fewer than 2^32 - 1 pending events");
+            if self.slab.last().is_none_or(|chunk| chunk.len() == CHUNK) {
+                self.slab.push(Vec::with_capacity(CHUNK));
+            }
+            if let Some(chunk) = self.slab.last_mut() {
+                chunk.push(Entry {
+                    item: Some(item),
+                    next: NIL,
+                });
+            }
+            self.used += 1;
+            index
         };
         self.len += 1;
         if at - self.base < WINDOW_MS {
@@ -103,16 +124,23 @@ impl<T> Queue<T> {
         }
     }
 
+    /// The slab's entry `index`.
+    #[inline]
+    fn entry_mut(&mut self, index: u32) -> &mut Entry<T> {
+        let i = index as usize;
+        &mut self.slab[i >> CHUNK_BITS][i & (CHUNK - 1)]
+    }
+
     #[inline]
     fn put_on_wheel(&mut self, at: u64, index: u32) {
         let slot = (at & MASK) as usize;
-        self.slab[index as usize].next = NIL;
+        self.entry_mut(index).next = NIL;
         let (first, last) = self.slots[slot];
         if first == NIL {
             self.slots[slot] = (index, index);
             self.occupied[slot / 64] |= 1 << (slot % 64);
         } else {
-            self.slab[last as usize].next = index;
+            self.entry_mut(last).next = index;
             self.slots[slot].1 = index;
         }
     }
@@ -139,7 +167,7 @@ impl<T> Queue<T> {
                 if self.base > limit {
                     return None;
                 }
-                let entry = &mut self.slab[first as usize];
+                let entry = self.entry_mut(first);
                 let after = entry.next;
                 let item = entry.item.take().expect("queued once");
                 self.slots[slot].0 = after;
@@ -228,7 +256,7 @@ impl<T> Queue<T> {
 
     /// The most events ever pending at once.
     pub(crate) fn peak(&self) -> usize {
-        self.slab.len()
+        self.used
     }
 }
 
@@ -282,6 +310,31 @@ mod tests {
         assert_eq!(q.pop_until(u64::MAX), Some((100, "b")));
         assert_eq!(q.pop_until(u64::MAX), Some((3 * WINDOW_MS, "far")));
         assert_eq!(q.peek_time(), None);
+    }
+
+    #[test]
+    fn a_queue_longer_than_a_chunk_keeps_its_order_and_counts_its_peak() {
+        let mut q = Queue::default();
+        let n = 3 * CHUNK as u64 + 5;
+        for i in 0..n {
+            // Out of time order, ties included, some in the overflow.
+            q.push((i * 7_919) % 100_000, i);
+        }
+        assert_eq!(q.peak(), n as usize);
+        let mut last = (0, 0);
+        let mut popped = 0;
+        while let Some((at, i)) = q.pop() {
+            assert!((at, i) > last || popped == 0, "{last:?} then {:?}", (at, i));
+            assert_eq!(at, (i * 7_919) % 100_000);
+            last = (at, i);
+            popped += 1;
+        }
+        assert_eq!(popped, n);
+        // Entries freed by the pops are used again before the slab grows.
+        for i in 0..n {
+            q.push(200_000 + i, i);
+        }
+        assert_eq!(q.peak(), n as usize);
     }
 
     proptest! {

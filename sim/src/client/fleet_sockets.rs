@@ -21,33 +21,56 @@ pub const RESUME_URL: &str = "wss://gateway-us-east1-b.discord.gg";
 /// policy about late messages on old sockets (it answers `Stale`).
 const REMEMBERED: usize = 4;
 
-/// One shard's recent (connection, socket) pairs, oldest first.
-#[derive(Clone, Copy, Debug, Default)]
-struct Recent([Option<(ConnectionId, SockId)>; REMEMBERED]);
+/// One shard's recent (connection, socket) pairs, oldest first: the first
+/// `len` of `pairs` (a count rather than an `Option` per pair keeps the
+/// record at 72 bytes a shard instead of 96).
+#[derive(Clone, Copy, Debug)]
+struct Recent {
+    pairs: [(ConnectionId, SockId); REMEMBERED],
+    len: u8,
+}
+
+impl Default for Recent {
+    fn default() -> Self {
+        let none = SockId {
+            index: 0,
+            generation: 0,
+        };
+        Self {
+            pairs: [(ConnectionId(0), none); REMEMBERED],
+            len: 0,
+        }
+    }
+}
 
 impl Recent {
+    /// The pairs remembered, oldest first.
+    fn held(&self) -> &[(ConnectionId, SockId)] {
+        &self.pairs[..usize::from(self.len).min(REMEMBERED)]
+    }
+
     /// Remembers a new pair, forgetting the oldest when full.
     fn push(&mut self, conn: ConnectionId, sock: SockId) {
-        if let Some(free) = self.0.iter_mut().find(|pair| pair.is_none()) {
-            *free = Some((conn, sock));
+        let len = usize::from(self.len);
+        if len < REMEMBERED {
+            self.pairs[len] = (conn, sock);
+            self.len += 1;
         } else {
-            self.0.rotate_left(1);
-            self.0[REMEMBERED - 1] = Some((conn, sock));
+            self.pairs.rotate_left(1);
+            self.pairs[REMEMBERED - 1] = (conn, sock);
         }
     }
 
     fn connection_of(&self, sock: SockId) -> Option<ConnectionId> {
-        self.0
+        self.held()
             .iter()
-            .flatten()
             .find(|(_, s)| *s == sock)
             .map(|(c, _)| *c)
     }
 
     fn sock_of(&self, conn: ConnectionId) -> Option<SockId> {
-        self.0
+        self.held()
             .iter()
-            .flatten()
             .find(|(c, _)| *c == conn)
             .map(|(_, s)| *s)
     }
