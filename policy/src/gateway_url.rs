@@ -148,18 +148,25 @@ impl<'a> Parts<'a> {
         // Byte scan first (every URL a gateway sends is ASCII); the char
         // scan only for the rest. For ASCII the two agree: the one
         // whitespace `is_ascii_whitespace` leaves out (U+000B) is a control.
-        let seen = url.bytes().fold(0, |seen, b| seen | CLASS[usize::from(b)]);
+        // Over what follows the scheme: the scheme's own bytes are neither
+        // forbidden nor outside ASCII, but they hold the `:` and `/`
+        // searched for below.
+        let seen = rest.bytes().fold(0, |seen, b| seen | CLASS[usize::from(b)]);
         if seen & FORBIDDEN_BYTE != 0
             || (seen & NON_ASCII_BYTE != 0
                 && url.chars().any(|c| c.is_whitespace() || c.is_control()))
         {
             return Err(UrlError::Authority);
         }
-        // Up to the first `/`, `?` or `#` (ASCII, so a char boundary).
-        let authority = rest
-            .bytes()
-            .position(|b| AUTHORITY_END[usize::from(b)])
-            .map_or(rest, |end| &rest[..end]);
+        // Up to the first `/`, `?` or `#` (ASCII, so a char boundary),
+        // searched for only when there is one: a search compares every byte.
+        let authority = if seen & AUTHORITY_END_BYTE == 0 {
+            rest
+        } else {
+            rest.bytes()
+                .position(|b| AUTHORITY_END[usize::from(b)])
+                .map_or(rest, |end| &rest[..end])
+        };
         let seen = authority
             .bytes()
             .fold(0, |seen, b| seen | CLASS[usize::from(b)]);
@@ -174,11 +181,16 @@ impl<'a> Parts<'a> {
             // `[`, the address, `]`: all ASCII, so a char boundary.
             (&authority[..inside.len() + 2], after)
         } else {
-            // Up to the first `:` (ASCII, so a char boundary).
-            let end = authority
-                .bytes()
-                .position(|b| COLON[usize::from(b)])
-                .unwrap_or(authority.len());
+            // Up to the first `:` (ASCII, so a char boundary), searched
+            // for only when there is one.
+            let end = if seen & COLON_BYTE == 0 {
+                authority.len()
+            } else {
+                authority
+                    .bytes()
+                    .position(|b| COLON[usize::from(b)])
+                    .unwrap_or(authority.len())
+            };
             let host = &authority[..end];
             if !valid_host_name(host.as_bytes()) {
                 return Err(UrlError::Authority);
@@ -337,6 +349,10 @@ const USER_INFO_BYTE: u8 = 4;
 const NOT_HOST_BYTE: u8 = 8;
 /// [`CLASS`] bit: `.`.
 const DOT_BYTE: u8 = 16;
+/// [`CLASS`] bit: `/`, `?` or `#` ([`AUTHORITY_END`]).
+const AUTHORITY_END_BYTE: u8 = 32;
+/// [`CLASS`] bit: `:`.
+const COLON_BYTE: u8 = 64;
 
 /// What the checks need to know of each byte, as the bits above: OR-ed
 /// over a URL, they tell in one pass whether any byte is of a kind.
@@ -370,6 +386,12 @@ const fn byte_classes() -> [u8; 256] {
         }
         if b == b'.' {
             class[i] |= DOT_BYTE;
+        }
+        if b == b'/' || b == b'?' || b == b'#' {
+            class[i] |= AUTHORITY_END_BYTE;
+        }
+        if b == b':' {
+            class[i] |= COLON_BYTE;
         }
         i += 1;
     }
@@ -702,6 +724,12 @@ mod tests {
                 "{b}"
             );
             assert_eq!(class & DOT_BYTE != 0, b == b'.', "{b}");
+            assert_eq!(class & COLON_BYTE != 0, b == b':', "{b}");
+            assert_eq!(
+                class & AUTHORITY_END_BYTE != 0,
+                matches!(b, b'/' | b'?' | b'#'),
+                "{b}"
+            );
             assert_eq!(COLON[usize::from(b)], b == b':', "{b}");
             assert_eq!(DOT[usize::from(b)], b == b'.', "{b}");
             assert_eq!(LOWER[usize::from(b)], b.to_ascii_lowercase(), "{b}");
