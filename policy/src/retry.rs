@@ -39,7 +39,7 @@
 //! at its connect deadline, and one that cannot have reached the gateway
 //! (a name that did not resolve, a failed TLS handshake) not at all.
 
-use crate::backoff::Backoff;
+use crate::backoff::BackoffState;
 use crate::close_code::CloseCode;
 use crate::config::{AttemptRate, PolicyConfig};
 use crate::decision::{ConnectFailure, Decision, GiveUpReason, Recovery, Trigger};
@@ -385,7 +385,9 @@ impl Moments {
 /// attempt.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct RetryPlanner {
-    backoff: Backoff,
+    /// The backoff's history; its configuration is the shared
+    /// [`PolicyConfig`]'s, passed in with every plan.
+    backoff: BackoffState,
     /// Failures not yet repaid since the connection was last stable (0:
     /// stable, never failed, or repaid).
     retry: u32,
@@ -411,7 +413,7 @@ impl RetryPlanner {
     /// (the one allocation a planner makes).
     pub(crate) fn new(config: &PolicyConfig) -> Self {
         Self {
-            backoff: Backoff::new(config.backoff),
+            backoff: BackoffState::NEW,
             retry: 0,
             moments: Moments::NONE,
             failed_resumes: 0,
@@ -659,7 +661,7 @@ impl RetryPlanner {
             {
                 return Err(GiveUpReason::TimeExhausted { elapsed_ms });
             }
-            let delay = self.backoff.delay(self.retry, jitter);
+            let delay = self.backoff.delay(&config.backoff, self.retry, jitter);
             self.while_resumable(now, recovery, ending.established, delay, config, jitter)
         };
         let mut wait = backoff_ms.max(decision.protocol_delay_ms());
