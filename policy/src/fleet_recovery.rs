@@ -584,14 +584,14 @@ pub(crate) enum Mark {
     Held,
     /// Released as a probe when it had made `attempts` attempts.
     Probing {
-        /// The shard's attempts when released.
-        attempts: u64,
+        /// The shard's attempts when released (its saturating count).
+        attempts: u32,
     },
     /// Released by the ramp when it had made `attempts` attempts; counts in
     /// the window until it has a session or fails.
     Ramping {
-        /// The shard's attempts when released.
-        attempts: u64,
+        /// The shard's attempts when released (its saturating count).
+        attempts: u32,
     },
     /// Released by the ramp and settled: on its own backoff until the
     /// outage's episode ends.

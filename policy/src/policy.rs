@@ -44,7 +44,7 @@ use crate::retry::{Ending, RetryPlanner};
 use crate::saved_session::{SavedSession, Unusable};
 use crate::send_budget::{SendBudget, SendError};
 use crate::session::{Sequence, Session};
-use crate::state::{PolicyState, PolicyStats};
+use crate::state::{Counter, Counters, PolicyState, PolicyStats};
 use crate::time::Timestamp;
 
 /// How an event was taken. Most drivers only look at it for dispatches
@@ -268,7 +268,8 @@ pub struct Policy {
     /// [`Policy::set_held`]): the next attempt does not start until released.
     held: bool,
     outputs: Outputs,
-    stats: PolicyStats,
+    /// The counters, compact; widened by [`Policy::stats`].
+    stats: Counters,
 }
 
 /// The outputs not yet polled, in order: one inline, the rest behind it.
@@ -354,7 +355,7 @@ impl Policy {
             seq: Sequence::default(),
             next_connection: 0,
             outputs: Outputs::default(),
-            stats: PolicyStats::default(),
+            stats: Counters::default(),
         };
         policy.proceed(now);
         Ok(policy)
@@ -370,7 +371,7 @@ impl Policy {
     pub fn handle_event(&mut self, now: Timestamp, conn: ConnectionId, event: Event) -> Handled {
         let now = self.clock(now);
         if self.phase.connection() != Some(conn) {
-            self.stats.stale_events += 1;
+            self.stats.bump(Counter::StaleEvents);
             return Handled::Stale;
         }
         if !matches!(event, Event::HeartbeatAck | Event::Closed { .. })
@@ -401,7 +402,7 @@ impl Policy {
             Event::Closed { code } => self.on_closed(now, code.map(CloseCode::from_u16)),
         };
         if handled == Handled::Ignored {
-            self.stats.ignored_events += 1;
+            self.stats.bump(Counter::IgnoredEvents);
         }
         handled
     }
@@ -432,7 +433,7 @@ impl Policy {
                 },
             ) => {
                 if start > now {
-                    self.stats.identify_waits += 1;
+                    self.stats.bump(Counter::IdentifyWaits);
                 }
                 self.phase = Phase::Waiting {
                     at: start.max(now),
@@ -451,7 +452,7 @@ impl Policy {
                 },
             ) => {
                 self.seq.clear();
-                self.stats.identifies_sent += 1;
+                self.stats.bump(Counter::IdentifiesSent);
                 self.phase = Phase::Handshaking {
                     conn,
                     link,
@@ -474,7 +475,7 @@ impl Policy {
                     ..
                 },
             ) => {
-                self.stats.identify_waits += 1;
+                self.stats.bump(Counter::IdentifyWaits);
                 // An answer is proof that the limiter is alive and that this
                 // shard is in line: a bucket held by other shards' Identifies
                 // (each for up to a handshake and its settle window) is no
@@ -517,11 +518,11 @@ impl Policy {
                         request: IdentifyRequest::Settle { ready: false },
                     });
                 }
-                self.stats.stale_events += 1;
+                self.stats.bump(Counter::StaleEvents);
                 Handled::Stale
             }
             _ => {
-                self.stats.stale_events += 1;
+                self.stats.bump(Counter::StaleEvents);
                 Handled::Stale
             }
         }
@@ -687,10 +688,19 @@ impl Policy {
         }
     }
 
-    /// The counters.
+    /// The counters, as of now. Returned by value: the policy keeps them
+    /// compact (each saturates at `u32::MAX`) and widens them here.
     #[must_use]
-    pub const fn stats(&self) -> &PolicyStats {
-        &self.stats
+    pub fn stats(&self) -> PolicyStats {
+        self.stats.stats()
+    }
+
+    /// One counter, as stored (saturating at `u32::MAX`): what a
+    /// [`Fleet`](crate::Fleet) reads on its hot path instead of widening
+    /// them all.
+    #[inline]
+    pub(crate) const fn count(&self, counter: Counter) -> u32 {
+        self.stats.get(counter)
     }
 
     /// The configuration's gateway URL, parsed: what a resume URL is
@@ -800,7 +810,7 @@ impl Policy {
                     session_id: session.id.clone(),
                     seq: self.seq.last().unwrap_or(0),
                 };
-                self.stats.resumes_sent += 1;
+                self.stats.bump(Counter::ResumesSent);
                 self.act(Action::Send {
                     connection: conn,
                     command,
@@ -845,7 +855,7 @@ impl Policy {
                 },
                 &(Phase::Handshaking { conn, .. } | Phase::Active { conn, .. }),
             ) => {
-                self.stats.ready += 1;
+                self.stats.bump(Counter::Ready);
                 self.settle_identify(true);
                 self.retries.identify_succeeded();
                 let checked = Self::base_url(&self.config)
@@ -855,7 +865,7 @@ impl Policy {
                 self.session = match checked {
                     Ok(()) => Session::from_ready(&session_id, Some(resume_gateway_url)),
                     Err(reason) => {
-                        self.stats.resume_urls_refused += 1;
+                        self.stats.bump(Counter::ResumeUrlsRefused);
                         let mut url = resume_gateway_url;
                         let mut end = url.len().min(256);
                         while !url.is_char_boundary(end) {
@@ -869,7 +879,7 @@ impl Policy {
                 self.established(now, conn);
             }
             (Dispatch::Resumed, &Phase::Handshaking { conn, .. }) => {
-                self.stats.resumes_succeeded += 1;
+                self.stats.bump(Counter::ResumesSucceeded);
                 self.retries.resumes_reset();
                 self.established(now, conn);
             }
@@ -878,7 +888,7 @@ impl Policy {
         if fresh {
             Handled::Accepted
         } else {
-            self.stats.duplicate_dispatches += 1;
+            self.stats.bump(Counter::DuplicateDispatches);
             Handled::Duplicate
         }
     }
@@ -890,7 +900,7 @@ impl Policy {
         if !hb.ack(now) {
             return Handled::Ignored;
         }
-        self.stats.heartbeat_acks += 1;
+        self.stats.bump(Counter::HeartbeatAcks);
         if self.config.stability.reset_on_first_ack && matches!(self.phase, Phase::Active { .. }) {
             self.mark_stable();
         }
@@ -905,7 +915,7 @@ impl Policy {
             return Handled::Ignored;
         };
         if budget.heartbeat_requests.try_take(now).is_err() {
-            self.stats.heartbeat_requests_refused += 1;
+            self.stats.bump(Counter::HeartbeatRequestsRefused);
             return Handled::Ignored;
         }
         self.send_heartbeat(conn);
@@ -1044,7 +1054,7 @@ impl Policy {
             match hb.fire(now) {
                 Beat::Send => self.send_heartbeat(conn),
                 Beat::Zombie => {
-                    self.stats.zombies += 1;
+                    self.stats.bump(Counter::Zombies);
                     self.close_and_reconnect(now, Trigger::Zombie);
                 }
             }
@@ -1054,7 +1064,7 @@ impl Policy {
     }
 
     fn send_heartbeat(&mut self, conn: ConnectionId) {
-        self.stats.heartbeats_sent += 1;
+        self.stats.bump(Counter::HeartbeatsSent);
         self.act(Action::Send {
             connection: conn,
             command: Command::Heartbeat {
@@ -1133,7 +1143,7 @@ impl Policy {
                 session.resume_url = None;
             }
             if self.config.resume.drop_session_on_dial_failure && self.session.is_some() {
-                self.stats.resume_breaker_trips += 1;
+                self.stats.bump(Counter::ResumeBreakerTrips);
                 self.drop_session();
             }
         }
@@ -1147,7 +1157,7 @@ impl Policy {
             self.settle_identify(false);
         }
         if resume_sent && self.session.is_some() && self.retries.resume_failed(&self.config) {
-            self.stats.resume_breaker_trips += 1;
+            self.stats.bump(Counter::ResumeBreakerTrips);
             self.drop_session();
         }
     }
@@ -1329,7 +1339,7 @@ impl Policy {
             Err(reason) => return self.give_up(reason),
         };
         let at = plan.at;
-        self.stats.reconnects += 1;
+        self.stats.bump(Counter::Reconnects);
         self.note(Note::Planned(plan));
         if let Some(state) = self.retries.take_loop() {
             let last_code = match trigger {
@@ -1415,7 +1425,7 @@ impl Policy {
         let conn = ConnectionId(self.next_connection);
         self.next_connection = self.next_connection.wrapping_add(1);
         self.retries.attempt_started(now);
-        self.stats.attempts += 1;
+        self.stats.bump(Counter::Attempts);
         self.phase = Phase::Dialing {
             conn,
             deadline: now.saturating_add(self.config.timeouts.connect_ms),
@@ -1543,7 +1553,7 @@ impl Policy {
                 policy.proceed(policy.now);
             }
             Err(Unusable::Url(reason)) => {
-                policy.stats.resume_urls_refused += 1;
+                policy.stats.bump(Counter::ResumeUrlsRefused);
                 let mut url = saved.resume_url.clone().unwrap_or_default();
                 let mut end = url.len().min(256);
                 while !url.is_char_boundary(end) {
@@ -1576,6 +1586,27 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A fleet keeps one policy per shard, 100,000 of them at the largest
+    /// bots: the per-shard state stays small (cold settings live in the
+    /// shared configuration, counters are compact).
+    #[test]
+    fn a_policy_stays_compact() {
+        let size = size_of::<Policy>();
+        eprintln!(
+            "Policy {size} = Phase {} (Link {}: Heartbeat {}, SendBudget {}), RetryPlanner {}, Counters {}, Outputs {}, Option<Session> {}, Jitter {}",
+            size_of::<Phase>(),
+            size_of::<Link>(),
+            size_of::<Heartbeat>(),
+            size_of::<SendBudget>(),
+            size_of::<RetryPlanner>(),
+            size_of::<Counters>(),
+            size_of::<Outputs>(),
+            size_of::<Option<Session>>(),
+            size_of::<Jitter>(),
+        );
+        assert!(size <= 600, "{size} bytes");
+    }
     use crate::identify::{IdentifyLimiter, SessionStartLimit};
 
     fn t(ms: u64) -> Timestamp {

@@ -298,8 +298,8 @@ impl<'a> Driver<'a> {
                 .and_then(|()| self.after_step())
                 .map_err(|e| format!("step {i} ({step:?}): {e}"))?;
         }
-        let stats = *self.policy.stats();
-        let twin_stats = self.twin.as_ref().map(|twin| *twin.stats());
+        let stats = self.policy.stats();
+        let twin_stats = self.twin.as_ref().map(|twin| twin.stats());
         self.same("the counters", &stats, twin_stats.as_ref())?;
         Ok((self.trace, stats))
     }
