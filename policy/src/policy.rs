@@ -81,21 +81,42 @@ enum AfterClose {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Link {
     opened_at: Timestamp,
+    /// From Hello on: what the gateway's answer started.
+    answered: Option<Answered>,
+}
+
+/// What Hello starts on an open socket; all of it begins together.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Answered {
     /// When Hello arrived: from then on the gateway was answering.
-    hello_at: Option<Timestamp>,
-    /// From Hello on: the heartbeat schedule.
-    heartbeat: Option<Heartbeat>,
-    /// From Hello on: the send budget.
-    budget: Option<SendBudget>,
+    hello_at: Timestamp,
+    /// The heartbeat schedule.
+    heartbeat: Heartbeat,
+    /// The send budget.
+    budget: SendBudget,
 }
 
 impl Link {
     const fn opened(at: Timestamp) -> Self {
         Self {
             opened_at: at,
-            hello_at: None,
-            heartbeat: None,
-            budget: None,
+            answered: None,
+        }
+    }
+
+    /// The heartbeat schedule, from Hello on.
+    const fn heartbeat(&self) -> Option<&Heartbeat> {
+        match &self.answered {
+            Some(answered) => Some(&answered.heartbeat),
+            None => None,
+        }
+    }
+
+    /// When Hello arrived, if it did.
+    const fn hello_at(&self) -> Option<Timestamp> {
+        match &self.answered {
+            Some(answered) => Some(answered.hello_at),
+            None => None,
         }
     }
 }
@@ -227,7 +248,9 @@ impl Phase {
 
     /// The open socket's heartbeat, from Hello on.
     fn heartbeat_mut(&mut self) -> Option<&mut Heartbeat> {
-        self.link_mut().and_then(|link| link.heartbeat.as_mut())
+        self.link_mut()
+            .and_then(|link| link.answered.as_mut())
+            .map(|answered| &mut answered.heartbeat)
     }
 
     /// Whether the socket is open (past `Opened`, before `Closing`).
@@ -595,11 +618,11 @@ impl Policy {
             Phase::Active {
                 link:
                     Link {
-                        budget: Some(budget),
+                        answered: Some(answered),
                         ..
                     },
                 ..
-            } => budget.commands.try_take(now),
+            } => answered.budget.take_command(now, self.config.send_limit),
             _ => Err(SendError::NoSession),
         }
     }
@@ -652,7 +675,7 @@ impl Policy {
         let heartbeat = self
             .phase
             .link()
-            .and_then(|link| link.heartbeat.as_ref())
+            .and_then(Link::heartbeat)
             .map(Heartbeat::next_at);
         match (phase, heartbeat) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -759,7 +782,7 @@ impl Policy {
     pub fn heartbeat_latency_ms(&self) -> Option<u64> {
         self.phase
             .link()
-            .and_then(|link| link.heartbeat.as_ref())
+            .and_then(Link::heartbeat)
             .and_then(Heartbeat::latency_ms)
     }
 
@@ -796,14 +819,11 @@ impl Policy {
         } else {
             100
         };
-        link.budget = Some(SendBudget::new(
-            self.config.send_limit,
-            heartbeat.interval_ms(),
-            now,
-            share,
-        ));
-        link.heartbeat = Some(heartbeat);
-        link.hello_at = Some(now);
+        link.answered = Some(Answered {
+            hello_at: now,
+            budget: SendBudget::new(self.config.send_limit, heartbeat.interval_ms(), now, share),
+            heartbeat,
+        });
         match (&self.session, recovery) {
             (Some(session), Recovery::Resume) => {
                 let command = Command::Resume {
@@ -911,10 +931,18 @@ impl Policy {
         let Some(conn) = self.phase.connection() else {
             return Handled::Ignored;
         };
-        let Some(budget) = self.phase.link_mut().and_then(|link| link.budget.as_mut()) else {
+        let Some(answered) = self
+            .phase
+            .link_mut()
+            .and_then(|link| link.answered.as_mut())
+        else {
             return Handled::Ignored;
         };
-        if budget.heartbeat_requests.try_take(now).is_err() {
+        if answered
+            .budget
+            .take_heartbeat_request(now, self.config.send_limit)
+            .is_err()
+        {
             self.stats.bump(Counter::HeartbeatRequestsRefused);
             return Handled::Ignored;
         }
@@ -1287,7 +1315,7 @@ impl Policy {
     /// retry planner: whether the gateway asked for the reconnect, and
     /// from when it was answering. Read before the phase moves on.
     fn ending(&self, trigger: Trigger) -> Ending {
-        let hello_at = self.phase.link().and_then(|link| link.hello_at);
+        let hello_at = self.phase.link().and_then(Link::hello_at);
         let established = matches!(self.phase, Phase::Active { .. });
         let server_request = match trigger {
             Trigger::Reconnect => established,
@@ -1605,7 +1633,7 @@ mod tests {
             size_of::<Option<Session>>(),
             size_of::<Jitter>(),
         );
-        assert!(size <= 600, "{size} bytes");
+        assert!(size <= 528, "{size} bytes");
     }
     use crate::identify::{IdentifyLimiter, SessionStartLimit};
 
