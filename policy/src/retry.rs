@@ -404,8 +404,6 @@ pub(crate) struct RetryPlanner {
     rejected_identifies: u32,
     /// Rejected Identifies in those 24 h.
     rejected_today: u32,
-    /// Set by the last plan when the shard is in an identify loop.
-    in_loop: Option<LoopState>,
 }
 
 impl RetryPlanner {
@@ -421,19 +419,12 @@ impl RetryPlanner {
             requests_in_window: 0,
             rejected_identifies: 0,
             rejected_today: 0,
-            in_loop: None,
         }
     }
 
     /// READY arrived: the identify loop, if any, is over.
     pub(crate) const fn identify_succeeded(&mut self) {
         self.rejected_identifies = 0;
-    }
-
-    /// The identify loop the last plan found the shard in, if any (taken:
-    /// a second call returns `None`).
-    pub(crate) const fn take_loop(&mut self) -> Option<LoopState> {
-        self.in_loop.take()
     }
 
     /// Counts a rejected Identify at `now`; returns the loop state when the
@@ -609,8 +600,9 @@ impl RetryPlanner {
     /// # Errors
     ///
     /// The give-up limit that this retry would pass.
+    #[cfg(test)]
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn plan(
+    fn plan(
         &mut self,
         now: Timestamp,
         trigger: Trigger,
@@ -620,6 +612,28 @@ impl RetryPlanner {
         config: &PolicyConfig,
         jitter: &mut Jitter,
     ) -> Result<ReconnectPlan, GiveUpReason> {
+        self.plan_with_loop(now, trigger, decision, recovery, ending, config, jitter)
+            .map(|(plan, _)| plan)
+    }
+
+    /// [`RetryPlanner::plan`], with the identify loop the shard is found
+    /// in, if any (returned rather than kept: the policy reports it at
+    /// once).
+    ///
+    /// # Errors
+    ///
+    /// The give-up limit that this retry would pass.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn plan_with_loop(
+        &mut self,
+        now: Timestamp,
+        trigger: Trigger,
+        decision: Decision,
+        recovery: Recovery,
+        ending: Ending,
+        config: &PolicyConfig,
+        jitter: &mut Jitter,
+    ) -> Result<(ReconnectPlan, Option<LoopState>), GiveUpReason> {
         self.attempt_ended(now, trigger);
         if let Some(since) = ending.answered_since {
             self.repay(now.saturating_since(since), config);
@@ -682,7 +696,6 @@ impl RetryPlanner {
                 wait = wait.max(since.saturating_add(DAY_MS).saturating_since(now));
             }
         }
-        self.in_loop = in_loop;
         let mut at = now.saturating_add(wait);
         if let Some(last) = self.moments.get(Moment::LastAttempt) {
             at = at.max(last.saturating_add(config.guard_ms));
@@ -690,7 +703,7 @@ impl RetryPlanner {
         if let Some(floor) = self.rate_floor(now, config) {
             at = at.max(floor);
         }
-        Ok(ReconnectPlan {
+        let plan = ReconnectPlan {
             trigger,
             decision,
             recovery,
@@ -698,7 +711,8 @@ impl RetryPlanner {
             counted: !free,
             backoff_ms,
             at,
-        })
+        };
+        Ok((plan, in_loop))
     }
 }
 
