@@ -60,16 +60,16 @@ fn hot_path(c: &mut Criterion) {
         "the clock is between two heartbeats"
     );
     group.bench_function("dispatch", |b| b.iter(|| shard.dispatch_at(black_box(now))));
-    let stats = *shard.policy.stats();
+    let stats = shard.policy.stats();
     assert_eq!(shard.policy.last_seq(), Some(shard.seq));
     assert_eq!(stats.duplicate_dispatches, 0);
     assert_eq!(stats.ignored_events, 0);
     assert!(shard.policy.state().is_connected());
 
     let mut shard = Shard::established();
-    let before = *shard.policy.stats();
+    let before = shard.policy.stats();
     group.bench_function("heartbeat_ack", |b| b.iter(|| shard.heartbeat()));
-    let stats = *shard.policy.stats();
+    let stats = shard.policy.stats();
     assert_eq!(
         stats.heartbeats_sent - before.heartbeats_sent,
         stats.heartbeat_acks - before.heartbeat_acks,
@@ -85,7 +85,7 @@ fn hot_path(c: &mut Criterion) {
         assert_eq!(shard.reconnect().resumes, 1);
     }
     group.bench_function("reconnect_cycle", |b| b.iter(|| shard.reconnect()));
-    let stats = *shard.policy.stats();
+    let stats = shard.policy.stats();
     assert_eq!(
         stats.resumes_sent, stats.resumes_succeeded,
         "every resume succeeded"

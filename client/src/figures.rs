@@ -195,7 +195,7 @@ fn snapshot(
 ) -> Figures {
     Figures {
         state: policy.state(),
-        policy: *policy.stats(),
+        policy: policy.stats(),
         // The policy keeps its open time after a shutdown; the client only
         // reports an uptime while it holds the socket.
         uptime: policy

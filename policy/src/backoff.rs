@@ -196,15 +196,7 @@ impl Default for BackoffConfig {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Backoff {
     config: BackoffConfig,
-    last_retry: u32,
-    /// Previous sleep (decorrelated) in ms.
-    prev_sleep_ms: u64,
-    /// Previous `g(t)` (V2).
-    prev_v2: f64,
-    /// V2's frozen retry for this configuration (0: not computed yet). It
-    /// depends on the configuration alone and costs a loop of `exp2`,
-    /// `sqrt` and `tanh`, so it is computed once, at the first V2 delay.
-    v2_frozen_at: u32,
+    state: BackoffState,
 }
 
 impl Backoff {
@@ -213,10 +205,7 @@ impl Backoff {
     pub const fn new(config: BackoffConfig) -> Self {
         Self {
             config,
-            last_retry: 0,
-            prev_sleep_ms: 0,
-            prev_v2: 0.0,
-            v2_frozen_at: 0,
+            state: BackoffState::NEW,
         }
     }
 
@@ -231,10 +220,43 @@ impl Backoff {
     /// Always within [`BackoffConfig::bounds`] for `retry`, and so within
     /// `[0, cap_ms]`. A `retry` of 0 is treated as 1.
     pub fn delay(&mut self, retry: u32, jitter: &mut Jitter) -> u64 {
+        self.state.delay(&self.config, retry, jitter)
+    }
+}
+
+/// The history of a [`Backoff`] without its configuration: what a shard
+/// keeps when the configuration is shared by the whole fleet (16 bytes
+/// instead of a copy of the configuration beside them).
+///
+/// The strategy never changes for one state, so the previous draw of the
+/// decorrelated strategy and the previous `g(t)` of V2 share one word.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct BackoffState {
+    last_retry: u32,
+    /// V2's frozen retry for this configuration (0: not computed yet). It
+    /// depends on the configuration alone and costs a loop of `exp2`,
+    /// `sqrt` and `tanh`, so it is computed once, at the first V2 delay.
+    v2_frozen_at: u32,
+    /// The previous draw: the sleep in ms (decorrelated) or the bits of
+    /// the previous `g(t)` (V2); 0 (`0.0`) before any.
+    prev: u64,
+}
+
+impl BackoffState {
+    /// No history.
+    pub(crate) const NEW: Self = Self {
+        last_retry: 0,
+        v2_frozen_at: 0,
+        prev: 0,
+    };
+
+    /// The delay before retry number `retry` by `config`; see
+    /// [`Backoff::delay`]. `config` must be the same at every call.
+    pub(crate) fn delay(&mut self, config: &BackoffConfig, retry: u32, jitter: &mut Jitter) -> u64 {
         let retry = retry.max(1);
         let consecutive = retry == self.last_retry.saturating_add(1);
         self.last_retry = retry;
-        let c = self.config;
+        let c = *config;
         let cap = c.cap_ms;
         match c.strategy {
             BackoffStrategy::None => 0,
@@ -247,15 +269,15 @@ impl Backoff {
             }
             BackoffStrategy::DecorrelatedJitter => {
                 let low = c.base_ms.min(cap);
-                if retry == 1 || !consecutive || self.prev_sleep_ms < low {
-                    self.prev_sleep_ms = low;
+                if retry == 1 || !consecutive || self.prev < low {
+                    self.prev = low;
                 }
-                let high = self.prev_sleep_ms.saturating_mul(3).min(cap).max(low);
+                let high = self.prev.saturating_mul(3).min(cap).max(low);
                 let sleep = jitter.between(low, high);
-                self.prev_sleep_ms = sleep;
+                self.prev = sleep;
                 sleep
             }
-            BackoffStrategy::DecorrelatedJitterV2 => self.v2(retry, consecutive, jitter),
+            BackoffStrategy::DecorrelatedJitterV2 => self.v2(&c, retry, consecutive, jitter),
             BackoffStrategy::Grpc => {
                 let b = c.grpc_nominal(retry);
                 let factor = 1.0 - GRPC_JITTER + 2.0 * GRPC_JITTER * jitter.unit();
@@ -265,8 +287,7 @@ impl Backoff {
         }
     }
 
-    fn v2(&mut self, retry: u32, consecutive: bool, jitter: &mut Jitter) -> u64 {
-        let c = self.config;
+    fn v2(&mut self, c: &BackoffConfig, retry: u32, consecutive: bool, jitter: &mut Jitter) -> u64 {
         let cap = c.cap_ms as f64;
         let base = c.base_ms as f64;
         if self.v2_frozen_at == 0 {
@@ -279,12 +300,12 @@ impl Backoff {
         let prev = if n == 1 {
             0.0
         } else if consecutive && retry <= frozen_at {
-            self.prev_v2
+            f64::from_bits(self.prev)
         } else {
             v2_g(f64::from(n - 2) + jitter.unit())
         };
         let next = v2_g(f64::from(n - 1) + jitter.unit());
-        self.prev_v2 = next;
+        self.prev = next.to_bits();
         let scale = (cap / v2_upper(base, n)).min(1.0);
         let delay = ((next - prev).max(0.0) * V2_RP_SCALING * base * scale).round();
         (delay as u64).min(c.cap_ms)

@@ -33,7 +33,7 @@ use crate::policy::{Handled, Policy};
 use crate::probe_share::{SharedProbe, SharedRecovery};
 use crate::saved_session::SavedSessions;
 use crate::send_budget::SendError;
-use crate::state::PolicyState;
+use crate::state::{Counter, PolicyState};
 use crate::time::Timestamp;
 
 /// Why a fleet could not be built, or refused an input.
@@ -311,7 +311,7 @@ impl Fleet {
             let policy = &mut self.policies[index];
             let (zombies, connecting) = if watch {
                 (
-                    policy.stats().zombies,
+                    policy.count(Counter::Zombies),
                     matches!(policy.state(), PolicyState::Connecting { .. }),
                 )
             } else {
@@ -320,7 +320,7 @@ impl Fleet {
             policy.handle_timeout(now);
             if watch {
                 // A zombie, or a dial or a Hello that timed out.
-                let failed = policy.stats().zombies > zombies
+                let failed = policy.count(Counter::Zombies) > zombies
                     || (connecting && !matches!(policy.state(), PolicyState::Connecting { .. }));
                 let signal = if failed {
                     Signal::Failure
@@ -720,7 +720,7 @@ impl Fleet {
 
     /// Lets shard `index` dial by its own plan, as a probe or in the ramp.
     fn release(&mut self, index: usize, now: Timestamp, ramp: bool) {
-        let attempts = self.policies[index].stats().attempts;
+        let attempts = self.policies[index].count(Counter::Attempts);
         self.policies[index].set_held(false);
         self.recovery.marks[index] = if ramp {
             self.recovery.ramp.released();
@@ -796,7 +796,7 @@ impl Fleet {
         let policy = &self.policies[index];
         match self.recovery.marks[index] {
             Mark::Probing { attempts } => {
-                if policy.stats().attempts > attempts
+                if policy.count(Counter::Attempts) > attempts
                     && matches!(
                         policy.state(),
                         PolicyState::BackingOff { .. } | PolicyState::GivenUp { .. }
@@ -826,7 +826,7 @@ impl Fleet {
                 ) || (resumes_work && matches!(state, PolicyState::Resuming))
                 {
                     self.recovery.ramp.succeeded();
-                } else if policy.stats().attempts > attempts
+                } else if policy.count(Counter::Attempts) > attempts
                     && (matches!(state, PolicyState::BackingOff { .. } | PolicyState::Closing)
                         || state.is_terminal())
                 {

@@ -584,14 +584,14 @@ pub(crate) enum Mark {
     Held,
     /// Released as a probe when it had made `attempts` attempts.
     Probing {
-        /// The shard's attempts when released.
-        attempts: u64,
+        /// The shard's attempts when released (its saturating count).
+        attempts: u32,
     },
     /// Released by the ramp when it had made `attempts` attempts; counts in
     /// the window until it has a session or fails.
     Ramping {
-        /// The shard's attempts when released.
-        attempts: u64,
+        /// The shard's attempts when released (its saturating count).
+        attempts: u32,
     },
     /// Released by the ramp and settled: on its own backoff until the
     /// outage's episode ends.
@@ -664,32 +664,33 @@ impl RecoveryState {
         }
     }
 
-    /// The earliest of the detector's and the probes' timers.
+    /// The earliest of the detector's and the probes' timers. Asked after
+    /// every input of the fleet, so it compares in place rather than
+    /// collecting the candidates.
     pub(crate) fn poll_timeout(&self) -> Option<Timestamp> {
         if !self.config.enabled {
             return None;
         }
         // Only the timers `Fleet::handle_timeout` runs in this mode, so a
         // timer it would skip can never make a driver spin.
-        let checks = self.checks_until.filter(|_| self.mode == Mode::Ramp);
-        let detector = self
-            .detector
-            .poll_timeout()
-            .filter(|_| self.mode != Mode::Outage);
-        let probes = self
-            .probes
-            .poll_timeout()
-            .filter(|_| self.mode == Mode::Outage);
-        [
-            detector,
-            probes,
-            checks,
-            self.quiet_at,
-            self.shared.and_then(|shared| shared.pending),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        let mode_timer = match self.mode {
+            Mode::Healthy => self.detector.poll_timeout(),
+            Mode::Ramp => earliest(self.detector.poll_timeout(), self.checks_until),
+            Mode::Outage => self.probes.poll_timeout(),
+        };
+        let shared = self.shared.and_then(|shared| shared.pending);
+        earliest(earliest(mode_timer, self.quiet_at), shared)
+    }
+}
+
+/// The earlier of two optional times (either one when the other is
+/// `None`).
+#[inline]
+const fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if b.as_millis() < a.as_millis() { b } else { a }),
+        (Some(a), None) => Some(a),
+        (None, b) => b,
     }
 }
 

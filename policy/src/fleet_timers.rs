@@ -41,14 +41,23 @@ struct Entry {
     next: u32,
 }
 
+/// One shard's wake-up and the time of its live entry, side by side: the
+/// two are read together for every entry sorted out, so they share a
+/// cache line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct ShardWake {
+    /// The shard's wake-up time.
+    wake: Option<Timestamp>,
+    /// The time of the shard's live entry: at or before its wake-up,
+    /// `None` when it has none.
+    filed: Option<Timestamp>,
+}
+
 /// The wake-up times of shards `0..n`, with the earliest at hand.
 #[derive(Clone, Debug)]
 pub(crate) struct ShardTimers {
-    /// Each shard's wake-up time.
-    wakes: Vec<Option<Timestamp>>,
-    /// The time of each shard's live entry: at or before its wake-up,
-    /// `None` when it has none.
-    filed: Vec<Option<Timestamp>>,
+    /// Each shard's wake-up and live entry.
+    shards: Vec<ShardWake>,
     /// The earliest wake-up of any shard.
     next: Option<Timestamp>,
     /// Each slot's list, as its first entry in `slab`.
@@ -79,8 +88,7 @@ impl ShardTimers {
             .unwrap_or(MAX_SLOTS)
             .clamp(MIN_SLOTS, MAX_SLOTS);
         Self {
-            wakes: vec![None; shards],
-            filed: vec![None; shards],
+            shards: vec![ShardWake::default(); shards],
             next: None,
             slots: vec![NIL; slots],
             occupied: vec![0; slots / 64],
@@ -112,17 +120,17 @@ impl ShardTimers {
 
     /// Sets shard `index`'s wake-up time.
     pub(crate) fn set(&mut self, index: usize, wake: Option<Timestamp>) {
-        let old = self.wakes[index];
+        let old = self.shards[index].wake;
         if old == wake {
             return;
         }
-        self.wakes[index] = wake;
+        self.shards[index].wake = wake;
         // Earlier than the shard's entry: a new one. Later: the entry
         // stays, and is moved when it is reached.
         if let Some(new) = wake
-            && self.filed[index].is_none_or(|filed| new < filed)
+            && self.shards[index].filed.is_none_or(|filed| new < filed)
         {
-            self.filed[index] = Some(new);
+            self.shards[index].filed = Some(new);
             self.insert(new, index as u32);
         }
         match (wake, self.next) {
@@ -146,11 +154,11 @@ impl ShardTimers {
                 while entry != NIL {
                     let Entry { at: t, shard, next } = self.slab[entry as usize];
                     let index = shard as usize;
-                    if self.filed[index] != Some(t) {
+                    if self.shards[index].filed != Some(t) {
                         self.release(entry);
-                    } else if t == at && self.wakes[index] == Some(t) {
-                        self.filed[index] = None;
-                        self.wakes[index] = None;
+                    } else if t == at && self.shards[index].wake == Some(t) {
+                        self.shards[index].filed = None;
+                        self.shards[index].wake = None;
                         due.push(index);
                         self.release(entry);
                     } else {
@@ -164,17 +172,17 @@ impl ShardTimers {
                 {
                     self.overflow.pop();
                     let index = shard as usize;
-                    if self.filed[index] != Some(t) {
+                    if self.shards[index].filed != Some(t) {
                         continue;
                     }
-                    if self.wakes[index] == Some(t) {
-                        self.filed[index] = None;
-                        self.wakes[index] = None;
+                    if self.shards[index].wake == Some(t) {
+                        self.shards[index].filed = None;
+                        self.shards[index].wake = None;
                         due.push(index);
                     } else {
                         // Moved later: filed again at its wake-up.
-                        self.filed[index] = self.wakes[index];
-                        if let Some(wake) = self.wakes[index] {
+                        self.shards[index].filed = self.shards[index].wake;
+                        if let Some(wake) = self.shards[index].wake {
                             self.insert(wake, shard);
                         }
                     }
@@ -199,7 +207,7 @@ impl ShardTimers {
         let ms = at.as_millis();
         if ms >= self.base.saturating_add(self.window()) {
             self.overflow.push(Reverse((at, shard)));
-            if self.overflow.len() > 2 * self.wakes.len() + 16 {
+            if self.overflow.len() > 2 * self.shards.len() + 16 {
                 self.rebuild_overflow();
             }
             return;
@@ -246,8 +254,9 @@ impl ShardTimers {
         let limit = self.base.saturating_add(self.window());
         let mut entries = std::mem::take(&mut self.overflow).into_vec();
         entries.clear();
-        entries.extend(self.filed.iter().enumerate().filter_map(|(index, filed)| {
-            filed
+        entries.extend(self.shards.iter().enumerate().filter_map(|(index, shard)| {
+            shard
+                .filed
                 .filter(|at| at.as_millis() >= limit)
                 .map(|at| Reverse((at, index as u32)))
         }));
@@ -282,7 +291,7 @@ impl ShardTimers {
             && at.as_millis() < limit
         {
             self.overflow.pop();
-            if self.filed[shard as usize] == Some(at) {
+            if self.shards[shard as usize].filed == Some(at) {
                 self.insert(at, shard);
             }
         }
@@ -302,14 +311,14 @@ impl ShardTimers {
                 while entry != NIL {
                     let Entry { at, shard, next } = self.slab[entry as usize];
                     let index = shard as usize;
-                    if self.filed[index] != Some(at) {
+                    if self.shards[index].filed != Some(at) {
                         self.release(entry);
-                    } else if self.wakes[index] == Some(at) {
+                    } else if self.shards[index].wake == Some(at) {
                         earliest = Some(earliest.map_or(at, |e| e.min(at)));
                         self.link(slot, entry);
                     } else {
-                        self.filed[index] = self.wakes[index];
-                        if let Some(wake) = self.wakes[index] {
+                        self.shards[index].filed = self.shards[index].wake;
+                        if let Some(wake) = self.shards[index].wake {
                             moved.push((wake, shard));
                         }
                         self.release(entry);
@@ -339,9 +348,9 @@ impl ShardTimers {
             // The wheel is empty: the overflow's earliest live entry.
             let &Reverse((at, shard)) = self.overflow.peek()?;
             let index = shard as usize;
-            if self.filed[index] != Some(at) {
+            if self.shards[index].filed != Some(at) {
                 self.overflow.pop();
-            } else if self.wakes[index] == Some(at) {
+            } else if self.shards[index].wake == Some(at) {
                 // The wheel is empty: it turns to this entry, which moves
                 // onto it with those within a window after it, so the
                 // next searches find them on the wheel rather than
@@ -354,8 +363,8 @@ impl ShardTimers {
                 }
             } else {
                 self.overflow.pop();
-                self.filed[index] = self.wakes[index];
-                if let Some(wake) = self.wakes[index] {
+                self.shards[index].filed = self.shards[index].wake;
+                if let Some(wake) = self.shards[index].wake {
                     self.insert(wake, shard);
                 }
             }
@@ -393,7 +402,10 @@ mod tests {
                     };
                     let before = format!(
                         "set {index} {wake:?} base {} next {:?} old {:?} filed {:?}",
-                        timers.base, timers.next, timers.wakes[index], timers.filed[index]
+                        timers.base,
+                        timers.next,
+                        timers.shards[index].wake,
+                        timers.shards[index].filed
                     );
                     timers.set(index, wake);
                     if shards <= 40 {
@@ -427,11 +439,10 @@ mod tests {
             assert_eq!(
                 timers.next(),
                 plain.iter().flatten().min().copied(),
-                "{last} {:?} {:?} base {} filed {:?} now {now}",
+                "{last} {:?} {:?} base {} now {now}",
                 plain,
-                timers.wakes,
+                timers.shards,
                 timers.base,
-                timers.filed
             );
             assert!(timers.entries() <= 4 * shards + 64, "{}", timers.entries());
         }
@@ -449,8 +460,8 @@ mod tests {
             .map(|k| t.base + k as u64)
             .find(|&x| t.slots[t.slot(x)] != NIL);
         assert_eq!(found, first, "after {op}: next_occupied");
-        for (i, f) in t.filed.iter().enumerate() {
-            let Some(f) = *f else { continue };
+        for (i, f) in t.shards.iter().map(|shard| shard.filed).enumerate() {
+            let Some(f) = f else { continue };
             let ms = f.as_millis();
             let found = if ms < t.base.saturating_add(t.window()) {
                 let mut e = t.slots[t.slot(ms.max(t.base))];
@@ -469,12 +480,12 @@ mod tests {
             assert!(
                 found,
                 "after {op}: shard {i} filed {f:?} wake {:?} base {} lost",
-                t.wakes[i], t.base
+                t.shards[i].wake, t.base
             );
             assert!(
-                t.wakes[i].is_none_or(|w| w >= f),
+                t.shards[i].wake.is_none_or(|w| w >= f),
                 "after {op}: shard {i} filed {f:?} wake {:?}",
-                t.wakes[i]
+                t.shards[i].wake
             );
         }
     }

@@ -41,20 +41,38 @@ pub(crate) enum Beat {
     Zombie,
 }
 
-/// The heartbeat schedule of one connection.
+/// Where the heartbeat exchange stands: nothing out (with or without a
+/// check asked for), or a heartbeat out since a time. A check is only ever
+/// pending while no heartbeat is out (the next one takes it), and the time
+/// a heartbeat was sent only matters until it is answered, so the two
+/// share one word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Exchange {
+    /// No heartbeat out, no check asked for.
+    Idle,
+    /// No heartbeat out; a check asked for (see [`Heartbeat::check`]): the
+    /// next heartbeat must be answered within this many ms.
+    Check(u64),
+    /// A heartbeat was sent at this time and nothing has answered it yet.
+    Awaiting(Timestamp),
+}
+
+/// "No latency measured yet", in [`Heartbeat`]'s `latency_ms`.
+const NO_LATENCY: u32 = u32::MAX;
+
+/// The heartbeat schedule of one connection (32 bytes: it is kept for
+/// every open connection of a fleet).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Heartbeat {
-    interval_ms: u64,
     next_at: Timestamp,
-    /// A heartbeat was sent and nothing has answered it yet.
-    awaiting: bool,
-    /// When the last heartbeat was sent.
-    sent_at: Option<Timestamp>,
-    /// Round trip of the last acknowledged heartbeat.
-    latency_ms: Option<u64>,
-    /// A check asked for (see [`Heartbeat::check`]): the next heartbeat
-    /// must be answered within this many ms.
-    check_ms: Option<u64>,
+    exchange: Exchange,
+    /// Within `MIN_HEARTBEAT_INTERVAL_MS..=MAX_HEARTBEAT_INTERVAL_MS`.
+    interval_ms: u32,
+    /// Round trip of the last acknowledged heartbeat, [`NO_LATENCY`] before
+    /// any; saturates one below it (49.7 days: a heartbeat answered that
+    /// late was declared a zombie long before by any driver that runs its
+    /// timers).
+    latency_ms: u32,
 }
 
 impl Heartbeat {
@@ -66,17 +84,16 @@ impl Heartbeat {
         // reason to make (its wake-up time would not be in the future).
         let first = jitter.below(interval_ms).max(1);
         Self {
-            interval_ms,
             next_at: now.saturating_add(first),
-            awaiting: false,
-            sent_at: None,
-            latency_ms: None,
-            check_ms: None,
+            exchange: Exchange::Idle,
+            // Clamped above to at most 300 000, which fits.
+            interval_ms: u32::try_from(interval_ms).unwrap_or(u32::MAX),
+            latency_ms: NO_LATENCY,
         }
     }
 
     pub(crate) const fn interval_ms(&self) -> u64 {
-        self.interval_ms
+        self.interval_ms as u64
     }
 
     pub(crate) const fn next_at(&self) -> Timestamp {
@@ -84,23 +101,28 @@ impl Heartbeat {
     }
 
     pub(crate) const fn latency_ms(&self) -> Option<u64> {
-        self.latency_ms
+        if self.latency_ms == NO_LATENCY {
+            None
+        } else {
+            Some(self.latency_ms as u64)
+        }
     }
 
     /// Called when `now >= next_at`.
     pub(crate) fn fire(&mut self, now: Timestamp) -> Beat {
-        if self.awaiting {
-            return Beat::Zombie;
-        }
-        self.awaiting = true;
-        self.sent_at = Some(now);
+        let check_ms = match self.exchange {
+            Exchange::Awaiting(_) => return Beat::Zombie,
+            Exchange::Check(within) => Some(within),
+            Exchange::Idle => None,
+        };
+        self.exchange = Exchange::Awaiting(now);
         // Keep the cadence even if the driver woke late, but never schedule
         // in the past (a late wake-up must not cause a burst).
-        self.next_at = match self.check_ms.take() {
+        self.next_at = match check_ms {
             Some(within) => now.saturating_add(within.max(1)),
             None => self
                 .next_at
-                .saturating_add(self.interval_ms)
+                .saturating_add(self.interval_ms())
                 .max(now.saturating_add(1)),
         };
         Beat::Send
@@ -110,29 +132,31 @@ impl Heartbeat {
     /// the next timer (or the one already out counts), and a missing answer
     /// `within_ms` after it was sent is a zombie.
     pub(crate) fn check(&mut self, now: Timestamp, within_ms: u64) {
-        if self.awaiting {
-            let by = self.sent_at.unwrap_or(now).saturating_add(within_ms);
+        if let Exchange::Awaiting(sent_at) = self.exchange {
+            let by = sent_at.saturating_add(within_ms);
             self.next_at = self.next_at.min(by.max(now.saturating_add(1)));
         } else {
-            self.check_ms = Some(within_ms);
+            self.exchange = Exchange::Check(within_ms);
             self.next_at = self.next_at.min(now.saturating_add(1));
         }
     }
 
     /// A Heartbeat ACK arrived. Returns whether it answered a heartbeat.
     pub(crate) fn ack(&mut self, now: Timestamp) -> bool {
-        if !self.awaiting {
+        let Exchange::Awaiting(sent_at) = self.exchange else {
             return false;
-        }
-        self.awaiting = false;
-        self.latency_ms = self.sent_at.map(|sent| now.saturating_since(sent));
+        };
+        self.exchange = Exchange::Idle;
+        self.latency_ms = u32::try_from(now.saturating_since(sent_at))
+            .unwrap_or(u32::MAX)
+            .min(NO_LATENCY - 1);
         true
     }
 
     /// Any other frame arrived.
     pub(crate) fn activity(&mut self, rule: ZombieRule) {
-        if rule == ZombieRule::AnyFrame {
-            self.awaiting = false;
+        if rule == ZombieRule::AnyFrame && matches!(self.exchange, Exchange::Awaiting(_)) {
+            self.exchange = Exchange::Idle;
         }
     }
 }
@@ -194,6 +218,22 @@ mod tests {
         assert_eq!(hb.clone().fire(hb.next_at()), Beat::Zombie);
         hb.activity(ZombieRule::AnyFrame);
         assert_eq!(hb.fire(hb.next_at()), Beat::Send);
+    }
+
+    #[test]
+    fn latency_is_measured_and_saturates() {
+        let mut hb = Heartbeat::start(Timestamp::ZERO, 10_000, &mut Jitter::new(1));
+        assert_eq!(hb.latency_ms(), None);
+        let t = hb.next_at();
+        assert_eq!(hb.fire(t), Beat::Send);
+        assert!(hb.ack(t.saturating_add(42)));
+        assert_eq!(hb.latency_ms(), Some(42));
+        assert!(!hb.ack(t.saturating_add(43)), "nothing out");
+        let t = hb.next_at();
+        assert_eq!(hb.fire(t), Beat::Send);
+        assert!(hb.ack(Timestamp::MAX));
+        assert_eq!(hb.latency_ms(), Some(u64::from(u32::MAX - 1)));
+        assert!(size_of::<Heartbeat>() <= 32);
     }
 
     #[test]

@@ -44,7 +44,7 @@ use crate::retry::{Ending, RetryPlanner};
 use crate::saved_session::{SavedSession, Unusable};
 use crate::send_budget::{SendBudget, SendError};
 use crate::session::{Sequence, Session};
-use crate::state::{PolicyState, PolicyStats};
+use crate::state::{Counter, Counters, PolicyState, PolicyStats};
 use crate::time::Timestamp;
 
 /// How an event was taken. Most drivers only look at it for dispatches
@@ -81,21 +81,42 @@ enum AfterClose {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Link {
     opened_at: Timestamp,
+    /// From Hello on: what the gateway's answer started.
+    answered: Option<Answered>,
+}
+
+/// What Hello starts on an open socket; all of it begins together.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Answered {
     /// When Hello arrived: from then on the gateway was answering.
-    hello_at: Option<Timestamp>,
-    /// From Hello on: the heartbeat schedule.
-    heartbeat: Option<Heartbeat>,
-    /// From Hello on: the send budget.
-    budget: Option<SendBudget>,
+    hello_at: Timestamp,
+    /// The heartbeat schedule.
+    heartbeat: Heartbeat,
+    /// The send budget.
+    budget: SendBudget,
 }
 
 impl Link {
     const fn opened(at: Timestamp) -> Self {
         Self {
             opened_at: at,
-            hello_at: None,
-            heartbeat: None,
-            budget: None,
+            answered: None,
+        }
+    }
+
+    /// The heartbeat schedule, from Hello on.
+    const fn heartbeat(&self) -> Option<&Heartbeat> {
+        match &self.answered {
+            Some(answered) => Some(&answered.heartbeat),
+            None => None,
+        }
+    }
+
+    /// When Hello arrived, if it did.
+    const fn hello_at(&self) -> Option<Timestamp> {
+        match &self.answered {
+            Some(answered) => Some(answered.hello_at),
+            None => None,
         }
     }
 }
@@ -121,14 +142,12 @@ enum Phase {
     },
     /// `Connect` emitted; waiting for `Opened`.
     Dialing {
-        conn: ConnectionId,
         deadline: Timestamp,
         recovery: Recovery,
         to_resume_url: bool,
     },
     /// Open; waiting for Hello.
     AwaitingHello {
-        conn: ConnectionId,
         link: Link,
         deadline: Timestamp,
         recovery: Recovery,
@@ -136,7 +155,6 @@ enum Phase {
     /// Hello received; waiting for an identify permit, asked for at `at`
     /// (`asked`: the request is out), given up on at `deadline`.
     AwaitingIdentifySlot {
-        conn: ConnectionId,
         link: Link,
         at: Timestamp,
         deadline: Timestamp,
@@ -145,7 +163,6 @@ enum Phase {
     /// Identify or Resume sent. While an Identify is out, its outcome is
     /// owed to the identify limiter.
     Handshaking {
-        conn: ConnectionId,
         link: Link,
         deadline: Timestamp,
         recovery: Recovery,
@@ -153,7 +170,6 @@ enum Phase {
     /// READY or RESUMED received at `since`; `stable`: the connection has
     /// proven stable (the backoff is reset).
     Active {
-        conn: ConnectionId,
         link: Link,
         since: Timestamp,
         stable: bool,
@@ -162,7 +178,6 @@ enum Phase {
     /// whether the session was live on this socket (Identify or Resume
     /// sent), so that dispatches still in flight belong to it.
     Closing {
-        conn: ConnectionId,
         deadline: Timestamp,
         then: AfterClose,
         dispatches: bool,
@@ -173,18 +188,18 @@ enum Phase {
 }
 
 impl Phase {
-    /// The connection this phase is about, if a socket exists or is being
-    /// dialled.
-    const fn connection(&self) -> Option<ConnectionId> {
-        match *self {
-            Self::Dialing { conn, .. }
-            | Self::AwaitingHello { conn, .. }
-            | Self::AwaitingIdentifySlot { conn, .. }
-            | Self::Handshaking { conn, .. }
-            | Self::Active { conn, .. }
-            | Self::Closing { conn, .. } => Some(conn),
-            Self::Waiting { .. } | Self::GivenUp(_) | Self::Stopped => None,
-        }
+    /// Whether a socket exists or is being dialled. It is always the
+    /// policy's latest connection (see [`Policy::connection`]).
+    const fn has_socket(&self) -> bool {
+        matches!(
+            self,
+            Self::Dialing { .. }
+                | Self::AwaitingHello { .. }
+                | Self::AwaitingIdentifySlot { .. }
+                | Self::Handshaking { .. }
+                | Self::Active { .. }
+                | Self::Closing { .. }
+        )
     }
 
     /// Whether a dispatch on this socket belongs to the session: only after
@@ -227,7 +242,9 @@ impl Phase {
 
     /// The open socket's heartbeat, from Hello on.
     fn heartbeat_mut(&mut self) -> Option<&mut Heartbeat> {
-        self.link_mut().and_then(|link| link.heartbeat.as_mut())
+        self.link_mut()
+            .and_then(|link| link.answered.as_mut())
+            .map(|answered| &mut answered.heartbeat)
     }
 
     /// Whether the socket is open (past `Opened`, before `Closing`).
@@ -268,7 +285,8 @@ pub struct Policy {
     /// [`Policy::set_held`]): the next attempt does not start until released.
     held: bool,
     outputs: Outputs,
-    stats: PolicyStats,
+    /// The counters, compact; widened by [`Policy::stats`].
+    stats: Counters,
 }
 
 /// The outputs not yet polled, in order: one inline, the rest behind it.
@@ -354,7 +372,7 @@ impl Policy {
             seq: Sequence::default(),
             next_connection: 0,
             outputs: Outputs::default(),
-            stats: PolicyStats::default(),
+            stats: Counters::default(),
         };
         policy.proceed(now);
         Ok(policy)
@@ -369,8 +387,8 @@ impl Policy {
     /// first, so a late event never overrides a deadline that has passed.
     pub fn handle_event(&mut self, now: Timestamp, conn: ConnectionId, event: Event) -> Handled {
         let now = self.clock(now);
-        if self.phase.connection() != Some(conn) {
-            self.stats.stale_events += 1;
+        if self.connection() != Some(conn) {
+            self.stats.bump(Counter::StaleEvents);
             return Handled::Stale;
         }
         if !matches!(event, Event::HeartbeatAck | Event::Closed { .. })
@@ -401,7 +419,7 @@ impl Policy {
             Event::Closed { code } => self.on_closed(now, code.map(CloseCode::from_u16)),
         };
         if handled == Handled::Ignored {
-            self.stats.ignored_events += 1;
+            self.stats.bump(Counter::IgnoredEvents);
         }
         handled
     }
@@ -432,7 +450,7 @@ impl Policy {
                 },
             ) => {
                 if start > now {
-                    self.stats.identify_waits += 1;
+                    self.stats.bump(Counter::IdentifyWaits);
                 }
                 self.phase = Phase::Waiting {
                     at: start.max(now),
@@ -444,22 +462,18 @@ impl Policy {
             (
                 IdentifyAnswer::Granted,
                 Phase::AwaitingIdentifySlot {
-                    conn,
-                    link,
-                    asked: true,
-                    ..
+                    link, asked: true, ..
                 },
             ) => {
                 self.seq.clear();
-                self.stats.identifies_sent += 1;
+                self.stats.bump(Counter::IdentifiesSent);
                 self.phase = Phase::Handshaking {
-                    conn,
                     link,
                     deadline: now.saturating_add(self.config.timeouts.handshake_ms),
                     recovery: Recovery::Reidentify,
                 };
                 self.act(Action::Send {
-                    connection: conn,
+                    connection: self.latest_connection(),
                     command: Command::Identify,
                 });
                 Handled::Accepted
@@ -467,14 +481,13 @@ impl Policy {
             (
                 IdentifyAnswer::RetryAt(retry_at),
                 Phase::AwaitingIdentifySlot {
-                    conn,
                     link,
                     deadline,
                     asked: true,
                     ..
                 },
             ) => {
-                self.stats.identify_waits += 1;
+                self.stats.bump(Counter::IdentifyWaits);
                 // An answer is proof that the limiter is alive and that this
                 // shard is in line: a bucket held by other shards' Identifies
                 // (each for up to a handshake and its settle window) is no
@@ -490,7 +503,6 @@ impl Policy {
                     deadline
                 };
                 self.phase = Phase::AwaitingIdentifySlot {
-                    conn,
                     link,
                     at: retry_at.max(now.saturating_add(1)).min(deadline),
                     deadline,
@@ -517,11 +529,11 @@ impl Policy {
                         request: IdentifyRequest::Settle { ready: false },
                     });
                 }
-                self.stats.stale_events += 1;
+                self.stats.bump(Counter::StaleEvents);
                 Handled::Stale
             }
             _ => {
-                self.stats.stale_events += 1;
+                self.stats.bump(Counter::StaleEvents);
                 Handled::Stale
             }
         }
@@ -541,19 +553,19 @@ impl Policy {
     /// shutdowns share; whether the session is kept is theirs to decide.
     fn stop_closing_with(&mut self, now: Timestamp, code: CloseCode) {
         match self.phase {
-            Phase::Dialing { conn, .. } => {
-                self.act(Action::Abort { connection: conn });
+            Phase::Dialing { .. } => {
+                self.act(Action::Abort {
+                    connection: self.latest_connection(),
+                });
                 self.phase = Phase::Stopped;
             }
             Phase::Closing {
-                conn,
                 deadline,
                 dispatches,
                 sent,
                 ..
             } => {
                 self.phase = Phase::Closing {
-                    conn,
                     deadline,
                     then: AfterClose::Stop,
                     dispatches,
@@ -561,13 +573,12 @@ impl Policy {
                 };
             }
             phase if phase.is_open() => {
-                let conn = phase.connection().unwrap_or_default();
+                let conn = self.latest_connection();
                 self.act(Action::Close {
                     connection: conn,
                     code,
                 });
                 self.phase = Phase::Closing {
-                    conn,
                     deadline: now.saturating_add(self.config.timeouts.close_ms),
                     then: AfterClose::Stop,
                     dispatches: phase.carries_dispatches(),
@@ -594,11 +605,11 @@ impl Policy {
             Phase::Active {
                 link:
                     Link {
-                        budget: Some(budget),
+                        answered: Some(answered),
                         ..
                     },
                 ..
-            } => budget.commands.try_take(now),
+            } => answered.budget.take_command(now, self.config.send_limit),
             _ => Err(SendError::NoSession),
         }
     }
@@ -651,7 +662,7 @@ impl Policy {
         let heartbeat = self
             .phase
             .link()
-            .and_then(|link| link.heartbeat.as_ref())
+            .and_then(Link::heartbeat)
             .map(Heartbeat::next_at);
         match (phase, heartbeat) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -687,10 +698,19 @@ impl Policy {
         }
     }
 
-    /// The counters.
+    /// The counters, as of now. Returned by value: the policy keeps them
+    /// compact (each saturates at `u32::MAX`) and widens them here.
     #[must_use]
-    pub const fn stats(&self) -> &PolicyStats {
-        &self.stats
+    pub fn stats(&self) -> PolicyStats {
+        self.stats.stats()
+    }
+
+    /// One counter, as stored (saturating at `u32::MAX`): what a
+    /// [`Fleet`](crate::Fleet) reads on its hot path instead of widening
+    /// them all.
+    #[inline]
+    pub(crate) const fn count(&self, counter: Counter) -> u32 {
+        self.stats.get(counter)
     }
 
     /// The configuration's gateway URL, parsed: what a resume URL is
@@ -727,7 +747,18 @@ impl Policy {
     /// The current connection, if a socket exists or is being dialled.
     #[must_use]
     pub const fn connection(&self) -> Option<ConnectionId> {
-        self.phase.connection()
+        if self.phase.has_socket() {
+            Some(self.latest_connection())
+        } else {
+            None
+        }
+    }
+
+    /// The last connection dialled: the only one a phase with a socket can
+    /// be about, since a `Connect` is emitted only from a phase without
+    /// one. Not kept in the phase, where it would cost a word.
+    const fn latest_connection(&self) -> ConnectionId {
+        ConnectionId(self.next_connection.wrapping_sub(1))
     }
 
     /// Retries since the connection was last stable.
@@ -749,20 +780,19 @@ impl Policy {
     pub fn heartbeat_latency_ms(&self) -> Option<u64> {
         self.phase
             .link()
-            .and_then(|link| link.heartbeat.as_ref())
+            .and_then(Link::heartbeat)
             .and_then(Heartbeat::latency_ms)
     }
 
     // ----- event handlers -----------------------------------------------
 
     fn on_opened(&mut self, now: Timestamp) -> Handled {
-        let Phase::Dialing { conn, recovery, .. } = self.phase else {
+        let Phase::Dialing { recovery, .. } = self.phase else {
             return Handled::Ignored;
         };
         // The upgrade was answered: the handshake reached the gateway.
         self.retries.attempt_reached(now);
         self.phase = Phase::AwaitingHello {
-            conn,
             link: Link::opened(now),
             deadline: now.saturating_add(self.config.timeouts.hello_ms),
             recovery,
@@ -772,10 +802,7 @@ impl Policy {
 
     fn on_hello(&mut self, now: Timestamp, interval_ms: u64) -> Handled {
         let Phase::AwaitingHello {
-            conn,
-            mut link,
-            recovery,
-            ..
+            mut link, recovery, ..
         } = self.phase
         else {
             return Handled::Ignored;
@@ -786,27 +813,23 @@ impl Policy {
         } else {
             100
         };
-        link.budget = Some(SendBudget::new(
-            self.config.send_limit,
-            heartbeat.interval_ms(),
-            now,
-            share,
-        ));
-        link.heartbeat = Some(heartbeat);
-        link.hello_at = Some(now);
+        link.answered = Some(Answered {
+            hello_at: now,
+            budget: SendBudget::new(self.config.send_limit, heartbeat.interval_ms(), now, share),
+            heartbeat,
+        });
         match (&self.session, recovery) {
             (Some(session), Recovery::Resume) => {
                 let command = Command::Resume {
                     session_id: session.id.clone(),
                     seq: self.seq.last().unwrap_or(0),
                 };
-                self.stats.resumes_sent += 1;
+                self.stats.bump(Counter::ResumesSent);
                 self.act(Action::Send {
-                    connection: conn,
+                    connection: self.latest_connection(),
                     command,
                 });
                 self.phase = Phase::Handshaking {
-                    conn,
                     link,
                     deadline: now.saturating_add(self.config.timeouts.handshake_ms),
                     recovery: Recovery::Resume,
@@ -815,7 +838,6 @@ impl Policy {
             _ => {
                 let wait = self.slot_wait_ms();
                 self.phase = Phase::AwaitingIdentifySlot {
-                    conn,
                     link,
                     at: now,
                     deadline: now.saturating_add(wait),
@@ -843,9 +865,9 @@ impl Policy {
                     session_id,
                     resume_gateway_url,
                 },
-                &(Phase::Handshaking { conn, .. } | Phase::Active { conn, .. }),
+                &(Phase::Handshaking { .. } | Phase::Active { .. }),
             ) => {
-                self.stats.ready += 1;
+                self.stats.bump(Counter::Ready);
                 self.settle_identify(true);
                 self.retries.identify_succeeded();
                 let checked = Self::base_url(&self.config)
@@ -855,7 +877,7 @@ impl Policy {
                 self.session = match checked {
                     Ok(()) => Session::from_ready(&session_id, Some(resume_gateway_url)),
                     Err(reason) => {
-                        self.stats.resume_urls_refused += 1;
+                        self.stats.bump(Counter::ResumeUrlsRefused);
                         let mut url = resume_gateway_url;
                         let mut end = url.len().min(256);
                         while !url.is_char_boundary(end) {
@@ -866,19 +888,19 @@ impl Policy {
                         None
                     }
                 };
-                self.established(now, conn);
+                self.established(now);
             }
-            (Dispatch::Resumed, &Phase::Handshaking { conn, .. }) => {
-                self.stats.resumes_succeeded += 1;
+            (Dispatch::Resumed, &Phase::Handshaking { .. }) => {
+                self.stats.bump(Counter::ResumesSucceeded);
                 self.retries.resumes_reset();
-                self.established(now, conn);
+                self.established(now);
             }
             _ => {}
         }
         if fresh {
             Handled::Accepted
         } else {
-            self.stats.duplicate_dispatches += 1;
+            self.stats.bump(Counter::DuplicateDispatches);
             Handled::Duplicate
         }
     }
@@ -890,7 +912,7 @@ impl Policy {
         if !hb.ack(now) {
             return Handled::Ignored;
         }
-        self.stats.heartbeat_acks += 1;
+        self.stats.bump(Counter::HeartbeatAcks);
         if self.config.stability.reset_on_first_ack && matches!(self.phase, Phase::Active { .. }) {
             self.mark_stable();
         }
@@ -898,14 +920,22 @@ impl Policy {
     }
 
     fn on_heartbeat_request(&mut self, now: Timestamp) -> Handled {
-        let Some(conn) = self.phase.connection() else {
+        let Some(conn) = self.connection() else {
             return Handled::Ignored;
         };
-        let Some(budget) = self.phase.link_mut().and_then(|link| link.budget.as_mut()) else {
+        let Some(answered) = self
+            .phase
+            .link_mut()
+            .and_then(|link| link.answered.as_mut())
+        else {
             return Handled::Ignored;
         };
-        if budget.heartbeat_requests.try_take(now).is_err() {
-            self.stats.heartbeat_requests_refused += 1;
+        if answered
+            .budget
+            .take_heartbeat_request(now, self.config.send_limit)
+            .is_err()
+        {
+            self.stats.bump(Counter::HeartbeatRequestsRefused);
             return Handled::Ignored;
         }
         self.send_heartbeat(conn);
@@ -975,8 +1005,10 @@ impl Policy {
 
     fn advance_once(&mut self, now: Timestamp) -> bool {
         match self.phase {
-            Phase::Dialing { conn, deadline, .. } if deadline <= now => {
-                self.act(Action::Abort { connection: conn });
+            Phase::Dialing { deadline, .. } if deadline <= now => {
+                self.act(Action::Abort {
+                    connection: self.latest_connection(),
+                });
                 self.connection_lost(
                     now,
                     Trigger::Timeout {
@@ -1005,13 +1037,10 @@ impl Policy {
                 );
                 return true;
             }
-            Phase::Closing {
-                conn,
-                deadline,
-                then,
-                ..
-            } if deadline <= now => {
-                self.act(Action::Abort { connection: conn });
+            Phase::Closing { deadline, then, .. } if deadline <= now => {
+                self.act(Action::Abort {
+                    connection: self.latest_connection(),
+                });
                 self.finish_close(now, then);
                 return true;
             }
@@ -1037,14 +1066,14 @@ impl Policy {
             }
             _ => {}
         }
-        let conn = self.phase.connection();
+        let conn = self.connection();
         if let (Some(hb), Some(conn)) = (self.phase.heartbeat_mut(), conn)
             && hb.next_at() <= now
         {
             match hb.fire(now) {
                 Beat::Send => self.send_heartbeat(conn),
                 Beat::Zombie => {
-                    self.stats.zombies += 1;
+                    self.stats.bump(Counter::Zombies);
                     self.close_and_reconnect(now, Trigger::Zombie);
                 }
             }
@@ -1054,7 +1083,7 @@ impl Policy {
     }
 
     fn send_heartbeat(&mut self, conn: ConnectionId) {
-        self.stats.heartbeats_sent += 1;
+        self.stats.bump(Counter::HeartbeatsSent);
         self.act(Action::Send {
             connection: conn,
             command: Command::Heartbeat {
@@ -1088,14 +1117,13 @@ impl Policy {
         }
     }
 
-    fn established(&mut self, now: Timestamp, conn: ConnectionId) {
+    fn established(&mut self, now: Timestamp) {
         let Some(&link) = self.phase.link() else {
             return;
         };
         // A second READY on a stable connection keeps it stable.
         let stable = matches!(self.phase, Phase::Active { stable: true, .. });
         self.phase = Phase::Active {
-            conn,
             link,
             since: now,
             stable,
@@ -1133,7 +1161,7 @@ impl Policy {
                 session.resume_url = None;
             }
             if self.config.resume.drop_session_on_dial_failure && self.session.is_some() {
-                self.stats.resume_breaker_trips += 1;
+                self.stats.bump(Counter::ResumeBreakerTrips);
                 self.drop_session();
             }
         }
@@ -1147,7 +1175,7 @@ impl Policy {
             self.settle_identify(false);
         }
         if resume_sent && self.session.is_some() && self.retries.resume_failed(&self.config) {
-            self.stats.resume_breaker_trips += 1;
+            self.stats.bump(Counter::ResumeBreakerTrips);
             self.drop_session();
         }
     }
@@ -1174,7 +1202,7 @@ impl Policy {
     /// The socket is open and the policy wants it gone: decide now, close,
     /// and schedule once it is closed.
     fn close_and_reconnect(&mut self, now: Timestamp, trigger: Trigger) {
-        let Some(conn) = self.phase.connection() else {
+        let Some(conn) = self.connection() else {
             return;
         };
         let dispatches = self.phase.carries_dispatches();
@@ -1192,7 +1220,6 @@ impl Policy {
             code,
         });
         self.phase = Phase::Closing {
-            conn,
             deadline: now.saturating_add(self.config.timeouts.close_ms),
             then: AfterClose::Reconnect {
                 trigger,
@@ -1277,7 +1304,7 @@ impl Policy {
     /// retry planner: whether the gateway asked for the reconnect, and
     /// from when it was answering. Read before the phase moves on.
     fn ending(&self, trigger: Trigger) -> Ending {
-        let hello_at = self.phase.link().and_then(|link| link.hello_at);
+        let hello_at = self.phase.link().and_then(Link::hello_at);
         let established = matches!(self.phase, Phase::Active { .. });
         let server_request = match trigger {
             Trigger::Reconnect => established,
@@ -1316,7 +1343,7 @@ impl Policy {
             }
             return;
         };
-        let plan = match self.retries.plan(
+        let (plan, in_loop) = match self.retries.plan_with_loop(
             now,
             trigger,
             decision,
@@ -1325,13 +1352,13 @@ impl Policy {
             &self.config,
             &mut self.rng,
         ) {
-            Ok(plan) => plan,
+            Ok(planned) => planned,
             Err(reason) => return self.give_up(reason),
         };
         let at = plan.at;
-        self.stats.reconnects += 1;
+        self.stats.bump(Counter::Reconnects);
         self.note(Note::Planned(plan));
-        if let Some(state) = self.retries.take_loop() {
+        if let Some(state) = in_loop {
             let last_code = match trigger {
                 Trigger::Closed { code } => code,
                 _ => None,
@@ -1415,9 +1442,8 @@ impl Policy {
         let conn = ConnectionId(self.next_connection);
         self.next_connection = self.next_connection.wrapping_add(1);
         self.retries.attempt_started(now);
-        self.stats.attempts += 1;
+        self.stats.bump(Counter::Attempts);
         self.phase = Phase::Dialing {
-            conn,
             deadline: now.saturating_add(self.config.timeouts.connect_ms),
             recovery,
             to_resume_url,
@@ -1543,7 +1569,7 @@ impl Policy {
                 policy.proceed(policy.now);
             }
             Err(Unusable::Url(reason)) => {
-                policy.stats.resume_urls_refused += 1;
+                policy.stats.bump(Counter::ResumeUrlsRefused);
                 let mut url = saved.resume_url.clone().unwrap_or_default();
                 let mut end = url.len().min(256);
                 while !url.is_char_boundary(end) {
@@ -1576,6 +1602,29 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A fleet keeps one policy per shard, 100,000 of them at the largest
+    /// bots: the per-shard state stays small (cold settings live in the
+    /// shared configuration, counters are compact).
+    #[test]
+    fn a_policy_stays_compact() {
+        let size = size_of::<Policy>();
+        eprintln!(
+            "Policy {size} = Phase {} (Link {}: Heartbeat {}, SendBudget {}), RetryPlanner {}, Counters {}, Outputs {}, Option<Session> {}, Jitter {}",
+            size_of::<Phase>(),
+            size_of::<Link>(),
+            size_of::<Heartbeat>(),
+            size_of::<SendBudget>(),
+            size_of::<RetryPlanner>(),
+            size_of::<Counters>(),
+            size_of::<Outputs>(),
+            size_of::<Option<Session>>(),
+            size_of::<Jitter>(),
+        );
+        // The jitter stream's `u128` position aligns a policy to 16 bytes,
+        // so sizes move in steps of 16.
+        assert!(size <= 496, "{size} bytes");
+    }
     use crate::identify::{IdentifyLimiter, SessionStartLimit};
 
     fn t(ms: u64) -> Timestamp {

@@ -39,7 +39,7 @@
 //! at its connect deadline, and one that cannot have reached the gateway
 //! (a name that did not resolve, a failed TLS handshake) not at all.
 
-use crate::backoff::Backoff;
+use crate::backoff::BackoffState;
 use crate::close_code::CloseCode;
 use crate::config::{AttemptRate, PolicyConfig};
 use crate::decision::{ConnectFailure, Decision, GiveUpReason, Recovery, Trigger};
@@ -330,7 +330,12 @@ enum Moment {
 /// The planner's [`Moment`]s, packed: their times and one byte saying
 /// which are set (40 bytes and a byte where five `Option<Timestamp>`s take
 /// 80, every time up to [`Timestamp::MAX`] still valid).
+///
+/// Packed to 4-byte alignment (44 bytes instead of 48): the planner's
+/// `u32` counters sit beside it, and an unaligned `u64` costs nothing on
+/// the targets that matter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C, packed(4))]
 struct Moments {
     /// Per [`Moment`]: its time, [`Timestamp::ZERO`] while unset.
     at: [Timestamp; 5],
@@ -385,7 +390,9 @@ impl Moments {
 /// attempt.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct RetryPlanner {
-    backoff: Backoff,
+    /// The backoff's history; its configuration is the shared
+    /// [`PolicyConfig`]'s, passed in with every plan.
+    backoff: BackoffState,
     /// Failures not yet repaid since the connection was last stable (0:
     /// stable, never failed, or repaid).
     retry: u32,
@@ -402,8 +409,6 @@ pub(crate) struct RetryPlanner {
     rejected_identifies: u32,
     /// Rejected Identifies in those 24 h.
     rejected_today: u32,
-    /// Set by the last plan when the shard is in an identify loop.
-    in_loop: Option<LoopState>,
 }
 
 impl RetryPlanner {
@@ -411,7 +416,7 @@ impl RetryPlanner {
     /// (the one allocation a planner makes).
     pub(crate) fn new(config: &PolicyConfig) -> Self {
         Self {
-            backoff: Backoff::new(config.backoff),
+            backoff: BackoffState::NEW,
             retry: 0,
             moments: Moments::NONE,
             failed_resumes: 0,
@@ -419,19 +424,12 @@ impl RetryPlanner {
             requests_in_window: 0,
             rejected_identifies: 0,
             rejected_today: 0,
-            in_loop: None,
         }
     }
 
     /// READY arrived: the identify loop, if any, is over.
     pub(crate) const fn identify_succeeded(&mut self) {
         self.rejected_identifies = 0;
-    }
-
-    /// The identify loop the last plan found the shard in, if any (taken:
-    /// a second call returns `None`).
-    pub(crate) const fn take_loop(&mut self) -> Option<LoopState> {
-        self.in_loop.take()
     }
 
     /// Counts a rejected Identify at `now`; returns the loop state when the
@@ -607,8 +605,9 @@ impl RetryPlanner {
     /// # Errors
     ///
     /// The give-up limit that this retry would pass.
+    #[cfg(test)]
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn plan(
+    fn plan(
         &mut self,
         now: Timestamp,
         trigger: Trigger,
@@ -618,6 +617,28 @@ impl RetryPlanner {
         config: &PolicyConfig,
         jitter: &mut Jitter,
     ) -> Result<ReconnectPlan, GiveUpReason> {
+        self.plan_with_loop(now, trigger, decision, recovery, ending, config, jitter)
+            .map(|(plan, _)| plan)
+    }
+
+    /// [`RetryPlanner::plan`], with the identify loop the shard is found
+    /// in, if any (returned rather than kept: the policy reports it at
+    /// once).
+    ///
+    /// # Errors
+    ///
+    /// The give-up limit that this retry would pass.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn plan_with_loop(
+        &mut self,
+        now: Timestamp,
+        trigger: Trigger,
+        decision: Decision,
+        recovery: Recovery,
+        ending: Ending,
+        config: &PolicyConfig,
+        jitter: &mut Jitter,
+    ) -> Result<(ReconnectPlan, Option<LoopState>), GiveUpReason> {
         self.attempt_ended(now, trigger);
         if let Some(since) = ending.answered_since {
             self.repay(now.saturating_since(since), config);
@@ -659,7 +680,7 @@ impl RetryPlanner {
             {
                 return Err(GiveUpReason::TimeExhausted { elapsed_ms });
             }
-            let delay = self.backoff.delay(self.retry, jitter);
+            let delay = self.backoff.delay(&config.backoff, self.retry, jitter);
             self.while_resumable(now, recovery, ending.established, delay, config, jitter)
         };
         let mut wait = backoff_ms.max(decision.protocol_delay_ms());
@@ -680,7 +701,6 @@ impl RetryPlanner {
                 wait = wait.max(since.saturating_add(DAY_MS).saturating_since(now));
             }
         }
-        self.in_loop = in_loop;
         let mut at = now.saturating_add(wait);
         if let Some(last) = self.moments.get(Moment::LastAttempt) {
             at = at.max(last.saturating_add(config.guard_ms));
@@ -688,7 +708,7 @@ impl RetryPlanner {
         if let Some(floor) = self.rate_floor(now, config) {
             at = at.max(floor);
         }
-        Ok(ReconnectPlan {
+        let plan = ReconnectPlan {
             trigger,
             decision,
             recovery,
@@ -696,7 +716,8 @@ impl RetryPlanner {
             counted: !free,
             backoff_ms,
             at,
-        })
+        };
+        Ok((plan, in_loop))
     }
 }
 

@@ -74,48 +74,56 @@ impl core::fmt::Display for SendError {
 impl std::error::Error for SendError {}
 
 /// A token bucket holding at most `capacity` tokens, refilled one token
-/// every `period_ms`.
+/// every `period_ms`. The period follows from the capacity and the
+/// limit's window, so it is not stored: the window is passed in (16 bytes
+/// per bucket, kept for every open connection of a fleet).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct TokenBucket {
     capacity: u32,
     tokens: u32,
-    period_ms: u64,
     last_refill: Timestamp,
 }
 
 impl TokenBucket {
-    /// A full bucket that lets through at most `2 · capacity` per `window_ms`.
-    pub(crate) fn for_window(capacity: u32, window_ms: u64, now: Timestamp) -> Self {
-        let period_ms = if capacity == 0 {
-            u64::MAX
-        } else {
-            (window_ms / u64::from(capacity)).max(1)
-        };
+    /// A full bucket that lets through at most `2 · capacity` per
+    /// `window_ms`.
+    pub(crate) const fn for_window(capacity: u32, now: Timestamp) -> Self {
         Self {
             capacity,
             tokens: capacity,
-            period_ms,
             last_refill: now,
         }
     }
 
-    fn refill(&mut self, now: Timestamp) {
+    /// The refill period in a window of `window_ms`.
+    const fn period_ms(&self, window_ms: u64) -> u64 {
+        if self.capacity == 0 {
+            u64::MAX
+        } else {
+            let period = window_ms / self.capacity as u64;
+            if period == 0 { 1 } else { period }
+        }
+    }
+
+    fn refill(&mut self, now: Timestamp, period_ms: u64) {
         let elapsed = now.saturating_since(self.last_refill);
-        let new = elapsed / self.period_ms;
+        let new = elapsed / period_ms;
         if new > 0 {
             let add = u32::try_from(new).unwrap_or(u32::MAX);
             self.tokens = self.tokens.saturating_add(add).min(self.capacity);
             self.last_refill = self
                 .last_refill
-                .saturating_add(new.saturating_mul(self.period_ms));
+                .saturating_add(new.saturating_mul(period_ms));
         }
     }
 
     /// Takes one token, or says why not: [`SendError::Throttled`] with
     /// the time the next one is due, or [`SendError::NoBudget`] for a
-    /// bucket that never holds one.
-    pub(crate) fn try_take(&mut self, now: Timestamp) -> Result<(), SendError> {
-        self.refill(now);
+    /// bucket that never holds one. `window_ms` is the window the bucket
+    /// was sized for.
+    pub(crate) fn try_take(&mut self, now: Timestamp, window_ms: u64) -> Result<(), SendError> {
+        let period_ms = self.period_ms(window_ms);
+        self.refill(now, period_ms);
         if self.tokens > 0 {
             self.tokens -= 1;
             Ok(())
@@ -123,7 +131,7 @@ impl TokenBucket {
             Err(SendError::NoBudget)
         } else {
             Err(SendError::Throttled {
-                retry_at: self.last_refill.saturating_add(self.period_ms).max(now),
+                retry_at: self.last_refill.saturating_add(period_ms).max(now),
             })
         }
     }
@@ -133,13 +141,22 @@ impl TokenBucket {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct SendBudget {
     /// Replies to op 1 heartbeat requests.
-    pub(crate) heartbeat_requests: TokenBucket,
+    heartbeat_requests: TokenBucket,
     /// The driver's own commands.
-    pub(crate) commands: TokenBucket,
+    commands: TokenBucket,
 }
 
 /// Op 1 replies allowed per window (bucket of capacity 1: at most 2).
 const HEARTBEAT_REQUEST_CAPACITY: u32 = 1;
+
+/// The window both buckets of a budget for `limit` are sized for.
+const fn window_ms(limit: SendLimit) -> u64 {
+    if limit.window_ms == 0 {
+        1
+    } else {
+        limit.window_ms
+    }
+}
 
 impl SendBudget {
     /// The budget for a connection whose heartbeat interval is
@@ -151,7 +168,7 @@ impl SendBudget {
         now: Timestamp,
         share_percent: u8,
     ) -> Self {
-        let window = limit.window_ms.max(1);
+        let window = window_ms(limit);
         // Scheduled heartbeats that can fall in one window, plus one
         // Identify or Resume, plus the op 1 replies.
         let heartbeats = window.div_ceil(interval_ms.max(1)).saturating_add(1);
@@ -165,9 +182,29 @@ impl SendBudget {
         )
         .unwrap_or(0);
         Self {
-            heartbeat_requests: TokenBucket::for_window(HEARTBEAT_REQUEST_CAPACITY, window, now),
-            commands: TokenBucket::for_window(for_driver / 2, window, now),
+            heartbeat_requests: TokenBucket::for_window(HEARTBEAT_REQUEST_CAPACITY, now),
+            commands: TokenBucket::for_window(for_driver / 2, now),
         }
+    }
+
+    /// Takes a token for one of the driver's commands; `limit` is the one
+    /// the budget was built for.
+    pub(crate) fn take_command(
+        &mut self,
+        now: Timestamp,
+        limit: SendLimit,
+    ) -> Result<(), SendError> {
+        self.commands.try_take(now, window_ms(limit))
+    }
+
+    /// Takes a token for a reply to op 1; `limit` is the one the budget
+    /// was built for.
+    pub(crate) fn take_heartbeat_request(
+        &mut self,
+        now: Timestamp,
+        limit: SendLimit,
+    ) -> Result<(), SendError> {
+        self.heartbeat_requests.try_take(now, window_ms(limit))
     }
 }
 
@@ -185,10 +222,13 @@ mod tests {
         let mut t = 0;
         while t < 600_000 {
             let now = Timestamp::from_millis(t);
-            while budget.commands.try_take(now).is_ok() {
+            while budget.take_command(now, SendLimit::DISCORD).is_ok() {
                 sent.push(t);
             }
-            while budget.heartbeat_requests.try_take(now).is_ok() {
+            while budget
+                .take_heartbeat_request(now, SendLimit::DISCORD)
+                .is_ok()
+            {
                 sent.push(t);
             }
             t += 10;
@@ -221,15 +261,13 @@ mod tests {
     #[test]
     fn a_tiny_limit_leaves_the_driver_nothing_but_never_panics() {
         let t0 = Timestamp::from_millis(0);
-        let mut budget = SendBudget::new(
-            SendLimit {
-                commands: 1,
-                window_ms: 0,
-            },
-            0,
-            t0,
-            100,
-        );
-        assert_eq!(budget.commands.try_take(t0), Err(SendError::NoBudget));
+        let limit = SendLimit {
+            commands: 1,
+            window_ms: 0,
+        };
+        let mut budget = SendBudget::new(limit, 0, t0, 100);
+        assert_eq!(budget.take_command(t0, limit), Err(SendError::NoBudget));
+        assert!(budget.take_heartbeat_request(t0, limit).is_ok());
+        assert!(size_of::<SendBudget>() <= 32);
     }
 }

@@ -1,4 +1,8 @@
 //! What a health check can read: the policy's state and its counters.
+//!
+//! A policy keeps its counters compact ([`Counters`]: saturating `u32`s,
+//! half the room of [`PolicyStats`]'s `u64`s, which matters once a fleet
+//! holds 100,000 of them) and widens them into a [`PolicyStats`] when read.
 
 use serde::{Deserialize, Serialize};
 
@@ -100,4 +104,99 @@ pub struct PolicyStats {
     pub resume_urls_refused: u64,
     /// The last close code received from the server, if any.
     pub last_close_code: Option<CloseCode>,
+}
+
+/// One of the counters of [`PolicyStats`], as a policy counts it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Counter {
+    Attempts,
+    ResumesSent,
+    IdentifiesSent,
+    ResumesSucceeded,
+    Ready,
+    Reconnects,
+    HeartbeatsSent,
+    HeartbeatAcks,
+    Zombies,
+    ResumeBreakerTrips,
+    StaleEvents,
+    DuplicateDispatches,
+    IgnoredEvents,
+    HeartbeatRequestsRefused,
+    IdentifyWaits,
+    ResumeUrlsRefused,
+}
+
+/// How many [`Counter`]s there are.
+const COUNTERS: usize = Counter::ResumeUrlsRefused as usize + 1;
+
+/// The counters of one policy, stored compactly: each saturates at
+/// `u32::MAX` (4.29 billion; a heartbeat every second takes 136 years to
+/// get there) and is widened into a [`PolicyStats`] when read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Counters {
+    counts: [u32; COUNTERS],
+    /// The last close code received from the server, if any.
+    pub(crate) last_close_code: Option<CloseCode>,
+}
+
+impl Counters {
+    /// Adds one to `counter`, saturating.
+    #[inline]
+    pub(crate) const fn bump(&mut self, counter: Counter) {
+        let count = &mut self.counts[counter as usize];
+        *count = count.saturating_add(1);
+    }
+
+    /// One counter's count.
+    #[inline]
+    pub(crate) const fn get(&self, counter: Counter) -> u32 {
+        self.counts[counter as usize]
+    }
+
+    /// The counters as the public [`PolicyStats`].
+    pub(crate) fn stats(&self) -> PolicyStats {
+        let get = |counter: Counter| u64::from(self.get(counter));
+        PolicyStats {
+            attempts: get(Counter::Attempts),
+            resumes_sent: get(Counter::ResumesSent),
+            identifies_sent: get(Counter::IdentifiesSent),
+            resumes_succeeded: get(Counter::ResumesSucceeded),
+            ready: get(Counter::Ready),
+            reconnects: get(Counter::Reconnects),
+            heartbeats_sent: get(Counter::HeartbeatsSent),
+            heartbeat_acks: get(Counter::HeartbeatAcks),
+            zombies: get(Counter::Zombies),
+            resume_breaker_trips: get(Counter::ResumeBreakerTrips),
+            stale_events: get(Counter::StaleEvents),
+            duplicate_dispatches: get(Counter::DuplicateDispatches),
+            ignored_events: get(Counter::IgnoredEvents),
+            heartbeat_requests_refused: get(Counter::HeartbeatRequestsRefused),
+            identify_waits: get(Counter::IdentifyWaits),
+            resume_urls_refused: get(Counter::ResumeUrlsRefused),
+            last_close_code: self.last_close_code,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_saturate_and_widen_into_the_stats() {
+        let mut counters = Counters::default();
+        counters.bump(Counter::Attempts);
+        counters.bump(Counter::ResumeUrlsRefused);
+        counters.counts[Counter::Zombies as usize] = u32::MAX;
+        counters.bump(Counter::Zombies);
+        counters.last_close_code = Some(CloseCode::RateLimited);
+        let stats = counters.stats();
+        assert_eq!(stats.attempts, 1);
+        assert_eq!(stats.resume_urls_refused, 1);
+        assert_eq!(stats.zombies, u64::from(u32::MAX));
+        assert_eq!(stats.heartbeats_sent, 0);
+        assert_eq!(stats.last_close_code, Some(CloseCode::RateLimited));
+        assert!(size_of::<Counters>() <= 68);
+    }
 }

@@ -310,8 +310,8 @@ impl<'a> Driver<'a> {
     /// [`Record::trace`] keeps them) and the policy's counters.
     pub(super) fn run(mut self) -> Result<(Trace, PolicyStats), String> {
         self.run_steps().map_err(|failure| *failure)?;
-        let stats = *self.policy.stats();
-        let twin_stats = self.twin.as_ref().map(|twin| *twin.stats());
+        let stats = self.policy.stats();
+        let twin_stats = self.twin.as_ref().map(|twin| twin.stats());
         self.same("the counters", &stats, twin_stats.as_ref())
             .map_err(|failure| *failure)?;
         Ok((self.trace, stats))
