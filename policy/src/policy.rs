@@ -191,15 +191,7 @@ impl Phase {
     /// Whether a socket exists or is being dialled. It is always the
     /// policy's latest connection (see [`Policy::connection`]).
     const fn has_socket(&self) -> bool {
-        matches!(
-            self,
-            Self::Dialing { .. }
-                | Self::AwaitingHello { .. }
-                | Self::AwaitingIdentifySlot { .. }
-                | Self::Handshaking { .. }
-                | Self::Active { .. }
-                | Self::Closing { .. }
-        )
+        matches!(self, Self::Dialing { .. } | Self::Closing { .. }) || self.is_open()
     }
 
     /// Whether a dispatch on this socket belongs to the session: only after
