@@ -156,9 +156,6 @@ pub(super) struct Driver<'a> {
     halted: bool,
     /// The recent inputs and outputs, for failure messages.
     log: VecDeque<Logged>,
-    /// The twins' outputs differed ([`Driver::poll_output`]): the failure
-    /// [`Driver::drain`] returns once it stops.
-    diverged: Option<Failure>,
 }
 
 impl<'a> Driver<'a> {
@@ -203,7 +200,6 @@ impl<'a> Driver<'a> {
             } else {
                 VecDeque::new()
             },
-            diverged: None,
         })
     }
 
@@ -277,31 +273,27 @@ impl<'a> Driver<'a> {
         Ok(ours)
     }
 
-    /// The policy's next output; the twin's must be the same. Compared as
-    /// outputs only when both have one, so the common case costs one
-    /// comparison of two outputs and the end of a drain none. When they
-    /// differ, the difference is kept in [`Driver::diverged`] and the
-    /// drain ends here (`None`): a plain `Option` leaves the drain loop
-    /// one test of the output's tag a turn, where a `Result` around it
-    /// would cost two.
-    fn poll_output(&mut self) -> Option<Output> {
-        let ours = self.policy.poll_output();
+    /// The twin's next output must be `ours`, the policy's (none when the
+    /// policy has none). Compared as outputs only when both have one, so
+    /// the common case costs one comparison of two outputs and the end of
+    /// a drain none. `ours` is a reference, so telling `Some` from `None`
+    /// is a null-pointer test.
+    fn twin_agrees(&mut self, ours: Option<&Output>) -> Res {
         let Some(twin) = self.twin.as_deref_mut() else {
-            return ours;
+            return Ok(());
         };
         let theirs = twin.poll_output();
-        let agree = match (&ours, &theirs) {
+        let agree = match (ours, &theirs) {
             (Some(ours), Some(theirs)) => ours == theirs,
             (None, None) => true,
             _ => false,
         };
         if agree {
-            ours
+            Ok(())
         } else {
-            self.diverged = Some(Box::new(format!(
+            Err(Box::new(format!(
                 "same seed and inputs, different outputs: the next output {ours:?} once and {theirs:?} the other time"
-            )));
-            None
+            )))
         }
     }
 
@@ -618,10 +610,18 @@ impl<'a> Driver<'a> {
         })
     }
 
-    /// Drains `poll_output` until `None`, carrying out each output.
+    /// Drains `poll_output` until `None`, carrying out each output; the
+    /// twin's outputs must be the same. The policy's output is unwrapped
+    /// once, and the twin's compared by reference to it: each output's tag
+    /// is tested as few times as the loop allows.
     fn drain(&mut self) -> Res {
         let mut count = 0;
-        while let Some(output) = self.poll_output() {
+        loop {
+            let Some(output) = self.policy.poll_output() else {
+                self.twin_agrees(None)?;
+                break;
+            };
+            self.twin_agrees(Some(&output))?;
             count += 1;
             if count > DRAIN_CAP {
                 self.check(Prop::Liveness, false, || {
@@ -640,9 +640,6 @@ impl<'a> Driver<'a> {
             if self.record.trace {
                 self.trace.push((at, output));
             }
-        }
-        if let Some(failure) = self.diverged.take() {
-            return Err(failure);
         }
         if self.case.auto_close
             && let Some(index) = self
