@@ -216,15 +216,25 @@ fn limit(u: &mut Bytes<'_>) -> SessionStartLimit {
     }
 }
 
+/// Which kind of step each of the 32 values of a step's first byte
+/// (modulo 32) picks: 8 in 32 `Progress`, 3 `Advance`, 3
+/// `AdvanceToTimeout`, one each `Back`, `NearEnd`, a fatal close and a
+/// stale event, 14 an event on the live socket. Looked up, then matched
+/// value by value, so the match is one jump (a single cheap switch hook in
+/// the fuzzer) instead of a chain of traced range comparisons.
+const STEP_KINDS: [u8; 32] = [
+    0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 4, 5, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+];
+
 fn step(u: &mut Bytes<'_>) -> Step {
-    match u.below(32) {
-        0..=7 => Step::Progress(u.bool()),
-        8..=10 => Step::Advance(u.int(0, 120_000)),
-        11..=13 => Step::AdvanceToTimeout,
-        14 => Step::Back(u.int(1, 60_000)),
-        15 => Step::NearEnd(u.int(0, 200_000)),
-        16 => Step::On(Ev::Closed(Some(u.choose(&FATAL_CODES)))),
-        17 => Step::Stale(u.byte(), ev(u)),
+    match STEP_KINDS[usize::from(u.below(32))] {
+        0 => Step::Progress(u.bool()),
+        1 => Step::Advance(u.int(0, 120_000)),
+        2 => Step::AdvanceToTimeout,
+        3 => Step::Back(u.int(1, 60_000)),
+        4 => Step::NearEnd(u.int(0, 200_000)),
+        5 => Step::On(Ev::Closed(Some(u.choose(&FATAL_CODES)))),
+        6 => Step::Stale(u.byte(), ev(u)),
         _ => Step::On(ev(u)),
     }
 }
