@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::backoff::{BackoffConfig, BackoffStrategy, MAX_DELAY_MS};
 use crate::decision::DecisionConfig;
 use crate::fleet_recovery::FleetRecovery;
-use crate::gateway_url::GatewayUrl;
+use crate::gateway_url;
 use crate::heartbeat::ZombieRule;
 use crate::send_budget::SendLimit;
 
@@ -420,7 +420,7 @@ impl PolicyConfig {
     ///
     /// The first field whose value would break a guarantee of the policy.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if GatewayUrl::parse(&self.gateway_url).is_err() {
+        if !gateway_url::is_well_formed(&self.gateway_url) {
             return Err(ConfigError::GatewayUrl);
         }
         if self
@@ -523,7 +523,7 @@ impl PolicyConfig {
 #[non_exhaustive]
 pub enum ConfigError {
     /// `gateway_url` is not a well-formed `ws://` or `wss://` URL (see
-    /// [`GatewayUrl::parse`]).
+    /// [`GatewayUrl::parse`](crate::GatewayUrl::parse)).
     GatewayUrl,
     /// An entry of `resume_domains` is empty or longer than 253 bytes.
     ResumeDomain,
@@ -568,7 +568,7 @@ impl fmt::Display for ConfigError {
             Self::GatewayUrl => write!(
                 f,
                 "gateway_url must be a well-formed ws:// or wss:// URL of at most {} bytes",
-                crate::gateway_url::MAX_URL_LEN
+                gateway_url::MAX_URL_LEN
             ),
             Self::ResumeDomain => write!(f, "resume_domains entries must be 1 to 253 bytes"),
             Self::BaseAboveCap { base_ms, cap_ms } => write!(

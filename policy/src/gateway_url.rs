@@ -95,19 +95,7 @@ impl GatewayUrl {
     /// The domain a resume URL must fall in when none is configured.
     #[must_use]
     pub fn default_domain(&self) -> &str {
-        if self.is_ip() {
-            return &self.host;
-        }
-        // The second dot from the end (ASCII, so a char boundary).
-        let host = self.host.as_bytes();
-        let second = host
-            .iter()
-            .rposition(|&b| DOT[usize::from(b)])
-            .and_then(|last| host[..last].iter().rposition(|&b| DOT[usize::from(b)]));
-        match second {
-            Some(second) => &self.host[second + 1..],
-            None => &self.host,
-        }
+        default_domain(&self.host)
     }
 
     /// Whether the host is `domain` or a subdomain of it.
@@ -212,11 +200,22 @@ impl<'a> Parts<'a> {
     /// Checks these parts, a resume URL's, against the base URL and the
     /// allowed domains (the base URL's own domain when `allowed` is empty).
     fn check_against(&self, base: &GatewayUrl, allowed: &[String]) -> Result<(), UrlError> {
-        if self.secure != base.secure {
+        self.check_against_parts(base.secure, &base.host, allowed)
+    }
+
+    /// [`Parts::check_against`] for a base URL given by its scheme and its
+    /// host (in any case: the domain checks ignore ASCII case).
+    fn check_against_parts(
+        &self,
+        base_secure: bool,
+        base_host: &str,
+        allowed: &[String],
+    ) -> Result<(), UrlError> {
+        if self.secure != base_secure {
             return Err(UrlError::SchemeMismatch);
         }
         let ok = if allowed.is_empty() {
-            host_in_domain(self.host, base.default_domain())
+            host_in_domain(self.host, default_domain(base_host))
         } else {
             allowed.iter().any(|d| host_in_domain(self.host, d))
         };
@@ -225,6 +224,25 @@ impl<'a> Parts<'a> {
         } else {
             Err(UrlError::HostNotAllowed)
         }
+    }
+}
+
+/// The domain a resume URL must fall in when none is configured, for a
+/// base URL with this host: its last two labels, or the whole host for an
+/// IP address or a name of one or two labels.
+fn default_domain(host: &str) -> &str {
+    if host_is_ip(host) {
+        return host;
+    }
+    // The second dot from the end (ASCII, so a char boundary).
+    let bytes = host.as_bytes();
+    let second = bytes
+        .iter()
+        .rposition(|&b| DOT[usize::from(b)])
+        .and_then(|last| bytes[..last].iter().rposition(|&b| DOT[usize::from(b)]));
+    match second {
+        Some(second) => &host[second + 1..],
+        None => host,
     }
 }
 
@@ -404,10 +422,19 @@ const fn byte_classes() -> [u8; 256] {
 /// # Errors
 ///
 /// Why the URL must not be dialled.
+///
+/// It allocates nothing: the base URL is parsed in place, as the resume URL
+/// is (the policy checks each READY's resume URL with it).
 pub fn check_resume_url(resume: &str, base: &str, allowed: &[String]) -> Result<(), UrlError> {
     let resume = Parts::parse(resume)?;
-    let base = GatewayUrl::parse(base)?;
-    resume.check_against(&base, allowed)
+    let base = Parts::parse(base)?;
+    resume.check_against_parts(base.secure, base.host, allowed)
+}
+
+/// Whether `url` is a well-formed `ws://` or `wss://` URL, as
+/// [`GatewayUrl::parse`] judges it, without allocating its parts.
+pub(crate) fn is_well_formed(url: &str) -> bool {
+    Parts::parse(url).is_ok()
 }
 
 #[cfg(test)]
@@ -617,6 +644,9 @@ mod tests {
             ("ws://127.0.0.1:9000", vec![]),
             ("ws://localhost:2", vec![]),
             ("wss://Gateway.Discord.GG", vec!["example.net".to_owned()]),
+            // Its own domain, from a host as written (not lower-cased).
+            ("wss://Gateway.Discord.GG", vec![]),
+            ("ws://LocalHost:2", vec![]),
             ("ws://[::1]:80", vec![]),
         ] {
             let parsed = GatewayUrl::parse(base).unwrap();

@@ -35,7 +35,7 @@ use crate::close_code::{CloseAction, CloseCode};
 use crate::config::{ConfigError, PolicyConfig};
 use crate::decision::{Deadline, Decision, GiveUpReason, Recovery, Trigger, decide};
 use crate::event::{Dispatch, Event};
-use crate::gateway_url::{GatewayUrl, UrlError};
+use crate::gateway_url::{GatewayUrl, check_resume_url};
 use crate::heartbeat::{Beat, Heartbeat};
 use crate::identify::SETTLE_HOLD_MS;
 use crate::jitter::Jitter;
@@ -345,8 +345,8 @@ impl Policy {
         now: Timestamp,
     ) -> Result<Self, ConfigError> {
         let config = config.into();
+        // Checks the gateway URL too: `base_url` cannot fail afterwards.
         config.validate()?;
-        Self::base_url(&config)?;
         let now = now.min(Timestamp::CEILING);
         let mut policy = Self {
             retries: RetryPlanner::new(&config),
@@ -705,9 +705,10 @@ impl Policy {
         self.stats.get(counter)
     }
 
-    /// The configuration's gateway URL, parsed: what a resume URL is
-    /// checked against. Parsed when needed rather than kept, since a shard
-    /// needs it once a session; `new` has checked that it parses.
+    /// The configuration's gateway URL, parsed: what a saved session's
+    /// resume URL is checked against. Parsed when needed rather than kept;
+    /// `new` has checked that it parses (READY's resume URL is checked with
+    /// [`check_resume_url`], which parses the base in place).
     fn base_url(config: &PolicyConfig) -> Result<GatewayUrl, ConfigError> {
         GatewayUrl::parse(&config.gateway_url).map_err(|_| ConfigError::GatewayUrl)
     }
@@ -862,10 +863,13 @@ impl Policy {
                 self.stats.bump(Counter::Ready);
                 self.settle_identify(true);
                 self.retries.identify_succeeded();
-                let checked = Self::base_url(&self.config)
-                    .map_or(Err(UrlError::Authority), |base| {
-                        base.check_resume(&resume_gateway_url, &self.config.resume_domains)
-                    });
+                // The base URL is parsed in place (`new` has checked it):
+                // nothing is allocated for the check.
+                let checked = check_resume_url(
+                    &resume_gateway_url,
+                    &self.config.gateway_url,
+                    &self.config.resume_domains,
+                );
                 self.session = match checked {
                     Ok(()) => Session::from_ready(&session_id, Some(resume_gateway_url)),
                     Err(reason) => {
@@ -1754,7 +1758,7 @@ mod tests {
         assert!(matches!(
             &out[..],
             [Output::Note(Note::ResumeUrlRefused {
-                reason: UrlError::HostNotAllowed,
+                reason: crate::UrlError::HostNotAllowed,
                 ..
             })]
         ));

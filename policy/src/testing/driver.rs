@@ -122,8 +122,12 @@ pub(super) struct Driver<'a> {
     checks: u32,
     record: Record,
     policy: Policy,
-    /// The determinism check's second policy ([`Record::twin`]).
-    twin: Option<Policy>,
+    /// The determinism check's second policy ([`Record::twin`]). Boxed:
+    /// the driver asks whether there is one at every input and output, and
+    /// for a box that is a null-pointer test, where `Option<Policy>` would
+    /// cost a comparison of its tag (and, in the fuzz target, a call into
+    /// the comparison tracing).
+    twin: Option<Box<Policy>>,
     limiter: IdentifyLimiter,
     /// What the driver's clock reads (may step back, may pass the ceiling).
     clock: u64,
@@ -163,7 +167,11 @@ impl<'a> Driver<'a> {
                 .map_err(|e| format!("config refused: {e}"))
         };
         let policy = build()?;
-        let twin = if record.twin { Some(build()?) } else { None };
+        let twin = if record.twin {
+            Some(Box::new(build()?))
+        } else {
+            None
+        };
         Ok(Self {
             case,
             checks,
@@ -235,19 +243,19 @@ impl<'a> Driver<'a> {
     /// Hands `event` to the policy (and its twin).
     fn handle_event(&mut self, id: ConnectionId, event: &Event) -> Result<Handled, Failure> {
         let now = ts(self.clock);
-        let theirs = self
-            .twin
-            .as_mut()
-            .map(|twin| twin.handle_event(now, id, event.clone()));
+        let Some(twin) = self.twin.as_deref_mut() else {
+            return Ok(self.policy.handle_event(now, id, event.clone()));
+        };
+        let theirs = twin.handle_event(now, id, event.clone());
         let ours = self.policy.handle_event(now, id, event.clone());
-        self.same("the answer to an event", &ours, theirs.as_ref())?;
+        self.same("the answer to an event", &ours, Some(&theirs))?;
         Ok(ours)
     }
 
     /// Runs the policy's (and its twin's) timers due by the driver's clock.
     fn handle_timeout(&mut self) {
         let now = ts(self.clock);
-        if let Some(twin) = self.twin.as_mut() {
+        if let Some(twin) = self.twin.as_deref_mut() {
             twin.handle_timeout(now);
         }
         self.policy.handle_timeout(now);
@@ -256,31 +264,32 @@ impl<'a> Driver<'a> {
     /// Hands an identify answer to the policy (and its twin).
     fn handle_identify(&mut self, answer: IdentifyAnswer) -> Result<Handled, Failure> {
         let now = ts(self.clock);
-        let theirs = self
-            .twin
-            .as_mut()
-            .map(|twin| twin.handle_identify(now, answer));
+        let Some(twin) = self.twin.as_deref_mut() else {
+            return Ok(self.policy.handle_identify(now, answer));
+        };
+        let theirs = twin.handle_identify(now, answer);
         let ours = self.policy.handle_identify(now, answer);
-        self.same("the answer to an identify answer", &ours, theirs.as_ref())?;
+        self.same("the answer to an identify answer", &ours, Some(&theirs))?;
         Ok(ours)
     }
 
-    /// The policy's next output; the twin's must be the same. Compared as
-    /// outputs only when both have one, so the common case costs one
-    /// comparison of two outputs and the end of a drain none.
-    fn poll_output(&mut self) -> Result<Option<Output>, Failure> {
-        let ours = self.policy.poll_output();
-        let Some(twin) = self.twin.as_mut() else {
-            return Ok(ours);
+    /// The twin's next output must be `ours`, the policy's (none when the
+    /// policy has none). Compared as outputs only when both have one, so
+    /// the common case costs one comparison of two outputs and the end of
+    /// a drain none. `ours` is a reference, so telling `Some` from `None`
+    /// is a null-pointer test.
+    fn twin_agrees(&mut self, ours: Option<&Output>) -> Res {
+        let Some(twin) = self.twin.as_deref_mut() else {
+            return Ok(());
         };
         let theirs = twin.poll_output();
-        let agree = match (&ours, &theirs) {
+        let agree = match (ours, &theirs) {
             (Some(ours), Some(theirs)) => ours == theirs,
             (None, None) => true,
             _ => false,
         };
         if agree {
-            Ok(ours)
+            Ok(())
         } else {
             Err(Box::new(format!(
                 "same seed and inputs, different outputs: the next output {ours:?} once and {theirs:?} the other time"
@@ -311,7 +320,7 @@ impl<'a> Driver<'a> {
     pub(super) fn run(mut self) -> Result<(Trace, PolicyStats), String> {
         self.run_steps().map_err(|failure| *failure)?;
         let stats = self.policy.stats();
-        let twin_stats = self.twin.as_ref().map(|twin| twin.stats());
+        let twin_stats = self.twin.as_deref().map(Policy::stats);
         self.same("the counters", &stats, twin_stats.as_ref())
             .map_err(|failure| *failure)?;
         Ok((self.trace, stats))
@@ -601,10 +610,18 @@ impl<'a> Driver<'a> {
         })
     }
 
-    /// Drains `poll_output` until `None`, carrying out each output.
+    /// Drains `poll_output` until `None`, carrying out each output; the
+    /// twin's outputs must be the same. The policy's output is unwrapped
+    /// once, and the twin's compared by reference to it: each output's tag
+    /// is tested as few times as the loop allows.
     fn drain(&mut self) -> Res {
         let mut count = 0;
-        while let Some(output) = self.poll_output()? {
+        loop {
+            let Some(output) = self.policy.poll_output() else {
+                self.twin_agrees(None)?;
+                break;
+            };
+            self.twin_agrees(Some(&output))?;
             count += 1;
             if count > DRAIN_CAP {
                 self.check(Prop::Liveness, false, || {
@@ -1019,5 +1036,66 @@ impl<'a> Driver<'a> {
         self.check(Prop::Lifecycle, attempts == self.connects, || {
             format!("stats.attempts {attempts} but {} Connects", self.connects)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BackoffStrategy, ConnectFailure, SessionStartLimit};
+
+    /// Dials that fail, each followed by a wait for the next plan: every
+    /// plan draws a jittered backoff.
+    fn failing_dials() -> Case {
+        let mut config = PolicyConfig::with_gateway_url(GATEWAY_URL);
+        config.backoff.strategy = BackoffStrategy::FullJitter;
+        let mut steps = Vec::new();
+        for _ in 0..8 {
+            steps.push(Step::On(Ev::ConnectFailed(ConnectFailure::Refused)));
+            steps.push(Step::AdvanceToTimeout);
+        }
+        Case {
+            seed: 7,
+            shard: 0,
+            config,
+            limit: SessionStartLimit::DISCORD_DEFAULT,
+            auto_close: true,
+            honest: true,
+            start: 1_000,
+            steps,
+        }
+    }
+
+    fn with_twin() -> Record {
+        Record {
+            trace: false,
+            history: false,
+            twin: true,
+        }
+    }
+
+    #[test]
+    fn twins_built_alike_agree() {
+        let case = failing_dials();
+        let driver = Driver::new(&case, u32::MAX, with_twin()).expect("a valid set-up");
+        assert!(driver.run().is_ok());
+    }
+
+    /// The determinism check must see a twin that draws other jitter: a
+    /// second policy with another seed stands in for a policy whose run
+    /// does not repeat itself.
+    #[test]
+    fn a_twin_that_draws_differently_is_caught() {
+        let case = failing_dials();
+        let mut driver = Driver::new(&case, u32::MAX, with_twin()).expect("a valid set-up");
+        let config = Arc::new(case.config.clone());
+        let other =
+            Policy::new(config, case.shard, case.seed + 1, ts(case.start)).expect("a valid set-up");
+        driver.twin = Some(Box::new(other));
+        let failure = driver.run().expect_err("the twins' plans differ");
+        assert!(
+            failure.contains("same seed and inputs, different outputs"),
+            "{failure}"
+        );
     }
 }
