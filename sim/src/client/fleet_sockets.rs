@@ -206,7 +206,12 @@ pub(super) fn hand_to_fleet(
 fn to_event(msg: ToClient) -> (Event, Option<(SessionId, u64)>) {
     match msg {
         ToClient::Opened => (Event::Opened, None),
-        ToClient::ConnectFailed(failure) => (Event::ConnectFailed { failure }, None),
+        ToClient::ConnectFailed(refusal) => (
+            Event::ConnectFailed {
+                failure: refusal.into(),
+            },
+            None,
+        ),
         ToClient::Hello { interval_ms } => (
             Event::Hello {
                 heartbeat_interval_ms: interval_ms,
