@@ -22,7 +22,7 @@ use crate::client::{
     ProcessesFigures, Timer,
 };
 use crate::gateway::{self, Gateway, ServerFault};
-use crate::metrics::{Recorder, SessionTally};
+use crate::metrics::{MaybeMs, Recorder, SessionTally};
 use crate::net::{LinkRng, ShardLink, Sockets};
 use crate::packed::{PackedToClient, PackedToServer};
 use crate::queue::Queue;
@@ -462,7 +462,7 @@ impl<'a> Sim<'a> {
         self.read_gateway_tally();
         self.rec.begin_judging(self.now);
         self.rec.count_at_judging = self.rec.count;
-        self.rec.judged = self.rec.established.iter().map(Option::is_some).collect();
+        self.rec.judged = self.rec.established.iter().map(|e| e.is_some()).collect();
     }
 
     /// The shard's session is established now (READY or RESUMED sent).
@@ -473,7 +473,7 @@ impl<'a> Sim<'a> {
         if e.is_none() {
             self.established_now += 1;
         }
-        *e = Some(self.now);
+        *e = MaybeMs::at(self.now);
         if self.established_now == self.sc.shards && self.rec.startup_ms.is_none() {
             self.rec.startup_ms = Some(self.now);
             if self.offset.is_none() {
@@ -488,7 +488,7 @@ impl<'a> Sim<'a> {
             .rec
             .established
             .get_mut(shard as usize)
-            .is_some_and(|e| e.take().is_some())
+            .is_some_and(|e| std::mem::take(e).is_some())
         {
             self.established_now -= 1;
             self.rec.count.disconnects += 1;

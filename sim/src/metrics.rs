@@ -181,6 +181,56 @@ impl WindowPeak {
     }
 }
 
+/// A time of the run in ms, or none, in four bytes rather than an
+/// `Option<u64>`'s sixteen (a fleet keeps one per shard).
+///
+/// A run lasts at most 7 days after a start-up of at most 7 days, far
+/// below the 49.7 days a `u32` of ms holds; a later time is kept as the
+/// latest one it holds, one ms short of that.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MaybeMs(u32);
+
+impl MaybeMs {
+    /// No time.
+    pub const NONE: Self = Self(u32::MAX);
+
+    /// The time `ms`.
+    #[must_use]
+    pub fn at(ms: u64) -> Self {
+        Self(u32::try_from(ms).unwrap_or(u32::MAX).min(u32::MAX - 1))
+    }
+
+    /// The time, if there is one.
+    #[must_use]
+    pub fn get(self) -> Option<u64> {
+        (self != Self::NONE).then_some(u64::from(self.0))
+    }
+
+    /// Whether there is a time.
+    #[must_use]
+    pub fn is_some(self) -> bool {
+        self != Self::NONE
+    }
+
+    /// Whether there is none.
+    #[must_use]
+    pub fn is_none(self) -> bool {
+        self == Self::NONE
+    }
+}
+
+impl Default for MaybeMs {
+    fn default() -> Self {
+        Self::NONE
+    }
+}
+
+impl From<Option<u64>> for MaybeMs {
+    fn from(ms: Option<u64>) -> Self {
+        ms.map_or(Self::NONE, Self::at)
+    }
+}
+
 /// The longest per-second series kept: 7 simulated days and an hour (a
 /// scenario runs at most 7 days, after a start-up).
 pub const MAX_SERIES_SECONDS: usize = 7 * 24 * 3_600 + 3_600;
@@ -235,8 +285,9 @@ pub struct Recorder {
     /// socket the client has already given up on.
     pub max_open_per_shard: u32,
     /// When each shard's current session was last established (READY or
-    /// RESUMED sent on an open socket), or `None` while it has none.
-    pub established: Vec<Option<u64>>,
+    /// RESUMED sent on an open socket), or [`MaybeMs::NONE`] while it has
+    /// none.
+    pub established: Vec<MaybeMs>,
     /// Shards not established at the heal, and of those the ones with no
     /// resumable session (they must identify).
     pub down_at_heal: (u64, u64),
@@ -267,7 +318,7 @@ impl Recorder {
             arrivals_100ms: WindowPeak::new(100),
             attempts_per_s: vec![0; seconds],
             arrivals_per_s: vec![0; seconds],
-            established: vec![None; shards as usize],
+            established: vec![MaybeMs::NONE; shards as usize],
             judged: vec![true; shards as usize],
             // One session per shard to begin with (see `Gateway::new`).
             sessions: Vec::with_capacity(shards as usize),
@@ -425,6 +476,22 @@ mod tests {
         assert_eq!(w.peak(), max_in_window(&judged, 1_000));
         assert_eq!(w.count(), judged.len() as u64);
         assert_eq!(w.first(), Some(times[0]));
+    }
+
+    #[test]
+    fn a_maybe_time_is_four_bytes_and_keeps_every_time_of_a_run() {
+        assert_eq!(size_of::<MaybeMs>(), 4);
+        assert_eq!(MaybeMs::NONE.get(), None);
+        assert_eq!(MaybeMs::default(), MaybeMs::NONE);
+        assert!(MaybeMs::NONE.is_none() && !MaybeMs::NONE.is_some());
+        let longest = 2 * crate::scenario::MAX_DURATION_MS;
+        for ms in [0, 1, 41_250, longest] {
+            assert_eq!(MaybeMs::at(ms).get(), Some(ms));
+            assert_eq!(MaybeMs::from(Some(ms)).get(), Some(ms));
+        }
+        assert_eq!(MaybeMs::from(None), MaybeMs::NONE);
+        // Past 49.7 days: the latest time it holds, never none.
+        assert_eq!(MaybeMs::at(u64::MAX).get(), Some(u64::from(u32::MAX - 1)));
     }
 
     #[test]
