@@ -545,7 +545,8 @@ impl<'a> Sim<'a> {
         self.rec.token_reset = self.gateway.token_reset();
         for (id, tally) in self.rec.sessions.iter_mut().enumerate() {
             let id = SessionId(u32::try_from(id).unwrap_or(u32::MAX));
-            tally.generated = self.gateway.session_seq(id).unwrap_or(0);
+            let generated = self.gateway.session_seq(id).unwrap_or(0);
+            tally.generated = u32::try_from(generated).unwrap_or(u32::MAX);
         }
         self.rec.gave_up = self.clients.gave_up();
         self.rec.sockets_high_water = self.sockets.high_water() as u64;

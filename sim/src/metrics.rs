@@ -9,17 +9,24 @@
 
 use crate::recent_times::RecentTimes;
 
-/// Per-session delivery bookkeeping.
+/// Per-session delivery bookkeeping, 16 bytes a session (a fleet starts
+/// one per shard, and more as shards identify again).
+///
+/// Each figure counts events of one session: the gateway's `s` grows by
+/// one per dispatch or resume it handles, and each dispatch handed to the
+/// bot is an event of its own. A run's event budget
+/// ([`Budget`](crate::Budget), 2·10^9 by default) keeps them below the
+/// 2^32 a `u32` holds; past it they saturate.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SessionTally {
     /// Events the gateway generated for the session (its last `s`).
-    pub generated: u64,
+    pub generated: u32,
     /// The highest `s` the bot's code has been handed.
-    pub max_delivered: u64,
+    pub max_delivered: u32,
     /// Distinct events handed to the bot's code.
-    pub unique: u64,
+    pub unique: u32,
     /// Events handed to the bot's code more than once.
-    pub duplicates: u64,
+    pub duplicates: u32,
 }
 
 /// The counts the engine keeps as the run goes. The report judges the
@@ -404,11 +411,11 @@ impl Recorder {
         let Some(t) = self.sessions.get_mut(session as usize) else {
             return;
         };
-        if seq > t.max_delivered {
-            t.max_delivered = seq;
-            t.unique += 1;
+        if seq > u64::from(t.max_delivered) {
+            t.max_delivered = u32::try_from(seq).unwrap_or(u32::MAX);
+            t.unique = t.unique.saturating_add(1);
         } else {
-            t.duplicates += 1;
+            t.duplicates = t.duplicates.saturating_add(1);
         }
     }
 }
@@ -512,5 +519,7 @@ mod tests {
         }
         assert_eq!(r.sessions[0].unique, 3);
         assert_eq!(r.sessions[0].duplicates, 2);
+        assert_eq!(r.sessions[0].max_delivered, 3);
+        assert_eq!(size_of::<SessionTally>(), 16);
     }
 }

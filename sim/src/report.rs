@@ -325,9 +325,9 @@ impl Report {
         let lost: u64 = rec
             .sessions
             .iter()
-            .map(|s| s.generated.saturating_sub(s.unique))
+            .map(|s| u64::from(s.generated.saturating_sub(s.unique)))
             .sum();
-        let duplicated: u64 = rec.sessions.iter().map(|s| s.duplicates).sum();
+        let duplicated: u64 = rec.sessions.iter().map(|s| u64::from(s.duplicates)).sum();
         let tolerance = sc.identify_tolerance();
 
         let storm_with = |violations: u64| {
