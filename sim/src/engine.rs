@@ -15,22 +15,21 @@
 //! queues one wake per gateway timer, so each timer runs at its place among
 //! the events of its millisecond.
 
-use reconnect_policy::{
-    ConnectFailure, FleetError, IdentifyLimiter, PolicyConfig, SessionStartLimit, Timestamp,
-};
+use reconnect_policy::{FleetError, IdentifyLimiter, PolicyConfig, SessionStartLimit, Timestamp};
 
 use crate::client::{
     Action, Clients, Cx, FleetClient, PeerClient, PeerKind, PeerShared, ProcessesClient,
     ProcessesFigures, Timer,
 };
 use crate::gateway::{self, Gateway, ServerFault};
-use crate::metrics::{Recorder, SessionTally};
+use crate::metrics::{MaybeMs, Recorder, SessionTally};
 use crate::net::{LinkRng, ShardLink, Sockets};
+use crate::packed::{PackedToClient, PackedToServer};
 use crate::queue::Queue;
 use crate::rng::{self, Stream};
 use crate::rules;
 use crate::scenario::{DownMode, FaultKind, Scenario, Scope};
-use crate::wire::{SessionId, SockId, ToClient, ToServer};
+use crate::wire::{Refusal, SessionId, SockId, ToClient, ToServer};
 
 /// What a shard runs.
 #[derive(Clone, Debug, PartialEq)]
@@ -162,8 +161,9 @@ impl std::error::Error for RunError {}
 pub(crate) enum Ev {
     Start { shard: u32 },
     Wake { timer: Timer },
-    ToClient { sock: SockId, msg: ToClient },
-    ToServer { sock: SockId, msg: ToServer },
+    // The messages as the queue keeps them (see `crate::packed`).
+    ToClient { sock: SockId, msg: PackedToClient },
+    ToServer { sock: SockId, msg: PackedToServer },
     FaultStart { fault: u16 },
     FaultEnd { fault: u16 },
     Judge,
@@ -462,7 +462,7 @@ impl<'a> Sim<'a> {
         self.read_gateway_tally();
         self.rec.begin_judging(self.now);
         self.rec.count_at_judging = self.rec.count;
-        self.rec.judged = self.rec.established.iter().map(Option::is_some).collect();
+        self.rec.judged = self.rec.established.iter().map(|e| e.is_some()).collect();
     }
 
     /// The shard's session is established now (READY or RESUMED sent).
@@ -473,7 +473,7 @@ impl<'a> Sim<'a> {
         if e.is_none() {
             self.established_now += 1;
         }
-        *e = Some(self.now);
+        *e = MaybeMs::at(self.now);
         if self.established_now == self.sc.shards && self.rec.startup_ms.is_none() {
             self.rec.startup_ms = Some(self.now);
             if self.offset.is_none() {
@@ -488,7 +488,7 @@ impl<'a> Sim<'a> {
             .rec
             .established
             .get_mut(shard as usize)
-            .is_some_and(|e| e.take().is_some())
+            .is_some_and(|e| std::mem::take(e).is_some())
         {
             self.established_now -= 1;
             self.rec.count.disconnects += 1;
@@ -545,7 +545,8 @@ impl<'a> Sim<'a> {
         self.rec.token_reset = self.gateway.token_reset();
         for (id, tally) in self.rec.sessions.iter_mut().enumerate() {
             let id = SessionId(u32::try_from(id).unwrap_or(u32::MAX));
-            tally.generated = self.gateway.session_seq(id).unwrap_or(0);
+            let generated = self.gateway.session_seq(id).unwrap_or(0);
+            tally.generated = u32::try_from(generated).unwrap_or(u32::MAX);
         }
         self.rec.gave_up = self.clients.gave_up();
         self.rec.sockets_high_water = self.sockets.high_water() as u64;
@@ -565,8 +566,8 @@ impl<'a> Sim<'a> {
                     self.with_client(timer, |c, now, cx| c.wake(timer, now, cx));
                 }
             }
-            Ev::ToClient { sock, msg } => self.deliver_to_client(sock, msg),
-            Ev::ToServer { sock, msg } => self.gateway_receive(sock, msg),
+            Ev::ToClient { sock, msg } => self.deliver_to_client(sock, msg.into()),
+            Ev::ToServer { sock, msg } => self.gateway_receive(sock, msg.into()),
             Ev::FaultStart { fault } => self.fault_start(fault),
             Ev::FaultEnd { fault } => self.fault_end(fault),
             Ev::Judge => self.judge(),
@@ -669,8 +670,8 @@ impl<'a> Sim<'a> {
                     retry_after_ms,
                 } => {
                     let failure = match retry_after_ms {
-                        None => ConnectFailure::Refused,
-                        Some(retry_after_ms) => ConnectFailure::RateLimited { retry_after_ms },
+                        None => Refusal::Refused,
+                        Some(retry_after_ms) => Refusal::RateLimited { retry_after_ms },
                     };
                     self.send_to_client(sock, ToClient::ConnectFailed(failure), 0);
                 }
@@ -777,7 +778,7 @@ impl<'a> Sim<'a> {
                             at,
                             Ev::ToClient {
                                 sock,
-                                msg: ToClient::ConnectFailed(ConnectFailure::Refused),
+                                msg: ToClient::ConnectFailed(Refusal::Refused).into(),
                             },
                         );
                     }
@@ -949,7 +950,13 @@ impl<'a> Sim<'a> {
         };
         let at = (self.now + lat).max(u64::from(s.last_to_server));
         s.last_to_server = u32::try_from(at).unwrap_or(u32::MAX);
-        self.schedule(at, Ev::ToServer { sock, msg });
+        self.schedule(
+            at,
+            Ev::ToServer {
+                sock,
+                msg: msg.into(),
+            },
+        );
     }
 
     /// Sends towards the client, if the link and the socket carry it.
@@ -970,7 +977,13 @@ impl<'a> Sim<'a> {
         };
         let at = (self.now + lat).max(u64::from(s.last_to_client));
         s.last_to_client = u32::try_from(at).unwrap_or(u32::MAX);
-        self.schedule(at, Ev::ToClient { sock, msg });
+        self.schedule(
+            at,
+            Ev::ToClient {
+                sock,
+                msg: msg.into(),
+            },
+        );
     }
 
     // ----- faults -------------------------------------------------------
@@ -1075,7 +1088,7 @@ impl<'a> Sim<'a> {
                         self.now + 1,
                         Ev::ToClient {
                             sock,
-                            msg: ToClient::Closed { code: None },
+                            msg: ToClient::Closed { code: None }.into(),
                         },
                     );
                 }

@@ -199,7 +199,8 @@ pub struct Tally {
     pub sessions_expired: u64,
 }
 
-/// A session id as a socket record keeps it (see `ServerSocket::session`).
+/// A session id as a socket record or the shard table keeps it (see
+/// `ServerSocket::session`).
 /// Ids count sessions started, each at least one event of a run whose
 /// budget is below 2^32 events, so the id plus one never saturates in a
 /// run; a saturated one would only name a session that does not exist.
@@ -223,8 +224,10 @@ struct Session {
     attached: Option<SockId>,
     /// When it last lost its socket: since then it has had none, while
     /// `attached` is `None` (a session starts attached, and only a close
-    /// detaches it).
-    detached_since: u64,
+    /// detaches it). A u32 of ms, so a session takes 32 bytes rather than
+    /// 40: a simulated run lasts at most 7 days and a start-up, far below
+    /// the 49 days it holds (a later time saturates).
+    detached_since: u32,
     /// An expiry timer is armed (at most one per session, however often it
     /// loses its socket).
     expiry_armed: bool,
@@ -239,14 +242,19 @@ struct ServerSocket {
     open: bool,
     /// The session attached to it (after READY or RESUMED), as
     /// [`attach`] stores it: the id plus one, so that a socket record
-    /// keeps it in four bytes (32 bytes a socket instead of 40).
+    /// keeps it in four bytes.
     session: Option<NonZeroU32>,
-    /// When a heartbeat last arrived (or the socket was accepted).
-    last_heartbeat: u64,
+    /// When a heartbeat last arrived (or the socket was accepted), ms: a
+    /// u32, as `Session::detached_since`.
+    last_heartbeat: u32,
     /// op 7 or op 9 was sent on it, or the gateway closed it.
     told_to_reconnect: bool,
-    /// The order of acceptance, over the whole run.
-    accepted: u64,
+    /// The order of acceptance, over the whole run: each acceptance is an
+    /// event of a run whose budget is below 2^32 events (as [`attach`]
+    /// argues), so a u32 holds it (a later one saturates, and only the
+    /// socket's id orders such sockets). With the u32 times, a socket
+    /// takes 24 bytes rather than 32.
+    accepted: u32,
 }
 
 /// An output, or a dispatch timer to arm when the outputs get that far
@@ -269,6 +277,10 @@ enum Pending {
 /// (time never goes back: an earlier time is read as the latest one seen).
 /// After every input, poll [`poll_output`](Self::poll_output) until it
 /// returns `None`, then read [`poll_timeout`](Self::poll_timeout).
+///
+/// Times are those of a simulated run, which lasts at most 7 days after a
+/// start-up of at most 7 days: a session's and a socket's records keep
+/// theirs in 32 bits of ms, which hold 49.7 days (a later time saturates).
 #[derive(Debug)]
 pub struct Gateway {
     config: scenario::Gateway,
@@ -277,8 +289,9 @@ pub struct Gateway {
     now: u64,
     rng: LinkRng,
     sessions: Vec<Session>,
-    /// Each shard's latest session.
-    shard_session: Vec<Option<u32>>,
+    /// Each shard's latest session, as [`attach`] stores it (four bytes a
+    /// shard rather than eight).
+    shard_session: Vec<Option<NonZeroU32>>,
     /// The server half of each socket, by the socket's slot.
     sockets: Vec<Option<ServerSocket>>,
     accepted: u64,
@@ -394,9 +407,9 @@ impl Gateway {
             shard,
             open: true,
             session: None,
-            last_heartbeat: now,
+            last_heartbeat: u32::try_from(now).unwrap_or(u32::MAX),
             told_to_reconnect: false,
-            accepted: self.accepted,
+            accepted: u32::try_from(self.accepted).unwrap_or(u32::MAX),
         });
         self.send(sock, ToClient::Opened, 0);
         let interval_ms = self.config.heartbeat_interval_ms;
@@ -422,7 +435,7 @@ impl Gateway {
             ToServer::Identify => self.identify(sock, shard),
             ToServer::Resume { session, seq } => self.resume(sock, shard, session, seq),
             ToServer::Heartbeat => {
-                s.last_heartbeat = now;
+                s.last_heartbeat = u32::try_from(now).unwrap_or(u32::MAX);
                 self.send(sock, ToClient::HeartbeatAck, 0);
             }
             ToServer::Close { code } => {
@@ -445,7 +458,7 @@ impl Gateway {
     /// session runs on (nothing if it has none).
     pub fn handle_fault(&mut self, now: u64, shard: u32, fault: ServerFault) {
         let now = self.advance(now);
-        let Some(id) = self.shard_session.get(shard as usize).copied().flatten() else {
+        let Some(id) = self.latest_session(shard) else {
             return;
         };
         let Some(sock) = self.sessions[id as usize].attached else {
@@ -549,10 +562,7 @@ impl Gateway {
     /// Whether the shard has a session it could resume now.
     #[must_use]
     pub fn has_resumable_session(&self, shard: u32) -> bool {
-        self.shard_session
-            .get(shard as usize)
-            .copied()
-            .flatten()
+        self.latest_session(shard)
             .is_some_and(|id| self.sessions[id as usize].alive)
     }
 
@@ -585,7 +595,7 @@ impl Gateway {
     /// if it ever accepted it.
     #[must_use]
     pub fn last_heartbeat(&self, sock: SockId) -> Option<u64> {
-        self.socket(sock).map(|s| s.last_heartbeat)
+        self.socket(sock).map(|s| u64::from(s.last_heartbeat))
     }
 
     // ----- the rules ----------------------------------------------------
@@ -622,7 +632,7 @@ impl Gateway {
         }
         self.starts_remaining -= 1;
         self.last_identify[bucket] = Some(now);
-        if let Some(old) = self.shard_session[shard as usize]
+        if let Some(old) = self.latest_session(shard)
             && self.sessions[old as usize].alive
         {
             if self.sessions[old as usize].attached.is_none() {
@@ -640,7 +650,7 @@ impl Gateway {
             expiry_armed: false,
         });
         self.tally.session_starts += 1;
-        self.shard_session[shard as usize] = Some(id);
+        self.shard_session[shard as usize] = attach(id);
         if let Some(s) = self.socket_mut(sock) {
             s.session = attach(id);
         }
@@ -660,7 +670,7 @@ impl Gateway {
     /// were accepted; the token stays reset.
     fn terminate_everything(&mut self) {
         self.token_reset = true;
-        let mut open: Vec<(u32, u64, SockId)> = self
+        let mut open: Vec<(u32, u32, SockId)> = self
             .sockets
             .iter()
             .zip(0u32..)
@@ -753,11 +763,11 @@ impl Gateway {
         let shard = s.shard;
         if let Some(id) = s.session.take().map(attached_id) {
             let ends = ends_session || code.is_some_and(rules::server_close_ends_session);
-            let current = self.shard_session[shard as usize] == Some(id);
+            let current = self.latest_session(shard) == Some(id);
             let session = &mut self.sessions[id as usize];
             if session.attached == Some(sock) {
                 session.attached = None;
-                session.detached_since = now;
+                session.detached_since = u32::try_from(now).unwrap_or(u32::MAX);
                 let arm_expiry = !session.expiry_armed;
                 session.expiry_armed = true;
                 if current {
@@ -783,7 +793,7 @@ impl Gateway {
             if let Some(sk) = self.socket_mut(sock) {
                 sk.session = None;
             }
-            if self.shard_session[shard as usize] == Some(id) {
+            if self.latest_session(shard) == Some(id) {
                 self.emit(Output::Lost { shard });
             }
         }
@@ -796,9 +806,7 @@ impl Gateway {
         if !s.open {
             return;
         }
-        let due = s
-            .last_heartbeat
-            .saturating_add(self.config.heartbeat_timeout_ms);
+        let due = u64::from(s.last_heartbeat).saturating_add(self.config.heartbeat_timeout_ms);
         if self.now >= due {
             self.close(sock, None, false, true);
         } else {
@@ -854,7 +862,7 @@ impl Gateway {
         if !s.alive || s.attached.is_some() {
             return;
         }
-        let d = s.detached_since;
+        let d = u64::from(s.detached_since);
         if d.saturating_add(window) <= now {
             self.tally.sessions_expired += 1;
             self.kill_session(session);
@@ -866,6 +874,15 @@ impl Gateway {
     }
 
     // ----- plumbing -----------------------------------------------------
+
+    /// The shard's latest session.
+    fn latest_session(&self, shard: u32) -> Option<u32> {
+        self.shard_session
+            .get(shard as usize)
+            .copied()
+            .flatten()
+            .map(attached_id)
+    }
 
     /// Moves the clock to `now` (never back) and returns it.
     fn advance(&mut self, now: u64) -> u64 {
@@ -904,5 +921,18 @@ impl Gateway {
             .get_mut(sock.index as usize)?
             .as_mut()
             .filter(|s| s.generation == sock.generation)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_its_shard_entry_and_a_socket_take_60_bytes() {
+        // One of each per shard, at least, in a fleet.
+        assert_eq!(size_of::<Session>(), 32);
+        assert_eq!(size_of::<Option<NonZeroU32>>(), 4);
+        assert_eq!(size_of::<Option<ServerSocket>>(), 24);
     }
 }

@@ -50,6 +50,7 @@ pub mod frontier;
 pub mod gateway;
 pub mod metrics;
 pub mod net;
+mod packed;
 mod queue;
 pub mod recent_times;
 pub mod report;

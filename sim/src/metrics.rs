@@ -9,17 +9,24 @@
 
 use crate::recent_times::RecentTimes;
 
-/// Per-session delivery bookkeeping.
+/// Per-session delivery bookkeeping, 16 bytes a session (a fleet starts
+/// one per shard, and more as shards identify again).
+///
+/// Each figure counts events of one session: the gateway's `s` grows by
+/// one per dispatch or resume it handles, and each dispatch handed to the
+/// bot is an event of its own. A run's event budget
+/// ([`Budget`](crate::Budget), 2·10^9 by default) keeps them below the
+/// 2^32 a `u32` holds; past it they saturate.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SessionTally {
     /// Events the gateway generated for the session (its last `s`).
-    pub generated: u64,
+    pub generated: u32,
     /// The highest `s` the bot's code has been handed.
-    pub max_delivered: u64,
+    pub max_delivered: u32,
     /// Distinct events handed to the bot's code.
-    pub unique: u64,
+    pub unique: u32,
     /// Events handed to the bot's code more than once.
-    pub duplicates: u64,
+    pub duplicates: u32,
 }
 
 /// The counts the engine keeps as the run goes. The report judges the
@@ -181,6 +188,56 @@ impl WindowPeak {
     }
 }
 
+/// A time of the run in ms, or none, in four bytes rather than an
+/// `Option<u64>`'s sixteen (a fleet keeps one per shard).
+///
+/// A run lasts at most 7 days after a start-up of at most 7 days, far
+/// below the 49.7 days a `u32` of ms holds; a later time is kept as the
+/// latest one it holds, one ms short of that.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MaybeMs(u32);
+
+impl MaybeMs {
+    /// No time.
+    pub const NONE: Self = Self(u32::MAX);
+
+    /// The time `ms`.
+    #[must_use]
+    pub fn at(ms: u64) -> Self {
+        Self(u32::try_from(ms).unwrap_or(u32::MAX).min(u32::MAX - 1))
+    }
+
+    /// The time, if there is one.
+    #[must_use]
+    pub fn get(self) -> Option<u64> {
+        (self != Self::NONE).then_some(u64::from(self.0))
+    }
+
+    /// Whether there is a time.
+    #[must_use]
+    pub fn is_some(self) -> bool {
+        self != Self::NONE
+    }
+
+    /// Whether there is none.
+    #[must_use]
+    pub fn is_none(self) -> bool {
+        self == Self::NONE
+    }
+}
+
+impl Default for MaybeMs {
+    fn default() -> Self {
+        Self::NONE
+    }
+}
+
+impl From<Option<u64>> for MaybeMs {
+    fn from(ms: Option<u64>) -> Self {
+        ms.map_or(Self::NONE, Self::at)
+    }
+}
+
 /// The longest per-second series kept: 7 simulated days and an hour (a
 /// scenario runs at most 7 days, after a start-up).
 pub const MAX_SERIES_SECONDS: usize = 7 * 24 * 3_600 + 3_600;
@@ -235,8 +292,9 @@ pub struct Recorder {
     /// socket the client has already given up on.
     pub max_open_per_shard: u32,
     /// When each shard's current session was last established (READY or
-    /// RESUMED sent on an open socket), or `None` while it has none.
-    pub established: Vec<Option<u64>>,
+    /// RESUMED sent on an open socket), or [`MaybeMs::NONE`] while it has
+    /// none.
+    pub established: Vec<MaybeMs>,
     /// Shards not established at the heal, and of those the ones with no
     /// resumable session (they must identify).
     pub down_at_heal: (u64, u64),
@@ -267,7 +325,7 @@ impl Recorder {
             arrivals_100ms: WindowPeak::new(100),
             attempts_per_s: vec![0; seconds],
             arrivals_per_s: vec![0; seconds],
-            established: vec![None; shards as usize],
+            established: vec![MaybeMs::NONE; shards as usize],
             judged: vec![true; shards as usize],
             // One session per shard to begin with (see `Gateway::new`).
             sessions: Vec::with_capacity(shards as usize),
@@ -353,11 +411,11 @@ impl Recorder {
         let Some(t) = self.sessions.get_mut(session as usize) else {
             return;
         };
-        if seq > t.max_delivered {
-            t.max_delivered = seq;
-            t.unique += 1;
+        if seq > u64::from(t.max_delivered) {
+            t.max_delivered = u32::try_from(seq).unwrap_or(u32::MAX);
+            t.unique = t.unique.saturating_add(1);
         } else {
-            t.duplicates += 1;
+            t.duplicates = t.duplicates.saturating_add(1);
         }
     }
 }
@@ -428,6 +486,22 @@ mod tests {
     }
 
     #[test]
+    fn a_maybe_time_is_four_bytes_and_keeps_every_time_of_a_run() {
+        assert_eq!(size_of::<MaybeMs>(), 4);
+        assert_eq!(MaybeMs::NONE.get(), None);
+        assert_eq!(MaybeMs::default(), MaybeMs::NONE);
+        assert!(MaybeMs::NONE.is_none() && !MaybeMs::NONE.is_some());
+        let longest = 2 * crate::scenario::MAX_DURATION_MS;
+        for ms in [0, 1, 41_250, longest] {
+            assert_eq!(MaybeMs::at(ms).get(), Some(ms));
+            assert_eq!(MaybeMs::from(Some(ms)).get(), Some(ms));
+        }
+        assert_eq!(MaybeMs::from(None), MaybeMs::NONE);
+        // Past 49.7 days: the latest time it holds, never none.
+        assert_eq!(MaybeMs::at(u64::MAX).get(), Some(u64::from(u32::MAX - 1)));
+    }
+
+    #[test]
     fn quantiles_by_nearest_rank() {
         let mut v: Vec<u64> = (1..=100).collect();
         assert_eq!(quantile(&mut v, 0.5), 50);
@@ -445,5 +519,7 @@ mod tests {
         }
         assert_eq!(r.sessions[0].unique, 3);
         assert_eq!(r.sessions[0].duplicates, 2);
+        assert_eq!(r.sessions[0].max_delivered, 3);
+        assert_eq!(size_of::<SessionTally>(), 16);
     }
 }

@@ -325,9 +325,9 @@ impl Report {
         let lost: u64 = rec
             .sessions
             .iter()
-            .map(|s| s.generated.saturating_sub(s.unique))
+            .map(|s| u64::from(s.generated.saturating_sub(s.unique)))
             .sum();
-        let duplicated: u64 = rec.sessions.iter().map(|s| s.duplicates).sum();
+        let duplicated: u64 = rec.sessions.iter().map(|s| u64::from(s.duplicates)).sum();
         let tolerance = sc.identify_tolerance();
 
         let storm_with = |violations: u64| {
@@ -552,7 +552,7 @@ pub fn recovery_times(rec: &Recorder) -> Vec<Option<u64>> {
         .iter()
         .zip(&rec.judged)
         .filter(|(_, j)| **j)
-        .map(|(e, _)| e.map(|t| t.saturating_sub(heal)))
+        .map(|(e, _)| e.get().map(|t| t.saturating_sub(heal)))
         .collect()
 }
 
@@ -706,6 +706,7 @@ fn secs(ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::MaybeMs;
 
     #[test]
     fn the_table_fits_120_columns_with_every_model_and_extreme_values() {
@@ -754,7 +755,10 @@ mod tests {
         let mut rec = Recorder::new(4, 100_000);
         rec.judged_from = Some(0);
         rec.heal_at = Some(10_000);
-        rec.established = vec![Some(11_000), Some(12_000), None, None];
+        rec.established = [Some(11_000), Some(12_000), None, None]
+            .into_iter()
+            .map(MaybeMs::from)
+            .collect();
         let r = Report::new(&sc, "x", 1, &rec);
         assert_eq!(r.unrecovered, 2);
         // Two of four never recovered: the median is the second shard.
@@ -777,7 +781,7 @@ mod tests {
         rec.begin_judging(50_000);
         rec.attempt(0, 55_000);
         rec.heal_at = Some(60_000);
-        rec.established = vec![Some(1_000)];
+        rec.established = vec![MaybeMs::at(1_000)];
         let r = Report::new(&sc, "x", 1, &rec);
         assert_eq!(r.identify_violations, 0);
         assert_eq!(r.identify_violations_strict, 1);

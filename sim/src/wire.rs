@@ -44,7 +44,7 @@ pub enum ToClient {
     /// The WebSocket handshake completed.
     Opened,
     /// The attempt failed before the WebSocket opened.
-    ConnectFailed(ConnectFailure),
+    ConnectFailed(Refusal),
     /// op 10.
     Hello {
         /// The heartbeat interval, ms.
@@ -76,6 +76,28 @@ pub enum ToClient {
         /// The code.
         code: Option<u16>,
     },
+}
+
+/// Why a handshake failed, as the simulated link and gateway can say it:
+/// the two of the policy's [`ConnectFailure`]s the simulation produces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The link or the gateway refused the connection.
+    Refused,
+    /// HTTP 429 with this `Retry-After`, in ms.
+    RateLimited {
+        /// The wait asked for, ms.
+        retry_after_ms: u64,
+    },
+}
+
+impl From<Refusal> for ConnectFailure {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Refused => Self::Refused,
+            Refusal::RateLimited { retry_after_ms } => Self::RateLimited { retry_after_ms },
+        }
+    }
 }
 
 /// The dispatches reconnect behaviour cares about.

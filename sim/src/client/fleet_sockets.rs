@@ -22,11 +22,21 @@ pub const RESUME_URL: &str = "wss://gateway-us-east1-b.discord.gg";
 const REMEMBERED: usize = 4;
 
 /// One shard's recent (connection, socket) pairs, oldest first: the first
-/// `len` of `pairs` (a count rather than an `Option` per pair keeps the
-/// record at 72 bytes a shard instead of 96).
+/// `len` of `socks`, the connection of `socks[i]` being `behind[i]`
+/// connections before `newest`.
+///
+/// The policy numbers a shard's connections one after another, so the
+/// pairs remembered are at most three apart and a one-byte distance names
+/// each: 48 bytes a shard, where a full id per pair took 72. A pair that
+/// would fall more than 255 connections behind the newest is forgotten
+/// (a policy that skipped that many ids would have moved on from it).
 #[derive(Clone, Copy, Debug)]
 struct Recent {
-    pairs: [(ConnectionId, SockId); REMEMBERED],
+    /// The connection pushed last.
+    newest: ConnectionId,
+    socks: [SockId; REMEMBERED],
+    /// How many connections before `newest` each pair's is.
+    behind: [u8; REMEMBERED],
     len: u8,
 }
 
@@ -37,42 +47,56 @@ impl Default for Recent {
             generation: 0,
         };
         Self {
-            pairs: [(ConnectionId(0), none); REMEMBERED],
+            newest: ConnectionId(0),
+            socks: [none; REMEMBERED],
+            behind: [0; REMEMBERED],
             len: 0,
         }
     }
 }
 
 impl Recent {
-    /// The pairs remembered, oldest first.
-    fn held(&self) -> &[(ConnectionId, SockId)] {
-        &self.pairs[..usize::from(self.len).min(REMEMBERED)]
+    /// How many pairs are held.
+    fn held(&self) -> usize {
+        usize::from(self.len).min(REMEMBERED)
+    }
+
+    /// The connection of pair `i`.
+    fn connection(&self, i: usize) -> ConnectionId {
+        ConnectionId(self.newest.0.wrapping_sub(u64::from(self.behind[i])))
     }
 
     /// Remembers a new pair, forgetting the oldest when full.
     fn push(&mut self, conn: ConnectionId, sock: SockId) {
-        let len = usize::from(self.len);
-        if len < REMEMBERED {
-            self.pairs[len] = (conn, sock);
-            self.len += 1;
-        } else {
-            self.pairs.rotate_left(1);
-            self.pairs[REMEMBERED - 1] = (conn, sock);
+        let ahead = conn.0.wrapping_sub(self.newest.0);
+        // The pairs kept, oldest first, each now measured from `conn`.
+        let mut kept = 0;
+        let skip = (self.held() + 1).saturating_sub(REMEMBERED);
+        for i in skip..self.held() {
+            let behind = u64::from(self.behind[i]).checked_add(ahead);
+            if let Some(behind) = behind.and_then(|b| u8::try_from(b).ok()) {
+                self.socks[kept] = self.socks[i];
+                self.behind[kept] = behind;
+                kept += 1;
+            }
         }
+        self.socks[kept] = sock;
+        self.behind[kept] = 0;
+        self.newest = conn;
+        // At most `REMEMBERED` are held.
+        self.len = u8::try_from(kept + 1).unwrap_or(u8::MAX);
     }
 
     fn connection_of(&self, sock: SockId) -> Option<ConnectionId> {
-        self.held()
-            .iter()
-            .find(|(_, s)| *s == sock)
-            .map(|(c, _)| *c)
+        (0..self.held())
+            .find(|&i| self.socks[i] == sock)
+            .map(|i| self.connection(i))
     }
 
     fn sock_of(&self, conn: ConnectionId) -> Option<SockId> {
-        self.held()
-            .iter()
-            .find(|(c, _)| *c == conn)
-            .map(|(_, s)| *s)
+        (0..self.held())
+            .find(|&i| self.connection(i) == conn)
+            .map(|i| self.socks[i])
     }
 }
 
@@ -206,7 +230,12 @@ pub(super) fn hand_to_fleet(
 fn to_event(msg: ToClient) -> (Event, Option<(SessionId, u64)>) {
     match msg {
         ToClient::Opened => (Event::Opened, None),
-        ToClient::ConnectFailed(failure) => (Event::ConnectFailed { failure }, None),
+        ToClient::ConnectFailed(refusal) => (
+            Event::ConnectFailed {
+                failure: refusal.into(),
+            },
+            None,
+        ),
         ToClient::Hello { interval_ms } => (
             Event::Hello {
                 heartbeat_interval_ms: interval_ms,
@@ -250,7 +279,8 @@ mod tests {
     }
 
     #[test]
-    fn a_shard_remembers_its_last_four_connections() {
+    fn a_shard_remembers_its_last_four_connections_in_48_bytes() {
+        assert_eq!(size_of::<Recent>(), 48);
         let mut recent = Recent::default();
         for i in 0..6 {
             recent.push(ConnectionId(i), sock(i as u32 * 10));
@@ -264,5 +294,30 @@ mod tests {
                 Some(ConnectionId(i))
             );
         }
+    }
+
+    #[test]
+    fn ids_that_wrap_are_remembered_and_ones_far_behind_forgotten() {
+        let mut recent = Recent::default();
+        let ids = [u64::MAX - 1, u64::MAX, 0, 1];
+        for (i, id) in ids.into_iter().enumerate() {
+            recent.push(ConnectionId(id), sock(i as u32));
+        }
+        for (i, id) in ids.into_iter().enumerate() {
+            assert_eq!(recent.sock_of(ConnectionId(id)), Some(sock(i as u32)));
+            assert_eq!(recent.connection_of(sock(i as u32)), Some(ConnectionId(id)));
+        }
+        // A jump of 254: the newest two of the old pairs are still within
+        // 255 of it, the oldest kept one (id 0, 255 behind) too, id MAX not.
+        recent.push(ConnectionId(255), sock(9));
+        assert_eq!(recent.sock_of(ConnectionId(255)), Some(sock(9)));
+        assert_eq!(recent.sock_of(ConnectionId(1)), Some(sock(3)));
+        assert_eq!(recent.sock_of(ConnectionId(0)), Some(sock(2)));
+        assert_eq!(recent.sock_of(ConnectionId(u64::MAX)), None);
+        assert_eq!(recent.sock_of(ConnectionId(u64::MAX - 1)), None);
+        // A connection far ahead forgets every older pair.
+        recent.push(ConnectionId(1 << 40), sock(10));
+        assert_eq!(recent.sock_of(ConnectionId(255)), None);
+        assert_eq!(recent.connection_of(sock(10)), Some(ConnectionId(1 << 40)));
     }
 }

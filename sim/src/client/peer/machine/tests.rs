@@ -1,8 +1,8 @@
 //! Each peer model's rules, shown in scripted situations and on a tiny
 //! gateway.
 
+use crate::wire::Refusal;
 use rand_core::SeedableRng;
-use reconnect_policy::ConnectFailure;
 
 use super::*;
 use crate::client::Action;
@@ -10,7 +10,7 @@ use crate::client::Action;
 const HELLO: ToClient = ToClient::Hello {
     interval_ms: 41_250,
 };
-const REFUSED: ToClient = ToClient::ConnectFailed(ConnectFailure::Refused);
+const REFUSED: ToClient = ToClient::ConnectFailed(Refusal::Refused);
 
 /// Shards of one bot, driven by hand or by a tiny gateway.
 struct World {
