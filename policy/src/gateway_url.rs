@@ -83,7 +83,7 @@ impl GatewayUrl {
     ///
     /// Why the URL must not be dialled.
     pub fn check_resume(&self, resume: &str, allowed: &[String]) -> Result<(), UrlError> {
-        Parts::parse(resume)?.check_against(self, allowed)
+        Parts::parse(resume)?.check_against(self.secure, &self.host, allowed)
     }
 
     /// Whether the host is an IP address literal.
@@ -197,15 +197,11 @@ impl<'a> Parts<'a> {
         Ok(Self { secure, host, port })
     }
 
-    /// Checks these parts, a resume URL's, against the base URL and the
-    /// allowed domains (the base URL's own domain when `allowed` is empty).
-    fn check_against(&self, base: &GatewayUrl, allowed: &[String]) -> Result<(), UrlError> {
-        self.check_against_parts(base.secure, &base.host, allowed)
-    }
-
-    /// [`Parts::check_against`] for a base URL given by its scheme and its
-    /// host (in any case: the domain checks ignore ASCII case).
-    fn check_against_parts(
+    /// Checks these parts, a resume URL's, against a base URL given by its
+    /// scheme and its host (in any case: the domain checks ignore ASCII
+    /// case) and the allowed domains (the base URL's own domain when
+    /// `allowed` is empty).
+    fn check_against(
         &self,
         base_secure: bool,
         base_host: &str,
@@ -428,7 +424,7 @@ const fn byte_classes() -> [u8; 256] {
 pub fn check_resume_url(resume: &str, base: &str, allowed: &[String]) -> Result<(), UrlError> {
     let resume = Parts::parse(resume)?;
     let base = Parts::parse(base)?;
-    resume.check_against_parts(base.secure, base.host, allowed)
+    resume.check_against(base.secure, base.host, allowed)
 }
 
 /// Whether `url` is a well-formed `ws://` or `wss://` URL, as
