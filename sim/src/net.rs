@@ -191,7 +191,10 @@ pub struct Socket {
     pub last_to_server: u32,
 }
 
+/// A socket's slot: 20 bytes, aligned to 32 so that no slot lies across
+/// two cache lines (a message in either direction reads its socket).
 #[derive(Clone, Copy, Debug)]
+#[repr(align(32))]
 struct Slot {
     generation: u32,
     socket: Option<Socket>,
@@ -294,6 +297,12 @@ impl Sockets {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_socket_slot_lies_in_one_cache_line() {
+        assert_eq!(size_of::<Slot>(), 32);
+        assert_eq!(align_of::<Slot>(), 32);
+    }
 
     #[test]
     fn a_reused_slot_does_not_answer_for_its_old_socket() {

@@ -76,8 +76,12 @@ pub(crate) struct Queue<T> {
     len: usize,
 }
 
-/// A payload, and the index of the payload after it in its list.
+/// A payload, and the index of the payload after it in its list, aligned
+/// to 32 bytes: a chunk of the slab is large enough to be mapped on its
+/// own, 16 bytes into a page, and unaligned every other engine event
+/// would lie across two cache lines.
 #[derive(Debug)]
+#[repr(align(32))]
 struct Entry<T> {
     item: Option<T>,
     next: u32,
@@ -303,6 +307,8 @@ mod tests {
         // A fleet keeps a few pending events per shard: an entry of 40
         // bytes (an 8-byte aligned event) would be a quarter larger.
         assert_eq!(size_of::<Entry<crate::engine::Ev>>(), 32);
+        // Never across two cache lines.
+        assert_eq!(align_of::<Entry<crate::engine::Ev>>(), 32);
     }
 
     #[test]
