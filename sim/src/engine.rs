@@ -12,8 +12,9 @@
 //! drives the gateway ([`crate::gateway`], a sans-IO state machine) as it
 //! drives the clients: it hands the gateway what arrives on the server half
 //! of a socket, carries what the gateway sends back across the link, and
-//! queues one wake per gateway timer, so each timer runs at its place among
-//! the events of its millisecond.
+//! queues each gateway timer as an event of its own (the gateway keeps no
+//! queue of them, see [`Gateway::driver_holds_timers`]), so each timer runs
+//! at its place among the events of its millisecond.
 
 use reconnect_policy::{FleetError, IdentifyLimiter, PolicyConfig, SessionStartLimit, Timestamp};
 
@@ -170,8 +171,9 @@ pub(crate) enum Ev {
     Flap { shard: u32, fault: u16 },
     Heal,
     ServerAct { shard: u32, fault: u16 },
-    // The gateway's earliest timer is due (one wake per timer it armed).
-    GatewayTimer,
+    // One of the gateway's timers is due (the engine holds them, see
+    // `Gateway::driver_holds_timers`).
+    GatewayTimer { timer: gateway::Timer },
     SockLifetime { sock: SockId },
 }
 
@@ -194,7 +196,7 @@ impl Ev {
             Self::Heal => (8, 0),
             Self::ServerAct { shard, .. } => (9, shard as u64),
             // Named by the timer that runs (see `gateway_timer_key`).
-            Self::GatewayTimer => gateway_timer_key(None),
+            Self::GatewayTimer { timer } => gateway_timer_key(timer),
             Self::SockLifetime { sock } => (14, sock.index as u64),
             Self::Judge => (15, 0),
         }
@@ -203,13 +205,12 @@ impl Ev {
 
 /// The trace's name for a gateway timer (the numbers the engine's own
 /// events for them had, so traces stay comparable).
-const fn gateway_timer_key(timer: Option<gateway::Timer>) -> (u64, u64) {
+const fn gateway_timer_key(timer: gateway::Timer) -> (u64, u64) {
     match timer {
-        Some(gateway::Timer::ReconnectGrace(sock)) => (10, sock.index as u64),
-        Some(gateway::Timer::Heartbeat(sock)) => (11, sock.index as u64),
-        Some(gateway::Timer::Dispatch(session)) => (12, session.0 as u64),
-        Some(gateway::Timer::Expiry(session)) => (13, session.0 as u64),
-        None => (16, 0),
+        gateway::Timer::ReconnectGrace(sock) => (10, sock.index as u64),
+        gateway::Timer::Heartbeat(sock) => (11, sock.index as u64),
+        gateway::Timer::Dispatch(session) => (12, session.0 as u64),
+        gateway::Timer::Expiry(session) => (13, session.0 as u64),
     }
 }
 
@@ -388,12 +389,14 @@ impl<'a> Sim<'a> {
                 limit.reset_after_ms,
             )
             .with_start_spread(sc.start_spread_ms),
+            // The engine queues the gateway's timers among its own events.
             gateway: Gateway::new(
                 &sc.gateway,
                 shards,
                 sc.identify_tolerance(),
                 rng::derive(seed, Stream::Server, 0),
-            ),
+            )
+            .driver_holds_timers(),
             rec: Recorder::new(shards, span),
             actions: Vec::new(),
         };
@@ -507,14 +510,12 @@ impl<'a> Sim<'a> {
                 break;
             }
             self.now = at;
-            let (kind, key) = match ev {
-                // The wake runs the gateway's earliest timer (the one it
-                // was queued for: both queues keep push order within a
-                // millisecond), and the trace names that timer; its outputs
-                // are carried by `step`.
-                Ev::GatewayTimer => gateway_timer_key(self.gateway.handle_timeout(at)),
-                _ => ev.trace_key(),
-            };
+            if let Ev::GatewayTimer { timer } = ev {
+                // The timer runs as its event is traced; its outputs are
+                // carried by `step`.
+                self.gateway.handle_timer(at, timer);
+            }
+            let (kind, key) = ev.trace_key();
             self.rec.trace(at, kind, key);
             if self.rec.events >= max_events {
                 return Err(RunError::Budget {
@@ -575,7 +576,7 @@ impl<'a> Sim<'a> {
             Ev::Heal => self.heal(),
             Ev::ServerAct { shard, fault } => self.server_act(shard, fault),
             // The timer ran as the event was traced (see `run`).
-            Ev::GatewayTimer => self.carry_gateway_outputs(),
+            Ev::GatewayTimer { .. } => self.carry_gateway_outputs(),
             Ev::SockLifetime { sock } => self.socket_lifetime_ends(sock),
         }
     }
@@ -684,7 +685,9 @@ impl<'a> Sim<'a> {
                     }
                     self.sockets.release_if_done(sock);
                 }
-                gateway::Output::Timer { at } => self.schedule(at, Ev::GatewayTimer),
+                gateway::Output::Timer { at, timer } => {
+                    self.schedule(at, Ev::GatewayTimer { timer });
+                }
                 gateway::Output::Established { shard } => self.mark_established(shard),
                 gateway::Output::Lost { shard } => self.mark_lost(shard),
             }

@@ -8,7 +8,11 @@
 //! says when it next wants to be woken, and [`Gateway::handle_timeout`] is
 //! the one place its timers run (heartbeat timeouts, dispatches, the resume
 //! window, the close that follows op 7). The simulator's engine drives it as
-//! it drives the clients; a test can drive it alone.
+//! it drives the clients; a test can drive it alone. A driver with an event
+//! queue of its own can keep the timers there instead
+//! ([`Gateway::driver_holds_timers`]): each [`Output::Timer`] names its
+//! timer, and [`Gateway::handle_timer`] runs it when it is due, so a timer
+//! is queued once rather than in two queues that must agree.
 //!
 //! Every close code rule comes from the referee's own table
 //! ([`crate::rules`]), written from the Discord docs; nothing here asks the
@@ -142,10 +146,14 @@ pub enum Output {
     /// that armed it). [`Gateway::poll_timeout`] gives the earliest; a
     /// driver that runs the gateway among other machines off one event
     /// queue can instead queue one wake per timer at `at`, so each timer
-    /// runs at its place among same-millisecond events, in arming order.
+    /// runs at its place among same-millisecond events, in arming order
+    /// (and, if it holds the timers itself, run `timer` then with
+    /// [`Gateway::handle_timer`]).
     Timer {
         /// When it is due, ms.
         at: u64,
+        /// Which timer.
+        timer: Timer,
     },
     /// The shard's current session is established: READY or RESUMED was
     /// just sent on an open socket.
@@ -213,8 +221,11 @@ const fn attached_id(kept: NonZeroU32) -> u32 {
     kept.get() - 1
 }
 
-/// One session.
+/// One session, aligned to its 32 bytes: a large table's allocation
+/// starts 16 bytes into a page, so unaligned every other session would lie
+/// across two cache lines.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(align(32))]
 struct Session {
     shard: u32,
     /// The last sequence number used.
@@ -233,8 +244,11 @@ struct Session {
     expiry_armed: bool,
 }
 
-/// The server half of one socket.
+/// The server half of one socket: 24 bytes, aligned to 32 so that no
+/// socket lies across two cache lines (a heartbeat check or a message
+/// reads one line).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(align(32))]
 struct ServerSocket {
     generation: u32,
     shard: u32,
@@ -306,7 +320,12 @@ pub struct Gateway {
     tokens_at: u64,
     /// Dispatch timers are not armed for this time or later.
     dispatch_stop_at: u64,
+    /// The armed timers, unless the driver holds them
+    /// ([`Gateway::driver_holds_timers`]).
     timers: Queue<Timer>,
+    /// The driver holds the timers: they are only handed out as
+    /// [`Output::Timer`], never queued here.
+    driver_holds_timers: bool,
     /// Outputs not yet polled: those before `polled` have been.
     outputs: Vec<Pending>,
     polled: usize,
@@ -346,6 +365,7 @@ impl Gateway {
             tokens_at: 0,
             dispatch_stop_at: u64::MAX,
             timers: Queue::default(),
+            driver_holds_timers: false,
             outputs: Vec::new(),
             polled: 0,
             tally: Tally::default(),
@@ -353,6 +373,19 @@ impl Gateway {
     }
 
     // ----- configuration ----------------------------------------------
+
+    /// The same gateway, whose driver keeps the timers in its own event
+    /// queue: every timer is handed out as an [`Output::Timer`] naming it
+    /// and never queued here, so [`poll_timeout`](Self::poll_timeout)
+    /// says nothing and [`handle_timeout`](Self::handle_timeout) runs
+    /// nothing; the driver runs each with [`handle_timer`](Self::handle_timer)
+    /// when it is due. A timer then costs one push and one pop of the
+    /// driver's queue, rather than one of each in both queues.
+    #[must_use]
+    pub const fn driver_holds_timers(mut self) -> Self {
+        self.driver_holds_timers = true;
+        self
+    }
 
     /// Sets the handshakes per second admitted from now on (0: no cap), as
     /// an overload fault does while it lasts.
@@ -494,13 +527,26 @@ impl Gateway {
     pub fn handle_timeout(&mut self, now: u64) -> Option<Timer> {
         let now = self.advance(now);
         let (_, timer) = self.timers.pop_until(now)?;
+        self.run_timer(timer);
+        Some(timer)
+    }
+
+    /// Runs `timer`, which a driver that holds the timers
+    /// ([`driver_holds_timers`](Self::driver_holds_timers)) was handed in
+    /// an [`Output::Timer`], at `now`, its due time.
+    pub fn handle_timer(&mut self, now: u64, timer: Timer) {
+        self.advance(now);
+        self.run_timer(timer);
+    }
+
+    /// Runs `timer` at the current time.
+    fn run_timer(&mut self, timer: Timer) {
         match timer {
             Timer::Heartbeat(sock) => self.heartbeat_check(sock),
             Timer::ReconnectGrace(sock) => self.close(sock, Some(1001), false, true),
             Timer::Dispatch(session) => self.dispatch_tick(session.0),
             Timer::Expiry(session) => self.session_expiry(session.0),
         }
-        Some(timer)
     }
 
     // ----- outputs ----------------------------------------------------
@@ -514,7 +560,8 @@ impl Gateway {
                 Pending::Ready(output) => return Some(output),
                 Pending::ArmDispatch(session) => {
                     if let Some(at) = self.arm_dispatch(session) {
-                        return Some(Output::Timer { at });
+                        let timer = Timer::Dispatch(SessionId(session));
+                        return Some(Output::Timer { at, timer });
                     }
                 }
             }
@@ -828,7 +875,9 @@ impl Gateway {
         if at >= self.dispatch_stop_at {
             return None;
         }
-        self.timers.push(at, Timer::Dispatch(SessionId(session)));
+        if !self.driver_holds_timers {
+            self.timers.push(at, Timer::Dispatch(SessionId(session)));
+        }
         Some(at)
     }
 
@@ -904,8 +953,10 @@ impl Gateway {
 
     fn arm(&mut self, at: u64, timer: Timer) {
         let at = at.max(self.now);
-        self.timers.push(at, timer);
-        self.emit(Output::Timer { at });
+        if !self.driver_holds_timers {
+            self.timers.push(at, timer);
+        }
+        self.emit(Output::Timer { at, timer });
     }
 
     #[inline]
@@ -929,10 +980,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_session_its_shard_entry_and_a_socket_take_60_bytes() {
-        // One of each per shard, at least, in a fleet.
+    fn a_session_its_shard_entry_and_a_socket_take_68_bytes() {
+        // One of each per shard, at least, in a fleet, none across two
+        // cache lines.
         assert_eq!(size_of::<Session>(), 32);
         assert_eq!(size_of::<Option<NonZeroU32>>(), 4);
-        assert_eq!(size_of::<Option<ServerSocket>>(), 24);
+        assert_eq!(size_of::<Option<ServerSocket>>(), 32);
+        assert_eq!(align_of::<Option<ServerSocket>>(), 32);
     }
 }

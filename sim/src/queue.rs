@@ -2,19 +2,23 @@
 //!
 //! Almost every event falls within the next minute (a message in flight, a
 //! heartbeat, a backoff), so the queue is a wheel of one-millisecond slots
-//! covering [`WINDOW_MS`]; each slot is a FIFO of payload indices, and a
+//! covering [`WINDOW_MS`]; each slot is a list of payload indices, and a
 //! bitmap of occupied slots lets the wheel skip idle stretches 64 slots at
 //! a time. Events further out wait in an overflow heap and move onto the
 //! wheel as it turns. Push and pop are O(1) for wheel events and touch
 //! memory in order, where a binary heap over a fleet's tens of thousands of
 //! pending events spent most of its time on cache misses.
 //!
-//! A payload and the link to the next one in its slot share one entry of
-//! the slab, so pushing and popping an event touches one place in it. The
-//! slab grows in fixed chunks rather than by doubling one array, so a
-//! fleet's queue holds at most one chunk more than its most pending events
-//! (where a doubled array held up to twice as many), and growing it never
-//! copies the events already pending.
+//! A payload and the link to the next one in its list share one entry of
+//! the slab. A slot keeps its list newest first, so a push writes the slot
+//! and the new entry alone (appending in order would also write the
+//! slot's last entry, pushed up to a minute before and long out of the
+//! cache); the wheel reverses the list once, when it reaches the slot,
+//! just before its entries are read anyway. The slab grows in fixed
+//! chunks rather than by doubling one array, so a fleet's queue holds at
+//! most one chunk more than its most pending events (where a doubled
+//! array held up to twice as many), and growing it never copies the
+//! events already pending.
 //!
 //! Order: events pop by time, and events of the same millisecond in the
 //! order they were pushed, as long as nothing is pushed before the time of
@@ -24,8 +28,7 @@
 //! straight onto the wheel, and it moves onto the wheel as soon as the
 //! current time comes within a window of it, so before any such event can
 //! be pushed. The order is thus a pure function of the pushes, so a run
-//! stays deterministic, and two queues fed the same pushes (the engine's,
-//! and the gateway's own timers, see [`crate::gateway`]) agree on it.
+//! stays deterministic, and two queues fed the same pushes agree on it.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -48,13 +51,19 @@ const CHUNK: usize = 1 << CHUNK_BITS;
 /// A queue of `T` ordered by time in milliseconds.
 #[derive(Debug)]
 pub(crate) struct Queue<T> {
-    /// Each slot's FIFO as (first, last) payload indices, linked through
-    /// each entry's `next` (8 bytes a slot).
-    slots: Vec<(u32, u32)>,
+    /// Each slot's events, newest first: the index of the payload pushed
+    /// last, linked through each entry's `next` (4 bytes a slot). A push
+    /// writes the slot and its own entry alone; the list is put in push
+    /// order once, when the wheel reaches the slot (see `current`).
+    slots: Vec<u32>,
     /// One bit per slot: it holds events.
     occupied: Vec<u64>,
     /// The time of the slot being drained; nothing earlier is pending.
     base: u64,
+    /// The events of `base`, oldest first, as (first, last) payload
+    /// indices: the slot's list, reversed when the wheel reached it, then
+    /// the events pushed at `base` since, appended.
+    current: (u32, u32),
     /// Events at or after `base + WINDOW_MS`: (time, order, payload index).
     overflow: BinaryHeap<Reverse<(u64, u64, u32)>>,
     order: u64,
@@ -67,8 +76,12 @@ pub(crate) struct Queue<T> {
     len: usize,
 }
 
-/// A payload, and the index of the payload after it in its slot.
+/// A payload, and the index of the payload after it in its list, aligned
+/// to 32 bytes: a chunk of the slab is large enough to be mapped on its
+/// own, 16 bytes into a page, and unaligned every other engine event
+/// would lie across two cache lines.
 #[derive(Debug)]
+#[repr(align(32))]
 struct Entry<T> {
     item: Option<T>,
     next: u32,
@@ -77,9 +90,10 @@ struct Entry<T> {
 impl<T> Default for Queue<T> {
     fn default() -> Self {
         Self {
-            slots: vec![(NIL, NIL); WINDOW_MS as usize],
+            slots: vec![NIL; WINDOW_MS as usize],
             occupied: vec![0; WORDS],
             base: 0,
+            current: (NIL, NIL),
             overflow: BinaryHeap::new(),
             order: 0,
             slab: Vec::new(),
@@ -116,7 +130,18 @@ impl<T> Queue<T> {
             index
         };
         self.len += 1;
-        if at - self.base < WINDOW_MS {
+        if at == self.base {
+            // After everything pending at `base`: its entries were read
+            // just now, so the last one is at hand.
+            self.entry_mut(index).next = NIL;
+            let (first, last) = self.current;
+            if first == NIL {
+                self.current = (index, index);
+            } else {
+                self.entry_mut(last).next = index;
+                self.current.1 = index;
+            }
+        } else if at - self.base < WINDOW_MS {
             self.put_on_wheel(at, index);
         } else {
             self.order += 1;
@@ -131,18 +156,34 @@ impl<T> Queue<T> {
         &mut self.slab[i >> CHUNK_BITS][i & (CHUNK - 1)]
     }
 
+    /// Puts payload `index` at the head of the list of `at`'s slot.
     #[inline]
     fn put_on_wheel(&mut self, at: u64, index: u32) {
         let slot = (at & MASK) as usize;
-        self.entry_mut(index).next = NIL;
-        let (first, last) = self.slots[slot];
-        if first == NIL {
-            self.slots[slot] = (index, index);
+        let head = self.slots[slot];
+        self.entry_mut(index).next = head;
+        self.slots[slot] = index;
+        if head == NIL {
             self.occupied[slot / 64] |= 1 << (slot % 64);
-        } else {
-            self.entry_mut(last).next = index;
-            self.slots[slot].1 = index;
         }
+    }
+
+    /// Takes the list of `base`'s slot off the wheel into `current`, in
+    /// push order.
+    fn take_current_slot(&mut self) {
+        let slot = (self.base & MASK) as usize;
+        let mut head = std::mem::replace(&mut self.slots[slot], NIL);
+        self.occupied[slot / 64] &= !(1 << (slot % 64));
+        // Newest first on the wheel: reversed, the newest is the last.
+        let last = head;
+        let mut reversed = NIL;
+        while head != NIL {
+            let entry = self.entry_mut(head);
+            let after = std::mem::replace(&mut entry.next, reversed);
+            reversed = head;
+            head = after;
+        }
+        self.current = (reversed, last);
     }
 
     /// The earliest event, with its time.
@@ -161,8 +202,7 @@ impl<T> Queue<T> {
             if self.len == 0 {
                 return None;
             }
-            let slot = (self.base & MASK) as usize;
-            let (first, _) = self.slots[slot];
+            let (first, _) = self.current;
             if first != NIL {
                 if self.base > limit {
                     return None;
@@ -170,28 +210,17 @@ impl<T> Queue<T> {
                 let entry = self.entry_mut(first);
                 let after = entry.next;
                 let item = entry.item.take().expect("queued once");
-                self.slots[slot].0 = after;
+                self.current.0 = after;
                 if after == NIL {
-                    self.slots[slot].1 = NIL;
-                    self.occupied[slot / 64] &= !(1 << (slot % 64));
+                    self.current.1 = NIL;
                 }
                 self.len -= 1;
                 self.free.push(first);
                 return Some((self.base, item));
             }
-            // The current slot is drained: turn to the next time with an
+            // The current time is drained: turn to the next time with an
             // event, on the wheel or in the overflow.
-            let on_wheel = self.next_occupied(slot).map(|s| {
-                let ahead = (s as u64).wrapping_sub(slot as u64) & MASK;
-                self.base + ahead
-            });
-            let in_overflow = self.overflow.peek().map(|Reverse((at, ..))| *at);
-            let next = match (on_wheel, in_overflow) {
-                (Some(a), Some(b)) => a.min(b),
-                (Some(a), None) => a,
-                (None, Some(b)) => b,
-                (None, None) => return None,
-            };
+            let next = self.next_time()?;
             if next > limit {
                 return None;
             }
@@ -203,18 +232,14 @@ impl<T> Queue<T> {
                 self.overflow.pop();
                 self.put_on_wheel(at, index);
             }
+            self.take_current_slot();
         }
     }
 
-    /// The time of the earliest event, without taking it.
-    pub(crate) fn peek_time(&self) -> Option<u64> {
-        if self.len == 0 {
-            return None;
-        }
+    /// The earliest time after `base` with an event, on the wheel or in
+    /// the overflow (once `base`'s own events are drained).
+    fn next_time(&self) -> Option<u64> {
         let slot = (self.base & MASK) as usize;
-        if self.slots[slot].0 != NIL {
-            return Some(self.base);
-        }
         let on_wheel = self.next_occupied(slot).map(|s| {
             let ahead = (s as u64).wrapping_sub(slot as u64) & MASK;
             self.base + ahead
@@ -224,6 +249,17 @@ impl<T> Queue<T> {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// The time of the earliest event, without taking it.
+    pub(crate) fn peek_time(&self) -> Option<u64> {
+        if self.len == 0 {
+            return None;
+        }
+        if self.current.0 != NIL {
+            return Some(self.base);
+        }
+        self.next_time()
     }
 
     /// The next occupied slot after `from`, going round the wheel once.
@@ -271,6 +307,8 @@ mod tests {
         // A fleet keeps a few pending events per shard: an entry of 40
         // bytes (an 8-byte aligned event) would be a quarter larger.
         assert_eq!(size_of::<Entry<crate::engine::Ev>>(), 32);
+        // Never across two cache lines.
+        assert_eq!(align_of::<Entry<crate::engine::Ev>>(), 32);
     }
 
     #[test]

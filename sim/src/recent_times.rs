@@ -134,9 +134,11 @@ impl RecentTimes {
                     let step = after[0];
                     if after[1..gaps].iter().all(|&gap| gap >= step) {
                         *first = first.saturating_add(u32::from(step));
-                        after.copy_within(1..gaps, 0);
-                        for gap in &mut after[..gaps - 1] {
-                            *gap -= step;
+                        // Each gap moves down one place, measured from the
+                        // new oldest, in one pass (a `copy_within` of this
+                        // dynamic length was a call to `memmove`).
+                        for i in 1..gaps {
+                            after[i - 1] = after[i] - step;
                         }
                         *len = n - 1;
                     } else {
