@@ -150,16 +150,36 @@ fn read_near(code: u32, base: Timestamp) -> Slot {
     }
 }
 
-/// The ring's slots, as stored.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Slots {
-    /// Every stamp within [`NEAR_MAX_OFFSET`] after the log's base (the
-    /// usual case: the attempts of the last three weeks): 4 bytes a slot,
-    /// [`NEAR_FREE`], or the offset with [`NEAR_IN_FLIGHT`] set or not.
-    Near(Box<[u32]>),
-    /// Stamps too far apart for that (a clock that jumped, attempts weeks
-    /// apart): 16 bytes a slot, until they fit again.
-    Far(Box<[Slot]>),
+/// Words a whole slot takes in a log whose stamps are kept whole: the
+/// slot's state (as a near slot at offset 0), then the stamp's low and
+/// high halves.
+const FAR_WORDS: usize = 3;
+
+/// A whole slot, as the [`FAR_WORDS`] words that hold it.
+fn far(slot: Slot) -> [u32; FAR_WORDS] {
+    let (state, at) = match slot {
+        Slot::Free => return [NEAR_FREE, 0, 0],
+        Slot::InFlight(at) => (NEAR_IN_FLIGHT, at),
+        Slot::Reached(at) => (0, at),
+    };
+    let ms = at.as_millis();
+    // Truncations intended: the two halves.
+    [state, ms as u32, (ms >> 32) as u32]
+}
+
+/// A whole slot held in `words`, read.
+fn read_far(words: &[u32]) -> Slot {
+    match *words {
+        [state, low, high] if state != NEAR_FREE => {
+            let at = Timestamp::from_millis(u64::from(high) << 32 | u64::from(low));
+            if state & NEAR_IN_FLIGHT == 0 {
+                Slot::Reached(at)
+            } else {
+                Slot::InFlight(at)
+            }
+        }
+        _ => Slot::Free,
+    }
 }
 
 /// The last attempts the ceiling counts, as far as the policy knows when
@@ -181,11 +201,14 @@ enum Slots {
 /// attempts started, so the latest ones are always those of the last
 /// attempts (a test checks it against the largest ring).
 ///
-/// The stamps are kept as 32-bit offsets from a base (44 bytes for the
-/// default ring, where 64-bit stamps and a sorted copy of them took 176):
-/// a stamp that does not fit rebases the ring on its earliest stamp, or,
-/// when the stamps span more than [`NEAR_MAX_OFFSET`], keeps them whole
-/// until they fit again. Every answer is the same either way.
+/// The stamps are kept as 32-bit offsets from a base, one word a slot
+/// (44 bytes for the default ring, where 64-bit stamps and a sorted copy
+/// of them took 176): [`NEAR_FREE`], or the offset with [`NEAR_IN_FLIGHT`]
+/// set or not. A stamp that does not fit rebases the ring on its earliest
+/// stamp, or, when the stamps span more than [`NEAR_MAX_OFFSET`] (a clock
+/// that jumped, attempts weeks apart), the slots are kept whole
+/// ([`FAR_WORDS`] words each) until they fit again. Every answer is the
+/// same either way.
 ///
 /// The ceiling, asked on every plan, reads the bounds oldest first; in
 /// the order a [`Policy`](crate::Policy) reports attempts they are
@@ -196,10 +219,12 @@ enum Slots {
 struct AttemptLog {
     /// What the near slots' offsets count from.
     base: Timestamp,
-    /// The ring.
-    slots: Slots,
+    /// The ring: a word a slot, or [`FAR_WORDS`] while `far`.
+    slots: Box<[u32]>,
     /// Where the next start goes.
     next_slot: u8,
+    /// The slots are kept whole.
+    far: bool,
 }
 
 // The slot numbers are `u8`s.
@@ -212,17 +237,25 @@ impl AttemptLog {
         let ring = back.clamp(1, RING - 1) + 1;
         Self {
             base: Timestamp::ZERO,
-            slots: Slots::Near(vec![NEAR_FREE; ring].into_boxed_slice()),
+            slots: vec![NEAR_FREE; ring].into_boxed_slice(),
             next_slot: 0,
+            far: false,
         }
     }
 
     /// Slots in the ring.
     const fn ring(&self) -> usize {
-        match &self.slots {
-            Slots::Near(slots) => slots.len(),
-            Slots::Far(slots) => slots.len(),
+        if self.far {
+            self.slots.len() / FAR_WORDS
+        } else {
+            self.slots.len()
         }
+    }
+
+    /// Whether the slots are kept as offsets from the base.
+    #[cfg(test)]
+    const fn is_near(&self) -> bool {
+        !self.far
     }
 
     /// The most attempts back this log can answer for.
@@ -237,19 +270,22 @@ impl AttemptLog {
 
     /// Slot `i`, read.
     fn slot(&self, i: usize) -> Slot {
-        match &self.slots {
-            Slots::Near(slots) => slots
+        if self.far {
+            self.slots
+                .get(i * FAR_WORDS..(i + 1) * FAR_WORDS)
+                .map_or(Slot::Free, read_far)
+        } else {
+            self.slots
                 .get(i)
-                .map_or(Slot::Free, |&code| read_near(code, self.base)),
-            Slots::Far(slots) => slots.get(i).copied().unwrap_or(Slot::Free),
+                .map_or(Slot::Free, |&code| read_near(code, self.base))
         }
     }
 
     /// Sets slot `i` (below the ring's length) to `slot`.
     fn set(&mut self, i: usize, slot: Slot) {
-        if let Slots::Near(slots) = &mut self.slots
+        if !self.far
             && let Some(code) = near(slot, self.base)
-            && let Some(at) = slots.get_mut(i)
+            && let Some(at) = self.slots.get_mut(i)
         {
             *at = code;
             return;
@@ -275,18 +311,23 @@ impl AttemptLog {
             let codes = all
                 .iter()
                 .map(|&slot| near(slot, earliest).unwrap_or(NEAR_FREE));
-            match &mut self.slots {
-                Slots::Near(slots) => {
-                    for (code, new) in slots.iter_mut().zip(codes) {
-                        *code = new;
-                    }
+            if self.far {
+                self.slots = codes.collect();
+                self.far = false;
+            } else {
+                for (code, new) in self.slots.iter_mut().zip(codes) {
+                    *code = new;
                 }
-                Slots::Far(_) => self.slots = Slots::Near(codes.collect()),
             }
         } else {
-            match &mut self.slots {
-                Slots::Far(slots) => slots.copy_from_slice(all),
-                Slots::Near(_) => self.slots = Slots::Far(all.into()),
+            let words = all.iter().flat_map(|&slot| far(slot));
+            if self.far {
+                for (word, new) in self.slots.iter_mut().zip(words) {
+                    *word = new;
+                }
+            } else {
+                self.slots = words.collect();
+                self.far = true;
             }
         }
     }
@@ -1151,13 +1192,13 @@ mod tests {
             let planner = RetryPlanner::new(&ceiling_only(max_attempts, 60_000));
             assert_eq!(planner.attempts.ring(), ring, "{max_attempts}");
             assert!(
-                matches!(&planner.attempts.slots, Slots::Near(slots) if slots.len() == ring),
+                planner.attempts.is_near() && planner.attempts.slots.len() == ring,
                 "{max_attempts}"
             );
         }
         // The default ceiling's log: 4 bytes a slot on the heap (44 in
         // all), a few words inline.
-        assert!(size_of::<AttemptLog>() <= 40);
+        assert!(size_of::<AttemptLog>() <= 32);
     }
 
     #[test]
@@ -1165,7 +1206,7 @@ mod tests {
         let config = ceiling_only(2, 60_000);
         let mut planner = RetryPlanner::new(&config);
         let mut jitter = Jitter::new(1);
-        let near = |planner: &RetryPlanner| matches!(planner.attempts.slots, Slots::Near(_));
+        let near = |planner: &RetryPlanner| planner.attempts.is_near();
         const WEEK: u64 = 7 * 24 * 60 * 60 * 1_000;
         // A first attempt late on the clock: the ring is rebased on it.
         planner.attempt_started(t(5 * WEEK));
@@ -1590,7 +1631,7 @@ mod tests {
                             _ => 0,
                         };
                         prop_assert_eq!(
-                            matches!(log.slots, Slots::Near(_)),
+                            log.is_near(),
                             span <= NEAR_MAX_OFFSET
                         );
                         for config in &configs {
