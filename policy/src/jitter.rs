@@ -93,6 +93,13 @@ impl Jitter {
         }
     }
 
+    /// The shard whose stream this is, for a stream made by
+    /// [`Jitter::for_shard`] (the low 32 bits of the stream number).
+    pub(crate) const fn shard(&self) -> u32 {
+        // Truncation intended: `for_shard` widened a `u32`.
+        self.stream as u32
+    }
+
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.draw(|r| r.random())
@@ -559,6 +566,15 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_shards_stream_says_which_shard_it_is() {
+        for shard in [0, 1, 7, u32::MAX] {
+            let mut jitter = Jitter::for_shard(0x5eed, shard);
+            let _ = jitter.next_u64();
+            assert_eq!(jitter.shard(), shard);
         }
     }
 

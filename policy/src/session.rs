@@ -40,11 +40,12 @@ impl Session {
 /// is new: numbers only move forward, and a repeat is a duplicate. A READY
 /// taken as a new session restarts the count with its own number.
 ///
-/// Kept as the number and a flag, packed to 4-byte alignment (12 bytes
-/// where an `Option<u64>` takes 16: every `u64` is a valid number, so none
-/// can stand for "none yet").
+/// Kept as the number and a flag, packed (9 bytes, aligned to 1, where an
+/// `Option<u64>` takes 16 aligned to 8: every `u64` is a valid number, so
+/// none can stand for "none yet"; the policy's other small fields fill
+/// the rest of its word).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[repr(C, packed(4))]
+#[repr(C, packed)]
 pub(crate) struct Sequence {
     /// The last number received (0 before any).
     last: u64,
@@ -119,7 +120,7 @@ mod tests {
         assert!(seq.take(Some(u64::MAX), false));
         assert_eq!(seq.last(), Some(u64::MAX));
         assert!(!seq.take(Some(u64::MAX), false));
-        assert!(size_of::<Sequence>() <= 12);
+        assert!(size_of::<Sequence>() <= 9);
     }
 
     #[test]
