@@ -205,7 +205,8 @@ fn read_far(words: &[u32]) -> Slot {
 /// (44 bytes for the default ring, where 64-bit stamps and a sorted copy
 /// of them took 176): [`NEAR_FREE`], or the offset with [`NEAR_IN_FLIGHT`]
 /// set or not. A stamp that does not fit rebases the ring on its earliest
-/// stamp, or, when the stamps span more than [`NEAR_MAX_OFFSET`] (a clock
+/// stamp (rounded down to a [`BASE_STEP`]), or, when the stamps span more
+/// than [`NEAR_MAX_OFFSET`] from there (a clock
 /// that jumped, attempts weeks apart), the slots are kept whole
 /// ([`FAR_WORDS`] words each) until they fit again. Every answer is the
 /// same either way.
@@ -215,20 +216,34 @@ fn read_far(words: &[u32]) -> Slot {
 /// already ascending, so the answer is read at an index, and only
 /// otherwise (a clock that stepped back, attempts in flight together) is
 /// it selected among them.
+///
+/// 24 bytes inline: the base is a multiple of [`BASE_STEP`] ms at or
+/// before the earliest stamp, which leaves its low bits for where the next
+/// start goes and whether the slots are kept whole.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct AttemptLog {
-    /// What the near slots' offsets count from.
-    base: Timestamp,
-    /// The ring: a word a slot, or [`FAR_WORDS`] while `far`.
+    /// What the near slots' offsets count from (the bits of
+    /// [`BASE_BITS`]); where the next start goes (the low byte); whether
+    /// the slots are kept whole ([`FAR_BIT`]).
+    base_and_cursor: u64,
+    /// The ring: a word a slot, or [`FAR_WORDS`] while kept whole.
     slots: Box<[u32]>,
-    /// Where the next start goes.
-    next_slot: u8,
-    /// The slots are kept whole.
-    far: bool,
 }
 
-// The slot numbers are `u8`s.
-const _: () = assert!(RING <= u8::MAX as usize);
+/// The step of an attempt log's base, in ms (65.5 s), whose bits below it
+/// hold the log's cursor.
+const BASE_STEP: u64 = 1 << 16;
+/// The bits of an attempt log's `base_and_cursor` that hold its base.
+const BASE_BITS: u64 = !(BASE_STEP - 1);
+/// The bit of an attempt log's `base_and_cursor` that says its slots are
+/// kept whole.
+const FAR_BIT: u64 = 1 << 8;
+/// The bits of an attempt log's `base_and_cursor` that hold where the next
+/// start goes.
+const CURSOR_BITS: u64 = 0xff;
+
+// The slot numbers fit the cursor's byte.
+const _: () = assert!(RING <= CURSOR_BITS as usize);
 
 impl AttemptLog {
     /// A log for a ceiling that looks `back` attempts back (clamped to
@@ -236,16 +251,49 @@ impl AttemptLog {
     fn new(back: usize) -> Self {
         let ring = back.clamp(1, RING - 1) + 1;
         Self {
-            base: Timestamp::ZERO,
+            base_and_cursor: 0,
             slots: vec![NEAR_FREE; ring].into_boxed_slice(),
-            next_slot: 0,
-            far: false,
         }
+    }
+
+    /// What the near slots' offsets count from.
+    const fn base(&self) -> Timestamp {
+        Timestamp::from_millis(self.base_and_cursor & BASE_BITS)
+    }
+
+    /// Counts the near slots' offsets from `at`, rounded down to a
+    /// multiple of [`BASE_STEP`].
+    const fn set_base(&mut self, at: Timestamp) {
+        self.base_and_cursor = (at.as_millis() & BASE_BITS) | (self.base_and_cursor & !BASE_BITS);
+    }
+
+    /// Where the next start goes.
+    const fn next_slot(&self) -> usize {
+        (self.base_and_cursor & CURSOR_BITS) as usize
+    }
+
+    /// The next start goes to `slot` (below [`RING`]).
+    const fn set_next_slot(&mut self, slot: usize) {
+        self.base_and_cursor = (self.base_and_cursor & !CURSOR_BITS) | (slot as u64 & CURSOR_BITS);
+    }
+
+    /// Whether the slots are kept whole.
+    const fn far(&self) -> bool {
+        self.base_and_cursor & FAR_BIT != 0
+    }
+
+    /// Keeps the slots whole (`true`) or as offsets.
+    const fn set_far(&mut self, far: bool) {
+        self.base_and_cursor = if far {
+            self.base_and_cursor | FAR_BIT
+        } else {
+            self.base_and_cursor & !FAR_BIT
+        };
     }
 
     /// Slots in the ring.
     const fn ring(&self) -> usize {
-        if self.far {
+        if self.far() {
             self.slots.len() / FAR_WORDS
         } else {
             self.slots.len()
@@ -255,7 +303,7 @@ impl AttemptLog {
     /// Whether the slots are kept as offsets from the base.
     #[cfg(test)]
     const fn is_near(&self) -> bool {
-        !self.far
+        !self.far()
     }
 
     /// The most attempts back this log can answer for.
@@ -265,26 +313,26 @@ impl AttemptLog {
 
     /// The slot of the last attempt started.
     const fn last_slot(&self) -> usize {
-        (self.next_slot as usize + self.ring() - 1) % self.ring()
+        (self.next_slot() + self.ring() - 1) % self.ring()
     }
 
     /// Slot `i`, read.
     fn slot(&self, i: usize) -> Slot {
-        if self.far {
+        if self.far() {
             self.slots
                 .get(i * FAR_WORDS..(i + 1) * FAR_WORDS)
                 .map_or(Slot::Free, read_far)
         } else {
             self.slots
                 .get(i)
-                .map_or(Slot::Free, |&code| read_near(code, self.base))
+                .map_or(Slot::Free, |&code| read_near(code, self.base()))
         }
     }
 
     /// Sets slot `i` (below the ring's length) to `slot`.
     fn set(&mut self, i: usize, slot: Slot) {
-        if !self.far
-            && let Some(code) = near(slot, self.base)
+        if !self.far()
+            && let Some(code) = near(slot, self.base())
             && let Some(at) = self.slots.get_mut(i)
         {
             *at = code;
@@ -306,14 +354,15 @@ impl AttemptLog {
         let stamps = all.iter().filter_map(|slot| slot.stamp());
         let earliest = stamps.clone().min().unwrap_or(Timestamp::ZERO);
         let latest = stamps.max().unwrap_or(Timestamp::ZERO);
-        if latest.saturating_since(earliest) <= NEAR_MAX_OFFSET {
-            self.base = earliest;
+        let base = Timestamp::from_millis(earliest.as_millis() & BASE_BITS);
+        if latest.saturating_since(base) <= NEAR_MAX_OFFSET {
+            self.set_base(base);
             let codes = all
                 .iter()
-                .map(|&slot| near(slot, earliest).unwrap_or(NEAR_FREE));
-            if self.far {
+                .map(|&slot| near(slot, base).unwrap_or(NEAR_FREE));
+            if self.far() {
                 self.slots = codes.collect();
-                self.far = false;
+                self.set_far(false);
             } else {
                 for (code, new) in self.slots.iter_mut().zip(codes) {
                     *code = new;
@@ -321,13 +370,13 @@ impl AttemptLog {
             }
         } else {
             let words = all.iter().flat_map(|&slot| far(slot));
-            if self.far {
+            if self.far() {
                 for (word, new) in self.slots.iter_mut().zip(words) {
                     *word = new;
                 }
             } else {
                 self.slots = words.collect();
-                self.far = true;
+                self.set_far(true);
             }
         }
     }
@@ -335,10 +384,9 @@ impl AttemptLog {
     /// An attempt is dialled at `now`: it takes the next slot (the oldest
     /// attempt's, which stops counting) and is in flight.
     fn started(&mut self, now: Timestamp) {
-        let slot = self.next_slot as usize;
+        let slot = self.next_slot();
         self.set(slot, Slot::InFlight(now));
-        // Both below `RING`, which fits a `u8`.
-        self.next_slot = u8::try_from((slot + 1) % self.ring()).unwrap_or(0);
+        self.set_next_slot((slot + 1) % self.ring());
     }
 
     /// The last attempt, if still in flight, reached the gateway by `at`
@@ -356,7 +404,7 @@ impl AttemptLog {
         let slot = self.last_slot();
         if let Slot::InFlight(_) = self.slot(slot) {
             self.set(slot, Slot::Free);
-            self.next_slot = u8::try_from(slot).unwrap_or(0);
+            self.set_next_slot(slot);
         }
     }
 
@@ -380,7 +428,7 @@ impl AttemptLog {
         let mut bounds = [Timestamp::ZERO; RING];
         let mut counted: usize = 0;
         let mut ascending = true;
-        let oldest = self.next_slot as usize;
+        let oldest = self.next_slot();
         for k in 0..ring {
             let bound = match self.slot((oldest + k) % ring) {
                 Slot::Free => continue,
@@ -1198,7 +1246,7 @@ mod tests {
         }
         // The default ceiling's log: 4 bytes a slot on the heap (44 in
         // all), a few words inline.
-        assert!(size_of::<AttemptLog>() <= 32);
+        assert!(size_of::<AttemptLog>() <= 24);
     }
 
     #[test]
@@ -1627,7 +1675,7 @@ mod tests {
                         let stamps: Vec<Timestamp> =
                             (0..log.ring()).filter_map(|i| log.slot(i).stamp()).collect();
                         let span = match (stamps.iter().min(), stamps.iter().max()) {
-                            (Some(&first), Some(&last)) => last.saturating_since(first),
+                            (Some(&first), Some(&last)) => last.as_millis() - (first.as_millis() & BASE_BITS),
                             _ => 0,
                         };
                         prop_assert_eq!(
