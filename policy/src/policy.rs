@@ -306,29 +306,30 @@ enum Outputs {
 
 impl Outputs {
     fn push(&mut self, output: Output) {
-        match self {
-            Self::Empty => *self = Self::One(output),
-            Self::Queued(queue) => queue.push_back(output),
-            Self::One(_) => {
-                let Self::One(first) = core::mem::take(self) else {
-                    return;
-                };
+        *self = match core::mem::take(self) {
+            Self::Empty => Self::One(output),
+            Self::One(first) => {
                 let mut queue = Box::<VecDeque<Output>>::default();
                 queue.push_back(first);
                 queue.push_back(output);
-                *self = Self::Queued(queue);
+                Self::Queued(queue)
             }
-        }
+            Self::Queued(mut queue) => {
+                queue.push_back(output);
+                Self::Queued(queue)
+            }
+        };
     }
 
     fn pop(&mut self) -> Option<Output> {
-        match self {
+        match core::mem::take(self) {
             Self::Empty => None,
-            Self::Queued(queue) => queue.pop_front(),
-            Self::One(_) => match core::mem::take(self) {
-                Self::One(output) => Some(output),
-                _ => None,
-            },
+            Self::One(output) => Some(output),
+            Self::Queued(mut queue) => {
+                let output = queue.pop_front();
+                *self = Self::Queued(queue);
+                output
+            }
         }
     }
 
