@@ -8,6 +8,8 @@
 //! resumes. Whether any inbound frame also counts as a sign of life is the
 //! [`ZombieRule`].
 
+use core::num::NonZeroU32;
+
 use serde::{Deserialize, Serialize};
 
 use crate::jitter::Jitter;
@@ -60,20 +62,39 @@ enum Exchange {
 /// "No latency measured yet", in [`Heartbeat`]'s `latency_ms`.
 const NO_LATENCY: u32 = u32::MAX;
 
-/// The heartbeat schedule of one connection (32 bytes: it is kept for
+/// The heartbeat schedule of one connection (24 bytes: it is kept for
 /// every open connection of a fleet).
+///
+/// The [`Exchange`] is stored apart: its time or its check in
+/// `exchange_ms`, which of the three it is in the two top bits of
+/// `interval`, whose value never needs more than 19. The interval is never
+/// 0, so an `Option` of a schedule (or of what holds one) costs nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Heartbeat {
     next_at: Timestamp,
-    exchange: Exchange,
-    /// Within `MIN_HEARTBEAT_INTERVAL_MS..=MAX_HEARTBEAT_INTERVAL_MS`.
-    interval_ms: u32,
+    /// The time or the check of the exchange (0 while idle).
+    exchange_ms: u64,
+    /// The interval, within
+    /// `MIN_HEARTBEAT_INTERVAL_MS..=MAX_HEARTBEAT_INTERVAL_MS`, in the low
+    /// bits; the kind of the exchange in [`EXCHANGE_BITS`].
+    interval: NonZeroU32,
     /// Round trip of the last acknowledged heartbeat, [`NO_LATENCY`] before
     /// any; saturates one below it (49.7 days: a heartbeat answered that
     /// late was declared a zombie long before by any driver that runs its
     /// timers).
     latency_ms: u32,
 }
+
+/// The bits of [`Heartbeat`]'s `interval` that say which [`Exchange`] it
+/// is in.
+const EXCHANGE_BITS: u32 = 0b11 << 30;
+/// [`Exchange::Check`], in [`EXCHANGE_BITS`].
+const EXCHANGE_CHECK: u32 = 0b01 << 30;
+/// [`Exchange::Awaiting`], in [`EXCHANGE_BITS`].
+const EXCHANGE_AWAITING: u32 = 0b10 << 30;
+
+// The largest interval leaves the exchange's bits free.
+const _: () = assert!(MAX_HEARTBEAT_INTERVAL_MS < 1 << 30);
 
 impl Heartbeat {
     /// Starts the schedule on Hello.
@@ -83,17 +104,43 @@ impl Heartbeat {
         // that set it would wait for a `handle_timeout` the driver has no
         // reason to make (its wake-up time would not be in the future).
         let first = jitter.below(interval_ms).max(1);
+        // Clamped above to 1 000..=300 000, which fits and is not 0.
+        let interval = u32::try_from(interval_ms)
+            .ok()
+            .and_then(NonZeroU32::new)
+            .unwrap_or(NonZeroU32::MIN);
         Self {
             next_at: now.saturating_add(first),
-            exchange: Exchange::Idle,
-            // Clamped above to at most 300 000, which fits.
-            interval_ms: u32::try_from(interval_ms).unwrap_or(u32::MAX),
+            exchange_ms: 0,
+            interval,
             latency_ms: NO_LATENCY,
         }
     }
 
     pub(crate) const fn interval_ms(&self) -> u64 {
-        self.interval_ms as u64
+        (self.interval.get() & !EXCHANGE_BITS) as u64
+    }
+
+    /// Where the exchange stands.
+    const fn exchange(&self) -> Exchange {
+        match self.interval.get() & EXCHANGE_BITS {
+            EXCHANGE_CHECK => Exchange::Check(self.exchange_ms),
+            EXCHANGE_AWAITING => Exchange::Awaiting(Timestamp::from_millis(self.exchange_ms)),
+            _ => Exchange::Idle,
+        }
+    }
+
+    /// Moves the exchange to `exchange`.
+    fn set_exchange(&mut self, exchange: Exchange) {
+        let (bits, ms) = match exchange {
+            Exchange::Idle => (0, 0),
+            Exchange::Check(within) => (EXCHANGE_CHECK, within),
+            Exchange::Awaiting(sent_at) => (EXCHANGE_AWAITING, sent_at.as_millis()),
+        };
+        self.exchange_ms = ms;
+        // The interval's bits are at least 1 000: never 0.
+        let interval = (self.interval.get() & !EXCHANGE_BITS) | bits;
+        self.interval = NonZeroU32::new(interval).unwrap_or(self.interval);
     }
 
     pub(crate) const fn next_at(&self) -> Timestamp {
@@ -110,12 +157,12 @@ impl Heartbeat {
 
     /// Called when `now >= next_at`.
     pub(crate) fn fire(&mut self, now: Timestamp) -> Beat {
-        let check_ms = match self.exchange {
+        let check_ms = match self.exchange() {
             Exchange::Awaiting(_) => return Beat::Zombie,
             Exchange::Check(within) => Some(within),
             Exchange::Idle => None,
         };
-        self.exchange = Exchange::Awaiting(now);
+        self.set_exchange(Exchange::Awaiting(now));
         // Keep the cadence even if the driver woke late, but never schedule
         // in the past (a late wake-up must not cause a burst).
         self.next_at = match check_ms {
@@ -132,21 +179,21 @@ impl Heartbeat {
     /// the next timer (or the one already out counts), and a missing answer
     /// `within_ms` after it was sent is a zombie.
     pub(crate) fn check(&mut self, now: Timestamp, within_ms: u64) {
-        if let Exchange::Awaiting(sent_at) = self.exchange {
+        if let Exchange::Awaiting(sent_at) = self.exchange() {
             let by = sent_at.saturating_add(within_ms);
             self.next_at = self.next_at.min(by.max(now.saturating_add(1)));
         } else {
-            self.exchange = Exchange::Check(within_ms);
+            self.set_exchange(Exchange::Check(within_ms));
             self.next_at = self.next_at.min(now.saturating_add(1));
         }
     }
 
     /// A Heartbeat ACK arrived. Returns whether it answered a heartbeat.
     pub(crate) fn ack(&mut self, now: Timestamp) -> bool {
-        let Exchange::Awaiting(sent_at) = self.exchange else {
+        let Exchange::Awaiting(sent_at) = self.exchange() else {
             return false;
         };
-        self.exchange = Exchange::Idle;
+        self.set_exchange(Exchange::Idle);
         self.latency_ms = u32::try_from(now.saturating_since(sent_at))
             .unwrap_or(u32::MAX)
             .min(NO_LATENCY - 1);
@@ -155,8 +202,8 @@ impl Heartbeat {
 
     /// Any other frame arrived.
     pub(crate) fn activity(&mut self, rule: ZombieRule) {
-        if rule == ZombieRule::AnyFrame && matches!(self.exchange, Exchange::Awaiting(_)) {
-            self.exchange = Exchange::Idle;
+        if rule == ZombieRule::AnyFrame && matches!(self.exchange(), Exchange::Awaiting(_)) {
+            self.set_exchange(Exchange::Idle);
         }
     }
 }
@@ -233,7 +280,9 @@ mod tests {
         assert_eq!(hb.fire(t), Beat::Send);
         assert!(hb.ack(Timestamp::MAX));
         assert_eq!(hb.latency_ms(), Some(u64::from(u32::MAX - 1)));
-        assert!(size_of::<Heartbeat>() <= 32);
+        assert!(size_of::<Heartbeat>() <= 24);
+        // Room for an `Option` of it at no cost.
+        assert_eq!(size_of::<Option<Heartbeat>>(), size_of::<Heartbeat>());
     }
 
     #[test]

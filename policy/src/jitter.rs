@@ -39,7 +39,40 @@ pub struct Jitter {
     seed: u64,
     stream: u64,
     /// Words of the stream already used.
-    position: u128,
+    position: WordPos,
+}
+
+/// A word position of a ChaCha stream (up to 2^68 + 47, past 64 bits),
+/// stored as two `u64` halves, low first: a `u128` field would align the
+/// [`Jitter`], and everything that holds one (a
+/// [`Policy`](crate::Policy)), to 16 bytes. Shown and hashed as the
+/// `u128` it is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct WordPos([u64; 2]);
+
+impl WordPos {
+    /// The position `words`.
+    const fn new(words: u128) -> Self {
+        // Truncations intended: the two halves.
+        Self([words as u64, (words >> 64) as u64])
+    }
+
+    /// The position, as a number of words.
+    const fn get(self) -> u128 {
+        (self.0[1] as u128) << 64 | self.0[0] as u128
+    }
+}
+
+impl core::fmt::Debug for WordPos {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Debug::fmt(&self.get(), f)
+    }
+}
+
+impl core::hash::Hash for WordPos {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        self.get().hash(state);
+    }
 }
 
 impl Jitter {
@@ -56,8 +89,15 @@ impl Jitter {
         Self {
             seed,
             stream: shard as u64,
-            position: 0,
+            position: WordPos::new(0),
         }
+    }
+
+    /// The shard whose stream this is, for a stream made by
+    /// [`Jitter::for_shard`] (the low 32 bits of the stream number).
+    pub(crate) const fn shard(&self) -> u32 {
+        // Truncation intended: `for_shard` widened a `u32`.
+        self.stream as u32
     }
 
     /// The next 64 random bits.
@@ -87,9 +127,9 @@ impl Jitter {
     /// Draws from the stream at its current position, and moves the
     /// position past the words `f` used.
     fn draw<T>(&mut self, f: impl FnOnce(&mut Keystream) -> T) -> T {
-        let mut keystream = Keystream::at(self.seed, self.stream, self.position);
+        let mut keystream = Keystream::at(self.seed, self.stream, self.position.get());
         let value = f(&mut keystream);
-        self.position = keystream.word_pos();
+        self.position = WordPos::new(keystream.word_pos());
         value
     }
 }
@@ -364,9 +404,9 @@ mod tests {
     fn rebuilt<T>(jitter: &mut Jitter, f: impl FnOnce(&mut ChaCha8Rng) -> T) -> T {
         let mut rng = ChaCha8Rng::seed_from_u64(jitter.seed);
         rng.set_stream(jitter.stream);
-        rng.set_word_pos(jitter.position);
+        rng.set_word_pos(jitter.position.get());
         let value = f(&mut rng);
-        jitter.position = rng.get_word_pos();
+        jitter.position = WordPos::new(rng.get_word_pos());
         value
     }
 
@@ -475,7 +515,11 @@ mod tests {
                     assert_eq!(got, expected);
                 }
             }
-            assert_eq!(new.position, old.position, "position after {draw:?}");
+            assert_eq!(
+                new.position.get(),
+                old.position.get(),
+                "position after {draw:?}"
+            );
         }
 
         // The case count comes from PROPTEST_CASES (default 256).
@@ -487,7 +531,7 @@ mod tests {
                 start in position(),
                 draws in proptest::collection::vec(draw(), 1..40),
             ) {
-                let mut new = Jitter { seed, stream, position: start };
+                let mut new = Jitter { seed, stream, position: WordPos::new(start) };
                 let mut old = new.clone();
                 for draw in &draws {
                     both(&mut new, &mut old, draw);
@@ -512,7 +556,7 @@ mod tests {
                                 let mut new = Jitter {
                                     seed,
                                     stream,
-                                    position: start,
+                                    position: WordPos::new(start),
                                 };
                                 let mut old = new.clone();
                                 both(&mut new, &mut old, &draw);
@@ -526,7 +570,18 @@ mod tests {
     }
 
     #[test]
+    fn a_shards_stream_says_which_shard_it_is() {
+        for shard in [0, 1, 7, u32::MAX] {
+            let mut jitter = Jitter::for_shard(0x5eed, shard);
+            let _ = jitter.next_u64();
+            assert_eq!(jitter.shard(), shard);
+        }
+    }
+
+    #[test]
     fn a_jitter_is_still_32_bytes() {
         assert_eq!(size_of::<Jitter>(), 32);
+        // Aligned to 8, not 16: a policy holding one moves in steps of 8.
+        assert_eq!(align_of::<Jitter>(), 8);
     }
 }

@@ -259,7 +259,8 @@ pub struct Policy {
     /// like everything cold: the base URL is parsed from it when a resume
     /// URL is checked (once a session), not kept per shard.
     config: Arc<PolicyConfig>,
-    shard: u32,
+    /// The shard's random stream, made by [`Jitter::for_shard`]: it also
+    /// says which shard this is ([`Policy::shard`]).
     rng: Jitter,
     /// The latest time seen; earlier times passed in are raised to it.
     now: Timestamp,
@@ -281,46 +282,61 @@ pub struct Policy {
     stats: Counters,
 }
 
-/// The outputs not yet polled, in order: one inline, the rest behind it.
+/// The outputs not yet polled, in order: one inline, or a queue.
 ///
 /// A driver that polls after every input (a [`Fleet`](crate::Fleet) does)
-/// never has more than one pending, so the common case needs no heap and
-/// no more room than one output; a driver that lets several pile up gets
-/// them all, in order, from the overflow queue, which is put on the heap
-/// the first time it is needed (one pointer inline until then) and whose
-/// memory is kept for reuse (the hot path allocates nothing once warm).
+/// rarely has more than one pending, so the common case needs no heap and
+/// no more room than one output (the queue's pointer shares its room); a
+/// driver that lets several pile up gets them all, in order, from the
+/// queue, which is put on the heap the first time it is needed and kept,
+/// with its memory, for every output after (the hot path allocates nothing
+/// once warm).
 #[derive(Clone, Debug, Default)]
-struct Outputs {
-    /// The oldest pending output; `None` only when nothing is pending.
-    first: Option<Output>,
-    /// Those after `first`, oldest first; `None` until more than one was
-    /// ever pending. Boxed so that the queue nearly every policy never
-    /// uses costs one pointer, not a `VecDeque`'s four words.
+enum Outputs {
+    /// Nothing pending, and no queue yet.
+    #[default]
+    Empty,
+    /// One output pending, and no queue yet.
+    One(Output),
+    /// The queue, oldest first (empty when nothing is pending). Boxed so
+    /// that it costs one pointer, not a `VecDeque`'s four words.
     #[allow(clippy::box_collection)]
-    rest: Option<Box<VecDeque<Output>>>,
+    Queued(Box<VecDeque<Output>>),
 }
 
 impl Outputs {
     fn push(&mut self, output: Output) {
-        if self.first.is_none() {
-            self.first = Some(output);
-        } else {
-            self.rest.get_or_insert_default().push_back(output);
-        }
+        *self = match core::mem::take(self) {
+            Self::Empty => Self::One(output),
+            Self::One(first) => {
+                let mut queue = Box::<VecDeque<Output>>::default();
+                queue.push_back(first);
+                queue.push_back(output);
+                Self::Queued(queue)
+            }
+            Self::Queued(mut queue) => {
+                queue.push_back(output);
+                Self::Queued(queue)
+            }
+        };
     }
 
     fn pop(&mut self) -> Option<Output> {
-        let output = self.first.take();
-        if output.is_some() {
-            self.first = self.rest.as_mut().and_then(|rest| rest.pop_front());
+        match core::mem::take(self) {
+            Self::Empty => None,
+            Self::One(output) => Some(output),
+            Self::Queued(mut queue) => {
+                let output = queue.pop_front();
+                *self = Self::Queued(queue);
+                output
+            }
         }
-        output
     }
 
     fn clear(&mut self) {
-        self.first = None;
-        if let Some(rest) = &mut self.rest {
-            rest.clear();
+        match self {
+            Self::Queued(queue) => queue.clear(),
+            _ => *self = Self::Empty,
         }
     }
 }
@@ -353,7 +369,6 @@ impl Policy {
             slowed: false,
             held: false,
             config,
-            shard,
             rng: Jitter::for_shard(seed, shard),
             now,
             phase: Phase::Waiting {
@@ -517,7 +532,7 @@ impl Policy {
                 );
                 if !identifying {
                     self.act(Action::Identify {
-                        shard: self.shard,
+                        shard: self.shard(),
                         request: IdentifyRequest::Settle { ready: false },
                     });
                 }
@@ -722,7 +737,7 @@ impl Policy {
     /// The shard id.
     #[must_use]
     pub const fn shard(&self) -> u32 {
-        self.shard
+        self.rng.shard()
     }
 
     /// The resumable session, if any.
@@ -1107,7 +1122,7 @@ impl Policy {
             }
         ) {
             self.act(Action::Identify {
-                shard: self.shard,
+                shard: self.shard(),
                 request: IdentifyRequest::Settle { ready },
             });
         }
@@ -1404,7 +1419,7 @@ impl Policy {
                             slot: StartSlot::Asked,
                         };
                         self.act(Action::Identify {
-                            shard: self.shard,
+                            shard: self.shard(),
                             request: IdentifyRequest::ReserveStart,
                         });
                     }
@@ -1419,7 +1434,7 @@ impl Policy {
                     *asked = true;
                 }
                 self.act(Action::Identify {
-                    shard: self.shard,
+                    shard: self.shard(),
                     request: IdentifyRequest::Acquire,
                 });
             }
@@ -1617,9 +1632,10 @@ mod tests {
             size_of::<Option<Session>>(),
             size_of::<Jitter>(),
         );
-        // The jitter stream's `u128` position aligns a policy to 16 bytes,
-        // so sizes move in steps of 16.
-        assert!(size <= 496, "{size} bytes");
+        // Aligned to 8 bytes (the jitter stream keeps its `u128` position
+        // in two `u64`s), so sizes move in steps of 8.
+        assert_eq!(align_of::<Policy>(), 8);
+        assert!(size <= 440, "{size} bytes");
     }
     use crate::identify::{IdentifyLimiter, SessionStartLimit};
 

@@ -89,55 +89,161 @@ fn looks_back(rule: AttemptRate) -> usize {
         .clamp(1, RING - 1)
 }
 
+/// A slot of the ring of counted attempts, as read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    /// No attempt, or one found never to have reached the gateway.
+    Free,
+    /// Dialled at this time; not yet known whether or when it reached the
+    /// gateway.
+    InFlight(Timestamp),
+    /// It reached the gateway at or before this time (when the upgrade was
+    /// answered, or when the attempt ended with its outcome unknown).
+    Reached(Timestamp),
+}
+
+impl Slot {
+    /// The slot's stamp, unless it is free.
+    const fn stamp(self) -> Option<Timestamp> {
+        match self {
+            Self::Free => None,
+            Self::InFlight(at) | Self::Reached(at) => Some(at),
+        }
+    }
+}
+
+/// A near slot that is free.
+const NEAR_FREE: u32 = u32::MAX;
+/// The bit of a near slot that says it is in flight; the other bits are
+/// its stamp's offset from the log's base.
+const NEAR_IN_FLIGHT: u32 = 1 << 31;
+/// The largest offset a near slot holds (2^31 − 2 ms, 24.8 days: one less
+/// than the bits allow, so that no slot in flight reads as free).
+const NEAR_MAX_OFFSET: u64 = (NEAR_IN_FLIGHT - 2) as u64;
+
+/// `slot` as a near slot of a log based at `base`, if its stamp is within
+/// [`NEAR_MAX_OFFSET`] after it.
+fn near(slot: Slot, base: Timestamp) -> Option<u32> {
+    let (at, flag) = match slot {
+        Slot::Free => return Some(NEAR_FREE),
+        Slot::InFlight(at) => (at, NEAR_IN_FLIGHT),
+        Slot::Reached(at) => (at, 0),
+    };
+    let offset = at.as_millis().checked_sub(base.as_millis())?;
+    if offset > NEAR_MAX_OFFSET {
+        return None;
+    }
+    // At most `NEAR_MAX_OFFSET`, below 2^31.
+    u32::try_from(offset).ok().map(|offset| offset | flag)
+}
+
+/// A near slot of a log based at `base`, read.
+fn read_near(code: u32, base: Timestamp) -> Slot {
+    if code == NEAR_FREE {
+        return Slot::Free;
+    }
+    let at = base.saturating_add(u64::from(code & !NEAR_IN_FLIGHT));
+    if code & NEAR_IN_FLIGHT == 0 {
+        Slot::Reached(at)
+    } else {
+        Slot::InFlight(at)
+    }
+}
+
+/// Words a whole slot takes in a log whose stamps are kept whole: the
+/// slot's state (as a near slot at offset 0), then the stamp's low and
+/// high halves.
+const FAR_WORDS: usize = 3;
+
+/// A whole slot, as the [`FAR_WORDS`] words that hold it.
+fn far(slot: Slot) -> [u32; FAR_WORDS] {
+    let (state, at) = match slot {
+        Slot::Free => return [NEAR_FREE, 0, 0],
+        Slot::InFlight(at) => (NEAR_IN_FLIGHT, at),
+        Slot::Reached(at) => (0, at),
+    };
+    let ms = at.as_millis();
+    // Truncations intended: the two halves.
+    [state, ms as u32, (ms >> 32) as u32]
+}
+
+/// A whole slot held in `words`, read.
+fn read_far(words: &[u32]) -> Slot {
+    match *words {
+        [state, low, high] if state != NEAR_FREE => {
+            let at = Timestamp::from_millis(u64::from(high) << 32 | u64::from(low));
+            if state & NEAR_IN_FLIGHT == 0 {
+                Slot::Reached(at)
+            } else {
+                Slot::InFlight(at)
+            }
+        }
+        _ => Slot::Free,
+    }
+}
+
 /// The last attempts the ceiling counts, as far as the policy knows when
 /// each reached the gateway.
 ///
 /// A ring of slots in the order the attempts started (the oldest is
 /// overwritten), one more than the ceiling looks back, so that the slot
 /// of an attempt found not to have reached the gateway, once freed, never
-/// leaves fewer than that many counted attempts behind. A slot is free,
-/// *in flight* (dialled at its stamp; not yet known whether or when it
-/// reached the gateway), or *reached* (it reached the gateway at or before
-/// its stamp: when the upgrade was answered, or when the attempt ended
-/// with its outcome unknown).
+/// leaves fewer than that many counted attempts behind. A slot is
+/// [free, in flight or reached](Slot).
 ///
 /// The ring is sized by the configured ceiling when the log is built (one
-/// allocation then; none afterwards): 11 slots for the default of 10
-/// instead of the 33 the largest ceiling needs. That keeps every answer the
-/// largest ring would give as long as the attempts are reported as a
-/// [`Policy`](crate::Policy) reports them, on a clock that never steps back
-/// and with every attempt but the last one ended: the bounds then never
-/// fall in the order the attempts started, so the latest ones are always
-/// those of the last attempts (a test checks it against the largest ring).
+/// allocation then; none afterwards while the stamps stay near each
+/// other): 11 slots for the default of 10 instead of the 33 the largest
+/// ceiling needs. That keeps every answer the largest ring would give as
+/// long as the attempts are reported as a [`Policy`](crate::Policy)
+/// reports them, on a clock that never steps back and with every attempt
+/// but the last one ended: the bounds then never fall in the order the
+/// attempts started, so the latest ones are always those of the last
+/// attempts (a test checks it against the largest ring).
 ///
-/// Beside the ring the stamps of the reached slots are kept in ascending
-/// order, updated as a slot changes (a binary search and a shift of at
-/// most a ring's stamps, no allocation), so that the ceiling, asked on
-/// every plan, reads its answer at an index instead of sorting or
-/// selecting among the slots. Only while another attempt is in flight,
-/// whose bound moves with the clock, does it select among all of them.
+/// The stamps are kept as 32-bit offsets from a base, one word a slot
+/// (44 bytes for the default ring, where 64-bit stamps and a sorted copy
+/// of them took 176): [`NEAR_FREE`], or the offset with [`NEAR_IN_FLIGHT`]
+/// set or not. A stamp that does not fit rebases the ring on its earliest
+/// stamp (rounded down to a [`BASE_STEP`]), or, when the stamps span more
+/// than [`NEAR_MAX_OFFSET`] from there (a clock
+/// that jumped, attempts weeks apart), the slots are kept whole
+/// ([`FAR_WORDS`] words each) until they fit again. Every answer is the
+/// same either way.
+///
+/// The ceiling, asked on every plan, reads the bounds oldest first; in
+/// the order a [`Policy`](crate::Policy) reports attempts they are
+/// already ascending, so the answer is read at an index, and only
+/// otherwise (a clock that stepped back, attempts in flight together) is
+/// it selected among them.
+///
+/// 24 bytes inline: the base is a multiple of [`BASE_STEP`] ms at or
+/// before the earliest stamp, which leaves its low bits for where the next
+/// start goes and whether the slots are kept whole.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct AttemptLog {
-    /// The ring's stamps, then the sorted copy, each `ring` long (one
-    /// allocation for both).
-    ///
-    /// Ring slot `i` holds the dial (in flight) or the arrival bound
-    /// (reached), [`Timestamp::ZERO`] when free. The sorted copy holds the
-    /// stamps of the reached slots in ascending order: the first
-    /// `reached.count_ones()` are used, the rest are [`Timestamp::ZERO`].
-    stamps: Box<[Timestamp]>,
-    /// Bit `i` set: slot `i` is in flight.
-    in_flight: u64,
-    /// Bit `i` set: slot `i` has reached the gateway by its stamp.
-    reached: u64,
-    /// Where the next start goes.
-    next_slot: u8,
-    /// Slots in the ring (at most [`RING`]).
-    ring: u8,
+    /// What the near slots' offsets count from (the bits of
+    /// [`BASE_BITS`]); where the next start goes (the low byte); whether
+    /// the slots are kept whole ([`FAR_BIT`]).
+    base_and_cursor: u64,
+    /// The ring: a word a slot, or [`FAR_WORDS`] while kept whole.
+    slots: Box<[u32]>,
 }
 
-// The slot masks are `u64`s, the slot numbers `u8`s.
-const _: () = assert!(RING <= 64);
+/// The step of an attempt log's base, in ms (65.5 s), whose bits below it
+/// hold the log's cursor.
+const BASE_STEP: u64 = 1 << 16;
+/// The bits of an attempt log's `base_and_cursor` that hold its base.
+const BASE_BITS: u64 = !(BASE_STEP - 1);
+/// The bit of an attempt log's `base_and_cursor` that says its slots are
+/// kept whole.
+const FAR_BIT: u64 = 1 << 8;
+/// The bits of an attempt log's `base_and_cursor` that hold where the next
+/// start goes.
+const CURSOR_BITS: u64 = 0xff;
+
+// The slot numbers fit the cursor's byte.
+const _: () = assert!(RING <= CURSOR_BITS as usize);
 
 impl AttemptLog {
     /// A log for a ceiling that looks `back` attempts back (clamped to
@@ -145,18 +251,59 @@ impl AttemptLog {
     fn new(back: usize) -> Self {
         let ring = back.clamp(1, RING - 1) + 1;
         Self {
-            stamps: vec![Timestamp::ZERO; 2 * ring].into_boxed_slice(),
-            in_flight: 0,
-            reached: 0,
-            next_slot: 0,
-            // At most `RING`, which fits.
-            ring: u8::try_from(ring).unwrap_or(u8::MAX),
+            base_and_cursor: 0,
+            slots: vec![NEAR_FREE; ring].into_boxed_slice(),
         }
+    }
+
+    /// What the near slots' offsets count from.
+    const fn base(&self) -> Timestamp {
+        Timestamp::from_millis(self.base_and_cursor & BASE_BITS)
+    }
+
+    /// Counts the near slots' offsets from `at`, rounded down to a
+    /// multiple of [`BASE_STEP`].
+    const fn set_base(&mut self, at: Timestamp) {
+        self.base_and_cursor = (at.as_millis() & BASE_BITS) | (self.base_and_cursor & !BASE_BITS);
+    }
+
+    /// Where the next start goes.
+    const fn next_slot(&self) -> usize {
+        (self.base_and_cursor & CURSOR_BITS) as usize
+    }
+
+    /// The next start goes to `slot` (below [`RING`]).
+    const fn set_next_slot(&mut self, slot: usize) {
+        self.base_and_cursor = (self.base_and_cursor & !CURSOR_BITS) | (slot as u64 & CURSOR_BITS);
+    }
+
+    /// Whether the slots are kept whole.
+    const fn far(&self) -> bool {
+        self.base_and_cursor & FAR_BIT != 0
+    }
+
+    /// Keeps the slots whole (`true`) or as offsets.
+    const fn set_far(&mut self, far: bool) {
+        self.base_and_cursor = if far {
+            self.base_and_cursor | FAR_BIT
+        } else {
+            self.base_and_cursor & !FAR_BIT
+        };
     }
 
     /// Slots in the ring.
     const fn ring(&self) -> usize {
-        self.ring as usize
+        if self.far() {
+            self.slots.len() / FAR_WORDS
+        } else {
+            self.slots.len()
+        }
+    }
+
+    /// Whether the slots are kept as offsets from the base.
+    #[cfg(test)]
+    const fn is_near(&self) -> bool {
+        !self.far()
     }
 
     /// The most attempts back this log can answer for.
@@ -166,99 +313,104 @@ impl AttemptLog {
 
     /// The slot of the last attempt started.
     const fn last_slot(&self) -> usize {
-        (self.next_slot as usize + self.ring() - 1) % self.ring()
+        (self.next_slot() + self.ring() - 1) % self.ring()
     }
 
-    /// How many reached slots there are (the used length of the sorted
-    /// copy).
-    const fn reached_count(&self) -> usize {
-        self.reached.count_ones() as usize
+    /// Slot `i`, read.
+    fn slot(&self, i: usize) -> Slot {
+        if self.far() {
+            self.slots
+                .get(i * FAR_WORDS..(i + 1) * FAR_WORDS)
+                .map_or(Slot::Free, read_far)
+        } else {
+            self.slots
+                .get(i)
+                .map_or(Slot::Free, |&code| read_near(code, self.base()))
+        }
     }
 
-    /// The ring's stamps and the sorted copy.
-    fn split_mut(&mut self) -> (&mut [Timestamp], &mut [Timestamp]) {
+    /// Sets slot `i` (below the ring's length) to `slot`.
+    fn set(&mut self, i: usize, slot: Slot) {
+        if !self.far()
+            && let Some(code) = near(slot, self.base())
+            && let Some(at) = self.slots.get_mut(i)
+        {
+            *at = code;
+            return;
+        }
+        // It does not fit (or the stamps are kept whole): rebuild the
+        // ring around its stamps.
         let ring = self.ring();
-        self.stamps.split_at_mut(ring)
+        let mut all = [Slot::Free; RING];
+        for (j, read) in all.iter_mut().enumerate().take(ring) {
+            *read = if j == i { slot } else { self.slot(j) };
+        }
+        self.store(&all[..ring]);
     }
 
-    /// The sorted copy (its whole length, used or not).
-    fn sorted(&self) -> &[Timestamp] {
-        &self.stamps[self.ring()..]
+    /// Stores `all` (a slot per slot of the ring), near if their stamps
+    /// fit, whole otherwise. Allocates only when the form changes.
+    fn store(&mut self, all: &[Slot]) {
+        let stamps = all.iter().filter_map(|slot| slot.stamp());
+        let earliest = stamps.clone().min().unwrap_or(Timestamp::ZERO);
+        let latest = stamps.max().unwrap_or(Timestamp::ZERO);
+        let base = Timestamp::from_millis(earliest.as_millis() & BASE_BITS);
+        if latest.saturating_since(base) <= NEAR_MAX_OFFSET {
+            self.set_base(base);
+            let codes = all
+                .iter()
+                .map(|&slot| near(slot, base).unwrap_or(NEAR_FREE));
+            if self.far() {
+                self.slots = codes.collect();
+                self.set_far(false);
+            } else {
+                for (code, new) in self.slots.iter_mut().zip(codes) {
+                    *code = new;
+                }
+            }
+        } else {
+            let words = all.iter().flat_map(|&slot| far(slot));
+            if self.far() {
+                for (word, new) in self.slots.iter_mut().zip(words) {
+                    *word = new;
+                }
+            } else {
+                self.slots = words.collect();
+                self.set_far(true);
+            }
+        }
     }
 
     /// An attempt is dialled at `now`: it takes the next slot (the oldest
     /// attempt's, which stops counting) and is in flight.
     fn started(&mut self, now: Timestamp) {
-        let slot = self.next_slot as usize;
-        let bit = 1u64 << slot;
-        if self.reached & bit != 0 {
-            self.remove_sorted(self.stamps[slot]);
-            self.reached &= !bit;
-        }
-        self.in_flight |= bit;
-        self.stamps[slot] = now;
-        // Both below `RING`, which fits a `u8`.
-        self.next_slot = u8::try_from((slot + 1) % self.ring()).unwrap_or(0);
+        let slot = self.next_slot();
+        self.set(slot, Slot::InFlight(now));
+        self.set_next_slot((slot + 1) % self.ring());
     }
 
     /// The last attempt, if still in flight, reached the gateway by `at`
     /// (by its dial, when `at` is earlier: a clock that stepped back).
     fn last_reached(&mut self, at: Timestamp) {
         let slot = self.last_slot();
-        let bit = 1u64 << slot;
-        if self.in_flight & bit == 0 {
-            return;
+        if let Slot::InFlight(dialled) = self.slot(slot) {
+            self.set(slot, Slot::Reached(at.max(dialled)));
         }
-        let by = at.max(self.stamps[slot]);
-        self.in_flight &= !bit;
-        self.reached |= bit;
-        self.stamps[slot] = by;
-        self.insert_sorted(by);
     }
 
     /// The last attempt, if still in flight, is found never to have
     /// reached the gateway: its slot is freed for the next start.
     fn last_not_counted(&mut self) {
         let slot = self.last_slot();
-        let bit = 1u64 << slot;
-        if self.in_flight & bit == 0 {
-            return;
+        if let Slot::InFlight(_) = self.slot(slot) {
+            self.set(slot, Slot::Free);
+            self.set_next_slot(slot);
         }
-        self.in_flight &= !bit;
-        self.stamps[slot] = Timestamp::ZERO;
-        self.next_slot = u8::try_from(slot).unwrap_or(0);
     }
 
     /// Whether the last attempt started is still in flight.
-    const fn last_in_flight(&self) -> bool {
-        self.in_flight & (1u64 << self.last_slot()) != 0
-    }
-
-    /// Adds `stamp` to the sorted copy (called once `reached` counts its
-    /// slot).
-    fn insert_sorted(&mut self, stamp: Timestamp) {
-        let ring = self.ring();
-        let len = self.reached_count().saturating_sub(1).min(ring - 1);
-        let (_, sorted) = self.split_mut();
-        // Attempts usually reach the gateway in the order they started.
-        let at = match len.checked_sub(1).map(|last| sorted[last]) {
-            Some(last) if last > stamp => sorted[..len].partition_point(|&s| s <= stamp),
-            _ => len,
-        };
-        sorted.copy_within(at..len, at + 1);
-        sorted[at] = stamp;
-    }
-
-    /// Removes one `stamp` from the sorted copy (called while `reached`
-    /// still counts its slot).
-    fn remove_sorted(&mut self, stamp: Timestamp) {
-        let len = self.reached_count().min(self.ring());
-        let (_, sorted) = self.split_mut();
-        let at = sorted[..len].partition_point(|&s| s < stamp);
-        if at < len {
-            sorted.copy_within(at + 1..len, at);
-            sorted[len - 1] = Timestamp::ZERO;
-        }
+    fn last_in_flight(&self) -> bool {
+        matches!(self.slot(self.last_slot()), Slot::InFlight(_))
     }
 
     /// The `back`-th latest arrival bound among the counted attempts, as
@@ -270,29 +422,36 @@ impl AttemptLog {
     /// [`capacity`](Self::capacity): a later answer, never an earlier one.
     fn latest_bound(&self, back: usize, now: Timestamp, connect_ms: u64) -> Option<Timestamp> {
         let back = back.min(self.capacity());
-        let reached = self.reached_count();
-        let sorted = self.sorted();
-        if self.in_flight == 0 {
-            // Every counted bound is in the sorted copy.
-            return reached
-                .checked_sub(back)
-                .and_then(|at| sorted.get(at).copied());
-        }
-        // Bounds that move with the clock: select among all of them, in a
-        // fixed-size array on the stack.
         let ring = self.ring();
+        // The bounds, oldest slot first, in a fixed-size array on the
+        // stack.
         let mut bounds = [Timestamp::ZERO; RING];
-        let mut counted = reached.min(ring);
-        bounds[..counted].copy_from_slice(&sorted[..counted]);
-        let mut flying = self.in_flight;
-        while flying != 0 && counted < ring {
-            let slot = flying.trailing_zeros() as usize;
-            flying &= flying - 1;
-            bounds[counted] = self.stamps[slot].saturating_add(connect_ms).max(now);
-            counted += 1;
+        let mut counted: usize = 0;
+        let mut ascending = true;
+        let oldest = self.next_slot();
+        for k in 0..ring {
+            let bound = match self.slot((oldest + k) % ring) {
+                Slot::Free => continue,
+                Slot::InFlight(dialled) => dialled.saturating_add(connect_ms).max(now),
+                Slot::Reached(by) => by,
+            };
+            if let Some(&previous) = counted.checked_sub(1).and_then(|last| bounds.get(last)) {
+                ascending &= previous <= bound;
+            }
+            if let Some(at) = bounds.get_mut(counted) {
+                *at = bound;
+                counted += 1;
+            }
         }
         let at = counted.checked_sub(back)?;
-        let (_, bound, _) = bounds[..counted].select_nth_unstable(at);
+        let counted = bounds.get_mut(..counted)?;
+        if ascending {
+            return counted.get(at).copied();
+        }
+        if at >= counted.len() {
+            return None;
+        }
+        let (_, bound, _) = counted.select_nth_unstable(at);
         Some(*bound)
     }
 }
@@ -1080,11 +1239,54 @@ mod tests {
         for (max_attempts, ring) in [(0, 2), (1, 2), (10, 11), (32, 33), (33, 33), (u32::MAX, 33)] {
             let planner = RetryPlanner::new(&ceiling_only(max_attempts, 60_000));
             assert_eq!(planner.attempts.ring(), ring, "{max_attempts}");
-            assert_eq!(planner.attempts.stamps.len(), 2 * ring, "{max_attempts}");
+            assert!(
+                planner.attempts.is_near() && planner.attempts.slots.len() == ring,
+                "{max_attempts}"
+            );
         }
-        // The default ceiling's log: the slots on the heap, a few words
-        // inline.
-        assert!(size_of::<AttemptLog>() <= 40);
+        // The default ceiling's log: 4 bytes a slot on the heap (44 in
+        // all), a few words inline.
+        assert!(size_of::<AttemptLog>() <= 24);
+    }
+
+    #[test]
+    fn stamps_weeks_apart_are_kept_whole_until_they_fit_again() {
+        let config = ceiling_only(2, 60_000);
+        let mut planner = RetryPlanner::new(&config);
+        let mut jitter = Jitter::new(1);
+        let near = |planner: &RetryPlanner| planner.attempts.is_near();
+        const WEEK: u64 = 7 * 24 * 60 * 60 * 1_000;
+        // A first attempt late on the clock: the ring is rebased on it.
+        planner.attempt_started(t(5 * WEEK));
+        planner.attempt_reached(t(5 * WEEK + 10));
+        let _ = end(&mut planner, 5 * WEEK + 20, DROPPED, &config, &mut jitter);
+        assert!(near(&planner));
+        // Five weeks later: too far apart for 32-bit offsets.
+        planner.attempt_started(t(10 * WEEK));
+        planner.attempt_reached(t(10 * WEEK + 10));
+        assert!(!near(&planner));
+        assert_eq!(
+            end(&mut planner, 10 * WEEK + 20, DROPPED, &config, &mut jitter),
+            t(5 * WEEK + 10 + 60_000).max(t(10 * WEEK + 20))
+        );
+        // Two more attempts overwrite the old one (a ring of three): near
+        // again, and the ceiling counts the last two.
+        for i in 1..=2 {
+            planner.attempt_started(t(10 * WEEK + i * 1_000));
+            planner.attempt_reached(t(10 * WEEK + i * 1_000 + 10));
+            let _ = end(
+                &mut planner,
+                10 * WEEK + i * 1_000 + 20,
+                DROPPED,
+                &config,
+                &mut jitter,
+            );
+        }
+        assert!(near(&planner));
+        assert_eq!(
+            planner.rate_floor(t(10 * WEEK + 3_000), &config),
+            Some(t(10 * WEEK + 1_010 + 60_000))
+        );
     }
 
     #[test]
@@ -1468,10 +1670,18 @@ mod tests {
                     let now = t(u64::try_from(clock).unwrap_or(u64::MAX));
                     for (planner, reference) in &mut shards {
                         apply(planner, reference, now, step);
+                        // Near whenever the stamps fit, whole only when not.
                         let log = &planner.attempts;
-                        let used = log.reached_count();
-                        prop_assert!(log.sorted()[..used].is_sorted());
-                        prop_assert!(log.sorted()[used..].iter().all(|&s| s == Timestamp::ZERO));
+                        let stamps: Vec<Timestamp> =
+                            (0..log.ring()).filter_map(|i| log.slot(i).stamp()).collect();
+                        let span = match (stamps.iter().min(), stamps.iter().max()) {
+                            (Some(&first), Some(&last)) => last.as_millis() - (first.as_millis() & BASE_BITS),
+                            _ => 0,
+                        };
+                        prop_assert_eq!(
+                            log.is_near(),
+                            span <= NEAR_MAX_OFFSET
+                        );
                         for config in &configs {
                             prop_assert_eq!(
                                 planner.rate_floor(now, config),

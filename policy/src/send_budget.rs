@@ -137,14 +137,26 @@ impl TokenBucket {
     }
 }
 
-/// The two buckets of one connection.
+/// The two buckets of one connection, stored in 24 bytes (they are kept
+/// for every open connection of a fleet): the op 1 bucket's capacity is
+/// always [`HEARTBEAT_REQUEST_CAPACITY`], so only its refill time and its
+/// one token are kept, the token in the top bit of the tokens word (the
+/// driver's bucket holds at most `u32::MAX / 2` tokens).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct SendBudget {
-    /// Replies to op 1 heartbeat requests.
-    heartbeat_requests: TokenBucket,
-    /// The driver's own commands.
-    commands: TokenBucket,
+    /// When the op 1 replies' bucket was last refilled.
+    heartbeat_requests_refill: Timestamp,
+    /// When the driver's bucket was last refilled.
+    commands_refill: Timestamp,
+    /// The driver's bucket's capacity.
+    commands_capacity: u32,
+    /// The driver's tokens in the low 31 bits; the op 1 token in
+    /// [`REQUEST_TOKEN`].
+    tokens: u32,
 }
+
+/// The bit of [`SendBudget`]'s `tokens` that holds the op 1 token.
+const REQUEST_TOKEN: u32 = 1 << 31;
 
 /// Op 1 replies allowed per window (bucket of capacity 1: at most 2).
 const HEARTBEAT_REQUEST_CAPACITY: u32 = 1;
@@ -181,10 +193,56 @@ impl SendBudget {
             u64::from(for_driver).saturating_mul(u64::from(share_percent.min(100))) / 100,
         )
         .unwrap_or(0);
-        Self {
-            heartbeat_requests: TokenBucket::for_window(HEARTBEAT_REQUEST_CAPACITY, now),
-            commands: TokenBucket::for_window(for_driver / 2, now),
+        let mut budget = Self {
+            heartbeat_requests_refill: now,
+            commands_refill: now,
+            commands_capacity: 0,
+            tokens: 0,
+        };
+        budget.put_heartbeat_requests(TokenBucket::for_window(HEARTBEAT_REQUEST_CAPACITY, now));
+        budget.put_commands(TokenBucket::for_window(for_driver / 2, now));
+        budget
+    }
+
+    /// The op 1 replies' bucket.
+    const fn heartbeat_requests(&self) -> TokenBucket {
+        TokenBucket {
+            capacity: HEARTBEAT_REQUEST_CAPACITY,
+            tokens: if self.tokens & REQUEST_TOKEN == 0 {
+                0
+            } else {
+                1
+            },
+            last_refill: self.heartbeat_requests_refill,
         }
+    }
+
+    /// Keeps `bucket` as the op 1 replies' bucket (its capacity is
+    /// [`HEARTBEAT_REQUEST_CAPACITY`], so it holds one token at most).
+    const fn put_heartbeat_requests(&mut self, bucket: TokenBucket) {
+        self.heartbeat_requests_refill = bucket.last_refill;
+        self.tokens = if bucket.tokens == 0 {
+            self.tokens & !REQUEST_TOKEN
+        } else {
+            self.tokens | REQUEST_TOKEN
+        };
+    }
+
+    /// The driver's bucket.
+    const fn commands(&self) -> TokenBucket {
+        TokenBucket {
+            capacity: self.commands_capacity,
+            tokens: self.tokens & !REQUEST_TOKEN,
+            last_refill: self.commands_refill,
+        }
+    }
+
+    /// Keeps `bucket` as the driver's bucket (whose capacity, half of a
+    /// `u32` at most, leaves [`REQUEST_TOKEN`] free).
+    const fn put_commands(&mut self, bucket: TokenBucket) {
+        self.commands_capacity = bucket.capacity;
+        self.commands_refill = bucket.last_refill;
+        self.tokens = (self.tokens & REQUEST_TOKEN) | (bucket.tokens & !REQUEST_TOKEN);
     }
 
     /// Takes a token for one of the driver's commands; `limit` is the one
@@ -194,7 +252,10 @@ impl SendBudget {
         now: Timestamp,
         limit: SendLimit,
     ) -> Result<(), SendError> {
-        self.commands.try_take(now, window_ms(limit))
+        let mut bucket = self.commands();
+        let taken = bucket.try_take(now, window_ms(limit));
+        self.put_commands(bucket);
+        taken
     }
 
     /// Takes a token for a reply to op 1; `limit` is the one the budget
@@ -204,7 +265,10 @@ impl SendBudget {
         now: Timestamp,
         limit: SendLimit,
     ) -> Result<(), SendError> {
-        self.heartbeat_requests.try_take(now, window_ms(limit))
+        let mut bucket = self.heartbeat_requests();
+        let taken = bucket.try_take(now, window_ms(limit));
+        self.put_heartbeat_requests(bucket);
+        taken
     }
 }
 
@@ -253,9 +317,9 @@ mod tests {
         let t0 = Timestamp::from_millis(0);
         let full = SendBudget::new(SendLimit::DISCORD, 41_250, t0, 100);
         let half = SendBudget::new(SendLimit::DISCORD, 41_250, t0, 50);
-        assert_eq!(half.commands.capacity, full.commands.capacity / 2);
+        assert_eq!(half.commands().capacity, full.commands().capacity / 2);
         let none = SendBudget::new(SendLimit::DISCORD, 41_250, t0, 0);
-        assert_eq!(none.commands.capacity, 0);
+        assert_eq!(none.commands().capacity, 0);
     }
 
     #[test]
@@ -268,6 +332,6 @@ mod tests {
         let mut budget = SendBudget::new(limit, 0, t0, 100);
         assert_eq!(budget.take_command(t0, limit), Err(SendError::NoBudget));
         assert!(budget.take_heartbeat_request(t0, limit).is_ok());
-        assert!(size_of::<SendBudget>() <= 32);
+        assert!(size_of::<SendBudget>() <= 24);
     }
 }

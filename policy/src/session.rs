@@ -39,32 +39,57 @@ impl Session {
 /// The last sequence number received on the session, and whether a new one
 /// is new: numbers only move forward, and a repeat is a duplicate. A READY
 /// taken as a new session restarts the count with its own number.
+///
+/// Kept as the number and a flag, packed (9 bytes, aligned to 1, where an
+/// `Option<u64>` takes 16 aligned to 8: every `u64` is a valid number, so
+/// none can stand for "none yet"; the policy's other small fields fill
+/// the rest of its word).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Sequence(Option<u64>);
+#[repr(C, packed)]
+pub(crate) struct Sequence {
+    /// The last number received (0 before any).
+    last: u64,
+    /// Whether a number was received.
+    known: bool,
+}
 
 impl Sequence {
     /// The last number received, `None` before any.
     pub(crate) const fn last(self) -> Option<u64> {
-        self.0
+        if self.known { Some(self.last) } else { None }
+    }
+
+    /// Sets the last number received.
+    const fn set(&mut self, seq: Option<u64>) {
+        match seq {
+            Some(seq) => {
+                self.last = seq;
+                self.known = true;
+            }
+            None => {
+                self.last = 0;
+                self.known = false;
+            }
+        }
     }
 
     /// Forgets the count: a new session starts.
     pub(crate) const fn clear(&mut self) {
-        self.0 = None;
+        self.set(None);
     }
 
     /// Takes a dispatch's `seq`; returns whether the dispatch is new (to be
     /// delivered). `new_session`: the dispatch is a READY that starts a new
     /// session, which restarts the count at its number whatever came before.
     pub(crate) const fn take(&mut self, seq: Option<u64>, new_session: bool) -> bool {
-        match (seq, self.0) {
+        match (seq, self.last()) {
             _ if new_session => {
-                self.0 = seq;
+                self.set(seq);
                 true
             }
             (Some(s), Some(last)) if s <= last => false,
             (Some(s), _) => {
-                self.0 = Some(s);
+                self.set(Some(s));
                 true
             }
             (None, _) => true,
@@ -91,6 +116,11 @@ mod tests {
         assert_eq!(seq.last(), Some(1));
         seq.clear();
         assert_eq!(seq.last(), None);
+        // The largest number is a number like any other.
+        assert!(seq.take(Some(u64::MAX), false));
+        assert_eq!(seq.last(), Some(u64::MAX));
+        assert!(!seq.take(Some(u64::MAX), false));
+        assert!(size_of::<Sequence>() <= 9);
     }
 
     #[test]
