@@ -110,6 +110,26 @@ impl Slot {
             Self::InFlight(at) | Self::Reached(at) => Some(at),
         }
     }
+
+    /// The slot's state as a flag ([`NEAR_IN_FLIGHT`] or 0) and its stamp,
+    /// unless it is free.
+    const fn flag_and_stamp(self) -> Option<(u32, Timestamp)> {
+        match self {
+            Self::Free => None,
+            Self::InFlight(at) => Some((NEAR_IN_FLIGHT, at)),
+            Self::Reached(at) => Some((0, at)),
+        }
+    }
+
+    /// The slot in flight or reached at `at`, as `flag` says
+    /// ([`NEAR_IN_FLIGHT`] set or not).
+    const fn taken(flag: u32, at: Timestamp) -> Self {
+        if flag & NEAR_IN_FLIGHT == 0 {
+            Self::Reached(at)
+        } else {
+            Self::InFlight(at)
+        }
+    }
 }
 
 /// A near slot that is free.
@@ -124,10 +144,8 @@ const NEAR_MAX_OFFSET: u64 = (NEAR_IN_FLIGHT - 2) as u64;
 /// `slot` as a near slot of a log based at `base`, if its stamp is within
 /// [`NEAR_MAX_OFFSET`] after it.
 fn near(slot: Slot, base: Timestamp) -> Option<u32> {
-    let (at, flag) = match slot {
-        Slot::Free => return Some(NEAR_FREE),
-        Slot::InFlight(at) => (at, NEAR_IN_FLIGHT),
-        Slot::Reached(at) => (at, 0),
+    let Some((flag, at)) = slot.flag_and_stamp() else {
+        return Some(NEAR_FREE);
     };
     let offset = at.as_millis().checked_sub(base.as_millis())?;
     if offset > NEAR_MAX_OFFSET {
@@ -142,12 +160,7 @@ fn read_near(code: u32, base: Timestamp) -> Slot {
     if code == NEAR_FREE {
         return Slot::Free;
     }
-    let at = base.saturating_add(u64::from(code & !NEAR_IN_FLIGHT));
-    if code & NEAR_IN_FLIGHT == 0 {
-        Slot::Reached(at)
-    } else {
-        Slot::InFlight(at)
-    }
+    Slot::taken(code, base.saturating_add(u64::from(code & !NEAR_IN_FLIGHT)))
 }
 
 /// Words a whole slot takes in a log whose stamps are kept whole: the
@@ -157,10 +170,8 @@ const FAR_WORDS: usize = 3;
 
 /// A whole slot, as the [`FAR_WORDS`] words that hold it.
 fn far(slot: Slot) -> [u32; FAR_WORDS] {
-    let (state, at) = match slot {
-        Slot::Free => return [NEAR_FREE, 0, 0],
-        Slot::InFlight(at) => (NEAR_IN_FLIGHT, at),
-        Slot::Reached(at) => (0, at),
+    let Some((state, at)) = slot.flag_and_stamp() else {
+        return [NEAR_FREE, 0, 0];
     };
     let ms = at.as_millis();
     // Truncations intended: the two halves.
@@ -170,14 +181,10 @@ fn far(slot: Slot) -> [u32; FAR_WORDS] {
 /// A whole slot held in `words`, read.
 fn read_far(words: &[u32]) -> Slot {
     match *words {
-        [state, low, high] if state != NEAR_FREE => {
-            let at = Timestamp::from_millis(u64::from(high) << 32 | u64::from(low));
-            if state & NEAR_IN_FLIGHT == 0 {
-                Slot::Reached(at)
-            } else {
-                Slot::InFlight(at)
-            }
-        }
+        [state, low, high] if state != NEAR_FREE => Slot::taken(
+            state,
+            Timestamp::from_millis(u64::from(high) << 32 | u64::from(low)),
+        ),
         _ => Slot::Free,
     }
 }
