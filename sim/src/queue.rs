@@ -72,7 +72,10 @@ pub(crate) struct Queue<T> {
     slab: Vec<Vec<Entry<T>>>,
     /// Entries ever used: the most events pending at once.
     used: usize,
-    free: Vec<u32>,
+    /// The entries free for reuse, linked through their `next`, the one
+    /// freed last first ([`NIL`]: none). Kept in the entries themselves,
+    /// so a queue needs no list of four bytes per entry beside its slab.
+    free: u32,
     len: usize,
 }
 
@@ -98,7 +101,7 @@ impl<T> Default for Queue<T> {
             order: 0,
             slab: Vec::new(),
             used: 0,
-            free: Vec::new(),
+            free: NIL,
             len: 0,
         }
     }
@@ -109,8 +112,11 @@ impl<T> Queue<T> {
     #[inline]
     pub(crate) fn push(&mut self, at: u64, item: T) {
         let at = at.max(self.base);
-        let index = if let Some(index) = self.free.pop() {
-            self.entry_mut(index).item = Some(item);
+        let index = if self.free != NIL {
+            let index = self.free;
+            let entry = self.entry_mut(index);
+            entry.item = Some(item);
+            self.free = entry.next;
             index
         } else {
             let index = u32::try_from(self.used)
@@ -207,15 +213,17 @@ impl<T> Queue<T> {
                 if self.base > limit {
                     return None;
                 }
+                // The entry goes to the head of the free list.
+                let free = self.free;
                 let entry = self.entry_mut(first);
-                let after = entry.next;
+                let after = std::mem::replace(&mut entry.next, free);
                 let item = entry.item.take().expect("queued once");
+                self.free = first;
                 self.current.0 = after;
                 if after == NIL {
                     self.current.1 = NIL;
                 }
                 self.len -= 1;
-                self.free.push(first);
                 return Some((self.base, item));
             }
             // The current time is drained: turn to the next time with an
