@@ -24,7 +24,7 @@ use crate::client::{
 };
 use crate::gateway::{self, Gateway, ServerFault};
 use crate::metrics::{MaybeMs, Recorder, SessionTally};
-use crate::net::{LinkRng, ShardLink, Sockets};
+use crate::net::{LinkRng, Links, ShardLink, Sockets};
 use crate::packed::{PackedToClient, PackedToServer};
 use crate::queue::Queue;
 use crate::rng::{self, Stream};
@@ -232,7 +232,7 @@ pub(crate) struct Sim<'a> {
     sockets: Sockets,
     /// Each shard's side of its link (its draws, the sockets its client
     /// holds, whether a flap has it down, whether it was told a fatal code).
-    links: Vec<ShardLink>,
+    links: Links,
     /// Faults in force now (indices into `sc.faults`).
     active: Vec<u16>,
     clients: Clients,
@@ -244,6 +244,9 @@ pub(crate) struct Sim<'a> {
     gateway: Gateway,
     rec: Recorder,
     actions: Vec<Action>,
+    /// A shard's held sockets, copied while a link failure goes through
+    /// them (kept to be reused, so a failure allocates nothing).
+    scratch_socks: Vec<SockId>,
 }
 
 /// Runs `model` through `scenario` with `seed`.
@@ -399,6 +402,7 @@ impl<'a> Sim<'a> {
             .driver_holds_timers(),
             rec: Recorder::new(shards, span),
             actions: Vec::new(),
+            scratch_socks: Vec::new(),
         };
         if let Clients::Fleet(_) | Clients::Processes(_) = sim.clients {
             // The fleet started every shard when it was built; its first
@@ -765,13 +769,11 @@ impl<'a> Sim<'a> {
                 to_resume_url,
             } => {
                 self.rec.attempt(shard, self.now);
-                let link = &mut self.links[shard as usize];
-                if link.fatal_seen {
+                if self.links[shard as usize].fatal_seen {
                     self.rec.count.retries_after_fatal += 1;
                 }
-                let held = &mut link.held;
-                held.push(sock);
-                let held = u32::try_from(held.len()).unwrap_or(u32::MAX);
+                let held = self.links.hold(shard, sock);
+                let held = u32::try_from(held).unwrap_or(u32::MAX);
                 self.rec.max_open_per_shard = self.rec.max_open_per_shard.max(held);
                 match self.link_down(shard) {
                     Some(DownMode::Refuse) => {
@@ -807,8 +809,8 @@ impl<'a> Sim<'a> {
     fn client_let_go(&mut self, sock: SockId) {
         if let Some(s) = self.sockets.get_mut(sock) {
             s.client_open = false;
-            let shard = s.shard as usize;
-            self.links[shard].held.remove(sock);
+            let shard = s.shard;
+            self.links.let_go(shard, sock);
         }
         self.sockets.release_if_done(sock);
     }
@@ -1018,7 +1020,7 @@ impl<'a> Sim<'a> {
                     self.schedule(self.now + up, Ev::Flap { shard, fault });
                 }
                 FaultKind::HalfOpen => {
-                    for &sock in self.links[shard as usize].held.as_slice() {
+                    for &sock in self.links.held(shard) {
                         if let Some(s) = self.sockets.get_mut(sock) {
                             s.dead = true;
                         }
@@ -1080,8 +1082,12 @@ impl<'a> Sim<'a> {
 
     /// The shard's link fails: sockets are reset, or go silent.
     fn link_goes_down(&mut self, shard: u32, mode: DownMode) {
-        let socks = self.links[shard as usize].held.clone();
-        for &sock in socks.as_slice() {
+        // A copy: the loop below hands the gateway and the queue each
+        // socket (none of which lets go of one).
+        let mut socks = std::mem::take(&mut self.scratch_socks);
+        socks.clear();
+        socks.extend_from_slice(self.links.held(shard));
+        for &sock in &socks {
             match mode {
                 DownMode::Refuse => {
                     self.gateway.handle_socket_reset(self.now, sock);
@@ -1102,6 +1108,7 @@ impl<'a> Sim<'a> {
                 }
             }
         }
+        self.scratch_socks = socks;
     }
 
     fn heal(&mut self) {
@@ -1125,7 +1132,7 @@ impl<'a> Sim<'a> {
                 continue;
             }
             let mut zombie = false;
-            for &sock in self.links[shard as usize].held.as_slice() {
+            for &sock in self.links.held(shard) {
                 let last_heartbeat = self.gateway.last_heartbeat(sock).unwrap_or(0);
                 if let Some(s) = self.sockets.get(sock)
                     && s.dead
