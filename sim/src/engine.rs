@@ -23,9 +23,9 @@ use crate::client::{
     ProcessesFigures, Timer,
 };
 use crate::gateway::{self, Gateway, ServerFault};
+use crate::in_flight::{InFlight, Message};
 use crate::metrics::{MaybeMs, Recorder, SessionTally};
 use crate::net::{LinkRng, Links, ShardLink, Sockets};
-use crate::packed::{PackedToClient, PackedToServer};
 use crate::queue::Queue;
 use crate::rng::{self, Stream};
 use crate::rules;
@@ -162,9 +162,9 @@ impl std::error::Error for RunError {}
 pub(crate) enum Ev {
     Start { shard: u32 },
     Wake { timer: Timer },
-    // The messages as the queue keeps them (see `crate::packed`).
-    ToClient { sock: SockId, msg: PackedToClient },
-    ToServer { sock: SockId, msg: PackedToServer },
+    // A message crossing a link: its index in `Sim::in_flight` (see
+    // `crate::in_flight`), so that an event takes 12 bytes.
+    Message { index: u32 },
     FaultStart { fault: u16 },
     FaultEnd { fault: u16 },
     Judge,
@@ -188,8 +188,8 @@ impl Ev {
             Self::Wake {
                 timer: Timer::Fleet,
             } => (16, 0),
-            Self::ToClient { sock, .. } => (3, sock.index as u64),
-            Self::ToServer { sock, .. } => (4, sock.index as u64),
+            // Named by the message, as it arrives (see `Due::trace_key`).
+            Self::Message { index } => (0, index as u64),
             Self::FaultStart { fault } => (5, fault as u64),
             Self::FaultEnd { fault } => (6, fault as u64),
             Self::Flap { shard, .. } => (7, shard as u64),
@@ -199,6 +199,24 @@ impl Ev {
             Self::GatewayTimer { timer } => gateway_timer_key(timer),
             Self::SockLifetime { sock } => (14, sock.index as u64),
             Self::Judge => (15, 0),
+        }
+    }
+}
+
+/// An event as it comes due: a message is taken out of `Sim::in_flight`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Due {
+    Event(Ev),
+    Message(Message),
+}
+
+impl Due {
+    /// A small number naming the event, for the trace hash.
+    const fn trace_key(&self) -> (u64, u64) {
+        match *self {
+            Self::Message(Message::ToClient { sock, .. }) => (3, sock.index as u64),
+            Self::Message(Message::ToServer { sock, .. }) => (4, sock.index as u64),
+            Self::Event(ev) => ev.trace_key(),
         }
     }
 }
@@ -229,6 +247,8 @@ pub(crate) struct Sim<'a> {
     /// Shards with a session now.
     established_now: u32,
     queue: Queue<Ev>,
+    /// The messages the queue's [`Ev::Message`] events name.
+    in_flight: InFlight,
     sockets: Sockets,
     /// Each shard's side of its link (its draws, the sockets its client
     /// holds, whether a flap has it down, whether it was told a fatal code).
@@ -376,6 +396,7 @@ impl<'a> Sim<'a> {
             },
             established_now: 0,
             queue: Queue::default(),
+            in_flight: InFlight::default(),
             sockets: Sockets::with_capacity(shards as usize),
             links: (0..shards)
                 .map(|s| {
@@ -506,6 +527,13 @@ impl<'a> Sim<'a> {
         self.queue.push(at.max(self.now), ev);
     }
 
+    /// Queues a message's arrival at `at`, holding the message in
+    /// `in_flight` until then.
+    fn schedule_message(&mut self, at: u64, msg: Message) {
+        let index = self.in_flight.put(msg);
+        self.schedule(at, Ev::Message { index });
+    }
+
     fn run(&mut self, budget: Budget, max_pending: u64) -> Result<(), RunError> {
         let max_events = budget.max_events;
         let cap = usize::try_from(max_pending).unwrap_or(usize::MAX);
@@ -514,12 +542,21 @@ impl<'a> Sim<'a> {
                 break;
             }
             self.now = at;
-            if let Ev::GatewayTimer { timer } = ev {
-                // The timer runs as its event is traced; its outputs are
-                // carried by `step`.
-                self.gateway.handle_timer(at, timer);
-            }
-            let (kind, key) = ev.trace_key();
+            let due = match ev {
+                Ev::Message { index } => match self.in_flight.take(index) {
+                    Some(msg) => Due::Message(msg),
+                    // Every message queued is held until it arrives.
+                    None => continue,
+                },
+                Ev::GatewayTimer { timer } => {
+                    // The timer runs as its event is traced; its outputs
+                    // are carried by `step`.
+                    self.gateway.handle_timer(at, timer);
+                    Due::Event(ev)
+                }
+                ev => Due::Event(ev),
+            };
+            let (kind, key) = due.trace_key();
             self.rec.trace(at, kind, key);
             if self.rec.events >= max_events {
                 return Err(RunError::Budget {
@@ -530,7 +567,7 @@ impl<'a> Sim<'a> {
                     events: max_events,
                 });
             }
-            self.step(ev);
+            self.step(due);
             if self.queue.len() > cap {
                 return Err(RunError::Backlog {
                     scenario: self.sc.name.clone(),
@@ -559,7 +596,16 @@ impl<'a> Sim<'a> {
         self.rec
     }
 
-    fn step(&mut self, ev: Ev) {
+    fn step(&mut self, due: Due) {
+        let ev = match due {
+            Due::Message(Message::ToClient { sock, msg }) => {
+                return self.deliver_to_client(sock, msg.into());
+            }
+            Due::Message(Message::ToServer { sock, msg }) => {
+                return self.gateway_receive(sock, msg.into());
+            }
+            Due::Event(ev) => ev,
+        };
         match ev {
             Ev::Start { shard } => {
                 self.with_client(Timer::Shard(shard), |c, now, cx| c.start(shard, now, cx));
@@ -571,8 +617,8 @@ impl<'a> Sim<'a> {
                     self.with_client(timer, |c, now, cx| c.wake(timer, now, cx));
                 }
             }
-            Ev::ToClient { sock, msg } => self.deliver_to_client(sock, msg.into()),
-            Ev::ToServer { sock, msg } => self.gateway_receive(sock, msg.into()),
+            // Taken out of `in_flight` as it arrived (see `run`).
+            Ev::Message { .. } => {}
             Ev::FaultStart { fault } => self.fault_start(fault),
             Ev::FaultEnd { fault } => self.fault_end(fault),
             Ev::Judge => self.judge(),
@@ -779,9 +825,9 @@ impl<'a> Sim<'a> {
                     Some(DownMode::Refuse) => {
                         self.rec.count.refused_dials += 1;
                         let at = self.now + 2 * self.latency(shard);
-                        self.schedule(
+                        self.schedule_message(
                             at,
-                            Ev::ToClient {
+                            Message::ToClient {
                                 sock,
                                 msg: ToClient::ConnectFailed(Refusal::Refused).into(),
                             },
@@ -955,9 +1001,9 @@ impl<'a> Sim<'a> {
         };
         let at = (self.now + lat).max(u64::from(s.last_to_server));
         s.last_to_server = u32::try_from(at).unwrap_or(u32::MAX);
-        self.schedule(
+        self.schedule_message(
             at,
-            Ev::ToServer {
+            Message::ToServer {
                 sock,
                 msg: msg.into(),
             },
@@ -982,9 +1028,9 @@ impl<'a> Sim<'a> {
         };
         let at = (self.now + lat).max(u64::from(s.last_to_client));
         s.last_to_client = u32::try_from(at).unwrap_or(u32::MAX);
-        self.schedule(
+        self.schedule_message(
             at,
-            Ev::ToClient {
+            Message::ToClient {
                 sock,
                 msg: msg.into(),
             },
@@ -1093,9 +1139,9 @@ impl<'a> Sim<'a> {
                     self.gateway.handle_socket_reset(self.now, sock);
                     self.carry_gateway_outputs();
                     // The reset reaches the client at once.
-                    self.schedule(
+                    self.schedule_message(
                         self.now + 1,
-                        Ev::ToClient {
+                        Message::ToClient {
                             sock,
                             msg: ToClient::Closed { code: None }.into(),
                         },
