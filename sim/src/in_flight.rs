@@ -30,6 +30,7 @@ pub(crate) struct InFlight {
 
 impl InFlight {
     /// Holds `msg` until [`take`](Self::take) is given the index returned.
+    #[inline]
     pub(crate) fn put(&mut self, msg: Message) -> u32 {
         if let Some(index) = self.free.pop() {
             self.slots[index as usize] = Some(msg);
@@ -43,6 +44,7 @@ impl InFlight {
     }
 
     /// The message held at `index`, which is free again.
+    #[inline]
     pub(crate) fn take(&mut self, index: u32) -> Option<Message> {
         let msg = self.slots.get_mut(index as usize)?.take()?;
         self.free.push(index);

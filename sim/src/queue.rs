@@ -171,7 +171,7 @@ impl<T> Queue<T> {
     #[inline]
     fn put_on_wheel(&mut self, at: u64, index: u32) {
         if self.slots.is_empty() {
-            self.slots = vec![NIL; WINDOW_MS as usize];
+            self.allocate_slots();
         }
         let slot = (at & MASK) as usize;
         let head = self.slots[slot];
@@ -180,6 +180,13 @@ impl<T> Queue<T> {
         if head == NIL {
             self.occupied[slot / 64] |= 1 << (slot % 64);
         }
+    }
+
+    /// The wheel's slots, at the first push (kept out of the pushes' way).
+    #[cold]
+    #[inline(never)]
+    fn allocate_slots(&mut self) {
+        self.slots = vec![NIL; WINDOW_MS as usize];
     }
 
     /// Takes the list of `base`'s slot off the wheel into `current`, in
