@@ -23,9 +23,9 @@ use crate::client::{
     ProcessesFigures, Timer,
 };
 use crate::gateway::{self, Gateway, ServerFault};
+use crate::in_flight::{InFlight, Message};
 use crate::metrics::{MaybeMs, Recorder, SessionTally};
-use crate::net::{LinkRng, ShardLink, Sockets};
-use crate::packed::{PackedToClient, PackedToServer};
+use crate::net::{LinkRng, Links, ShardLink, Sockets};
 use crate::queue::Queue;
 use crate::rng::{self, Stream};
 use crate::rules;
@@ -162,9 +162,9 @@ impl std::error::Error for RunError {}
 pub(crate) enum Ev {
     Start { shard: u32 },
     Wake { timer: Timer },
-    // The messages as the queue keeps them (see `crate::packed`).
-    ToClient { sock: SockId, msg: PackedToClient },
-    ToServer { sock: SockId, msg: PackedToServer },
+    // A message crossing a link: its index in `Sim::in_flight` (see
+    // `crate::in_flight`), so that an event takes 12 bytes.
+    Message { index: u32 },
     FaultStart { fault: u16 },
     FaultEnd { fault: u16 },
     Judge,
@@ -188,8 +188,8 @@ impl Ev {
             Self::Wake {
                 timer: Timer::Fleet,
             } => (16, 0),
-            Self::ToClient { sock, .. } => (3, sock.index as u64),
-            Self::ToServer { sock, .. } => (4, sock.index as u64),
+            // Named by the message, as it arrives (see `Due::trace_key`).
+            Self::Message { index } => (0, index as u64),
             Self::FaultStart { fault } => (5, fault as u64),
             Self::FaultEnd { fault } => (6, fault as u64),
             Self::Flap { shard, .. } => (7, shard as u64),
@@ -199,6 +199,24 @@ impl Ev {
             Self::GatewayTimer { timer } => gateway_timer_key(timer),
             Self::SockLifetime { sock } => (14, sock.index as u64),
             Self::Judge => (15, 0),
+        }
+    }
+}
+
+/// An event as it comes due: a message is taken out of `Sim::in_flight`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Due {
+    Event(Ev),
+    Message(Message),
+}
+
+impl Due {
+    /// A small number naming the event, for the trace hash.
+    const fn trace_key(&self) -> (u64, u64) {
+        match *self {
+            Self::Message(Message::ToClient { sock, .. }) => (3, sock.index as u64),
+            Self::Message(Message::ToServer { sock, .. }) => (4, sock.index as u64),
+            Self::Event(ev) => ev.trace_key(),
         }
     }
 }
@@ -229,10 +247,12 @@ pub(crate) struct Sim<'a> {
     /// Shards with a session now.
     established_now: u32,
     queue: Queue<Ev>,
+    /// The messages the queue's [`Ev::Message`] events name.
+    in_flight: InFlight,
     sockets: Sockets,
     /// Each shard's side of its link (its draws, the sockets its client
     /// holds, whether a flap has it down, whether it was told a fatal code).
-    links: Vec<ShardLink>,
+    links: Links,
     /// Faults in force now (indices into `sc.faults`).
     active: Vec<u16>,
     clients: Clients,
@@ -244,6 +264,9 @@ pub(crate) struct Sim<'a> {
     gateway: Gateway,
     rec: Recorder,
     actions: Vec<Action>,
+    /// A shard's held sockets, copied while a link failure goes through
+    /// them (kept to be reused, so a failure allocates nothing).
+    scratch_socks: Vec<SockId>,
 }
 
 /// Runs `model` through `scenario` with `seed`.
@@ -373,6 +396,7 @@ impl<'a> Sim<'a> {
             },
             established_now: 0,
             queue: Queue::default(),
+            in_flight: InFlight::default(),
             sockets: Sockets::with_capacity(shards as usize),
             links: (0..shards)
                 .map(|s| {
@@ -399,6 +423,7 @@ impl<'a> Sim<'a> {
             .driver_holds_timers(),
             rec: Recorder::new(shards, span),
             actions: Vec::new(),
+            scratch_socks: Vec::new(),
         };
         if let Clients::Fleet(_) | Clients::Processes(_) = sim.clients {
             // The fleet started every shard when it was built; its first
@@ -502,6 +527,13 @@ impl<'a> Sim<'a> {
         self.queue.push(at.max(self.now), ev);
     }
 
+    /// Queues a message's arrival at `at`, holding the message in
+    /// `in_flight` until then.
+    fn schedule_message(&mut self, at: u64, msg: Message) {
+        let index = self.in_flight.put(msg);
+        self.schedule(at, Ev::Message { index });
+    }
+
     fn run(&mut self, budget: Budget, max_pending: u64) -> Result<(), RunError> {
         let max_events = budget.max_events;
         let cap = usize::try_from(max_pending).unwrap_or(usize::MAX);
@@ -510,12 +542,21 @@ impl<'a> Sim<'a> {
                 break;
             }
             self.now = at;
-            if let Ev::GatewayTimer { timer } = ev {
-                // The timer runs as its event is traced; its outputs are
-                // carried by `step`.
-                self.gateway.handle_timer(at, timer);
-            }
-            let (kind, key) = ev.trace_key();
+            let due = match ev {
+                Ev::Message { index } => match self.in_flight.take(index) {
+                    Some(msg) => Due::Message(msg),
+                    // Every message queued is held until it arrives.
+                    None => continue,
+                },
+                Ev::GatewayTimer { timer } => {
+                    // The timer runs as its event is traced; its outputs
+                    // are carried by `step`.
+                    self.gateway.handle_timer(at, timer);
+                    Due::Event(ev)
+                }
+                ev => Due::Event(ev),
+            };
+            let (kind, key) = due.trace_key();
             self.rec.trace(at, kind, key);
             if self.rec.events >= max_events {
                 return Err(RunError::Budget {
@@ -526,7 +567,7 @@ impl<'a> Sim<'a> {
                     events: max_events,
                 });
             }
-            self.step(ev);
+            self.step(due);
             if self.queue.len() > cap {
                 return Err(RunError::Backlog {
                     scenario: self.sc.name.clone(),
@@ -555,7 +596,16 @@ impl<'a> Sim<'a> {
         self.rec
     }
 
-    fn step(&mut self, ev: Ev) {
+    fn step(&mut self, due: Due) {
+        let ev = match due {
+            Due::Message(Message::ToClient { sock, msg }) => {
+                return self.deliver_to_client(sock, msg.into());
+            }
+            Due::Message(Message::ToServer { sock, msg }) => {
+                return self.gateway_receive(sock, msg.into());
+            }
+            Due::Event(ev) => ev,
+        };
         match ev {
             Ev::Start { shard } => {
                 self.with_client(Timer::Shard(shard), |c, now, cx| c.start(shard, now, cx));
@@ -567,8 +617,8 @@ impl<'a> Sim<'a> {
                     self.with_client(timer, |c, now, cx| c.wake(timer, now, cx));
                 }
             }
-            Ev::ToClient { sock, msg } => self.deliver_to_client(sock, msg.into()),
-            Ev::ToServer { sock, msg } => self.gateway_receive(sock, msg.into()),
+            // Taken out of `in_flight` as it arrived (see `run`).
+            Ev::Message { .. } => {}
             Ev::FaultStart { fault } => self.fault_start(fault),
             Ev::FaultEnd { fault } => self.fault_end(fault),
             Ev::Judge => self.judge(),
@@ -765,21 +815,19 @@ impl<'a> Sim<'a> {
                 to_resume_url,
             } => {
                 self.rec.attempt(shard, self.now);
-                let link = &mut self.links[shard as usize];
-                if link.fatal_seen {
+                if self.links[shard as usize].fatal_seen {
                     self.rec.count.retries_after_fatal += 1;
                 }
-                let held = &mut link.held;
-                held.push(sock);
-                let held = u32::try_from(held.len()).unwrap_or(u32::MAX);
+                let held = self.links.hold(shard, sock);
+                let held = u32::try_from(held).unwrap_or(u32::MAX);
                 self.rec.max_open_per_shard = self.rec.max_open_per_shard.max(held);
                 match self.link_down(shard) {
                     Some(DownMode::Refuse) => {
                         self.rec.count.refused_dials += 1;
                         let at = self.now + 2 * self.latency(shard);
-                        self.schedule(
+                        self.schedule_message(
                             at,
-                            Ev::ToClient {
+                            Message::ToClient {
                                 sock,
                                 msg: ToClient::ConnectFailed(Refusal::Refused).into(),
                             },
@@ -807,8 +855,8 @@ impl<'a> Sim<'a> {
     fn client_let_go(&mut self, sock: SockId) {
         if let Some(s) = self.sockets.get_mut(sock) {
             s.client_open = false;
-            let shard = s.shard as usize;
-            self.links[shard].held.remove(sock);
+            let shard = s.shard;
+            self.links.let_go(shard, sock);
         }
         self.sockets.release_if_done(sock);
     }
@@ -953,9 +1001,9 @@ impl<'a> Sim<'a> {
         };
         let at = (self.now + lat).max(u64::from(s.last_to_server));
         s.last_to_server = u32::try_from(at).unwrap_or(u32::MAX);
-        self.schedule(
+        self.schedule_message(
             at,
-            Ev::ToServer {
+            Message::ToServer {
                 sock,
                 msg: msg.into(),
             },
@@ -980,9 +1028,9 @@ impl<'a> Sim<'a> {
         };
         let at = (self.now + lat).max(u64::from(s.last_to_client));
         s.last_to_client = u32::try_from(at).unwrap_or(u32::MAX);
-        self.schedule(
+        self.schedule_message(
             at,
-            Ev::ToClient {
+            Message::ToClient {
                 sock,
                 msg: msg.into(),
             },
@@ -1018,7 +1066,7 @@ impl<'a> Sim<'a> {
                     self.schedule(self.now + up, Ev::Flap { shard, fault });
                 }
                 FaultKind::HalfOpen => {
-                    for &sock in self.links[shard as usize].held.as_slice() {
+                    for &sock in self.links.held(shard) {
                         if let Some(s) = self.sockets.get_mut(sock) {
                             s.dead = true;
                         }
@@ -1080,16 +1128,20 @@ impl<'a> Sim<'a> {
 
     /// The shard's link fails: sockets are reset, or go silent.
     fn link_goes_down(&mut self, shard: u32, mode: DownMode) {
-        let socks = self.links[shard as usize].held.clone();
-        for &sock in socks.as_slice() {
+        // A copy: the loop below hands the gateway and the queue each
+        // socket (none of which lets go of one).
+        let mut socks = std::mem::take(&mut self.scratch_socks);
+        socks.clear();
+        socks.extend_from_slice(self.links.held(shard));
+        for &sock in &socks {
             match mode {
                 DownMode::Refuse => {
                     self.gateway.handle_socket_reset(self.now, sock);
                     self.carry_gateway_outputs();
                     // The reset reaches the client at once.
-                    self.schedule(
+                    self.schedule_message(
                         self.now + 1,
-                        Ev::ToClient {
+                        Message::ToClient {
                             sock,
                             msg: ToClient::Closed { code: None }.into(),
                         },
@@ -1102,6 +1154,7 @@ impl<'a> Sim<'a> {
                 }
             }
         }
+        self.scratch_socks = socks;
     }
 
     fn heal(&mut self) {
@@ -1125,7 +1178,7 @@ impl<'a> Sim<'a> {
                 continue;
             }
             let mut zombie = false;
-            for &sock in self.links[shard as usize].held.as_slice() {
+            for &sock in self.links.held(shard) {
                 let last_heartbeat = self.gateway.last_heartbeat(sock).unwrap_or(0);
                 if let Some(s) = self.sockets.get(sock)
                     && s.dead

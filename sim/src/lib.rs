@@ -48,6 +48,7 @@ pub mod client;
 mod engine;
 pub mod frontier;
 pub mod gateway;
+mod in_flight;
 pub mod metrics;
 pub mod net;
 mod packed;

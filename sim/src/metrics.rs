@@ -97,93 +97,165 @@ impl std::ops::Sub for Counters {
     }
 }
 
-/// The most times recorded inside any window of a fixed length, kept as
-/// they arrive (in non-decreasing order), so memory is bounded by the times
-/// inside one window rather than by the length of the run.
+/// The most times recorded inside any window of a fixed length, for each
+/// of a table's entries (a fleet's shards, or one entry for the whole
+/// fleet), kept as they arrive (in non-decreasing order per entry), so
+/// memory is bounded by the times inside one window rather than by the
+/// length of the run.
 ///
-/// Only times from [`WindowPeak::begin_judging`] on count; the same
-/// figures [`max_in_window`] gives over the sorted times from then on.
-///
-/// Its 46 bytes are aligned to a cache line: a fleet keeps two per shard
-/// in tables, where unaligned half of them would lie across two lines
-/// and an attempt or a handshake would read both.
+/// Only times from [`WindowPeaks::begin_judging`] on count; each entry's
+/// peak is the figure [`max_in_window`] gives over its sorted times from
+/// then on. What every entry shares (the window's length, whether judging
+/// has begun, and the count of times judged, which the report only ever
+/// sums) is kept once here, so an entry is 32 bytes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[repr(align(64))]
-pub struct WindowPeak {
-    /// The times inside the window ending at the latest one (inline while
-    /// they are few: a fleet keeps two of these per shard).
-    recent: RecentTimes,
-    /// Times counted since judging began.
-    count: u64,
+pub struct WindowPeaks {
     /// The window's length, ms.
     window: u32,
-    /// The most times inside one window since judging began.
-    peak: u32,
-    /// The first time ever pushed, judged or not (read when `pushed`).
-    first: u32,
-    /// Whether a time was ever pushed.
-    pushed: bool,
     /// Whether judging has begun.
     judging: bool,
+    /// Times counted since judging began, all entries together.
+    count: u64,
+    /// Each entry's times and peak.
+    entries: Vec<WindowPeak>,
 }
 
-impl WindowPeak {
-    /// An empty count over windows of `window` ms.
+impl WindowPeaks {
+    /// `entries` empty entries, counting over windows of `window` ms.
     #[must_use]
-    pub fn new(window: u32) -> Self {
+    pub fn new(window: u32, entries: usize) -> Self {
         Self {
             window,
-            ..Self::default()
+            judging: false,
+            count: 0,
+            entries: vec![WindowPeak::default(); entries],
         }
     }
 
-    /// A time, no earlier than the one before it.
+    /// A time for entry `i`, no earlier than that entry's time before it
+    /// (an entry the table does not have is ignored).
     #[inline]
-    pub fn push(&mut self, at: u32) {
-        while self
-            .recent
-            .front()
-            .is_some_and(|t| at.saturating_sub(t) >= self.window)
-        {
-            self.recent.pop_front();
-        }
-        self.recent.push_back(at);
-        if !self.pushed {
-            self.pushed = true;
-            self.first = at;
-        }
+    pub fn push(&mut self, i: usize, at: u32) {
+        let Some(entry) = self.entries.get_mut(i) else {
+            return;
+        };
+        entry.push(at, self.window, self.judging);
         if self.judging {
             self.count = self.count.saturating_add(1);
-            let held = u32::try_from(self.recent.len()).unwrap_or(u32::MAX);
-            self.peak = self.peak.max(held);
         }
     }
 
     /// Judging begins at `from`: times before it are forgotten, the ones at
     /// or after it (pushed at the same instant) count.
     pub fn begin_judging(&mut self, from: u32) {
-        self.recent.retain(|t| t >= from);
         self.judging = true;
-        self.count = self.recent.len() as u64;
-        self.peak = u32::try_from(self.recent.len()).unwrap_or(u32::MAX);
+        self.count = self
+            .entries
+            .iter_mut()
+            .map(|e| e.begin_judging(from) as u64)
+            .sum();
     }
 
-    /// Times counted since judging began.
+    /// Times counted since judging began, all entries together.
     #[must_use]
-    pub fn count(&self) -> u64 {
+    pub const fn count(&self) -> u64 {
         self.count
+    }
+
+    /// The window's length, ms.
+    #[must_use]
+    pub const fn window(&self) -> u32 {
+        self.window
+    }
+
+    /// Entry `i`, if the table has it.
+    #[must_use]
+    pub fn get(&self, i: usize) -> Option<&WindowPeak> {
+        self.entries.get(i)
+    }
+
+    /// The entries, in order.
+    pub fn iter(&self) -> std::slice::Iter<'_, WindowPeak> {
+        self.entries.iter()
+    }
+
+    /// How many entries the table has.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the table has no entry.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// One entry of [`WindowPeaks`]: its times inside the window ending at
+/// the latest one, its peak and its first time.
+///
+/// 32 bytes, aligned to 32: a fleet keeps two per shard in tables,
+/// allocated 16 bytes into a page, where unaligned every other entry
+/// would lie across two cache lines and an attempt or a handshake would
+/// read both.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[repr(align(32))]
+pub struct WindowPeak {
+    /// The times inside the window ending at the latest one (inline while
+    /// they are few).
+    recent: RecentTimes,
+    /// The most times inside one window since judging began.
+    peak: u32,
+    /// The first time ever pushed, judged or not (a time of
+    /// `u32::MAX` ms, past 49.7 days, is kept as one ms less).
+    first: MaybeMs,
+}
+
+impl WindowPeak {
+    /// A time, no earlier than the one before it, over windows of
+    /// `window` ms; the peak counts it if `judging`.
+    #[inline]
+    fn push(&mut self, at: u32, window: u32, judging: bool) {
+        while self
+            .recent
+            .front()
+            .is_some_and(|t| at.saturating_sub(t) >= window)
+        {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(at);
+        if self.first.is_none() {
+            self.first = MaybeMs::at(u64::from(at));
+        }
+        if judging {
+            let held = u32::try_from(self.recent.len()).unwrap_or(u32::MAX);
+            self.peak = self.peak.max(held);
+        }
+    }
+
+    /// Judging begins at `from`: times before it are forgotten; says how
+    /// many are held, which count as judged.
+    fn begin_judging(&mut self, from: u32) -> usize {
+        self.recent.retain(|t| t >= from);
+        let held = self.recent.len();
+        self.peak = u32::try_from(held).unwrap_or(u32::MAX);
+        held
     }
 
     /// The most times inside one window since judging began.
     #[must_use]
-    pub fn peak(&self) -> u32 {
+    pub const fn peak(&self) -> u32 {
         self.peak
     }
 
     /// The first time ever pushed, judged or not.
     #[must_use]
     pub fn first(&self) -> Option<u32> {
-        self.pushed.then_some(self.first)
+        // `MaybeMs::at` was given a u32, so the time fits.
+        self.first
+            .get()
+            .map(|t| u32::try_from(t).unwrap_or(u32::MAX))
     }
 
     /// Times held now (at most the times inside one window).
@@ -252,13 +324,13 @@ pub const MAX_SERIES_SECONDS: usize = 7 * 24 * 3_600 + 3_600;
 pub struct Recorder {
     /// Attempts per shard in any 60 s since judging began (times in ms;
     /// fit in u32 for runs up to 49 days).
-    pub attempts: Vec<WindowPeak>,
+    pub attempts: WindowPeaks,
     /// Handshakes per shard reaching the gateway in any 60 s since judging
     /// began.
-    pub arrivals: Vec<WindowPeak>,
+    pub arrivals: WindowPeaks,
     /// Handshakes reaching the gateway, all shards, in any 100 ms since
-    /// judging began.
-    pub arrivals_100ms: WindowPeak,
+    /// judging began: one entry.
+    pub arrivals_100ms: WindowPeaks,
     /// Client attempts per second of simulated time.
     pub attempts_per_s: Vec<u32>,
     /// Handshakes reaching the server per second.
@@ -325,9 +397,9 @@ impl Recorder {
     pub fn new(shards: u32, duration_ms: u64) -> Self {
         let seconds = usize::try_from(duration_ms / 1_000 + 1).unwrap_or(usize::MAX);
         Self {
-            attempts: vec![WindowPeak::new(60_000); shards as usize],
-            arrivals: vec![WindowPeak::new(60_000); shards as usize],
-            arrivals_100ms: WindowPeak::new(100),
+            attempts: WindowPeaks::new(60_000, shards as usize),
+            arrivals: WindowPeaks::new(60_000, shards as usize),
+            arrivals_100ms: WindowPeaks::new(100, 1),
             attempts_per_s: vec![0; seconds],
             arrivals_per_s: vec![0; seconds],
             established: vec![MaybeMs::NONE; shards as usize],
@@ -350,9 +422,8 @@ impl Recorder {
     pub fn begin_judging(&mut self, at: u64) {
         let from = u32::try_from(at).unwrap_or(u32::MAX);
         self.judged_from = Some(at);
-        for w in self.attempts.iter_mut().chain(self.arrivals.iter_mut()) {
-            w.begin_judging(from);
-        }
+        self.attempts.begin_judging(from);
+        self.arrivals.begin_judging(from);
         self.arrivals_100ms.begin_judging(from);
         self.attempts_per_schedule_s.clear();
         if let (Some(offset), (latest, n)) = (self.schedule_offset, self.latest_attempts)
@@ -377,9 +448,8 @@ impl Recorder {
 
     /// A client attempt.
     pub fn attempt(&mut self, shard: u32, at: u64) {
-        if let Some(a) = self.attempts.get_mut(shard as usize) {
-            a.push(u32::try_from(at).unwrap_or(u32::MAX));
-        }
+        self.attempts
+            .push(shard as usize, u32::try_from(at).unwrap_or(u32::MAX));
         if let Some(c) = self.attempts_per_s.get_mut((at / 1_000) as usize) {
             *c += 1;
         }
@@ -402,10 +472,8 @@ impl Recorder {
     /// A handshake from `shard` reaching the server.
     pub fn arrival(&mut self, shard: u32, at: u64) {
         let t = u32::try_from(at).unwrap_or(u32::MAX);
-        if let Some(a) = self.arrivals.get_mut(shard as usize) {
-            a.push(t);
-        }
-        self.arrivals_100ms.push(t);
+        self.arrivals.push(shard as usize, t);
+        self.arrivals_100ms.push(0, t);
         if let Some(c) = self.arrivals_per_s.get_mut((at / 1_000) as usize) {
             *c += 1;
         }
@@ -475,19 +543,40 @@ mod tests {
             times.push(t);
         }
         let from = times[1_000];
-        let mut w = WindowPeak::new(1_000);
+        // The times as entry 1 of a table, entry 0 getting every other one.
+        let mut w = WindowPeaks::new(1_000, 2);
         for &t in &times[..1_001] {
-            w.push(t);
+            w.push(1, t);
         }
         w.begin_judging(from);
-        for &t in &times[1_001..] {
-            w.push(t);
-            assert!(w.held() <= 1_000, "only one window is held");
+        let mut other = Vec::new();
+        for (k, &t) in times[1_001..].iter().enumerate() {
+            w.push(1, t);
+            if k % 2 == 0 {
+                w.push(0, t);
+                other.push(t);
+            }
+            assert!(w.get(1).unwrap().held() <= 1_000, "only one window is held");
         }
         let judged: Vec<u32> = times.iter().copied().filter(|&t| t >= from).collect();
-        assert_eq!(w.peak(), max_in_window(&judged, 1_000));
-        assert_eq!(w.count(), judged.len() as u64);
-        assert_eq!(w.first(), Some(times[0]));
+        let one = w.get(1).unwrap();
+        assert_eq!(one.peak(), max_in_window(&judged, 1_000));
+        assert_eq!(one.first(), Some(times[0]));
+        assert_eq!(w.get(0).unwrap().peak(), max_in_window(&other, 1_000));
+        assert_eq!(w.get(0).unwrap().first(), Some(times[1_001]));
+        assert_eq!(w.count(), (judged.len() + other.len()) as u64);
+        assert_eq!(w.window(), 1_000);
+        // Pushes for an entry the table does not have are ignored.
+        w.push(2, t);
+        assert_eq!(w.count(), (judged.len() + other.len()) as u64);
+        assert_eq!(w.len(), 2);
+        assert!(WindowPeaks::default().is_empty());
+    }
+
+    #[test]
+    fn a_window_entry_is_32_bytes_in_one_cache_line() {
+        assert_eq!(size_of::<WindowPeak>(), 32);
+        assert_eq!(align_of::<WindowPeak>(), 32);
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! Sockets and the links they run over.
 //!
 //! Each shard's side of its link is one small record ([`ShardLink`]): its
-//! random source, the sockets its client holds (kept inline, so a fleet
-//! allocates nothing per shard for them) and two flags, so an event for a
-//! shard reads one place rather than one table per field.
+//! random source, the sockets its client holds (two inline, so a fleet
+//! allocates nothing per shard for them; [`Links`] keeps longer lists) and
+//! two flags, so an event for a shard reads one place rather than one
+//! table per field.
 //!
 //! The socket table is a slab whose slots carry a generation, so a message
 //! still in flight for a socket that is gone is dropped rather than handed
@@ -47,110 +48,36 @@ impl LinkRng {
     }
 }
 
-/// Sockets held inline before a shard's list moves to the heap: a sound
-/// client holds one socket, two while it replaces it.
-const INLINE_SOCKETS: usize = 3;
+/// Sockets held in a shard's record before its list moves to the table's
+/// spilled lists: a sound client holds one socket, two while it replaces
+/// it.
+const INLINE_SOCKETS: usize = 2;
 
-/// The sockets one shard's client still holds, in the order it opened them.
-///
-/// Up to three live in the record itself; a model that leaves
-/// sockets behind spills onto the heap, keeping the order.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum HeldSockets {
-    /// Few: the first `len` of `socks`.
-    Inline {
-        /// How many of `socks` are held.
-        len: u8,
-        /// The sockets, oldest first.
-        socks: [SockId; INLINE_SOCKETS],
-    },
-    /// More than fit inline, oldest first.
-    Spilled(Vec<SockId>),
-}
-
-impl Default for HeldSockets {
-    fn default() -> Self {
-        Self::Inline {
-            len: 0,
-            socks: [SockId {
-                index: 0,
-                generation: 0,
-            }; INLINE_SOCKETS],
-        }
-    }
-}
-
-impl HeldSockets {
-    /// The sockets, oldest first.
-    #[must_use]
-    pub fn as_slice(&self) -> &[SockId] {
-        match self {
-            Self::Inline { len, socks } => &socks[..usize::from(*len)],
-            Self::Spilled(socks) => socks,
-        }
-    }
-
-    /// How many are held.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.as_slice().len()
-    }
-
-    /// Whether none is held.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Holds one more, newest.
-    pub fn push(&mut self, sock: SockId) {
-        match self {
-            Self::Inline { len, socks } if usize::from(*len) < INLINE_SOCKETS => {
-                socks[usize::from(*len)] = sock;
-                *len += 1;
-            }
-            Self::Inline { socks, .. } => {
-                let mut spilled = socks.to_vec();
-                spilled.push(sock);
-                *self = Self::Spilled(spilled);
-            }
-            Self::Spilled(socks) => socks.push(sock),
-        }
-    }
-
-    /// Lets go of `sock`, keeping the others' order.
-    pub fn remove(&mut self, sock: SockId) {
-        match self {
-            Self::Inline { len, socks } => {
-                let mut kept = 0;
-                for i in 0..usize::from(*len) {
-                    if socks[i] != sock {
-                        socks[kept] = socks[i];
-                        kept += 1;
-                    }
-                }
-                // At most `INLINE_SOCKETS` were held.
-                *len = u8::try_from(kept).unwrap_or(u8::MAX);
-            }
-            Self::Spilled(socks) => socks.retain(|x| *x != sock),
-        }
-    }
-}
+/// `ShardLink::held_len` of a shard whose list is spilled: its
+/// `held[0].index` is then the list's place in [`Links::spilled`].
+const SPILLED: u8 = u8::MAX;
 
 /// One shard's side of its link: everything the engine keeps per shard
-/// about it, in one record.
+/// about it, in one record (the sockets its client holds are read and
+/// changed through [`Links`], which keeps the lists too long for the
+/// record).
 ///
-/// Its 42 bytes are aligned to a cache line: unaligned, a table of
-/// 48-byte records puts half of them across two lines, and a shard's
-/// event (a send reads the flap flag and the draws, a dial the flags and
-/// the held sockets) then misses twice where it could miss once.
+/// 27 bytes, aligned to 32: a table of them is allocated 16 bytes into a
+/// page, and unaligned some records would lie across two cache lines, so
+/// that a shard's event (a send reads the flap flag and the draws, a dial
+/// the flags and the held sockets) would miss twice where it could miss
+/// once.
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[repr(align(64))]
+#[repr(align(32))]
 pub struct ShardLink {
     /// The link's draws (latency jitter, loss, flap lengths).
     pub rng: LinkRng,
-    /// The sockets the shard's client still holds.
-    pub held: HeldSockets,
+    /// The sockets the shard's client holds, oldest first: the first
+    /// `held_len`, or, when `held_len` is [`SPILLED`], the spilled list
+    /// `held[0].index`.
+    held: [SockId; INLINE_SOCKETS],
+    /// How many of `held` are held, or [`SPILLED`].
+    held_len: u8,
     /// A flapping fault has the link down now.
     pub flap_down: bool,
     /// The client was told a fatal close code.
@@ -160,12 +87,151 @@ pub struct ShardLink {
 impl ShardLink {
     /// A link drawing from `rng`, up, holding nothing.
     #[must_use]
-    pub fn new(rng: LinkRng) -> Self {
+    pub const fn new(rng: LinkRng) -> Self {
         Self {
             rng,
-            held: HeldSockets::default(),
+            held: [SockId {
+                index: 0,
+                generation: 0,
+            }; INLINE_SOCKETS],
+            held_len: 0,
             flap_down: false,
             fatal_seen: false,
+        }
+    }
+}
+
+/// Every shard's side of its link ([`ShardLink`], indexed by shard), and
+/// the lists of held sockets too long for a shard's record (a model that
+/// leaves sockets behind), in the order they were opened.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Links {
+    links: Vec<ShardLink>,
+    /// Spilled lists, oldest socket first; an empty one is free.
+    spilled: Vec<Vec<SockId>>,
+    /// The spilled lists free for reuse.
+    free: Vec<u32>,
+}
+
+impl FromIterator<ShardLink> for Links {
+    fn from_iter<I: IntoIterator<Item = ShardLink>>(links: I) -> Self {
+        Self {
+            links: links.into_iter().collect(),
+            spilled: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+}
+
+impl std::ops::Index<usize> for Links {
+    type Output = ShardLink;
+
+    fn index(&self, shard: usize) -> &ShardLink {
+        &self.links[shard]
+    }
+}
+
+impl std::ops::IndexMut<usize> for Links {
+    fn index_mut(&mut self, shard: usize) -> &mut ShardLink {
+        &mut self.links[shard]
+    }
+}
+
+impl Links {
+    /// How many shards.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.links.len()
+    }
+
+    /// Whether there is no shard.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.links.is_empty()
+    }
+
+    /// Every shard's link, in order.
+    pub fn iter_mut(&mut self) -> std::slice::IterMut<'_, ShardLink> {
+        self.links.iter_mut()
+    }
+
+    /// The sockets `shard`'s client holds, oldest first (none for a shard
+    /// the table does not have).
+    #[must_use]
+    pub fn held(&self, shard: u32) -> &[SockId] {
+        let Some(link) = self.links.get(shard as usize) else {
+            return &[];
+        };
+        if link.held_len == SPILLED {
+            self.spilled
+                .get(link.held[0].index as usize)
+                .map_or(&[], Vec::as_slice)
+        } else {
+            &link.held[..usize::from(link.held_len)]
+        }
+    }
+
+    /// `shard`'s client holds one more socket, newest; says how many it
+    /// holds now.
+    pub fn hold(&mut self, shard: u32, sock: SockId) -> usize {
+        let Some(link) = self.links.get_mut(shard as usize) else {
+            return 0;
+        };
+        let len = usize::from(link.held_len);
+        if link.held_len == SPILLED {
+            let list = &mut self.spilled[link.held[0].index as usize];
+            list.push(sock);
+            return list.len();
+        }
+        if len < INLINE_SOCKETS {
+            link.held[len] = sock;
+            link.held_len += 1;
+            return len + 1;
+        }
+        // Full: the list moves out of the record, in order.
+        let mut list = Vec::with_capacity(2 * INLINE_SOCKETS);
+        list.extend_from_slice(&link.held);
+        list.push(sock);
+        let held = list.len();
+        let at = if let Some(at) = self.free.pop() {
+            self.spilled[at as usize] = list;
+            at
+        } else {
+            self.spilled.push(list);
+            u32::try_from(self.spilled.len() - 1).unwrap_or(u32::MAX)
+        };
+        link.held[0].index = at;
+        link.held_len = SPILLED;
+        held
+    }
+
+    /// `shard`'s client lets go of `sock`, keeping the others' order.
+    pub fn let_go(&mut self, shard: u32, sock: SockId) {
+        let Some(link) = self.links.get_mut(shard as usize) else {
+            return;
+        };
+        if link.held_len != SPILLED {
+            let len = usize::from(link.held_len);
+            let mut kept = 0;
+            for i in 0..len {
+                if link.held[i] != sock {
+                    link.held[kept] = link.held[i];
+                    kept += 1;
+                }
+            }
+            // At most `INLINE_SOCKETS` were held.
+            link.held_len = u8::try_from(kept).unwrap_or(0);
+            return;
+        }
+        let at = link.held[0].index;
+        let list = &mut self.spilled[at as usize];
+        list.retain(|x| *x != sock);
+        if list.len() <= INLINE_SOCKETS {
+            // Short again: back into the record, and the list is free.
+            let list = std::mem::take(list);
+            link.held[..list.len()].copy_from_slice(&list);
+            link.held_len = u8::try_from(list.len()).unwrap_or(0);
+            self.free.push(at);
         }
     }
 }
@@ -323,29 +389,60 @@ mod tests {
             index,
             generation: 0,
         };
-        let mut held = HeldSockets::default();
-        assert!(held.is_empty());
-        let mut model = Vec::new();
-        // Pushes past the inline capacity and removals, checked against a
-        // plain list.
+        let mut links: Links = (0..3).map(|s| ShardLink::new(LinkRng::new(s))).collect();
+        assert_eq!(links.len(), 3);
+        assert!(!links.is_empty());
+        assert!(links.held(1).is_empty());
+        // Shards 0 and 2, each against a plain list: pushes past the
+        // inline capacity, removals, back inline and spilled again (the
+        // freed list reused).
+        let mut model = [Vec::new(), Vec::new(), Vec::new()];
+        let mut step = |links: &mut Links, shard: u32, push: bool, sock: u32| {
+            let m = &mut model[shard as usize];
+            if push {
+                m.push(id(sock));
+                assert_eq!(links.hold(shard, id(sock)), m.len());
+            } else {
+                m.retain(|x| *x != id(sock));
+                links.let_go(shard, id(sock));
+            }
+            assert_eq!(links.held(shard), &m[..], "shard {shard}");
+        };
         for i in 0..6 {
-            held.push(id(i));
-            model.push(id(i));
-            assert_eq!(held.as_slice(), &model[..]);
+            step(&mut links, 0, true, i);
         }
         for i in [2, 0, 5, 9] {
-            held.remove(id(i));
-            model.retain(|x| *x != id(i));
-            assert_eq!(held.as_slice(), &model[..]);
+            step(&mut links, 0, false, i);
         }
-        let mut held = HeldSockets::default();
-        held.push(id(1));
-        held.push(id(2));
-        held.remove(id(1));
-        held.push(id(3));
-        assert_eq!(held.as_slice(), &[id(2), id(3)]);
-        assert_eq!(held.len(), 2);
-        assert!(matches!(held, HeldSockets::Inline { .. }));
+        for i in 10..14 {
+            step(&mut links, 2, true, i);
+        }
+        for i in [1, 11, 12] {
+            step(&mut links, 0, false, i);
+            step(&mut links, 2, false, i);
+        }
+        for i in 20..25 {
+            step(&mut links, 0, true, i);
+        }
+        assert_eq!(links.spilled.len(), 2, "a freed list was used again");
+        assert!(links.held(1).is_empty());
+        assert!(links.held(7).is_empty());
+        assert_eq!(links.hold(7, id(1)), 0, "no such shard");
+        let mut inline: Links = std::iter::once(ShardLink::new(LinkRng::new(0))).collect();
+        inline.hold(0, id(1));
+        inline.hold(0, id(2));
+        inline.let_go(0, id(1));
+        inline.hold(0, id(3));
+        assert_eq!(inline.held(0), &[id(2), id(3)]);
+        assert_ne!(inline[0].held_len, SPILLED);
+        inline[0].flap_down = true;
+        assert!(inline.iter_mut().all(|l| l.flap_down));
+    }
+
+    #[test]
+    fn a_shard_link_lies_in_one_cache_line() {
+        assert_eq!(size_of::<ShardLink>(), 32);
+        assert_eq!(align_of::<ShardLink>(), 32);
     }
 
     #[test]

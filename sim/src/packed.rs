@@ -1,14 +1,12 @@
-//! The messages of [`crate::wire`] as the event queue holds them while
-//! they cross a link.
+//! The messages of [`crate::wire`] as the engine holds them while they
+//! cross a link (in [`crate::in_flight`], beside the event queue).
 //!
 //! A message carries a few 64-bit numbers (a sequence number, a heartbeat
 //! interval, a `Retry-After`), which give [`ToClient`] and [`ToServer`] an
-//! 8-byte alignment: an event holding one was 32 bytes and a queue entry
-//! (the event and the link to the next one in its slot) 40. Kept here as
-//! two 32-bit halves, the same numbers align to 4 bytes, so an event is 28
-//! bytes and its entry 32; a fleet keeps a few pending events per shard.
-//! Packing and unpacking lose nothing: every message comes back as it went
-//! in.
+//! 8-byte alignment: a message and its socket took 32 bytes. Kept here as
+//! two 32-bit halves, the same numbers align to 4 bytes, so a packed
+//! message is at most 16 bytes, and 4-aligned beside its socket. Packing and
+//! unpacking lose nothing: every message comes back as it went in.
 
 use crate::wire::{DispatchKind, Refusal, SessionId, ToClient, ToServer};
 

@@ -1,11 +1,14 @@
 //! The pending events of a run: a timing wheel over a slab of payloads.
 //!
-//! Almost every event falls within the next minute (a message in flight, a
-//! heartbeat, a backoff), so the queue is a wheel of one-millisecond slots
-//! covering [`WINDOW_MS`]; each slot is a list of payload indices, and a
-//! bitmap of occupied slots lets the wheel skip idle stretches 64 slots at
-//! a time. Events further out wait in an overflow heap and move onto the
-//! wheel as it turns. Push and pop are O(1) for wheel events and touch
+//! Almost every event falls within the next few minutes (a message in
+//! flight, a heartbeat, a backoff, a flap, the end of a session's resume
+//! window), so the queue is a wheel of one-millisecond slots covering
+//! [`WINDOW_MS`] (262 s: the 180 s resume window and two-minute flaps
+//! included, which a wheel of 65.5 s left to the overflow, 24 bytes an
+//! event, a tenth of a fleet's pending events); each slot is a list of
+//! payload indices, and a bitmap of occupied slots lets the wheel skip
+//! idle stretches 64 slots at a time. Events further out wait in an
+//! overflow heap and move onto the wheel as it turns. Push and pop are O(1) for wheel events and touch
 //! memory in order, where a binary heap over a fleet's tens of thousands of
 //! pending events spent most of its time on cache misses.
 //!
@@ -34,8 +37,8 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 /// Slots on the wheel, as a power of two.
-const WINDOW_BITS: u32 = 16;
-/// Milliseconds the wheel covers (65.5 s).
+const WINDOW_BITS: u32 = 18;
+/// Milliseconds the wheel covers (262 s).
 pub(crate) const WINDOW_MS: u64 = 1 << WINDOW_BITS;
 const MASK: u64 = WINDOW_MS - 1;
 const WORDS: usize = (WINDOW_MS / 64) as usize;
@@ -52,9 +55,11 @@ const CHUNK: usize = 1 << CHUNK_BITS;
 #[derive(Debug)]
 pub(crate) struct Queue<T> {
     /// Each slot's events, newest first: the index of the payload pushed
-    /// last, linked through each entry's `next` (4 bytes a slot). A push
-    /// writes the slot and its own entry alone; the list is put in push
-    /// order once, when the wheel reaches the slot (see `current`).
+    /// last, linked through each entry's `next` (4 bytes a slot, 1 MiB).
+    /// A push writes the slot and its own entry alone; the list is put in
+    /// push order once, when the wheel reaches the slot (see `current`).
+    /// Empty until the first push: a queue never used (the gateway's, when
+    /// its driver holds the timers) costs nothing.
     slots: Vec<u32>,
     /// One bit per slot: it holds events.
     occupied: Vec<u64>,
@@ -72,16 +77,19 @@ pub(crate) struct Queue<T> {
     slab: Vec<Vec<Entry<T>>>,
     /// Entries ever used: the most events pending at once.
     used: usize,
-    free: Vec<u32>,
+    /// The entries free for reuse, linked through their `next`, the one
+    /// freed last first ([`NIL`]: none). Kept in the entries themselves,
+    /// so a queue needs no list of four bytes per entry beside its slab.
+    free: u32,
     len: usize,
 }
 
 /// A payload, and the index of the payload after it in its list, aligned
-/// to 32 bytes: a chunk of the slab is large enough to be mapped on its
-/// own, 16 bytes into a page, and unaligned every other engine event
-/// would lie across two cache lines.
+/// to 16 bytes: a chunk of the slab may be mapped on its own, 16 bytes
+/// into a page, and an engine event's entry, 16 bytes, then never lies
+/// across two cache lines.
 #[derive(Debug)]
-#[repr(align(32))]
+#[repr(align(16))]
 struct Entry<T> {
     item: Option<T>,
     next: u32,
@@ -90,7 +98,7 @@ struct Entry<T> {
 impl<T> Default for Queue<T> {
     fn default() -> Self {
         Self {
-            slots: vec![NIL; WINDOW_MS as usize],
+            slots: Vec::new(),
             occupied: vec![0; WORDS],
             base: 0,
             current: (NIL, NIL),
@@ -98,7 +106,7 @@ impl<T> Default for Queue<T> {
             order: 0,
             slab: Vec::new(),
             used: 0,
-            free: Vec::new(),
+            free: NIL,
             len: 0,
         }
     }
@@ -109,8 +117,11 @@ impl<T> Queue<T> {
     #[inline]
     pub(crate) fn push(&mut self, at: u64, item: T) {
         let at = at.max(self.base);
-        let index = if let Some(index) = self.free.pop() {
-            self.entry_mut(index).item = Some(item);
+        let index = if self.free != NIL {
+            let index = self.free;
+            let entry = self.entry_mut(index);
+            entry.item = Some(item);
+            self.free = entry.next;
             index
         } else {
             let index = u32::try_from(self.used)
@@ -159,6 +170,9 @@ impl<T> Queue<T> {
     /// Puts payload `index` at the head of the list of `at`'s slot.
     #[inline]
     fn put_on_wheel(&mut self, at: u64, index: u32) {
+        if self.slots.is_empty() {
+            self.allocate_slots();
+        }
         let slot = (at & MASK) as usize;
         let head = self.slots[slot];
         self.entry_mut(index).next = head;
@@ -168,11 +182,21 @@ impl<T> Queue<T> {
         }
     }
 
+    /// The wheel's slots, at the first push (kept out of the pushes' way).
+    #[cold]
+    #[inline(never)]
+    fn allocate_slots(&mut self) {
+        self.slots = vec![NIL; WINDOW_MS as usize];
+    }
+
     /// Takes the list of `base`'s slot off the wheel into `current`, in
     /// push order.
     fn take_current_slot(&mut self) {
         let slot = (self.base & MASK) as usize;
-        let mut head = std::mem::replace(&mut self.slots[slot], NIL);
+        let mut head = self
+            .slots
+            .get_mut(slot)
+            .map_or(NIL, |head| std::mem::replace(head, NIL));
         self.occupied[slot / 64] &= !(1 << (slot % 64));
         // Newest first on the wheel: reversed, the newest is the last.
         let last = head;
@@ -207,15 +231,17 @@ impl<T> Queue<T> {
                 if self.base > limit {
                     return None;
                 }
+                // The entry goes to the head of the free list.
+                let free = self.free;
                 let entry = self.entry_mut(first);
-                let after = entry.next;
+                let after = std::mem::replace(&mut entry.next, free);
                 let item = entry.item.take().expect("queued once");
+                self.free = first;
                 self.current.0 = after;
                 if after == NIL {
                     self.current.1 = NIL;
                 }
                 self.len -= 1;
-                self.free.push(first);
                 return Some((self.base, item));
             }
             // The current time is drained: turn to the next time with an
@@ -303,12 +329,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_engine_event_and_its_link_take_32_bytes() {
-        // A fleet keeps a few pending events per shard: an entry of 40
-        // bytes (an 8-byte aligned event) would be a quarter larger.
-        assert_eq!(size_of::<Entry<crate::engine::Ev>>(), 32);
+    fn an_engine_event_and_its_link_take_16_bytes() {
+        // A fleet keeps about four pending events per shard: a message
+        // held in the queue itself made every entry 32 bytes.
+        assert_eq!(size_of::<crate::engine::Ev>(), 12);
+        assert_eq!(size_of::<Entry<crate::engine::Ev>>(), 16);
         // Never across two cache lines.
-        assert_eq!(align_of::<Entry<crate::engine::Ev>>(), 32);
+        assert_eq!(align_of::<Entry<crate::engine::Ev>>(), 16);
+        // The gateway's own timers, for a driver that leaves them to it.
+        assert_eq!(size_of::<Entry<crate::gateway::Timer>>(), 16);
     }
 
     #[test]
@@ -363,21 +392,21 @@ mod tests {
         let n = 3 * CHUNK as u64 + 5;
         for i in 0..n {
             // Out of time order, ties included, some in the overflow.
-            q.push((i * 7_919) % 100_000, i);
+            q.push((i * 7_919) % 1_000_000, i);
         }
         assert_eq!(q.peak(), n as usize);
         let mut last = (0, 0);
         let mut popped = 0;
         while let Some((at, i)) = q.pop() {
             assert!((at, i) > last || popped == 0, "{last:?} then {:?}", (at, i));
-            assert_eq!(at, (i * 7_919) % 100_000);
+            assert_eq!(at, (i * 7_919) % 1_000_000);
             last = (at, i);
             popped += 1;
         }
         assert_eq!(popped, n);
         // Entries freed by the pops are used again before the slab grows.
         for i in 0..n {
-            q.push(200_000 + i, i);
+            q.push(2_000_000 + i, i);
         }
         assert_eq!(q.peak(), n as usize);
     }
@@ -388,7 +417,7 @@ mod tests {
         /// events of one millisecond keep their push order, whether they
         /// waited in the overflow or not.
         #[test]
-        fn pops_everything_in_time_order(ops in prop::collection::vec((0u64..200_000, any::<bool>()), 1..400)) {
+        fn pops_everything_in_time_order(ops in prop::collection::vec((0u64..3 * WINDOW_MS, any::<bool>()), 1..400)) {
             let mut q = Queue::default();
             let mut now = 0;
             let mut pushed = 0u32;

@@ -256,7 +256,12 @@ impl Report {
         let max_60 = rec.attempts.iter().map(|a| a.peak()).max().unwrap_or(0);
         let p99_60 = u32::try_from(quantile(&mut per_client_u64, 0.99)).unwrap_or(u32::MAX);
         let max_hs_60 = rec.arrivals.iter().map(|a| a.peak()).max().unwrap_or(0);
-        let peak_100ms = rec.arrivals_100ms.peak();
+        let peak_100ms = rec
+            .arrivals_100ms
+            .iter()
+            .map(|a| a.peak())
+            .max()
+            .unwrap_or(0);
 
         let from_s = usize::try_from(judged_from / 1_000).unwrap_or(usize::MAX);
         let arrivals = rec.arrivals_per_s.get(from_s..).unwrap_or_default();
@@ -314,8 +319,8 @@ impl Report {
             f64::from(window.iter().copied().max().unwrap_or(0)) / mean
         };
 
-        let attempts: u64 = rec.attempts.iter().map(|a| a.count()).sum();
-        let handshake_count: u64 = rec.arrivals.iter().map(|a| a.count()).sum();
+        let attempts: u64 = rec.attempts.count();
+        let handshake_count: u64 = rec.arrivals.count();
         let to_win_back = c.disconnects
             + if sc.faults_after_startup {
                 0
