@@ -8,9 +8,10 @@
 //! event, a tenth of a fleet's pending events); each slot is a list of
 //! payload indices, and a bitmap of occupied slots lets the wheel skip
 //! idle stretches 64 slots at a time. Events further out wait in an
-//! overflow heap and move onto the wheel as it turns. Push and pop are O(1) for wheel events and touch
-//! memory in order, where a binary heap over a fleet's tens of thousands of
-//! pending events spent most of its time on cache misses.
+//! overflow heap and move onto the wheel as it turns. Push and pop are
+//! O(1) for wheel events and touch memory in order, where a binary heap
+//! over a fleet's tens of thousands of pending events spent most of its
+//! time on cache misses.
 //!
 //! A payload and the link to the next one in its list share one entry of
 //! the slab. A slot keeps its list newest first, so a push writes the slot
