@@ -103,8 +103,8 @@ impl From<ConfigError> for FleetError {
 /// ```
 #[derive(Clone, Debug)]
 pub struct Fleet {
-    /// The shards' ids, sorted; `policies[i]` runs `ids[i]`.
-    ids: Vec<u32>,
+    /// The shards' policies, by id (each knows its id:
+    /// [`Policy::shard`]).
     policies: Vec<Policy>,
     /// The bot's limiter, or `None` when identify requests are handed out.
     limiter: Option<IdentifyLimiter>,
@@ -210,7 +210,6 @@ impl Fleet {
         let recovery = RecoveryState::new(config.fleet_recovery, ids.len(), seed);
         let mut fleet = Self {
             timers: ShardTimers::new(ids.len()),
-            ids,
             policies,
             limiter,
             due: Vec::new(),
@@ -222,8 +221,7 @@ impl Fleet {
         // routing one shard does touches only that shard, the limiter and
         // the fleet's queue), so that its first outputs go through the
         // one queue the fleet lends.
-        for index in 0..fleet.ids.len() {
-            let id = fleet.ids[index];
+        for (index, &id) in ids.iter().enumerate() {
             let spare = fleet.spare.take();
             let policy = match saved.and_then(|saved| saved.get(&id)) {
                 Some(session) => {
@@ -417,7 +415,7 @@ impl Fleet {
 
     /// Every shard's id and policy, by id.
     pub fn policies(&self) -> impl Iterator<Item = (u32, &Policy)> {
-        self.ids.iter().copied().zip(&self.policies)
+        self.policies.iter().map(|policy| (policy.shard(), policy))
     }
 
     /// The fleet's identify limiter, unless it lives outside the fleet.
@@ -466,11 +464,15 @@ impl Fleet {
 
     fn index(&self, shard: u32) -> Result<usize, FleetError> {
         // A fleet of shards `0..n`, the usual one, holds each at its id.
-        if self.ids.get(shard as usize) == Some(&shard) {
+        if self
+            .policies
+            .get(shard as usize)
+            .is_some_and(|policy| policy.shard() == shard)
+        {
             return Ok(shard as usize);
         }
-        self.ids
-            .binary_search(&shard)
+        self.policies
+            .binary_search_by_key(&shard, Policy::shard)
             .map_err(|_| FleetError::UnknownShard(shard))
     }
 
@@ -478,7 +480,7 @@ impl Fleet {
     /// answers straight back), everything else to the fleet's queue. Then
     /// files the shard's new wake-up time.
     fn route(&mut self, index: usize, now: Timestamp) {
-        let shard = self.ids[index];
+        let shard = self.policies[index].shard();
         while let Some(output) = self.policies[index].poll_output() {
             if let (Some(limiter), Output::Action(Action::Identify { shard, request })) =
                 (&mut self.limiter, &output)
@@ -696,7 +698,7 @@ impl Fleet {
         // probes at the rate of one fleet of the bot's size: the grants
         // make it one stream for the bot.
         let bot_shards = recovery.shared.map_or(0, |shared| shared.config.bot_shards);
-        let probing_for = self.ids.len().max(bot_shards as usize);
+        let probing_for = self.policies.len().max(bot_shards as usize);
         recovery
             .probes
             .start(now, &recovery.config, probing_for, &mut recovery.jitter);
@@ -955,7 +957,7 @@ impl Fleet {
         if self.recovery.shared.is_none() {
             return;
         }
-        let shard = self.ids.first().copied().unwrap_or(0);
+        let shard = self.policies.first().map_or(0, Policy::shard);
         self.outputs
             .push_back((shard, Output::Action(Action::Probe(request))));
     }
