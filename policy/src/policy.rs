@@ -38,7 +38,7 @@ use crate::event::{Dispatch, Event};
 use crate::gateway_url::{GatewayUrl, check_resume_url};
 use crate::heartbeat::{Beat, Heartbeat};
 use crate::identify::SETTLE_HOLD_MS;
-use crate::jitter::Jitter;
+use crate::jitter::ShardJitter;
 use crate::output::{Action, Command, ConnectionId, IdentifyAnswer, IdentifyRequest, Note, Output};
 use crate::retry::{Ending, RetryPlanner};
 use crate::saved_session::{SavedSession, Unusable};
@@ -261,7 +261,7 @@ pub struct Policy {
     config: Arc<PolicyConfig>,
     /// The shard's random stream, made by [`Jitter::for_shard`]: it also
     /// says which shard this is ([`Policy::shard`]).
-    rng: Jitter,
+    rng: ShardJitter,
     /// The latest time seen; earlier times passed in are raised to it.
     now: Timestamp,
     phase: Phase,
@@ -335,7 +335,7 @@ impl Policy {
             slowed: false,
             held: false,
             config,
-            rng: Jitter::for_shard(seed, shard),
+            rng: ShardJitter::for_shard(seed, shard),
             now,
             phase: Phase::Waiting {
                 at: now,
@@ -809,7 +809,7 @@ impl Policy {
         else {
             return Handled::Ignored;
         };
-        let heartbeat = Heartbeat::start(now, interval_ms, &mut self.rng);
+        let heartbeat = self.rng.draw(|rng| Heartbeat::start(now, interval_ms, rng));
         let share = if self.slowed {
             self.config.rate_limited.budget_percent
         } else {
@@ -1296,7 +1296,9 @@ impl Policy {
     fn decide(&mut self, trigger: Trigger) -> Decision {
         let has_session = self.session.is_some();
         let rules = self.config.decision;
-        let decision = decide(trigger, has_session, &rules, &mut self.rng);
+        let decision = self
+            .rng
+            .draw(|rng| decide(trigger, has_session, &rules, rng));
         if decision.recovery() == Some(Recovery::Reidentify) {
             self.drop_session();
         }
@@ -1352,15 +1354,11 @@ impl Policy {
             }
             return;
         };
-        let (plan, in_loop) = match self.retries.plan_with_loop(
-            now,
-            trigger,
-            decision,
-            recovery,
-            ending,
-            &self.config,
-            &mut self.rng,
-        ) {
+        let (retries, config) = (&mut self.retries, &self.config);
+        let planned = self.rng.draw(|rng| {
+            retries.plan_with_loop(now, trigger, decision, recovery, ending, config, rng)
+        });
+        let (plan, in_loop) = match planned {
             Ok(planned) => planned,
             Err(reason) => return self.give_up(reason),
         };
@@ -1643,12 +1641,12 @@ mod tests {
             size_of::<Counters>(),
             size_of::<Option<OutputQueue>>(),
             size_of::<Option<Session>>(),
-            size_of::<Jitter>(),
+            size_of::<ShardJitter>(),
         );
         // Aligned to 8 bytes (the jitter stream keeps its `u128` position
         // in two `u64`s), so sizes move in steps of 8.
         assert_eq!(align_of::<Policy>(), 8);
-        assert!(size <= 416, "{size} bytes");
+        assert!(size <= 408, "{size} bytes");
     }
     use crate::identify::{IdentifyLimiter, SessionStartLimit};
 
