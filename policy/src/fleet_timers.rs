@@ -209,19 +209,21 @@ impl ShardTimers {
 
     /// Sets shard `index`'s wake-up time on the wheel (`None` or earlier
     /// than [`Timestamp::MAX`]).
+    #[inline]
     fn set_on_wheel(&mut self, index: usize, wake: Option<Timestamp>) {
-        let old = self.shards[index].wake();
-        if old == wake {
+        // Compared as kept: none ([`NEVER`]) is above every time kept.
+        let kept = ShardWake::keep(wake);
+        let shard = &mut self.shards[index];
+        if shard.wake == kept {
             return;
         }
-        self.shards[index].set_wake(wake);
-        // Earlier than the shard's entry: a new one. Later: the entry
-        // stays, and is moved when it is reached.
-        if let Some(new) = wake
-            && self.shards[index].filed().is_none_or(|filed| new < filed)
-        {
-            self.shards[index].set_filed(Some(new));
-            self.insert(new, index as u32);
+        let old = ShardWake::read(shard.wake);
+        shard.wake = kept;
+        // Earlier than the shard's entry (or it has none): a new one.
+        // Later: the entry stays, and is moved when it is reached.
+        if kept != NEVER && kept < shard.filed {
+            shard.filed = kept;
+            self.insert(Timestamp::from_millis(kept), index as u32);
         }
         match (wake, self.next) {
             (Some(new), Some(next)) if new < next => self.next = wake,

@@ -405,17 +405,7 @@ impl AttemptLog {
 
     /// Slot `i`, read.
     fn slot(&self, i: usize) -> Slot {
-        if self.far() {
-            self.slots
-                .as_slice()
-                .get(i * FAR_WORDS..(i + 1) * FAR_WORDS)
-                .map_or(Slot::Free, read_far)
-        } else {
-            self.slots
-                .as_slice()
-                .get(i)
-                .map_or(Slot::Free, |&code| read_near(code, self.base()))
-        }
+        read_slot(self.slots.as_slice(), self.far(), self.base(), i)
     }
 
     /// Sets slot `i` (below the ring's length) to `slot`.
@@ -518,8 +508,10 @@ impl AttemptLog {
         let mut counted: usize = 0;
         let mut ascending = true;
         let oldest = self.next_slot();
+        // Read once for every slot.
+        let (words, far, base) = (self.slots.as_slice(), self.far(), self.base());
         for k in 0..ring {
-            let bound = match self.slot((oldest + k) % ring) {
+            let bound = match read_slot(words, far, base, (oldest + k) % ring) {
                 Slot::Free => continue,
                 Slot::InFlight(dialled) => dialled.saturating_add(connect_ms).max(now),
                 Slot::Reached(by) => by,
@@ -542,6 +534,20 @@ impl AttemptLog {
         }
         let (_, bound, _) = counted.select_nth_unstable(at);
         Some(*bound)
+    }
+}
+
+/// Slot `i` of a log's `words`, kept whole (`far`) or as offsets from
+/// `base`, read.
+fn read_slot(words: &[u32], far: bool, base: Timestamp, i: usize) -> Slot {
+    if far {
+        words
+            .get(i * FAR_WORDS..(i + 1) * FAR_WORDS)
+            .map_or(Slot::Free, read_far)
+    } else {
+        words
+            .get(i)
+            .map_or(Slot::Free, |&code| read_near(code, base))
     }
 }
 
