@@ -1097,14 +1097,17 @@ impl Policy {
         });
     }
 
+    #[inline]
     fn push(&mut self, output: Output) {
         self.outputs.get_or_insert_default().push_back(output);
     }
 
+    #[inline]
     fn act(&mut self, action: Action) {
         self.push(Output::Action(action));
     }
 
+    #[inline]
     fn note(&mut self, note: Note) {
         self.push(Output::Note(note));
     }
