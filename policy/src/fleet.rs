@@ -29,7 +29,7 @@ use crate::fleet_recovery::{Mark, Mode, RecoveryState};
 use crate::fleet_timers::ShardTimers;
 use crate::identify::IdentifyLimiter;
 use crate::output::{Action, ConnectionId, IdentifyAnswer, Output, ProbeAnswer, ProbeRequest};
-use crate::policy::{Handled, Policy};
+use crate::policy::{Handled, OutputQueue, Policy};
 use crate::probe_share::{SharedProbe, SharedRecovery};
 use crate::saved_session::SavedSessions;
 use crate::send_budget::SendError;
@@ -103,8 +103,8 @@ impl From<ConfigError> for FleetError {
 /// ```
 #[derive(Clone, Debug)]
 pub struct Fleet {
-    /// The shards' ids, sorted; `policies[i]` runs `ids[i]`.
-    ids: Vec<u32>,
+    /// The shards' policies, by id (each knows its id:
+    /// [`Policy::shard`]).
     policies: Vec<Policy>,
     /// The bot's limiter, or `None` when identify requests are handed out.
     limiter: Option<IdentifyLimiter>,
@@ -113,6 +113,9 @@ pub struct Fleet {
     /// The shards due in one `handle_timeout`, kept to reuse its memory.
     due: Vec<usize>,
     outputs: VecDeque<(u32, Output)>,
+    /// The output queue lent to a shard for the time of an input (see
+    /// [`OutputQueue`]): the shards hold none between inputs.
+    spare: Option<OutputQueue>,
     /// Fleet-wide outages: detector, probes, ramp (see
     /// [`FleetRecovery`](crate::FleetRecovery)).
     recovery: RecoveryState,
@@ -203,24 +206,30 @@ impl Fleet {
         }
         // Sized once: collecting through `Result` would grow the vector by
         // doubling and keep up to twice the room the fleet needs.
-        let mut policies = Vec::with_capacity(ids.len());
-        for &id in &ids {
-            policies.push(match saved.and_then(|saved| saved.get(&id)) {
-                Some(session) => Policy::resuming(Arc::clone(&config), id, seed, now, session),
-                None => Policy::new(Arc::clone(&config), id, seed, now),
-            }?);
-        }
+        let policies = Vec::with_capacity(ids.len());
         let recovery = RecoveryState::new(config.fleet_recovery, ids.len(), seed);
         let mut fleet = Self {
             timers: ShardTimers::new(ids.len()),
-            ids,
             policies,
             limiter,
             due: Vec::new(),
             outputs: VecDeque::new(),
+            spare: None,
             recovery,
         };
-        for index in 0..fleet.ids.len() {
+        // Each shard is routed as soon as it is made, in order of id (what
+        // routing one shard does touches only that shard, the limiter and
+        // the fleet's queue), so that its first outputs go through the
+        // one queue the fleet lends.
+        for (index, &id) in ids.iter().enumerate() {
+            let spare = fleet.spare.take();
+            let policy = match saved.and_then(|saved| saved.get(&id)) {
+                Some(session) => {
+                    Policy::resuming_in(Arc::clone(&config), id, seed, now, session, spare)
+                }
+                None => Policy::new_in(Arc::clone(&config), id, seed, now, spare),
+            }?;
+            fleet.policies.push(policy);
             fleet.route(index, now);
         }
         Ok(fleet)
@@ -262,7 +271,7 @@ impl Fleet {
         ) && !ours;
         let resuming = self.recovery.mode == Mode::Ramp
             && matches!(self.policies[index].state(), PolicyState::Resuming);
-        let handled = self.policies[index].handle_event(now, conn, event);
+        let handled = self.lent(index).handle_event(now, conn, event);
         if resuming {
             self.resume_answered(now, index);
         }
@@ -294,7 +303,7 @@ impl Fleet {
         answer: IdentifyAnswer,
     ) -> Result<Handled, FleetError> {
         let index = self.index(shard)?;
-        let handled = self.policies[index].handle_identify(now, answer);
+        let handled = self.lent(index).handle_identify(now, answer);
         self.route(index, now);
         self.after_input(now);
         Ok(handled)
@@ -308,7 +317,7 @@ impl Fleet {
         self.timers.take_due(now, &mut due);
         let watch = self.recovery.config.enabled;
         for &index in &due {
-            let policy = &mut self.policies[index];
+            let policy = self.lent(index);
             let (zombies, connecting) = if watch {
                 (
                     policy.count(Counter::Zombies),
@@ -339,7 +348,7 @@ impl Fleet {
     /// Closes every shard's session for good (see [`Policy::shutdown`]).
     pub fn shutdown(&mut self, now: Timestamp) {
         for index in 0..self.policies.len() {
-            self.policies[index].shutdown(now);
+            self.lent(index).shutdown(now);
             self.route(index, now);
         }
     }
@@ -349,7 +358,7 @@ impl Fleet {
     /// [`Fleet::saved_sessions`] hands them out.
     pub fn shutdown_keeping_sessions(&mut self, now: Timestamp) {
         for index in 0..self.policies.len() {
-            self.policies[index].shutdown_keeping_session(now);
+            self.lent(index).shutdown_keeping_session(now);
             self.route(index, now);
         }
     }
@@ -406,7 +415,7 @@ impl Fleet {
 
     /// Every shard's id and policy, by id.
     pub fn policies(&self) -> impl Iterator<Item = (u32, &Policy)> {
-        self.ids.iter().copied().zip(&self.policies)
+        self.policies.iter().map(|policy| (policy.shard(), policy))
     }
 
     /// The fleet's identify limiter, unless it lives outside the fleet.
@@ -444,13 +453,26 @@ impl Fleet {
 
     // ----- routing ------------------------------------------------------
 
+    /// Shard `index`'s policy, lent the fleet's output queue for an input
+    /// (taken back by [`Fleet::route`] once drained).
+    #[inline]
+    fn lent(&mut self, index: usize) -> &mut Policy {
+        let policy = &mut self.policies[index];
+        policy.lend_outputs(&mut self.spare);
+        policy
+    }
+
     fn index(&self, shard: u32) -> Result<usize, FleetError> {
         // A fleet of shards `0..n`, the usual one, holds each at its id.
-        if self.ids.get(shard as usize) == Some(&shard) {
+        if self
+            .policies
+            .get(shard as usize)
+            .is_some_and(|policy| policy.shard() == shard)
+        {
             return Ok(shard as usize);
         }
-        self.ids
-            .binary_search(&shard)
+        self.policies
+            .binary_search_by_key(&shard, Policy::shard)
             .map_err(|_| FleetError::UnknownShard(shard))
     }
 
@@ -458,7 +480,7 @@ impl Fleet {
     /// answers straight back), everything else to the fleet's queue. Then
     /// files the shard's new wake-up time.
     fn route(&mut self, index: usize, now: Timestamp) {
-        let shard = self.ids[index];
+        let shard = self.policies[index].shard();
         while let Some(output) = self.policies[index].poll_output() {
             if let (Some(limiter), Output::Action(Action::Identify { shard, request })) =
                 (&mut self.limiter, &output)
@@ -470,6 +492,7 @@ impl Fleet {
             }
             self.outputs.push_back((shard, output));
         }
+        self.policies[index].reclaim_outputs(&mut self.spare);
         if self.recovery.config.enabled {
             let connected = self.policies[index].state().is_connected();
             let recovery = &mut self.recovery;
@@ -569,7 +592,7 @@ impl Fleet {
         }
         for other in 0..self.policies.len() {
             if self.recovery.marks[other] == Mark::Held {
-                self.policies[other].forget_session();
+                self.lent(other).forget_session();
                 self.route(other, now);
             }
         }
@@ -642,7 +665,7 @@ impl Fleet {
         }
         for index in 0..self.policies.len() {
             if self.policies[index].state().is_connected() {
-                self.policies[index].check_alive(now, config.check_ms);
+                self.lent(index).check_alive(now, config.check_ms);
                 self.route(index, now);
             }
         }
@@ -675,7 +698,7 @@ impl Fleet {
         // probes at the rate of one fleet of the bot's size: the grants
         // make it one stream for the bot.
         let bot_shards = recovery.shared.map_or(0, |shared| shared.config.bot_shards);
-        let probing_for = self.ids.len().max(bot_shards as usize);
+        let probing_for = self.policies.len().max(bot_shards as usize);
         recovery
             .probes
             .start(now, &recovery.config, probing_for, &mut recovery.jitter);
@@ -688,7 +711,7 @@ impl Fleet {
                 continue;
             }
             if state.is_connected() {
-                self.policies[index].check_alive(now, check_ms);
+                self.lent(index).check_alive(now, check_ms);
             }
             self.policies[index].set_held(true);
             self.recovery.marks[index] = Mark::Held;
@@ -934,7 +957,7 @@ impl Fleet {
         if self.recovery.shared.is_none() {
             return;
         }
-        let shard = self.ids.first().copied().unwrap_or(0);
+        let shard = self.policies.first().map_or(0, Policy::shard);
         self.outputs
             .push_back((shard, Output::Action(Action::Probe(request))));
     }
@@ -1030,6 +1053,19 @@ mod tests {
                 _ => return identifies,
             }
         }
+    }
+
+    /// Between inputs no shard holds an output queue: the fleet lends its
+    /// one queue for each input and takes it back, so a shard costs no
+    /// queue (and no inline output) however many outputs it made.
+    #[test]
+    fn shards_hold_no_output_queue_between_inputs() {
+        let mut fleet = Fleet::new(PolicyConfig::default(), 0..8, 7, limiter(2), t(0)).unwrap();
+        assert!(fleet.policies.iter().all(|policy| !policy.holds_outputs()));
+        let identifies = run(&mut fleet, 60_000);
+        assert_eq!(identifies.len(), 8, "{identifies:?}");
+        assert!(fleet.policies.iter().all(|policy| !policy.holds_outputs()));
+        assert!(fleet.spare.is_some(), "the fleet keeps its queue");
     }
 
     #[test]

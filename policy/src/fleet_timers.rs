@@ -44,21 +44,83 @@ struct Entry {
 /// One shard's wake-up and the time of its live entry, side by side: the
 /// two are read together for every entry sorted out, so they share a
 /// cache line.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+///
+/// 16 bytes where two `Option<Timestamp>`s take 32: each time is kept as
+/// its milliseconds, [`NEVER`] standing for none. A wake-up at
+/// [`Timestamp::MAX`] is never kept here (the timers keep those shards
+/// aside, see [`ShardTimers::at_end`]), so no time kept here is [`NEVER`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct ShardWake {
     /// The shard's wake-up time.
-    wake: Option<Timestamp>,
+    wake: u64,
     /// The time of the shard's live entry: at or before its wake-up,
-    /// `None` when it has none.
-    filed: Option<Timestamp>,
+    /// [`NEVER`] when it has none.
+    filed: u64,
+}
+
+/// No time: a [`ShardWake`]'s `None`.
+const NEVER: u64 = u64::MAX;
+
+impl ShardWake {
+    /// No wake-up, no entry.
+    const NONE: Self = Self {
+        wake: NEVER,
+        filed: NEVER,
+    };
+
+    const fn read(ms: u64) -> Option<Timestamp> {
+        if ms == NEVER {
+            None
+        } else {
+            Some(Timestamp::from_millis(ms))
+        }
+    }
+
+    /// `at` as kept: never [`Timestamp::MAX`], which reads as none.
+    const fn keep(at: Option<Timestamp>) -> u64 {
+        match at {
+            Some(at) => at.as_millis(),
+            None => NEVER,
+        }
+    }
+
+    /// The shard's wake-up time.
+    const fn wake(self) -> Option<Timestamp> {
+        Self::read(self.wake)
+    }
+
+    /// The time of the shard's live entry.
+    const fn filed(self) -> Option<Timestamp> {
+        Self::read(self.filed)
+    }
+
+    /// Sets the shard's wake-up time (not [`Timestamp::MAX`]).
+    const fn set_wake(&mut self, wake: Option<Timestamp>) {
+        self.wake = Self::keep(wake);
+    }
+
+    /// The shard's live entry is at its wake-up (none without one).
+    const fn file_at_wake(&mut self) {
+        self.filed = self.wake;
+    }
+
+    /// Sets the time of the shard's live entry (not [`Timestamp::MAX`]).
+    const fn set_filed(&mut self, filed: Option<Timestamp>) {
+        self.filed = Self::keep(filed);
+    }
 }
 
 /// The wake-up times of shards `0..n`, with the earliest at hand.
 #[derive(Clone, Debug)]
 pub(crate) struct ShardTimers {
-    /// Each shard's wake-up and live entry.
+    /// Each shard's wake-up and live entry (none for a shard in
+    /// `at_end`).
     shards: Vec<ShardWake>,
-    /// The earliest wake-up of any shard.
+    /// The shards whose wake-up is [`Timestamp::MAX`], by index: kept
+    /// aside so that no kept time is [`NEVER`]. Empty but for a policy
+    /// whose deadline saturated at the end of the clock.
+    at_end: Vec<u32>,
+    /// The earliest wake-up of any shard not in `at_end`.
     next: Option<Timestamp>,
     /// Each slot's list, as its first entry in `slab`.
     slots: Vec<u32>,
@@ -88,7 +150,8 @@ impl ShardTimers {
             .unwrap_or(MAX_SLOTS)
             .clamp(MIN_SLOTS, MAX_SLOTS);
         Self {
-            shards: vec![ShardWake::default(); shards],
+            shards: vec![ShardWake::NONE; shards],
+            at_end: Vec::new(),
             next: None,
             slots: vec![NIL; slots],
             occupied: vec![0; slots / 64],
@@ -103,7 +166,11 @@ impl ShardTimers {
 
     /// The earliest wake-up of any shard.
     pub(crate) const fn next(&self) -> Option<Timestamp> {
-        self.next
+        match self.next {
+            Some(next) => Some(next),
+            None if self.at_end.is_empty() => None,
+            None => Some(Timestamp::MAX),
+        }
     }
 
     /// Live and dead entries filed, for tests of the bound.
@@ -120,18 +187,43 @@ impl ShardTimers {
 
     /// Sets shard `index`'s wake-up time.
     pub(crate) fn set(&mut self, index: usize, wake: Option<Timestamp>) {
-        let old = self.shards[index].wake;
-        if old == wake {
+        // A shard at the end of the clock is kept aside, with no wake-up
+        // on the wheel.
+        if !self.at_end.is_empty() || wake == Some(Timestamp::MAX) {
+            let shard = u32::try_from(index).unwrap_or(u32::MAX);
+            let found = self.at_end.binary_search(&shard);
+            match (found, wake == Some(Timestamp::MAX)) {
+                (Ok(_), true) => return,
+                (Ok(at), false) => {
+                    self.at_end.remove(at);
+                }
+                (Err(at), true) => {
+                    self.at_end.insert(at, shard);
+                    return self.set_on_wheel(index, None);
+                }
+                (Err(_), false) => {}
+            }
+        }
+        self.set_on_wheel(index, wake);
+    }
+
+    /// Sets shard `index`'s wake-up time on the wheel (`None` or earlier
+    /// than [`Timestamp::MAX`]).
+    #[inline]
+    fn set_on_wheel(&mut self, index: usize, wake: Option<Timestamp>) {
+        // Compared as kept: none ([`NEVER`]) is above every time kept.
+        let kept = ShardWake::keep(wake);
+        let shard = &mut self.shards[index];
+        if shard.wake == kept {
             return;
         }
-        self.shards[index].wake = wake;
-        // Earlier than the shard's entry: a new one. Later: the entry
-        // stays, and is moved when it is reached.
-        if let Some(new) = wake
-            && self.shards[index].filed.is_none_or(|filed| new < filed)
-        {
-            self.shards[index].filed = Some(new);
-            self.insert(new, index as u32);
+        let old = ShardWake::read(shard.wake);
+        shard.wake = kept;
+        // Earlier than the shard's entry (or it has none): a new one.
+        // Later: the entry stays, and is moved when it is reached.
+        if kept != NEVER && kept < shard.filed {
+            shard.filed = kept;
+            self.insert(Timestamp::from_millis(kept), index as u32);
         }
         match (wake, self.next) {
             (Some(new), Some(next)) if new < next => self.next = wake,
@@ -144,6 +236,15 @@ impl ShardTimers {
     /// Appends to `due` every shard whose wake-up is at or before `now`, by
     /// time and then index, and clears their wake-ups.
     pub(crate) fn take_due(&mut self, now: Timestamp, due: &mut Vec<usize>) {
+        self.take_due_on_wheel(now, due);
+        if now == Timestamp::MAX {
+            // After every earlier time, by index.
+            due.extend(self.at_end.drain(..).map(|shard| shard as usize));
+        }
+    }
+
+    /// [`ShardTimers::take_due`] for the shards on the wheel.
+    fn take_due_on_wheel(&mut self, now: Timestamp, due: &mut Vec<usize>) {
         while let Some(at) = self.next
             && at <= now
         {
@@ -154,11 +255,11 @@ impl ShardTimers {
                 while entry != NIL {
                     let Entry { at: t, shard, next } = self.slab[entry as usize];
                     let index = shard as usize;
-                    if self.shards[index].filed != Some(t) {
+                    if self.shards[index].filed() != Some(t) {
                         self.release(entry);
-                    } else if t == at && self.shards[index].wake == Some(t) {
-                        self.shards[index].filed = None;
-                        self.shards[index].wake = None;
+                    } else if t == at && self.shards[index].wake() == Some(t) {
+                        self.shards[index].set_filed(None);
+                        self.shards[index].set_wake(None);
                         due.push(index);
                         self.release(entry);
                     } else {
@@ -172,17 +273,17 @@ impl ShardTimers {
                 {
                     self.overflow.pop();
                     let index = shard as usize;
-                    if self.shards[index].filed != Some(t) {
+                    if self.shards[index].filed() != Some(t) {
                         continue;
                     }
-                    if self.shards[index].wake == Some(t) {
-                        self.shards[index].filed = None;
-                        self.shards[index].wake = None;
+                    if self.shards[index].wake() == Some(t) {
+                        self.shards[index].set_filed(None);
+                        self.shards[index].set_wake(None);
                         due.push(index);
                     } else {
                         // Moved later: filed again at its wake-up.
-                        self.shards[index].filed = self.shards[index].wake;
-                        if let Some(wake) = self.shards[index].wake {
+                        self.shards[index].file_at_wake();
+                        if let Some(wake) = self.shards[index].wake() {
                             self.insert(wake, shard);
                         }
                     }
@@ -256,7 +357,7 @@ impl ShardTimers {
         entries.clear();
         entries.extend(self.shards.iter().enumerate().filter_map(|(index, shard)| {
             shard
-                .filed
+                .filed()
                 .filter(|at| at.as_millis() >= limit)
                 .map(|at| Reverse((at, index as u32)))
         }));
@@ -291,7 +392,7 @@ impl ShardTimers {
             && at.as_millis() < limit
         {
             self.overflow.pop();
-            if self.shards[shard as usize].filed == Some(at) {
+            if self.shards[shard as usize].filed() == Some(at) {
                 self.insert(at, shard);
             }
         }
@@ -311,14 +412,14 @@ impl ShardTimers {
                 while entry != NIL {
                     let Entry { at, shard, next } = self.slab[entry as usize];
                     let index = shard as usize;
-                    if self.shards[index].filed != Some(at) {
+                    if self.shards[index].filed() != Some(at) {
                         self.release(entry);
-                    } else if self.shards[index].wake == Some(at) {
+                    } else if self.shards[index].wake() == Some(at) {
                         earliest = Some(earliest.map_or(at, |e| e.min(at)));
                         self.link(slot, entry);
                     } else {
-                        self.shards[index].filed = self.shards[index].wake;
-                        if let Some(wake) = self.shards[index].wake {
+                        self.shards[index].file_at_wake();
+                        if let Some(wake) = self.shards[index].wake() {
                             moved.push((wake, shard));
                         }
                         self.release(entry);
@@ -348,9 +449,9 @@ impl ShardTimers {
             // The wheel is empty: the overflow's earliest live entry.
             let &Reverse((at, shard)) = self.overflow.peek()?;
             let index = shard as usize;
-            if self.shards[index].filed != Some(at) {
+            if self.shards[index].filed() != Some(at) {
                 self.overflow.pop();
-            } else if self.shards[index].wake == Some(at) {
+            } else if self.shards[index].wake() == Some(at) {
                 // The wheel is empty: it turns to this entry, which moves
                 // onto it with those within a window after it, so the
                 // next searches find them on the wheel rather than
@@ -363,8 +464,8 @@ impl ShardTimers {
                 }
             } else {
                 self.overflow.pop();
-                self.shards[index].filed = self.shards[index].wake;
-                if let Some(wake) = self.shards[index].wake {
+                self.shards[index].file_at_wake();
+                if let Some(wake) = self.shards[index].wake() {
                     self.insert(wake, shard);
                 }
             }
@@ -379,6 +480,12 @@ mod tests {
     /// The same operations on the wheel and on a plain list of wake-ups:
     /// the earliest wake-up and the due shards, in order, always agree.
     fn agrees_with_a_plain_list(shards: usize, spread: u64, seed: u64) {
+        agrees_with_a_plain_list_ending(shards, spread, seed, false);
+    }
+
+    /// As [`agrees_with_a_plain_list`]; `at_end`: some wake-ups are at the
+    /// end of the clock, and the clock is run to it at the end.
+    fn agrees_with_a_plain_list_ending(shards: usize, spread: u64, seed: u64, at_end: bool) {
         let mut timers = ShardTimers::new(shards);
         let mut plain: Vec<Option<Timestamp>> = vec![None; shards];
         let mut state = seed;
@@ -398,14 +505,15 @@ mod tests {
                     let wake = match draw(20) {
                         0 => None,
                         1 => Some(Timestamp::from_millis(now.saturating_sub(draw(50)))),
+                        2 | 3 if at_end => Some(Timestamp::MAX),
                         _ => Some(Timestamp::from_millis(now + draw(spread))),
                     };
                     let before = format!(
                         "set {index} {wake:?} base {} next {:?} old {:?} filed {:?}",
                         timers.base,
                         timers.next,
-                        timers.shards[index].wake,
-                        timers.shards[index].filed
+                        timers.shards[index].wake(),
+                        timers.shards[index].filed()
                     );
                     timers.set(index, wake);
                     if shards <= 40 {
@@ -446,6 +554,17 @@ mod tests {
             );
             assert!(timers.entries() <= 4 * shards + 64, "{}", timers.entries());
         }
+        let mut due = Vec::new();
+        timers.take_due(Timestamp::MAX, &mut due);
+        let mut expected: Vec<(Timestamp, usize)> = plain
+            .iter()
+            .enumerate()
+            .filter_map(|(index, wake)| wake.map(|at| (at, index)))
+            .collect();
+        expected.sort_unstable();
+        let expected: Vec<usize> = expected.into_iter().map(|(_, i)| i).collect();
+        assert_eq!(due, expected, "at the end of the clock");
+        assert_eq!(timers.next(), None);
     }
 
     /// Every live entry is where a search looks for it, and the bitmap
@@ -460,7 +579,7 @@ mod tests {
             .map(|k| t.base + k as u64)
             .find(|&x| t.slots[t.slot(x)] != NIL);
         assert_eq!(found, first, "after {op}: next_occupied");
-        for (i, f) in t.shards.iter().map(|shard| shard.filed).enumerate() {
+        for (i, f) in t.shards.iter().map(|shard| shard.filed()).enumerate() {
             let Some(f) = f else { continue };
             let ms = f.as_millis();
             let found = if ms < t.base.saturating_add(t.window()) {
@@ -480,12 +599,13 @@ mod tests {
             assert!(
                 found,
                 "after {op}: shard {i} filed {f:?} wake {:?} base {} lost",
-                t.shards[i].wake, t.base
+                t.shards[i].wake(),
+                t.base
             );
             assert!(
-                t.shards[i].wake.is_none_or(|w| w >= f),
+                t.shards[i].wake().is_none_or(|w| w >= f),
                 "after {op}: shard {i} filed {f:?} wake {:?}",
-                t.shards[i].wake
+                t.shards[i].wake()
             );
         }
     }
@@ -509,6 +629,22 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn wake_ups_at_the_end_of_the_clock_come_out_as_from_a_sorted_list() {
+        for seed in 0..20 {
+            for shards in [1, 3, 40, 300] {
+                for spread in [300, 70_000, 3_000_000] {
+                    agrees_with_a_plain_list_ending(shards, spread, seed, true);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_shards_wake_up_takes_two_words() {
+        assert_eq!(size_of::<ShardWake>(), 16);
     }
 
     #[test]

@@ -94,7 +94,9 @@ impl Jitter {
     }
 
     /// The shard whose stream this is, for a stream made by
-    /// [`Jitter::for_shard`] (the low 32 bits of the stream number).
+    /// [`Jitter::for_shard`] (the low 32 bits of the stream number). A
+    /// policy keeps its stream as a [`ShardJitter`], which says it.
+    #[cfg(test)]
     pub(crate) const fn shard(&self) -> u32 {
         // Truncation intended: `for_shard` widened a `u32`.
         self.stream as u32
@@ -130,6 +132,56 @@ impl Jitter {
         let mut keystream = Keystream::at(self.seed, self.stream, self.position.get());
         let value = f(&mut keystream);
         self.position = WordPos::new(keystream.word_pos());
+        value
+    }
+}
+
+/// A shard's stream as a [`Policy`](crate::Policy) keeps it: the seed, and
+/// the shard id beside the position (24 bytes where a [`Jitter`] takes
+/// 32). A shard's stream number is its id, a `u32`, and a position needs
+/// at most 69 bits (up to 2^68 + 47), so both share two words: the
+/// position's low 64 bits, then its high bits with the shard above them.
+/// Drawn from as the [`Jitter`] it stands for ([`ShardJitter::draw`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ShardJitter {
+    seed: u64,
+    /// The position's low 64 bits; its high bits in the low half of the
+    /// second word, the shard in the high half.
+    words: [u64; 2],
+}
+
+impl ShardJitter {
+    /// [`Jitter::for_shard`]`(seed, shard)`.
+    pub(crate) const fn for_shard(seed: u64, shard: u32) -> Self {
+        Self {
+            seed,
+            words: [0, (shard as u64) << 32],
+        }
+    }
+
+    /// The shard whose stream this is.
+    pub(crate) const fn shard(&self) -> u32 {
+        // Truncation intended: the high half.
+        (self.words[1] >> 32) as u32
+    }
+
+    /// Runs `f` on the [`Jitter`] this stands for, and keeps the position
+    /// it leaves.
+    pub(crate) fn draw<T>(&mut self, f: impl FnOnce(&mut Jitter) -> T) -> T {
+        let position =
+            (u128::from(self.words[1] & u64::from(u32::MAX)) << 64) | u128::from(self.words[0]);
+        let mut jitter = Jitter {
+            seed: self.seed,
+            stream: u64::from(self.shard()),
+            position: WordPos::new(position),
+        };
+        let value = f(&mut jitter);
+        let [low, high] = jitter.position.0;
+        // A position is below 2^69: its high bits fit the low half.
+        self.words = [
+            low,
+            (self.words[1] & !u64::from(u32::MAX)) | (high & u64::from(u32::MAX)),
+        ];
         value
     }
 }
@@ -565,6 +617,42 @@ mod tests {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn a_policys_compact_stream_draws_as_the_shards_jitter() {
+        assert_eq!(size_of::<ShardJitter>(), 24);
+        for (seed, shard) in [(0, 0), (7, 3), (u64::MAX, u32::MAX), (0x5eed, 1 << 31)] {
+            let mut jitter = Jitter::for_shard(seed, shard);
+            let mut compact = ShardJitter::for_shard(seed, shard);
+            for n in 0..300_u64 {
+                let expected = (
+                    jitter.next_u64(),
+                    jitter.between(n, 3 * n + 7),
+                    jitter.unit(),
+                );
+                let got = compact.draw(|j| (j.next_u64(), j.between(n, 3 * n + 7), j.unit()));
+                assert_eq!(got.0, expected.0);
+                assert_eq!(got.1, expected.1);
+                assert_eq!(got.2.to_bits(), expected.2.to_bits());
+                assert_eq!(compact.shard(), shard);
+            }
+            assert_eq!(compact.draw(|j| j.clone()), jitter);
+        }
+        // Near the end of the positions a stream can reach (past 64 bits).
+        for start in [u128::from(u64::MAX) * 16, (1 << 68) - 3, (1 << 68) + 40] {
+            let mut jitter = Jitter {
+                seed: 9,
+                stream: 12,
+                position: WordPos::new(start),
+            };
+            let mut compact = ShardJitter::for_shard(9, 12);
+            compact.words = [start as u64, (12 << 32) | (start >> 64) as u64];
+            for _ in 0..40 {
+                assert_eq!(compact.draw(|j| j.next_u64()), jitter.next_u64());
+                assert_eq!(compact.draw(|j| j.clone()), jitter);
             }
         }
     }

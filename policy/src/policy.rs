@@ -38,7 +38,7 @@ use crate::event::{Dispatch, Event};
 use crate::gateway_url::{GatewayUrl, check_resume_url};
 use crate::heartbeat::{Beat, Heartbeat};
 use crate::identify::SETTLE_HOLD_MS;
-use crate::jitter::Jitter;
+use crate::jitter::ShardJitter;
 use crate::output::{Action, Command, ConnectionId, IdentifyAnswer, IdentifyRequest, Note, Output};
 use crate::retry::{Ending, RetryPlanner};
 use crate::saved_session::{SavedSession, Unusable};
@@ -261,7 +261,7 @@ pub struct Policy {
     config: Arc<PolicyConfig>,
     /// The shard's random stream, made by [`Jitter::for_shard`]: it also
     /// says which shard this is ([`Policy::shard`]).
-    rng: Jitter,
+    rng: ShardJitter,
     /// The latest time seen; earlier times passed in are raised to it.
     now: Timestamp,
     phase: Phase,
@@ -277,69 +277,24 @@ pub struct Policy {
     /// Held by its fleet during a fleet-wide outage (see
     /// [`Policy::set_held`]): the next attempt does not start until released.
     held: bool,
-    outputs: Outputs,
+    /// The outputs not yet polled (see [`OutputQueue`]).
+    outputs: Option<OutputQueue>,
     /// The counters, compact; widened by [`Policy::stats`].
     stats: Counters,
 }
 
-/// The outputs not yet polled, in order: one inline, or a queue.
+/// The outputs not yet polled, oldest first, in a queue on the heap (put
+/// there the first time one is needed, and kept, with its memory, for
+/// every output after: the hot path allocates nothing once warm).
 ///
-/// A driver that polls after every input (a [`Fleet`](crate::Fleet) does)
-/// rarely has more than one pending, so the common case needs no heap and
-/// no more room than one output (the queue's pointer shares its room); a
-/// driver that lets several pile up gets them all, in order, from the
-/// queue, which is put on the heap the first time it is needed and kept,
-/// with its memory, for every output after (the hot path allocates nothing
-/// once warm).
-#[derive(Clone, Debug, Default)]
-enum Outputs {
-    /// Nothing pending, and no queue yet.
-    #[default]
-    Empty,
-    /// One output pending, and no queue yet.
-    One(Output),
-    /// The queue, oldest first (empty when nothing is pending). Boxed so
-    /// that it costs one pointer, not a `VecDeque`'s four words.
-    #[allow(clippy::box_collection)]
-    Queued(Box<VecDeque<Output>>),
-}
-
-impl Outputs {
-    fn push(&mut self, output: Output) {
-        *self = match core::mem::take(self) {
-            Self::Empty => Self::One(output),
-            Self::One(first) => {
-                let mut queue = Box::<VecDeque<Output>>::default();
-                queue.push_back(first);
-                queue.push_back(output);
-                Self::Queued(queue)
-            }
-            Self::Queued(mut queue) => {
-                queue.push_back(output);
-                Self::Queued(queue)
-            }
-        };
-    }
-
-    fn pop(&mut self) -> Option<Output> {
-        match core::mem::take(self) {
-            Self::Empty => None,
-            Self::One(output) => Some(output),
-            Self::Queued(mut queue) => {
-                let output = queue.pop_front();
-                *self = Self::Queued(queue);
-                output
-            }
-        }
-    }
-
-    fn clear(&mut self) {
-        match self {
-            Self::Queued(queue) => queue.clear(),
-            _ => *self = Self::Empty,
-        }
-    }
-}
+/// `None` costs one word in the policy, where an inline output would take
+/// [`Output`]'s 64 bytes. A [`Fleet`](crate::Fleet), which drains a
+/// shard's outputs after every input, lends every shard the same queue for
+/// the time of an input ([`Policy::lend_outputs`]) and takes it back once
+/// drained ([`Policy::reclaim_outputs`]): its shards hold none between
+/// inputs.
+#[allow(clippy::box_collection)]
+pub(crate) type OutputQueue = Box<VecDeque<Output>>;
 
 impl Policy {
     /// A policy for shard `shard` (its id, used for the identify bucket),
@@ -360,7 +315,18 @@ impl Policy {
         seed: u64,
         now: Timestamp,
     ) -> Result<Self, ConfigError> {
-        let config = config.into();
+        Self::new_in(config.into(), shard, seed, now, None)
+    }
+
+    /// [`Policy::new`], its outputs put in `outputs` (a queue lent by a
+    /// fleet, empty) when there is one.
+    pub(crate) fn new_in(
+        config: Arc<PolicyConfig>,
+        shard: u32,
+        seed: u64,
+        now: Timestamp,
+        outputs: Option<OutputQueue>,
+    ) -> Result<Self, ConfigError> {
         // Checks the gateway URL too: `base_url` cannot fail afterwards.
         config.validate()?;
         let now = now.min(Timestamp::CEILING);
@@ -369,7 +335,7 @@ impl Policy {
             slowed: false,
             held: false,
             config,
-            rng: Jitter::for_shard(seed, shard),
+            rng: ShardJitter::for_shard(seed, shard),
             now,
             phase: Phase::Waiting {
                 at: now,
@@ -378,7 +344,7 @@ impl Policy {
             session: None,
             seq: Sequence::default(),
             next_connection: 0,
-            outputs: Outputs::default(),
+            outputs,
             stats: Counters::default(),
         };
         policy.proceed(now);
@@ -628,7 +594,35 @@ impl Policy {
     /// time and calls nothing: every output was decided by an input.
     #[inline]
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.outputs.pop()
+        self.outputs.as_mut()?.pop_front()
+    }
+
+    /// Takes `spare`, an empty output queue, to put this policy's outputs
+    /// in, unless the policy holds a queue already.
+    #[inline]
+    pub(crate) fn lend_outputs(&mut self, spare: &mut Option<OutputQueue>) {
+        if self.outputs.is_none() {
+            self.outputs = spare.take();
+        }
+    }
+
+    /// Whether the policy holds an output queue (drained or not).
+    #[cfg(test)]
+    pub(crate) const fn holds_outputs(&self) -> bool {
+        self.outputs.is_some()
+    }
+
+    /// Hands the policy's output queue, once drained, back to `spare` (or
+    /// drops it when `spare` holds one already): a policy whose outputs
+    /// are drained after every input holds none between inputs.
+    #[inline]
+    pub(crate) fn reclaim_outputs(&mut self, spare: &mut Option<OutputQueue>) {
+        if self.outputs.as_ref().is_some_and(|queue| queue.is_empty()) {
+            let queue = self.outputs.take();
+            if spare.is_none() {
+                *spare = queue;
+            }
+        }
     }
 
     /// The next instant at which the policy has something to do, or `None`
@@ -815,7 +809,7 @@ impl Policy {
         else {
             return Handled::Ignored;
         };
-        let heartbeat = Heartbeat::start(now, interval_ms, &mut self.rng);
+        let heartbeat = self.rng.draw(|rng| Heartbeat::start(now, interval_ms, rng));
         let share = if self.slowed {
             self.config.rate_limited.budget_percent
         } else {
@@ -1103,12 +1097,19 @@ impl Policy {
         });
     }
 
-    fn act(&mut self, action: Action) {
-        self.outputs.push(Output::Action(action));
+    #[inline]
+    fn push(&mut self, output: Output) {
+        self.outputs.get_or_insert_default().push_back(output);
     }
 
+    #[inline]
+    fn act(&mut self, action: Action) {
+        self.push(Output::Action(action));
+    }
+
+    #[inline]
     fn note(&mut self, note: Note) {
-        self.outputs.push(Output::Note(note));
+        self.push(Output::Note(note));
     }
 
     /// Reports how the Identify the limiter granted ended, when one is out
@@ -1298,7 +1299,9 @@ impl Policy {
     fn decide(&mut self, trigger: Trigger) -> Decision {
         let has_session = self.session.is_some();
         let rules = self.config.decision;
-        let decision = decide(trigger, has_session, &rules, &mut self.rng);
+        let decision = self
+            .rng
+            .draw(|rng| decide(trigger, has_session, &rules, rng));
         if decision.recovery() == Some(Recovery::Reidentify) {
             self.drop_session();
         }
@@ -1354,15 +1357,11 @@ impl Policy {
             }
             return;
         };
-        let (plan, in_loop) = match self.retries.plan_with_loop(
-            now,
-            trigger,
-            decision,
-            recovery,
-            ending,
-            &self.config,
-            &mut self.rng,
-        ) {
+        let (retries, config) = (&mut self.retries, &self.config);
+        let planned = self.rng.draw(|rng| {
+            retries.plan_with_loop(now, trigger, decision, recovery, ending, config, rng)
+        });
+        let (plan, in_loop) = match planned {
             Ok(planned) => planned,
             Err(reason) => return self.give_up(reason),
         };
@@ -1563,14 +1562,29 @@ impl Policy {
         now: Timestamp,
         saved: &SavedSession,
     ) -> Result<Self, ConfigError> {
-        let mut policy = Self::new(config, shard, seed, now)?;
+        Self::resuming_in(config.into(), shard, seed, now, saved, None)
+    }
+
+    /// [`Policy::resuming`], its outputs put in `outputs` (a queue lent by
+    /// a fleet, empty) when there is one.
+    pub(crate) fn resuming_in(
+        config: Arc<PolicyConfig>,
+        shard: u32,
+        seed: u64,
+        now: Timestamp,
+        saved: &SavedSession,
+        outputs: Option<OutputQueue>,
+    ) -> Result<Self, ConfigError> {
+        let mut policy = Self::new_in(config, shard, seed, now, outputs)?;
         let base = Self::base_url(&policy.config)?;
         match saved.check(&base, &policy.config) {
             Ok(session) => {
                 // `new` asked for a start slot to identify; nothing has
                 // been polled yet, so the request is withdrawn unseen and
                 // the attempt resumes instead.
-                policy.outputs.clear();
+                if let Some(queue) = &mut policy.outputs {
+                    queue.clear();
+                }
                 policy.session = Some(session);
                 policy.seq.take(saved.seq, true);
                 policy.phase = Phase::Waiting {
@@ -1628,14 +1642,14 @@ mod tests {
             size_of::<SendBudget>(),
             size_of::<RetryPlanner>(),
             size_of::<Counters>(),
-            size_of::<Outputs>(),
+            size_of::<Option<OutputQueue>>(),
             size_of::<Option<Session>>(),
-            size_of::<Jitter>(),
+            size_of::<ShardJitter>(),
         );
         // Aligned to 8 bytes (the jitter stream keeps its `u128` position
         // in two `u64`s), so sizes move in steps of 8.
         assert_eq!(align_of::<Policy>(), 8);
-        assert!(size <= 440, "{size} bytes");
+        assert!(size <= 408, "{size} bytes");
     }
     use crate::identify::{IdentifyLimiter, SessionStartLimit};
 

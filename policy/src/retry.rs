@@ -189,6 +189,85 @@ fn read_far(words: &[u32]) -> Slot {
     }
 }
 
+/// Words an attempt log keeps in place: the default ceiling's ring (10
+/// attempts back, 11 slots) in the near form.
+const INLINE_WORDS: usize = 11;
+
+/// An attempt log's words, a fixed number of them: in place up to
+/// [`INLINE_WORDS`] (48 bytes, where a boxed slice took 16 inline and a
+/// 64-byte heap block for the default ring), on the heap beyond (a larger
+/// ceiling, or a ring kept whole).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Words {
+    /// The first `len` of `words`; the rest are unused.
+    Inline {
+        /// How many are used (at most [`INLINE_WORDS`]).
+        len: u8,
+        /// The words, then unused ones.
+        words: [u32; INLINE_WORDS],
+    },
+    /// More words than fit in place.
+    Boxed(Box<[u32]>),
+}
+
+impl Words {
+    /// `len` words of `word`.
+    fn filled(word: u32, len: usize) -> Self {
+        Self::collect(core::iter::repeat_n(word, len))
+    }
+
+    /// The words of `iter`, in place when they fit.
+    fn collect(iter: impl IntoIterator<Item = u32>) -> Self {
+        let mut iter = iter.into_iter();
+        let mut words = [0; INLINE_WORDS];
+        let mut len: u8 = 0;
+        for (at, word) in words.iter_mut().zip(iter.by_ref()) {
+            *at = word;
+            len += 1;
+        }
+        match iter.next() {
+            None => Self::Inline { len, words },
+            Some(more) => Self::Boxed(
+                words
+                    .into_iter()
+                    .chain(core::iter::once(more))
+                    .chain(iter)
+                    .collect(),
+            ),
+        }
+    }
+
+    /// The words.
+    fn as_slice(&self) -> &[u32] {
+        match self {
+            Self::Inline { len, words } => words.get(..usize::from(*len)).unwrap_or_default(),
+            Self::Boxed(words) => words,
+        }
+    }
+
+    /// The words, to change them.
+    fn as_mut_slice(&mut self) -> &mut [u32] {
+        match self {
+            Self::Inline { len, words } => words.get_mut(..usize::from(*len)).unwrap_or_default(),
+            Self::Boxed(words) => words,
+        }
+    }
+
+    /// How many words.
+    const fn len(&self) -> usize {
+        match self {
+            Self::Inline { len, .. } => *len as usize,
+            Self::Boxed(words) => words.len(),
+        }
+    }
+
+    /// Whether the words are on the heap.
+    #[cfg(test)]
+    const fn is_boxed(&self) -> bool {
+        matches!(self, Self::Boxed(_))
+    }
+}
+
 /// The last attempts the ceiling counts, as far as the policy knows when
 /// each reached the gateway.
 ///
@@ -198,8 +277,9 @@ fn read_far(words: &[u32]) -> Slot {
 /// leaves fewer than that many counted attempts behind. A slot is
 /// [free, in flight or reached](Slot).
 ///
-/// The ring is sized by the configured ceiling when the log is built (one
-/// allocation then; none afterwards while the stamps stay near each
+/// The ring is sized by the configured ceiling when the log is built (in
+/// place for the default ceiling, see [`Words`]; a larger ceiling's ring
+/// is allocated then, and none afterwards while the stamps stay near each
 /// other): 11 slots for the default of 10 instead of the 33 the largest
 /// ceiling needs. That keeps every answer the largest ring would give as
 /// long as the attempts are reported as a [`Policy`](crate::Policy)
@@ -224,7 +304,7 @@ fn read_far(words: &[u32]) -> Slot {
 /// otherwise (a clock that stepped back, attempts in flight together) is
 /// it selected among them.
 ///
-/// 24 bytes inline: the base is a multiple of [`BASE_STEP`] ms at or
+/// 56 bytes, the default ring included: the base is a multiple of [`BASE_STEP`] ms at or
 /// before the earliest stamp, which leaves its low bits for where the next
 /// start goes and whether the slots are kept whole.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -234,7 +314,7 @@ struct AttemptLog {
     /// the slots are kept whole ([`FAR_BIT`]).
     base_and_cursor: u64,
     /// The ring: a word a slot, or [`FAR_WORDS`] while kept whole.
-    slots: Box<[u32]>,
+    slots: Words,
 }
 
 /// The step of an attempt log's base, in ms (65.5 s), whose bits below it
@@ -259,7 +339,7 @@ impl AttemptLog {
         let ring = back.clamp(1, RING - 1) + 1;
         Self {
             base_and_cursor: 0,
-            slots: vec![NEAR_FREE; ring].into_boxed_slice(),
+            slots: Words::filled(NEAR_FREE, ring),
         }
     }
 
@@ -325,22 +405,14 @@ impl AttemptLog {
 
     /// Slot `i`, read.
     fn slot(&self, i: usize) -> Slot {
-        if self.far() {
-            self.slots
-                .get(i * FAR_WORDS..(i + 1) * FAR_WORDS)
-                .map_or(Slot::Free, read_far)
-        } else {
-            self.slots
-                .get(i)
-                .map_or(Slot::Free, |&code| read_near(code, self.base()))
-        }
+        read_slot(self.slots.as_slice(), self.far(), self.base(), i)
     }
 
     /// Sets slot `i` (below the ring's length) to `slot`.
     fn set(&mut self, i: usize, slot: Slot) {
         if !self.far()
             && let Some(code) = near(slot, self.base())
-            && let Some(at) = self.slots.get_mut(i)
+            && let Some(at) = self.slots.as_mut_slice().get_mut(i)
         {
             *at = code;
             return;
@@ -368,21 +440,21 @@ impl AttemptLog {
                 .iter()
                 .map(|&slot| near(slot, base).unwrap_or(NEAR_FREE));
             if self.far() {
-                self.slots = codes.collect();
+                self.slots = Words::collect(codes);
                 self.set_far(false);
             } else {
-                for (code, new) in self.slots.iter_mut().zip(codes) {
+                for (code, new) in self.slots.as_mut_slice().iter_mut().zip(codes) {
                     *code = new;
                 }
             }
         } else {
             let words = all.iter().flat_map(|&slot| far(slot));
             if self.far() {
-                for (word, new) in self.slots.iter_mut().zip(words) {
+                for (word, new) in self.slots.as_mut_slice().iter_mut().zip(words) {
                     *word = new;
                 }
             } else {
-                self.slots = words.collect();
+                self.slots = Words::collect(words);
                 self.set_far(true);
             }
         }
@@ -436,8 +508,10 @@ impl AttemptLog {
         let mut counted: usize = 0;
         let mut ascending = true;
         let oldest = self.next_slot();
+        // Read once for every slot.
+        let (words, far, base) = (self.slots.as_slice(), self.far(), self.base());
         for k in 0..ring {
-            let bound = match self.slot((oldest + k) % ring) {
+            let bound = match read_slot(words, far, base, (oldest + k) % ring) {
                 Slot::Free => continue,
                 Slot::InFlight(dialled) => dialled.saturating_add(connect_ms).max(now),
                 Slot::Reached(by) => by,
@@ -460,6 +534,20 @@ impl AttemptLog {
         }
         let (_, bound, _) = counted.select_nth_unstable(at);
         Some(*bound)
+    }
+}
+
+/// Slot `i` of a log's `words`, kept whole (`far`) or as offsets from
+/// `base`, read.
+fn read_slot(words: &[u32], far: bool, base: Timestamp, i: usize) -> Slot {
+    if far {
+        words
+            .get(i * FAR_WORDS..(i + 1) * FAR_WORDS)
+            .map_or(Slot::Free, read_far)
+    } else {
+        words
+            .get(i)
+            .map_or(Slot::Free, |&code| read_near(code, base))
     }
 }
 
@@ -579,7 +667,8 @@ pub(crate) struct RetryPlanner {
 
 impl RetryPlanner {
     /// A planner for `config`: the attempt log is sized by its ceiling
-    /// (the one allocation a planner makes).
+    /// (in place for the default ceiling; a larger one's is the one
+    /// allocation a planner makes).
     pub(crate) fn new(config: &PolicyConfig) -> Self {
         Self {
             backoff: BackoffState::NEW,
@@ -1251,9 +1340,19 @@ mod tests {
                 "{max_attempts}"
             );
         }
-        // The default ceiling's log: 4 bytes a slot on the heap (44 in
-        // all), a few words inline.
-        assert!(size_of::<AttemptLog>() <= 24);
+        // The default ceiling's log: 4 bytes a slot, all in place (no heap
+        // block, which took 64 bytes with the allocator's rounding), 56 in
+        // all; a larger ceiling's on the heap.
+        let default = RetryPlanner::new(&PolicyConfig::default());
+        assert_eq!(default.attempts.ring(), 11);
+        assert!(!default.attempts.slots.is_boxed());
+        assert!(
+            RetryPlanner::new(&ceiling_only(32, 60_000))
+                .attempts
+                .slots
+                .is_boxed()
+        );
+        assert!(size_of::<AttemptLog>() <= 56);
     }
 
     #[test]
