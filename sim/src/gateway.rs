@@ -875,9 +875,7 @@ impl Gateway {
         if at >= self.dispatch_stop_at {
             return None;
         }
-        if !self.driver_holds_timers {
-            self.timers.push(at, Timer::Dispatch(SessionId(session)));
-        }
+        self.file(at, Timer::Dispatch(SessionId(session)));
         Some(at)
     }
 
@@ -953,10 +951,16 @@ impl Gateway {
 
     fn arm(&mut self, at: u64, timer: Timer) {
         let at = at.max(self.now);
+        self.file(at, timer);
+        self.emit(Output::Timer { at, timer });
+    }
+
+    /// Files `timer` at `at` in the gateway's own wheel, unless its driver
+    /// holds the timers (then the `Output::Timer` that announces it is all).
+    fn file(&mut self, at: u64, timer: Timer) {
         if !self.driver_holds_timers {
             self.timers.push(at, timer);
         }
-        self.emit(Output::Timer { at, timer });
     }
 
     #[inline]
