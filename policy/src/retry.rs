@@ -398,9 +398,13 @@ impl AttemptLog {
         self.ring() - 1
     }
 
-    /// The slot of the last attempt started.
+    /// The slot of the last attempt started: the one before the next
+    /// start's, the ring's last when that is the first.
     const fn last_slot(&self) -> usize {
-        (self.next_slot() + self.ring() - 1) % self.ring()
+        match self.next_slot() {
+            0 => self.ring() - 1,
+            next => next - 1,
+        }
     }
 
     /// Slot `i`, read.
@@ -409,6 +413,7 @@ impl AttemptLog {
     }
 
     /// Sets slot `i` (below the ring's length) to `slot`.
+    #[inline]
     fn set(&mut self, i: usize, slot: Slot) {
         if !self.far()
             && let Some(code) = near(slot, self.base())
@@ -417,8 +422,13 @@ impl AttemptLog {
             *at = code;
             return;
         }
-        // It does not fit (or the stamps are kept whole): rebuild the
-        // ring around its stamps.
+        self.rebuild_with(i, slot);
+    }
+
+    /// Sets slot `i` to `slot` when it does not fit as an offset (or the
+    /// stamps are kept whole): rebuilds the ring around its stamps.
+    #[cold]
+    fn rebuild_with(&mut self, i: usize, slot: Slot) {
         let ring = self.ring();
         let mut all = [Slot::Free; RING];
         for (j, read) in all.iter_mut().enumerate().take(ring) {
@@ -465,7 +475,8 @@ impl AttemptLog {
     fn started(&mut self, now: Timestamp) {
         let slot = self.next_slot();
         self.set(slot, Slot::InFlight(now));
-        self.set_next_slot((slot + 1) % self.ring());
+        let next = slot + 1;
+        self.set_next_slot(if next < self.ring() { next } else { 0 });
     }
 
     /// The last attempt, if still in flight, reached the gateway by `at`
@@ -488,6 +499,7 @@ impl AttemptLog {
     }
 
     /// Whether the last attempt started is still in flight.
+    #[cfg(test)]
     fn last_in_flight(&self) -> bool {
         matches!(self.slot(self.last_slot()), Slot::InFlight(_))
     }
@@ -499,26 +511,53 @@ impl AttemptLog {
     /// nobody to answer). `None` when fewer than `back` are counted.
     /// `back` beyond what the log was sized for counts as its
     /// [`capacity`](Self::capacity): a later answer, never an earlier one.
+    ///
+    /// When a [`Policy`](crate::Policy) plans, the log is near, its
+    /// attempts have all reached the gateway or not (the last one has
+    /// just ended), and the free slots are the oldest: read oldest first,
+    /// the slots ascend in [`near_order`]. The answer is then the slot
+    /// `back` from the newest. Any other log (an attempt in flight, a
+    /// clock that stepped back, the slots kept whole) has the answer
+    /// selected among all its bounds.
     fn latest_bound(&self, back: usize, now: Timestamp, connect_ms: u64) -> Option<Timestamp> {
         let back = back.min(self.capacity());
-        let ring = self.ring();
-        // The bounds, oldest slot first, in a fixed-size array on the
-        // stack.
+        if back == 0 {
+            // No attempt is the 0-th latest.
+            return None;
+        }
+        if !self.far() {
+            let (words, next) = (self.slots.as_slice(), self.next_slot());
+            let (newer, older) = split_ring(words, next);
+            if ascend(older, newer) {
+                // The slot `back` before the next start's, around the
+                // ring (`back` is 1 to the ring's length less one).
+                let at = next + words.len() - back;
+                let at = at.checked_sub(words.len()).unwrap_or(at);
+                return match words.get(at) {
+                    Some(&code) if code != NEAR_FREE => {
+                        Some(self.base().saturating_add(u64::from(code)))
+                    }
+                    _ => None,
+                };
+            }
+        }
+        self.select_bound(back, now, connect_ms)
+    }
+
+    /// [`latest_bound`](Self::latest_bound), whatever the slots hold: all
+    /// the bounds collected, and the answer selected among them.
+    #[cold]
+    fn select_bound(&self, back: usize, now: Timestamp, connect_ms: u64) -> Option<Timestamp> {
+        // The bounds, in a fixed-size array on the stack.
         let mut bounds = [Timestamp::ZERO; RING];
         let mut counted: usize = 0;
-        let mut ascending = true;
-        let oldest = self.next_slot();
-        // Read once for every slot.
         let (words, far, base) = (self.slots.as_slice(), self.far(), self.base());
-        for k in 0..ring {
-            let bound = match read_slot(words, far, base, (oldest + k) % ring) {
+        for i in 0..self.ring() {
+            let bound = match read_slot(words, far, base, i) {
                 Slot::Free => continue,
                 Slot::InFlight(dialled) => dialled.saturating_add(connect_ms).max(now),
                 Slot::Reached(by) => by,
             };
-            if let Some(&previous) = counted.checked_sub(1).and_then(|last| bounds.get(last)) {
-                ascending &= previous <= bound;
-            }
             if let Some(at) = bounds.get_mut(counted) {
                 *at = bound;
                 counted += 1;
@@ -526,15 +565,42 @@ impl AttemptLog {
         }
         let at = counted.checked_sub(back)?;
         let counted = bounds.get_mut(..counted)?;
-        if ascending {
-            return counted.get(at).copied();
-        }
         if at >= counted.len() {
             return None;
         }
         let (_, bound, _) = counted.select_nth_unstable(at);
         Some(*bound)
     }
+}
+
+/// A ring's `words` split at `at` (where the oldest slot's words begin):
+/// the newer slots before it, the older from it on.
+fn split_ring(words: &[u32], at: usize) -> (&[u32], &[u32]) {
+    words.split_at_checked(at).unwrap_or((words, &[]))
+}
+
+/// Where a near slot's `code` sorts when the slots are read oldest
+/// first: a free slot lowest, then those that reached the gateway by
+/// their offsets, then those in flight (their flag set).
+const fn near_order(code: u32) -> u32 {
+    code.wrapping_add(1)
+}
+
+/// Whether the near slots `older` then `newer` ascend in [`near_order`],
+/// and none of them is in flight.
+fn ascend(older: &[u32], newer: &[u32]) -> bool {
+    let mut last = near_order(NEAR_FREE);
+    for part in [older, newer] {
+        for &code in part {
+            let order = near_order(code);
+            if order < last {
+                return false;
+            }
+            last = order;
+        }
+    }
+    // The newest is the highest: none is in flight if it is not.
+    last <= near_order(NEAR_MAX_OFFSET as u32)
 }
 
 /// Slot `i` of a log's `words`, kept whole (`far`) or as offsets from
@@ -732,9 +798,7 @@ impl RetryPlanner {
     /// any other is counted as reaching it at `now`, the latest it can
     /// have. One already stamped keeps its stamp.
     fn attempt_ended(&mut self, now: Timestamp, trigger: Trigger) {
-        if !self.attempts.last_in_flight() {
-            return;
-        }
+        // Both leave a slot that is not in flight as it is.
         if never_reached(trigger) {
             self.attempts.last_not_counted();
         } else {
