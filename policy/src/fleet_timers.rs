@@ -398,6 +398,42 @@ impl ShardTimers {
         }
     }
 
+    /// Sorts out the front of the list of slot `time`, a time after the
+    /// base, until its first entry is at its shard's wake-up: returns
+    /// whether one is (the slot is emptied otherwise).
+    ///
+    /// Every entry of a slot after the base's is at the slot's time (only
+    /// the base's slot holds earlier ones), so the first entry found at its
+    /// shard's wake-up makes `time` the earliest wake-up; the entries
+    /// behind it stay as they are, to be sorted out when they are due.
+    fn sort_out_front(&mut self, time: u64) -> bool {
+        let slot = self.slot(time);
+        loop {
+            let entry = self.slots[slot];
+            if entry == NIL {
+                self.occupied[slot / 64] &= !(1 << (slot % 64));
+                return false;
+            }
+            let Entry { at, shard, next } = self.slab[entry as usize];
+            debug_assert_eq!(at.as_millis(), time, "an entry out of its slot");
+            let index = shard as usize;
+            let wake = self.shards[index];
+            if wake.filed == time && wake.wake == time {
+                return true;
+            }
+            self.slots[slot] = next;
+            self.release(entry);
+            if wake.filed == time {
+                // Moved later (to another slot, or the overflow): filed
+                // again at its wake-up.
+                self.shards[index].file_at_wake();
+                if let Some(wake) = self.shards[index].wake() {
+                    self.insert(wake, shard);
+                }
+            }
+        }
+    }
+
     /// The earliest wake-up of any shard, found by sorting out the earliest
     /// entries: dead ones are dropped, live ones whose shard moved later are
     /// moved, until the earliest entry is at its shard's wake-up.
@@ -405,6 +441,16 @@ impl ShardTimers {
         loop {
             let end = self.base.saturating_add(self.mask);
             if let Some(time) = self.next_occupied(self.base, end) {
+                if time > self.base {
+                    // Every slot before this one is empty: the wheel turns
+                    // to it either way.
+                    let found = self.sort_out_front(time);
+                    self.advance(time);
+                    if found {
+                        return Some(Timestamp::from_millis(time));
+                    }
+                    continue;
+                }
                 let slot = self.slot(time);
                 let mut entry = self.take_list(slot);
                 let mut earliest: Option<Timestamp> = None;
@@ -637,6 +683,68 @@ mod tests {
             for shards in [1, 3, 40, 300] {
                 for spread in [300, 70_000, 3_000_000] {
                     agrees_with_a_plain_list_ending(shards, spread, seed, true);
+                }
+            }
+        }
+    }
+
+    /// Every entry on the wheel, live or dead, in a slot other than the
+    /// base's is at that slot's time: what lets a search stop at the first
+    /// entry of such a slot that is at its shard's wake-up.
+    fn entries_after_the_base_are_at_their_slots_time(t: &ShardTimers, op: &str) {
+        let base_slot = t.slot(t.base);
+        for (slot, &first) in t.slots.iter().enumerate() {
+            let mut entry = first;
+            while entry != NIL {
+                let Entry { at, next, .. } = t.slab[entry as usize];
+                let ms = at.as_millis();
+                if slot == base_slot {
+                    assert!(
+                        ms < t.base + t.window(),
+                        "after {op}: {ms} in the base's slot"
+                    );
+                } else {
+                    assert!(ms > t.base && ms < t.base + t.window(), "after {op}: {ms}");
+                    assert_eq!(t.slot(ms), slot, "after {op}: {ms} in slot {slot}");
+                }
+                entry = next;
+            }
+        }
+    }
+
+    #[test]
+    fn entries_after_the_base_stay_at_their_slots_time() {
+        for seed in 0..30 {
+            for (shards, spread) in [(3, 300), (40, 1_000), (40, 5_000), (300, 70_000)] {
+                let mut timers = ShardTimers::new(shards);
+                let mut state: u64 = seed;
+                let mut draw = |bound: u64| {
+                    state = state
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1_442_695_040_888_963_407);
+                    (state >> 33) % bound.max(1)
+                };
+                let mut now = 0_u64;
+                let mut due = Vec::new();
+                for step in 0..3_000 {
+                    let op = if draw(10) < 7 {
+                        let index = draw(shards as u64) as usize;
+                        let wake = match draw(20) {
+                            0 => None,
+                            1 => Some(Timestamp::from_millis(now.saturating_sub(draw(50)))),
+                            _ => Some(Timestamp::from_millis(now + draw(spread))),
+                        };
+                        timers.set(index, wake);
+                        "set"
+                    } else {
+                        now += draw(spread / 8 + 1);
+                        timers.take_due(Timestamp::from_millis(now), &mut due);
+                        "take_due"
+                    };
+                    entries_after_the_base_are_at_their_slots_time(
+                        &timers,
+                        &format!("{op} (step {step}, seed {seed})"),
+                    );
                 }
             }
         }
