@@ -515,12 +515,19 @@ impl Fleet {
 
 /// Fleet-wide outage recovery (see [`FleetRecovery`](crate::FleetRecovery)).
 impl Fleet {
-    /// Feeds the detector with what an input on shard `index` said.
+    /// Feeds the detector with what an input on shard `index` said: an
+    /// input that said nothing about the fleet costs no call.
+    #[inline]
     fn observe(&mut self, index: usize, now: Timestamp, signal: Signal) {
-        let recovery = &mut self.recovery;
-        if !recovery.config.enabled {
-            return;
+        if signal != Signal::Nothing && self.recovery.config.enabled {
+            self.feed_detector(index, now, signal);
         }
+    }
+
+    /// [`Fleet::observe`] for a sign of life or a failure, the recovery
+    /// being enabled.
+    fn feed_detector(&mut self, index: usize, now: Timestamp, signal: Signal) {
+        let recovery = &mut self.recovery;
         match signal {
             Signal::Life => {
                 recovery.detector.sign_of_life(now);

@@ -132,6 +132,11 @@ pub(crate) struct ShardTimers {
     /// in its slot; one from it and less than a window after it is in the
     /// slot of its time; later ones are in `overflow`.
     base: u64,
+    /// The latest time taken ([`ShardTimers::take_due`]): the wheel turns
+    /// no further, so that a wake-up filed between it and the next one has
+    /// a slot of its own rather than joining a list in the base's slot that
+    /// every search walks.
+    clock: u64,
     /// Entries; those not in any list are chained from `free`.
     slab: Vec<Entry>,
     free: u32,
@@ -157,6 +162,7 @@ impl ShardTimers {
             occupied: vec![0; slots / 64],
             mask: slots as u64 - 1,
             base: 0,
+            clock: 0,
             slab: Vec::new(),
             free: NIL,
             overflow: BinaryHeap::new(),
@@ -236,6 +242,7 @@ impl ShardTimers {
     /// Appends to `due` every shard whose wake-up is at or before `now`, by
     /// time and then index, and clears their wake-ups.
     pub(crate) fn take_due(&mut self, now: Timestamp, due: &mut Vec<usize>) {
+        self.clock = self.clock.max(now.as_millis());
         self.take_due_on_wheel(now, due);
         if now == Timestamp::MAX {
             // After every earlier time, by index.
@@ -257,13 +264,21 @@ impl ShardTimers {
                     let index = shard as usize;
                     if self.shards[index].filed() != Some(t) {
                         self.release(entry);
-                    } else if t == at && self.shards[index].wake() == Some(t) {
+                    } else if t != at {
+                        self.link(slot, entry);
+                    } else if self.shards[index].wake() == Some(t) {
                         self.shards[index].set_filed(None);
                         self.shards[index].set_wake(None);
                         due.push(index);
                         self.release(entry);
                     } else {
-                        self.link(slot, entry);
+                        // Moved later: filed again at its wake-up, rather
+                        // than left in this slot for the search to move.
+                        self.release(entry);
+                        self.shards[index].file_at_wake();
+                        if let Some(wake) = self.shards[index].wake() {
+                            self.insert(wake, shard);
+                        }
                     }
                     entry = next;
                 }
@@ -380,9 +395,10 @@ impl ShardTimers {
         None
     }
 
-    /// Moves the wheel's first slot to `base`, and the overflow entries
-    /// that come within its window onto it.
+    /// Moves the wheel's first slot to `base` (no further than the clock),
+    /// and the overflow entries that come within its window onto it.
     fn advance(&mut self, base: u64) {
+        let base = base.min(self.clock);
         if base <= self.base {
             return;
         }
@@ -398,72 +414,34 @@ impl ShardTimers {
         }
     }
 
-    /// The earliest wake-up of any shard, found by sorting out the earliest
-    /// entries: dead ones are dropped, live ones whose shard moved later are
-    /// moved, until the earliest entry is at its shard's wake-up.
-    fn find_next(&mut self) -> Option<Timestamp> {
+    /// Sorts out the front of the list of slot `time`, a time after the
+    /// base, until its first entry is at its shard's wake-up: returns
+    /// whether one is (the slot is emptied otherwise).
+    ///
+    /// Every entry of a slot after the base's is at the slot's time (only
+    /// the base's slot holds earlier ones), so the first entry found at its
+    /// shard's wake-up makes `time` the earliest wake-up; the entries
+    /// behind it stay as they are, to be sorted out when they are due.
+    fn sort_out_front(&mut self, time: u64) -> bool {
+        let slot = self.slot(time);
         loop {
-            let end = self.base.saturating_add(self.mask);
-            if let Some(time) = self.next_occupied(self.base, end) {
-                let slot = self.slot(time);
-                let mut entry = self.take_list(slot);
-                let mut earliest: Option<Timestamp> = None;
-                let mut moved = std::mem::take(&mut self.scratch);
-                while entry != NIL {
-                    let Entry { at, shard, next } = self.slab[entry as usize];
-                    let index = shard as usize;
-                    if self.shards[index].filed() != Some(at) {
-                        self.release(entry);
-                    } else if self.shards[index].wake() == Some(at) {
-                        earliest = Some(earliest.map_or(at, |e| e.min(at)));
-                        self.link(slot, entry);
-                    } else {
-                        self.shards[index].file_at_wake();
-                        if let Some(wake) = self.shards[index].wake() {
-                            moved.push((wake, shard));
-                        }
-                        self.release(entry);
-                    }
-                    entry = next;
-                }
-                // Slots before this one are empty: the wheel turns to it
-                // (entries earlier than the base stay in the base's slot).
-                if earliest.is_some() {
-                    self.advance(time);
-                }
-                // A moved entry earlier than the base goes back into the
-                // base's slot, and may be the earliest: sorted out again.
-                let again = moved
-                    .iter()
-                    .any(|&(wake, _)| earliest.is_none_or(|e| wake < e));
-                for &(wake, shard) in &moved {
-                    self.insert(wake, shard);
-                }
-                moved.clear();
-                self.scratch = moved;
-                if !again && earliest.is_some() {
-                    return earliest;
-                }
-                continue;
+            let entry = self.slots[slot];
+            if entry == NIL {
+                self.occupied[slot / 64] &= !(1 << (slot % 64));
+                return false;
             }
-            // The wheel is empty: the overflow's earliest live entry.
-            let &Reverse((at, shard)) = self.overflow.peek()?;
+            let Entry { at, shard, next } = self.slab[entry as usize];
+            debug_assert_eq!(at.as_millis(), time, "an entry out of its slot");
             let index = shard as usize;
-            if self.shards[index].filed() != Some(at) {
-                self.overflow.pop();
-            } else if self.shards[index].wake() == Some(at) {
-                // The wheel is empty: it turns to this entry, which moves
-                // onto it with those within a window after it, so the
-                // next searches find them on the wheel rather than
-                // scanning an empty wheel again each time.
-                self.advance(at.as_millis());
-                // At the end of the clock, where the window saturates, it
-                // stays in the overflow.
-                if self.overflow.peek() == Some(&Reverse((at, shard))) {
-                    return Some(at);
-                }
-            } else {
-                self.overflow.pop();
+            let wake = self.shards[index];
+            if wake.filed == time && wake.wake == time {
+                return true;
+            }
+            self.slots[slot] = next;
+            self.release(entry);
+            if wake.filed == time {
+                // Moved later (to another slot, or the overflow): filed
+                // again at its wake-up.
                 self.shards[index].file_at_wake();
                 if let Some(wake) = self.shards[index].wake() {
                     self.insert(wake, shard);
@@ -471,6 +449,126 @@ impl ShardTimers {
             }
         }
     }
+
+    /// The earliest wake-up of any shard, found by sorting out the earliest
+    /// entries: dead ones are dropped, live ones whose shard moved later are
+    /// moved, until the earliest entry is at its shard's wake-up.
+    fn find_next(&mut self) -> Option<Timestamp> {
+        // Where the search resumes: slots before it are empty.
+        let mut from = self.base;
+        loop {
+            let end = self.base.saturating_add(self.mask);
+            let sorted = match self.next_occupied(from.max(self.base), end) {
+                Some(time) if time > self.base => {
+                    // Every slot before this one is empty: the wheel turns
+                    // to it (or to the clock) either way.
+                    let found = self.sort_out_front(time);
+                    self.advance(time);
+                    if found {
+                        return Some(Timestamp::from_millis(time));
+                    }
+                    from = time.saturating_add(1);
+                    continue;
+                }
+                Some(time) => self.sort_out_base_slot(time),
+                None => self.sort_out_overflow(),
+            };
+            match sorted {
+                Sorted::Earliest(at) => return Some(at),
+                Sorted::Again => from = self.base,
+                Sorted::Nothing => return None,
+            }
+        }
+    }
+
+    /// Sorts out the whole list of the base's slot, `time`, which may hold
+    /// entries earlier than the base. Kept apart from
+    /// [`ShardTimers::find_next`]'s usual path, a slot after the base's.
+    #[cold]
+    #[inline(never)]
+    fn sort_out_base_slot(&mut self, time: u64) -> Sorted {
+        let slot = self.slot(time);
+        let mut entry = self.take_list(slot);
+        let mut earliest: Option<Timestamp> = None;
+        let mut moved = std::mem::take(&mut self.scratch);
+        while entry != NIL {
+            let Entry { at, shard, next } = self.slab[entry as usize];
+            let index = shard as usize;
+            if self.shards[index].filed() != Some(at) {
+                self.release(entry);
+            } else if self.shards[index].wake() == Some(at) {
+                earliest = Some(earliest.map_or(at, |e| e.min(at)));
+                self.link(slot, entry);
+            } else {
+                self.shards[index].file_at_wake();
+                if let Some(wake) = self.shards[index].wake() {
+                    moved.push((wake, shard));
+                }
+                self.release(entry);
+            }
+            entry = next;
+        }
+        // Slots before this one are empty: the wheel turns to it
+        // (entries earlier than the base stay in the base's slot).
+        if earliest.is_some() {
+            self.advance(time);
+        }
+        // A moved entry earlier than the base goes back into the
+        // base's slot, and may be the earliest: sorted out again.
+        let again = moved
+            .iter()
+            .any(|&(wake, _)| earliest.is_none_or(|e| wake < e));
+        for &(wake, shard) in &moved {
+            self.insert(wake, shard);
+        }
+        moved.clear();
+        self.scratch = moved;
+        match earliest {
+            Some(earliest) if !again => Sorted::Earliest(earliest),
+            _ => Sorted::Again,
+        }
+    }
+
+    /// Sorts out the overflow's earliest entry, the wheel being empty.
+    #[cold]
+    #[inline(never)]
+    fn sort_out_overflow(&mut self) -> Sorted {
+        let Some(&Reverse((at, shard))) = self.overflow.peek() else {
+            return Sorted::Nothing;
+        };
+        let index = shard as usize;
+        if self.shards[index].filed() != Some(at) {
+            self.overflow.pop();
+        } else if self.shards[index].wake() == Some(at) {
+            // The wheel is empty: it turns to this entry, which moves
+            // onto it with those within a window after it, so the
+            // next searches find them on the wheel rather than
+            // scanning an empty wheel again each time.
+            self.advance(at.as_millis());
+            // At the end of the clock, where the window saturates, it
+            // stays in the overflow.
+            if self.overflow.peek() == Some(&Reverse((at, shard))) {
+                return Sorted::Earliest(at);
+            }
+        } else {
+            self.overflow.pop();
+            self.shards[index].file_at_wake();
+            if let Some(wake) = self.shards[index].wake() {
+                self.insert(wake, shard);
+            }
+        }
+        Sorted::Again
+    }
+}
+
+/// What sorting out one slot, or the overflow's earliest entry, found.
+enum Sorted {
+    /// The earliest wake-up of any shard.
+    Earliest(Timestamp),
+    /// Entries were dropped or moved: the search goes on.
+    Again,
+    /// No wake-up at all.
+    Nothing,
 }
 
 #[cfg(test)]
@@ -637,6 +735,77 @@ mod tests {
             for shards in [1, 3, 40, 300] {
                 for spread in [300, 70_000, 3_000_000] {
                     agrees_with_a_plain_list_ending(shards, spread, seed, true);
+                }
+            }
+        }
+    }
+
+    /// Every entry on the wheel, live or dead, in a slot other than the
+    /// base's is at that slot's time: what lets a search stop at the first
+    /// entry of such a slot that is at its shard's wake-up.
+    ///
+    /// And the wheel never turns past the latest time taken, so that a
+    /// wake-up filed after that time gets a slot of its own.
+    fn entries_after_the_base_are_at_their_slots_time(t: &ShardTimers, op: &str) {
+        assert!(
+            t.base <= t.clock,
+            "after {op}: base {} clock {}",
+            t.base,
+            t.clock
+        );
+        let base_slot = t.slot(t.base);
+        for (slot, &first) in t.slots.iter().enumerate() {
+            let mut entry = first;
+            while entry != NIL {
+                let Entry { at, next, .. } = t.slab[entry as usize];
+                let ms = at.as_millis();
+                if slot == base_slot {
+                    assert!(
+                        ms < t.base + t.window(),
+                        "after {op}: {ms} in the base's slot"
+                    );
+                } else {
+                    assert!(ms > t.base && ms < t.base + t.window(), "after {op}: {ms}");
+                    assert_eq!(t.slot(ms), slot, "after {op}: {ms} in slot {slot}");
+                }
+                entry = next;
+            }
+        }
+    }
+
+    #[test]
+    fn entries_after_the_base_stay_at_their_slots_time() {
+        for seed in 0..30 {
+            for (shards, spread) in [(3, 300), (40, 1_000), (40, 5_000), (300, 70_000)] {
+                let mut timers = ShardTimers::new(shards);
+                let mut state: u64 = seed;
+                let mut draw = |bound: u64| {
+                    state = state
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1_442_695_040_888_963_407);
+                    (state >> 33) % bound.max(1)
+                };
+                let mut now = 0_u64;
+                let mut due = Vec::new();
+                for step in 0..3_000 {
+                    let op = if draw(10) < 7 {
+                        let index = draw(shards as u64) as usize;
+                        let wake = match draw(20) {
+                            0 => None,
+                            1 => Some(Timestamp::from_millis(now.saturating_sub(draw(50)))),
+                            _ => Some(Timestamp::from_millis(now + draw(spread))),
+                        };
+                        timers.set(index, wake);
+                        "set"
+                    } else {
+                        now += draw(spread / 8 + 1);
+                        timers.take_due(Timestamp::from_millis(now), &mut due);
+                        "take_due"
+                    };
+                    entries_after_the_base_are_at_their_slots_time(
+                        &timers,
+                        &format!("{op} (step {step}, seed {seed})"),
+                    );
                 }
             }
         }
