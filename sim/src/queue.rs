@@ -136,14 +136,22 @@ impl<T> Queue<T> {
         } else if at - self.base < WINDOW_MS {
             self.head_of_slot(at, index)
         } else {
-            self.order += 1;
-            self.overflow.push(Reverse((at, self.order, index)));
+            self.push_overflow(at, index);
             NIL
         };
         *self.entry_mut(index) = Entry {
             item: Some(item),
             next,
         };
+    }
+
+    /// Puts payload `index`, due at `at`, a window or more ahead, in the
+    /// overflow (rare: kept out of the pushes' way).
+    #[cold]
+    #[inline(never)]
+    fn push_overflow(&mut self, at: u64, index: u32) {
+        self.order += 1;
+        self.overflow.push(Reverse((at, self.order, index)));
     }
 
     /// An entry no event holds: the one freed last, or a new one.
@@ -187,7 +195,10 @@ impl<T> Queue<T> {
     #[inline]
     fn head_of_slot(&mut self, at: u64, index: u32) -> u32 {
         let slot = (at & MASK) as usize;
-        let slots = self.slots.get_or_insert_with(|| boxed_array(|| NIL));
+        let slots = match &mut self.slots {
+            Some(slots) => slots,
+            None => self.slots.insert(new_slots()),
+        };
         let head = std::mem::replace(&mut slots[slot], index);
         if head == NIL {
             self.occupied[slot / 64] |= 1 << (slot % 64);
@@ -333,6 +344,14 @@ impl<T> Queue<T> {
     pub(crate) fn peak(&self) -> usize {
         self.used
     }
+}
+
+/// The wheel's slots, every one empty, made at the first push (kept out of
+/// the pushes' way).
+#[cold]
+#[inline(never)]
+fn new_slots() -> Box<[u32; WINDOW_MS as usize]> {
+    boxed_array(|| NIL)
 }
 
 /// An array of `N` values made by `value`, on the heap (built there, not
