@@ -957,7 +957,7 @@ impl<'a> Sim<'a> {
 
     /// Whether the shard's link is down now, and how (asked for every
     /// message: inlined, it costs little when no fault is in force).
-    #[inline]
+    #[inline(always)]
     fn link_down(&self, shard: u32) -> Option<DownMode> {
         for &down in &self.link_faults.down {
             match down {
