@@ -29,7 +29,7 @@ use crate::net::{LinkRng, Links, ShardLink, Sockets};
 use crate::queue::Queue;
 use crate::rng::{self, Stream};
 use crate::rules;
-use crate::scenario::{DownMode, FaultKind, Scenario, Scope};
+use crate::scenario::{DownMode, Fault, FaultKind, Scenario, Scope};
 use crate::wire::{Refusal, SessionId, SockId, ToClient, ToServer};
 
 /// What a shard runs.
@@ -232,6 +232,42 @@ const fn gateway_timer_key(timer: gateway::Timer) -> (u64, u64) {
     }
 }
 
+/// The faults in force that a message on a link asks about, in the order
+/// they started (the order of `Sim::active`, so draws come in the same
+/// order as when every fault in force was asked).
+#[derive(Debug, Default)]
+struct LinkFaults {
+    /// Outages and flaps: they take links down.
+    down: Vec<DownFault>,
+    /// Latency and loss: they slow messages.
+    slow: Vec<u16>,
+}
+
+/// A fault in force that takes links down, as a message asks about it.
+#[derive(Clone, Copy, Debug)]
+enum DownFault {
+    /// An outage (an index into `Scenario::faults`): down where it hits.
+    Outage { fault: u16, mode: DownMode },
+    /// A flap: down where the shard's link has flapped down.
+    Flapping { mode: DownMode },
+}
+
+impl LinkFaults {
+    /// The lists for the faults `active` of `faults`.
+    fn sort(&mut self, active: &[u16], faults: &[Fault]) {
+        self.down.clear();
+        self.slow.clear();
+        for &fault in active {
+            match faults[fault as usize].kind {
+                FaultKind::Outage { mode } => self.down.push(DownFault::Outage { fault, mode }),
+                FaultKind::Flapping { mode, .. } => self.down.push(DownFault::Flapping { mode }),
+                FaultKind::Latency { .. } | FaultKind::Loss { .. } => self.slow.push(fault),
+                _ => {}
+            }
+        }
+    }
+}
+
 /// The state of one run.
 pub(crate) struct Sim<'a> {
     sc: &'a Scenario,
@@ -255,6 +291,10 @@ pub(crate) struct Sim<'a> {
     links: Links,
     /// Faults in force now (indices into `sc.faults`).
     active: Vec<u16>,
+    /// The faults of `active`, in its order, that hold links down
+    /// (outages and flaps) and that slow messages (latency and loss):
+    /// every message asks both, and most runs have none of the second.
+    link_faults: LinkFaults,
     clients: Clients,
     /// When each timer is due: one per shard for peer models, one for the
     /// fleet (see [`Sim::timer_slot`]); `u64::MAX` when none is queued.
@@ -404,6 +444,7 @@ impl<'a> Sim<'a> {
                 })
                 .collect(),
             active: Vec::new(),
+            link_faults: LinkFaults::default(),
             clients,
             wake_at: vec![u64::MAX; timers],
             peers: PeerShared::new(
@@ -529,6 +570,7 @@ impl<'a> Sim<'a> {
 
     /// Queues a message's arrival at `at`, holding the message in
     /// `in_flight` until then.
+    #[inline]
     fn schedule_message(&mut self, at: u64, msg: Message) {
         let index = self.in_flight.put(msg);
         self.schedule(at, Ev::Message { index });
@@ -768,19 +810,25 @@ impl<'a> Sim<'a> {
     /// Lets the clients handle something that wakes `timer`'s client,
     /// applies what they did, and queues the timer's next wake-up.
     fn with_client(&mut self, timer: Timer, f: impl FnOnce(&mut Clients, u64, &mut Cx<'_>)) {
-        let mut actions = std::mem::take(&mut self.actions);
         {
             let sockets = &mut self.sockets;
             let mut alloc = |shard| sockets.open(shard);
-            let mut cx = Cx::new(&mut self.peers, &mut actions, &mut alloc);
+            let mut cx = Cx::new(&mut self.peers, &mut self.actions, &mut alloc);
             f(&mut self.clients, self.now, &mut cx);
         }
-        for action in actions.drain(..) {
+        // Applied in order, by index: applying one touches no client, so
+        // the list stays where it is (taking it out and putting it back
+        // cost more than the applying of a message's one or two actions).
+        let mut next = 0;
+        while let Some(&action) = self.actions.get(next) {
             self.apply(action);
+            next += 1;
         }
-        self.actions = actions;
-        for (other, at) in self.peers.take_wakes() {
-            self.wake_at_least(Timer::Shard(other), at);
+        self.actions.clear();
+        if self.peers.has_wakes() {
+            for (other, at) in self.peers.take_wakes() {
+                self.wake_at_least(Timer::Shard(other), at);
+            }
         }
         if let Some(at) = self.clients.next_wake(timer) {
             self.wake_at_least(timer, at);
@@ -890,24 +938,33 @@ impl<'a> Sim<'a> {
         match self.sc.faults[fault].scope {
             Scope::All => true,
             Scope::Shards { from, to } => (from..to).contains(&shard),
-            Scope::Fraction { fraction } => {
-                let draw = rng::derive(
-                    self.seed,
-                    Stream::Faults,
-                    (fault as u64) << 32 | u64::from(shard),
-                );
-                ((draw >> 11) as f64 / (1u64 << 53) as f64) < fraction
-            }
+            Scope::Fraction { fraction } => self.fraction_hits(fault, shard, fraction),
         }
     }
 
-    /// Whether the shard's link is down now, and how.
+    /// Whether `shard` is among the `fraction` of shards `fault` hits: a
+    /// draw of its own, kept out of line so that asking about a fault of
+    /// another scope (every message asks) does not pay for its set-up.
+    #[inline(never)]
+    fn fraction_hits(&self, fault: usize, shard: u32, fraction: f64) -> bool {
+        let draw = rng::derive(
+            self.seed,
+            Stream::Faults,
+            (fault as u64) << 32 | u64::from(shard),
+        );
+        ((draw >> 11) as f64 / (1u64 << 53) as f64) < fraction
+    }
+
+    /// Whether the shard's link is down now, and how (asked for every
+    /// message: inlined, it costs little when no fault is in force).
+    #[inline(always)]
     fn link_down(&self, shard: u32) -> Option<DownMode> {
-        for &f in &self.active {
-            let f = f as usize;
-            match self.sc.faults[f].kind {
-                FaultKind::Outage { mode } if self.hits(f, shard) => return Some(mode),
-                FaultKind::Flapping { mode, .. } if self.links[shard as usize].flap_down => {
+        for &down in &self.link_faults.down {
+            match down {
+                DownFault::Outage { fault, mode } if self.hits(fault as usize, shard) => {
+                    return Some(mode);
+                }
+                DownFault::Flapping { mode } if self.links[shard as usize].flap_down => {
                     return Some(mode);
                 }
                 _ => {}
@@ -959,9 +1016,23 @@ impl<'a> Sim<'a> {
 
     /// One-way latency for a message on the shard's link now.
     fn latency(&mut self, shard: u32) -> u64 {
+        if !self.link_faults.slow.is_empty() {
+            return self.slowed_latency(shard);
+        }
+        // What `slowed_latency` draws when no fault slows the link.
+        let link = &mut self.links[shard as usize].rng;
+        let ms = self.sc.link.latency_ms + link.upto(self.sc.link.jitter_ms);
+        ms.max(1)
+    }
+
+    /// [`Sim::latency`] while latency or loss faults are in force: the
+    /// jitter of each that hits the shard is drawn first, in the order the
+    /// faults started, then the link's own, then the losses.
+    #[inline(never)]
+    fn slowed_latency(&mut self, shard: u32) -> u64 {
         let mut extra = 0;
         let mut loss = 0.0f64;
-        for &f in &self.active {
+        for &f in &self.link_faults.slow {
             let f = f as usize;
             if !self.hits(f, shard) {
                 continue;
@@ -1042,6 +1113,7 @@ impl<'a> Sim<'a> {
     fn fault_start(&mut self, fault: u16) {
         let f = self.sc.faults[fault as usize];
         self.active.push(fault);
+        self.link_faults.sort(&self.active, &self.sc.faults);
         self.gateway.set_admission_per_s(self.admission_per_s());
         let offset = self.offset.unwrap_or(0);
         let end = offset.saturating_add(
@@ -1085,6 +1157,7 @@ impl<'a> Sim<'a> {
 
     fn fault_end(&mut self, fault: u16) {
         self.active.retain(|&f| f != fault);
+        self.link_faults.sort(&self.active, &self.sc.faults);
         self.gateway.set_admission_per_s(self.admission_per_s());
         if matches!(
             self.sc.faults[fault as usize].kind,
@@ -1159,6 +1232,7 @@ impl<'a> Sim<'a> {
 
     fn heal(&mut self) {
         self.active.clear();
+        self.link_faults.sort(&self.active, &self.sc.faults);
         self.gateway.set_admission_per_s(self.admission_per_s());
         self.links.iter_mut().for_each(|l| l.flap_down = false);
         let g = &self.sc.gateway;

@@ -21,24 +21,53 @@ pub(crate) enum Message {
 }
 
 /// The messages in flight, each in a slot until it arrives.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct InFlight {
-    slots: Vec<Option<Message>>,
-    /// Free slots, the one freed last first.
-    free: Vec<u32>,
+    slots: Vec<Slot>,
+    /// The free slot freed last, the head of a list linked through the
+    /// free slots themselves ([`NONE`]: none), so that freeing a slot
+    /// writes no list beside the table.
+    free: u32,
+}
+
+impl Default for InFlight {
+    fn default() -> Self {
+        Self {
+            slots: Vec::new(),
+            free: NONE,
+        }
+    }
+}
+
+/// No free slot: the end of the free list.
+const NONE: u32 = u32::MAX;
+
+/// A slot of [`InFlight`].
+#[derive(Clone, Copy, Debug)]
+enum Slot {
+    /// A message on its way.
+    Held(Message),
+    /// Free; the next free slot, or [`NONE`].
+    Free { next: u32 },
 }
 
 impl InFlight {
     /// Holds `msg` until [`take`](Self::take) is given the index returned.
     #[inline]
     pub(crate) fn put(&mut self, msg: Message) -> u32 {
-        if let Some(index) = self.free.pop() {
-            self.slots[index as usize] = Some(msg);
+        let index = self.free;
+        if let Some(slot) = self.slots.get_mut(index as usize)
+            && let Slot::Free { next } = *slot
+        {
+            *slot = Slot::Held(msg);
+            self.free = next;
             index
         } else {
             let index = u32::try_from(self.slots.len())
-                .expect("fewer than 2^32 messages in flight at once");
-            self.slots.push(Some(msg));
+                .ok()
+                .filter(|&i| i != NONE)
+                .expect("fewer than 2^32 - 1 messages in flight at once");
+            self.slots.push(Slot::Held(msg));
             index
         }
     }
@@ -46,8 +75,12 @@ impl InFlight {
     /// The message held at `index`, which is free again.
     #[inline]
     pub(crate) fn take(&mut self, index: u32) -> Option<Message> {
-        let msg = self.slots.get_mut(index as usize)?.take()?;
-        self.free.push(index);
+        let slot = self.slots.get_mut(index as usize)?;
+        let Slot::Held(msg) = *slot else {
+            return None;
+        };
+        *slot = Slot::Free { next: self.free };
+        self.free = index;
         Some(msg)
     }
 }

@@ -59,11 +59,11 @@ pub(crate) struct Queue<T> {
     /// last, linked through each entry's `next` (4 bytes a slot, 1 MiB).
     /// A push writes the slot and its own entry alone; the list is put in
     /// push order once, when the wheel reaches the slot (see `current`).
-    /// Empty until the first push: a queue never used (the gateway's, when
+    /// None until the first push: a queue never used (the gateway's, when
     /// its driver holds the timers) costs nothing.
-    slots: Vec<u32>,
+    slots: Option<Box<[u32; WINDOW_MS as usize]>>,
     /// One bit per slot: it holds events.
-    occupied: Vec<u64>,
+    occupied: Box<[u64; WORDS]>,
     /// The time of the slot being drained; nothing earlier is pending.
     base: u64,
     /// The events of `base`, oldest first, as (first, last) payload
@@ -74,8 +74,9 @@ pub(crate) struct Queue<T> {
     overflow: BinaryHeap<Reverse<(u64, u64, u32)>>,
     order: u64,
     /// The payloads, in chunks of [`CHUNK`] entries (each allocated full
-    /// size, never grown): entry `i` is `slab[i / CHUNK][i % CHUNK]`.
-    slab: Vec<Vec<Entry<T>>>,
+    /// size, never grown): entry `i` is `slab[i / CHUNK][i % CHUNK]`. A
+    /// chunk is an array, so only the chunk's index is bounds-checked.
+    slab: Vec<Box<[Entry<T>; CHUNK]>>,
     /// Entries ever used: the most events pending at once.
     used: usize,
     /// The entries free for reuse, linked through their `next`, the one
@@ -99,8 +100,8 @@ struct Entry<T> {
 impl<T> Default for Queue<T> {
     fn default() -> Self {
         Self {
-            slots: Vec::new(),
-            occupied: vec![0; WORDS],
+            slots: None,
+            occupied: boxed_array(|| 0),
             base: 0,
             current: (NIL, NIL),
             overflow: BinaryHeap::new(),
@@ -118,34 +119,12 @@ impl<T> Queue<T> {
     #[inline]
     pub(crate) fn push(&mut self, at: u64, item: T) {
         let at = at.max(self.base);
-        let index = if self.free != NIL {
-            let index = self.free;
-            let entry = self.entry_mut(index);
-            entry.item = Some(item);
-            self.free = entry.next;
-            index
-        } else {
-            let index = u32::try_from(self.used)
-                .ok()
-                .filter(|&i| i != NIL)
-                .expect("fewer than 2^32 - 1 pending events");
-            if self.slab.last().is_none_or(|chunk| chunk.len() == CHUNK) {
-                self.slab.push(Vec::with_capacity(CHUNK));
-            }
-            if let Some(chunk) = self.slab.last_mut() {
-                chunk.push(Entry {
-                    item: Some(item),
-                    next: NIL,
-                });
-            }
-            self.used += 1;
-            index
-        };
+        let index = self.take_free_entry();
         self.len += 1;
-        if at == self.base {
+        // The entry is written once, with the link its list gives it.
+        let next = if at == self.base {
             // After everything pending at `base`: its entries were read
             // just now, so the last one is at hand.
-            self.entry_mut(index).next = NIL;
             let (first, last) = self.current;
             if first == NIL {
                 self.current = (index, index);
@@ -153,12 +132,55 @@ impl<T> Queue<T> {
                 self.entry_mut(last).next = index;
                 self.current.1 = index;
             }
+            NIL
         } else if at - self.base < WINDOW_MS {
-            self.put_on_wheel(at, index);
+            self.head_of_slot(at, index)
         } else {
-            self.order += 1;
-            self.overflow.push(Reverse((at, self.order, index)));
+            self.push_overflow(at, index);
+            NIL
+        };
+        *self.entry_mut(index) = Entry {
+            item: Some(item),
+            next,
+        };
+    }
+
+    /// Puts payload `index`, due at `at`, a window or more ahead, in the
+    /// overflow (rare: kept out of the pushes' way).
+    #[cold]
+    #[inline(never)]
+    fn push_overflow(&mut self, at: u64, index: u32) {
+        self.order += 1;
+        self.overflow.push(Reverse((at, self.order, index)));
+    }
+
+    /// An entry no event holds: the one freed last, or a new one.
+    #[inline]
+    fn take_free_entry(&mut self) -> u32 {
+        if self.free != NIL {
+            let index = self.free;
+            self.free = self.entry_mut(index).next;
+            return index;
         }
+        let index = u32::try_from(self.used)
+            .ok()
+            .filter(|&i| i != NIL)
+            .expect("fewer than 2^32 - 1 pending events");
+        if self.used == self.slab.len() * CHUNK {
+            self.grow_slab();
+        }
+        self.used += 1;
+        index
+    }
+
+    /// One more chunk of free entries (kept out of the pushes' way).
+    #[cold]
+    #[inline(never)]
+    fn grow_slab(&mut self) {
+        self.slab.push(boxed_array(|| Entry {
+            item: None,
+            next: NIL,
+        }));
     }
 
     /// The slab's entry `index`.
@@ -168,26 +190,27 @@ impl<T> Queue<T> {
         &mut self.slab[i >> CHUNK_BITS][i & (CHUNK - 1)]
     }
 
-    /// Puts payload `index` at the head of the list of `at`'s slot.
+    /// Makes payload `index` the head of the list of `at`'s slot, returning
+    /// the head it goes before (the entry's `next`, for the caller to set).
     #[inline]
-    fn put_on_wheel(&mut self, at: u64, index: u32) {
-        if self.slots.is_empty() {
-            self.allocate_slots();
-        }
+    fn head_of_slot(&mut self, at: u64, index: u32) -> u32 {
         let slot = (at & MASK) as usize;
-        let head = self.slots[slot];
-        self.entry_mut(index).next = head;
-        self.slots[slot] = index;
+        let slots = match &mut self.slots {
+            Some(slots) => slots,
+            None => self.slots.insert(new_slots()),
+        };
+        let head = std::mem::replace(&mut slots[slot], index);
         if head == NIL {
             self.occupied[slot / 64] |= 1 << (slot % 64);
         }
+        head
     }
 
-    /// The wheel's slots, at the first push (kept out of the pushes' way).
-    #[cold]
-    #[inline(never)]
-    fn allocate_slots(&mut self) {
-        self.slots = vec![NIL; WINDOW_MS as usize];
+    /// Puts payload `index` at the head of the list of `at`'s slot.
+    #[inline]
+    fn put_on_wheel(&mut self, at: u64, index: u32) {
+        let head = self.head_of_slot(at, index);
+        self.entry_mut(index).next = head;
     }
 
     /// Takes the list of `base`'s slot off the wheel into `current`, in
@@ -196,8 +219,8 @@ impl<T> Queue<T> {
         let slot = (self.base & MASK) as usize;
         let mut head = self
             .slots
-            .get_mut(slot)
-            .map_or(NIL, |head| std::mem::replace(head, NIL));
+            .as_mut()
+            .map_or(NIL, |slots| std::mem::replace(&mut slots[slot], NIL));
         self.occupied[slot / 64] &= !(1 << (slot % 64));
         // Newest first on the wheel: reversed, the newest is the last.
         let last = head;
@@ -321,6 +344,23 @@ impl<T> Queue<T> {
     pub(crate) fn peak(&self) -> usize {
         self.used
     }
+}
+
+/// The wheel's slots, every one empty, made at the first push (kept out of
+/// the pushes' way).
+#[cold]
+#[inline(never)]
+fn new_slots() -> Box<[u32; WINDOW_MS as usize]> {
+    boxed_array(|| NIL)
+}
+
+/// An array of `N` values made by `value`, on the heap (built there, not
+/// on the stack: the wheel's arrays are hundreds of KiB).
+fn boxed_array<E, const N: usize>(value: impl FnMut() -> E) -> Box<[E; N]> {
+    let items: Box<[E]> = std::iter::repeat_with(value).take(N).collect();
+    items
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("N items were taken"))
 }
 
 #[cfg(test)]

@@ -18,6 +18,10 @@ use crate::wire::{SockId, ToClient};
 #[derive(Debug)]
 pub struct FleetClient {
     fleet: Fleet,
+    /// The fleet's `poll_timeout` as the last call left it: only this
+    /// adapter changes the fleet, and it reads the timeout once after each
+    /// change, where each message and wake-up asked the fleet twice.
+    timeout: Option<Timestamp>,
     /// Each shard's recent sockets.
     socks: ShardSockets,
 }
@@ -48,6 +52,7 @@ impl FleetClient {
             Timestamp::from_millis(now),
         )?;
         Ok(Self {
+            timeout: fleet.poll_timeout(),
             fleet,
             socks: ShardSockets::new(0, shards),
         })
@@ -72,22 +77,23 @@ impl FleetClient {
         };
         let t = Timestamp::from_millis(now);
         // Timers due by now fire before a frame that arrived now.
-        if self.fleet.poll_timeout().is_some_and(|at| at <= t) {
+        if self.timeout.is_some_and(|at| at <= t) {
             self.fleet.handle_timeout(t);
             self.drain(cx);
         }
         hand_to_fleet(&mut self.fleet, t, shard, (conn, sock), msg, cx);
         self.drain(cx);
+        self.timeout = self.fleet.poll_timeout();
     }
 
     pub(super) fn wake(&mut self, now: u64, cx: &mut Cx<'_>) {
         self.fleet.handle_timeout(Timestamp::from_millis(now));
         self.drain(cx);
+        self.timeout = self.fleet.poll_timeout();
     }
 
     pub(super) fn next_wake(&self) -> Option<u64> {
-        self.fleet
-            .poll_timeout()
+        self.timeout
             .filter(|t| *t < Timestamp::CEILING)
             .map(Timestamp::as_millis)
     }

@@ -136,6 +136,13 @@ impl PeerShared {
         std::mem::take(&mut self.wakes)
     }
 
+    /// Whether [`PeerShared::take_wakes`] has anything to return (most
+    /// calls have nothing, and the caller then skips taking the list).
+    #[must_use]
+    pub fn has_wakes(&self) -> bool {
+        !self.wakes.is_empty()
+    }
+
     /// The bucket of `shard` (`shard % max_concurrency`).
     fn bucket(&self, shard: u32) -> usize {
         shard as usize % usize::from(self.max_concurrency())
