@@ -275,10 +275,7 @@ impl ShardTimers {
                         // Moved later: filed again at its wake-up, rather
                         // than left in this slot for the search to move.
                         self.release(entry);
-                        self.shards[index].file_at_wake();
-                        if let Some(wake) = self.shards[index].wake() {
-                            self.insert(wake, shard);
-                        }
+                        self.refile_at_wake(shard);
                     }
                     entry = next;
                 }
@@ -297,10 +294,7 @@ impl ShardTimers {
                         due.push(index);
                     } else {
                         // Moved later: filed again at its wake-up.
-                        self.shards[index].file_at_wake();
-                        if let Some(wake) = self.shards[index].wake() {
-                            self.insert(wake, shard);
-                        }
+                        self.refile_at_wake(shard);
                     }
                 }
             }
@@ -345,6 +339,18 @@ impl ShardTimers {
         };
         let slot = self.slot(ms.max(self.base));
         self.link(slot, index);
+    }
+
+    /// Files shard `shard`'s live entry again at its wake-up, its old
+    /// entry (at an earlier time) having been let go: a shard whose
+    /// wake-up moved later, reached at its old time.
+    #[inline]
+    fn refile_at_wake(&mut self, shard: u32) {
+        let index = shard as usize;
+        self.shards[index].file_at_wake();
+        if let Some(wake) = self.shards[index].wake() {
+            self.insert(wake, shard);
+        }
     }
 
     /// Puts entry `entry` at the front of slot `slot`'s list.
@@ -442,10 +448,7 @@ impl ShardTimers {
             if wake.filed == time {
                 // Moved later (to another slot, or the overflow): filed
                 // again at its wake-up.
-                self.shards[index].file_at_wake();
-                if let Some(wake) = self.shards[index].wake() {
-                    self.insert(wake, shard);
-                }
+                self.refile_at_wake(shard);
             }
         }
     }
@@ -552,10 +555,7 @@ impl ShardTimers {
             }
         } else {
             self.overflow.pop();
-            self.shards[index].file_at_wake();
-            if let Some(wake) = self.shards[index].wake() {
-                self.insert(wake, shard);
-            }
+            self.refile_at_wake(shard);
         }
         Sorted::Again
     }
