@@ -33,16 +33,25 @@
 //! outgrew the cache). Most events are filed twice, in the far wheel and
 //! then the near one, both times in order.
 //!
+//! A far bucket's events lie in chunks of [`FAR_CHUNK`] events drawn
+//! from a pool shared by all buckets, the chunk emptied last first: the
+//! chunk a push starts is then most often one the wheel has just dealt
+//! out, still in the cache, where a bucket owning its own buffer wrote
+//! memory untouched since its last lap, 262 s before (a cache miss every
+//! four events).
+//!
 //! Memory: nothing is allocated until the first push (a queue never used,
 //! such as the gateway's when its driver holds the timers, costs
-//! nothing), and arrays keep their capacity from lap to lap, so a steady
-//! run stops allocating. A burst (a reconnect storm) must not leave its
-//! capacity behind for the rest of the run: a near slot drained with more
-//! than [`NEAR_KEEP_BYTES`] of capacity gives the rest back (a slot
-//! normally holds a few dozen events, so only a burst reaches it), and a
-//! far bucket dealt out holding far less than its capacity gives back all
-//! but what it held (never below [`FAR_KEEP_BYTES`]): it keeps at most
-//! twice what its last lap needed.
+//! nothing), and buffers are reused from lap to lap, so a steady run stops
+//! allocating. A burst (a reconnect storm) must not leave its capacity
+//! behind for the rest of the run: a near slot drained with more than
+//! [`NEAR_KEEP_BYTES`] of capacity gives the rest back (a slot normally
+//! holds a few dozen events, so only a burst reaches it), and each time a
+//! bucket is dealt out the pool keeps twice the chunks that bucket held
+//! (at least [`FAR_SPARE_FLOOR`]), enough for the next epoch's pushes if
+//! they come at the same pace, and frees the rest. The far wheel thus
+//! holds its pending events plus at most a partly filled chunk a bucket
+//! and the pool.
 //!
 //! Order: events pop by time, and events of the same millisecond in the
 //! order they were pushed, as long as nothing is pushed before the time of
@@ -89,9 +98,10 @@ const FAR_WORDS: usize = (FAR_EPOCHS / 64) as usize;
 /// 30). Beyond it, a burst's capacity is given back: the near wheel keeps
 /// at most 4 MiB between bursts.
 const NEAR_KEEP_BYTES: usize = 4 << 10;
-/// Capacity, in bytes, a far bucket may always keep once dealt out
-/// (16 KiB: 1,024 engine events; 4 MiB for the whole wheel).
-const FAR_KEEP_BYTES: usize = 16 << 10;
+/// Events in one chunk of a far bucket (256: 4 KiB of engine events).
+const FAR_CHUNK: usize = 256;
+/// Spare chunks the far wheel may always keep (64 KiB of engine events).
+const FAR_SPARE_FLOOR: usize = 16;
 
 /// A queue of `T` ordered by time in milliseconds.
 #[derive(Debug)]
@@ -122,15 +132,21 @@ struct Wheels<T> {
     near: Box<[VecDeque<T>; EPOCH_MS as usize]>,
     /// The next epochs' events, by epoch (bucket `epoch % FAR_EPOCHS`).
     far: Box<[Bucket<T>; FAR_EPOCHS as usize]>,
+    /// Empty chunks for the far buckets (capacity [`FAR_CHUNK`]), the one
+    /// emptied last on top: a bucket that fills a chunk takes the one the
+    /// wheel read last, still in the cache, rather than memory untouched
+    /// since its own last lap.
+    spare: Vec<Vec<(u16, T)>>,
 }
 
 /// One epoch's events on the far wheel.
 #[derive(Debug)]
 struct Bucket<T> {
-    /// (millisecond within the epoch, event), in push order. An engine
-    /// event takes 16 bytes here.
-    events: Vec<(u16, T)>,
-    /// The earliest millisecond within the epoch in `events`, if any.
+    /// (millisecond within the epoch, event), in push order, in chunks of
+    /// [`FAR_CHUNK`] (only the last one not full). An engine event takes
+    /// 16 bytes here.
+    chunks: Vec<Vec<(u16, T)>>,
+    /// The earliest millisecond within the epoch in `chunks`, if any.
     earliest: u16,
 }
 
@@ -187,9 +203,10 @@ impl<T> Wheels<T> {
         Self {
             near: boxed_array(VecDeque::new),
             far: boxed_array(|| Bucket {
-                events: Vec::new(),
+                chunks: Vec::new(),
                 earliest: 0,
             }),
+            spare: Vec::new(),
         }
     }
 }
@@ -237,11 +254,19 @@ impl<T> Queue<T> {
     fn push_far(&mut self, at: u64, item: T) {
         let index = (epoch(at) & FAR_MASK) as usize;
         let millisecond = (at & SLOT_MASK) as u16;
-        let bucket = &mut self.wheels_mut().far[index];
-        if bucket.events.is_empty() || millisecond < bucket.earliest {
+        let Wheels { far, spare, .. } = self.wheels_mut();
+        let bucket = &mut far[index];
+        if bucket.chunks.is_empty() || millisecond < bucket.earliest {
             bucket.earliest = millisecond;
         }
-        bucket.events.push((millisecond, item));
+        match bucket.chunks.last_mut() {
+            Some(chunk) if chunk.len() < FAR_CHUNK => chunk.push((millisecond, item)),
+            _ => {
+                let mut chunk = spare.pop().unwrap_or_else(|| Vec::with_capacity(FAR_CHUNK));
+                chunk.push((millisecond, item));
+                bucket.chunks.push(chunk);
+            }
+        }
         self.far_occupied[index / 64] |= 1 << (index % 64);
     }
 
@@ -321,21 +346,25 @@ impl<T> Queue<T> {
     fn deal_out_bucket(&mut self, current: u64) {
         let index = (current & FAR_MASK) as usize;
         self.far_occupied[index / 64] &= !(1 << (index % 64));
-        let Some(Wheels { near, far }) = &mut self.wheels else {
+        let Some(Wheels { near, far, spare }) = &mut self.wheels else {
             return;
         };
         let bucket = &mut far[index];
-        let held = bucket.events.len();
-        for (millisecond, item) in bucket.events.drain(..) {
-            let slot = usize::from(millisecond) & SLOT_MASK as usize;
-            near[slot].push_back(item);
-            self.near_occupied[slot / 64] |= 1 << (slot % 64);
+        let dealt = bucket.chunks.len();
+        for mut chunk in bucket.chunks.drain(..) {
+            for (millisecond, item) in chunk.drain(..) {
+                let slot = usize::from(millisecond) & SLOT_MASK as usize;
+                near[slot].push_back(item);
+                self.near_occupied[slot / 64] |= 1 << (slot % 64);
+            }
+            spare.push(chunk);
         }
-        // Keep what this lap needed (twice that, at most, as it grows
-        // again), not what a burst once did.
-        let keep = held.max(keep::<(u16, T)>(FAR_KEEP_BYTES));
-        if bucket.events.capacity() > keep.saturating_mul(2) {
-            bucket.events.shrink_to(keep);
+        // Keep chunks for an epoch's pushes like this one's (twice as
+        // many), not for a burst's.
+        // The oldest go, the coldest in the cache.
+        let keep = dealt.saturating_mul(2).saturating_add(FAR_SPARE_FLOOR);
+        if let Some(excess) = spare.len().checked_sub(keep) {
+            spare.drain(..excess);
         }
     }
 
@@ -709,36 +738,33 @@ mod tests {
                 .as_ref()
                 .map_or(0, |w| w.near[(at & SLOT_MASK) as usize].capacity())
         };
-        let bucket_capacity = |q: &Queue<u64>, epoch: u64| {
-            q.wheels
-                .as_ref()
-                .map_or(0, |w| w.far[(epoch & FAR_MASK) as usize].events.capacity())
-        };
+        let spare_chunks = |q: &Queue<u64>| q.wheels.as_ref().map_or(0, |w| w.spare.len());
         assert!(slot_capacity(&q, 5) >= burst as usize);
-        assert!(bucket_capacity(&q, 3) >= burst as usize);
+        let burst_chunks = (burst as usize).div_ceil(FAR_CHUNK);
         for _ in 0..burst {
             assert_eq!(q.pop().map(|(at, _)| at), Some(5));
         }
         // The slot is drained once the wheel looks past it.
         assert_eq!(q.pop(), Some((3 * EPOCH_MS + 1, 0)));
         assert!(slot_capacity(&q, 5) <= keep::<u64>(NEAR_KEEP_BYTES));
-        // The bucket was dealt out holding all it had: it keeps that for
-        // a lap.
-        assert!(bucket_capacity(&q, 3) >= burst as usize);
+        // The bucket was dealt out: its chunks are kept for the next
+        // epoch's pushes.
+        assert_eq!(spare_chunks(&q), burst_chunks);
         for i in 1..burst {
             assert_eq!(q.pop(), Some((3 * EPOCH_MS + 1, i)));
         }
-        // A lap later the same bucket holds a handful, and gives the
-        // burst's capacity back.
-        let later = (3 + FAR_EPOCHS) * EPOCH_MS;
+        // The next bucket dealt out holds a handful: the burst's chunks
+        // go back.
+        // (Epoch 258: the last within the far wheel from epoch 3.)
+        let later = (2 + FAR_EPOCHS) * EPOCH_MS + 5;
         for i in 0..10 {
             q.push(later + i, i);
         }
+        assert_eq!(spare_chunks(&q), burst_chunks - 1);
         q.push(later - 1, 99);
         assert_eq!(q.pop(), Some((later - 1, 99)));
         assert_eq!(q.pop(), Some((later, 0)));
-        let kept = bucket_capacity(&q, 3 + FAR_EPOCHS);
-        assert!(kept <= keep::<(u16, u64)>(FAR_KEEP_BYTES), "{kept}");
+        assert_eq!(spare_chunks(&q), 2 + FAR_SPARE_FLOOR);
         assert!(slot_capacity(&q, 3 * EPOCH_MS + 1) <= keep::<u64>(NEAR_KEEP_BYTES));
         assert_eq!(q.len(), 9);
         assert_eq!(q.peak(), 2 * burst as usize);
