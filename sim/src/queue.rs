@@ -7,38 +7,44 @@
 //! to and a pop reads in order:
 //!
 //! - The near wheel: one slot per millisecond of the current epoch, the
-//!   [`EPOCH_MS`] (1,024) milliseconds that hold the current time. A slot
+//!   [`EPOCH_MS`] (256) milliseconds that hold the current time. A slot
 //!   is a ring buffer of the events due then, in push order; the wheel
 //!   drains the slot of the current time from its front, and a push at
-//!   the current time goes to its back. A bitmap of occupied slots (16
+//!   the current time goes to its back. A bitmap of occupied slots (4
 //!   words) finds the next time with an event.
 //! - The far wheel: one bucket per epoch for the next [`FAR_EPOCHS`] - 1
-//!   epochs (together with the near wheel, [`WINDOW_MS`], 262 s: the
-//!   180 s resume window and two-minute flaps included). A bucket is an
-//!   array of (millisecond within the epoch, event) in push order, with
+//!   (1,023) epochs (together with the near wheel, [`WINDOW_MS`], 262 s:
+//!   the 180 s resume window and two-minute flaps included). A bucket is
+//!   a list of (millisecond within the epoch, event) in push order, with
 //!   the earliest millisecond kept beside it, so the next time is known
-//!   without a scan. When the current time enters an epoch, its bucket is
-//!   dealt out to the near wheel's slots in one sequential pass.
+//!   without a scan; a bitmap (16 words) finds the first occupied bucket.
+//!   When the current time enters an epoch, its bucket is dealt out to the
+//!   near wheel's slots in one sequential pass.
 //! - The overflow: a heap of the events further out, ordered by (time,
 //!   push order). When the current time enters an epoch, the events whose
 //!   epoch has come within the far wheel move into their bucket (or, after
 //!   a jump over empty epochs, straight onto the near wheel).
 //!
-//! A push thus writes the end of one of at most 1,024 + 256 arrays whose
-//! ends stay in the cache (where the wheel of 262,144 one-millisecond
-//! lists it replaces wrote a random word of a 1 MiB array of list heads
-//! and a slab entry), and a pop reads the next element of the slot being
-//! drained (where that wheel followed one link per event to a random slab
-//! entry: a dependent cache miss per event once a fleet's pending events
-//! outgrew the cache). Most events are filed twice, in the far wheel and
-//! then the near one, both times in order.
+//! A push thus writes the end of one of 256 + 1,024 arrays (where the
+//! wheel of 262,144 one-millisecond lists it replaces wrote a random word
+//! of a 1 MiB array of list heads, and a slab entry), and a pop reads the
+//! next element of the slot being drained (where that wheel followed one
+//! link per event to a random slab entry: a dependent cache miss per event
+//! once a fleet's pending events outgrew the cache). Most events are filed
+//! twice, in the far wheel and then the near one, both times in order.
+//! The epoch is a trade: a longer one sends more events straight to the
+//! near wheel, but spreads its pushes over more slots that go cold
+//! between laps; at 10,000 shards 256 ms had the fewest cache misses of
+//! 64 ms to 1,024 ms.
 //!
 //! A far bucket's events lie in chunks of [`FAR_CHUNK`] events drawn
 //! from a pool shared by all buckets, the chunk emptied last first: the
 //! chunk a push starts is then most often one the wheel has just dealt
 //! out, still in the cache, where a bucket owning its own buffer wrote
-//! memory untouched since its last lap, 262 s before (a cache miss every
-//! four events).
+//! memory untouched since its last lap, 262 s before. A bucket is a
+//! cache line of its own (the chunk being filled, the list of full ones,
+//! the earliest millisecond), so a push writes that line and the end of
+//! a chunk.
 //!
 //! Memory: nothing is allocated until the first push (a queue never used,
 //! such as the gateway's when its driver holds the timers, costs
@@ -75,28 +81,28 @@ use std::collections::VecDeque;
 use std::collections::binary_heap::BinaryHeap;
 
 /// Milliseconds in one epoch, as a power of two.
-const EPOCH_BITS: u32 = 10;
-/// Milliseconds in one epoch, and slots on the near wheel (1,024).
+const EPOCH_BITS: u32 = 8;
+/// Milliseconds in one epoch, and slots on the near wheel (256).
 const EPOCH_MS: u64 = 1 << EPOCH_BITS;
 /// A time's slot on the near wheel: its millisecond within its epoch.
 const SLOT_MASK: u64 = EPOCH_MS - 1;
-/// Words of the near wheel's bitmap (16).
+/// Words of the near wheel's bitmap (4).
 const NEAR_WORDS: usize = (EPOCH_MS / 64) as usize;
 /// Milliseconds the two wheels cover from the start of the current epoch
 /// (262 s); events further out wait in the overflow.
 const WINDOW_MS: u64 = 1 << 18;
-/// Buckets on the far wheel, one per epoch of the window (256): the
+/// Buckets on the far wheel, one per epoch of the window (1,024): the
 /// current epoch's is always empty (its events are on the near wheel), so
-/// the far wheel holds the next 255 epochs.
+/// the far wheel holds the next 1,023 epochs.
 const FAR_EPOCHS: u64 = WINDOW_MS / EPOCH_MS;
 /// An epoch's bucket on the far wheel.
 const FAR_MASK: u64 = FAR_EPOCHS - 1;
-/// Words of the far wheel's bitmap (4).
+/// Words of the far wheel's bitmap (16).
 const FAR_WORDS: usize = (FAR_EPOCHS / 64) as usize;
 /// Capacity, in bytes, a near slot keeps once drained (4 KiB: 341 engine
 /// events in one millisecond; at 100,000 shards a millisecond holds about
 /// 30). Beyond it, a burst's capacity is given back: the near wheel keeps
-/// at most 4 MiB between bursts.
+/// at most 1 MiB between bursts.
 const NEAR_KEEP_BYTES: usize = 4 << 10;
 /// Events in one chunk of a far bucket (256: 4 KiB of engine events).
 const FAR_CHUNK: usize = 256;
@@ -139,14 +145,18 @@ struct Wheels<T> {
     spare: Vec<Vec<(u16, T)>>,
 }
 
-/// One epoch's events on the far wheel.
+/// One epoch's events on the far wheel: (millisecond within the epoch,
+/// event), in push order, in chunks of [`FAR_CHUNK`] (16 bytes an engine
+/// event). A cache line of its own: a push writes it and the end of
+/// `tail` alone.
 #[derive(Debug)]
+#[repr(align(64))]
 struct Bucket<T> {
-    /// (millisecond within the epoch, event), in push order, in chunks of
-    /// [`FAR_CHUNK`] (only the last one not full). An engine event takes
-    /// 16 bytes here.
-    chunks: Vec<Vec<(u16, T)>>,
-    /// The earliest millisecond within the epoch in `chunks`, if any.
+    /// The chunk being filled (no capacity while the bucket is empty).
+    tail: Vec<(u16, T)>,
+    /// The full chunks before `tail`, oldest first.
+    full: Vec<Vec<(u16, T)>>,
+    /// The earliest millisecond within the epoch in the bucket, if any.
     earliest: u16,
 }
 
@@ -203,10 +213,25 @@ impl<T> Wheels<T> {
         Self {
             near: boxed_array(VecDeque::new),
             far: boxed_array(|| Bucket {
-                chunks: Vec::new(),
+                tail: Vec::new(),
+                full: Vec::new(),
                 earliest: 0,
             }),
             spare: Vec::new(),
+        }
+    }
+}
+
+impl<T> Bucket<T> {
+    /// Files the full `tail` among the full chunks (unless the bucket is
+    /// empty) and starts a new one: the spare chunk emptied last, or a
+    /// new one.
+    #[inline]
+    fn start_chunk(&mut self, spare: &mut Vec<Vec<(u16, T)>>) {
+        let chunk = spare.pop().unwrap_or_else(|| Vec::with_capacity(FAR_CHUNK));
+        let full = std::mem::replace(&mut self.tail, chunk);
+        if !full.is_empty() {
+            self.full.push(full);
         }
     }
 }
@@ -256,17 +281,13 @@ impl<T> Queue<T> {
         let millisecond = (at & SLOT_MASK) as u16;
         let Wheels { far, spare, .. } = self.wheels_mut();
         let bucket = &mut far[index];
-        if bucket.chunks.is_empty() || millisecond < bucket.earliest {
+        if bucket.tail.is_empty() || millisecond < bucket.earliest {
             bucket.earliest = millisecond;
         }
-        match bucket.chunks.last_mut() {
-            Some(chunk) if chunk.len() < FAR_CHUNK => chunk.push((millisecond, item)),
-            _ => {
-                let mut chunk = spare.pop().unwrap_or_else(|| Vec::with_capacity(FAR_CHUNK));
-                chunk.push((millisecond, item));
-                bucket.chunks.push(chunk);
-            }
+        if bucket.tail.len() == bucket.tail.capacity() {
+            bucket.start_chunk(spare);
         }
+        bucket.tail.push((millisecond, item));
         self.far_occupied[index / 64] |= 1 << (index % 64);
     }
 
@@ -350,8 +371,16 @@ impl<T> Queue<T> {
             return;
         };
         let bucket = &mut far[index];
-        let dealt = bucket.chunks.len();
-        for mut chunk in bucket.chunks.drain(..) {
+        // The tail goes to the pool too (the bucket's next push takes the
+        // chunk emptied last): a bucket keeps no buffer of its own
+        // through the lap, when it would go cold.
+        let tail = std::mem::take(&mut bucket.tail);
+        let dealt = bucket.full.len() + usize::from(tail.capacity() > 0);
+        let chunks = bucket
+            .full
+            .drain(..)
+            .chain(Some(tail).filter(|tail| tail.capacity() > 0));
+        for mut chunk in chunks {
             for (millisecond, item) in chunk.drain(..) {
                 let slot = usize::from(millisecond) & SLOT_MASK as usize;
                 near[slot].push_back(item);
@@ -627,19 +656,21 @@ mod tests {
     #[test]
     fn ties_keep_push_order_across_overflow_far_and_near() {
         let mut q = Queue::default();
-        // Epoch 600, beyond the far wheel while the current epoch is 0.
-        let at = 600 * EPOCH_MS + 9;
+        // Beyond the far wheel while the current epoch is 0.
+        let target = 2 * FAR_EPOCHS + 88;
+        let at = target * EPOCH_MS + 9;
         q.push(at, "overflow");
-        // Epoch 400 brings epoch 600 within the far wheel.
-        q.push(400 * EPOCH_MS, "step 1");
+        // Brings the target within the far wheel.
+        let step = FAR_EPOCHS + 100;
+        q.push(step * EPOCH_MS, "step 1");
         q.push(at, "overflow too");
-        // Epoch 400 is beyond the far wheel too.
+        // The step is beyond the far wheel too.
         assert_eq!(q.overflow.len(), 3);
-        assert_eq!(q.pop(), Some((400 * EPOCH_MS, "step 1")));
+        assert_eq!(q.pop(), Some((step * EPOCH_MS, "step 1")));
         assert!(q.overflow.is_empty());
         q.push(at, "far");
-        q.push(600 * EPOCH_MS, "step 2");
-        assert_eq!(q.pop(), Some((600 * EPOCH_MS, "step 2")));
+        q.push(target * EPOCH_MS, "step 2");
+        assert_eq!(q.pop(), Some((target * EPOCH_MS, "step 2")));
         q.push(at, "near");
         assert_eq!(q.peek_time(), Some(at));
         let popped: Vec<(u64, &str)> = std::iter::from_fn(|| q.pop()).collect();
