@@ -253,34 +253,45 @@ impl Phase {
 
 /// The reconnect policy of one shard. See the [crate documentation](crate)
 /// for the run loop.
+//
+// Laid out by hand (`repr(C)`), hottest first: a fleet touches a shard's
+// policy on every input, and at 10,000 shards and more the policies do not
+// fit the cache, so each cache line an input reads is a miss. What every
+// input reads (the shard id, the output queue, the clock, the connection
+// number, the configuration's address, the phase with its heartbeat, the
+// sequence number, the hold, and the counters of a heartbeat and of a
+// fleet timeout, first in `stats`) sits in the first 168 bytes; the
+// session and the retry planner, read once a connection, come after.
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub struct Policy {
+    /// The shard's random stream, made by [`Jitter::for_shard`]: it also
+    /// says which shard this is ([`Policy::shard`]).
+    rng: ShardJitter,
+    /// The outputs not yet polled (see [`OutputQueue`]).
+    outputs: Option<OutputQueue>,
+    /// The latest time seen; earlier times passed in are raised to it.
+    now: Timestamp,
+    next_connection: u64,
     /// Shared by every shard of a fleet that uses the same configuration,
     /// like everything cold: the base URL is parsed from it when a resume
     /// URL is checked (once a session), not kept per shard.
     config: Arc<PolicyConfig>,
-    /// The shard's random stream, made by [`Jitter::for_shard`]: it also
-    /// says which shard this is ([`Policy::shard`]).
-    rng: ShardJitter,
-    /// The latest time seen; earlier times passed in are raised to it.
-    now: Timestamp,
     phase: Phase,
-    session: Option<Session>,
     /// The last sequence number received on the session.
     seq: Sequence,
-    next_connection: u64,
-    /// Failures in a row: backoff, guard, give-up limits, resume breaker.
-    retries: RetryPlanner,
-    /// The gateway closed with 4008 (we sent too fast): the driver's send
-    /// budget is cut on every connection until one proves stable.
-    slowed: bool,
     /// Held by its fleet during a fleet-wide outage (see
     /// [`Policy::set_held`]): the next attempt does not start until released.
     held: bool,
-    /// The outputs not yet polled (see [`OutputQueue`]).
-    outputs: Option<OutputQueue>,
-    /// The counters, compact; widened by [`Policy::stats`].
+    /// The gateway closed with 4008 (we sent too fast): the driver's send
+    /// budget is cut on every connection until one proves stable.
+    slowed: bool,
+    /// The counters, compact; widened by [`Policy::stats`]. The hot ones
+    /// first (see [`Counter`]).
     stats: Counters,
+    session: Option<Session>,
+    /// Failures in a row: backoff, guard, give-up limits, resume breaker.
+    retries: RetryPlanner,
 }
 
 /// The outputs not yet polled, oldest first, in a queue on the heap (put
@@ -1650,6 +1661,41 @@ mod tests {
         // in two `u64`s), so sizes move in steps of 8.
         assert_eq!(align_of::<Policy>(), 8);
         assert!(size <= 408, "{size} bytes");
+    }
+
+    /// What every input reads of a shard's policy lies in its first 168
+    /// bytes (three cache lines for most of a fleet's policies, which sit
+    /// at every multiple of 8 bytes within a line): the session and the
+    /// retry planner, read once a connection, lie after them.
+    #[test]
+    fn the_fields_every_input_reads_come_first() {
+        use std::mem::offset_of;
+        // The heartbeat's and the fleet timeout's counters open the counts.
+        let hot_counters = [
+            Counter::Zombies,
+            Counter::HeartbeatsSent,
+            Counter::HeartbeatAcks,
+        ];
+        let hot_end = offset_of!(Policy, stats) + size_of::<u32>() * hot_counters.len();
+        for counter in hot_counters {
+            assert!((counter as usize) < hot_counters.len(), "{counter:?}");
+        }
+        assert!(hot_end <= 168, "{hot_end}");
+        for cold in [offset_of!(Policy, session), offset_of!(Policy, retries)] {
+            assert!(cold >= hot_end, "{cold}");
+        }
+        for hot in [
+            offset_of!(Policy, rng),
+            offset_of!(Policy, outputs),
+            offset_of!(Policy, now),
+            offset_of!(Policy, next_connection),
+            offset_of!(Policy, config),
+            offset_of!(Policy, phase),
+            offset_of!(Policy, seq),
+            offset_of!(Policy, held),
+        ] {
+            assert!(hot < offset_of!(Policy, stats), "{hot}");
+        }
     }
     use crate::identify::{IdentifyLimiter, SessionStartLimit};
 
