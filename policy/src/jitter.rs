@@ -142,12 +142,7 @@ impl Jitter {
 /// at most 69 bits (up to 2^68 + 47), so both share two words: the
 /// position's low 64 bits, then its high bits with the shard above them.
 /// Drawn from as the [`Jitter`] it stands for ([`ShardJitter::draw`]).
-///
-/// `repr(C)`, the seed first: a policy reads the shard id on every input
-/// and the seed only when it draws, so the id sits next to the policy's
-/// hot fields and the seed away from them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(C)]
 pub(crate) struct ShardJitter {
     seed: u64,
     /// The position's low 64 bits; its high bits in the low half of the

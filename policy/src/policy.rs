@@ -263,14 +263,17 @@ impl Phase {
 // Laid out by hand (`repr(C)`): a fleet touches a shard's policy on every
 // input, and at 10,000 shards and more the policies do not fit the cache,
 // so each cache line an input reads is a miss. What every input reads lies
-// in one stretch of 124 bytes (two or three cache lines, wherever the
+// in one stretch of 100 bytes (two or three cache lines, wherever the
 // policy starts): the counters of a heartbeat and of a fleet timeout (the
-// last counts), the sequence number, the hold, the shard id, the output
-// queue, the clock, the connection number, the configuration's address,
-// and the phase's tag, its deadline and its heartbeat (the phase ends with
-// the rest of the link, read once a connection). The rare counters before
-// it, the session and the retry planner after it, are read once a
-// connection.
+// last counts), the sequence number, the hold, the output queue, the
+// clock, the connection number, the configuration's address, and the
+// phase's tag, its deadline and its heartbeat (the phase ends with the
+// rest of the link, read once a connection). The rare counters before it,
+// the random stream (a fleet of shards `0..n` knows a shard's id without
+// it), the retry planner and the session after it, are read once a
+// connection; an attempt's start reads the session and writes the end of
+// the planner (its moments' flags and its attempt log), so those two lie
+// together.
 #[derive(Clone, Debug)]
 #[repr(C)]
 pub struct Policy {
@@ -285,9 +288,6 @@ pub struct Policy {
     /// The gateway closed with 4008 (we sent too fast): the driver's send
     /// budget is cut on every connection until one proves stable.
     slowed: bool,
-    /// The shard's random stream, made by [`Jitter::for_shard`]: it also
-    /// says which shard this is ([`Policy::shard`]).
-    rng: ShardJitter,
     /// The outputs not yet polled (see [`OutputQueue`]).
     outputs: Option<OutputQueue>,
     /// The latest time seen; earlier times passed in are raised to it.
@@ -298,9 +298,15 @@ pub struct Policy {
     /// URL is checked (once a session), not kept per shard.
     config: Arc<PolicyConfig>,
     phase: Phase,
-    session: Option<Session>,
+    /// The shard's random stream, made by [`Jitter::for_shard`]: it also
+    /// says which shard this is ([`Policy::shard`]). Read when a draw is
+    /// made (Hello, the end of a connection) or a request names the shard;
+    /// a fleet of shards `0..n` knows the id without it.
+    rng: ShardJitter,
     /// Failures in a row: backoff, guard, give-up limits, resume breaker.
+    /// What an attempt's start writes ends it, beside the session.
     retries: RetryPlanner,
+    session: Option<Session>,
 }
 
 /// The outputs not yet polled, oldest first, in a queue on the heap (put
@@ -1673,7 +1679,7 @@ mod tests {
     }
 
     /// What every input reads of a shard's policy lies in one stretch of
-    /// at most 124 bytes: from the hot counters (the last counts) to the
+    /// at most 100 bytes: from the hot counters (the last counts) to the
     /// phase's heartbeat. The phase's tag, its deadline (or start) and the
     /// link's heartbeat open the phase (`-Zprint-type-sizes` shows the tag
     /// and a variant's flag in its first word, the time in the second, and
@@ -1700,11 +1706,10 @@ mod tests {
         assert_eq!(offset_of!(Link, answered), 0);
         assert_eq!(offset_of!(Answered, heartbeat), 0);
         let hot_end = offset_of!(Policy, phase) + 16 + size_of::<Heartbeat>();
-        assert!(hot_end - hot_start <= 124, "{hot_start}..{hot_end}");
+        assert!(hot_end - hot_start <= 100, "{hot_start}..{hot_end}");
         for hot in [
             offset_of!(Policy, seq),
             offset_of!(Policy, held),
-            offset_of!(Policy, rng),
             offset_of!(Policy, outputs),
             offset_of!(Policy, now),
             offset_of!(Policy, next_connection),
@@ -1712,12 +1717,22 @@ mod tests {
         ] {
             assert!((hot_start..hot_end).contains(&hot), "{hot}");
         }
-        for cold in [offset_of!(Policy, session), offset_of!(Policy, retries)] {
+        for cold in [
+            offset_of!(Policy, rng),
+            offset_of!(Policy, session),
+            offset_of!(Policy, retries),
+        ] {
             assert!(
                 cold >= offset_of!(Policy, phase) + size_of::<Phase>(),
                 "{cold}"
             );
         }
+        // An attempt's start reads the session and writes the end of the
+        // retry planner: they lie together.
+        assert_eq!(
+            offset_of!(Policy, retries) + size_of::<RetryPlanner>(),
+            offset_of!(Policy, session)
+        );
     }
 
     use crate::identify::{IdentifyLimiter, SessionStartLimit};
