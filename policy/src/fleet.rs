@@ -119,6 +119,9 @@ pub struct Fleet {
     /// Fleet-wide outages: detector, probes, ramp (see
     /// [`FleetRecovery`](crate::FleetRecovery)).
     recovery: RecoveryState,
+    /// The shards are `0..n`, the usual fleet: each is at its id, which
+    /// is then known without reading its policy (see [`Fleet::index`]).
+    dense: bool,
 }
 
 /// What an input says about the fleet's link to the gateway.
@@ -208,7 +211,12 @@ impl Fleet {
         // doubling and keep up to twice the room the fleet needs.
         let policies = Vec::with_capacity(ids.len());
         let recovery = RecoveryState::new(config.fleet_recovery, ids.len(), seed);
+        // Sorted and distinct: `0..n` exactly when the last is `n - 1`.
+        let dense = ids
+            .last()
+            .is_none_or(|&last| usize::try_from(last).is_ok_and(|last| last + 1 == ids.len()));
         let mut fleet = Self {
+            dense,
             timers: ShardTimers::new(ids.len()),
             policies,
             limiter,
@@ -462,25 +470,48 @@ impl Fleet {
         policy
     }
 
+    /// Where shard `shard` is. A fleet of shards `0..n`, the usual one,
+    /// holds each at its id: found without reading a policy (an input
+    /// then reads only the lines of its shard's policy it needs).
     fn index(&self, shard: u32) -> Result<usize, FleetError> {
-        // A fleet of shards `0..n`, the usual one, holds each at its id.
+        let at = shard as usize;
+        if self.dense {
+            return if at < self.policies.len() {
+                Ok(at)
+            } else {
+                Err(FleetError::UnknownShard(shard))
+            };
+        }
         if self
             .policies
-            .get(shard as usize)
+            .get(at)
             .is_some_and(|policy| policy.shard() == shard)
         {
-            return Ok(shard as usize);
+            return Ok(at);
         }
         self.policies
             .binary_search_by_key(&shard, Policy::shard)
             .map_err(|_| FleetError::UnknownShard(shard))
     }
 
+    /// The id of the shard at `index`: the index itself in a fleet of
+    /// shards `0..n` (see [`Fleet::index`]), read from its policy
+    /// otherwise.
+    #[inline]
+    fn shard_at(&self, index: usize) -> u32 {
+        if self.dense {
+            // A dense fleet's indexes are its ids, all `u32`s.
+            u32::try_from(index).unwrap_or(u32::MAX)
+        } else {
+            self.policies[index].shard()
+        }
+    }
+
     /// Drains shard `index`'s outputs: identify requests to the limiter (its
     /// answers straight back), everything else to the fleet's queue. Then
     /// files the shard's new wake-up time.
     fn route(&mut self, index: usize, now: Timestamp) {
-        let shard = self.policies[index].shard();
+        let shard = self.shard_at(index);
         while let Some(output) = self.policies[index].poll_output() {
             if let (Some(limiter), Output::Action(Action::Identify { shard, request })) =
                 (&mut self.limiter, &output)
@@ -1282,5 +1313,40 @@ mod tests {
             Fleet::new(bad, [0], 0, limiter(1), t(0)),
             Err(FleetError::Config(_))
         ));
+    }
+
+    /// A fleet of shards `0..n` finds each at its id without reading its
+    /// policy, any other fleet by searching: both find the same shards and
+    /// name them the same in their outputs.
+    #[test]
+    fn dense_and_sparse_fleets_find_their_shards() {
+        for ids in [
+            vec![0, 1, 2, 3],
+            vec![2, 0, 3, 1],
+            vec![0, 1, 3],
+            vec![1, 2, 3],
+            vec![],
+        ] {
+            let mut fleet =
+                Fleet::new(PolicyConfig::default(), ids.clone(), 7, limiter(1), t(0)).unwrap();
+            // `0..n`, in any order (and `0..0`).
+            let dense = ids.len() != 3;
+            assert_eq!(fleet.dense, dense, "{ids:?}");
+            for shard in 0..6 {
+                let known = ids.contains(&shard);
+                assert_eq!(
+                    fleet.policy(shard).map(Policy::shard),
+                    known.then_some(shard)
+                );
+                assert_eq!(fleet.index(shard).is_ok(), known, "{ids:?} {shard}");
+            }
+            while let Some((shard, _)) = fleet.poll_output() {
+                assert!(ids.contains(&shard), "{ids:?} {shard}");
+            }
+            fleet.handle_timeout(t(60_000));
+            while let Some((shard, _)) = fleet.poll_output() {
+                assert!(ids.contains(&shard), "{ids:?} {shard}");
+            }
+        }
     }
 }

@@ -78,22 +78,28 @@ enum AfterClose {
 
 /// What an open socket carries. It lives in the phase that owns the socket
 /// and is dropped with it, so nothing of one connection outlives it.
+///
+/// `repr(C)`, the heartbeat first: it is read on every input of an open
+/// socket, the rest once a connection (see the layout of [`Policy`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
 struct Link {
-    opened_at: Timestamp,
     /// From Hello on: what the gateway's answer started.
     answered: Option<Answered>,
+    opened_at: Timestamp,
 }
 
 /// What Hello starts on an open socket; all of it begins together.
+/// `repr(C)`, the heartbeat first (see [`Link`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
 struct Answered {
-    /// When Hello arrived: from then on the gateway was answering.
-    hello_at: Timestamp,
     /// The heartbeat schedule.
     heartbeat: Heartbeat,
     /// The send budget.
     budget: SendBudget,
+    /// When Hello arrived: from then on the gateway was answering.
+    hello_at: Timestamp,
 }
 
 impl Link {
@@ -148,30 +154,30 @@ enum Phase {
     },
     /// Open; waiting for Hello.
     AwaitingHello {
-        link: Link,
         deadline: Timestamp,
+        link: Link,
         recovery: Recovery,
     },
     /// Hello received; waiting for an identify permit, asked for at `at`
     /// (`asked`: the request is out), given up on at `deadline`.
     AwaitingIdentifySlot {
-        link: Link,
         at: Timestamp,
         deadline: Timestamp,
+        link: Link,
         asked: bool,
     },
     /// Identify or Resume sent. While an Identify is out, its outcome is
     /// owed to the identify limiter.
     Handshaking {
-        link: Link,
         deadline: Timestamp,
+        link: Link,
         recovery: Recovery,
     },
     /// READY or RESUMED received at `since`; `stable`: the connection has
     /// proven stable (the backoff is reset).
     Active {
-        link: Link,
         since: Timestamp,
+        link: Link,
         stable: bool,
     },
     /// `Close` emitted with `sent`; waiting for `Closed`. `dispatches`:
@@ -253,34 +259,54 @@ impl Phase {
 
 /// The reconnect policy of one shard. See the [crate documentation](crate)
 /// for the run loop.
+//
+// Laid out by hand (`repr(C)`): a fleet touches a shard's policy on every
+// input, and at 10,000 shards and more the policies do not fit the cache,
+// so each cache line an input reads is a miss. What every input reads lies
+// in one stretch of 100 bytes (two or three cache lines, wherever the
+// policy starts): the counters of a heartbeat and of a fleet timeout (the
+// last counts), the sequence number, the hold, the output queue, the
+// clock, the connection number, the configuration's address, and the
+// phase's tag, its deadline and its heartbeat (the phase ends with the
+// rest of the link, read once a connection). The rare counters before it,
+// the random stream (a fleet of shards `0..n` knows a shard's id without
+// it), the retry planner and the session after it, are read once a
+// connection; an attempt's start reads the session and writes the end of
+// the planner (its moments' flags and its attempt log), so those two lie
+// together.
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub struct Policy {
+    /// The counters, compact; widened by [`Policy::stats`]. The hot ones
+    /// last (see [`Counter`]).
+    stats: Counters,
+    /// The last sequence number received on the session.
+    seq: Sequence,
+    /// Held by its fleet during a fleet-wide outage (see
+    /// [`Policy::set_held`]): the next attempt does not start until released.
+    held: bool,
+    /// The gateway closed with 4008 (we sent too fast): the driver's send
+    /// budget is cut on every connection until one proves stable.
+    slowed: bool,
+    /// The outputs not yet polled (see [`OutputQueue`]).
+    outputs: Option<OutputQueue>,
+    /// The latest time seen; earlier times passed in are raised to it.
+    now: Timestamp,
+    next_connection: u64,
     /// Shared by every shard of a fleet that uses the same configuration,
     /// like everything cold: the base URL is parsed from it when a resume
     /// URL is checked (once a session), not kept per shard.
     config: Arc<PolicyConfig>,
-    /// The shard's random stream, made by [`Jitter::for_shard`]: it also
-    /// says which shard this is ([`Policy::shard`]).
-    rng: ShardJitter,
-    /// The latest time seen; earlier times passed in are raised to it.
-    now: Timestamp,
     phase: Phase,
-    session: Option<Session>,
-    /// The last sequence number received on the session.
-    seq: Sequence,
-    next_connection: u64,
+    /// The shard's random stream, made by [`Jitter::for_shard`]: it also
+    /// says which shard this is ([`Policy::shard`]). Read when a draw is
+    /// made (Hello, the end of a connection) or a request names the shard;
+    /// a fleet of shards `0..n` knows the id without it.
+    rng: ShardJitter,
     /// Failures in a row: backoff, guard, give-up limits, resume breaker.
+    /// What an attempt's start writes ends it, beside the session.
     retries: RetryPlanner,
-    /// The gateway closed with 4008 (we sent too fast): the driver's send
-    /// budget is cut on every connection until one proves stable.
-    slowed: bool,
-    /// Held by its fleet during a fleet-wide outage (see
-    /// [`Policy::set_held`]): the next attempt does not start until released.
-    held: bool,
-    /// The outputs not yet polled (see [`OutputQueue`]).
-    outputs: Option<OutputQueue>,
-    /// The counters, compact; widened by [`Policy::stats`].
-    stats: Counters,
+    session: Option<Session>,
 }
 
 /// The outputs not yet polled, oldest first, in a queue on the heap (put
@@ -1651,6 +1677,64 @@ mod tests {
         assert_eq!(align_of::<Policy>(), 8);
         assert!(size <= 408, "{size} bytes");
     }
+
+    /// What every input reads of a shard's policy lies in one stretch of
+    /// at most 100 bytes: from the hot counters (the last counts) to the
+    /// phase's heartbeat. The phase's tag, its deadline (or start) and the
+    /// link's heartbeat open the phase (`-Zprint-type-sizes` shows the tag
+    /// and a variant's flag in its first word, the time in the second, and
+    /// the link from the third); the session and the retry planner, read
+    /// once a connection, lie after it.
+    #[test]
+    fn the_fields_every_input_reads_lie_together() {
+        use std::mem::offset_of;
+        let hot_counters = [
+            Counter::HeartbeatAcks,
+            Counter::HeartbeatsSent,
+            Counter::Zombies,
+        ];
+        let counters = Counter::Zombies as usize + 1;
+        for counter in hot_counters {
+            assert!(
+                counter as usize + hot_counters.len() >= counters,
+                "{counter:?}"
+            );
+        }
+        let hot_start =
+            offset_of!(Policy, stats) + size_of::<u32>() * (counters - hot_counters.len());
+        // The link opens with the heartbeat.
+        assert_eq!(offset_of!(Link, answered), 0);
+        assert_eq!(offset_of!(Answered, heartbeat), 0);
+        let hot_end = offset_of!(Policy, phase) + 16 + size_of::<Heartbeat>();
+        assert!(hot_end - hot_start <= 100, "{hot_start}..{hot_end}");
+        for hot in [
+            offset_of!(Policy, seq),
+            offset_of!(Policy, held),
+            offset_of!(Policy, outputs),
+            offset_of!(Policy, now),
+            offset_of!(Policy, next_connection),
+            offset_of!(Policy, config),
+        ] {
+            assert!((hot_start..hot_end).contains(&hot), "{hot}");
+        }
+        for cold in [
+            offset_of!(Policy, rng),
+            offset_of!(Policy, session),
+            offset_of!(Policy, retries),
+        ] {
+            assert!(
+                cold >= offset_of!(Policy, phase) + size_of::<Phase>(),
+                "{cold}"
+            );
+        }
+        // An attempt's start reads the session and writes the end of the
+        // retry planner: they lie together.
+        assert_eq!(
+            offset_of!(Policy, retries) + size_of::<RetryPlanner>(),
+            offset_of!(Policy, session)
+        );
+    }
+
     use crate::identify::{IdentifyLimiter, SessionStartLimit};
 
     fn t(ms: u64) -> Timestamp {

@@ -631,7 +631,9 @@ const fn never_reached(trigger: Trigger) -> bool {
     )
 }
 
-/// The planner's moments that may not have happened yet.
+/// The planner's moments that may not have happened yet. The last one,
+/// written at every attempt's start, is the one beside the moments' flags
+/// and the attempt log (see [`RetryPlanner`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Moment {
     /// When the current run of retries began.
@@ -639,12 +641,12 @@ enum Moment {
     /// When the held session's connection was lost (the first failure
     /// planned with a Resume since the session last resumed or started).
     ResumableSince,
-    /// When the last connection attempt started.
-    LastAttempt,
     /// When the current window of server requests began.
     RequestsSince,
     /// When the current 24 h of the identify-loop budget began.
     DaySince,
+    /// When the last connection attempt started.
+    LastAttempt,
 }
 
 /// The planner's [`Moment`]s, packed: their times and one byte saying
@@ -708,7 +710,13 @@ impl Moments {
 
 /// The failures in a row of one shard, and what they mean for the next
 /// attempt.
+///
+/// `repr(C)`, what an attempt's start and its answer write last: the
+/// moments (the start's own moment last among them) and then the attempt
+/// log, so that they lie together, and beside the policy's session, which
+/// the start reads too (see the layout of [`Policy`](crate::Policy)).
 #[derive(Clone, Debug, PartialEq)]
+#[repr(C)]
 pub(crate) struct RetryPlanner {
     /// The backoff's history; its configuration is the shared
     /// [`PolicyConfig`]'s, passed in with every plan.
@@ -716,19 +724,19 @@ pub(crate) struct RetryPlanner {
     /// Failures not yet repaid since the connection was last stable (0:
     /// stable, never failed, or repaid).
     retry: u32,
-    /// When the run of retries, the loss of the session, the last attempt,
-    /// the window of server requests and the identify-loop day began.
-    moments: Moments,
     /// Resumes in a row that were sent and ended without RESUMED.
     failed_resumes: u32,
-    /// The last attempts the ceiling counts.
-    attempts: AttemptLog,
     /// Server requests in that window.
     requests_in_window: u32,
     /// Identifies in a row answered before READY.
     rejected_identifies: u32,
     /// Rejected Identifies in those 24 h.
     rejected_today: u32,
+    /// When the run of retries, the loss of the session, the window of
+    /// server requests, the identify-loop day and the last attempt began.
+    moments: Moments,
+    /// The last attempts the ceiling counts.
+    attempts: AttemptLog,
 }
 
 impl RetryPlanner {
@@ -1043,6 +1051,23 @@ impl RetryPlanner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An attempt's start writes the last moment, the moments' flags and
+    /// the attempt log: they end the planner, one after the other.
+    #[test]
+    fn an_attempts_start_writes_the_end_of_the_planner() {
+        use std::mem::offset_of;
+        assert_eq!(Moment::LastAttempt as usize, 4);
+        assert_eq!(
+            offset_of!(RetryPlanner, moments) + size_of::<Moments>(),
+            offset_of!(RetryPlanner, attempts)
+        );
+        assert_eq!(
+            offset_of!(RetryPlanner, attempts) + size_of::<AttemptLog>(),
+            size_of::<RetryPlanner>()
+        );
+        assert!(size_of::<RetryPlanner>() <= 136);
+    }
     use crate::config::GiveUpLimits;
 
     fn t(ms: u64) -> Timestamp {

@@ -107,33 +107,43 @@ pub struct PolicyStats {
 }
 
 /// One of the counters of [`PolicyStats`], as a policy counts it.
+///
+/// In the order of how often they are touched, the rare ones first: the
+/// counters of every heartbeat and every fleet timeout come last, so that
+/// they end the counts and sit beside the policy's other hot fields (see
+/// the layout of [`Policy`](crate::Policy)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Counter {
-    Attempts,
-    ResumesSent,
-    IdentifiesSent,
-    ResumesSucceeded,
-    Ready,
-    Reconnects,
-    HeartbeatsSent,
-    HeartbeatAcks,
-    Zombies,
+    ResumeUrlsRefused,
+    IdentifyWaits,
+    HeartbeatRequestsRefused,
     ResumeBreakerTrips,
-    StaleEvents,
     DuplicateDispatches,
     IgnoredEvents,
-    HeartbeatRequestsRefused,
-    IdentifyWaits,
-    ResumeUrlsRefused,
+    StaleEvents,
+    Ready,
+    IdentifiesSent,
+    ResumesSucceeded,
+    ResumesSent,
+    Reconnects,
+    Attempts,
+    HeartbeatAcks,
+    HeartbeatsSent,
+    Zombies,
 }
 
 /// How many [`Counter`]s there are.
-const COUNTERS: usize = Counter::ResumeUrlsRefused as usize + 1;
+const COUNTERS: usize = Counter::Zombies as usize + 1;
 
 /// The counters of one policy, stored compactly: each saturates at
 /// `u32::MAX` (4.29 billion; a heartbeat every second takes 136 years to
 /// get there) and is widened into a [`PolicyStats`] when read.
+///
+/// `repr(C)`: the counts first, so that the hot counters (the last
+/// [`Counter`]s) sit just before the last close code, read once a
+/// connection.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
 pub(crate) struct Counters {
     counts: [u32; COUNTERS],
     /// The last close code received from the server, if any.
