@@ -25,7 +25,7 @@ use crate::client::{
 use crate::gateway::{self, Gateway, ServerFault};
 use crate::in_flight::{InFlight, Message};
 use crate::metrics::{MaybeMs, Recorder, SessionTally};
-use crate::net::{LinkRng, Links, ShardLink, Sockets};
+use crate::net::{LinkRng, Links, ShardLink, Slot, Sockets};
 use crate::queue::Queue;
 use crate::rng::{self, Stream};
 use crate::rules;
@@ -285,6 +285,9 @@ pub(crate) struct Sim<'a> {
     queue: Queue<Ev>,
     /// The messages the queue's [`Ev::Message`] events name.
     in_flight: InFlight,
+    /// The sockets freed for reuse; each socket's slot (its link half)
+    /// is kept in the gateway's table, beside the gateway's half of it
+    /// ([`Gateway::with_driver_halves`]).
     sockets: Sockets,
     /// Each shard's side of its link (its draws, the sockets its client
     /// holds, whether a flap has it down, whether it was told a fatal code).
@@ -301,7 +304,9 @@ pub(crate) struct Sim<'a> {
     wake_at: Vec<u64>,
     /// The peer models' bot-wide pacing.
     peers: PeerShared,
-    gateway: Gateway,
+    /// The gateway, keeping each socket's link half ([`Slot`]) beside
+    /// its own.
+    gateway: Gateway<Slot>,
     rec: Recorder,
     actions: Vec<Action>,
     /// A shard's held sockets, copied while a link failure goes through
@@ -437,7 +442,7 @@ impl<'a> Sim<'a> {
             established_now: 0,
             queue: Queue::default(),
             in_flight: InFlight::default(),
-            sockets: Sockets::with_capacity(shards as usize),
+            sockets: Sockets::default(),
             links: (0..shards)
                 .map(|s| {
                     ShardLink::new(LinkRng::new(rng::derive(seed, Stream::Link, u64::from(s))))
@@ -455,7 +460,7 @@ impl<'a> Sim<'a> {
             )
             .with_start_spread(sc.start_spread_ms),
             // The engine queues the gateway's timers among its own events.
-            gateway: Gateway::new(
+            gateway: Gateway::with_driver_halves(
                 &sc.gateway,
                 shards,
                 sc.identify_tolerance(),
@@ -633,7 +638,7 @@ impl<'a> Sim<'a> {
             tally.generated = u32::try_from(generated).unwrap_or(u32::MAX);
         }
         self.rec.gave_up = self.clients.gave_up();
-        self.rec.sockets_high_water = self.sockets.high_water() as u64;
+        self.rec.sockets_high_water = Sockets::high_water(&self.gateway) as u64;
         self.rec.queue_high_water = self.queue.peak() as u64;
         self.rec
     }
@@ -677,7 +682,7 @@ impl<'a> Sim<'a> {
 
     /// A message from a client reaches the gateway's end of `sock`.
     fn gateway_receive(&mut self, sock: SockId, msg: ToServer) {
-        let Some(s) = self.sockets.get(sock) else {
+        let Some(s) = Sockets::get(&self.gateway, sock) else {
             return;
         };
         let shard = s.shard;
@@ -691,7 +696,7 @@ impl<'a> Sim<'a> {
                 self.rec.arrival(shard, self.now);
                 self.gateway.handle_connect(self.now, sock, shard);
                 let accepted = self.gateway.is_open(sock);
-                if let Some(s) = self.sockets.get_mut(sock) {
+                if let Some(s) = Sockets::get_mut(&mut self.gateway, sock) {
                     s.server_open = accepted;
                 }
                 self.carry_gateway_outputs();
@@ -714,7 +719,7 @@ impl<'a> Sim<'a> {
     /// A client closed a socket nothing was wrong with: a false zombie, or
     /// a reconnect with no reason the gateway can see.
     fn count_if_healthy(&mut self, sock: SockId, shard: u32) {
-        let Some(s) = self.sockets.get(sock) else {
+        let Some(s) = Sockets::get(&self.gateway, sock) else {
             return;
         };
         if self.gateway.is_open(sock)
@@ -772,10 +777,10 @@ impl<'a> Sim<'a> {
                     if notify {
                         self.send_to_client(sock, ToClient::Closed { code }, 0);
                     }
-                    if let Some(s) = self.sockets.get_mut(sock) {
+                    if let Some(s) = Sockets::get_mut(&mut self.gateway, sock) {
                         s.server_open = false;
                     }
-                    self.sockets.release_if_done(sock);
+                    self.sockets.release_if_done(&mut self.gateway, sock);
                 }
                 gateway::Output::Timer { at, timer } => {
                     self.schedule(at, Ev::GatewayTimer { timer });
@@ -811,8 +816,8 @@ impl<'a> Sim<'a> {
     /// applies what they did, and queues the timer's next wake-up.
     fn with_client(&mut self, timer: Timer, f: impl FnOnce(&mut Clients, u64, &mut Cx<'_>)) {
         {
-            let sockets = &mut self.sockets;
-            let mut alloc = |shard| sockets.open(shard);
+            let (sockets, store) = (&mut self.sockets, &mut self.gateway);
+            let mut alloc = |shard| sockets.open(store, shard);
             let mut cx = Cx::new(&mut self.peers, &mut self.actions, &mut alloc);
             f(&mut self.clients, self.now, &mut cx);
         }
@@ -882,7 +887,7 @@ impl<'a> Sim<'a> {
                         );
                     }
                     Some(DownMode::Blackhole) => {
-                        if let Some(s) = self.sockets.get_mut(sock) {
+                        if let Some(s) = Sockets::get_mut(&mut self.gateway, sock) {
                             s.dead = true;
                         }
                     }
@@ -901,16 +906,16 @@ impl<'a> Sim<'a> {
 
     /// The client no longer holds `sock`.
     fn client_let_go(&mut self, sock: SockId) {
-        if let Some(s) = self.sockets.get_mut(sock) {
+        if let Some(s) = Sockets::get_mut(&mut self.gateway, sock) {
             s.client_open = false;
             let shard = s.shard;
             self.links.let_go(shard, sock);
         }
-        self.sockets.release_if_done(sock);
+        self.sockets.release_if_done(&mut self.gateway, sock);
     }
 
     fn deliver_to_client(&mut self, sock: SockId, msg: ToClient) {
-        let Some(s) = self.sockets.get(sock) else {
+        let Some(s) = Sockets::get(&self.gateway, sock) else {
             return;
         };
         if !s.client_open {
@@ -1056,7 +1061,7 @@ impl<'a> Sim<'a> {
 
     /// Sends towards the server, if the link and the socket carry it.
     fn send_to_server(&mut self, sock: SockId, msg: ToServer) {
-        let Some(s) = self.sockets.get(sock) else {
+        let Some(s) = Sockets::get(&self.gateway, sock) else {
             return;
         };
         if s.dead {
@@ -1067,7 +1072,7 @@ impl<'a> Sim<'a> {
             return;
         }
         let lat = self.latency(shard);
-        let Some(s) = self.sockets.get_mut(sock) else {
+        let Some(s) = Sockets::get_mut(&mut self.gateway, sock) else {
             return;
         };
         let at = (self.now + lat).max(u64::from(s.last_to_server));
@@ -1083,7 +1088,7 @@ impl<'a> Sim<'a> {
 
     /// Sends towards the client, if the link and the socket carry it.
     fn send_to_client(&mut self, sock: SockId, msg: ToClient, extra_delay: u64) {
-        let Some(s) = self.sockets.get(sock) else {
+        let Some(s) = Sockets::get(&self.gateway, sock) else {
             return;
         };
         if s.dead || !s.client_open {
@@ -1094,7 +1099,7 @@ impl<'a> Sim<'a> {
             return;
         }
         let lat = self.latency(shard) + extra_delay;
-        let Some(s) = self.sockets.get_mut(sock) else {
+        let Some(s) = Sockets::get_mut(&mut self.gateway, sock) else {
             return;
         };
         let at = (self.now + lat).max(u64::from(s.last_to_client));
@@ -1139,7 +1144,7 @@ impl<'a> Sim<'a> {
                 }
                 FaultKind::HalfOpen => {
                     for &sock in self.links.held(shard) {
-                        if let Some(s) = self.sockets.get_mut(sock) {
+                        if let Some(s) = Sockets::get_mut(&mut self.gateway, sock) {
                             s.dead = true;
                         }
                     }
@@ -1221,7 +1226,7 @@ impl<'a> Sim<'a> {
                     );
                 }
                 DownMode::Blackhole => {
-                    if let Some(s) = self.sockets.get_mut(sock) {
+                    if let Some(s) = Sockets::get_mut(&mut self.gateway, sock) {
                         s.dead = true;
                     }
                 }
@@ -1254,7 +1259,7 @@ impl<'a> Sim<'a> {
             let mut zombie = false;
             for &sock in self.links.held(shard) {
                 let last_heartbeat = self.gateway.last_heartbeat(sock).unwrap_or(0);
-                if let Some(s) = self.sockets.get(sock)
+                if let Some(s) = Sockets::get(&self.gateway, sock)
                     && s.dead
                     && last_heartbeat > 0
                 {

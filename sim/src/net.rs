@@ -8,11 +8,15 @@
 //!
 //! The socket table is a slab whose slots carry a generation, so a message
 //! still in flight for a socket that is gone is dropped rather than handed
-//! to the slot's next socket. Each socket keeps the time of the last message
+//! to the slot's next socket. The slots themselves live where a
+//! [`SlotStore`] keeps them: in a run, the gateway's socket table, each
+//! beside the gateway's half of the same socket, so that a message and its
+//! reply read one cache line for both. Each socket keeps the time of the last message
 //! scheduled in each direction: TCP delivers in order, so a message never
 //! overtakes the one sent before it on the same socket, whatever latency
 //! jitter it drew.
 
+use crate::gateway::Gateway;
 use crate::wire::SockId;
 
 /// A cheap, seeded random source for per-message link draws (SplitMix64):
@@ -258,34 +262,79 @@ pub struct Socket {
 }
 
 /// A socket's slot: 20 bytes, aligned to 32 so that no slot lies across
-/// two cache lines (a message in either direction reads its socket).
-#[derive(Clone, Copy, Debug)]
+/// two cache lines (a message in either direction reads its socket). The
+/// engine keeps them in the gateway's table, each beside the gateway's
+/// half of the same socket ([`Gateway::with_driver_halves`]): a message to
+/// the gateway, and its reply, read one line for both halves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(align(32))]
-struct Slot {
+pub struct Slot {
     generation: u32,
     socket: Option<Socket>,
 }
 
-/// All sockets of a run.
+/// Where a run's socket slots are kept, by index: the gateway's table
+/// (each slot beside the gateway's half of the socket), or a plain list.
+pub trait SlotStore {
+    /// Slot `index`, if the store has it.
+    fn slot(&self, index: u32) -> Option<&Slot>;
+    /// Slot `index`, to change, if the store has it.
+    fn slot_mut(&mut self, index: u32) -> Option<&mut Slot>;
+    /// Adds `slot` at the end; says its index.
+    fn push_slot(&mut self, slot: Slot) -> usize;
+    /// How many slots the store has.
+    fn slot_count(&self) -> usize;
+}
+
+impl SlotStore for Vec<Slot> {
+    fn slot(&self, index: u32) -> Option<&Slot> {
+        self.get(index as usize)
+    }
+
+    fn slot_mut(&mut self, index: u32) -> Option<&mut Slot> {
+        self.get_mut(index as usize)
+    }
+
+    fn push_slot(&mut self, slot: Slot) -> usize {
+        self.push(slot);
+        self.len() - 1
+    }
+
+    fn slot_count(&self) -> usize {
+        self.len()
+    }
+}
+
+impl SlotStore for Gateway<Slot> {
+    #[inline]
+    fn slot(&self, index: u32) -> Option<&Slot> {
+        self.driver_half(index)
+    }
+
+    #[inline]
+    fn slot_mut(&mut self, index: u32) -> Option<&mut Slot> {
+        self.driver_half_mut(index)
+    }
+
+    fn push_slot(&mut self, slot: Slot) -> usize {
+        self.push_driver_half(slot)
+    }
+
+    fn slot_count(&self) -> usize {
+        self.socket_slots()
+    }
+}
+
+/// All sockets of a run: the slots freed for reuse, over a [`SlotStore`]
+/// that holds the slots themselves.
 #[derive(Debug, Default)]
 pub struct Sockets {
-    slots: Vec<Slot>,
     free: Vec<u32>,
 }
 
 impl Sockets {
-    /// An empty table with room for `sockets` sockets (a fleet holds one a
-    /// shard), so it need not grow by doubling to hold them.
-    #[must_use]
-    pub fn with_capacity(sockets: usize) -> Self {
-        Self {
-            slots: Vec::with_capacity(sockets),
-            free: Vec::new(),
-        }
-    }
-
-    /// Opens a socket for `shard`.
-    pub fn open(&mut self, shard: u32) -> SockId {
+    /// Opens a socket for `shard` in `store`.
+    pub fn open(&mut self, store: &mut impl SlotStore, shard: u32) -> SockId {
         let socket = Socket {
             shard,
             client_open: true,
@@ -294,30 +343,31 @@ impl Sockets {
             last_to_client: 0,
             last_to_server: 0,
         };
-        if let Some(index) = self.free.pop() {
-            let slot = &mut self.slots[index as usize];
+        if let Some(index) = self.free.pop()
+            && let Some(slot) = store.slot_mut(index)
+        {
             slot.socket = Some(socket);
             SockId {
                 index,
                 generation: slot.generation,
             }
         } else {
-            let index = u32::try_from(self.slots.len()).expect("fewer than 2^32 sockets at once");
-            self.slots.push(Slot {
+            let index = store.push_slot(Slot {
                 generation: 0,
                 socket: Some(socket),
             });
             SockId {
-                index,
+                index: u32::try_from(index).expect("fewer than 2^32 sockets at once"),
                 generation: 0,
             }
         }
     }
 
-    /// The socket, if it still exists.
+    /// The socket, if it still exists in `store`.
     #[must_use]
-    pub fn get(&self, id: SockId) -> Option<&Socket> {
-        let slot = self.slots.get(id.index as usize)?;
+    #[inline]
+    pub fn get(store: &impl SlotStore, id: SockId) -> Option<&Socket> {
+        let slot = store.slot(id.index)?;
         if slot.generation == id.generation {
             slot.socket.as_ref()
         } else {
@@ -325,9 +375,10 @@ impl Sockets {
         }
     }
 
-    /// The socket, if it still exists.
-    pub fn get_mut(&mut self, id: SockId) -> Option<&mut Socket> {
-        let slot = self.slots.get_mut(id.index as usize)?;
+    /// The socket, if it still exists in `store`.
+    #[inline]
+    pub fn get_mut(store: &mut impl SlotStore, id: SockId) -> Option<&mut Socket> {
+        let slot = store.slot_mut(id.index)?;
         if slot.generation == id.generation {
             slot.socket.as_mut()
         } else {
@@ -336,8 +387,8 @@ impl Sockets {
     }
 
     /// Frees the socket once neither side holds it any more.
-    pub fn release_if_done(&mut self, id: SockId) {
-        let Some(slot) = self.slots.get_mut(id.index as usize) else {
+    pub fn release_if_done(&mut self, store: &mut impl SlotStore, id: SockId) {
+        let Some(slot) = store.slot_mut(id.index) else {
             return;
         };
         if slot.generation != id.generation {
@@ -353,10 +404,10 @@ impl Sockets {
         }
     }
 
-    /// The most sockets that ever existed at once (the table's size).
+    /// The most sockets that ever existed at once in `store` (its size).
     #[must_use]
-    pub fn high_water(&self) -> usize {
-        self.slots.len()
+    pub fn high_water(store: &impl SlotStore) -> usize {
+        store.slot_count()
     }
 }
 
@@ -373,14 +424,42 @@ mod tests {
     #[test]
     fn a_reused_slot_does_not_answer_for_its_old_socket() {
         let mut t = Sockets::default();
-        let a = t.open(1);
-        t.get_mut(a).unwrap().client_open = false;
-        t.release_if_done(a);
-        let b = t.open(2);
+        let mut store: Vec<Slot> = Vec::new();
+        let a = t.open(&mut store, 1);
+        Sockets::get_mut(&mut store, a).unwrap().client_open = false;
+        t.release_if_done(&mut store, a);
+        let b = t.open(&mut store, 2);
         assert_eq!(a.index, b.index);
-        assert!(t.get(a).is_none());
-        assert_eq!(t.get(b).unwrap().shard, 2);
-        assert_eq!(t.high_water(), 1, "the slot was reused");
+        assert!(Sockets::get(&store, a).is_none());
+        assert_eq!(Sockets::get(&store, b).unwrap().shard, 2);
+        assert_eq!(Sockets::high_water(&store), 1, "the slot was reused");
+    }
+
+    #[test]
+    fn the_gateway_keeps_the_slots_beside_its_own_halves() {
+        let config = crate::scenario::Gateway::default();
+        let mut gw: Gateway<Slot> = Gateway::with_driver_halves(&config, 2, 50, 1);
+        let mut t = Sockets::default();
+        let a = t.open(&mut gw, 1);
+        let b = t.open(&mut gw, 0);
+        assert_eq!((a.index, b.index), (0, 1));
+        gw.handle_connect(10, b, 0);
+        assert!(gw.is_open(b) && !gw.is_open(a));
+        assert_eq!(
+            Sockets::get(&gw, b).unwrap().shard,
+            0,
+            "the gateway left it"
+        );
+        Sockets::get_mut(&mut gw, a).unwrap().client_open = false;
+        t.release_if_done(&mut gw, a);
+        assert!(Sockets::get(&gw, a).is_none());
+        let c = t.open(&mut gw, 1);
+        assert_eq!(
+            (c.index, c.generation),
+            (0, 1),
+            "the freed slot, a new generation"
+        );
+        assert_eq!(Sockets::high_water(&gw), 2);
     }
 
     #[test]
