@@ -24,7 +24,7 @@ use crate::client::{
 };
 use crate::gateway::{self, Gateway, ServerFault};
 use crate::in_flight::{InFlight, Message};
-use crate::metrics::{MaybeMs, Recorder, SessionTally};
+use crate::metrics::{MaybeMs, Recorder, SessionTally, WindowPeak};
 use crate::net::{LinkRng, Links, ShardLink, Slot, Sockets};
 use crate::queue::Queue;
 use crate::rng::{self, Stream};
@@ -291,7 +291,9 @@ pub(crate) struct Sim<'a> {
     sockets: Sockets,
     /// Each shard's side of its link (its draws, the sockets its client
     /// holds, whether a flap has it down, whether it was told a fatal code).
-    links: Links,
+    /// Beside each shard's record, its attempt window of the metrics
+    /// ([`Recorder::attempt_in`]): a dial reads one line for both.
+    links: Links<WindowPeak>,
     /// Faults in force now (indices into `sc.faults`).
     active: Vec<u16>,
     /// The faults of `active`, in its order, that hold links down
@@ -484,7 +486,7 @@ impl<'a> Sim<'a> {
         }
         if !sc.faults_after_startup {
             // The whole run is judged, from its first millisecond.
-            sim.rec.begin_judging(0);
+            sim.rec.begin_judging_with(0, sim.links.beside_iter_mut());
             sim.schedule_faults(0);
         }
         sim.rec.end_at = sim.end_ms;
@@ -534,7 +536,8 @@ impl<'a> Sim<'a> {
     /// baseline.
     fn judge(&mut self) {
         self.read_gateway_tally();
-        self.rec.begin_judging(self.now);
+        self.rec
+            .begin_judging_with(self.now, self.links.beside_iter_mut());
         self.rec.count_at_judging = self.rec.count;
         self.rec.judged = self.rec.established.iter().map(|e| e.is_some()).collect();
     }
@@ -630,6 +633,12 @@ impl<'a> Sim<'a> {
     }
 
     fn finish(mut self) -> Recorder {
+        self.rec.queue_high_water = self.queue.peak() as u64;
+        // The queue's memory goes before the attempt windows are copied
+        // back into the recorder, so the copy does not raise the peak.
+        self.queue = Queue::default();
+        let windows = self.links.take_beside();
+        self.rec.attempts.adopt(windows);
         self.read_gateway_tally();
         self.rec.token_reset = self.gateway.token_reset();
         for (id, tally) in self.rec.sessions.iter_mut().enumerate() {
@@ -639,7 +648,6 @@ impl<'a> Sim<'a> {
         }
         self.rec.gave_up = self.clients.gave_up();
         self.rec.sockets_high_water = Sockets::high_water(&self.gateway) as u64;
-        self.rec.queue_high_water = self.queue.peak() as u64;
         self.rec
     }
 
@@ -867,7 +875,7 @@ impl<'a> Sim<'a> {
                 sock,
                 to_resume_url,
             } => {
-                self.rec.attempt(shard, self.now);
+                self.rec.attempt_in(self.links.beside_mut(shard), self.now);
                 if self.links[shard as usize].fatal_seen {
                     self.rec.count.retries_after_fatal += 1;
                 }

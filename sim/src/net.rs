@@ -105,43 +105,84 @@ impl ShardLink {
     }
 }
 
-/// Every shard's side of its link ([`ShardLink`], indexed by shard), and
-/// the lists of held sockets too long for a shard's record (a model that
-/// leaves sockets behind), in the order they were opened.
+/// A shard's link record and, beside it in the same cache line, a record
+/// its owner keeps for the shard in the same events (`X`; the engine keeps
+/// the metrics' attempt window there, which a dial writes as it reads the
+/// link, see [`crate::metrics::Recorder::attempt_in`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[repr(align(64))]
+struct ShardLine<X> {
+    link: ShardLink,
+    beside: X,
+}
+
+/// Every shard's side of its link ([`ShardLink`], indexed by shard), each
+/// with an `X` beside it (see [`Links::beside_mut`]), and the lists of held
+/// sockets too long for a shard's record (a model that leaves sockets
+/// behind), in the order they were opened.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Links {
-    links: Vec<ShardLink>,
+pub struct Links<X = ()> {
+    links: Vec<ShardLine<X>>,
     /// Spilled lists, oldest socket first; an empty one is free.
     spilled: Vec<Vec<SockId>>,
     /// The spilled lists free for reuse.
     free: Vec<u32>,
 }
 
-impl FromIterator<ShardLink> for Links {
+impl<X: Default> FromIterator<ShardLink> for Links<X> {
     fn from_iter<I: IntoIterator<Item = ShardLink>>(links: I) -> Self {
         Self {
-            links: links.into_iter().collect(),
+            links: links
+                .into_iter()
+                .map(|link| ShardLine {
+                    link,
+                    beside: X::default(),
+                })
+                .collect(),
             spilled: Vec::new(),
             free: Vec::new(),
         }
     }
 }
 
-impl std::ops::Index<usize> for Links {
+impl<X> std::ops::Index<usize> for Links<X> {
     type Output = ShardLink;
 
     fn index(&self, shard: usize) -> &ShardLink {
-        &self.links[shard]
+        &self.links[shard].link
     }
 }
 
-impl std::ops::IndexMut<usize> for Links {
+impl<X> std::ops::IndexMut<usize> for Links<X> {
     fn index_mut(&mut self, shard: usize) -> &mut ShardLink {
-        &mut self.links[shard]
+        &mut self.links[shard].link
     }
 }
 
-impl Links {
+impl<X> Links<X> {
+    /// What is kept beside `shard`'s link record, if the table has the
+    /// shard.
+    #[inline]
+    pub fn beside_mut(&mut self, shard: u32) -> Option<&mut X> {
+        self.links
+            .get_mut(shard as usize)
+            .map(|line| &mut line.beside)
+    }
+
+    /// What is kept beside each shard's link record, in shard order.
+    pub fn beside_iter_mut(&mut self) -> impl Iterator<Item = &mut X> + '_ {
+        self.links.iter_mut().map(|line| &mut line.beside)
+    }
+
+    /// Takes what is kept beside each shard's link record, in shard
+    /// order, leaving the defaults.
+    pub fn take_beside(&mut self) -> Vec<X>
+    where
+        X: Default,
+    {
+        self.beside_iter_mut().map(std::mem::take).collect()
+    }
+
     /// How many shards.
     #[must_use]
     pub fn len(&self) -> usize {
@@ -155,15 +196,15 @@ impl Links {
     }
 
     /// Every shard's link, in order.
-    pub fn iter_mut(&mut self) -> std::slice::IterMut<'_, ShardLink> {
-        self.links.iter_mut()
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut ShardLink> + '_ {
+        self.links.iter_mut().map(|line| &mut line.link)
     }
 
     /// The sockets `shard`'s client holds, oldest first (none for a shard
     /// the table does not have).
     #[must_use]
     pub fn held(&self, shard: u32) -> &[SockId] {
-        let Some(link) = self.links.get(shard as usize) else {
+        let Some(link) = self.links.get(shard as usize).map(|line| &line.link) else {
             return &[];
         };
         if link.held_len == SPILLED {
@@ -178,7 +219,11 @@ impl Links {
     /// `shard`'s client holds one more socket, newest; says how many it
     /// holds now.
     pub fn hold(&mut self, shard: u32, sock: SockId) -> usize {
-        let Some(link) = self.links.get_mut(shard as usize) else {
+        let Some(link) = self
+            .links
+            .get_mut(shard as usize)
+            .map(|line| &mut line.link)
+        else {
             return 0;
         };
         let len = usize::from(link.held_len);
@@ -211,7 +256,11 @@ impl Links {
 
     /// `shard`'s client lets go of `sock`, keeping the others' order.
     pub fn let_go(&mut self, shard: u32, sock: SockId) {
-        let Some(link) = self.links.get_mut(shard as usize) else {
+        let Some(link) = self
+            .links
+            .get_mut(shard as usize)
+            .map(|line| &mut line.link)
+        else {
             return;
         };
         if link.held_len != SPILLED {
@@ -522,6 +571,21 @@ mod tests {
     fn a_shard_link_lies_in_one_cache_line() {
         assert_eq!(size_of::<ShardLink>(), 32);
         assert_eq!(align_of::<ShardLink>(), 32);
+        // With the shard's attempt window beside it: still one line.
+        assert_eq!(size_of::<ShardLine<crate::metrics::WindowPeak>>(), 64);
+        assert_eq!(align_of::<ShardLine<crate::metrics::WindowPeak>>(), 64);
+    }
+
+    #[test]
+    fn what_is_kept_beside_a_link_is_reached_and_taken_by_shard() {
+        let mut links: Links<u32> = (0..3).map(|s| ShardLink::new(LinkRng::new(s))).collect();
+        *links.beside_mut(1).unwrap() = 7;
+        assert!(links.beside_mut(3).is_none());
+        links.beside_iter_mut().for_each(|x| *x += 1);
+        links[2].fatal_seen = true;
+        assert_eq!(links.take_beside(), [1, 8, 1]);
+        assert_eq!(links.take_beside(), [0, 0, 0]);
+        assert!(links[2].fatal_seen);
     }
 
     #[test]
