@@ -25,7 +25,7 @@ use crate::client::{
 use crate::gateway::{self, Gateway, ServerFault};
 use crate::in_flight::{InFlight, Message};
 use crate::metrics::{MaybeMs, Recorder, SessionTally, WindowPeak};
-use crate::net::{LinkRng, Links, ShardLink, Slot, Sockets};
+use crate::net::{LinkRng, Links, ShardLink, Side, Slot, Sockets};
 use crate::queue::Queue;
 use crate::rng::{self, Stream};
 use crate::rules;
@@ -785,10 +785,7 @@ impl<'a> Sim<'a> {
                     if notify {
                         self.send_to_client(sock, ToClient::Closed { code }, 0);
                     }
-                    if let Some(s) = Sockets::get_mut(&mut self.gateway, sock) {
-                        s.server_open = false;
-                    }
-                    self.sockets.release_if_done(&mut self.gateway, sock);
+                    self.sockets.let_go(&mut self.gateway, sock, Side::Server);
                 }
                 gateway::Output::Timer { at, timer } => {
                     self.schedule(at, Ev::GatewayTimer { timer });
@@ -914,12 +911,9 @@ impl<'a> Sim<'a> {
 
     /// The client no longer holds `sock`.
     fn client_let_go(&mut self, sock: SockId) {
-        if let Some(s) = Sockets::get_mut(&mut self.gateway, sock) {
-            s.client_open = false;
-            let shard = s.shard;
+        if let Some(shard) = self.sockets.let_go(&mut self.gateway, sock, Side::Client) {
             self.links.let_go(shard, sock);
         }
-        self.sockets.release_if_done(&mut self.gateway, sock);
     }
 
     fn deliver_to_client(&mut self, sock: SockId, msg: ToClient) {

@@ -322,6 +322,15 @@ pub struct Slot {
     socket: Option<Socket>,
 }
 
+/// One end of a socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// The client's end.
+    Client,
+    /// The gateway's end.
+    Server,
+}
+
 /// Where a run's socket slots are kept, by index: the gateway's table
 /// (each slot beside the gateway's half of the socket), or a plain list.
 pub trait SlotStore {
@@ -435,6 +444,29 @@ impl Sockets {
         }
     }
 
+    /// `side` of the socket lets go of it, and the socket is freed if the
+    /// other side already had: one look at its slot where setting the
+    /// flag and [`release_if_done`](Self::release_if_done) took two. Says
+    /// the socket's shard, if the socket still existed.
+    pub fn let_go(&mut self, store: &mut impl SlotStore, id: SockId, side: Side) -> Option<u32> {
+        let slot = store.slot_mut(id.index)?;
+        if slot.generation != id.generation {
+            return None;
+        }
+        let s = slot.socket.as_mut()?;
+        match side {
+            Side::Client => s.client_open = false,
+            Side::Server => s.server_open = false,
+        }
+        let shard = s.shard;
+        if !s.client_open && !s.server_open {
+            slot.socket = None;
+            slot.generation = slot.generation.wrapping_add(1);
+            self.free.push(id.index);
+        }
+        Some(shard)
+    }
+
     /// Frees the socket once neither side holds it any more.
     pub fn release_if_done(&mut self, store: &mut impl SlotStore, id: SockId) {
         let Some(slot) = store.slot_mut(id.index) else {
@@ -482,6 +514,17 @@ mod tests {
         assert!(Sockets::get(&store, a).is_none());
         assert_eq!(Sockets::get(&store, b).unwrap().shard, 2);
         assert_eq!(Sockets::high_water(&store), 1, "the slot was reused");
+        // Each side lets go; the second frees the slot.
+        Sockets::get_mut(&mut store, b).unwrap().server_open = true;
+        assert_eq!(t.let_go(&mut store, b, Side::Client), Some(2));
+        assert!(
+            Sockets::get(&store, b).is_some(),
+            "the gateway still holds it"
+        );
+        assert_eq!(t.let_go(&mut store, b, Side::Server), Some(2));
+        assert!(Sockets::get(&store, b).is_none());
+        assert_eq!(t.let_go(&mut store, b, Side::Server), None);
+        assert_eq!(t.open(&mut store, 3).index, b.index);
     }
 
     #[test]
