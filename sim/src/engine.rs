@@ -473,6 +473,10 @@ impl<'a> Sim<'a> {
             actions: Vec::new(),
             scratch_socks: Vec::new(),
         };
+        // The shards' attempt windows are kept beside their link records
+        // (see `links`) until the end of the run: the recorder's own table
+        // is not needed until then.
+        sim.rec.attempts.adopt(Vec::new());
         if let Clients::Fleet(_) | Clients::Processes(_) = sim.clients {
             // The fleet started every shard when it was built; its first
             // wake-up carries out what they asked for.
@@ -633,12 +637,6 @@ impl<'a> Sim<'a> {
     }
 
     fn finish(mut self) -> Recorder {
-        self.rec.queue_high_water = self.queue.peak() as u64;
-        // The queue's memory goes before the attempt windows are copied
-        // back into the recorder, so the copy does not raise the peak.
-        self.queue = Queue::default();
-        let windows = self.links.take_beside();
-        self.rec.attempts.adopt(windows);
         self.read_gateway_tally();
         self.rec.token_reset = self.gateway.token_reset();
         for (id, tally) in self.rec.sessions.iter_mut().enumerate() {
@@ -648,6 +646,15 @@ impl<'a> Sim<'a> {
         }
         self.rec.gave_up = self.clients.gave_up();
         self.rec.sockets_high_water = Sockets::high_water(&self.gateway) as u64;
+        self.rec.queue_high_water = self.queue.peak() as u64;
+        // The attempt windows go back into the recorder last, once the
+        // queue, the messages in flight and the clients are gone, so that
+        // their copy does not raise the run's peak memory.
+        self.queue = Queue::default();
+        self.in_flight = InFlight::default();
+        self.clients = Clients::Peers(Vec::new());
+        let windows = self.links.take_beside();
+        self.rec.attempts.adopt(windows);
         self.rec
     }
 
