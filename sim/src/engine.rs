@@ -24,8 +24,8 @@ use crate::client::{
 };
 use crate::gateway::{self, Gateway, ServerFault};
 use crate::in_flight::{InFlight, Message};
-use crate::metrics::{MaybeMs, Recorder, SessionTally};
-use crate::net::{LinkRng, Links, ShardLink, Sockets};
+use crate::metrics::{MaybeMs, Recorder, SessionTally, WindowPeak};
+use crate::net::{LinkRng, Links, ShardLink, Side, Slot, Sockets};
 use crate::queue::Queue;
 use crate::rng::{self, Stream};
 use crate::rules;
@@ -285,10 +285,15 @@ pub(crate) struct Sim<'a> {
     queue: Queue<Ev>,
     /// The messages the queue's [`Ev::Message`] events name.
     in_flight: InFlight,
+    /// The sockets freed for reuse; each socket's slot (its link half)
+    /// is kept in the gateway's table, beside the gateway's half of it
+    /// ([`Gateway::with_driver_halves`]).
     sockets: Sockets,
     /// Each shard's side of its link (its draws, the sockets its client
     /// holds, whether a flap has it down, whether it was told a fatal code).
-    links: Links,
+    /// Beside each shard's record, its attempt window of the metrics
+    /// ([`Recorder::attempt_in`]): a dial reads one line for both.
+    links: Links<WindowPeak>,
     /// Faults in force now (indices into `sc.faults`).
     active: Vec<u16>,
     /// The faults of `active`, in its order, that hold links down
@@ -301,7 +306,9 @@ pub(crate) struct Sim<'a> {
     wake_at: Vec<u64>,
     /// The peer models' bot-wide pacing.
     peers: PeerShared,
-    gateway: Gateway,
+    /// The gateway, keeping each socket's link half ([`Slot`]) beside
+    /// its own.
+    gateway: Gateway<Slot>,
     rec: Recorder,
     actions: Vec<Action>,
     /// A shard's held sockets, copied while a link failure goes through
@@ -437,7 +444,7 @@ impl<'a> Sim<'a> {
             established_now: 0,
             queue: Queue::default(),
             in_flight: InFlight::default(),
-            sockets: Sockets::with_capacity(shards as usize),
+            sockets: Sockets::default(),
             links: (0..shards)
                 .map(|s| {
                     ShardLink::new(LinkRng::new(rng::derive(seed, Stream::Link, u64::from(s))))
@@ -455,7 +462,7 @@ impl<'a> Sim<'a> {
             )
             .with_start_spread(sc.start_spread_ms),
             // The engine queues the gateway's timers among its own events.
-            gateway: Gateway::new(
+            gateway: Gateway::with_driver_halves(
                 &sc.gateway,
                 shards,
                 sc.identify_tolerance(),
@@ -466,6 +473,10 @@ impl<'a> Sim<'a> {
             actions: Vec::new(),
             scratch_socks: Vec::new(),
         };
+        // The shards' attempt windows are kept beside their link records
+        // (see `links`) until the end of the run: the recorder's own table
+        // is not needed until then.
+        sim.rec.attempts.adopt(Vec::new());
         if let Clients::Fleet(_) | Clients::Processes(_) = sim.clients {
             // The fleet started every shard when it was built; its first
             // wake-up carries out what they asked for.
@@ -479,7 +490,7 @@ impl<'a> Sim<'a> {
         }
         if !sc.faults_after_startup {
             // The whole run is judged, from its first millisecond.
-            sim.rec.begin_judging(0);
+            sim.rec.begin_judging_with(0, sim.links.beside_iter_mut());
             sim.schedule_faults(0);
         }
         sim.rec.end_at = sim.end_ms;
@@ -529,7 +540,8 @@ impl<'a> Sim<'a> {
     /// baseline.
     fn judge(&mut self) {
         self.read_gateway_tally();
-        self.rec.begin_judging(self.now);
+        self.rec
+            .begin_judging_with(self.now, self.links.beside_iter_mut());
         self.rec.count_at_judging = self.rec.count;
         self.rec.judged = self.rec.established.iter().map(|e| e.is_some()).collect();
     }
@@ -633,8 +645,16 @@ impl<'a> Sim<'a> {
             tally.generated = u32::try_from(generated).unwrap_or(u32::MAX);
         }
         self.rec.gave_up = self.clients.gave_up();
-        self.rec.sockets_high_water = self.sockets.high_water() as u64;
+        self.rec.sockets_high_water = Sockets::high_water(&self.gateway) as u64;
         self.rec.queue_high_water = self.queue.peak() as u64;
+        // The attempt windows go back into the recorder last, once the
+        // queue, the messages in flight and the clients are gone, so that
+        // their copy does not raise the run's peak memory.
+        self.queue = Queue::default();
+        self.in_flight = InFlight::default();
+        self.clients = Clients::Peers(Vec::new());
+        let windows = self.links.take_beside();
+        self.rec.attempts.adopt(windows);
         self.rec
     }
 
@@ -677,7 +697,7 @@ impl<'a> Sim<'a> {
 
     /// A message from a client reaches the gateway's end of `sock`.
     fn gateway_receive(&mut self, sock: SockId, msg: ToServer) {
-        let Some(s) = self.sockets.get(sock) else {
+        let Some(s) = Sockets::get(&self.gateway, sock) else {
             return;
         };
         let shard = s.shard;
@@ -691,7 +711,7 @@ impl<'a> Sim<'a> {
                 self.rec.arrival(shard, self.now);
                 self.gateway.handle_connect(self.now, sock, shard);
                 let accepted = self.gateway.is_open(sock);
-                if let Some(s) = self.sockets.get_mut(sock) {
+                if let Some(s) = Sockets::get_mut(&mut self.gateway, sock) {
                     s.server_open = accepted;
                 }
                 self.carry_gateway_outputs();
@@ -714,7 +734,7 @@ impl<'a> Sim<'a> {
     /// A client closed a socket nothing was wrong with: a false zombie, or
     /// a reconnect with no reason the gateway can see.
     fn count_if_healthy(&mut self, sock: SockId, shard: u32) {
-        let Some(s) = self.sockets.get(sock) else {
+        let Some(s) = Sockets::get(&self.gateway, sock) else {
             return;
         };
         if self.gateway.is_open(sock)
@@ -772,10 +792,7 @@ impl<'a> Sim<'a> {
                     if notify {
                         self.send_to_client(sock, ToClient::Closed { code }, 0);
                     }
-                    if let Some(s) = self.sockets.get_mut(sock) {
-                        s.server_open = false;
-                    }
-                    self.sockets.release_if_done(sock);
+                    self.sockets.let_go(&mut self.gateway, sock, Side::Server);
                 }
                 gateway::Output::Timer { at, timer } => {
                     self.schedule(at, Ev::GatewayTimer { timer });
@@ -811,8 +828,8 @@ impl<'a> Sim<'a> {
     /// applies what they did, and queues the timer's next wake-up.
     fn with_client(&mut self, timer: Timer, f: impl FnOnce(&mut Clients, u64, &mut Cx<'_>)) {
         {
-            let sockets = &mut self.sockets;
-            let mut alloc = |shard| sockets.open(shard);
+            let (sockets, store) = (&mut self.sockets, &mut self.gateway);
+            let mut alloc = |shard| sockets.open(store, shard);
             let mut cx = Cx::new(&mut self.peers, &mut self.actions, &mut alloc);
             f(&mut self.clients, self.now, &mut cx);
         }
@@ -862,7 +879,7 @@ impl<'a> Sim<'a> {
                 sock,
                 to_resume_url,
             } => {
-                self.rec.attempt(shard, self.now);
+                self.rec.attempt_in(self.links.beside_mut(shard), self.now);
                 if self.links[shard as usize].fatal_seen {
                     self.rec.count.retries_after_fatal += 1;
                 }
@@ -882,7 +899,7 @@ impl<'a> Sim<'a> {
                         );
                     }
                     Some(DownMode::Blackhole) => {
-                        if let Some(s) = self.sockets.get_mut(sock) {
+                        if let Some(s) = Sockets::get_mut(&mut self.gateway, sock) {
                             s.dead = true;
                         }
                     }
@@ -901,16 +918,13 @@ impl<'a> Sim<'a> {
 
     /// The client no longer holds `sock`.
     fn client_let_go(&mut self, sock: SockId) {
-        if let Some(s) = self.sockets.get_mut(sock) {
-            s.client_open = false;
-            let shard = s.shard;
+        if let Some(shard) = self.sockets.let_go(&mut self.gateway, sock, Side::Client) {
             self.links.let_go(shard, sock);
         }
-        self.sockets.release_if_done(sock);
     }
 
     fn deliver_to_client(&mut self, sock: SockId, msg: ToClient) {
-        let Some(s) = self.sockets.get(sock) else {
+        let Some(s) = Sockets::get(&self.gateway, sock) else {
             return;
         };
         if !s.client_open {
@@ -1056,7 +1070,7 @@ impl<'a> Sim<'a> {
 
     /// Sends towards the server, if the link and the socket carry it.
     fn send_to_server(&mut self, sock: SockId, msg: ToServer) {
-        let Some(s) = self.sockets.get(sock) else {
+        let Some(s) = Sockets::get(&self.gateway, sock) else {
             return;
         };
         if s.dead {
@@ -1067,7 +1081,7 @@ impl<'a> Sim<'a> {
             return;
         }
         let lat = self.latency(shard);
-        let Some(s) = self.sockets.get_mut(sock) else {
+        let Some(s) = Sockets::get_mut(&mut self.gateway, sock) else {
             return;
         };
         let at = (self.now + lat).max(u64::from(s.last_to_server));
@@ -1083,7 +1097,7 @@ impl<'a> Sim<'a> {
 
     /// Sends towards the client, if the link and the socket carry it.
     fn send_to_client(&mut self, sock: SockId, msg: ToClient, extra_delay: u64) {
-        let Some(s) = self.sockets.get(sock) else {
+        let Some(s) = Sockets::get(&self.gateway, sock) else {
             return;
         };
         if s.dead || !s.client_open {
@@ -1094,7 +1108,7 @@ impl<'a> Sim<'a> {
             return;
         }
         let lat = self.latency(shard) + extra_delay;
-        let Some(s) = self.sockets.get_mut(sock) else {
+        let Some(s) = Sockets::get_mut(&mut self.gateway, sock) else {
             return;
         };
         let at = (self.now + lat).max(u64::from(s.last_to_client));
@@ -1139,7 +1153,7 @@ impl<'a> Sim<'a> {
                 }
                 FaultKind::HalfOpen => {
                     for &sock in self.links.held(shard) {
-                        if let Some(s) = self.sockets.get_mut(sock) {
+                        if let Some(s) = Sockets::get_mut(&mut self.gateway, sock) {
                             s.dead = true;
                         }
                     }
@@ -1221,7 +1235,7 @@ impl<'a> Sim<'a> {
                     );
                 }
                 DownMode::Blackhole => {
-                    if let Some(s) = self.sockets.get_mut(sock) {
+                    if let Some(s) = Sockets::get_mut(&mut self.gateway, sock) {
                         s.dead = true;
                     }
                 }
@@ -1254,7 +1268,7 @@ impl<'a> Sim<'a> {
             let mut zombie = false;
             for &sock in self.links.held(shard) {
                 let last_heartbeat = self.gateway.last_heartbeat(sock).unwrap_or(0);
-                if let Some(s) = self.sockets.get(sock)
+                if let Some(s) = Sockets::get(&self.gateway, sock)
                     && s.dead
                     && last_heartbeat > 0
                 {

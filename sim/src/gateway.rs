@@ -271,6 +271,20 @@ struct ServerSocket {
     accepted: u32,
 }
 
+/// One socket's line of the gateway's table: its server half and, beside
+/// it, the half its driver keeps of the same socket (`D`; nothing for a
+/// gateway driven alone, see [`Gateway::with_driver_halves`]). Aligned to
+/// a cache line, so that a message the driver carries to the gateway, and
+/// the reply it carries back, read one line for both halves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(align(64))]
+struct SocketLine<D> {
+    /// The gateway's view, once it accepted the socket.
+    server: Option<ServerSocket>,
+    /// The driver's view, which the gateway never reads.
+    driver: D,
+}
+
 /// An output, or a dispatch timer to arm when the outputs get that far
 /// (so a dispatch stop the driver sets in reaction to an earlier output of
 /// the same input applies to it).
@@ -295,8 +309,12 @@ enum Pending {
 /// Times are those of a simulated run, which lasts at most 7 days after a
 /// start-up of at most 7 days: a session's and a socket's records keep
 /// theirs in 32 bits of ms, which hold 49.7 days (a later time saturates).
+///
+/// `D` is what its driver keeps per socket beside the gateway's own record
+/// (see [`Gateway::with_driver_halves`]); a gateway driven alone keeps
+/// nothing there.
 #[derive(Debug)]
-pub struct Gateway {
+pub struct Gateway<D = ()> {
     config: scenario::Gateway,
     shards: u32,
     identify_tolerance_ms: u64,
@@ -306,8 +324,9 @@ pub struct Gateway {
     /// Each shard's latest session, as [`attach`] stores it (four bytes a
     /// shard rather than eight).
     shard_session: Vec<Option<NonZeroU32>>,
-    /// The server half of each socket, by the socket's slot.
-    sockets: Vec<Option<ServerSocket>>,
+    /// Each socket's line, by the socket's slot: the server half, and the
+    /// driver's half beside it.
+    sockets: Vec<SocketLine<D>>,
     accepted: u64,
     /// Each bucket's last accepted Identify.
     last_identify: Vec<Option<u64>>,
@@ -339,6 +358,25 @@ impl Gateway {
     /// stream (dispatch times, op 9 delays) seeded with `seed`.
     #[must_use]
     pub fn new(
+        config: &scenario::Gateway,
+        shards: u32,
+        identify_tolerance_ms: u64,
+        seed: u64,
+    ) -> Self {
+        Self::with_driver_halves(config, shards, identify_tolerance_ms, seed)
+    }
+}
+
+impl<D: Copy + Default> Gateway<D> {
+    /// As [`Gateway::new`], keeping beside each socket's server half a
+    /// `D` of its driver's, in the same cache line: a driver that keeps a
+    /// record per socket of its own (the engine's link half) reads both
+    /// halves of a socket with one line rather than two tables. The
+    /// gateway never reads a driver's half; the driver adds a line with
+    /// [`push_driver_half`](Self::push_driver_half) for each socket it
+    /// opens and reaches its half by the socket's index.
+    #[must_use]
+    pub fn with_driver_halves(
         config: &scenario::Gateway,
         shards: u32,
         identify_tolerance_ms: u64,
@@ -432,10 +470,10 @@ impl Gateway {
         self.tokens_milli = self.tokens_milli.saturating_sub(1_000);
         let index = sock.index as usize;
         if self.sockets.len() <= index {
-            self.sockets.resize(index + 1, None);
+            self.sockets.resize(index + 1, SocketLine::default());
         }
         self.accepted += 1;
-        self.sockets[index] = Some(ServerSocket {
+        self.sockets[index].server = Some(ServerSocket {
             generation: sock.generation,
             shard,
             open: true,
@@ -721,8 +759,8 @@ impl Gateway {
             .sockets
             .iter()
             .zip(0u32..)
-            .filter_map(|(s, index)| {
-                let s = s.as_ref().filter(|s| s.open)?;
+            .filter_map(|(line, index)| {
+                let s = line.server.as_ref().filter(|s| s.open)?;
                 let sock = SockId {
                     index,
                     generation: s.generation,
@@ -967,6 +1005,7 @@ impl Gateway {
     fn socket(&self, sock: SockId) -> Option<&ServerSocket> {
         self.sockets
             .get(sock.index as usize)?
+            .server
             .as_ref()
             .filter(|s| s.generation == sock.generation)
     }
@@ -974,8 +1013,46 @@ impl Gateway {
     fn socket_mut(&mut self, sock: SockId) -> Option<&mut ServerSocket> {
         self.sockets
             .get_mut(sock.index as usize)?
+            .server
             .as_mut()
             .filter(|s| s.generation == sock.generation)
+    }
+
+    // ----- the driver's halves ------------------------------------------
+
+    /// The driver's half of the socket in slot `index`, if the table
+    /// reaches it.
+    #[must_use]
+    #[inline]
+    pub fn driver_half(&self, index: u32) -> Option<&D> {
+        self.sockets.get(index as usize).map(|line| &line.driver)
+    }
+
+    /// The driver's half of the socket in slot `index`, to change, if the
+    /// table reaches it.
+    #[inline]
+    pub fn driver_half_mut(&mut self, index: u32) -> Option<&mut D> {
+        self.sockets
+            .get_mut(index as usize)
+            .map(|line| &mut line.driver)
+    }
+
+    /// A new slot at the end of the table, holding `half` for the driver
+    /// and no server half yet; says its index.
+    pub fn push_driver_half(&mut self, half: D) -> usize {
+        self.sockets.push(SocketLine {
+            server: None,
+            driver: half,
+        });
+        self.sockets.len() - 1
+    }
+
+    /// How many socket slots the table holds (the most sockets that ever
+    /// existed at once, for a driver that adds one per socket it opens and
+    /// reuses freed ones).
+    #[must_use]
+    pub fn socket_slots(&self) -> usize {
+        self.sockets.len()
     }
 }
 
@@ -991,5 +1068,8 @@ mod tests {
         assert_eq!(size_of::<Option<NonZeroU32>>(), 4);
         assert_eq!(size_of::<Option<ServerSocket>>(), 32);
         assert_eq!(align_of::<Option<ServerSocket>>(), 32);
+        // With the engine's half of a socket beside it: one line.
+        assert_eq!(size_of::<SocketLine<crate::net::Slot>>(), 64);
+        assert_eq!(align_of::<SocketLine<crate::net::Slot>>(), 64);
     }
 }

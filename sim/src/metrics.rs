@@ -148,12 +148,45 @@ impl WindowPeaks {
     /// Judging begins at `from`: times before it are forgotten, the ones at
     /// or after it (pushed at the same instant) count.
     pub fn begin_judging(&mut self, from: u32) {
+        self.begin_judging_with(from, std::iter::empty());
+    }
+
+    /// A time for an entry its owner keeps outside the table (the engine
+    /// keeps each shard's attempt window beside its link record, so that a
+    /// dial reads one line for both), over the table's window and counted
+    /// as one of the table's own; a missing entry is ignored, as a push
+    /// for an entry the table does not have.
+    #[inline]
+    pub fn push_outside(&mut self, entry: Option<&mut WindowPeak>, at: u32) {
+        let Some(entry) = entry else {
+            return;
+        };
+        entry.push(at, self.window, self.judging);
+        if self.judging {
+            self.count = self.count.saturating_add(1);
+        }
+    }
+
+    /// [`begin_judging`](Self::begin_judging), for the table's entries and
+    /// for `outside`, the entries kept outside it
+    /// ([`push_outside`](Self::push_outside)).
+    pub fn begin_judging_with<'e>(
+        &mut self,
+        from: u32,
+        outside: impl Iterator<Item = &'e mut WindowPeak>,
+    ) {
         self.judging = true;
-        self.count = self
-            .entries
-            .iter_mut()
-            .map(|e| e.begin_judging(from) as u64)
-            .sum();
+        let judge = |e: &mut WindowPeak| e.begin_judging(from) as u64;
+        let own = self.entries.iter_mut().map(judge);
+        let count = own.fold(0, u64::saturating_add);
+        self.count = outside.map(judge).fold(count, u64::saturating_add);
+    }
+
+    /// Takes in the entries kept outside the table until now (see
+    /// [`push_outside`](Self::push_outside)), in place of its own: entry
+    /// `i` is the `i`-th of `entries`.
+    pub fn adopt(&mut self, entries: Vec<WindowPeak>) {
+        self.entries = entries;
     }
 
     /// Times counted since judging began, all entries together.
@@ -323,7 +356,10 @@ pub const MAX_SERIES_SECONDS: usize = 7 * 24 * 3_600 + 3_600;
 #[derive(Debug, Default)]
 pub struct Recorder {
     /// Attempts per shard in any 60 s since judging began (times in ms;
-    /// fit in u32 for runs up to 49 days).
+    /// fit in u32 for runs up to 49 days). During a run the engine keeps
+    /// each shard's window beside the shard's link record
+    /// ([`Recorder::attempt_in`]) and hands them back at its end
+    /// ([`WindowPeaks::adopt`]).
     pub attempts: WindowPeaks,
     /// Handshakes per shard reaching the gateway in any 60 s since judging
     /// began.
@@ -420,9 +456,20 @@ impl Recorder {
     /// Judging begins now, at `at` ms: from here on attempts and
     /// handshakes count.
     pub fn begin_judging(&mut self, at: u64) {
+        self.begin_judging_with(at, std::iter::empty());
+    }
+
+    /// [`begin_judging`](Self::begin_judging), while the shards' attempt
+    /// windows are `attempt_windows`, kept outside the recorder's table
+    /// (see [`attempt_in`](Self::attempt_in)).
+    pub fn begin_judging_with<'e>(
+        &mut self,
+        at: u64,
+        attempt_windows: impl Iterator<Item = &'e mut WindowPeak>,
+    ) {
         let from = u32::try_from(at).unwrap_or(u32::MAX);
         self.judged_from = Some(at);
-        self.attempts.begin_judging(from);
+        self.attempts.begin_judging_with(from, attempt_windows);
         self.arrivals.begin_judging(from);
         self.arrivals_100ms.begin_judging(from);
         self.attempts_per_schedule_s.clear();
@@ -446,10 +493,25 @@ impl Recorder {
         self.events += 1;
     }
 
-    /// A client attempt.
+    /// A client attempt, in the shard's window of the recorder's own table.
     pub fn attempt(&mut self, shard: u32, at: u64) {
         self.attempts
             .push(shard as usize, u32::try_from(at).unwrap_or(u32::MAX));
+        self.count_attempt(at);
+    }
+
+    /// A client attempt, in `window`, the shard's attempt window kept
+    /// outside the recorder's table until [`WindowPeaks::adopt`] hands it
+    /// back (the engine keeps it beside the shard's link record).
+    #[inline]
+    pub fn attempt_in(&mut self, window: Option<&mut WindowPeak>, at: u64) {
+        self.attempts
+            .push_outside(window, u32::try_from(at).unwrap_or(u32::MAX));
+        self.count_attempt(at);
+    }
+
+    /// The per-second series of an attempt at `at`.
+    fn count_attempt(&mut self, at: u64) {
         if let Some(c) = self.attempts_per_s.get_mut((at / 1_000) as usize) {
             *c += 1;
         }

@@ -8,11 +8,15 @@
 //!
 //! The socket table is a slab whose slots carry a generation, so a message
 //! still in flight for a socket that is gone is dropped rather than handed
-//! to the slot's next socket. Each socket keeps the time of the last message
+//! to the slot's next socket. The slots themselves live where a
+//! [`SlotStore`] keeps them: in a run, the gateway's socket table, each
+//! beside the gateway's half of the same socket, so that a message and its
+//! reply read one cache line for both. Each socket keeps the time of the last message
 //! scheduled in each direction: TCP delivers in order, so a message never
 //! overtakes the one sent before it on the same socket, whatever latency
 //! jitter it drew.
 
+use crate::gateway::Gateway;
 use crate::wire::SockId;
 
 /// A cheap, seeded random source for per-message link draws (SplitMix64):
@@ -101,43 +105,84 @@ impl ShardLink {
     }
 }
 
-/// Every shard's side of its link ([`ShardLink`], indexed by shard), and
-/// the lists of held sockets too long for a shard's record (a model that
-/// leaves sockets behind), in the order they were opened.
+/// A shard's link record and, beside it in the same cache line, a record
+/// its owner keeps for the shard in the same events (`X`; the engine keeps
+/// the metrics' attempt window there, which a dial writes as it reads the
+/// link, see [`crate::metrics::Recorder::attempt_in`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[repr(align(64))]
+struct ShardLine<X> {
+    link: ShardLink,
+    beside: X,
+}
+
+/// Every shard's side of its link ([`ShardLink`], indexed by shard), each
+/// with an `X` beside it (see [`Links::beside_mut`]), and the lists of held
+/// sockets too long for a shard's record (a model that leaves sockets
+/// behind), in the order they were opened.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Links {
-    links: Vec<ShardLink>,
+pub struct Links<X = ()> {
+    links: Vec<ShardLine<X>>,
     /// Spilled lists, oldest socket first; an empty one is free.
     spilled: Vec<Vec<SockId>>,
     /// The spilled lists free for reuse.
     free: Vec<u32>,
 }
 
-impl FromIterator<ShardLink> for Links {
+impl<X: Default> FromIterator<ShardLink> for Links<X> {
     fn from_iter<I: IntoIterator<Item = ShardLink>>(links: I) -> Self {
         Self {
-            links: links.into_iter().collect(),
+            links: links
+                .into_iter()
+                .map(|link| ShardLine {
+                    link,
+                    beside: X::default(),
+                })
+                .collect(),
             spilled: Vec::new(),
             free: Vec::new(),
         }
     }
 }
 
-impl std::ops::Index<usize> for Links {
+impl<X> std::ops::Index<usize> for Links<X> {
     type Output = ShardLink;
 
     fn index(&self, shard: usize) -> &ShardLink {
-        &self.links[shard]
+        &self.links[shard].link
     }
 }
 
-impl std::ops::IndexMut<usize> for Links {
+impl<X> std::ops::IndexMut<usize> for Links<X> {
     fn index_mut(&mut self, shard: usize) -> &mut ShardLink {
-        &mut self.links[shard]
+        &mut self.links[shard].link
     }
 }
 
-impl Links {
+impl<X> Links<X> {
+    /// What is kept beside `shard`'s link record, if the table has the
+    /// shard.
+    #[inline]
+    pub fn beside_mut(&mut self, shard: u32) -> Option<&mut X> {
+        self.links
+            .get_mut(shard as usize)
+            .map(|line| &mut line.beside)
+    }
+
+    /// What is kept beside each shard's link record, in shard order.
+    pub fn beside_iter_mut(&mut self) -> impl Iterator<Item = &mut X> + '_ {
+        self.links.iter_mut().map(|line| &mut line.beside)
+    }
+
+    /// Takes what is kept beside each shard's link record, in shard
+    /// order, leaving the defaults.
+    pub fn take_beside(&mut self) -> Vec<X>
+    where
+        X: Default,
+    {
+        self.beside_iter_mut().map(std::mem::take).collect()
+    }
+
     /// How many shards.
     #[must_use]
     pub fn len(&self) -> usize {
@@ -151,15 +196,15 @@ impl Links {
     }
 
     /// Every shard's link, in order.
-    pub fn iter_mut(&mut self) -> std::slice::IterMut<'_, ShardLink> {
-        self.links.iter_mut()
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut ShardLink> + '_ {
+        self.links.iter_mut().map(|line| &mut line.link)
     }
 
     /// The sockets `shard`'s client holds, oldest first (none for a shard
     /// the table does not have).
     #[must_use]
     pub fn held(&self, shard: u32) -> &[SockId] {
-        let Some(link) = self.links.get(shard as usize) else {
+        let Some(link) = self.links.get(shard as usize).map(|line| &line.link) else {
             return &[];
         };
         if link.held_len == SPILLED {
@@ -174,7 +219,11 @@ impl Links {
     /// `shard`'s client holds one more socket, newest; says how many it
     /// holds now.
     pub fn hold(&mut self, shard: u32, sock: SockId) -> usize {
-        let Some(link) = self.links.get_mut(shard as usize) else {
+        let Some(link) = self
+            .links
+            .get_mut(shard as usize)
+            .map(|line| &mut line.link)
+        else {
             return 0;
         };
         let len = usize::from(link.held_len);
@@ -207,7 +256,11 @@ impl Links {
 
     /// `shard`'s client lets go of `sock`, keeping the others' order.
     pub fn let_go(&mut self, shard: u32, sock: SockId) {
-        let Some(link) = self.links.get_mut(shard as usize) else {
+        let Some(link) = self
+            .links
+            .get_mut(shard as usize)
+            .map(|line| &mut line.link)
+        else {
             return;
         };
         if link.held_len != SPILLED {
@@ -258,34 +311,88 @@ pub struct Socket {
 }
 
 /// A socket's slot: 20 bytes, aligned to 32 so that no slot lies across
-/// two cache lines (a message in either direction reads its socket).
-#[derive(Clone, Copy, Debug)]
+/// two cache lines (a message in either direction reads its socket). The
+/// engine keeps them in the gateway's table, each beside the gateway's
+/// half of the same socket ([`Gateway::with_driver_halves`]): a message to
+/// the gateway, and its reply, read one line for both halves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(align(32))]
-struct Slot {
+pub struct Slot {
     generation: u32,
     socket: Option<Socket>,
 }
 
-/// All sockets of a run.
+/// One end of a socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// The client's end.
+    Client,
+    /// The gateway's end.
+    Server,
+}
+
+/// Where a run's socket slots are kept, by index: the gateway's table
+/// (each slot beside the gateway's half of the socket), or a plain list.
+pub trait SlotStore {
+    /// Slot `index`, if the store has it.
+    fn slot(&self, index: u32) -> Option<&Slot>;
+    /// Slot `index`, to change, if the store has it.
+    fn slot_mut(&mut self, index: u32) -> Option<&mut Slot>;
+    /// Adds `slot` at the end; says its index.
+    fn push_slot(&mut self, slot: Slot) -> usize;
+    /// How many slots the store has.
+    fn slot_count(&self) -> usize;
+}
+
+impl SlotStore for Vec<Slot> {
+    fn slot(&self, index: u32) -> Option<&Slot> {
+        self.get(index as usize)
+    }
+
+    fn slot_mut(&mut self, index: u32) -> Option<&mut Slot> {
+        self.get_mut(index as usize)
+    }
+
+    fn push_slot(&mut self, slot: Slot) -> usize {
+        self.push(slot);
+        self.len() - 1
+    }
+
+    fn slot_count(&self) -> usize {
+        self.len()
+    }
+}
+
+impl SlotStore for Gateway<Slot> {
+    #[inline]
+    fn slot(&self, index: u32) -> Option<&Slot> {
+        self.driver_half(index)
+    }
+
+    #[inline]
+    fn slot_mut(&mut self, index: u32) -> Option<&mut Slot> {
+        self.driver_half_mut(index)
+    }
+
+    fn push_slot(&mut self, slot: Slot) -> usize {
+        self.push_driver_half(slot)
+    }
+
+    fn slot_count(&self) -> usize {
+        self.socket_slots()
+    }
+}
+
+/// All sockets of a run: the slots freed for reuse, over a [`SlotStore`]
+/// that holds the slots themselves.
 #[derive(Debug, Default)]
 pub struct Sockets {
-    slots: Vec<Slot>,
     free: Vec<u32>,
 }
 
 impl Sockets {
-    /// An empty table with room for `sockets` sockets (a fleet holds one a
-    /// shard), so it need not grow by doubling to hold them.
-    #[must_use]
-    pub fn with_capacity(sockets: usize) -> Self {
-        Self {
-            slots: Vec::with_capacity(sockets),
-            free: Vec::new(),
-        }
-    }
-
-    /// Opens a socket for `shard`.
-    pub fn open(&mut self, shard: u32) -> SockId {
+    /// Opens a socket for `shard` in `store`.
+    pub fn open(&mut self, store: &mut impl SlotStore, shard: u32) -> SockId {
         let socket = Socket {
             shard,
             client_open: true,
@@ -294,30 +401,31 @@ impl Sockets {
             last_to_client: 0,
             last_to_server: 0,
         };
-        if let Some(index) = self.free.pop() {
-            let slot = &mut self.slots[index as usize];
+        if let Some(index) = self.free.pop()
+            && let Some(slot) = store.slot_mut(index)
+        {
             slot.socket = Some(socket);
             SockId {
                 index,
                 generation: slot.generation,
             }
         } else {
-            let index = u32::try_from(self.slots.len()).expect("fewer than 2^32 sockets at once");
-            self.slots.push(Slot {
+            let index = store.push_slot(Slot {
                 generation: 0,
                 socket: Some(socket),
             });
             SockId {
-                index,
+                index: u32::try_from(index).expect("fewer than 2^32 sockets at once"),
                 generation: 0,
             }
         }
     }
 
-    /// The socket, if it still exists.
+    /// The socket, if it still exists in `store`.
     #[must_use]
-    pub fn get(&self, id: SockId) -> Option<&Socket> {
-        let slot = self.slots.get(id.index as usize)?;
+    #[inline]
+    pub fn get(store: &impl SlotStore, id: SockId) -> Option<&Socket> {
+        let slot = store.slot(id.index)?;
         if slot.generation == id.generation {
             slot.socket.as_ref()
         } else {
@@ -325,9 +433,10 @@ impl Sockets {
         }
     }
 
-    /// The socket, if it still exists.
-    pub fn get_mut(&mut self, id: SockId) -> Option<&mut Socket> {
-        let slot = self.slots.get_mut(id.index as usize)?;
+    /// The socket, if it still exists in `store`.
+    #[inline]
+    pub fn get_mut(store: &mut impl SlotStore, id: SockId) -> Option<&mut Socket> {
+        let slot = store.slot_mut(id.index)?;
         if slot.generation == id.generation {
             slot.socket.as_mut()
         } else {
@@ -335,9 +444,32 @@ impl Sockets {
         }
     }
 
+    /// `side` of the socket lets go of it, and the socket is freed if the
+    /// other side already had: one look at its slot where setting the
+    /// flag and [`release_if_done`](Self::release_if_done) took two. Says
+    /// the socket's shard, if the socket still existed.
+    pub fn let_go(&mut self, store: &mut impl SlotStore, id: SockId, side: Side) -> Option<u32> {
+        let slot = store.slot_mut(id.index)?;
+        if slot.generation != id.generation {
+            return None;
+        }
+        let s = slot.socket.as_mut()?;
+        match side {
+            Side::Client => s.client_open = false,
+            Side::Server => s.server_open = false,
+        }
+        let shard = s.shard;
+        if !s.client_open && !s.server_open {
+            slot.socket = None;
+            slot.generation = slot.generation.wrapping_add(1);
+            self.free.push(id.index);
+        }
+        Some(shard)
+    }
+
     /// Frees the socket once neither side holds it any more.
-    pub fn release_if_done(&mut self, id: SockId) {
-        let Some(slot) = self.slots.get_mut(id.index as usize) else {
+    pub fn release_if_done(&mut self, store: &mut impl SlotStore, id: SockId) {
+        let Some(slot) = store.slot_mut(id.index) else {
             return;
         };
         if slot.generation != id.generation {
@@ -353,10 +485,10 @@ impl Sockets {
         }
     }
 
-    /// The most sockets that ever existed at once (the table's size).
+    /// The most sockets that ever existed at once in `store` (its size).
     #[must_use]
-    pub fn high_water(&self) -> usize {
-        self.slots.len()
+    pub fn high_water(store: &impl SlotStore) -> usize {
+        store.slot_count()
     }
 }
 
@@ -373,14 +505,53 @@ mod tests {
     #[test]
     fn a_reused_slot_does_not_answer_for_its_old_socket() {
         let mut t = Sockets::default();
-        let a = t.open(1);
-        t.get_mut(a).unwrap().client_open = false;
-        t.release_if_done(a);
-        let b = t.open(2);
+        let mut store: Vec<Slot> = Vec::new();
+        let a = t.open(&mut store, 1);
+        Sockets::get_mut(&mut store, a).unwrap().client_open = false;
+        t.release_if_done(&mut store, a);
+        let b = t.open(&mut store, 2);
         assert_eq!(a.index, b.index);
-        assert!(t.get(a).is_none());
-        assert_eq!(t.get(b).unwrap().shard, 2);
-        assert_eq!(t.high_water(), 1, "the slot was reused");
+        assert!(Sockets::get(&store, a).is_none());
+        assert_eq!(Sockets::get(&store, b).unwrap().shard, 2);
+        assert_eq!(Sockets::high_water(&store), 1, "the slot was reused");
+        // Each side lets go; the second frees the slot.
+        Sockets::get_mut(&mut store, b).unwrap().server_open = true;
+        assert_eq!(t.let_go(&mut store, b, Side::Client), Some(2));
+        assert!(
+            Sockets::get(&store, b).is_some(),
+            "the gateway still holds it"
+        );
+        assert_eq!(t.let_go(&mut store, b, Side::Server), Some(2));
+        assert!(Sockets::get(&store, b).is_none());
+        assert_eq!(t.let_go(&mut store, b, Side::Server), None);
+        assert_eq!(t.open(&mut store, 3).index, b.index);
+    }
+
+    #[test]
+    fn the_gateway_keeps_the_slots_beside_its_own_halves() {
+        let config = crate::scenario::Gateway::default();
+        let mut gw: Gateway<Slot> = Gateway::with_driver_halves(&config, 2, 50, 1);
+        let mut t = Sockets::default();
+        let a = t.open(&mut gw, 1);
+        let b = t.open(&mut gw, 0);
+        assert_eq!((a.index, b.index), (0, 1));
+        gw.handle_connect(10, b, 0);
+        assert!(gw.is_open(b) && !gw.is_open(a));
+        assert_eq!(
+            Sockets::get(&gw, b).unwrap().shard,
+            0,
+            "the gateway left it"
+        );
+        Sockets::get_mut(&mut gw, a).unwrap().client_open = false;
+        t.release_if_done(&mut gw, a);
+        assert!(Sockets::get(&gw, a).is_none());
+        let c = t.open(&mut gw, 1);
+        assert_eq!(
+            (c.index, c.generation),
+            (0, 1),
+            "the freed slot, a new generation"
+        );
+        assert_eq!(Sockets::high_water(&gw), 2);
     }
 
     #[test]
@@ -443,6 +614,21 @@ mod tests {
     fn a_shard_link_lies_in_one_cache_line() {
         assert_eq!(size_of::<ShardLink>(), 32);
         assert_eq!(align_of::<ShardLink>(), 32);
+        // With the shard's attempt window beside it: still one line.
+        assert_eq!(size_of::<ShardLine<crate::metrics::WindowPeak>>(), 64);
+        assert_eq!(align_of::<ShardLine<crate::metrics::WindowPeak>>(), 64);
+    }
+
+    #[test]
+    fn what_is_kept_beside_a_link_is_reached_and_taken_by_shard() {
+        let mut links: Links<u32> = (0..3).map(|s| ShardLink::new(LinkRng::new(s))).collect();
+        *links.beside_mut(1).unwrap() = 7;
+        assert!(links.beside_mut(3).is_none());
+        links.beside_iter_mut().for_each(|x| *x += 1);
+        links[2].fatal_seen = true;
+        assert_eq!(links.take_beside(), [1, 8, 1]);
+        assert_eq!(links.take_beside(), [0, 0, 0]);
+        assert!(links[2].fatal_seen);
     }
 
     #[test]
