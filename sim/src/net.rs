@@ -459,11 +459,7 @@ impl Sockets {
             Side::Server => s.server_open = false,
         }
         let shard = s.shard;
-        if !s.client_open && !s.server_open {
-            slot.socket = None;
-            slot.generation = slot.generation.wrapping_add(1);
-            self.free.push(id.index);
-        }
+        self.free_if_done(slot, id.index);
         Some(shard)
     }
 
@@ -472,16 +468,22 @@ impl Sockets {
         let Some(slot) = store.slot_mut(id.index) else {
             return;
         };
-        if slot.generation != id.generation {
-            return;
+        if slot.generation == id.generation {
+            self.free_if_done(slot, id.index);
         }
+    }
+
+    /// Frees `slot`, at `index`, if neither side holds its socket any
+    /// more: a new generation, so a message still in flight for the old
+    /// socket finds nothing, and the slot goes to the free list.
+    fn free_if_done(&mut self, slot: &mut Slot, index: u32) {
         if let Some(s) = slot.socket
             && !s.client_open
             && !s.server_open
         {
             slot.socket = None;
             slot.generation = slot.generation.wrapping_add(1);
-            self.free.push(id.index);
+            self.free.push(index);
         }
     }
 
