@@ -890,7 +890,7 @@ mod tests {
     /// The wheel never turns past the latest time taken, so that a
     /// wake-up filed after that time gets a slot of its own, and only
     /// entries earlier than the base wait in the early list.
-    fn entries_after_the_base_are_at_their_slots_time(t: &ShardTimers, op: &str) {
+    fn the_wheel_stays_behind_the_clock(t: &ShardTimers, op: &str) {
         assert!(
             t.base <= t.clock,
             "after {op}: base {} clock {}",
@@ -906,7 +906,7 @@ mod tests {
     }
 
     #[test]
-    fn entries_after_the_base_stay_at_their_slots_time() {
+    fn the_wheel_never_turns_past_the_clock() {
         for seed in 0..30 {
             for (shards, spread) in [(3, 300), (40, 1_000), (40, 5_000), (300, 70_000)] {
                 let mut timers = ShardTimers::new(shards);
@@ -934,7 +934,7 @@ mod tests {
                         timers.take_due(Timestamp::from_millis(now), &mut due);
                         "take_due"
                     };
-                    entries_after_the_base_are_at_their_slots_time(
+                    the_wheel_stays_behind_the_clock(
                         &timers,
                         &format!("{op} (step {step}, seed {seed})"),
                     );
@@ -1060,7 +1060,7 @@ mod tests {
                         }
                     }
                     check(&timers, &format!("step {step}: {op:?}"));
-                    entries_after_the_base_are_at_their_slots_time(&timers, &format!("{step}"));
+                    the_wheel_stays_behind_the_clock(&timers, &format!("{step}"));
                     prop_assert_eq!(timers.next(), set.first().map(|&(at, _)| at), "step {}", step);
                     prop_assert!(timers.entries() <= 4 * shards + 64);
                 }
