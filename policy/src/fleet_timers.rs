@@ -9,22 +9,31 @@
 //! new time only when it is reached. An entry is live while it is at its
 //! shard's `filed` time; others are dropped when they are reached.
 //!
-//! Entries within the wheel's window of the earliest time sit in one slot
-//! per millisecond, linked through a slab; a bitmap of occupied slots lets
-//! a search skip idle stretches 64 slots at a time. Entries further out
-//! wait in a binary heap and move onto the wheel as it turns. Where a
-//! binary heap over all the shards touches a dozen scattered cache lines
-//! per wake-up, a slot touches one or two, so a fleet's cost per event does
-//! not grow with its size. The order of due shards, time then index, and
-//! the earliest wake-up are those of a plain sorted set: only the cost
-//! differs.
+//! Entries from the wheel's first time (its base) to a window after it sit
+//! in one slot per millisecond; a bitmap of occupied slots lets a search
+//! skip idle stretches 64 slots at a time. A slot holds only entries at its
+//! own time, so an entry there is just its shard's index: a slot with one
+//! entry holds that index in place, a slot with more holds them in chunks
+//! of [`CHUNK`] indexes (half a cache line each, drawn from a pool shared
+//! by all slots, the chunk freed last reused first). Sorting out a slot
+//! thus reads its word and, when several shards wake at that millisecond,
+//! one chunk for every [`CHUNK`] of them, in place of a dependent miss per
+//! entry that following a linked list through a slab costs once the
+//! fleet outgrows the cache. Entries earlier than the base (a wake-up filed
+//! in the past of the wheel) wait with their times in a short list, sorted
+//! out before the wheel; entries a window or more after the base wait in a
+//! binary heap and move onto the wheel as it turns. Where a binary heap
+//! over all the shards touches a dozen scattered cache lines per wake-up, a
+//! slot touches one or two, so a fleet's cost per event does not grow with
+//! its size. The order of due shards, time then index, and the earliest
+//! wake-up are those of a plain sorted set: only the cost differs.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use crate::time::Timestamp;
 
-/// No entry: the end of a slot's list, or of the free list.
+/// No chunk: the end of a slot's chunks, or of the free list.
 const NIL: u32 = u32::MAX;
 
 /// The most slots a wheel has (65.5 s of one-millisecond slots, enough for
@@ -33,12 +42,32 @@ const NIL: u32 = u32::MAX;
 const MAX_SLOTS: usize = 1 << 16;
 const MIN_SLOTS: usize = 1 << 8;
 
-/// A filed wake-up: shard `shard` at `at`, and the next entry of its slot.
+/// Shard indexes in one [`Chunk`].
+const CHUNK: usize = 6;
+
+/// Some of the entries of a slot that holds more than one: the indexes of
+/// their shards, the first `len` of `shards` in use, and the slot's next
+/// chunk ([`NIL`] for its last; for a free chunk, the next free one).
+///
+/// Half a cache line, aligned so that it never straddles two: a slot's
+/// entries are pushed onto and popped off its first chunk, which a slot
+/// with no more than [`CHUNK`] entries (nearly all) is alone in.
 #[derive(Clone, Copy, Debug)]
-struct Entry {
-    at: Timestamp,
-    shard: u32,
+#[repr(C, align(32))]
+struct Chunk {
+    len: u32,
     next: u32,
+    shards: [u32; CHUNK],
+}
+
+/// The bits of 64 slots, side by side so that a push or a pop reads one
+/// word pair.
+#[derive(Clone, Copy, Debug, Default)]
+struct SlotBits {
+    /// The slot holds an entry.
+    occupied: u64,
+    /// The slot's entries are in chunks: its word is its first chunk.
+    spilled: u64,
 }
 
 /// One shard's wake-up and the time of its live entry, side by side: the
@@ -94,19 +123,9 @@ impl ShardWake {
         Self::read(self.filed)
     }
 
-    /// Sets the shard's wake-up time (not [`Timestamp::MAX`]).
-    const fn set_wake(&mut self, wake: Option<Timestamp>) {
-        self.wake = Self::keep(wake);
-    }
-
     /// The shard's live entry is at its wake-up (none without one).
     const fn file_at_wake(&mut self) {
         self.filed = self.wake;
-    }
-
-    /// Sets the time of the shard's live entry (not [`Timestamp::MAX`]).
-    const fn set_filed(&mut self, filed: Option<Timestamp>) {
-        self.filed = Self::keep(filed);
     }
 }
 
@@ -122,28 +141,32 @@ pub(crate) struct ShardTimers {
     at_end: Vec<u32>,
     /// The earliest wake-up of any shard not in `at_end`.
     next: Option<Timestamp>,
-    /// Each slot's list, as its first entry in `slab`.
+    /// Each slot's entries, all at the slot's time: the index of the shard
+    /// of its only entry, or, for a slot marked `spilled`, its first chunk
+    /// in `chunks`.
     slots: Vec<u32>,
-    /// One bit per slot: its list is not empty.
-    occupied: Vec<u64>,
+    /// Each 64 slots' bits: occupied, spilled.
+    bits: Vec<SlotBits>,
     /// `slots.len() - 1` (a power of two less one).
     mask: u64,
-    /// The time of the wheel's first slot: a live entry earlier than it is
-    /// in its slot; one from it and less than a window after it is in the
-    /// slot of its time; later ones are in `overflow`.
+    /// The time of the wheel's first slot: live entries earlier than it
+    /// are in `early`; those from it and less than a window after it are
+    /// in the slot of their time; later ones are in `overflow`.
     base: u64,
     /// The latest time taken ([`ShardTimers::take_due`]): the wheel turns
     /// no further, so that a wake-up filed between it and the next one has
-    /// a slot of its own rather than joining a list in the base's slot that
-    /// every search walks.
+    /// a slot of its own rather than joining the entries in `early` that
+    /// every search sorts out.
     clock: u64,
-    /// Entries; those not in any list are chained from `free`.
-    slab: Vec<Entry>,
+    /// The chunks of slots with more than one entry; those in no slot are
+    /// chained from `free`.
+    chunks: Vec<Chunk>,
     free: u32,
+    /// Entries earlier than the base, with their times: wake-ups filed in
+    /// the past of the wheel, which is rare.
+    early: Vec<(Timestamp, u32)>,
     /// Entries at or after `base` plus the window.
     overflow: BinaryHeap<Reverse<(Timestamp, u32)>>,
-    /// Scratch for one slot's entries while it is sorted out.
-    scratch: Vec<(Timestamp, u32)>,
 }
 
 impl ShardTimers {
@@ -159,14 +182,14 @@ impl ShardTimers {
             at_end: Vec::new(),
             next: None,
             slots: vec![NIL; slots],
-            occupied: vec![0; slots / 64],
+            bits: vec![SlotBits::default(); slots / 64],
             mask: slots as u64 - 1,
             base: 0,
             clock: 0,
-            slab: Vec::new(),
+            chunks: Vec::new(),
             free: NIL,
+            early: Vec::new(),
             overflow: BinaryHeap::new(),
-            scratch: Vec::new(),
         }
     }
 
@@ -182,13 +205,14 @@ impl ShardTimers {
     /// Live and dead entries filed, for tests of the bound.
     #[cfg(test)]
     pub(crate) fn entries(&self) -> usize {
-        let mut free = 0;
-        let mut at = self.free;
-        while at != NIL {
-            free += 1;
-            at = self.slab[at as usize].next;
-        }
-        self.slab.len() - free + self.overflow.len()
+        // A free chunk holds none.
+        let alone: u32 = self
+            .bits
+            .iter()
+            .map(|bits| (bits.occupied & !bits.spilled).count_ones())
+            .sum();
+        let chunked: u32 = self.chunks.iter().map(|chunk| chunk.len).sum();
+        alone as usize + chunked as usize + self.early.len() + self.overflow.len()
     }
 
     /// Sets shard `index`'s wake-up time.
@@ -256,50 +280,63 @@ impl ShardTimers {
             && at <= now
         {
             let start = due.len();
-            if at.as_millis() < self.base.saturating_add(self.window()) {
-                let slot = self.slot(at.as_millis().max(self.base));
-                let mut entry = self.take_list(slot);
-                while entry != NIL {
-                    let Entry { at: t, shard, next } = self.slab[entry as usize];
-                    let index = shard as usize;
-                    if self.shards[index].filed() != Some(t) {
-                        self.release(entry);
-                    } else if t != at {
-                        self.link(slot, entry);
-                    } else if self.shards[index].wake() == Some(t) {
-                        self.shards[index].set_filed(None);
-                        self.shards[index].set_wake(None);
-                        due.push(index);
-                        self.release(entry);
-                    } else {
-                        // Moved later: filed again at its wake-up, rather
-                        // than left in this slot for the search to move.
-                        self.release(entry);
-                        self.refile_at_wake(shard);
-                    }
-                    entry = next;
+            let ms = at.as_millis();
+            if ms < self.base {
+                self.take_early(at, due);
+            } else if ms < self.base.saturating_add(self.window()) {
+                // Every entry of the slot is at its time.
+                let slot = self.slot(ms);
+                while self.is_occupied(slot) {
+                    let shard = self.top(slot);
+                    self.pop(slot);
+                    self.take_entry(ms, shard, due);
                 }
             } else {
                 while let Some(&Reverse((t, shard))) = self.overflow.peek()
                     && t == at
                 {
                     self.overflow.pop();
-                    let index = shard as usize;
-                    if self.shards[index].filed() != Some(t) {
-                        continue;
-                    }
-                    if self.shards[index].wake() == Some(t) {
-                        self.shards[index].set_filed(None);
-                        self.shards[index].set_wake(None);
-                        due.push(index);
-                    } else {
-                        // Moved later: filed again at its wake-up.
-                        self.refile_at_wake(shard);
-                    }
+                    self.take_entry(ms, shard, due);
                 }
             }
             due[start..].sort_unstable();
             self.next = self.find_next();
+        }
+    }
+
+    /// Takes an entry of shard `shard` at `at`, let go of: the shard is
+    /// due if the entry is live and at its wake-up, filed again at its
+    /// wake-up if that moved later; a dead entry is dropped.
+    #[inline]
+    fn take_entry(&mut self, at: u64, shard: u32, due: &mut Vec<usize>) {
+        let index = shard as usize;
+        let wake = self.shards[index];
+        if wake.filed != at {
+            return;
+        }
+        if wake.wake == at {
+            self.shards[index] = ShardWake::NONE;
+            due.push(index);
+        } else {
+            // Moved later: filed again at its wake-up.
+            self.refile_at_wake(shard);
+        }
+    }
+
+    /// [`ShardTimers::take_due_on_wheel`] for the entries earlier than the
+    /// base at `at`.
+    #[cold]
+    #[inline(never)]
+    fn take_early(&mut self, at: Timestamp, due: &mut Vec<usize>) {
+        let mut taken = Vec::new();
+        self.early.retain(|&(t, shard)| {
+            if t == at {
+                taken.push(shard);
+            }
+            t != at
+        });
+        for shard in taken {
+            self.take_entry(at.as_millis(), shard, due);
         }
     }
 
@@ -315,30 +352,16 @@ impl ShardTimers {
     /// Files an entry for shard `shard` at `at`.
     fn insert(&mut self, at: Timestamp, shard: u32) {
         let ms = at.as_millis();
-        if ms >= self.base.saturating_add(self.window()) {
+        if ms < self.base {
+            self.early.push((at, shard));
+        } else if ms < self.base.saturating_add(self.window()) {
+            self.push(self.slot(ms), shard);
+        } else {
             self.overflow.push(Reverse((at, shard)));
             if self.overflow.len() > 2 * self.shards.len() + 16 {
                 self.rebuild_overflow();
             }
-            return;
         }
-        let entry = Entry {
-            at,
-            shard,
-            next: NIL,
-        };
-        let index = if self.free == NIL {
-            let index = u32::try_from(self.slab.len()).unwrap_or(NIL);
-            self.slab.push(entry);
-            index
-        } else {
-            let index = self.free;
-            self.free = self.slab[index as usize].next;
-            self.slab[index as usize] = entry;
-            index
-        };
-        let slot = self.slot(ms.max(self.base));
-        self.link(slot, index);
     }
 
     /// Files shard `shard`'s live entry again at its wake-up, its old
@@ -353,22 +376,112 @@ impl ShardTimers {
         }
     }
 
-    /// Puts entry `entry` at the front of slot `slot`'s list.
-    fn link(&mut self, slot: usize, entry: u32) {
-        self.slab[entry as usize].next = self.slots[slot];
-        self.slots[slot] = entry;
-        self.occupied[slot / 64] |= 1 << (slot % 64);
+    /// Whether slot `slot` holds an entry.
+    #[inline]
+    fn is_occupied(&self, slot: usize) -> bool {
+        self.bits[slot / 64].occupied >> (slot % 64) & 1 == 1
     }
 
-    /// Empties slot `slot`, returning its list.
-    fn take_list(&mut self, slot: usize) -> u32 {
-        self.occupied[slot / 64] &= !(1 << (slot % 64));
-        std::mem::replace(&mut self.slots[slot], NIL)
+    /// Whether slot `slot`'s entries are in chunks.
+    #[inline]
+    fn is_spilled(&self, slot: usize) -> bool {
+        self.bits[slot / 64].spilled >> (slot % 64) & 1 == 1
     }
 
-    fn release(&mut self, entry: u32) {
-        self.slab[entry as usize].next = self.free;
-        self.free = entry;
+    /// Adds shard `shard` to slot `slot`'s entries.
+    fn push(&mut self, slot: usize, shard: u32) {
+        let bit = 1 << (slot % 64);
+        let bits = self.bits[slot / 64];
+        if bits.occupied & bit == 0 {
+            self.slots[slot] = shard;
+            self.bits[slot / 64].occupied |= bit;
+            return;
+        }
+        if bits.spilled & bit == 0 {
+            // A second entry: both move to a chunk.
+            let only = self.slots[slot];
+            let chunk = self.new_chunk(NIL);
+            let first = &mut self.chunks[chunk as usize];
+            first.shards[0] = only;
+            first.shards[1] = shard;
+            first.len = 2;
+            self.slots[slot] = chunk;
+            self.bits[slot / 64].spilled |= bit;
+            return;
+        }
+        let head = self.slots[slot];
+        let first = &mut self.chunks[head as usize];
+        let len = first.len as usize;
+        if len < CHUNK {
+            first.shards[len] = shard;
+            first.len += 1;
+        } else {
+            let chunk = self.new_chunk(head);
+            let first = &mut self.chunks[chunk as usize];
+            first.shards[0] = shard;
+            first.len = 1;
+            self.slots[slot] = chunk;
+        }
+    }
+
+    /// The shard of the entry of slot `slot` (occupied) that
+    /// [`ShardTimers::pop`] lets go of next.
+    #[inline]
+    fn top(&self, slot: usize) -> u32 {
+        let word = self.slots[slot];
+        if self.is_spilled(slot) {
+            let first = &self.chunks[word as usize];
+            first.shards[(first.len as usize).saturating_sub(1)]
+        } else {
+            word
+        }
+    }
+
+    /// Lets go of the entry [`ShardTimers::top`] names.
+    fn pop(&mut self, slot: usize) {
+        let bit = 1 << (slot % 64);
+        if self.bits[slot / 64].spilled & bit == 0 {
+            self.bits[slot / 64].occupied &= !bit;
+            return;
+        }
+        let head = self.slots[slot];
+        let first = &mut self.chunks[head as usize];
+        first.len = first.len.saturating_sub(1);
+        if first.len == 0 {
+            let next = first.next;
+            self.release(head);
+            self.slots[slot] = next;
+            if next == NIL {
+                let bits = &mut self.bits[slot / 64];
+                bits.occupied &= !bit;
+                bits.spilled &= !bit;
+            }
+        }
+    }
+
+    /// An empty chunk followed by `next`: the one freed last, or a new one.
+    fn new_chunk(&mut self, next: u32) -> u32 {
+        let chunk = Chunk {
+            len: 0,
+            next,
+            shards: [NIL; CHUNK],
+        };
+        if self.free == NIL {
+            let index = u32::try_from(self.chunks.len()).unwrap_or(NIL);
+            self.chunks.push(chunk);
+            index
+        } else {
+            let index = self.free;
+            self.free = self.chunks[index as usize].next;
+            self.chunks[index as usize] = chunk;
+            index
+        }
+    }
+
+    /// Puts chunk `chunk`, emptied, on the free list.
+    fn release(&mut self, chunk: u32) {
+        self.chunks[chunk as usize].next = self.free;
+        self.free = chunk;
     }
 
     /// Keeps only the overflow's live entries, so dead ones never pile up.
@@ -391,7 +504,7 @@ impl ShardTimers {
         while time <= end {
             let slot = self.slot(time);
             let bit = slot % 64;
-            let word = self.occupied[slot / 64] >> bit;
+            let word = self.bits[slot / 64].occupied >> bit;
             if word != 0 {
                 let found = time.saturating_add(u64::from(word.trailing_zeros()));
                 return (found <= end).then_some(found);
@@ -420,49 +533,47 @@ impl ShardTimers {
         }
     }
 
-    /// Sorts out the front of the list of slot `time`, a time after the
-    /// base, until its first entry is at its shard's wake-up: returns
-    /// whether one is (the slot is emptied otherwise).
+    /// Sorts out slot `time`'s entries, a time at or after the base, until
+    /// the next to be let go of is at its shard's wake-up: returns whether
+    /// one is (the slot is emptied otherwise).
     ///
-    /// Every entry of a slot after the base's is at the slot's time (only
-    /// the base's slot holds earlier ones), so the first entry found at its
-    /// shard's wake-up makes `time` the earliest wake-up; the entries
-    /// behind it stay as they are, to be sorted out when they are due.
+    /// Every entry of a slot is at the slot's time, so the first entry
+    /// found at its shard's wake-up makes `time` the earliest wake-up; the
+    /// entries behind it stay as they are, to be sorted out when they are
+    /// due.
     fn sort_out_front(&mut self, time: u64) -> bool {
         let slot = self.slot(time);
-        loop {
-            let entry = self.slots[slot];
-            if entry == NIL {
-                self.occupied[slot / 64] &= !(1 << (slot % 64));
-                return false;
-            }
-            let Entry { at, shard, next } = self.slab[entry as usize];
-            debug_assert_eq!(at.as_millis(), time, "an entry out of its slot");
-            let index = shard as usize;
-            let wake = self.shards[index];
+        while self.is_occupied(slot) {
+            let shard = self.top(slot);
+            let wake = self.shards[shard as usize];
             if wake.filed == time && wake.wake == time {
                 return true;
             }
-            self.slots[slot] = next;
-            self.release(entry);
+            self.pop(slot);
             if wake.filed == time {
                 // Moved later (to another slot, or the overflow): filed
                 // again at its wake-up.
                 self.refile_at_wake(shard);
             }
         }
+        false
     }
 
     /// The earliest wake-up of any shard, found by sorting out the earliest
     /// entries: dead ones are dropped, live ones whose shard moved later are
     /// moved, until the earliest entry is at its shard's wake-up.
     fn find_next(&mut self) -> Option<Timestamp> {
+        if !self.early.is_empty()
+            && let Some(earliest) = self.sort_out_early()
+        {
+            return Some(earliest);
+        }
         // Where the search resumes: slots before it are empty.
         let mut from = self.base;
         loop {
             let end = self.base.saturating_add(self.mask);
             let sorted = match self.next_occupied(from.max(self.base), end) {
-                Some(time) if time > self.base => {
+                Some(time) => {
                     // Every slot before this one is empty: the wheel turns
                     // to it (or to the clock) either way.
                     let found = self.sort_out_front(time);
@@ -473,7 +584,6 @@ impl ShardTimers {
                     from = time.saturating_add(1);
                     continue;
                 }
-                Some(time) => self.sort_out_base_slot(time),
                 None => self.sort_out_overflow(),
             };
             match sorted {
@@ -484,51 +594,39 @@ impl ShardTimers {
         }
     }
 
-    /// Sorts out the whole list of the base's slot, `time`, which may hold
-    /// entries earlier than the base. Kept apart from
-    /// [`ShardTimers::find_next`]'s usual path, a slot after the base's.
+    /// Sorts out every entry earlier than the base: returns the earliest
+    /// at its shard's wake-up, if any (they all come before the wheel's).
+    /// Kept apart from [`ShardTimers::find_next`]'s usual path.
     #[cold]
     #[inline(never)]
-    fn sort_out_base_slot(&mut self, time: u64) -> Sorted {
-        let slot = self.slot(time);
-        let mut entry = self.take_list(slot);
-        let mut earliest: Option<Timestamp> = None;
-        let mut moved = std::mem::take(&mut self.scratch);
-        while entry != NIL {
-            let Entry { at, shard, next } = self.slab[entry as usize];
-            let index = shard as usize;
-            if self.shards[index].filed() != Some(at) {
-                self.release(entry);
-            } else if self.shards[index].wake() == Some(at) {
-                earliest = Some(earliest.map_or(at, |e| e.min(at)));
-                self.link(slot, entry);
-            } else {
-                self.shards[index].file_at_wake();
-                if let Some(wake) = self.shards[index].wake() {
-                    moved.push((wake, shard));
+    fn sort_out_early(&mut self) -> Option<Timestamp> {
+        loop {
+            let mut moved = Vec::new();
+            let mut earliest: Option<Timestamp> = None;
+            let shards = &mut self.shards;
+            self.early.retain(|&(at, shard)| {
+                let wake = &mut shards[shard as usize];
+                let ms = at.as_millis();
+                if wake.filed != ms {
+                    false
+                } else if wake.wake == ms {
+                    earliest = Some(earliest.map_or(at, |e| e.min(at)));
+                    true
+                } else {
+                    // Moved later: filed again at its wake-up (if any).
+                    wake.file_at_wake();
+                    moved.extend(wake.wake().map(|wake| (wake, shard)));
+                    false
                 }
-                self.release(entry);
+            });
+            if moved.is_empty() {
+                return earliest;
             }
-            entry = next;
-        }
-        // Slots before this one are empty: the wheel turns to it
-        // (entries earlier than the base stay in the base's slot).
-        if earliest.is_some() {
-            self.advance(time);
-        }
-        // A moved entry earlier than the base goes back into the
-        // base's slot, and may be the earliest: sorted out again.
-        let again = moved
-            .iter()
-            .any(|&(wake, _)| earliest.is_none_or(|e| wake < e));
-        for &(wake, shard) in &moved {
-            self.insert(wake, shard);
-        }
-        moved.clear();
-        self.scratch = moved;
-        match earliest {
-            Some(earliest) if !again => Sorted::Earliest(earliest),
-            _ => Sorted::Again,
+            // The wake-ups moved to may be earlier than the base still:
+            // sorted out again.
+            for (wake, shard) in moved {
+                self.insert(wake, shard);
+            }
         }
     }
 
@@ -559,9 +657,32 @@ impl ShardTimers {
         }
         Sorted::Again
     }
+
+    /// The shards of slot `slot`'s entries, for tests.
+    #[cfg(test)]
+    fn slot_shards(&self, slot: usize) -> Vec<u32> {
+        if !self.is_occupied(slot) {
+            return Vec::new();
+        }
+        if !self.is_spilled(slot) {
+            return vec![self.slots[slot]];
+        }
+        let mut shards = Vec::new();
+        let mut chunk = self.slots[slot];
+        while chunk != NIL {
+            let Chunk {
+                len,
+                next,
+                shards: held,
+            } = self.chunks[chunk as usize];
+            shards.extend_from_slice(&held[..len as usize]);
+            chunk = next;
+        }
+        shards
+    }
 }
 
-/// What sorting out one slot, or the overflow's earliest entry, found.
+/// What sorting out the overflow's earliest entry found.
 enum Sorted {
     /// The earliest wake-up of any shard.
     Earliest(Timestamp),
@@ -665,32 +786,58 @@ mod tests {
         assert_eq!(timers.next(), None);
     }
 
-    /// Every live entry is where a search looks for it, and the bitmap
-    /// marks exactly the slots that hold entries.
+    /// Every live entry is where a search looks for it, the bitmaps mark
+    /// exactly the slots that hold entries and those held in chunks, and
+    /// every chunk is in one slot or on the free list.
     fn check(t: &ShardTimers, op: &str) {
+        let mut in_slots = 0;
         for slot in 0..t.slots.len() {
-            let bit = t.occupied[slot / 64] >> (slot % 64) & 1 == 1;
-            assert_eq!(bit, t.slots[slot] != NIL, "after {op}: slot {slot}");
+            if !t.is_occupied(slot) {
+                assert!(!t.is_spilled(slot), "after {op}: slot {slot}");
+                continue;
+            }
+            let held = t.slot_shards(slot);
+            assert_eq!(t.is_occupied(slot), !held.is_empty(), "after {op}: {slot}");
+            if !t.is_spilled(slot) {
+                assert!(held.len() <= 1, "after {op}: slot {slot}");
+                continue;
+            }
+            assert!(
+                t.is_occupied(slot),
+                "after {op}: slot {slot} spilled, empty"
+            );
+            let mut chunk = t.slots[slot];
+            while chunk != NIL {
+                let Chunk { len, next, .. } = t.chunks[chunk as usize];
+                assert!((1..=CHUNK as u32).contains(&len), "after {op}: {len}");
+                in_slots += 1;
+                chunk = next;
+            }
         }
+        let mut free = 0;
+        let mut chunk = t.free;
+        while chunk != NIL {
+            free += 1;
+            chunk = t.chunks[chunk as usize].next;
+        }
+        assert_eq!(in_slots + free, t.chunks.len(), "after {op}: chunks lost");
         let found = t.next_occupied(t.base, t.base + t.mask);
         let first = (0..t.slots.len())
             .map(|k| t.base + k as u64)
-            .find(|&x| t.slots[t.slot(x)] != NIL);
+            .find(|&x| t.is_occupied(t.slot(x)));
         assert_eq!(found, first, "after {op}: next_occupied");
+        assert!(
+            t.early.iter().all(|&(at, _)| at.as_millis() < t.base),
+            "after {op}: an early entry at or after the base {}",
+            t.base
+        );
         for (i, f) in t.shards.iter().map(|shard| shard.filed()).enumerate() {
             let Some(f) = f else { continue };
             let ms = f.as_millis();
-            let found = if ms < t.base.saturating_add(t.window()) {
-                let mut e = t.slots[t.slot(ms.max(t.base))];
-                let mut ok = false;
-                while e != NIL {
-                    let en = t.slab[e as usize];
-                    if en.at == f && en.shard as usize == i {
-                        ok = true;
-                    }
-                    e = en.next;
-                }
-                ok
+            let found = if ms < t.base {
+                t.early.contains(&(f, i as u32))
+            } else if ms < t.base.saturating_add(t.window()) {
+                t.slot_shards(t.slot(ms)).contains(&(i as u32))
             } else {
                 t.overflow.iter().any(|r| r.0 == (f, i as u32))
             };
@@ -740,41 +887,26 @@ mod tests {
         }
     }
 
-    /// Every entry on the wheel, live or dead, in a slot other than the
-    /// base's is at that slot's time: what lets a search stop at the first
-    /// entry of such a slot that is at its shard's wake-up.
-    ///
-    /// And the wheel never turns past the latest time taken, so that a
-    /// wake-up filed after that time gets a slot of its own.
-    fn entries_after_the_base_are_at_their_slots_time(t: &ShardTimers, op: &str) {
+    /// The wheel never turns past the latest time taken, so that a
+    /// wake-up filed after that time gets a slot of its own, and only
+    /// entries earlier than the base wait in the early list.
+    fn the_wheel_stays_behind_the_clock(t: &ShardTimers, op: &str) {
         assert!(
             t.base <= t.clock,
             "after {op}: base {} clock {}",
             t.base,
             t.clock
         );
-        let base_slot = t.slot(t.base);
-        for (slot, &first) in t.slots.iter().enumerate() {
-            let mut entry = first;
-            while entry != NIL {
-                let Entry { at, next, .. } = t.slab[entry as usize];
-                let ms = at.as_millis();
-                if slot == base_slot {
-                    assert!(
-                        ms < t.base + t.window(),
-                        "after {op}: {ms} in the base's slot"
-                    );
-                } else {
-                    assert!(ms > t.base && ms < t.base + t.window(), "after {op}: {ms}");
-                    assert_eq!(t.slot(ms), slot, "after {op}: {ms} in slot {slot}");
-                }
-                entry = next;
-            }
+        for &(at, _) in &t.early {
+            assert!(at.as_millis() < t.base, "after {op}: {at:?} early");
         }
+        // Live entries at or after the base are in the slot of their time
+        // (see `check`), and a dead one is never read as live, whatever
+        // the time it was filed at: nothing else to see in a slot.
     }
 
     #[test]
-    fn entries_after_the_base_stay_at_their_slots_time() {
+    fn the_wheel_never_turns_past_the_clock() {
         for seed in 0..30 {
             for (shards, spread) in [(3, 300), (40, 1_000), (40, 5_000), (300, 70_000)] {
                 let mut timers = ShardTimers::new(shards);
@@ -802,7 +934,7 @@ mod tests {
                         timers.take_due(Timestamp::from_millis(now), &mut due);
                         "take_due"
                     };
-                    entries_after_the_base_are_at_their_slots_time(
+                    the_wheel_stays_behind_the_clock(
                         &timers,
                         &format!("{op} (step {step}, seed {seed})"),
                     );
@@ -827,5 +959,117 @@ mod tests {
         timers.take_due(Timestamp::MAX, &mut due);
         assert_eq!(due, [1, 2, 0]);
         assert_eq!(timers.next(), None);
+    }
+
+    /// Random operations against a sorted set, shrunk to the smallest that
+    /// disagrees: wake-ups crowded onto a few milliseconds (slots of many
+    /// chunks), in the past of the wheel (the early list), a window or
+    /// more ahead (the overflow) and at the end of the clock.
+    mod against_a_sorted_set {
+        use std::collections::BTreeSet;
+
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// One input: a shard's wake-up set (`None`: cleared), or the
+        /// clock moved on by some milliseconds and the due shards taken.
+        #[derive(Clone, Debug)]
+        enum Op {
+            Set(usize, Option<Wake>),
+            Take(u64),
+        }
+
+        /// A wake-up, from the latest time taken.
+        #[derive(Clone, Copy, Debug)]
+        enum Wake {
+            /// One of a handful of milliseconds ahead: many shards share
+            /// each.
+            Crowded(u64),
+            /// Anywhere within two windows ahead.
+            Ahead(u64),
+            /// Some milliseconds behind.
+            Behind(u64),
+            /// The end of the clock.
+            End,
+        }
+
+        fn op(shards: usize) -> impl Strategy<Value = Op> {
+            let wake = prop_oneof![
+                4 => (0..4u64).prop_map(|k| Wake::Crowded(k * 3)),
+                3 => (0..2 * MAX_SLOTS as u64).prop_map(Wake::Ahead),
+                1 => (1..200u64).prop_map(Wake::Behind),
+                1 => Just(Wake::End),
+            ];
+            prop_oneof![
+                6 => (0..shards, proptest::option::weighted(0.9, wake))
+                    .prop_map(|(index, wake)| Op::Set(index, wake)),
+                1 => prop_oneof![0..4u64, 0..100_000u64].prop_map(Op::Take),
+            ]
+        }
+
+        fn ops() -> impl Strategy<Value = (usize, Vec<Op>)> {
+            (1..60usize).prop_flat_map(|shards| {
+                (Just(shards), proptest::collection::vec(op(shards), 1..300))
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn the_wheel_agrees_with_a_sorted_set((shards, ops) in ops()) {
+                let mut timers = ShardTimers::new(shards);
+                let mut wakes: Vec<Option<Timestamp>> = vec![None; shards];
+                let mut set: BTreeSet<(Timestamp, usize)> = BTreeSet::new();
+                let mut now = 0_u64;
+                for (step, op) in ops.iter().enumerate() {
+                    match *op {
+                        Op::Set(index, wake) => {
+                            let wake = wake.map(|wake| match wake {
+                                Wake::Crowded(ms) | Wake::Ahead(ms) => {
+                                    Timestamp::from_millis(now + ms)
+                                }
+                                Wake::Behind(ms) => {
+                                    Timestamp::from_millis(now.saturating_sub(ms))
+                                }
+                                Wake::End => Timestamp::MAX,
+                            });
+                            timers.set(index, wake);
+                            if let Some(old) = wakes[index] {
+                                set.remove(&(old, index));
+                            }
+                            if let Some(new) = wake {
+                                set.insert((new, index));
+                            }
+                            wakes[index] = wake;
+                        }
+                        Op::Take(ms) => {
+                            now += ms;
+                            let at = Timestamp::from_millis(now);
+                            let mut due = Vec::new();
+                            timers.take_due(at, &mut due);
+                            let expected: Vec<usize> = set
+                                .iter()
+                                .take_while(|&&(wake, _)| wake <= at)
+                                .map(|&(_, index)| index)
+                                .collect();
+                            for &index in &expected {
+                                set.remove(&(wakes[index].unwrap_or(at), index));
+                                wakes[index] = None;
+                            }
+                            prop_assert_eq!(due, expected, "step {}", step);
+                        }
+                    }
+                    check(&timers, &format!("step {step}: {op:?}"));
+                    the_wheel_stays_behind_the_clock(&timers, &format!("{step}"));
+                    prop_assert_eq!(timers.next(), set.first().map(|&(at, _)| at), "step {}", step);
+                    prop_assert!(timers.entries() <= 4 * shards + 64);
+                }
+                let mut due = Vec::new();
+                timers.take_due(Timestamp::MAX, &mut due);
+                let expected: Vec<usize> = set.iter().map(|&(_, index)| index).collect();
+                prop_assert_eq!(due, expected);
+                prop_assert_eq!(timers.next(), None);
+            }
+        }
     }
 }
