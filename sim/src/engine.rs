@@ -829,7 +829,7 @@ impl<'a> Sim<'a> {
     fn with_client(&mut self, timer: Timer, f: impl FnOnce(&mut Clients, u64, &mut Cx<'_>)) {
         {
             let (sockets, store) = (&mut self.sockets, &mut self.gateway);
-            let mut alloc = |shard| sockets.open(store, shard);
+            let mut alloc = |shard, tag| sockets.open_tagged(store, shard, tag);
             let mut cx = Cx::new(&mut self.peers, &mut self.actions, &mut alloc);
             f(&mut self.clients, self.now, &mut cx);
         }
@@ -912,6 +912,18 @@ impl<'a> Sim<'a> {
                 }
                 self.send_to_server(sock, msg);
             }
+            Action::Untag { shard, sock } => {
+                // Only a socket the client holds brings it messages (see
+                // `deliver_to_client`): the tag of one it let go of is never
+                // read again, and the list of held sockets, in the link's
+                // line that the dial before this just read, spares a look
+                // at its slot, long out of the cache.
+                if self.links.held(shard).contains(&sock)
+                    && let Some(s) = Sockets::get_mut(&mut self.gateway, sock)
+                {
+                    s.clear_client_tag();
+                }
+            }
             Action::Delivered { session, seq } => self.rec.delivered(session.0, seq),
         }
     }
@@ -931,6 +943,7 @@ impl<'a> Sim<'a> {
             return;
         }
         let shard = s.shard;
+        let tag = s.client_tag();
         match msg {
             ToClient::Closed { code } => {
                 // Judged by the referee's own table, not the policy's.
@@ -943,7 +956,9 @@ impl<'a> Sim<'a> {
             _ => {}
         }
         let timer = self.clients.timer_of(shard);
-        self.with_client(timer, |c, now, cx| c.on_message(shard, now, sock, msg, cx));
+        self.with_client(timer, |c, now, cx| {
+            c.on_message(shard, now, (sock, tag), msg, cx)
+        });
     }
 
     // ----- links --------------------------------------------------------

@@ -308,9 +308,35 @@ pub struct Socket {
     /// Arrival time of the last message scheduled towards the server, ms
     /// (as `last_to_client`).
     pub last_to_server: u32,
+    /// The client keeps [`client_tag`](Self::client_tag) on the socket.
+    tagged: bool,
+    /// The number the client keeps on the socket, while `tagged` (see
+    /// [`Socket::client_tag`]).
+    tag: u64,
 }
 
-/// A socket's slot: 20 bytes, aligned to 32 so that no slot lies across
+impl Socket {
+    /// The number the client keeps on the socket, if any: set as it opens
+    /// the socket ([`Sockets::open_tagged`]) and cleared when it forgets
+    /// it ([`Socket::clear_client_tag`]), and read back with each message
+    /// the socket brings, as epoll's user data. The fleet client keeps the
+    /// connection its policy numbered the socket with, so that a message
+    /// finds its connection in the socket's line, which the engine reads
+    /// anyway, rather than in a record of the shard's of its own.
+    #[must_use]
+    #[inline]
+    pub const fn client_tag(&self) -> Option<u64> {
+        if self.tagged { Some(self.tag) } else { None }
+    }
+
+    /// The client no longer keeps a number on the socket.
+    pub const fn clear_client_tag(&mut self) {
+        self.tagged = false;
+        self.tag = 0;
+    }
+}
+
+/// A socket's slot: 32 bytes (28 used), aligned to 32 so that no slot lies across
 /// two cache lines (a message in either direction reads its socket). The
 /// engine keeps them in the gateway's table, each beside the gateway's
 /// half of the same socket ([`Gateway::with_driver_halves`]): a message to
@@ -391,8 +417,19 @@ pub struct Sockets {
 }
 
 impl Sockets {
-    /// Opens a socket for `shard` in `store`.
+    /// Opens a socket for `shard` in `store`, with no client tag.
     pub fn open(&mut self, store: &mut impl SlotStore, shard: u32) -> SockId {
+        self.open_tagged(store, shard, None)
+    }
+
+    /// Opens a socket for `shard` in `store`, the client keeping `tag` on
+    /// it (see [`Socket::client_tag`]).
+    pub fn open_tagged(
+        &mut self,
+        store: &mut impl SlotStore,
+        shard: u32,
+        tag: Option<u64>,
+    ) -> SockId {
         let socket = Socket {
             shard,
             client_open: true,
@@ -400,6 +437,8 @@ impl Sockets {
             server_open: false,
             last_to_client: 0,
             last_to_server: 0,
+            tagged: tag.is_some(),
+            tag: tag.unwrap_or(0),
         };
         if let Some(index) = self.free.pop()
             && let Some(slot) = store.slot_mut(index)
@@ -502,6 +541,21 @@ mod tests {
     fn a_socket_slot_lies_in_one_cache_line() {
         assert_eq!(size_of::<Slot>(), 32);
         assert_eq!(align_of::<Slot>(), 32);
+    }
+
+    #[test]
+    fn a_socket_keeps_its_client_tag_until_cleared_and_a_reused_slot_has_none() {
+        let mut t = Sockets::default();
+        let mut store: Vec<Slot> = Vec::new();
+        let a = t.open_tagged(&mut store, 1, Some(7));
+        assert_eq!(Sockets::get(&store, a).unwrap().client_tag(), Some(7));
+        Sockets::get_mut(&mut store, a).unwrap().clear_client_tag();
+        assert_eq!(Sockets::get(&store, a).unwrap().client_tag(), None);
+        let b = t.open_tagged(&mut store, 1, Some(8));
+        t.let_go(&mut store, b, Side::Client);
+        let c = t.open(&mut store, 2);
+        assert_eq!(c.index, b.index, "the slot was reused");
+        assert_eq!(Sockets::get(&store, c).unwrap().client_tag(), None);
     }
 
     #[test]

@@ -43,7 +43,7 @@ impl World {
     fn call(&mut self, shard: u32, f: impl FnOnce(&mut PeerClient, &mut Cx<'_>)) -> Vec<Action> {
         let mut actions = Vec::new();
         let next = &mut self.next_sock;
-        let mut alloc = |_shard| {
+        let mut alloc = |_shard, _tag| {
             *next += 1;
             SockId {
                 index: *next,
