@@ -24,13 +24,13 @@ use crate::client::{
 };
 use crate::gateway::{self, Gateway, ServerFault};
 use crate::in_flight::{InFlight, Message};
-use crate::metrics::{MaybeMs, Recorder, SessionTally, WindowPeak};
+use crate::metrics::{DeliveryTally, MaybeMs, Recorder, WindowPeak};
 use crate::net::{LinkRng, Links, ShardLink, Side, Slot, Sockets};
 use crate::queue::Queue;
 use crate::rng::{self, Stream};
 use crate::rules;
 use crate::scenario::{DownMode, Fault, FaultKind, Scenario, Scope};
-use crate::wire::{Refusal, SessionId, SockId, ToClient, ToServer};
+use crate::wire::{Refusal, SockId, ToClient, ToServer};
 
 /// What a shard runs.
 #[derive(Clone, Debug, PartialEq)]
@@ -307,8 +307,10 @@ pub(crate) struct Sim<'a> {
     /// The peer models' bot-wide pacing.
     peers: PeerShared,
     /// The gateway, keeping each socket's link half ([`Slot`]) beside
-    /// its own.
-    gateway: Gateway<Slot>,
+    /// its own, and each session's delivery tally of the metrics
+    /// ([`DeliveryTally`]) beside its record of the session: a dispatch
+    /// delivered reads the line its tick read one latency before.
+    gateway: Gateway<Slot, DeliveryTally>,
     rec: Recorder,
     actions: Vec<Action>,
     /// A shard's held sockets, copied while a link failure goes through
@@ -477,6 +479,9 @@ impl<'a> Sim<'a> {
         // (see `links`) until the end of the run: the recorder's own table
         // is not needed until then.
         sim.rec.attempts.adopt(Vec::new());
+        // The sessions' tallies sit beside the gateway's sessions until
+        // the end (see `finish`).
+        sim.rec.sessions = Vec::new();
         if let Clients::Fleet(_) | Clients::Processes(_) = sim.clients {
             // The fleet started every shard when it was built; its first
             // wake-up carries out what they asked for.
@@ -639,11 +644,6 @@ impl<'a> Sim<'a> {
     fn finish(mut self) -> Recorder {
         self.read_gateway_tally();
         self.rec.token_reset = self.gateway.token_reset();
-        for (id, tally) in self.rec.sessions.iter_mut().enumerate() {
-            let id = SessionId(u32::try_from(id).unwrap_or(u32::MAX));
-            let generated = self.gateway.session_seq(id).unwrap_or(0);
-            tally.generated = u32::try_from(generated).unwrap_or(u32::MAX);
-        }
         self.rec.gave_up = self.clients.gave_up();
         self.rec.sockets_high_water = Sockets::high_water(&self.gateway) as u64;
         self.rec.queue_high_water = self.queue.peak() as u64;
@@ -655,6 +655,11 @@ impl<'a> Sim<'a> {
         self.clients = Clients::Peers(Vec::new());
         let windows = self.links.take_beside();
         self.rec.attempts.adopt(windows);
+        self.rec.sessions = self
+            .gateway
+            .session_halves()
+            .map(|(generated, delivered)| delivered.with_generated(generated))
+            .collect();
         self.rec
     }
 
@@ -801,10 +806,6 @@ impl<'a> Sim<'a> {
                 gateway::Output::Lost { shard } => self.mark_lost(shard),
             }
         }
-        let sessions = self.gateway.session_count();
-        if self.rec.sessions.len() < sessions {
-            self.rec.sessions.resize(sessions, SessionTally::default());
-        }
     }
 
     /// Copies the gateway's counts into the recorder's.
@@ -924,7 +925,11 @@ impl<'a> Sim<'a> {
                     s.clear_client_tag();
                 }
             }
-            Action::Delivered { session, seq } => self.rec.delivered(session.0, seq),
+            Action::Delivered { session, seq } => {
+                if let Some(tally) = self.gateway.session_half_mut(session.0) {
+                    tally.count(seq);
+                }
+            }
         }
     }
 

@@ -389,7 +389,7 @@ impl SlotStore for Vec<Slot> {
     }
 }
 
-impl SlotStore for Gateway<Slot> {
+impl<S: Copy + Default> SlotStore for Gateway<Slot, S> {
     #[inline]
     fn slot(&self, index: u32) -> Option<&Slot> {
         self.driver_half(index)
