@@ -20,7 +20,7 @@ use reconnect_policy::{FleetError, IdentifyLimiter, PolicyConfig, SessionStartLi
 
 use crate::client::{
     Action, Clients, Cx, FleetClient, PeerClient, PeerKind, PeerShared, ProcessesClient,
-    ProcessesFigures, Timer,
+    ProcessesFigures, RecentSockets, ShardRecords, Timer,
 };
 use crate::gateway::{self, Gateway, ServerFault};
 use crate::in_flight::{InFlight, Message};
@@ -31,6 +31,16 @@ use crate::rng::{self, Stream};
 use crate::rules;
 use crate::scenario::{DownMode, Fault, FaultKind, Scenario, Scope};
 use crate::wire::{Refusal, SockId, ToClient, ToServer};
+
+/// The engine keeps the fleet's record of each shard's recent sockets in
+/// the first line of the shard's link record, beside the link's draws and
+/// flags, which the send a socket action makes reads next.
+impl<X> ShardRecords for Links<X, RecentSockets> {
+    #[inline]
+    fn recent_mut(&mut self, shard: u32) -> Option<&mut RecentSockets> {
+        self.client_mut(shard)
+    }
+}
 
 /// What a shard runs.
 #[derive(Clone, Debug, PartialEq)]
@@ -291,9 +301,12 @@ pub(crate) struct Sim<'a> {
     sockets: Sockets,
     /// Each shard's side of its link (its draws, the sockets its client
     /// holds, whether a flap has it down, whether it was told a fatal code).
-    /// Beside each shard's record, its attempt window of the metrics
+    /// Beside the link's draws and flags, the fleet's record of the
+    /// shard's recent sockets (the client's half, reached through
+    /// [`Cx::recent`]): a socket action and its send read one line for
+    /// both. Beside the held sockets, its attempt window of the metrics
     /// ([`Recorder::attempt_in`]): a dial reads one line for both.
-    links: Links<WindowPeak>,
+    links: Links<WindowPeak, RecentSockets>,
     /// Faults in force now (indices into `sc.faults`).
     active: Vec<u16>,
     /// The faults of `active`, in its order, that hold links down
@@ -831,7 +844,12 @@ impl<'a> Sim<'a> {
         {
             let (sockets, store) = (&mut self.sockets, &mut self.gateway);
             let mut alloc = |shard, tag| sockets.open_tagged(store, shard, tag);
-            let mut cx = Cx::new(&mut self.peers, &mut self.actions, &mut alloc);
+            let mut cx = Cx::new(
+                &mut self.peers,
+                &mut self.actions,
+                &mut alloc,
+                &mut self.links,
+            );
             f(&mut self.clients, self.now, &mut cx);
         }
         // Applied in order, by index: applying one touches no client, so

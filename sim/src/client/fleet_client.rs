@@ -125,7 +125,7 @@ mod tests {
     use reconnect_policy::SessionStartLimit;
 
     use super::*;
-    use crate::client::{Action as Did, PeerShared};
+    use crate::client::{Action as Did, PeerShared, RecentSockets};
     use crate::wire::{DispatchKind, SessionId, ToServer};
 
     /// A fleet of `shards` in one identify bucket, started at 0.
@@ -139,13 +139,22 @@ mod tests {
     }
 
     /// The sockets opened so far, each with the tag it was opened with
-    /// (by index, from 1 on).
-    #[derive(Default)]
+    /// (by index, from 1 on), and the fleet's records of recent sockets,
+    /// which the engine would keep.
     struct Opened {
         tags: Vec<Option<u64>>,
+        records: Vec<RecentSockets>,
     }
 
     impl Opened {
+        /// Nothing opened yet by a fleet of `shards`.
+        fn new(shards: usize) -> Self {
+            Self {
+                tags: Vec::new(),
+                records: vec![RecentSockets::default(); shards],
+            }
+        }
+
         /// `sock` with the tag a message on it carries.
         fn tagged(&self, sock: SockId) -> (SockId, Option<u64>) {
             let tag = (sock.index as usize)
@@ -165,14 +174,15 @@ mod tests {
     ) -> Vec<Did> {
         let mut peers = PeerShared::new(1, 1_000, 1_000, 86_400_000);
         let mut actions = Vec::new();
+        let tags = &mut opened.tags;
         let mut alloc = |_shard, tag| {
-            opened.tags.push(tag);
+            tags.push(tag);
             SockId {
-                index: u32::try_from(opened.tags.len()).unwrap(),
+                index: u32::try_from(tags.len()).unwrap(),
                 generation: 0,
             }
         };
-        let mut cx = Cx::new(&mut peers, &mut actions, &mut alloc);
+        let mut cx = Cx::new(&mut peers, &mut actions, &mut alloc, &mut opened.records);
         f(client, &mut cx);
         actions
     }
@@ -180,7 +190,7 @@ mod tests {
     #[test]
     fn the_fleet_dials_its_shards_one_identify_window_apart_and_identifies_on_hello() {
         let mut client = fleet(2);
-        let mut socks = Opened::default();
+        let mut socks = Opened::new(2);
         // The fleet's first wake-up dials shard 0 alone: one bucket.
         let did = call(&mut client, &mut socks, |c, cx| c.wake(0, cx));
         let [
@@ -242,7 +252,7 @@ mod tests {
     #[test]
     fn a_socket_the_fleet_forgot_is_dropped_when_it_opens() {
         let mut client = fleet(1);
-        let mut socks = Opened::default();
+        let mut socks = Opened::new(1);
         let unknown = SockId {
             index: 3,
             generation: 9,

@@ -31,14 +31,15 @@ const REMEMBERED: usize = 4;
 /// would fall more than 255 connections behind the newest is forgotten
 /// (a policy that skipped that many ids would have moved on from it).
 ///
-/// The 45 bytes are aligned to a cache line (64 bytes a shard): every
-/// socket action a shard takes reads its record, and unaligned half the
-/// records lie across two lines. A message a shard receives does not: the
-/// socket carries its connection as its tag ([`Cx::connect_tagged`]),
-/// which the record clears ([`Cx::untag`]) as it forgets the socket.
+/// Every socket action a shard takes reads its record, and the send it
+/// makes then reads the shard's link: the engine keeps the record in the
+/// same cache line as the link's hot part ([`Cx::recent`]), so that the
+/// action reads one line for both. A message a shard receives does not
+/// read the record: the socket carries its connection as its tag
+/// ([`Cx::connect_tagged`]), which the record clears ([`Cx::untag`]) as it
+/// forgets the socket.
 #[derive(Clone, Copy, Debug)]
-#[repr(align(64))]
-struct Recent {
+pub struct RecentSockets {
     /// The connection pushed last.
     newest: ConnectionId,
     socks: [SockId; REMEMBERED],
@@ -47,7 +48,7 @@ struct Recent {
     len: u8,
 }
 
-impl Default for Recent {
+impl Default for RecentSockets {
     fn default() -> Self {
         let none = SockId {
             index: 0,
@@ -62,7 +63,7 @@ impl Default for Recent {
     }
 }
 
-impl Recent {
+impl RecentSockets {
     /// How many pairs are held.
     fn held(&self) -> usize {
         usize::from(self.len).min(REMEMBERED)
@@ -116,33 +117,33 @@ impl Recent {
     }
 }
 
-/// The recent sockets of a contiguous range of shards (one process's).
+/// The sockets of a contiguous range of shards (one process's), whose
+/// records of recent sockets the engine keeps ([`Cx::recent`]).
 #[derive(Clone, Debug)]
 pub(super) struct ShardSockets {
     /// The range's first shard.
     first: u32,
-    /// Each shard's recent sockets, from `first` on.
-    recent: Vec<Recent>,
+    /// How many shards the range has.
+    shards: u32,
 }
 
 impl ShardSockets {
     /// No socket yet for shards `first..first + shards`.
-    pub(super) fn new(first: u32, shards: u32) -> Self {
-        Self {
-            first,
-            recent: vec![Recent::default(); shards as usize],
-        }
+    pub(super) const fn new(first: u32, shards: u32) -> Self {
+        Self { first, shards }
     }
 
     /// How many shards the table covers.
-    pub(super) fn shards(&self) -> usize {
-        self.recent.len()
+    pub(super) const fn shards(&self) -> usize {
+        self.shards as usize
     }
 
-    fn recent_mut(&mut self, shard: u32) -> Option<&mut Recent> {
-        shard
-            .checked_sub(self.first)
-            .and_then(|i| self.recent.get_mut(i as usize))
+    /// Whether `shard` is in the range.
+    const fn covers(&self, shard: u32) -> bool {
+        match shard.checked_sub(self.first) {
+            Some(i) => i < self.shards,
+            None => false,
+        }
     }
 
     /// The connection `msg` on `sock`, which carries `tag`, belongs to.
@@ -167,8 +168,11 @@ impl ShardSockets {
     /// Carries out one of `shard`'s actions on its sockets. Actions that
     /// are not about sockets (identify and probe requests, giving up) are
     /// the caller's, and ignored here.
-    pub(super) fn carry_out(&mut self, shard: u32, action: Action, cx: &mut Cx<'_>) {
-        let Some(recent) = self.recent_mut(shard) else {
+    pub(super) fn carry_out(&self, shard: u32, action: Action, cx: &mut Cx<'_>) {
+        if !self.covers(shard) {
+            return;
+        }
+        let Some(mut recent) = cx.recent(shard) else {
             return;
         };
         match action {
@@ -177,6 +181,7 @@ impl ShardSockets {
             } => {
                 let sock = cx.connect_tagged(shard, url != BASE_URL, connection.0);
                 recent.push(connection, sock, |old| cx.untag(shard, old));
+                cx.set_recent(shard, recent);
             }
             Action::Send {
                 connection,
@@ -294,9 +299,9 @@ mod tests {
     }
 
     #[test]
-    fn a_shard_remembers_its_last_four_connections_in_one_cache_line() {
-        assert_eq!(size_of::<Recent>(), 64);
-        let mut recent = Recent::default();
+    fn a_shard_remembers_its_last_four_connections_in_48_bytes() {
+        assert_eq!(size_of::<RecentSockets>(), 48);
+        let mut recent = RecentSockets::default();
         for i in 0..6 {
             recent.push(ConnectionId(i), sock(i as u32 * 10), |_| {});
         }
@@ -316,7 +321,7 @@ mod tests {
         // Steps of one, jumps far ahead and back, as a tag on each socket
         // must follow: set as it is pushed, cleared as it is forgotten.
         let ids = [0, 1, 2, 3, 4, 200, 300, 301, 5, 6, 7, 8, 9, 1 << 40, 10];
-        let mut recent = Recent::default();
+        let mut recent = RecentSockets::default();
         let mut tagged: Vec<(SockId, ConnectionId)> = Vec::new();
         for (i, id) in ids.into_iter().enumerate() {
             let new = sock(i as u32);
@@ -334,7 +339,7 @@ mod tests {
 
     #[test]
     fn ids_that_wrap_are_remembered_and_ones_far_behind_forgotten() {
-        let mut recent = Recent::default();
+        let mut recent = RecentSockets::default();
         let ids = [u64::MAX - 1, u64::MAX, 0, 1];
         for (i, id) in ids.into_iter().enumerate() {
             recent.push(ConnectionId(id), sock(i as u32), |_| {});

@@ -17,7 +17,7 @@ mod peer;
 mod processes;
 
 pub use fleet_client::FleetClient;
-pub use fleet_sockets::{BASE_URL, RESUME_URL};
+pub use fleet_sockets::{BASE_URL, RESUME_URL, RecentSockets};
 pub use peer::{
     Bugs, Close, CloseCodes, Delay, Fate, FirstHeartbeat, IdentifyHook, OnOpen, Pacing, PeerClient,
     PeerKind, PeerRules, PeerShared, Reaction, Reactions, Reset, Ticket, Wait, Zombie,
@@ -62,6 +62,21 @@ pub enum Action {
     },
 }
 
+/// Where the fleet's record of each shard's recent sockets is kept: the
+/// engine keeps it beside the shard's link (the "client's half" of the
+/// shard's record), so that a socket action and the send it makes read
+/// one line; a plain list, indexed by shard, does too.
+pub trait ShardRecords {
+    /// `shard`'s record, if kept.
+    fn recent_mut(&mut self, shard: u32) -> Option<&mut RecentSockets>;
+}
+
+impl ShardRecords for Vec<RecentSockets> {
+    fn recent_mut(&mut self, shard: u32) -> Option<&mut RecentSockets> {
+        self.get_mut(shard as usize)
+    }
+}
+
 /// What a client may do, handed to it for the length of one call.
 pub struct Cx<'a> {
     /// The bot's identify and start pacing (shared by every peer shard; the
@@ -69,21 +84,37 @@ pub struct Cx<'a> {
     pub peers: &'a mut PeerShared,
     actions: &'a mut Vec<Action>,
     alloc: &'a mut dyn FnMut(u32, Option<u64>) -> SockId,
+    records: &'a mut dyn ShardRecords,
 }
 
 impl<'a> Cx<'a> {
-    /// A context that records actions into `actions` and takes a shard's
+    /// A context that records actions into `actions`, takes a shard's
     /// socket ids from `alloc`, which opens a socket for a shard with the
-    /// number the client keeps on it, if any.
+    /// number the client keeps on it, if any, and keeps the fleet's
+    /// records of recent sockets in `records`.
     pub fn new(
         peers: &'a mut PeerShared,
         actions: &'a mut Vec<Action>,
         alloc: &'a mut dyn FnMut(u32, Option<u64>) -> SockId,
+        records: &'a mut dyn ShardRecords,
     ) -> Self {
         Self {
             peers,
             actions,
             alloc,
+            records,
+        }
+    }
+
+    /// A copy of `shard`'s record of recent sockets, if kept.
+    pub fn recent(&mut self, shard: u32) -> Option<RecentSockets> {
+        self.records.recent_mut(shard).copied()
+    }
+
+    /// Keeps `recent` as `shard`'s record of recent sockets.
+    pub fn set_recent(&mut self, shard: u32, recent: RecentSockets) {
+        if let Some(r) = self.records.recent_mut(shard) {
+            *r = recent;
         }
     }
 

@@ -50,7 +50,8 @@ impl World {
                 generation: 0,
             }
         };
-        let mut cx = Cx::new(&mut self.peers, &mut actions, &mut alloc);
+        let mut records = Vec::new();
+        let mut cx = Cx::new(&mut self.peers, &mut actions, &mut alloc, &mut records);
         f(&mut self.clients[shard as usize], &mut cx);
         actions
     }
