@@ -1,10 +1,11 @@
 //! Sockets and the links they run over.
 //!
-//! Each shard's side of its link is one small record ([`ShardLink`]): its
-//! random source, the sockets its client holds (two inline, so a fleet
-//! allocates nothing per shard for them; [`Links`] keeps longer lists) and
-//! two flags, so an event for a shard reads one place rather than one
-//! table per field.
+//! Each shard's side of its link is one record in [`Links`]: its random
+//! source and two flags ([`ShardLink`]), beside its client's own record
+//! of the shard in the same cache line, then the sockets its client holds
+//! (two inline, so a fleet allocates nothing per shard for them; [`Links`]
+//! keeps longer lists), so an event for a shard reads one place rather
+//! than one table per field.
 //!
 //! The socket table is a slab whose slots carry a generation, so a message
 //! still in flight for a socket that is gone is dropped rather than handed
