@@ -20,17 +20,27 @@ use reconnect_policy::{FleetError, IdentifyLimiter, PolicyConfig, SessionStartLi
 
 use crate::client::{
     Action, Clients, Cx, FleetClient, PeerClient, PeerKind, PeerShared, ProcessesClient,
-    ProcessesFigures, Timer,
+    ProcessesFigures, RecentSockets, ShardRecords, Timer,
 };
 use crate::gateway::{self, Gateway, ServerFault};
 use crate::in_flight::{InFlight, Message};
-use crate::metrics::{MaybeMs, Recorder, SessionTally, WindowPeak};
+use crate::metrics::{DeliveryTally, MaybeMs, Recorder, WindowPeak};
 use crate::net::{LinkRng, Links, ShardLink, Side, Slot, Sockets};
 use crate::queue::Queue;
 use crate::rng::{self, Stream};
 use crate::rules;
 use crate::scenario::{DownMode, Fault, FaultKind, Scenario, Scope};
-use crate::wire::{Refusal, SessionId, SockId, ToClient, ToServer};
+use crate::wire::{Refusal, SockId, ToClient, ToServer};
+
+/// The engine keeps the fleet's record of each shard's recent sockets in
+/// the first line of the shard's link record, beside the link's draws and
+/// flags, which the send a socket action makes reads next.
+impl<X> ShardRecords for Links<X, RecentSockets> {
+    #[inline]
+    fn recent_mut(&mut self, shard: u32) -> Option<&mut RecentSockets> {
+        self.client_mut(shard)
+    }
+}
 
 /// What a shard runs.
 #[derive(Clone, Debug, PartialEq)]
@@ -291,9 +301,12 @@ pub(crate) struct Sim<'a> {
     sockets: Sockets,
     /// Each shard's side of its link (its draws, the sockets its client
     /// holds, whether a flap has it down, whether it was told a fatal code).
-    /// Beside each shard's record, its attempt window of the metrics
+    /// Beside the link's draws and flags, the fleet's record of the
+    /// shard's recent sockets (the client's half, reached through
+    /// [`Cx::recent`]): a socket action and its send read one line for
+    /// both. Beside the held sockets, its attempt window of the metrics
     /// ([`Recorder::attempt_in`]): a dial reads one line for both.
-    links: Links<WindowPeak>,
+    links: Links<WindowPeak, RecentSockets>,
     /// Faults in force now (indices into `sc.faults`).
     active: Vec<u16>,
     /// The faults of `active`, in its order, that hold links down
@@ -307,8 +320,10 @@ pub(crate) struct Sim<'a> {
     /// The peer models' bot-wide pacing.
     peers: PeerShared,
     /// The gateway, keeping each socket's link half ([`Slot`]) beside
-    /// its own.
-    gateway: Gateway<Slot>,
+    /// its own, and each session's delivery tally of the metrics
+    /// ([`DeliveryTally`]) beside its record of the session: a dispatch
+    /// delivered reads the line its tick read one latency before.
+    gateway: Gateway<Slot, DeliveryTally>,
     rec: Recorder,
     actions: Vec<Action>,
     /// A shard's held sockets, copied while a link failure goes through
@@ -477,6 +492,9 @@ impl<'a> Sim<'a> {
         // (see `links`) until the end of the run: the recorder's own table
         // is not needed until then.
         sim.rec.attempts.adopt(Vec::new());
+        // The sessions' tallies sit beside the gateway's sessions until
+        // the end (see `finish`).
+        sim.rec.sessions = Vec::new();
         if let Clients::Fleet(_) | Clients::Processes(_) = sim.clients {
             // The fleet started every shard when it was built; its first
             // wake-up carries out what they asked for.
@@ -639,11 +657,6 @@ impl<'a> Sim<'a> {
     fn finish(mut self) -> Recorder {
         self.read_gateway_tally();
         self.rec.token_reset = self.gateway.token_reset();
-        for (id, tally) in self.rec.sessions.iter_mut().enumerate() {
-            let id = SessionId(u32::try_from(id).unwrap_or(u32::MAX));
-            let generated = self.gateway.session_seq(id).unwrap_or(0);
-            tally.generated = u32::try_from(generated).unwrap_or(u32::MAX);
-        }
         self.rec.gave_up = self.clients.gave_up();
         self.rec.sockets_high_water = Sockets::high_water(&self.gateway) as u64;
         self.rec.queue_high_water = self.queue.peak() as u64;
@@ -655,6 +668,11 @@ impl<'a> Sim<'a> {
         self.clients = Clients::Peers(Vec::new());
         let windows = self.links.take_beside();
         self.rec.attempts.adopt(windows);
+        self.rec.sessions = self
+            .gateway
+            .session_halves()
+            .map(|(generated, delivered)| delivered.with_generated(generated))
+            .collect();
         self.rec
     }
 
@@ -801,10 +819,6 @@ impl<'a> Sim<'a> {
                 gateway::Output::Lost { shard } => self.mark_lost(shard),
             }
         }
-        let sessions = self.gateway.session_count();
-        if self.rec.sessions.len() < sessions {
-            self.rec.sessions.resize(sessions, SessionTally::default());
-        }
     }
 
     /// Copies the gateway's counts into the recorder's.
@@ -829,8 +843,13 @@ impl<'a> Sim<'a> {
     fn with_client(&mut self, timer: Timer, f: impl FnOnce(&mut Clients, u64, &mut Cx<'_>)) {
         {
             let (sockets, store) = (&mut self.sockets, &mut self.gateway);
-            let mut alloc = |shard| sockets.open(store, shard);
-            let mut cx = Cx::new(&mut self.peers, &mut self.actions, &mut alloc);
+            let mut alloc = |shard, tag| sockets.open_tagged(store, shard, tag);
+            let mut cx = Cx::new(
+                &mut self.peers,
+                &mut self.actions,
+                &mut alloc,
+                &mut self.links,
+            );
             f(&mut self.clients, self.now, &mut cx);
         }
         // Applied in order, by index: applying one touches no client, so
@@ -912,7 +931,23 @@ impl<'a> Sim<'a> {
                 }
                 self.send_to_server(sock, msg);
             }
-            Action::Delivered { session, seq } => self.rec.delivered(session.0, seq),
+            Action::Untag { shard, sock } => {
+                // Only a socket the client holds brings it messages (see
+                // `deliver_to_client`): the tag of one it let go of is never
+                // read again, and the list of held sockets, in the link's
+                // line that the dial before this just read, spares a look
+                // at its slot, long out of the cache.
+                if self.links.held(shard).contains(&sock)
+                    && let Some(s) = Sockets::get_mut(&mut self.gateway, sock)
+                {
+                    s.clear_client_tag();
+                }
+            }
+            Action::Delivered { session, seq } => {
+                if let Some(tally) = self.gateway.session_half_mut(session.0) {
+                    tally.count(seq);
+                }
+            }
         }
     }
 
@@ -931,6 +966,7 @@ impl<'a> Sim<'a> {
             return;
         }
         let shard = s.shard;
+        let tag = s.client_tag();
         match msg {
             ToClient::Closed { code } => {
                 // Judged by the referee's own table, not the policy's.
@@ -943,7 +979,9 @@ impl<'a> Sim<'a> {
             _ => {}
         }
         let timer = self.clients.timer_of(shard);
-        self.with_client(timer, |c, now, cx| c.on_message(shard, now, sock, msg, cx));
+        self.with_client(timer, |c, now, cx| {
+            c.on_message(shard, now, (sock, tag), msg, cx)
+        });
     }
 
     // ----- links --------------------------------------------------------

@@ -221,27 +221,121 @@ const fn attached_id(kept: NonZeroU32) -> u32 {
     kept.get() - 1
 }
 
-/// One session, aligned to its 32 bytes: a large table's allocation
-/// starts 16 bytes into a page, so unaligned every other session would lie
-/// across two cache lines.
+/// The most shards a gateway serves: a session keeps its shard in the
+/// low 30 bits of a word whose top two are its flags (a fleet of more
+/// would need a terabyte of memory).
+const MAX_SHARDS: u32 = 1 << 30;
+
+/// `Session::shard_and_flags`: the session is alive.
+const ALIVE: u32 = 1 << 31;
+
+/// `Session::shard_and_flags`: an expiry timer is armed.
+const EXPIRY_ARMED: u32 = 1 << 30;
+
+/// `Session::attached` of a session with no socket: no socket has this
+/// id (the socket table would need 2^32 slots, 256 GiB).
+const NO_SOCKET: SockId = SockId {
+    index: u32::MAX,
+    generation: u32::MAX,
+};
+
+/// One session, in 20 bytes, so that a driver's 12 bytes fit beside it in
+/// an aligned 32 (see [`SessionLine`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Session {
+    /// The shard (below [`MAX_SHARDS`]), with [`ALIVE`] and
+    /// [`EXPIRY_ARMED`] in its top two bits.
+    shard_and_flags: u32,
+    /// The last sequence number used. Each one is an event of a run whose
+    /// budget is below 2^32 events by default, and a session makes at
+    /// most one dispatch a millisecond of a run of at most 14 days (1.2
+    /// ·10^9): a u32 holds it (a later one saturates).
+    seq: u32,
+    /// The socket it runs on, or [`NO_SOCKET`].
+    attached: SockId,
+    /// When it last lost its socket: since then it has had none, while
+    /// it is not attached (a session starts attached, and only a close
+    /// detaches it). A u32 of ms: a simulated run lasts at most 7 days and
+    /// a start-up, far below the 49 days it holds (a later time
+    /// saturates).
+    detached_since: u32,
+}
+
+impl Session {
+    /// A new live session of `shard` attached to `sock`, at sequence 1.
+    const fn new(shard: u32, sock: SockId) -> Self {
+        Self {
+            shard_and_flags: shard | ALIVE,
+            seq: 1,
+            attached: sock,
+            detached_since: 0,
+        }
+    }
+
+    /// Its shard.
+    const fn shard(&self) -> u32 {
+        self.shard_and_flags & (MAX_SHARDS - 1)
+    }
+
+    /// It can still be resumed or receive dispatches.
+    const fn alive(&self) -> bool {
+        self.shard_and_flags & ALIVE != 0
+    }
+
+    /// It has ended.
+    const fn kill(&mut self) {
+        self.shard_and_flags &= !ALIVE;
+    }
+
+    /// An expiry timer is armed (at most one per session, however often
+    /// it loses its socket).
+    const fn expiry_armed(&self) -> bool {
+        self.shard_and_flags & EXPIRY_ARMED != 0
+    }
+
+    /// Says whether an expiry timer is armed.
+    const fn set_expiry_armed(&mut self, armed: bool) {
+        if armed {
+            self.shard_and_flags |= EXPIRY_ARMED;
+        } else {
+            self.shard_and_flags &= !EXPIRY_ARMED;
+        }
+    }
+
+    /// The socket it runs on, if any.
+    fn attached(&self) -> Option<SockId> {
+        (self.attached != NO_SOCKET).then_some(self.attached)
+    }
+
+    /// Runs on `sock` from now on, or on none.
+    fn set_attached(&mut self, sock: Option<SockId>) {
+        self.attached = sock.unwrap_or(NO_SOCKET);
+    }
+
+    /// The last sequence number used.
+    const fn seq(&self) -> u64 {
+        self.seq as u64
+    }
+
+    /// Uses the next sequence number and says it.
+    const fn next_seq(&mut self) -> u64 {
+        self.seq = self.seq.saturating_add(1);
+        self.seq as u64
+    }
+}
+
+/// One session's line of the gateway's table: the session and, beside
+/// it, the half its driver keeps of the same session (`S`; nothing for a
+/// gateway driven alone, see [`Gateway::session_half_mut`]), in an aligned
+/// 32 bytes. The engine keeps the metrics' delivery tally there: a
+/// dispatch is delivered one link latency after its tick read the
+/// session, so the tally's line is most often still in the cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(align(32))]
-struct Session {
-    shard: u32,
-    /// The last sequence number used.
-    seq: u64,
-    alive: bool,
-    /// The socket it runs on, if any.
-    attached: Option<SockId>,
-    /// When it last lost its socket: since then it has had none, while
-    /// `attached` is `None` (a session starts attached, and only a close
-    /// detaches it). A u32 of ms, so a session takes 32 bytes rather than
-    /// 40: a simulated run lasts at most 7 days and a start-up, far below
-    /// the 49 days it holds (a later time saturates).
-    detached_since: u32,
-    /// An expiry timer is armed (at most one per session, however often it
-    /// loses its socket).
-    expiry_armed: bool,
+struct SessionLine<S> {
+    session: Session,
+    /// The driver's view, which the gateway never reads.
+    driver: S,
 }
 
 /// The server half of one socket: 24 bytes, aligned to 32 so that no
@@ -311,16 +405,19 @@ enum Pending {
 /// theirs in 32 bits of ms, which hold 49.7 days (a later time saturates).
 ///
 /// `D` is what its driver keeps per socket beside the gateway's own record
-/// (see [`Gateway::with_driver_halves`]); a gateway driven alone keeps
+/// (see [`Gateway::with_driver_halves`]), `S` what it keeps per session
+/// (see [`Gateway::session_half_mut`]); a gateway driven alone keeps
 /// nothing there.
 #[derive(Debug)]
-pub struct Gateway<D = ()> {
+pub struct Gateway<D = (), S = ()> {
     config: scenario::Gateway,
     shards: u32,
     identify_tolerance_ms: u64,
     now: u64,
     rng: LinkRng,
-    sessions: Vec<Session>,
+    /// Each session's line, by id: the session, and the driver's half
+    /// beside it.
+    sessions: Vec<SessionLine<S>>,
     /// Each shard's latest session, as [`attach`] stores it (four bytes a
     /// shard rather than eight).
     shard_session: Vec<Option<NonZeroU32>>,
@@ -367,7 +464,7 @@ impl Gateway {
     }
 }
 
-impl<D: Copy + Default> Gateway<D> {
+impl<D: Copy + Default, S: Copy + Default> Gateway<D, S> {
     /// As [`Gateway::new`], keeping beside each socket's server half a
     /// `D` of its driver's, in the same cache line: a driver that keeps a
     /// record per socket of its own (the engine's link half) reads both
@@ -384,7 +481,7 @@ impl<D: Copy + Default> Gateway<D> {
     ) -> Self {
         Self {
             config: *config,
-            shards,
+            shards: shards.min(MAX_SHARDS),
             identify_tolerance_ms,
             now: 0,
             rng: LinkRng::new(seed),
@@ -532,7 +629,7 @@ impl<D: Copy + Default> Gateway<D> {
         let Some(id) = self.latest_session(shard) else {
             return;
         };
-        let Some(sock) = self.sessions[id as usize].attached else {
+        let Some(sock) = self.sessions[id as usize].session.attached() else {
             return;
         };
         if let Some(s) = self.socket_mut(sock) {
@@ -641,14 +738,16 @@ impl<D: Copy + Default> Gateway<D> {
     /// generated), if it exists.
     #[must_use]
     pub fn session_seq(&self, session: SessionId) -> Option<u64> {
-        self.sessions.get(session.0 as usize).map(|s| s.seq)
+        self.sessions
+            .get(session.0 as usize)
+            .map(|line| line.session.seq())
     }
 
     /// Whether the shard has a session it could resume now.
     #[must_use]
     pub fn has_resumable_session(&self, shard: u32) -> bool {
         self.latest_session(shard)
-            .is_some_and(|id| self.sessions[id as usize].alive)
+            .is_some_and(|id| self.sessions[id as usize].session.alive())
     }
 
     /// Session starts left at `now`, and when the allowance next refills.
@@ -718,21 +817,17 @@ impl<D: Copy + Default> Gateway<D> {
         self.starts_remaining -= 1;
         self.last_identify[bucket] = Some(now);
         if let Some(old) = self.latest_session(shard)
-            && self.sessions[old as usize].alive
+            && self.sessions[old as usize].session.alive()
         {
-            if self.sessions[old as usize].attached.is_none() {
+            if self.sessions[old as usize].session.attached().is_none() {
                 self.tally.identifies_while_resumable += 1;
             }
             self.kill_session(old);
         }
         let id = u32::try_from(self.sessions.len()).unwrap_or(u32::MAX);
-        self.sessions.push(Session {
-            shard,
-            seq: 1,
-            alive: true,
-            attached: Some(sock),
-            detached_since: 0,
-            expiry_armed: false,
+        self.sessions.push(SessionLine {
+            session: Session::new(shard, sock),
+            driver: S::default(),
         });
         self.tally.session_starts += 1;
         self.shard_session[shard as usize] = attach(id);
@@ -783,7 +878,7 @@ impl<D: Copy + Default> Gateway<D> {
         let valid = session.filter(|id| {
             self.sessions
                 .get(id.0 as usize)
-                .is_some_and(|s| s.alive && s.shard == shard)
+                .is_some_and(|line| line.session.alive() && line.session.shard() == shard)
         });
         let Some(id) = valid else {
             let delay = 1_000 + self.rng.upto(1_000);
@@ -793,7 +888,7 @@ impl<D: Copy + Default> Gateway<D> {
             }
             return;
         };
-        let current = self.sessions[id.0 as usize].seq;
+        let current = self.sessions[id.0 as usize].session.seq();
         // Sequences start at 1 (READY): 0 (a `null` seq) or one the session
         // never reached is invalid, and the session is gone.
         if seq == 0 || seq > current {
@@ -802,15 +897,14 @@ impl<D: Copy + Default> Gateway<D> {
             return;
         }
         // Take the session over from any socket it still runs on.
-        if let Some(old) = self.sessions[id.0 as usize].attached
+        if let Some(old) = self.sessions[id.0 as usize].session.attached()
             && let Some(s) = self.socket_mut(old)
         {
             s.session = None;
         }
-        let s = &mut self.sessions[id.0 as usize];
-        s.attached = Some(sock);
-        s.seq += 1;
-        let resumed_seq = s.seq;
+        let s = &mut self.sessions[id.0 as usize].session;
+        s.set_attached(Some(sock));
+        let resumed_seq = s.next_seq();
         if let Some(s) = self.socket_mut(sock) {
             s.session = attach(id.0);
         }
@@ -849,12 +943,12 @@ impl<D: Copy + Default> Gateway<D> {
         if let Some(id) = s.session.take().map(attached_id) {
             let ends = ends_session || code.is_some_and(rules::server_close_ends_session);
             let current = self.latest_session(shard) == Some(id);
-            let session = &mut self.sessions[id as usize];
-            if session.attached == Some(sock) {
-                session.attached = None;
+            let session = &mut self.sessions[id as usize].session;
+            if session.attached() == Some(sock) {
+                session.set_attached(None);
                 session.detached_since = u32::try_from(now).unwrap_or(u32::MAX);
-                let arm_expiry = !session.expiry_armed;
-                session.expiry_armed = true;
+                let arm_expiry = !session.expiry_armed();
+                session.set_expiry_armed(true);
                 if current {
                     self.emit(Output::Lost { shard });
                 }
@@ -871,10 +965,12 @@ impl<D: Copy + Default> Gateway<D> {
     }
 
     fn kill_session(&mut self, id: u32) {
-        let s = &mut self.sessions[id as usize];
-        s.alive = false;
-        let shard = s.shard;
-        if let Some(sock) = s.attached.take() {
+        let s = &mut self.sessions[id as usize].session;
+        s.kill();
+        let shard = s.shard();
+        let attached = s.attached();
+        s.set_attached(None);
+        if let Some(sock) = attached {
             if let Some(sk) = self.socket_mut(sock) {
                 sk.session = None;
             }
@@ -921,12 +1017,12 @@ impl<D: Copy + Default> Gateway<D> {
         let Some(s) = self.sessions.get_mut(session as usize) else {
             return;
         };
-        if !s.alive {
+        let s = &mut s.session;
+        if !s.alive() {
             return;
         }
-        s.seq += 1;
-        let seq = s.seq;
-        if let Some(sock) = s.attached {
+        let seq = s.next_seq();
+        if let Some(sock) = s.attached() {
             let event = ToClient::Dispatch {
                 session: SessionId(session),
                 seq,
@@ -943,8 +1039,9 @@ impl<D: Copy + Default> Gateway<D> {
         let Some(s) = self.sessions.get_mut(session as usize) else {
             return;
         };
-        s.expiry_armed = false;
-        if !s.alive || s.attached.is_some() {
+        let s = &mut s.session;
+        s.set_expiry_armed(false);
+        if !s.alive() || s.attached().is_some() {
             return;
         }
         let d = u64::from(s.detached_since);
@@ -953,7 +1050,7 @@ impl<D: Copy + Default> Gateway<D> {
             self.kill_session(session);
         } else {
             // It lost a later socket: check again when that one's window ends.
-            s.expiry_armed = true;
+            s.set_expiry_armed(true);
             self.arm(d.saturating_add(window), Timer::Expiry(SessionId(session)));
         }
     }
@@ -1047,6 +1144,24 @@ impl<D: Copy + Default> Gateway<D> {
         self.sockets.len() - 1
     }
 
+    /// The driver's half of session `id`, to change, if the session
+    /// exists (the gateway adds one, `S::default()`, with each session it
+    /// starts, and never reads it).
+    #[inline]
+    pub fn session_half_mut(&mut self, id: u32) -> Option<&mut S> {
+        self.sessions
+            .get_mut(id as usize)
+            .map(|line| &mut line.driver)
+    }
+
+    /// Each session's last sequence number and the driver's half of it,
+    /// by session id.
+    pub fn session_halves(&self) -> impl Iterator<Item = (u64, &S)> + '_ {
+        self.sessions
+            .iter()
+            .map(|line| (line.session.seq(), &line.driver))
+    }
+
     /// How many socket slots the table holds (the most sockets that ever
     /// existed at once, for a driver that adds one per socket it opens and
     /// reuses freed ones).
@@ -1061,10 +1176,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_session_keeps_its_shard_flags_socket_and_sequence_apart() {
+        let sock = SockId {
+            index: 3,
+            generation: 9,
+        };
+        let shard = MAX_SHARDS - 1;
+        let mut s = Session::new(shard, sock);
+        assert!(s.alive() && !s.expiry_armed());
+        assert_eq!((s.shard(), s.attached(), s.seq()), (shard, Some(sock), 1));
+        s.set_expiry_armed(true);
+        s.set_attached(None);
+        assert!(s.alive() && s.expiry_armed());
+        assert_eq!((s.shard(), s.attached()), (shard, None));
+        s.kill();
+        s.set_expiry_armed(false);
+        assert!(!s.alive() && !s.expiry_armed());
+        assert_eq!(s.shard(), shard);
+        assert_eq!(s.next_seq(), 2);
+        s.seq = u32::MAX;
+        assert_eq!(s.next_seq(), u64::from(u32::MAX), "saturates");
+    }
+
+    #[test]
     fn a_session_its_shard_entry_and_a_socket_take_68_bytes() {
         // One of each per shard, at least, in a fleet, none across two
         // cache lines.
-        assert_eq!(size_of::<Session>(), 32);
+        assert_eq!(size_of::<Session>(), 20);
+        assert_eq!(size_of::<SessionLine<()>>(), 32);
+        assert_eq!(size_of::<SessionLine<crate::metrics::DeliveryTally>>(), 32);
+        assert_eq!(align_of::<SessionLine<crate::metrics::DeliveryTally>>(), 32);
         assert_eq!(size_of::<Option<NonZeroU32>>(), 4);
         assert_eq!(size_of::<Option<ServerSocket>>(), 32);
         assert_eq!(align_of::<Option<ServerSocket>>(), 32);

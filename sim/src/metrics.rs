@@ -29,6 +29,47 @@ pub struct SessionTally {
     pub duplicates: u32,
 }
 
+/// What a session's dispatches handed to the bot's code come to, as the
+/// run goes (the part of a [`SessionTally`] the bot's deliveries write).
+/// 12 bytes: the engine keeps it beside the gateway's record of the
+/// session, in one aligned 32-byte line (see
+/// [`Gateway::session_half_mut`](crate::gateway::Gateway::session_half_mut)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeliveryTally {
+    /// The highest `s` the bot's code has been handed.
+    pub max_delivered: u32,
+    /// Distinct events handed to the bot's code.
+    pub unique: u32,
+    /// Events handed to the bot's code more than once.
+    pub duplicates: u32,
+}
+
+impl DeliveryTally {
+    /// The dispatch with sequence number `seq` was handed to the bot's
+    /// code: a new one if above every one before, a duplicate otherwise.
+    #[inline]
+    pub fn count(&mut self, seq: u64) {
+        if seq > u64::from(self.max_delivered) {
+            self.max_delivered = u32::try_from(seq).unwrap_or(u32::MAX);
+            self.unique = self.unique.saturating_add(1);
+        } else {
+            self.duplicates = self.duplicates.saturating_add(1);
+        }
+    }
+
+    /// The session's whole tally, the gateway having generated
+    /// `generated` events for it.
+    #[must_use]
+    pub fn with_generated(self, generated: u64) -> SessionTally {
+        SessionTally {
+            generated: u32::try_from(generated).unwrap_or(u32::MAX),
+            max_delivered: self.max_delivered,
+            unique: self.unique,
+            duplicates: self.duplicates,
+        }
+    }
+}
+
 /// The counts the engine keeps as the run goes. The report judges the
 /// difference between their values at the end and at the moment judging
 /// began ([`Recorder::count_at_judging`]), so start-up is never counted as
@@ -398,7 +439,9 @@ pub struct Recorder {
     pub judged: Vec<bool>,
     /// The daily session start limit ran out (the token would be reset).
     pub token_reset: bool,
-    /// Per session.
+    /// Per session, by id. The engine fills it at the end of a run: while
+    /// one goes, each session's [`DeliveryTally`] sits beside the
+    /// gateway's record of the session.
     pub sessions: Vec<SessionTally>,
     /// Most sockets one shard's client held at once (dialling, open or
     /// closing). The gateway may hold more: it cannot see a half-open
@@ -546,12 +589,13 @@ impl Recorder {
         let Some(t) = self.sessions.get_mut(session as usize) else {
             return;
         };
-        if seq > u64::from(t.max_delivered) {
-            t.max_delivered = u32::try_from(seq).unwrap_or(u32::MAX);
-            t.unique = t.unique.saturating_add(1);
-        } else {
-            t.duplicates = t.duplicates.saturating_add(1);
-        }
+        let mut delivered = DeliveryTally {
+            max_delivered: t.max_delivered,
+            unique: t.unique,
+            duplicates: t.duplicates,
+        };
+        delivered.count(seq);
+        *t = delivered.with_generated(u64::from(t.generated));
     }
 }
 

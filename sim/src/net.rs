@@ -1,10 +1,11 @@
 //! Sockets and the links they run over.
 //!
-//! Each shard's side of its link is one small record ([`ShardLink`]): its
-//! random source, the sockets its client holds (two inline, so a fleet
-//! allocates nothing per shard for them; [`Links`] keeps longer lists) and
-//! two flags, so an event for a shard reads one place rather than one
-//! table per field.
+//! Each shard's side of its link is one record in [`Links`]: its random
+//! source and two flags ([`ShardLink`]), beside its client's own record
+//! of the shard in the same cache line, then the sockets its client holds
+//! (two inline, so a fleet allocates nothing per shard for them; [`Links`]
+//! keeps longer lists), so an event for a shard reads one place rather
+//! than one table per field.
 //!
 //! The socket table is a slab whose slots carry a generation, so a message
 //! still in flight for a socket that is gone is dropped rather than handed
@@ -61,27 +62,14 @@ const INLINE_SOCKETS: usize = 2;
 /// `held[0].index` is then the list's place in [`Links::spilled`].
 const SPILLED: u8 = u8::MAX;
 
-/// One shard's side of its link: everything the engine keeps per shard
-/// about it, in one record (the sockets its client holds are read and
-/// changed through [`Links`], which keeps the lists too long for the
-/// record).
-///
-/// 27 bytes, aligned to 32: a table of them is allocated 16 bytes into a
-/// page, and unaligned some records would lie across two cache lines, so
-/// that a shard's event (a send reads the flap flag and the draws, a dial
-/// the flags and the held sockets) would miss twice where it could miss
-/// once.
+/// The hot part of one shard's side of its link: what every message on
+/// it reads (the draws, the flap flag) and the fatal-close flag (the
+/// sockets its client holds are read and changed through [`Links`],
+/// which keeps them in the shard's record beside this).
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[repr(align(32))]
 pub struct ShardLink {
     /// The link's draws (latency jitter, loss, flap lengths).
     pub rng: LinkRng,
-    /// The sockets the shard's client holds, oldest first: the first
-    /// `held_len`, or, when `held_len` is [`SPILLED`], the spilled list
-    /// `held[0].index`.
-    held: [SockId; INLINE_SOCKETS],
-    /// How many of `held` are held, or [`SPILLED`].
-    held_len: u8,
     /// A flapping fault has the link down now.
     pub flap_down: bool,
     /// The client was told a fatal close code.
@@ -89,53 +77,77 @@ pub struct ShardLink {
 }
 
 impl ShardLink {
-    /// A link drawing from `rng`, up, holding nothing.
+    /// A link drawing from `rng`, up.
     #[must_use]
     pub const fn new(rng: LinkRng) -> Self {
         Self {
             rng,
-            held: [SockId {
-                index: 0,
-                generation: 0,
-            }; INLINE_SOCKETS],
-            held_len: 0,
             flap_down: false,
             fatal_seen: false,
         }
     }
 }
 
-/// A shard's link record and, beside it in the same cache line, a record
-/// its owner keeps for the shard in the same events (`X`; the engine keeps
-/// the metrics' attempt window there, which a dial writes as it reads the
-/// link, see [`crate::metrics::Recorder::attempt_in`]).
+/// Everything the engine keeps per shard, in two cache lines (128 bytes,
+/// aligned to 64; fields in this order):
+///
+/// - first line: the link's hot part ([`ShardLink`], 16 bytes) and a
+///   record the shard's client keeps (`C`, up to 48 bytes: the fleet's
+///   recent sockets, see [`Links::client_mut`]). A socket action of the
+///   fleet reads its record, then the send reads the link's draws and
+///   flap flag: one line for both.
+/// - second line: the sockets the client holds and a record the engine
+///   keeps for the shard in the same events (`X`; the metrics' attempt
+///   window, which a dial writes as it reads the held sockets, see
+///   [`crate::metrics::Recorder::attempt_in`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[repr(align(64))]
-struct ShardLine<X> {
+#[repr(C, align(64))]
+struct ShardLine<X, C> {
     link: ShardLink,
+    client: C,
+    /// The sockets the shard's client holds, oldest first: the first
+    /// `held_len`, or, when `held_len` is [`SPILLED`], the spilled list
+    /// `held[0].index`.
+    held: [SockId; INLINE_SOCKETS],
+    /// How many of `held` are held, or [`SPILLED`].
+    held_len: u8,
     beside: X,
 }
 
+impl<X, C> ShardLine<X, C> {
+    /// The held sockets' array and its length.
+    const fn held_mut(&mut self) -> (&mut [SockId; INLINE_SOCKETS], &mut u8) {
+        (&mut self.held, &mut self.held_len)
+    }
+}
+
 /// Every shard's side of its link ([`ShardLink`], indexed by shard), each
-/// with an `X` beside it (see [`Links::beside_mut`]), and the lists of held
+/// with a record of its client's (`C`, see [`Links::client_mut`]) and an
+/// `X` (see [`Links::beside_mut`]) beside it, and the lists of held
 /// sockets too long for a shard's record (a model that leaves sockets
 /// behind), in the order they were opened.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Links<X = ()> {
-    links: Vec<ShardLine<X>>,
+pub struct Links<X = (), C = ()> {
+    links: Vec<ShardLine<X, C>>,
     /// Spilled lists, oldest socket first; an empty one is free.
     spilled: Vec<Vec<SockId>>,
     /// The spilled lists free for reuse.
     free: Vec<u32>,
 }
 
-impl<X: Default> FromIterator<ShardLink> for Links<X> {
+impl<X: Default, C: Default> FromIterator<ShardLink> for Links<X, C> {
     fn from_iter<I: IntoIterator<Item = ShardLink>>(links: I) -> Self {
         Self {
             links: links
                 .into_iter()
                 .map(|link| ShardLine {
                     link,
+                    client: C::default(),
+                    held: [SockId {
+                        index: 0,
+                        generation: 0,
+                    }; INLINE_SOCKETS],
+                    held_len: 0,
                     beside: X::default(),
                 })
                 .collect(),
@@ -145,7 +157,7 @@ impl<X: Default> FromIterator<ShardLink> for Links<X> {
     }
 }
 
-impl<X> std::ops::Index<usize> for Links<X> {
+impl<X, C> std::ops::Index<usize> for Links<X, C> {
     type Output = ShardLink;
 
     fn index(&self, shard: usize) -> &ShardLink {
@@ -153,13 +165,22 @@ impl<X> std::ops::Index<usize> for Links<X> {
     }
 }
 
-impl<X> std::ops::IndexMut<usize> for Links<X> {
+impl<X, C> std::ops::IndexMut<usize> for Links<X, C> {
     fn index_mut(&mut self, shard: usize) -> &mut ShardLink {
         &mut self.links[shard].link
     }
 }
 
-impl<X> Links<X> {
+impl<X, C> Links<X, C> {
+    /// The record `shard`'s client keeps in the first line of the shard's
+    /// record, beside the link's hot part, if the table has the shard.
+    #[inline]
+    pub fn client_mut(&mut self, shard: u32) -> Option<&mut C> {
+        self.links
+            .get_mut(shard as usize)
+            .map(|line| &mut line.client)
+    }
+
     /// What is kept beside `shard`'s link record, if the table has the
     /// shard.
     #[inline]
@@ -204,44 +225,41 @@ impl<X> Links<X> {
     /// the table does not have).
     #[must_use]
     pub fn held(&self, shard: u32) -> &[SockId] {
-        let Some(link) = self.links.get(shard as usize).map(|line| &line.link) else {
+        let Some(line) = self.links.get(shard as usize) else {
             return &[];
         };
-        if link.held_len == SPILLED {
+        if line.held_len == SPILLED {
             self.spilled
-                .get(link.held[0].index as usize)
+                .get(line.held[0].index as usize)
                 .map_or(&[], Vec::as_slice)
         } else {
-            &link.held[..usize::from(link.held_len)]
+            &line.held[..usize::from(line.held_len)]
         }
     }
 
     /// `shard`'s client holds one more socket, newest; says how many it
     /// holds now.
     pub fn hold(&mut self, shard: u32, sock: SockId) -> usize {
-        let Some(link) = self
-            .links
-            .get_mut(shard as usize)
-            .map(|line| &mut line.link)
+        let Some((held, held_len)) = self.links.get_mut(shard as usize).map(ShardLine::held_mut)
         else {
             return 0;
         };
-        let len = usize::from(link.held_len);
-        if link.held_len == SPILLED {
-            let list = &mut self.spilled[link.held[0].index as usize];
+        let len = usize::from(*held_len);
+        if *held_len == SPILLED {
+            let list = &mut self.spilled[held[0].index as usize];
             list.push(sock);
             return list.len();
         }
         if len < INLINE_SOCKETS {
-            link.held[len] = sock;
-            link.held_len += 1;
+            held[len] = sock;
+            *held_len += 1;
             return len + 1;
         }
         // Full: the list moves out of the record, in order.
         let mut list = Vec::with_capacity(2 * INLINE_SOCKETS);
-        list.extend_from_slice(&link.held);
+        list.extend_from_slice(held);
         list.push(sock);
-        let held = list.len();
+        let count = list.len();
         let at = if let Some(at) = self.free.pop() {
             self.spilled[at as usize] = list;
             at
@@ -249,41 +267,38 @@ impl<X> Links<X> {
             self.spilled.push(list);
             u32::try_from(self.spilled.len() - 1).unwrap_or(u32::MAX)
         };
-        link.held[0].index = at;
-        link.held_len = SPILLED;
-        held
+        held[0].index = at;
+        *held_len = SPILLED;
+        count
     }
 
     /// `shard`'s client lets go of `sock`, keeping the others' order.
     pub fn let_go(&mut self, shard: u32, sock: SockId) {
-        let Some(link) = self
-            .links
-            .get_mut(shard as usize)
-            .map(|line| &mut line.link)
+        let Some((held, held_len)) = self.links.get_mut(shard as usize).map(ShardLine::held_mut)
         else {
             return;
         };
-        if link.held_len != SPILLED {
-            let len = usize::from(link.held_len);
+        if *held_len != SPILLED {
+            let len = usize::from(*held_len);
             let mut kept = 0;
             for i in 0..len {
-                if link.held[i] != sock {
-                    link.held[kept] = link.held[i];
+                if held[i] != sock {
+                    held[kept] = held[i];
                     kept += 1;
                 }
             }
             // At most `INLINE_SOCKETS` were held.
-            link.held_len = u8::try_from(kept).unwrap_or(0);
+            *held_len = u8::try_from(kept).unwrap_or(0);
             return;
         }
-        let at = link.held[0].index;
+        let at = held[0].index;
         let list = &mut self.spilled[at as usize];
         list.retain(|x| *x != sock);
         if list.len() <= INLINE_SOCKETS {
             // Short again: back into the record, and the list is free.
             let list = std::mem::take(list);
-            link.held[..list.len()].copy_from_slice(&list);
-            link.held_len = u8::try_from(list.len()).unwrap_or(0);
+            held[..list.len()].copy_from_slice(&list);
+            *held_len = u8::try_from(list.len()).unwrap_or(0);
             self.free.push(at);
         }
     }
@@ -308,9 +323,35 @@ pub struct Socket {
     /// Arrival time of the last message scheduled towards the server, ms
     /// (as `last_to_client`).
     pub last_to_server: u32,
+    /// The client keeps [`client_tag`](Self::client_tag) on the socket.
+    tagged: bool,
+    /// The number the client keeps on the socket, while `tagged` (see
+    /// [`Socket::client_tag`]).
+    tag: u64,
 }
 
-/// A socket's slot: 20 bytes, aligned to 32 so that no slot lies across
+impl Socket {
+    /// The number the client keeps on the socket, if any: set as it opens
+    /// the socket ([`Sockets::open_tagged`]) and cleared when it forgets
+    /// it ([`Socket::clear_client_tag`]), and read back with each message
+    /// the socket brings, as epoll's user data. The fleet client keeps the
+    /// connection its policy numbered the socket with, so that a message
+    /// finds its connection in the socket's line, which the engine reads
+    /// anyway, rather than in a record of the shard's of its own.
+    #[must_use]
+    #[inline]
+    pub const fn client_tag(&self) -> Option<u64> {
+        if self.tagged { Some(self.tag) } else { None }
+    }
+
+    /// The client no longer keeps a number on the socket.
+    pub const fn clear_client_tag(&mut self) {
+        self.tagged = false;
+        self.tag = 0;
+    }
+}
+
+/// A socket's slot: 32 bytes (28 used), aligned to 32 so that no slot lies across
 /// two cache lines (a message in either direction reads its socket). The
 /// engine keeps them in the gateway's table, each beside the gateway's
 /// half of the same socket ([`Gateway::with_driver_halves`]): a message to
@@ -363,7 +404,7 @@ impl SlotStore for Vec<Slot> {
     }
 }
 
-impl SlotStore for Gateway<Slot> {
+impl<S: Copy + Default> SlotStore for Gateway<Slot, S> {
     #[inline]
     fn slot(&self, index: u32) -> Option<&Slot> {
         self.driver_half(index)
@@ -391,8 +432,19 @@ pub struct Sockets {
 }
 
 impl Sockets {
-    /// Opens a socket for `shard` in `store`.
+    /// Opens a socket for `shard` in `store`, with no client tag.
     pub fn open(&mut self, store: &mut impl SlotStore, shard: u32) -> SockId {
+        self.open_tagged(store, shard, None)
+    }
+
+    /// Opens a socket for `shard` in `store`, the client keeping `tag` on
+    /// it (see [`Socket::client_tag`]).
+    pub fn open_tagged(
+        &mut self,
+        store: &mut impl SlotStore,
+        shard: u32,
+        tag: Option<u64>,
+    ) -> SockId {
         let socket = Socket {
             shard,
             client_open: true,
@@ -400,6 +452,8 @@ impl Sockets {
             server_open: false,
             last_to_client: 0,
             last_to_server: 0,
+            tagged: tag.is_some(),
+            tag: tag.unwrap_or(0),
         };
         if let Some(index) = self.free.pop()
             && let Some(slot) = store.slot_mut(index)
@@ -505,6 +559,21 @@ mod tests {
     }
 
     #[test]
+    fn a_socket_keeps_its_client_tag_until_cleared_and_a_reused_slot_has_none() {
+        let mut t = Sockets::default();
+        let mut store: Vec<Slot> = Vec::new();
+        let a = t.open_tagged(&mut store, 1, Some(7));
+        assert_eq!(Sockets::get(&store, a).unwrap().client_tag(), Some(7));
+        Sockets::get_mut(&mut store, a).unwrap().clear_client_tag();
+        assert_eq!(Sockets::get(&store, a).unwrap().client_tag(), None);
+        let b = t.open_tagged(&mut store, 1, Some(8));
+        t.let_go(&mut store, b, Side::Client);
+        let c = t.open(&mut store, 2);
+        assert_eq!(c.index, b.index, "the slot was reused");
+        assert_eq!(Sockets::get(&store, c).unwrap().client_tag(), None);
+    }
+
+    #[test]
     fn a_reused_slot_does_not_answer_for_its_old_socket() {
         let mut t = Sockets::default();
         let mut store: Vec<Slot> = Vec::new();
@@ -607,18 +676,30 @@ mod tests {
         inline.let_go(0, id(1));
         inline.hold(0, id(3));
         assert_eq!(inline.held(0), &[id(2), id(3)]);
-        assert_ne!(inline[0].held_len, SPILLED);
+        assert_ne!(inline.links[0].held_len, SPILLED);
         inline[0].flap_down = true;
         assert!(inline.iter_mut().all(|l| l.flap_down));
     }
 
     #[test]
-    fn a_shard_link_lies_in_one_cache_line() {
-        assert_eq!(size_of::<ShardLink>(), 32);
-        assert_eq!(align_of::<ShardLink>(), 32);
-        // With the shard's attempt window beside it: still one line.
-        assert_eq!(size_of::<ShardLine<crate::metrics::WindowPeak>>(), 64);
-        assert_eq!(align_of::<ShardLine<crate::metrics::WindowPeak>>(), 64);
+    fn a_shard_link_shares_its_line_with_a_client_record_of_48_bytes() {
+        type Line = ShardLine<crate::metrics::WindowPeak, [u64; 6]>;
+        assert_eq!(size_of::<ShardLink>(), 16);
+        // The link's hot part and the client's record fill the first
+        // line; the held sockets and the attempt window the second.
+        assert_eq!(std::mem::offset_of!(Line, client), 16);
+        assert_eq!(std::mem::offset_of!(Line, held), 64);
+        assert_eq!(size_of::<Line>(), 128);
+        assert_eq!(align_of::<Line>(), 64);
+    }
+
+    #[test]
+    fn a_client_record_is_reached_by_shard() {
+        let mut links: Links<(), u32> = (0..2).map(|s| ShardLink::new(LinkRng::new(s))).collect();
+        *links.client_mut(1).unwrap() = 5;
+        assert_eq!(links.client_mut(0).copied(), Some(0));
+        assert_eq!(links.client_mut(1).copied(), Some(5));
+        assert!(links.client_mut(2).is_none());
     }
 
     #[test]

@@ -68,11 +68,11 @@ impl FleetClient {
         &mut self,
         now: u64,
         shard: u32,
-        sock: SockId,
+        (sock, tag): (SockId, Option<u64>),
         msg: ToClient,
         cx: &mut Cx<'_>,
     ) {
-        let Some(conn) = self.socks.connection(shard, sock, msg, cx) else {
+        let Some(conn) = ShardSockets::connection(sock, tag, msg, cx) else {
             return;
         };
         let t = Timestamp::from_millis(now);
@@ -125,7 +125,7 @@ mod tests {
     use reconnect_policy::SessionStartLimit;
 
     use super::*;
-    use crate::client::{Action as Did, PeerShared};
+    use crate::client::{Action as Did, PeerShared, RecentSockets};
     use crate::wire::{DispatchKind, SessionId, ToServer};
 
     /// A fleet of `shards` in one identify bucket, started at 0.
@@ -138,22 +138,51 @@ mod tests {
         FleetClient::new(&PolicyConfig::default(), shards, 1, limiter, 0).unwrap()
     }
 
+    /// The sockets opened so far, each with the tag it was opened with
+    /// (by index, from 1 on), and the fleet's records of recent sockets,
+    /// which the engine would keep.
+    struct Opened {
+        tags: Vec<Option<u64>>,
+        records: Vec<RecentSockets>,
+    }
+
+    impl Opened {
+        /// Nothing opened yet by a fleet of `shards`.
+        fn new(shards: usize) -> Self {
+            Self {
+                tags: Vec::new(),
+                records: vec![RecentSockets::default(); shards],
+            }
+        }
+
+        /// `sock` with the tag a message on it carries.
+        fn tagged(&self, sock: SockId) -> (SockId, Option<u64>) {
+            let tag = (sock.index as usize)
+                .checked_sub(1)
+                .and_then(|i| self.tags.get(i))
+                .copied()
+                .flatten();
+            (sock, tag)
+        }
+    }
+
     /// Runs `f` with a context and returns what the client did.
     fn call(
         client: &mut FleetClient,
-        next_sock: &mut u32,
+        opened: &mut Opened,
         f: impl FnOnce(&mut FleetClient, &mut Cx<'_>),
     ) -> Vec<Did> {
         let mut peers = PeerShared::new(1, 1_000, 1_000, 86_400_000);
         let mut actions = Vec::new();
-        let mut alloc = |_shard| {
-            *next_sock += 1;
+        let tags = &mut opened.tags;
+        let mut alloc = |_shard, tag| {
+            tags.push(tag);
             SockId {
-                index: *next_sock,
+                index: u32::try_from(tags.len()).unwrap(),
                 generation: 0,
             }
         };
-        let mut cx = Cx::new(&mut peers, &mut actions, &mut alloc);
+        let mut cx = Cx::new(&mut peers, &mut actions, &mut alloc, &mut opened.records);
         f(client, &mut cx);
         actions
     }
@@ -161,7 +190,7 @@ mod tests {
     #[test]
     fn the_fleet_dials_its_shards_one_identify_window_apart_and_identifies_on_hello() {
         let mut client = fleet(2);
-        let mut socks = 0;
+        let mut socks = Opened::new(2);
         // The fleet's first wake-up dials shard 0 alone: one bucket.
         let did = call(&mut client, &mut socks, |c, cx| c.wake(0, cx));
         let [
@@ -176,13 +205,16 @@ mod tests {
         };
         let later = client.next_wake().expect("shard 1 waits for its slot");
         assert!(later >= 5_000, "{later}");
-        // Shard 0's handshake: an Identify goes out on its socket.
+        // Shard 0's handshake: an Identify goes out on its socket, which
+        // carries the connection as its tag.
+        let tagged = socks.tagged(sock);
+        assert!(tagged.1.is_some(), "{tagged:?}");
         let did = call(&mut client, &mut socks, |c, cx| {
-            c.on_message(50, 0, sock, ToClient::Opened, cx);
+            c.on_message(50, 0, tagged, ToClient::Opened, cx);
             c.on_message(
                 60,
                 0,
-                sock,
+                tagged,
                 ToClient::Hello {
                     interval_ms: 41_250,
                 },
@@ -204,7 +236,7 @@ mod tests {
             kind: DispatchKind::Ready,
         };
         let did = call(&mut client, &mut socks, |c, cx| {
-            c.on_message(100, 0, sock, ready, cx)
+            c.on_message(100, 0, tagged, ready, cx)
         });
         assert_eq!(did, [Did::Delivered { session, seq: 1 }]);
         assert!(client.fleet().policy(0).unwrap().state().is_connected());
@@ -220,13 +252,13 @@ mod tests {
     #[test]
     fn a_socket_the_fleet_forgot_is_dropped_when_it_opens() {
         let mut client = fleet(1);
-        let mut socks = 100;
+        let mut socks = Opened::new(1);
         let unknown = SockId {
             index: 3,
             generation: 9,
         };
         let did = call(&mut client, &mut socks, |c, cx| {
-            c.on_message(10, 0, unknown, ToClient::Opened, cx);
+            c.on_message(10, 0, (unknown, None), ToClient::Opened, cx);
         });
         assert_eq!(
             did,

@@ -31,12 +31,15 @@ const REMEMBERED: usize = 4;
 /// would fall more than 255 connections behind the newest is forgotten
 /// (a policy that skipped that many ids would have moved on from it).
 ///
-/// The 45 bytes are aligned to a cache line (64 bytes a shard): every
-/// message a shard receives and every socket action it takes reads its
-/// record, and unaligned half the records lie across two lines.
+/// Every socket action a shard takes reads its record, and the send it
+/// makes then reads the shard's link: the engine keeps the record in the
+/// same cache line as the link's hot part ([`Cx::recent`]), so that the
+/// action reads one line for both. A message a shard receives does not
+/// read the record: the socket carries its connection as its tag
+/// ([`Cx::connect_tagged`]), which the record clears ([`Cx::untag`]) as it
+/// forgets the socket.
 #[derive(Clone, Copy, Debug)]
-#[repr(align(64))]
-struct Recent {
+pub struct RecentSockets {
     /// The connection pushed last.
     newest: ConnectionId,
     socks: [SockId; REMEMBERED],
@@ -45,7 +48,7 @@ struct Recent {
     len: u8,
 }
 
-impl Default for Recent {
+impl Default for RecentSockets {
     fn default() -> Self {
         let none = SockId {
             index: 0,
@@ -60,7 +63,7 @@ impl Default for Recent {
     }
 }
 
-impl Recent {
+impl RecentSockets {
     /// How many pairs are held.
     fn held(&self) -> usize {
         usize::from(self.len).min(REMEMBERED)
@@ -71,18 +74,24 @@ impl Recent {
         ConnectionId(self.newest.0.wrapping_sub(u64::from(self.behind[i])))
     }
 
-    /// Remembers a new pair, forgetting the oldest when full.
-    fn push(&mut self, conn: ConnectionId, sock: SockId) {
+    /// Remembers a new pair, forgetting the oldest when full; hands each
+    /// socket it forgets to `forget`.
+    fn push(&mut self, conn: ConnectionId, sock: SockId, mut forget: impl FnMut(SockId)) {
         let ahead = conn.0.wrapping_sub(self.newest.0);
         // The pairs kept, oldest first, each now measured from `conn`.
         let mut kept = 0;
         let skip = (self.held() + 1).saturating_sub(REMEMBERED);
+        for i in 0..skip.min(self.held()) {
+            forget(self.socks[i]);
+        }
         for i in skip..self.held() {
             let behind = u64::from(self.behind[i]).checked_add(ahead);
             if let Some(behind) = behind.and_then(|b| u8::try_from(b).ok()) {
                 self.socks[kept] = self.socks[i];
                 self.behind[kept] = behind;
                 kept += 1;
+            } else {
+                forget(self.socks[i]);
             }
         }
         self.socks[kept] = sock;
@@ -92,6 +101,9 @@ impl Recent {
         self.len = u8::try_from(kept + 1).unwrap_or(u8::MAX);
     }
 
+    /// The connection of `sock`, if remembered (what the tag on a socket
+    /// remembered says, see [`ShardSockets::connection`]).
+    #[cfg(test)]
     fn connection_of(&self, sock: SockId) -> Option<ConnectionId> {
         (0..self.held())
             .find(|&i| self.socks[i] == sock)
@@ -105,49 +117,48 @@ impl Recent {
     }
 }
 
-/// The recent sockets of a contiguous range of shards (one process's).
+/// The sockets of a contiguous range of shards (one process's), whose
+/// records of recent sockets the engine keeps ([`Cx::recent`]).
 #[derive(Clone, Debug)]
 pub(super) struct ShardSockets {
     /// The range's first shard.
     first: u32,
-    /// Each shard's recent sockets, from `first` on.
-    recent: Vec<Recent>,
+    /// How many shards the range has.
+    shards: u32,
 }
 
 impl ShardSockets {
     /// No socket yet for shards `first..first + shards`.
-    pub(super) fn new(first: u32, shards: u32) -> Self {
-        Self {
-            first,
-            recent: vec![Recent::default(); shards as usize],
-        }
+    pub(super) const fn new(first: u32, shards: u32) -> Self {
+        Self { first, shards }
     }
 
     /// How many shards the table covers.
-    pub(super) fn shards(&self) -> usize {
-        self.recent.len()
+    pub(super) const fn shards(&self) -> usize {
+        self.shards as usize
     }
 
-    fn recent_mut(&mut self, shard: u32) -> Option<&mut Recent> {
-        shard
-            .checked_sub(self.first)
-            .and_then(|i| self.recent.get_mut(i as usize))
+    /// Whether `shard` is in the range.
+    const fn covers(&self, shard: u32) -> bool {
+        match shard.checked_sub(self.first) {
+            Some(i) => i < self.shards,
+            None => false,
+        }
     }
 
-    /// The connection `msg` on `shard`'s `sock` belongs to. `None` for a
-    /// socket older than anything remembered (the policy moved on long
-    /// ago); such a socket that has just opened is dropped.
+    /// The connection `msg` on `sock`, which carries `tag`, belongs to.
+    /// Each socket the table remembers carries its connection as its tag
+    /// (set as it opens, cleared as the table forgets it), so a message
+    /// finds it in the socket's line rather than in the shard's record.
+    /// `None` for a socket older than anything remembered (the policy moved
+    /// on long ago); such a socket that has just opened is dropped.
     pub(super) fn connection(
-        &self,
-        shard: u32,
         sock: SockId,
+        tag: Option<u64>,
         msg: ToClient,
         cx: &mut Cx<'_>,
     ) -> Option<ConnectionId> {
-        let conn = shard
-            .checked_sub(self.first)
-            .and_then(|i| self.recent.get(i as usize))
-            .and_then(|recent| recent.connection_of(sock));
+        let conn = tag.map(ConnectionId);
         if conn.is_none() && msg == ToClient::Opened {
             cx.send(sock, ToServer::Drop);
         }
@@ -157,16 +168,20 @@ impl ShardSockets {
     /// Carries out one of `shard`'s actions on its sockets. Actions that
     /// are not about sockets (identify and probe requests, giving up) are
     /// the caller's, and ignored here.
-    pub(super) fn carry_out(&mut self, shard: u32, action: Action, cx: &mut Cx<'_>) {
-        let Some(recent) = self.recent_mut(shard) else {
+    pub(super) fn carry_out(&self, shard: u32, action: Action, cx: &mut Cx<'_>) {
+        if !self.covers(shard) {
+            return;
+        }
+        let Some(mut recent) = cx.recent(shard) else {
             return;
         };
         match action {
             Action::Connect {
                 connection, url, ..
             } => {
-                let sock = cx.connect(shard, url != BASE_URL);
-                recent.push(connection, sock);
+                let sock = cx.connect_tagged(shard, url != BASE_URL, connection.0);
+                recent.push(connection, sock, |old| cx.untag(shard, old));
+                cx.set_recent(shard, recent);
             }
             Action::Send {
                 connection,
@@ -284,11 +299,11 @@ mod tests {
     }
 
     #[test]
-    fn a_shard_remembers_its_last_four_connections_in_one_cache_line() {
-        assert_eq!(size_of::<Recent>(), 64);
-        let mut recent = Recent::default();
+    fn a_shard_remembers_its_last_four_connections_in_48_bytes() {
+        assert_eq!(size_of::<RecentSockets>(), 48);
+        let mut recent = RecentSockets::default();
         for i in 0..6 {
-            recent.push(ConnectionId(i), sock(i as u32 * 10));
+            recent.push(ConnectionId(i), sock(i as u32 * 10), |_| {});
         }
         assert_eq!(recent.sock_of(ConnectionId(0)), None);
         assert_eq!(recent.sock_of(ConnectionId(1)), None);
@@ -302,11 +317,32 @@ mod tests {
     }
 
     #[test]
+    fn the_sockets_handed_to_forget_are_those_no_longer_remembered() {
+        // Steps of one, jumps far ahead and back, as a tag on each socket
+        // must follow: set as it is pushed, cleared as it is forgotten.
+        let ids = [0, 1, 2, 3, 4, 200, 300, 301, 5, 6, 7, 8, 9, 1 << 40, 10];
+        let mut recent = RecentSockets::default();
+        let mut tagged: Vec<(SockId, ConnectionId)> = Vec::new();
+        for (i, id) in ids.into_iter().enumerate() {
+            let new = sock(i as u32);
+            let mut forgotten = Vec::new();
+            recent.push(ConnectionId(id), new, |old| forgotten.push(old));
+            tagged.retain(|(s, _)| !forgotten.contains(s));
+            tagged.push((new, ConnectionId(id)));
+            for j in 0..=i {
+                let s = sock(j as u32);
+                let tag = tagged.iter().find(|(t, _)| *t == s).map(|(_, c)| *c);
+                assert_eq!(recent.connection_of(s), tag, "after {id}, socket {j}");
+            }
+        }
+    }
+
+    #[test]
     fn ids_that_wrap_are_remembered_and_ones_far_behind_forgotten() {
-        let mut recent = Recent::default();
+        let mut recent = RecentSockets::default();
         let ids = [u64::MAX - 1, u64::MAX, 0, 1];
         for (i, id) in ids.into_iter().enumerate() {
-            recent.push(ConnectionId(id), sock(i as u32));
+            recent.push(ConnectionId(id), sock(i as u32), |_| {});
         }
         for (i, id) in ids.into_iter().enumerate() {
             assert_eq!(recent.sock_of(ConnectionId(id)), Some(sock(i as u32)));
@@ -314,14 +350,14 @@ mod tests {
         }
         // A jump of 254: the newest two of the old pairs are still within
         // 255 of it, the oldest kept one (id 0, 255 behind) too, id MAX not.
-        recent.push(ConnectionId(255), sock(9));
+        recent.push(ConnectionId(255), sock(9), |_| {});
         assert_eq!(recent.sock_of(ConnectionId(255)), Some(sock(9)));
         assert_eq!(recent.sock_of(ConnectionId(1)), Some(sock(3)));
         assert_eq!(recent.sock_of(ConnectionId(0)), Some(sock(2)));
         assert_eq!(recent.sock_of(ConnectionId(u64::MAX)), None);
         assert_eq!(recent.sock_of(ConnectionId(u64::MAX - 1)), None);
         // A connection far ahead forgets every older pair.
-        recent.push(ConnectionId(1 << 40), sock(10));
+        recent.push(ConnectionId(1 << 40), sock(10), |_| {});
         assert_eq!(recent.sock_of(ConnectionId(255)), None);
         assert_eq!(recent.connection_of(sock(10)), Some(ConnectionId(1 << 40)));
     }

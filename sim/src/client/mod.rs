@@ -17,7 +17,7 @@ mod peer;
 mod processes;
 
 pub use fleet_client::FleetClient;
-pub use fleet_sockets::{BASE_URL, RESUME_URL};
+pub use fleet_sockets::{BASE_URL, RESUME_URL, RecentSockets};
 pub use peer::{
     Bugs, Close, CloseCodes, Delay, Fate, FirstHeartbeat, IdentifyHook, OnOpen, Pacing, PeerClient,
     PeerKind, PeerRules, PeerShared, Reaction, Reactions, Reset, Ticket, Wait, Zombie,
@@ -45,6 +45,14 @@ pub enum Action {
         /// What.
         msg: ToServer,
     },
+    /// The client no longer keeps a number on the socket (see
+    /// [`Cx::connect_tagged`]).
+    Untag {
+        /// The shard it belongs to.
+        shard: u32,
+        /// The socket.
+        sock: SockId,
+    },
     /// A dispatch handed to the bot's code.
     Delivered {
         /// Its session.
@@ -54,40 +62,89 @@ pub enum Action {
     },
 }
 
+/// Where the fleet's record of each shard's recent sockets is kept: the
+/// engine keeps it beside the shard's link (the "client's half" of the
+/// shard's record), so that a socket action and the send it makes read
+/// one line; a plain list, indexed by shard, does too.
+pub trait ShardRecords {
+    /// `shard`'s record, if kept.
+    fn recent_mut(&mut self, shard: u32) -> Option<&mut RecentSockets>;
+}
+
+impl ShardRecords for Vec<RecentSockets> {
+    fn recent_mut(&mut self, shard: u32) -> Option<&mut RecentSockets> {
+        self.get_mut(shard as usize)
+    }
+}
+
 /// What a client may do, handed to it for the length of one call.
 pub struct Cx<'a> {
     /// The bot's identify and start pacing (shared by every peer shard; the
     /// fleet keeps its own identify limiter).
     pub peers: &'a mut PeerShared,
     actions: &'a mut Vec<Action>,
-    alloc: &'a mut dyn FnMut(u32) -> SockId,
+    alloc: &'a mut dyn FnMut(u32, Option<u64>) -> SockId,
+    records: &'a mut dyn ShardRecords,
 }
 
 impl<'a> Cx<'a> {
-    /// A context that records actions into `actions` and takes a shard's
-    /// socket ids from `alloc`.
+    /// A context that records actions into `actions`, takes a shard's
+    /// socket ids from `alloc`, which opens a socket for a shard with the
+    /// number the client keeps on it, if any, and keeps the fleet's
+    /// records of recent sockets in `records`.
     pub fn new(
         peers: &'a mut PeerShared,
         actions: &'a mut Vec<Action>,
-        alloc: &'a mut dyn FnMut(u32) -> SockId,
+        alloc: &'a mut dyn FnMut(u32, Option<u64>) -> SockId,
+        records: &'a mut dyn ShardRecords,
     ) -> Self {
         Self {
             peers,
             actions,
             alloc,
+            records,
+        }
+    }
+
+    /// A copy of `shard`'s record of recent sockets, if kept.
+    pub fn recent(&mut self, shard: u32) -> Option<RecentSockets> {
+        self.records.recent_mut(shard).copied()
+    }
+
+    /// Keeps `recent` as `shard`'s record of recent sockets.
+    pub fn set_recent(&mut self, shard: u32, recent: RecentSockets) {
+        if let Some(r) = self.records.recent_mut(shard) {
+            *r = recent;
         }
     }
 
     /// Opens a socket for `shard` (a peer model acts for its own shard, the
     /// fleet for any of its shards).
     pub fn connect(&mut self, shard: u32, to_resume_url: bool) -> SockId {
-        let sock = (self.alloc)(shard);
+        self.open(shard, to_resume_url, None)
+    }
+
+    /// Opens a socket for `shard`, keeping `tag` on it: each message the
+    /// socket brings comes with it (as epoll's user data), until the
+    /// client [`untag`](Self::untag)s the socket.
+    pub fn connect_tagged(&mut self, shard: u32, to_resume_url: bool, tag: u64) -> SockId {
+        self.open(shard, to_resume_url, Some(tag))
+    }
+
+    fn open(&mut self, shard: u32, to_resume_url: bool, tag: Option<u64>) -> SockId {
+        let sock = (self.alloc)(shard, tag);
         self.actions.push(Action::Connect {
             shard,
             sock,
             to_resume_url,
         });
         sock
+    }
+
+    /// The client no longer keeps a number on `sock`, one of `shard`'s:
+    /// its messages come with none from now on.
+    pub fn untag(&mut self, shard: u32, sock: SockId) {
+        self.actions.push(Action::Untag { shard, sock });
     }
 
     /// Sends on a socket.
@@ -145,18 +202,19 @@ impl Clients {
         }
     }
 
-    /// A message arrived on `sock`, one of `shard`'s.
+    /// A message arrived on `sock`, one of `shard`'s, which carries `tag`
+    /// (see [`Cx::connect_tagged`]).
     pub fn on_message(
         &mut self,
         shard: u32,
         now: u64,
-        sock: SockId,
+        (sock, tag): (SockId, Option<u64>),
         msg: ToClient,
         cx: &mut Cx<'_>,
     ) {
         match self {
-            Self::Fleet(c) => c.on_message(now, shard, sock, msg, cx),
-            Self::Processes(c) => c.on_message(now, shard, sock, msg, cx),
+            Self::Fleet(c) => c.on_message(now, shard, (sock, tag), msg, cx),
+            Self::Processes(c) => c.on_message(now, shard, (sock, tag), msg, cx),
             Self::Peers(peers) => {
                 if let Some(c) = peers.get_mut(shard as usize) {
                     c.on_message(now, sock, msg, cx);

@@ -176,17 +176,17 @@ impl ProcessesClient {
         &mut self,
         now: u64,
         shard: u32,
-        sock: SockId,
+        (sock, tag): (SockId, Option<u64>),
         msg: ToClient,
         cx: &mut Cx<'_>,
     ) {
         let Some(&p) = self.process_of.get(shard as usize) else {
             return;
         };
-        let process = &mut self.processes[p as usize];
-        let Some(conn) = process.socks.connection(shard, sock, msg, cx) else {
+        let Some(conn) = ShardSockets::connection(sock, tag, msg, cx) else {
             return;
         };
+        let process = &mut self.processes[p as usize];
         let t = Timestamp::from_millis(now);
         // Timers due by now fire before a frame that arrived now.
         if process.fleet.poll_timeout().is_some_and(|at| at <= t) {

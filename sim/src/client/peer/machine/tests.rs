@@ -43,14 +43,15 @@ impl World {
     fn call(&mut self, shard: u32, f: impl FnOnce(&mut PeerClient, &mut Cx<'_>)) -> Vec<Action> {
         let mut actions = Vec::new();
         let next = &mut self.next_sock;
-        let mut alloc = |_shard| {
+        let mut alloc = |_shard, _tag| {
             *next += 1;
             SockId {
                 index: *next,
                 generation: 0,
             }
         };
-        let mut cx = Cx::new(&mut self.peers, &mut actions, &mut alloc);
+        let mut records = Vec::new();
+        let mut cx = Cx::new(&mut self.peers, &mut actions, &mut alloc, &mut records);
         f(&mut self.clients[shard as usize], &mut cx);
         actions
     }
