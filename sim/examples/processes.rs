@@ -22,15 +22,46 @@
 //! the starts the store charged, recovery p99 and attempts per shard, and
 //! each process's fallbacks.
 
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use clap::Parser;
 use reconnect_sim::scenario::STORE_OUTAGE;
 use reconnect_sim::{Budget, Scenario, compare_processes, model};
 
-fn main() {
-    let mut args = std::env::args().skip(1);
-    let shards: u32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
-    let processes: u32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(40);
-    let seed: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1);
-    let variant = args.next().unwrap_or_else(|| "outage".to_owned());
+/// The command line: `processes [SHARDS] [PROCESSES] [SEED] [VARIANT]`.
+#[derive(Parser)]
+#[command(about = "A bot split over processes sharing an identify store, beside one process")]
+struct Args {
+    /// Shards in the bot.
+    #[arg(default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    shards: u32,
+    /// Processes the shards are split over.
+    #[arg(default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..))]
+    processes: u32,
+    /// The run's seed.
+    #[arg(default_value_t = 1)]
+    seed: u64,
+    /// `outage`, `no-outage`, `every` or `probe-alone`, combined with `+`.
+    #[arg(default_value = "outage")]
+    variant: String,
+}
+
+/// `writeln!` into the output text (writing to a `String` cannot fail).
+macro_rules! outln {
+    ($text:expr, $($arg:tt)*) => {{
+        let _ = writeln!($text, $($arg)*);
+    }};
+}
+
+fn main() -> ExitCode {
+    let Args {
+        shards,
+        processes,
+        seed,
+        variant,
+    } = Args::parse();
     let mut scenario = Scenario::builtin(STORE_OUTAGE).expect("a built-in scenario");
     scenario.shards = shards;
     scenario.gateway = scenario.gateway.grown_for(shards);
@@ -44,35 +75,44 @@ fn main() {
                 "every" => store.fallback_buckets = reconnect_policy::FallbackBuckets::Every,
                 "probe-alone" => store.share_probe = false,
                 other => {
-                    eprintln!("unknown variant {other:?} (outage, no-outage, every, probe-alone)");
-                    std::process::exit(2);
+                    eprintln!(
+                        "error: unknown variant {other:?} (outage, no-outage, every, probe-alone)"
+                    );
+                    return ExitCode::from(2);
                 }
             }
         }
     }
     if let Err(e) = scenario.validate() {
-        eprintln!("{e}");
-        std::process::exit(2);
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
     }
     let policy = model("policy").expect("the policy");
-    let result =
-        compare_processes(&scenario, &policy, seed, Budget::default()).unwrap_or_else(|e| {
-            eprintln!("{e}");
-            std::process::exit(1);
-        });
-    println!(
+    let result = match compare_processes(&scenario, &policy, seed, Budget::default()) {
+        Ok(result) => result,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut text = String::new();
+    outln!(
+        text,
         "scenario {} ({variant}) seed {seed}: {shards} shards, {} buckets, {starts} session starts, {} handshakes/s admitted",
-        scenario.name, scenario.gateway.max_concurrency, scenario.gateway.admission_per_s
+        scenario.name,
+        scenario.gateway.max_concurrency,
+        scenario.gateway.admission_per_s
     );
-    println!("{}", scenario.description);
+    outln!(text, "{}", scenario.description);
     for line in &result.assumptions {
-        println!("  assumption: {line}");
+        outln!(text, "  assumption: {line}");
     }
     for (label, r) in [
         (format!("{processes} processes"), &result.split),
         ("1 process".to_owned(), &result.one_process),
     ] {
-        println!(
+        outln!(
+            text,
             "{label:>13}: verdict {}, identify violations {} (at 0 ms tolerance {}), session starts {} of {starts}, token reset {}, \
              recovery p50 {} p99 {} max {} (lower bound {} ms), unrecovered {}, attempts {} ({:.2} per shard, {} refused by the link), most handshakes in 100 ms {}, start-up {}",
             r.verdict,
@@ -92,11 +132,12 @@ fn main() {
             ms(r.startup_ms),
         );
         for reason in r.reasons() {
-            println!("{:>15}{reason}", "");
+            outln!(text, "{:>15}{reason}", "");
         }
     }
     let s = result.figures.store;
-    println!(
+    outln!(
+        text,
         "store: grants {}, charged for local grants {}, given back {}, charged in all {} (the gateway: {} Identify payloads, {} session starts over the whole run, start-up included), \
          left {}, late acquires {}, held by the return hold {}, reconciles {}, messages lost {}",
         s.grants,
@@ -114,7 +155,8 @@ fn main() {
     let p = &result.figures.processes;
     let fell: Vec<u64> = p.iter().map(|p| p.fallback.fallbacks).collect();
     let local: Vec<u64> = p.iter().map(|p| p.fallback.local_grants).collect();
-    println!(
+    outln!(
+        text,
         "processes: fallbacks {fell:?}, returns {}, starts granted by local shares {local:?} (local share {} each at most), \
          owned buckets {} to {} a process, requests parked until the store was back {}",
         p.iter().map(|p| p.fallback.returns).sum::<u64>(),
@@ -123,6 +165,19 @@ fn main() {
         p.iter().map(|p| p.owned_buckets).max().unwrap_or(0),
         p.iter().map(|p| p.fallback.parked).sum::<u64>(),
     );
+    print_all(&text)
+}
+
+/// Writes `text` to standard output. A reader that went away (`| head`)
+/// ends the output quietly; another write error is reported.
+fn print_all(text: &str) -> ExitCode {
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            eprintln!("error: writing the output: {e}");
+            ExitCode::FAILURE
+        }
+        _ => ExitCode::SUCCESS,
+    }
 }
 
 fn ms(value: Option<u64>) -> String {

@@ -2,10 +2,10 @@
 //! so the peak resident memory belongs to that run alone.
 //!
 //! ```text
-//! cargo run --release -p reconnect-sim --example scale -- SHARDS [MODEL] [MINUTES]
+//! cargo run --release -p reconnect-sim --example scale -- [SHARDS] [MODEL] [MINUTES]
 //! ```
 //!
-//! Runs `SHARDS` shards of `MODEL` (default `policy`) through `MINUTES`
+//! Runs `SHARDS` (default 10,000) shards of `MODEL` (default `policy`) through `MINUTES`
 //! (default 60) of flapping links (up 1–120 s, down 0.5–45 s) on one
 //! thread, and prints one line: shards, simulated minutes, events, wall
 //! seconds, events per second, peak resident memory, and that memory per
@@ -23,14 +23,35 @@
 //! 5,000 a fleet of more than 5,000 shards would only ever start 5,000 of
 //! them, and a larger fleet would measure the same run.
 
-use reconnect_sim::{Budget, Scenario, model, run};
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::process::ExitCode;
 
-fn main() {
-    let mut args = std::env::args().skip(1);
-    let shards: u32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
-    let name = args.next().unwrap_or_else(|| "policy".to_owned());
-    let minutes: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(60);
-    let duration_ms = minutes * 60_000;
+use clap::Parser;
+use reconnect_sim::{Budget, Scenario, model, model_names, run};
+
+/// The command line: `scale [SHARDS] [MODEL] [MINUTES]`.
+#[derive(Parser)]
+#[command(about = "The simulator's speed and memory for one fleet size, one line per run")]
+struct Args {
+    /// Shards in the fleet.
+    #[arg(default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    shards: u32,
+    /// The model every shard runs (`reconnect-sim models` lists them).
+    #[arg(default_value = "policy")]
+    model: String,
+    /// Simulated minutes of flapping links (the first one calm).
+    #[arg(default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    minutes: u64,
+}
+
+fn main() -> ExitCode {
+    let Args {
+        shards,
+        model: name,
+        minutes,
+    } = Args::parse();
+    let duration_ms = minutes.saturating_mul(60_000);
     // The built-in flapping link, stretched to the whole run.
     let mut scenario = Scenario::builtin("flapping-link").expect("a built-in scenario");
     scenario.shards = shards;
@@ -42,45 +63,70 @@ fn main() {
         fault.duration_ms = duration_ms;
     }
     if let Err(e) = scenario.validate() {
-        eprintln!("{e}");
-        std::process::exit(2);
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
     }
-    let m = model(&name).unwrap_or_else(|| {
-        eprintln!("unknown model {name:?}");
-        std::process::exit(2);
-    });
+    let Some(m) = model(&name) else {
+        eprintln!(
+            "error: unknown model {name:?}; the models are {}",
+            model_names().join(", ")
+        );
+        return ExitCode::from(2);
+    };
     #[allow(clippy::disallowed_methods)]
     let started = std::time::Instant::now();
-    let rec = run(&scenario, &m, 1, Budget::default()).unwrap_or_else(|e| {
-        eprintln!("{e}");
-        std::process::exit(1);
-    });
+    let rec = match run(&scenario, &m, 1, Budget::default()) {
+        Ok(rec) => rec,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let wall = started.elapsed().as_secs_f64();
     let peak_kib = peak_rss_kib().unwrap_or(0);
-    println!(
+    let started = rec.startup_ms.map_or_else(
+        || "never".to_owned(),
+        |ms| format!("{:.1} s", ms as f64 / 1e3),
+    );
+    let mut text = String::new();
+    // Writing to a `String` cannot fail.
+    let _ = writeln!(
+        text,
         "shards {shards:>6}  minutes {minutes:>3}  events {:>11}  wall {wall:>7.2} s  {:>6.2} M events/s  peak RSS {:>8} KiB  {:>6.2} KiB/shard",
         rec.events,
         rec.events as f64 / wall / 1e6,
         peak_kib,
         peak_kib as f64 / f64::from(shards),
     );
-    println!(
+    let _ = writeln!(
+        text,
         "{:>58}pending events at most {}, sockets at most {}",
         "", rec.queue_high_water, rec.sockets_high_water
     );
-    let started = rec.startup_ms.map_or_else(
-        || "never".to_owned(),
-        |ms| format!("{:.1} s", ms as f64 / 1e3),
-    );
-    println!(
+    let _ = writeln!(
+        text,
         "{:>58}whole fleet up at {started}, session starts {}, identifies {}",
         "", rec.count.session_starts, rec.count.identifies
     );
-    println!(
+    let _ = writeln!(
+        text,
         "{:>58}a shard's policy: {} bytes inline",
         "",
         size_of::<reconnect_policy::Policy>()
     );
+    print_all(&text)
+}
+
+/// Writes `text` to standard output. A reader that went away (`| head -1`)
+/// ends the output quietly; another write error is reported.
+fn print_all(text: &str) -> ExitCode {
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            eprintln!("error: writing the output: {e}");
+            ExitCode::FAILURE
+        }
+        _ => ExitCode::SUCCESS,
+    }
 }
 
 /// The process's peak resident set (Linux `VmHWM`), in KiB.

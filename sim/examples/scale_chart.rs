@@ -13,7 +13,20 @@
 
 use std::collections::BTreeMap;
 
+use clap::Parser;
 use plotters::prelude::*;
+
+/// The command line: `scale_chart [FIGURES] [CHART]`.
+#[derive(Parser)]
+#[command(about = "Draws the scale chart (SVG) from the figures the scale example measured")]
+struct Args {
+    /// The figures, CSV: `build,shards,events,user_s,peak_kib`.
+    #[arg(value_name = "FIGURES", default_value = "docs/scale-figures.csv")]
+    input: String,
+    /// The chart to write.
+    #[arg(value_name = "CHART", default_value = "docs/scale.svg")]
+    output: String,
+}
 
 /// One measured run.
 struct Figure {
@@ -23,11 +36,7 @@ struct Figure {
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let input = args
-        .next()
-        .unwrap_or_else(|| "docs/scale-figures.csv".to_owned());
-    let output = args.next().unwrap_or_else(|| "docs/scale.svg".to_owned());
+    let Args { input, output } = Args::parse();
     let text = match std::fs::read_to_string(&input) {
         Ok(text) => text,
         Err(e) => {
