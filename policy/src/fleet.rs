@@ -710,8 +710,21 @@ impl Fleet {
     }
 
     /// What is left to do at the end of an input: hold the fleet if an
-    /// outage tripped, release shards if the ramp has room.
+    /// outage tripped, release shards if the ramp has room. Inline, and
+    /// only a check: after almost every input there is nothing to do, and
+    /// the work itself ([`Fleet::settle_input`]) stays out of line, so
+    /// that the check does not pay for its frame.
+    #[inline]
     fn after_input(&mut self, now: Timestamp) {
+        let recovery = &self.recovery;
+        if recovery.trip_pending || (recovery.mode == Mode::Ramp && recovery.ramp_moved) {
+            self.settle_input(now);
+        }
+    }
+
+    /// [`Fleet::after_input`]'s work, when there is some.
+    #[inline(never)]
+    fn settle_input(&mut self, now: Timestamp) {
         if self.recovery.trip_pending {
             self.trip(now);
         }
