@@ -237,11 +237,23 @@ impl Clients {
         }
     }
 
-    /// When `timer` next needs to fire.
+    /// When `timer` next needs to fire. Asked after every message and
+    /// wake-up: the fleet's answer (a field it keeps) is read inline, and
+    /// the other clients' out of line, so that reading it does not pay
+    /// for the frame their answers need.
     #[must_use]
+    #[inline]
     pub fn next_wake(&self, timer: Timer) -> Option<u64> {
         match (self, timer) {
             (Self::Fleet(c), Timer::Fleet) => c.next_wake(),
+            _ => self.others_next_wake(timer),
+        }
+    }
+
+    /// [`Clients::next_wake`] for every client but the fleet.
+    #[inline(never)]
+    fn others_next_wake(&self, timer: Timer) -> Option<u64> {
+        match (self, timer) {
             (Self::Processes(c), Timer::Fleet) => c.next_wake(),
             (Self::Peers(peers), Timer::Shard(shard)) => {
                 peers.get(shard as usize).and_then(PeerClient::next_wake)
