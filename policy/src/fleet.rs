@@ -556,7 +556,12 @@ impl Fleet {
     }
 
     /// [`Fleet::observe`] for a sign of life or a failure, the recovery
-    /// being enabled.
+    /// being enabled. Inline, and so is a sign of life outside an outage
+    /// (the most common signal: every frame is one); a failure, and a
+    /// sign of life that ends an outage, go out of line
+    /// ([`Fleet::failure_seen`], [`Fleet::outage_answered`]), so that a
+    /// frame does not pay for their frames.
+    #[inline]
     fn feed_detector(&mut self, index: usize, now: Timestamp, signal: Signal) {
         let recovery = &mut self.recovery;
         match signal {
@@ -567,40 +572,53 @@ impl Fleet {
                     recovery.quiet_at = Some(now.saturating_add(silence));
                 }
                 if recovery.mode == Mode::Outage {
-                    self.start_ramp();
-                    self.report_probe(ProbeRequest::Answered);
+                    self.outage_answered();
                 }
             }
-            Signal::Failure if recovery.mode != Mode::Outage => {
-                // The shards connected now: the count kept as shards are
-                // routed, which every shard but this one (its input is not
-                // routed yet) is up to date in, rather than a scan of the
-                // whole fleet on every first failure of a window.
-                let policies = &self.policies;
-                let live = || {
-                    let was = usize::from(recovery.connected[index]);
-                    let is = usize::from(policies[index].state().is_connected());
-                    let live = usize::try_from(recovery.live)
-                        .unwrap_or(usize::MAX)
-                        .saturating_sub(was)
-                        .saturating_add(is);
-                    debug_assert_eq!(
-                        live,
-                        policies
-                            .iter()
-                            .filter(|policy| policy.state().is_connected())
-                            .count()
-                    );
-                    live
-                };
-                if recovery
-                    .detector
-                    .failure(now, index, &recovery.config, live)
-                {
-                    recovery.trip_pending = true;
-                }
-            }
+            Signal::Failure if recovery.mode != Mode::Outage => self.failure_seen(index, now),
             Signal::Failure | Signal::Nothing => {}
+        }
+    }
+
+    /// A sign of life during an outage: the ramp starts, and the probe
+    /// that was out counts as answered.
+    #[inline(never)]
+    fn outage_answered(&mut self) {
+        self.start_ramp();
+        self.report_probe(ProbeRequest::Answered);
+    }
+
+    /// [`Fleet::feed_detector`] for a failure outside an outage: the
+    /// detector counts it, and may trip.
+    #[inline(never)]
+    fn failure_seen(&mut self, index: usize, now: Timestamp) {
+        let recovery = &mut self.recovery;
+        // The shards connected now: the count kept as shards are routed,
+        // which every shard but this one (its input is not routed yet) is
+        // up to date in, rather than a scan of the whole fleet on every
+        // first failure of a window.
+        let policies = &self.policies;
+        let live = || {
+            let was = usize::from(recovery.connected[index]);
+            let is = usize::from(policies[index].state().is_connected());
+            let live = usize::try_from(recovery.live)
+                .unwrap_or(usize::MAX)
+                .saturating_sub(was)
+                .saturating_add(is);
+            debug_assert_eq!(
+                live,
+                policies
+                    .iter()
+                    .filter(|policy| policy.state().is_connected())
+                    .count()
+            );
+            live
+        };
+        if recovery
+            .detector
+            .failure(now, index, &recovery.config, live)
+        {
+            recovery.trip_pending = true;
         }
     }
 
@@ -710,8 +728,21 @@ impl Fleet {
     }
 
     /// What is left to do at the end of an input: hold the fleet if an
-    /// outage tripped, release shards if the ramp has room.
+    /// outage tripped, release shards if the ramp has room. Inline, and
+    /// only a check: after almost every input there is nothing to do, and
+    /// the work itself ([`Fleet::settle_input`]) stays out of line, so
+    /// that the check does not pay for its frame.
+    #[inline]
     fn after_input(&mut self, now: Timestamp) {
+        let recovery = &self.recovery;
+        if recovery.trip_pending || (recovery.mode == Mode::Ramp && recovery.ramp_moved) {
+            self.settle_input(now);
+        }
+    }
+
+    /// [`Fleet::after_input`]'s work, when there is some.
+    #[inline(never)]
+    fn settle_input(&mut self, now: Timestamp) {
         if self.recovery.trip_pending {
             self.trip(now);
         }

@@ -110,7 +110,8 @@ impl RecentSockets {
             .map(|i| self.connection(i))
     }
 
-    fn sock_of(&self, conn: ConnectionId) -> Option<SockId> {
+    /// The socket of connection `conn`, if remembered.
+    pub(super) fn sock_of(&self, conn: ConnectionId) -> Option<SockId> {
         (0..self.held())
             .find(|&i| self.connection(i) == conn)
             .map(|i| self.socks[i])
@@ -172,13 +173,13 @@ impl ShardSockets {
         if !self.covers(shard) {
             return;
         }
-        let Some(mut recent) = cx.recent(shard) else {
-            return;
-        };
         match action {
             Action::Connect {
                 connection, url, ..
             } => {
+                let Some(mut recent) = cx.recent(shard) else {
+                    return;
+                };
                 let sock = cx.connect_tagged(shard, url != BASE_URL, connection.0);
                 recent.push(connection, sock, |old| cx.untag(shard, old));
                 cx.set_recent(shard, recent);
@@ -187,7 +188,7 @@ impl ShardSockets {
                 connection,
                 command,
             } => {
-                let Some(sock) = recent.sock_of(connection) else {
+                let Some(sock) = cx.sock_of(shard, connection) else {
                     return;
                 };
                 let msg = match command {
@@ -201,7 +202,7 @@ impl ShardSockets {
                 cx.send(sock, msg);
             }
             Action::Close { connection, code } => {
-                if let Some(sock) = recent.sock_of(connection) {
+                if let Some(sock) = cx.sock_of(shard, connection) {
                     cx.send(
                         sock,
                         ToServer::Close {
@@ -211,7 +212,7 @@ impl ShardSockets {
                 }
             }
             Action::Abort { connection } => {
-                if let Some(sock) = recent.sock_of(connection) {
+                if let Some(sock) = cx.sock_of(shard, connection) {
                     cx.send(sock, ToServer::Drop);
                 }
             }

@@ -24,6 +24,8 @@ pub use peer::{
 };
 pub use processes::{ProcessFigures, ProcessesClient, ProcessesFigures};
 
+use reconnect_policy::ConnectionId;
+
 use crate::wire::{SessionId, SockId, ToClient, ToServer};
 
 /// What a client asked for during one call.
@@ -109,6 +111,13 @@ impl<'a> Cx<'a> {
     /// A copy of `shard`'s record of recent sockets, if kept.
     pub fn recent(&mut self, shard: u32) -> Option<RecentSockets> {
         self.records.recent_mut(shard).copied()
+    }
+
+    /// The socket of `shard`'s connection `conn`, if its record of recent
+    /// sockets remembers it: what a send on the connection needs, read in
+    /// place rather than from a copy of the whole record.
+    pub fn sock_of(&mut self, shard: u32, conn: ConnectionId) -> Option<SockId> {
+        self.records.recent_mut(shard)?.sock_of(conn)
     }
 
     /// Keeps `recent` as `shard`'s record of recent sockets.
@@ -237,11 +246,23 @@ impl Clients {
         }
     }
 
-    /// When `timer` next needs to fire.
+    /// When `timer` next needs to fire. Asked after every message and
+    /// wake-up: the fleet's answer (a field it keeps) is read inline, and
+    /// the other clients' out of line, so that reading it does not pay
+    /// for the frame their answers need.
     #[must_use]
+    #[inline]
     pub fn next_wake(&self, timer: Timer) -> Option<u64> {
         match (self, timer) {
             (Self::Fleet(c), Timer::Fleet) => c.next_wake(),
+            _ => self.others_next_wake(timer),
+        }
+    }
+
+    /// [`Clients::next_wake`] for every client but the fleet.
+    #[inline(never)]
+    fn others_next_wake(&self, timer: Timer) -> Option<u64> {
+        match (self, timer) {
             (Self::Processes(c), Timer::Fleet) => c.next_wake(),
             (Self::Peers(peers), Timer::Shard(shard)) => {
                 peers.get(shard as usize).and_then(PeerClient::next_wake)
