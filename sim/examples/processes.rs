@@ -23,11 +23,11 @@
 //! each process's fallbacks.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser;
 use reconnect_sim::scenario::STORE_OUTAGE;
+use reconnect_sim::stdout::print_all;
 use reconnect_sim::{Budget, Scenario, compare_processes, model};
 
 /// The command line: `processes [SHARDS] [PROCESSES] [SEED] [VARIANT]`.
@@ -166,18 +166,6 @@ fn main() -> ExitCode {
         p.iter().map(|p| p.fallback.parked).sum::<u64>(),
     );
     print_all(&text)
-}
-
-/// Writes `text` to standard output. A reader that went away (`| head`)
-/// ends the output quietly; another write error is reported.
-fn print_all(text: &str) -> ExitCode {
-    match std::io::stdout().lock().write_all(text.as_bytes()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            eprintln!("error: writing the output: {e}");
-            ExitCode::FAILURE
-        }
-        _ => ExitCode::SUCCESS,
-    }
 }
 
 fn ms(value: Option<u64>) -> String {

@@ -24,10 +24,10 @@
 //! them, and a larger fleet would measure the same run.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser;
+use reconnect_sim::stdout::print_all;
 use reconnect_sim::{Budget, Scenario, model, model_names, run};
 
 /// The command line: `scale [SHARDS] [MODEL] [MINUTES]`.
@@ -115,18 +115,6 @@ fn main() -> ExitCode {
         size_of::<reconnect_policy::Policy>()
     );
     print_all(&text)
-}
-
-/// Writes `text` to standard output. A reader that went away (`| head -1`)
-/// ends the output quietly; another write error is reported.
-fn print_all(text: &str) -> ExitCode {
-    match std::io::stdout().lock().write_all(text.as_bytes()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            eprintln!("error: writing the output: {e}");
-            ExitCode::FAILURE
-        }
-        _ => ExitCode::SUCCESS,
-    }
 }
 
 /// The process's peak resident set (Linux `VmHWM`), in KiB.

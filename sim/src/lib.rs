@@ -58,6 +58,7 @@ pub mod report;
 pub mod rng;
 pub mod rules;
 pub mod scenario;
+pub mod stdout;
 pub mod store;
 pub mod svg;
 pub mod sweep;

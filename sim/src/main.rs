@@ -1,7 +1,6 @@
 //! `reconnect-sim`: run scenarios, compare strategies and peer models, sweep
 //! seeds, and check determinism.
 
-use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -331,12 +330,7 @@ fn model_under_test(policy_config: Option<&Path>) -> &'static str {
 /// Writes to standard output; a reader that went away (`| head`) ends the
 /// output quietly instead of panicking, other write errors are errors.
 fn emit(args: std::fmt::Arguments<'_>) -> Result<(), String> {
-    match std::io::stdout().lock().write_fmt(args) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(format!("writing the output: {e}"))
-        }
-        _ => Ok(()),
-    }
+    reconnect_sim::stdout::write_quietly(args).map_err(|e| format!("writing the output: {e}"))
 }
 
 /// `print!` through [`emit`], returning its error from the function.
