@@ -323,6 +323,21 @@ pub struct Policy {
 pub(crate) type OutputQueue = Box<VecDeque<Output>>;
 
 impl Policy {
+    /// Reads a word in each cache line of the stretch every input reads
+    /// (see the layout note on [`Policy`]): the hot counters, the clock
+    /// and the phase's tag. A caller with several policies to visit next
+    /// reads them all first, so that their cache misses overlap instead of
+    /// coming one after another; it hands the result to
+    /// [`std::hint::black_box`], so that the reads are made.
+    #[inline]
+    pub(crate) fn warm(&self) -> u64 {
+        let phase = match self.phase {
+            Phase::Waiting { .. } => 0,
+            _ => 1,
+        };
+        u64::from(self.count(Counter::Zombies)) ^ self.now.as_millis() ^ phase
+    }
+
     /// A policy for shard `shard` (its id, used for the identify bucket),
     /// with its random stream derived from `seed` and `shard` (shards given
     /// the same seed draw independent jitter), created at `now`. The first
