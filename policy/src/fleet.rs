@@ -359,20 +359,6 @@ impl Fleet {
         self.after_input(now);
     }
 
-    /// Reads the cache lines of shard `shard`'s policy that an input reads
-    /// first, and nothing else: a hint, with no effect on any answer. A
-    /// driver that knows the next few inputs (say, the events due at the
-    /// same moment) calls it for their shards a little ahead, so that in a
-    /// fleet too large for the cache their misses overlap instead of
-    /// coming one after another. Does nothing for a shard not in the
-    /// fleet.
-    #[inline]
-    pub fn prefetch(&self, shard: u32) {
-        if let Ok(index) = self.index(shard) {
-            std::hint::black_box(self.policies[index].warm());
-        }
-    }
-
     /// Closes every shard's session for good (see [`Policy::shutdown`]).
     pub fn shutdown(&mut self, now: Timestamp) {
         for index in 0..self.policies.len() {
@@ -1147,21 +1133,6 @@ mod tests {
     /// Between inputs no shard holds an output queue: the fleet lends its
     /// one queue for each input and takes it back, so a shard costs no
     /// queue (and no inline output) however many outputs it made.
-    #[test]
-    fn a_prefetch_changes_no_answer() {
-        let make = || Fleet::new(PolicyConfig::default(), 0..8, 7, limiter(2), t(0)).unwrap();
-        let (mut hinted, mut plain) = (make(), make());
-        // Known shards and ones not in the fleet alike.
-        for shard in [0, 3, 7, 8, u32::MAX] {
-            hinted.prefetch(shard);
-        }
-        let drain =
-            |fleet: &mut Fleet| std::iter::from_fn(|| fleet.poll_output()).collect::<Vec<_>>();
-        assert_eq!(drain(&mut hinted), drain(&mut plain));
-        assert_eq!(run(&mut hinted, 60_000), run(&mut plain, 60_000));
-        assert_eq!(hinted.poll_timeout(), plain.poll_timeout());
-    }
-
     #[test]
     fn shards_hold_no_output_queue_between_inputs() {
         let mut fleet = Fleet::new(PolicyConfig::default(), 0..8, 7, limiter(2), t(0)).unwrap();
