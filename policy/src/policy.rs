@@ -326,19 +326,20 @@ impl Policy {
     /// Reads a word in each cache line of the stretch every input reads
     /// (see the layout note on [`Policy`]): the hot counters, the clock
     /// and the phase's tag; and, for a shard waiting to dial, the retry
-    /// planner and the session, which an attempt's start reads. A caller with several policies to visit next
-    /// reads them all first, so that their cache misses overlap instead of
-    /// coming one after another; it hands the result to
-    /// [`std::hint::black_box`], so that the reads are made.
+    /// planner and the session, which an attempt's start reads. A caller
+    /// with several policies to visit next reads them all first, so that
+    /// their cache misses overlap instead of coming one after another; it
+    /// hands the result to [`std::hint::black_box`], so that the reads are
+    /// made.
     #[inline]
     pub(crate) fn warm(&self) -> u64 {
-        let phase = match self.phase {
+        let dial = match self.phase {
             Phase::Waiting { .. } => {
                 u64::from(self.retries.retries()) ^ u64::from(self.session.is_some())
             }
-            _ => 1,
+            _ => 0,
         };
-        u64::from(self.count(Counter::Zombies)) ^ self.now.as_millis() ^ phase
+        u64::from(self.count(Counter::Zombies)) ^ self.now.as_millis() ^ dial
     }
 
     /// A policy for shard `shard` (its id, used for the identify bucket),
